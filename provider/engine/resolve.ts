@@ -1,0 +1,280 @@
+import { clock as currentClock, type Clock } from "./clock";
+import { callWithPolicy } from "./call";
+import type { Config, Variable } from "./config/load";
+import { DsopsError, ResolveError, errorMessage, type VariableFailure } from "./errors";
+import { extractJsonField } from "./jsonpath";
+import { Limiter } from "./limit";
+import { fetchId, type SecretRef } from "./refs";
+import { Secret } from "./secret";
+import { applyTransforms } from "./transforms";
+import { createStore } from "../stores/registry";
+import type { SecretVersion, Store, StoreKey } from "../stores/types";
+
+/** One resolved variable of an env. */
+export interface ResolvedVariable {
+  readonly name: string;
+  readonly value: Secret;
+  readonly source: "literal" | "store";
+  readonly store?: string;
+  readonly key?: string;
+  readonly versionId?: string;
+  readonly updatedAt?: string;
+}
+
+/** The result of resolving an env. */
+export interface EnvResult {
+  readonly env: string;
+  readonly variables: Readonly<Record<string, ResolvedVariable>>;
+  /** Optional variables left out, and other warnings (no values). */
+  readonly warnings: string[];
+}
+
+/** What `plan` shows of a variable: where it comes from, never its value. */
+export interface PlanEntry {
+  readonly name: string;
+  readonly source: "literal" | "store";
+  readonly store?: string;
+  readonly storeType?: string;
+  readonly key?: string;
+  readonly field?: string;
+  readonly version?: string;
+  readonly transforms: string[];
+  readonly optional: boolean;
+}
+
+export interface ResolverOptions {
+  /** Store calls in flight at once (default the config's resolver.concurrency, else 16). */
+  concurrency?: number;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  /** Told of warnings as they happen (optional variables skipped, retries). */
+  onWarning?: (message: string) => void;
+  /** Told of each finished variable (progress). */
+  onProgress?: (done: number, total: number) => void;
+  random?: () => number;
+  /** Store instances to use instead of creating them from the configuration (library users, tests). */
+  stores?: Readonly<Record<string, Store>>;
+}
+
+/** Calls made to each store during a run (batch calls count once). */
+export interface ResolverStats {
+  calls: number;
+  byStore: Record<string, number>;
+}
+
+interface Pending {
+  key: StoreKey;
+  resolve: (v: SecretVersion) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Resolves references and envs of one configuration. One instance is one run: each distinct
+ * store fetch happens once (several fields of one secret share it), requests made in the same
+ * tick are batched per store, and at most `concurrency` store calls are in flight.
+ */
+export class Resolver {
+  readonly stats: ResolverStats = { calls: 0, byStore: {} };
+  private readonly stores = new Map<string, Store>();
+  private readonly cache = new Map<string, Promise<SecretVersion>>();
+  private readonly queues = new Map<string, Pending[]>();
+  private readonly limiter: Limiter;
+  private readonly clock: Clock;
+
+  constructor(readonly config: Config, private readonly opts: ResolverOptions = {}) {
+    this.clock = opts.clock ?? currentClock();
+    this.limiter = new Limiter(opts.concurrency ?? config.raw.resolver?.concurrency ?? 16);
+  }
+
+  /** The store of that name, created on first use. */
+  store(name: string): Store {
+    let s = this.stores.get(name) ?? this.opts.stores?.[name];
+    if (!s) {
+      const settings = this.config.stores[name];
+      if (!settings) throw new DsopsError(`unknown store "${name}"`);
+      s = createStore(name, settings, { configDir: this.config.dir, clock: this.clock, env: this.opts.env ?? process.env });
+      this.stores.set(name, s);
+    }
+    return s;
+  }
+
+  /** Fetch the version a reference points at (field not applied). */
+  fetch(ref: SecretRef): Promise<SecretVersion> {
+    const id = fetchId(ref);
+    let p = this.cache.get(id);
+    if (!p) {
+      p = this.enqueue(ref.store, { key: ref.key, ...(ref.version !== undefined ? { version: ref.version } : {}), ...(ref.options ? { options: ref.options } : {}) });
+      this.cache.set(id, p);
+    }
+    return p;
+  }
+
+  /** Resolve one reference to its value (field applied). */
+  async resolveRef(ref: SecretRef): Promise<{ value: Secret; versionId: string; updatedAt?: string }> {
+    const v = await this.fetch(ref);
+    const value = ref.field !== undefined ? new Secret(extractJsonField(v.value.reveal(), ref.field)) : v.value;
+    return { value, versionId: v.versionId, ...(v.updatedAt ? { updatedAt: v.updatedAt } : {}) };
+  }
+
+  /** Where each variable of an env comes from; no store is called. */
+  plan(envName: string): PlanEntry[] {
+    return Object.values(this.env(envName))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((v) => ({
+        name: v.name,
+        source: v.spec.literal !== undefined ? ("literal" as const) : ("store" as const),
+        ...(v.ref && v.spec.literal === undefined
+          ? { store: v.ref.store, storeType: this.config.stores[v.ref.store]?.type, key: v.ref.key, field: v.ref.field, version: v.ref.version }
+          : {}),
+        transforms: v.transforms.map((t) => (t.arg === undefined ? t.name : `${t.name}:${t.arg}`)),
+        optional: v.optional,
+      }));
+  }
+
+  /** Resolve every variable of an env; all failures are collected into one ResolveError. */
+  async resolveEnv(envName: string, only?: readonly string[]): Promise<EnvResult> {
+    const vars = Object.values(this.env(envName)).filter((v) => !only || only.includes(v.name));
+    if (only) {
+      const missing = only.filter((n) => !vars.some((v) => v.name === n));
+      if (missing.length) throw new DsopsError(`env "${envName}" has no variable ${missing.map((m) => `"${m}"`).join(", ")}`);
+    }
+    this.checkPolicies(envName, vars);
+    const failures: VariableFailure[] = [];
+    const warnings: string[] = [];
+    const variables: Record<string, ResolvedVariable> = {};
+    let done = 0;
+    await Promise.all(
+      vars.map(async (v) => {
+        try {
+          variables[v.name] = await this.resolveVariable(v);
+        } catch (e) {
+          const cause = errorMessage(e);
+          if (v.optional) {
+            const w = `${v.name}: optional, left out: ${cause}`;
+            warnings.push(w);
+            this.opts.onWarning?.(w);
+          } else {
+            failures.push({ variable: v.name, ...(v.ref ? { store: v.ref.store, key: v.ref.key } : {}), cause });
+          }
+        } finally {
+          this.opts.onProgress?.(++done, vars.length);
+        }
+      }),
+    );
+    if (failures.length) throw new ResolveError(envName, failures.sort((a, b) => a.variable.localeCompare(b.variable)));
+    return { env: envName, variables: sortKeys(variables), warnings };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.stores.values()].map((s) => s.close?.().catch(() => undefined)));
+    this.stores.clear();
+  }
+
+  private env(envName: string): Readonly<Record<string, Variable>> {
+    const env = this.config.envs[envName];
+    if (!env) {
+      const names = Object.keys(this.config.envs);
+      throw new DsopsError(`unknown env "${envName}"`, { hint: names.length ? `envs: ${names.join(", ")}` : "no envs are defined in the configuration" });
+    }
+    return env;
+  }
+
+  private checkPolicies(envName: string, vars: Variable[]): void {
+    const p = this.config.raw.policies;
+    if (!p) return;
+    if (p.max_secrets !== undefined && vars.length > p.max_secrets)
+      throw new DsopsError(`env "${envName}" has ${vars.length} variables; policies.max_secrets allows ${p.max_secrets}`);
+  }
+
+  private async resolveVariable(v: Variable): Promise<ResolvedVariable> {
+    if (v.spec.literal !== undefined) {
+      return { name: v.name, value: applyTransforms(v.transforms, new Secret(v.spec.literal)), source: "literal" };
+    }
+    const ref = v.ref as SecretRef;
+    const type = this.config.stores[ref.store]?.type;
+    const p = this.config.raw.policies;
+    if (type && p?.blocked_store_types?.includes(type)) throw new DsopsError(`store type ${type} is blocked by policies.blocked_store_types`);
+    if (type && p?.allowed_store_types && !p.allowed_store_types.includes(type))
+      throw new DsopsError(`store type ${type} is not in policies.allowed_store_types`);
+    const got = await this.resolveRef(ref);
+    return {
+      name: v.name,
+      value: applyTransforms(v.transforms, got.value),
+      source: "store",
+      store: ref.store,
+      key: ref.key,
+      versionId: got.versionId,
+      ...(got.updatedAt ? { updatedAt: got.updatedAt } : {}),
+    };
+  }
+
+  private enqueue(storeName: string, key: StoreKey): Promise<SecretVersion> {
+    return new Promise<SecretVersion>((resolve, reject) => {
+      let q = this.queues.get(storeName);
+      if (!q) {
+        q = [];
+        this.queues.set(storeName, q);
+        setImmediate(() => this.flush(storeName));
+      }
+      q.push({ key, resolve, reject });
+    });
+  }
+
+  private flush(storeName: string): void {
+    const q = this.queues.get(storeName) ?? [];
+    this.queues.delete(storeName);
+    let store: Store;
+    try {
+      store = this.store(storeName);
+    } catch (e) {
+      for (const p of q) p.reject(e as Error);
+      return;
+    }
+    const settings = this.config.stores[storeName];
+    const policy = {
+      timeoutMs: settings?.timeout_ms ?? 30000,
+      retries: settings?.retries ?? 3,
+      baseBackoffMs: 200,
+      maxBackoffMs: 5000,
+      clock: this.clock,
+      random: this.opts.random,
+      onRetry: (n: number, ms: number, e: Error) => this.opts.onWarning?.(`store "${storeName}": retry ${n} in ${ms} ms after: ${e.message}`),
+    };
+    const count = () => {
+      this.stats.calls++;
+      this.stats.byStore[storeName] = (this.stats.byStore[storeName] ?? 0) + 1;
+    };
+    const batchSize = store.getMany ? store.capabilities.batch : 0;
+    if (batchSize > 1 && q.length > 1) {
+      for (let i = 0; i < q.length; i += batchSize) {
+        const chunk = q.slice(i, i + batchSize);
+        void this.limiter
+          .run(() =>
+            callWithPolicy(`store "${storeName}"`, () => {
+              count();
+              return (store.getMany as NonNullable<Store["getMany"]>)(chunk.map((p) => p.key));
+            }, policy),
+          )
+          .then(
+            (results) => chunk.forEach((p, j) => (results[j] instanceof Error || results[j] === undefined ? p.reject((results[j] as Error) ?? new DsopsError("no result")) : p.resolve(results[j] as SecretVersion))),
+            (e: Error) => chunk.forEach((p) => p.reject(e)),
+          );
+      }
+      return;
+    }
+    for (const p of q) {
+      void this.limiter
+        .run(() =>
+          callWithPolicy(`store "${storeName}"`, () => {
+            count();
+            return store.get(p.key);
+          }, policy),
+        )
+        .then(p.resolve, p.reject);
+    }
+  }
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}

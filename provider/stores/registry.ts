@@ -1,0 +1,24 @@
+import type { StoreType, StoreSettings } from "./settings";
+import type { Store, StoreContext, StoreFactory } from "./types";
+
+/**
+ * The one registration point of store types. Exhaustive: a type in `StoreType` without a
+ * factory does not compile. Each factory `require`s its module when called, so a store's SDK
+ * is loaded only when a store of that type is used.
+ */
+export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
+  literal: (name, s) => new (require("./literal") as typeof import("./literal")).LiteralStore(name, s),
+  env: (name, s, ctx) => new (require("./env") as typeof import("./env")).EnvStore(name, s, ctx),
+  file: (name, s, ctx) => new (require("./file") as typeof import("./file")).FileStore(name, s, ctx),
+  "aws.secretsmanager": (name, s, ctx) =>
+    new (require("./aws-secretsmanager") as typeof import("./aws-secretsmanager")).AwsSecretsManagerStore(name, s, ctx),
+  "aws.ssm": (name, s, ctx) => new (require("./aws-ssm") as typeof import("./aws-ssm")).AwsSsmStore(name, s, ctx),
+  vault: (name, s, ctx) => new (require("./vault") as typeof import("./vault")).VaultStore(name, s, ctx),
+  "gcp.secretmanager": (name, s, ctx) =>
+    new (require("./gcp-secretmanager") as typeof import("./gcp-secretmanager")).GcpSecretManagerStore(name, s, ctx),
+};
+
+export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {
+  const factory = storeFactories[settings.type] as StoreFactory<StoreType>;
+  return factory(name, settings as never, ctx);
+}

@@ -1,0 +1,84 @@
+import type { Secret } from "../engine/secret";
+import type { Clock } from "../engine/clock";
+import type { StoreType, StoreSettings } from "./settings";
+
+/** What the engine asks a store for: a key in the store's own terms, and a version. */
+export interface StoreKey {
+  /** The key in the store's own terms (`myapp/prod`, `/app/db`, `kv/data/x`, `name@3`). Never holds the `#field` part. */
+  readonly key: string;
+  /** A version id or stage/label, in the store's own terms. */
+  readonly version?: string;
+  /** Extra reference options (`?opt=x`) the store may understand. */
+  readonly options?: Readonly<Record<string, string>>;
+}
+
+/** One version of a secret, as read from a store. */
+export interface SecretVersion {
+  /** The value; binary secrets are base64-encoded and flagged `binary`. */
+  readonly value: Secret;
+  /** The store's id of this version. */
+  readonly versionId: string;
+  /** When this version was created, ISO-8601, when the store says. */
+  readonly updatedAt?: string;
+  /** True when the store held bytes, and `value` is their base64 encoding. */
+  readonly binary?: boolean;
+}
+
+/** Metadata of a secret's version, without its value. */
+export interface VersionInfo {
+  readonly versionId: string;
+  readonly updatedAt?: string;
+}
+
+/** What a store can do. The engine picks its calls from these. */
+export interface StoreCapabilities {
+  /** `put` writes a new version. */
+  readonly write: boolean;
+  /** Older versions can be read by id or label. */
+  readonly versions: boolean;
+  /** Largest number of keys one `getMany` call fetches; 0 when the store has no batch call. */
+  readonly batch: number;
+  /** The store can hold binary values. */
+  readonly binary: boolean;
+}
+
+/** Options of a write. */
+export interface PutOptions {
+  /** Free-form description kept with the version where the store allows. */
+  readonly description?: string;
+}
+
+/** A secret store: the one narrow interface every store type implements. */
+export interface Store {
+  /** The store's name in the configuration. */
+  readonly name: string;
+  readonly type: StoreType;
+  readonly capabilities: StoreCapabilities;
+  /** Read one secret version. Missing secret/version → NotFoundError. */
+  get(k: StoreKey): Promise<SecretVersion>;
+  /** Read several secrets in one call; one result per key, in order; a failed key is an Error in its slot. */
+  getMany?(keys: readonly StoreKey[]): Promise<Array<SecretVersion | Error>>;
+  /** The current (or named) version's metadata, without fetching the value where the store allows. */
+  describe(k: StoreKey): Promise<VersionInfo>;
+  /** Write a new current version. Only when `capabilities.write`. */
+  put?(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo>;
+  /** Check connectivity and authentication (for `doctor`). */
+  check?(): Promise<void>;
+  /** Release connections. */
+  close?(): Promise<void>;
+}
+
+/** What a store factory gets besides its settings. */
+export interface StoreContext {
+  /** Folder of the configuration file; relative paths in settings are relative to it. */
+  readonly configDir: string;
+  readonly clock: Clock;
+  /** The environment (the `env` store reads it). */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export type StoreFactory<T extends StoreType> = (
+  name: string,
+  settings: Extract<StoreSettings, { type: T }>,
+  ctx: StoreContext,
+) => Store;

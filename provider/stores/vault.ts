@@ -1,0 +1,422 @@
+import { readFileSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
+import nodeVault from "node-vault";
+import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
+import { Secret } from "../engine/secret";
+import { contentVersion } from "./literal";
+import type { StoreSettings } from "./settings";
+import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
+
+type VaultSettings = Extract<StoreSettings, { type: "vault" }>;
+type VaultClient = nodeVault.client;
+
+/** How the secrets under a mount are read: KV v1, KV v2, or any other engine read as a plain path. */
+type MountKind = "kv1" | "kv2" | "plain";
+
+/** A mount, as `sys/internal/ui/mounts` reports it. */
+interface Mount {
+  /** Mount path with its trailing slash (`secret/`, `team/kv/`). */
+  readonly path: string;
+  readonly kind: MountKind;
+  /** The server did not say (the lookup was refused); the path's first segment was assumed. */
+  readonly guessed?: boolean;
+}
+
+/** Where a key lives: its mount and its path inside the mount (for KV v2, without `data/`). */
+interface Location {
+  readonly mount: Mount;
+  readonly rel: string;
+}
+
+/** KV v2 version metadata, as the API returns it. */
+interface KvMetadata {
+  version?: number;
+  created_time?: string;
+  deletion_time?: string;
+  destroyed?: boolean;
+}
+
+/** Network failures worth retrying. */
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ECONNABORTED", "EPIPE", "ENOTFOUND", "EAI_AGAIN",
+  "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "ERR_NETWORK", "ERR_SOCKET_CONNECTION_TIMEOUT",
+]);
+
+/**
+ * HashiCorp Vault / OpenBao KV secrets, through node-vault.
+ *
+ * Keys: `secret/myapp/db` (the logical path; for a KV v2 mount the store inserts `data/` after
+ * the mount), or the explicit v2 API form `secret/data/myapp/db` (a path that already starts
+ * with `data/` after the mount gets no second one; a logical path that itself begins with `data/`
+ * must therefore be written `secret/data/data/...`). The mount and its KV version are read once
+ * per mount from `sys/internal/ui/mounts/<path>`, unless `kv_version` forces the version.
+ * A path on a mount that is not KV (`database/creds/app`, `cubbyhole/x`) is read as a plain path.
+ *
+ * Values: the secret's data object. Data with exactly one string field `value` reads as that
+ * string; any other data reads as its JSON text, so `path#field` extraction works.
+ *
+ * Versions: KV v2 versions are integers (`?version=3`). KV v1 keeps no versions: its version
+ * id is derived from the content (never revealing it), so a changed value shows as a new version.
+ */
+export class VaultStore implements Store {
+  readonly type = "vault" as const;
+  readonly capabilities: StoreCapabilities;
+  private client?: VaultClient;
+  /** The AppRole login in progress or done, and when its token stops being valid (clock ms). */
+  private login?: Promise<void>;
+  private loginExpiresAt = Infinity;
+  /** Mounts seen so far, longest path first. */
+  private readonly mounts: Mount[] = [];
+  private readonly mountLookups = new Map<string, Promise<Mount | undefined>>();
+
+  constructor(
+    readonly name: string,
+    private readonly settings: VaultSettings,
+    private readonly ctx: StoreContext,
+  ) {
+    // A store forced to KV v1 has no versions; otherwise KV v2 mounts have them (and a versioned
+    // read of a KV v1 mount fails with a StoreError).
+    this.capabilities = { write: true, versions: settings.kv_version !== 1, batch: 0, binary: false };
+  }
+
+  async get(k: StoreKey): Promise<SecretVersion> {
+    const loc = await this.locate(k.key);
+    if (loc.mount.kind === "kv2") {
+      const version = k.version === undefined ? undefined : this.parseVersion(k);
+      const body = await this.call((c) => c.read(this.kv2Path(loc, "data") + (version ? `?version=${version}` : "")), k.key, "read").catch((e: unknown) => {
+        throw e instanceof NotFoundError ? this.notFound(k.key, k.version) : e;
+      });
+      const data = body?.data?.data as unknown;
+      const meta = (body?.data?.metadata ?? {}) as KvMetadata;
+      if (data === null || data === undefined || isGone(meta)) throw this.notFound(k.key, k.version);
+      return {
+        value: new Secret(renderData(data)),
+        versionId: String(meta.version ?? version ?? ""),
+        ...(meta.created_time ? { updatedAt: meta.created_time } : {}),
+      };
+    }
+    const body = await this.call((c) => c.read(this.plainPath(loc)), k.key, "read");
+    const data = body?.data as unknown;
+    if (data === null || data === undefined) throw this.notFound(k.key);
+    const value = renderData(data);
+    const versionId = contentVersion(value);
+    if (k.version !== undefined && k.version !== versionId) {
+      throw new StoreError(
+        `store "${this.name}": secret "${k.key}" is on mount "${loc.mount.path}", which keeps no versions; version "${k.version}" cannot be read`,
+        false,
+        { hint: "KV v1 (and non-KV) mounts hold only the current value: drop the version from the reference" },
+      );
+    }
+    return { value: new Secret(value), versionId };
+  }
+
+  async describe(k: StoreKey): Promise<VersionInfo> {
+    const loc = await this.locate(k.key);
+    if (loc.mount.kind !== "kv2") {
+      // KV v1 has no metadata: the value must be read, and only its derived id leaves here.
+      const { versionId } = await this.get(k);
+      return { versionId };
+    }
+    const version = k.version === undefined ? undefined : this.parseVersion(k);
+    let body: { data?: { current_version?: number; versions?: Record<string, KvMetadata> } };
+    try {
+      body = await this.call((c) => c.read(this.kv2Path(loc, "metadata")), k.key, "read the metadata of");
+    } catch (e) {
+      // Policies often grant `data/*` but not `metadata/*`: fall back to reading the version.
+      if (!(e instanceof AuthError)) throw e;
+      const { versionId, updatedAt } = await this.get(k);
+      return { versionId, ...(updatedAt ? { updatedAt } : {}) };
+    }
+    const n = version ?? body?.data?.current_version;
+    const meta = n ? body?.data?.versions?.[String(n)] : undefined;
+    if (!n || !meta || isGone(meta)) throw this.notFound(k.key, k.version);
+    return { versionId: String(n), ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+  }
+
+  /**
+   * Write a new version. A value that is a JSON object is written as the secret's fields (so
+   * `vault kv get -field=password` and `path#password` both see them); any other value is
+   * written as the single field `value`. Reading either back gives the same text, except that
+   * a JSON object comes back re-serialized (compact, fields in the same order).
+   */
+  async put(key: string, value: Secret, _options?: PutOptions): Promise<VersionInfo> {
+    const loc = await this.locate(key);
+    const data = toData(value.reveal());
+    if (loc.mount.kind === "kv2") {
+      const body = await this.call((c) => c.write(this.kv2Path(loc, "data"), { data }), key, "write");
+      const meta = (body?.data ?? {}) as KvMetadata;
+      if (meta.version === undefined) throw new StoreError(`store "${this.name}": writing "${key}" returned no version`);
+      return { versionId: String(meta.version), ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+    }
+    if (loc.mount.kind === "plain" && !loc.mount.guessed) {
+      throw new StoreError(`store "${this.name}": cannot write "${key}": mount "${loc.mount.path}" is not a KV mount`);
+    }
+    await this.call((c) => c.write(this.plainPath(loc), data), key, "write");
+    return { versionId: contentVersion(renderData(data)) };
+  }
+
+  /** Token lookup-self: the server answers and the token (or the AppRole login) is valid. */
+  async check(): Promise<void> {
+    await this.call((c) => c.tokenLookupSelf(), "auth/token/lookup-self", "look up the token with");
+  }
+
+  async close(): Promise<void> {
+    if (this.client) this.client.token = "";
+    this.client = undefined;
+    this.login = undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Paths and mounts
+
+  private kv2Path(loc: Location, kind: "data" | "metadata"): string {
+    return `${encodePath(loc.mount.path)}${kind}/${encodePath(loc.rel)}`;
+  }
+
+  private plainPath(loc: Location): string {
+    return `${encodePath(loc.mount.path)}${encodePath(loc.rel)}`;
+  }
+
+  private parseVersion(k: StoreKey): number {
+    const v = k.version as string;
+    if (!/^[1-9]\d*$/.test(v)) {
+      throw new StoreError(`store "${this.name}": secret "${k.key}": KV v2 versions are positive integers, not "${v}"`);
+    }
+    return Number(v);
+  }
+
+  /** The mount and in-mount path of a key. */
+  private async locate(key: string): Promise<Location> {
+    const path = key.replace(/^\/+|\/+$/g, "");
+    if (path === "" || path.split("/").some((s) => s === "" || s === "." || s === "..")) {
+      throw new StoreError(`store "${this.name}": "${key}" is not a valid Vault path`);
+    }
+    const mount = this.knownMount(path) ?? (await this.lookupMount(path)) ?? this.guessMount(path);
+    let rel = path.slice(mount.path.length);
+    if (mount.kind === "kv2" && rel.startsWith("data/")) rel = rel.slice("data/".length);
+    if (rel === "") throw new StoreError(`store "${this.name}": "${key}" names the mount "${mount.path}", not a secret in it`);
+    return { mount, rel };
+  }
+
+  private knownMount(path: string): Mount | undefined {
+    return this.mounts.find((m) => (path + "/").startsWith(m.path));
+  }
+
+  /**
+   * Ask the server which mount holds `path` (cached per mount). Concurrent first reads under one
+   * mount share one lookup: a caller waits for lookups in flight, then checks the cache again.
+   * Undefined when the token may not ask.
+   */
+  private async lookupMount(path: string): Promise<Mount | undefined> {
+    let pending = this.mountLookups.get(path);
+    if (pending) return pending;
+    if (this.mountLookups.size > 0) {
+      await Promise.allSettled(this.mountLookups.values());
+      const known = this.knownMount(path);
+      if (known) return known;
+      pending = this.mountLookups.get(path);
+      if (pending) return pending;
+    }
+    pending = this.fetchMount(path).finally(() => this.mountLookups.delete(path));
+    this.mountLookups.set(path, pending);
+    return pending;
+  }
+
+  private async fetchMount(path: string): Promise<Mount | undefined> {
+    let body: { data?: { path?: string; type?: string; options?: { version?: string } | null } };
+    await this.ready(); // a failed login is reported as such, not taken for a lookup refusal
+    try {
+      body = await this.call((c) => c.read(`sys/internal/ui/mounts/${encodePath(path)}`), path, "look up the mount of");
+    } catch (e) {
+      // 403: no such mount, or the token's policies do not cover the lookup. Fall back to
+      // `guessMount`; the read itself then reports not found or permission denied.
+      if (e instanceof AuthError) return undefined;
+      throw e;
+    }
+    const d = body?.data;
+    if (!d?.path) return undefined;
+    const forced = this.settings.kv_version;
+    const kind: MountKind = forced ? (forced === 2 ? "kv2" : "kv1") : d.type === "kv" ? (d.options?.version === "2" ? "kv2" : "kv1") : "plain";
+    const mount: Mount = { path: d.path.endsWith("/") ? d.path : `${d.path}/`, kind };
+    if (!this.knownMount(mount.path)) {
+      this.mounts.push(mount);
+      this.mounts.sort((a, b) => b.path.length - a.path.length);
+    }
+    return mount;
+  }
+
+  /**
+   * When the mount cannot be looked up: the first segment, with the forced KV version or as a
+   * plain path (not cached). The server's answer to the read or write then tells the caller
+   * whether the path is missing or forbidden.
+   */
+  private guessMount(path: string): Mount {
+    const first = path.split("/")[0];
+    const forced = this.settings.kv_version;
+    return { path: `${first}/`, kind: forced === 2 ? "kv2" : forced === 1 ? "kv1" : "plain", guessed: true };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Client, authentication, errors
+
+  private makeClient(): VaultClient {
+    const tls = this.settings.tls ?? {};
+    const file = (field: string, p: string | undefined): Buffer | undefined => {
+      if (p === undefined) return undefined;
+      const full = resolvePath(this.ctx.configDir, p);
+      try {
+        return readFileSync(full);
+      } catch (e) {
+        throw new StoreError(`store "${this.name}": cannot read tls.${field} ${full}: ${(e as NodeJS.ErrnoException).code ?? "error"}`);
+      }
+    };
+    const ca = file("ca_cert", tls.ca_cert);
+    const cert = file("client_cert", tls.client_cert);
+    const key = file("client_key", tls.client_key);
+    const client = nodeVault({
+      endpoint: this.settings.address,
+      // node-vault maps these former request-library options onto an https.Agent. strictSSL is
+      // always given so that VAULT_SKIP_VERIFY in the process environment cannot turn checks off.
+      requestOptions: {
+        strictSSL: tls.skip_verify !== true,
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        timeout: this.settings.timeout_ms ?? 30000,
+      },
+    });
+    // node-vault falls back to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX of process.env;
+    // this store reads its context's environment instead, so set all three explicitly.
+    client.token = this.settings.auth_method === "token" ? (this.settings.token ?? this.ctx.env.VAULT_TOKEN ?? "") : "";
+    (client as unknown as { namespace: string }).namespace = this.settings.namespace ?? this.ctx.env.VAULT_NAMESPACE ?? "";
+    (client as unknown as { pathPrefix: string }).pathPrefix = "";
+    return client;
+  }
+
+  /** The client, logged in. */
+  private async ready(): Promise<VaultClient> {
+    this.client ??= this.makeClient();
+    const client = this.client;
+    if (this.settings.auth_method === "approle") {
+      if (this.login && this.ctx.clock.now() >= this.loginExpiresAt) this.login = undefined;
+      this.login ??= this.approleLogin(client).catch((e: unknown) => {
+        this.login = undefined;
+        throw e;
+      });
+      await this.login;
+    } else if (!client.token) {
+      throw new AuthError(`store "${this.name}": no Vault token`, { hint: "set `token` in the store settings or VAULT_TOKEN in the environment" });
+    }
+    return client;
+  }
+
+  private async approleLogin(client: VaultClient): Promise<void> {
+    const s = this.settings;
+    if (!s.role_id) throw new AuthError(`store "${this.name}": auth_method approle needs role_id`, { hint: "set role_id (and secret_id) in the store settings" });
+    const mount = s.approle_mount.replace(/^\/+|\/+$/g, "");
+    let res: { auth?: { client_token?: string; lease_duration?: number } };
+    try {
+      res = await client.write(`auth/${encodePath(mount)}/login`, { role_id: s.role_id, ...(s.secret_id ? { secret_id: s.secret_id } : {}) });
+    } catch (e) {
+      const status = statusOf(e);
+      // Vault answers a wrong role_id or secret_id with 400.
+      if (status === 400 || status === 401 || status === 403) {
+        throw new AuthError(`store "${this.name}": AppRole login at auth/${mount} refused (HTTP ${status})`, { hint: "check role_id and secret_id" });
+      }
+      throw this.mapError(e, `auth/${mount}/login`, "log in at");
+    }
+    const token = res?.auth?.client_token;
+    if (!token) throw new AuthError(`store "${this.name}": AppRole login at auth/${mount} returned no token`);
+    client.token = token;
+    const ttl = res.auth?.lease_duration ?? 0;
+    // Log in again shortly before the token's lease runs out.
+    this.loginExpiresAt = ttl > 0 ? this.ctx.clock.now() + ttl * 900 : Infinity;
+  }
+
+  /** Run one API call and map its failure; `what` and `action` only describe it in messages. */
+  private async call<T = any>(op: (c: VaultClient) => Promise<T>, what: string, action: string): Promise<T> {
+    const client = await this.ready();
+    try {
+      return await op(client);
+    } catch (e) {
+      throw this.mapError(e, what, action);
+    }
+  }
+
+  private notFound(key: string, version?: string): NotFoundError {
+    return new NotFoundError(
+      version === undefined
+        ? `store "${this.name}": secret "${key}" not found`
+        : `store "${this.name}": secret "${key}" version ${version} not found (missing, deleted or destroyed)`,
+    );
+  }
+
+  /**
+   * node-vault's errors carry the response body and axios errors carry the request (token
+   * header, written data): none of them is kept; messages are built from status and path only.
+   */
+  private mapError(e: unknown, what: string, action: string): DsopsError {
+    if (e instanceof DsopsError) return e;
+    const prefix = `store "${this.name}"`;
+    const status = statusOf(e);
+    if (status !== undefined) {
+      if (status === 404) return new NotFoundError(`${prefix}: secret "${what}" not found`);
+      if (status === 401 || status === 403) {
+        return new AuthError(`${prefix}: permission denied to ${action} "${what}" (HTTP ${status})`, {
+          hint: "check the token's policies (and the namespace); a token that cannot read sys/internal/ui/mounts needs kv_version set",
+        });
+      }
+      const retryable = status === 429 || status === 412 || status >= 500;
+      return new StoreError(`${prefix}: cannot ${action} "${what}": HTTP ${status}`, retryable);
+    }
+    const code = typeof (e as { code?: unknown })?.code === "string" ? ((e as { code: string }).code) : undefined;
+    if (code && TRANSIENT_CODES.has(code)) {
+      return new StoreError(`${prefix}: cannot reach ${this.settings.address} to ${action} "${what}": ${code}`, true);
+    }
+    if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/.test(code)) {
+      return new StoreError(`${prefix}: TLS failure talking to ${this.settings.address}: ${code}`, false, {
+        hint: "set tls.ca_cert to the CA that signed the server's certificate (or tls.skip_verify for a test server)",
+      });
+    }
+    return new StoreError(`${prefix}: cannot ${action} "${what}": ${code ?? (e instanceof Error ? e.name : "unknown error")}`);
+  }
+}
+
+/** The HTTP status of a node-vault ApiResponseError. */
+function statusOf(e: unknown): number | undefined {
+  const s = (e as { response?: { statusCode?: unknown } })?.response?.statusCode;
+  return typeof s === "number" ? s : undefined;
+}
+
+function isGone(meta: KvMetadata): boolean {
+  return !!meta.deletion_time || meta.destroyed === true;
+}
+
+/** Data with the single string field `value` is that string; anything else is its JSON text. */
+function renderData(data: unknown): string {
+  if (data && typeof data === "object" && !Array.isArray(data)) {
+    const keys = Object.keys(data);
+    const v = (data as Record<string, unknown>).value;
+    if (keys.length === 1 && keys[0] === "value" && typeof v === "string") return v;
+  }
+  return JSON.stringify(data);
+}
+
+/** What `put` writes: a JSON object as the secret's fields, anything else as `{value}`. */
+function toData(value: string): Record<string, unknown> {
+  const t = value.trimStart();
+  if (t.startsWith("{")) {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    } catch {
+      // not JSON: stored as text
+    }
+  }
+  return { value };
+}
+
+/** Percent-encode each segment of a path, keeping the slashes. */
+function encodePath(p: string): string {
+  return p.split("/").map(encodeURIComponent).join("/");
+}

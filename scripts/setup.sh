@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the project needs on a fresh machine: npm dependencies,
+# the build, and the test peers (moto_server, OpenBao). Fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# npm dependencies: reinstall only when package-lock.json changed since the last install.
+stamp=node_modules/.dsops-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+log "building"
+npx tsc -p tsconfig.json
+
+if [ "${1:-}" = "--peers" ]; then
+  bash scripts/peers/install.sh
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`): sets up what the tests need, builds, and runs the
+# whole suite under c8. Integration tests start their own servers on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --peers
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+npx c8 --config .c8rc.json mocha --config .mocharc.json "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^ +[0-9]+ passing' "$out" | grep -Eo '[0-9]+' | tail -1)
+failed=$(grep -Eo '^ +[0-9]+ failing' "$out" | grep -Eo '[0-9]+' | tail -1)
+skipped=$(grep -Eo '^ +[0-9]+ pending' "$out" | grep -Eo '[0-9]+' | tail -1)
+echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+exit "$status"

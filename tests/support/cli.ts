@@ -1,0 +1,26 @@
+import { spawnSync, spawn } from "node:child_process";
+import { join } from "node:path";
+
+/** The built `dsops` command, run as users run it. */
+export const DSOPS_BIN = join(__dirname, "..", "..", "..", "bin", "dsops");
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function dsops(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }): CliResult {
+  const r = spawnSync(process.execPath, [DSOPS_BIN, ...args], {
+    cwd: opts.cwd,
+    input: opts.input,
+    env: { ...process.env, ...opts.env },
+    encoding: "utf8",
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Start `dsops` without waiting (signals, long runs). */
+export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }) {
+  return spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+}
