@@ -1,0 +1,308 @@
+import { resolve } from "node:path";
+import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
+import { DsopsError, errorMessage } from "../engine/errors";
+import { formatStoreUri, parseStoreUri, splitField, type SecretRef } from "../engine/refs";
+import { Resolver } from "../engine/resolve";
+import { applyTransforms, compileTransforms } from "../engine/transforms";
+import { suggest } from "../engine/suggest";
+import { environmentInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type SecretReferenceInputs } from "./inputs";
+
+/**
+ * What the dynamic providers run in Pulumi's provider process. The serialized providers hold
+ * nothing but `require("@dsops/pulumi/provider/dynamic/handlers")`, so this module is loaded
+ * from the installed package, once per process; its state lives for one Pulumi operation.
+ */
+
+/** The marker Pulumi puts in place of values not known during a preview. */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+interface ProviderSettings {
+  configFile?: string;
+  stores?: string;
+}
+
+const state: { settings: ProviderSettings; cwd: string } = { settings: {}, cwd: process.cwd() };
+const configs = new Map<string, Config>();
+const resolvers = new Map<Config, Resolver>();
+
+/** The default when the stack names no configuration: the embedded file store. */
+export const DEFAULT_STORES = { local: { type: "file", path: "./secrets.store" } };
+
+/** Called by each provider's `configure` with the stack's configuration. */
+export function configure(get: (key: string) => string | undefined): void {
+  const settings: ProviderSettings = {};
+  const file = get("dsops:configFile");
+  const stores = get("dsops:stores");
+  if (file) settings.configFile = file;
+  if (stores) settings.stores = stores;
+  if (JSON.stringify(settings) !== JSON.stringify(state.settings)) configs.clear();
+  state.settings = settings;
+}
+
+function cached(key: string, make: () => Config): Config {
+  let c = configs.get(key);
+  if (!c) {
+    c = make();
+    configs.set(key, c);
+  }
+  return c;
+}
+
+/** The provider's configuration: `dsops:configFile`, plus `dsops:stores`, else the embedded file store. */
+export function providerConfig(): Config {
+  const { configFile, stores } = state.settings;
+  return cached(`provider:${configFile ?? ""}:${stores ?? ""}`, () => {
+    let extra: Record<string, unknown> = {};
+    if (stores) {
+      try {
+        extra = JSON.parse(stores) as Record<string, unknown>;
+      } catch {
+        throw new DsopsError("stack config dsops:stores is not a JSON object of stores");
+      }
+    }
+    if (configFile) {
+      const base = loadConfigFile(resolve(state.cwd, configFile));
+      if (!stores) return base;
+      return configFromObject({ ...base.raw, secretStores: { ...base.raw.secretStores, ...extra } }, { dir: base.dir, label: configFile });
+    }
+    return configFromObject({ secretStores: stores ? extra : DEFAULT_STORES }, { dir: state.cwd, label: stores ? "dsops:stores" : "default" });
+  });
+}
+
+function resolverFor(config: Config): Resolver {
+  let r = resolvers.get(config);
+  if (!r) {
+    r = new Resolver(config);
+    resolvers.set(config, r);
+  }
+  return r;
+}
+
+function hasUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(hasUnknown);
+  if (v && typeof v === "object") return Object.values(v).some(hasUnknown);
+  return false;
+}
+
+function zodFailures(issues: Array<{ path: PropertyKey[]; message: string }>): Array<{ property: string; reason: string }> {
+  return issues.map((i) => ({ property: i.path.map(String).join(".") || "(inputs)", reason: i.message }));
+}
+
+// ---------------------------------------------------------------- SecretReference
+
+interface SecretReferenceTarget {
+  config: Config;
+  ref: SecretRef;
+}
+
+function secretReferenceTarget(inputs: SecretReferenceInputs): SecretReferenceTarget {
+  let config: Config;
+  let ref: SecretRef;
+  if (inputs.ref !== undefined) {
+    config = providerConfig();
+    ref = parseStoreUri(inputs.ref);
+  } else if (typeof inputs.store === "string") {
+    config = providerConfig();
+    ref = { store: inputs.store, ...splitField(inputs.key as string) };
+  } else {
+    const inline = inputs.store as Record<string, unknown>;
+    config = cached(`inline:${JSON.stringify(inline)}`, () => configFromObject({ secretStores: { inline } }, { dir: state.cwd, label: "store" }));
+    ref = { store: "inline", ...splitField(inputs.key as string) };
+  }
+  if (inputs.version !== undefined) ref = { ...ref, version: inputs.version };
+  if (!config.stores[ref.store]) {
+    const names = Object.keys(config.stores);
+    const hint = suggest(ref.store, names);
+    throw new DsopsError(`unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : ` (stores: ${names.join(", ") || "none"})`}`);
+  }
+  return { config, ref };
+}
+
+function label(t: SecretReferenceTarget): string {
+  return formatStoreUri(t.ref.store === "inline" ? { ...t.ref, store: `inline:${t.config.stores.inline.type}` } : t.ref);
+}
+
+/** Errors leave with the reference named and no stack trace. */
+async function named<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new DsopsError(`${what}: ${errorMessage(e)}`);
+  }
+}
+
+export interface SecretReferenceOutputs extends SecretReferenceInputs {
+  value: string;
+  versionId: string;
+  updatedAt?: string;
+  storeType: string;
+}
+
+const secretReferenceInputKeys = ["ref", "store", "key", "version", "transform"] as const;
+
+function pickInputs(o: Record<string, unknown>): SecretReferenceInputs {
+  return Object.fromEntries(secretReferenceInputKeys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as SecretReferenceInputs;
+}
+
+async function readSecretReference(inputs: SecretReferenceInputs): Promise<SecretReferenceOutputs> {
+  const t = secretReferenceTarget(inputs);
+  return named(`SecretReference ${label(t)}`, async () => {
+    const got = await resolverFor(t.config).resolveRef(t.ref);
+    const value = applyTransforms(compileTransforms(inputs.transform, t.config.raw.transforms), got.value);
+    return {
+      ...inputs,
+      value: value.reveal(),
+      versionId: got.versionId,
+      ...(got.updatedAt ? { updatedAt: got.updatedAt } : {}),
+      storeType: t.config.stores[t.ref.store].type,
+    };
+  });
+}
+
+export const secretReference = {
+  async check(_olds: unknown, news: Record<string, unknown>) {
+    const parsed = secretReferenceInputsSchema.safeParse(pickInputs(news));
+    if (!parsed.success) return { inputs: news, failures: zodFailures(parsed.error.issues) };
+    if (hasUnknown(news)) return { inputs: news };
+    try {
+      secretReferenceTarget(parsed.data);
+      compileTransforms(parsed.data.transform);
+    } catch (e) {
+      return { inputs: news, failures: [{ property: parsed.data.ref !== undefined ? "ref" : "store", reason: errorMessage(e) }] };
+    }
+    return { inputs: news };
+  },
+
+  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const before = pickInputs(olds);
+    const after = pickInputs(news);
+    if (JSON.stringify(before) !== JSON.stringify(after)) return { changes: true };
+    if (hasUnknown(news)) return { changes: true };
+    if (after.version !== undefined) return { changes: false };
+    const t = secretReferenceTarget(after);
+    const current = await named(`SecretReference ${label(t)}`, () => resolverFor(t.config).fetch(t.ref));
+    return { changes: current.versionId !== olds.versionId };
+  },
+
+  async create(inputs: Record<string, unknown>) {
+    const outs = await readSecretReference(pickInputs(inputs));
+    return { id: label(secretReferenceTarget(pickInputs(inputs))), outs };
+  },
+
+  async read(id: string, props: Record<string, unknown>) {
+    const outs = await readSecretReference(pickInputs(props));
+    return { id, props: outs };
+  },
+
+  async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
+    return { outs: await readSecretReference(pickInputs(news)) };
+  },
+
+  /** Deleting the resource never deletes anything in the store. */
+  async delete() {},
+};
+
+// ---------------------------------------------------------------- Environment
+
+interface PlanRow {
+  name: string;
+  source: "literal" | "store";
+  store?: string;
+  storeType?: string;
+  key?: string;
+  field?: string;
+  versionId?: string;
+  pinned?: boolean;
+}
+
+function environmentConfig(inputs: EnvironmentInputs): Config {
+  if (inputs.configFile !== undefined) {
+    const file = resolve(state.cwd, inputs.configFile);
+    return cached(`file:${file}`, () => loadConfigFile(file, { label: inputs.configFile }));
+  }
+  return cached(`env-inline:${JSON.stringify(inputs.config)}`, () => configFromObject(inputs.config, { dir: state.cwd, label: "config" }));
+}
+
+function pickEnvInputs(o: Record<string, unknown>): EnvironmentInputs {
+  return Object.fromEntries(["configFile", "config", "env"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as EnvironmentInputs;
+}
+
+async function readEnvironment(inputs: EnvironmentInputs) {
+  const config = environmentConfig(inputs);
+  return named(`Environment ${inputs.env}`, async () => {
+    const r = resolverFor(config);
+    const res = await r.resolveEnv(inputs.env);
+    const vars = config.envs[inputs.env];
+    const plan: PlanRow[] = Object.values(res.variables).map((v) => ({
+      name: v.name,
+      source: v.source,
+      ...(v.store ? { store: v.store, storeType: config.stores[v.store].type, key: v.key } : {}),
+      ...(vars[v.name].ref?.field ? { field: vars[v.name].ref?.field } : {}),
+      ...(v.versionId ? { versionId: v.versionId } : {}),
+      ...(vars[v.name].ref?.version !== undefined ? { pinned: true } : {}),
+    }));
+    return {
+      ...inputs,
+      variables: Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value.reveal()])),
+      plan,
+      warnings: res.warnings,
+    };
+  });
+}
+
+export const environment = {
+  async check(_olds: unknown, news: Record<string, unknown>) {
+    const parsed = environmentInputsSchema.safeParse(pickEnvInputs(news));
+    if (!parsed.success) return { inputs: news, failures: zodFailures(parsed.error.issues) };
+    if (hasUnknown(news)) return { inputs: news };
+    try {
+      const config = environmentConfig(parsed.data);
+      if (!config.envs[parsed.data.env]) {
+        const names = Object.keys(config.envs);
+        const hint = suggest(parsed.data.env, names);
+        return { inputs: news, failures: [{ property: "env", reason: `unknown env "${parsed.data.env}"${hint ? ` (did you mean "${hint}"?)` : ` (envs: ${names.join(", ") || "none"})`}` }] };
+      }
+    } catch (e) {
+      return { inputs: news, failures: [{ property: parsed.data.configFile !== undefined ? "configFile" : "config", reason: errorMessage(e) }] };
+    }
+    return { inputs: news };
+  },
+
+  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const after = pickEnvInputs(news);
+    if (JSON.stringify(pickEnvInputs(olds)) !== JSON.stringify(after)) return { changes: true };
+    if (hasUnknown(news)) return { changes: true };
+    const config = environmentConfig(after);
+    const r = resolverFor(config);
+    const vars = config.envs[after.env] ?? {};
+    const plan = (olds.plan as PlanRow[] | undefined) ?? [];
+    if (Object.keys(vars).sort().join() !== plan.map((p) => p.name).sort().join()) return { changes: true };
+    const drifted = await named(`Environment ${after.env}`, async () => {
+      const checks = plan
+        .filter((p) => p.source === "store" && !p.pinned)
+        .map(async (p) => {
+          const ref = vars[p.name]?.ref;
+          if (!ref) return true;
+          return (await r.fetch(ref)).versionId !== p.versionId;
+        });
+      return (await Promise.all(checks)).some(Boolean);
+    });
+    return { changes: drifted };
+  },
+
+  async create(inputs: Record<string, unknown>) {
+    const outs = await readEnvironment(pickEnvInputs(inputs));
+    return { id: `env:${outs.env}`, outs };
+  },
+
+  async read(id: string, props: Record<string, unknown>) {
+    return { id, props: await readEnvironment(pickEnvInputs(props)) };
+  },
+
+  async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
+    return { outs: await readEnvironment(pickEnvInputs(news)) };
+  },
+
+  async delete() {},
+};

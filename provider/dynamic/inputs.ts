@@ -1,0 +1,59 @@
+import { z } from "zod";
+
+/**
+ * Inputs of the Pulumi resources and functions, as zod schemas. The dynamic providers check
+ * inputs with them, and a test proves schema.json agrees with them.
+ */
+
+/** An inline store configuration: the same fields as an entry of `secretStores:`. */
+export const inlineStoreSchema = z.looseObject({ type: z.string() });
+
+export const secretReferenceInputsSchema = z
+  .strictObject({
+    /** A `store://<store>/<key>[#field][?version=v]` reference. */
+    ref: z.string().optional(),
+    /** A store name from the provider's configuration, or an inline store configuration. */
+    store: z.union([z.string(), inlineStoreSchema]).optional(),
+    /** Key in the store (with `store`). */
+    key: z.string().optional(),
+    /** A version id or stage; pins the reference (no drift is reported for a pinned version). */
+    version: z.string().optional(),
+    /** A transform chain applied to the value. */
+    transform: z.union([z.string(), z.array(z.string())]).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.ref !== undefined && (v.store !== undefined || v.key !== undefined))
+      ctx.addIssue({ code: "custom", message: "give either ref, or store with key, not both", path: ["ref"] });
+    if (v.ref === undefined && (v.store === undefined || v.key === undefined))
+      ctx.addIssue({ code: "custom", message: v.store === undefined ? "give ref, or store with key" : "store needs a key", path: [v.store === undefined ? "ref" : "key"] });
+  });
+export type SecretReferenceInputs = z.infer<typeof secretReferenceInputsSchema>;
+
+export const environmentInputsSchema = z
+  .strictObject({
+    /** Path of a dsops.yaml, relative to the program's folder. */
+    configFile: z.string().optional(),
+    /** An inline dsops.yaml as an object. */
+    config: z.looseObject({}).optional(),
+    /** The env to resolve. */
+    env: z.string(),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.configFile === undefined) === (v.config === undefined))
+      ctx.addIssue({ code: "custom", message: "give exactly one of configFile or config", path: ["configFile"] });
+  });
+export type EnvironmentInputs = z.infer<typeof environmentInputsSchema>;
+
+/** Outputs each resource adds to its inputs; `secret` ones are Pulumi secrets. */
+export const resourceOutputs = {
+  SecretReference: {
+    value: { type: "string", secret: true, description: "The secret's value (always a Pulumi secret)." },
+    versionId: { type: "string", secret: false, description: "The store's id of the version read." },
+    updatedAt: { type: "string", secret: false, description: "When that version was created, when the store says." },
+    storeType: { type: "string", secret: false, description: "The type of the store." },
+  },
+  Environment: {
+    variables: { type: "object", secret: true, description: "Every variable of the env, by name (a Pulumi secret)." },
+    plan: { type: "array", secret: false, description: "Where each variable comes from: name, source, store, key, version id. No values." },
+  },
+} as const;

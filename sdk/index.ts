@@ -1,0 +1,145 @@
+import * as pulumi from "@pulumi/pulumi";
+import { environmentProvider, secretReferenceProvider } from "../provider/dynamic/providers";
+import { MODULE } from "./tokens";
+
+export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
+
+/** An inline store configuration: the fields of an entry of `secretStores:` in dsops.yaml. */
+export interface StoreConfig {
+  type: string;
+  [setting: string]: unknown;
+}
+
+const CREDENTIAL = /token|secret|password|passphrase|private|credential|access_key|client_key|api_key/i;
+
+/** True when an object holds a credential-like setting (so it must travel as a Pulumi secret). */
+export function holdsCredentials(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(holdsCredentials);
+  if (v && typeof v === "object") return Object.entries(v).some(([k, x]) => (CREDENTIAL.test(k) && typeof x === "string") || holdsCredentials(x));
+  return false;
+}
+
+/** Wrap an input in `pulumi.secret` when it holds credentials, so they never land in state in plaintext. */
+function protect<T>(input: pulumi.Input<T> | undefined): pulumi.Input<T> | undefined {
+  if (input === undefined) return undefined;
+  return pulumi.output(input).apply((v) => (holdsCredentials(v) ? pulumi.secret(v) : v)) as pulumi.Output<T>;
+}
+
+export interface SecretReferenceArgs {
+  /** A `store://<store>/<key>[#field][?version=v]` reference. */
+  ref?: pulumi.Input<string>;
+  /** A store name from the provider's configuration (`dsops:configFile` / `dsops:stores`), or an inline store configuration. */
+  store?: pulumi.Input<string | StoreConfig>;
+  /** Key in the store, with `store`; may end in `#field`. */
+  key?: pulumi.Input<string>;
+  /** A version id or stage; a pinned reference reports no drift. */
+  version?: pulumi.Input<string>;
+  /** A transform chain (`json_extract:.password | trim`) or a list of steps. */
+  transform?: pulumi.Input<string | string[]>;
+}
+
+/**
+ * A secret in a store. `value` is always a Pulumi secret. When the secret's current version
+ * changes in the store, `pulumi preview` shows this resource as an update; deleting it never
+ * deletes anything in the store.
+ */
+export class SecretReference extends pulumi.dynamic.Resource {
+  /** The value (a Pulumi secret). */
+  declare readonly value: pulumi.Output<string>;
+  /** The store's id of the version read. */
+  declare readonly versionId: pulumi.Output<string>;
+  /** When that version was created, when the store says. */
+  declare readonly updatedAt: pulumi.Output<string | undefined>;
+  /** The type of the store (`file`, `aws.secretsmanager`, …). */
+  declare readonly storeType: pulumi.Output<string>;
+
+  constructor(name: string, args: SecretReferenceArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = { ...args, store: protect(args.store), value: undefined, versionId: undefined, updatedAt: undefined, storeType: undefined };
+    super(secretReferenceProvider, name, props, withSecretOutputs(opts, ["value"]), MODULE, "SecretReference");
+  }
+}
+
+export interface EnvironmentArgs {
+  /** A dsops.yaml path, relative to the program's folder. */
+  configFile?: pulumi.Input<string>;
+  /** An inline dsops.yaml as an object. */
+  config?: pulumi.Input<Record<string, unknown>>;
+  /** The env to resolve. */
+  env: pulumi.Input<string>;
+}
+
+/** One row of an Environment's plan: where a variable comes from, never its value. */
+export interface EnvironmentPlanRow {
+  name: string;
+  source: "literal" | "store";
+  store?: string;
+  storeType?: string;
+  key?: string;
+  field?: string;
+  versionId?: string;
+  pinned?: boolean;
+}
+
+/** A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each comes from. */
+export class Environment extends pulumi.dynamic.Resource {
+  /** Every variable by name (a Pulumi secret). */
+  declare readonly variables: pulumi.Output<Record<string, string>>;
+  /** Names, stores, keys and version ids; no values. */
+  declare readonly plan: pulumi.Output<EnvironmentPlanRow[]>;
+
+  constructor(name: string, args: EnvironmentArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = { ...args, config: protect(args.config), variables: undefined, plan: undefined, warnings: undefined };
+    super(environmentProvider, name, props, withSecretOutputs(opts, ["variables"]), MODULE, "Environment");
+  }
+}
+
+function withSecretOutputs(opts: pulumi.CustomResourceOptions | undefined, outputs: string[]): pulumi.CustomResourceOptions {
+  return { ...opts, additionalSecretOutputs: [...new Set([...(opts?.additionalSecretOutputs ?? []), ...outputs])] };
+}
+
+function handlers(): typeof import("../provider/dynamic/handlers") {
+  const h = require("../provider/dynamic/handlers") as typeof import("../provider/dynamic/handlers");
+  const cfg = new pulumi.Config("dsops");
+  h.configure((k) => cfg.get(k.replace(/^dsops:/, "")));
+  return h;
+}
+
+export interface GetSecretArgs {
+  ref?: string;
+  store?: string | StoreConfig;
+  key?: string;
+  version?: string;
+  transform?: string | string[];
+}
+
+export interface GetSecretResult {
+  /** The value, as a Pulumi secret. */
+  value: pulumi.Output<string>;
+  versionId: string;
+  updatedAt?: string;
+  storeType: string;
+}
+
+/** Read a secret now, without a resource in state. */
+export async function getSecret(args: GetSecretArgs): Promise<GetSecretResult> {
+  const h = handlers();
+  const checked = await h.secretReference.check({}, args as Record<string, unknown>);
+  if (checked.failures?.length) throw new Error(`getSecret: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+  const { outs } = await h.secretReference.create(args as Record<string, unknown>);
+  return { value: pulumi.secret(outs.value), versionId: outs.versionId, ...(outs.updatedAt ? { updatedAt: outs.updatedAt } : {}), storeType: outs.storeType };
+}
+
+export interface GetEnvironmentResult {
+  /** Every variable by name, as a Pulumi secret. */
+  variables: pulumi.Output<Record<string, string>>;
+  plan: EnvironmentPlanRow[];
+}
+
+/** Resolve an env of a dsops.yaml now, without a resource in state. */
+export async function getEnvironment(args: { configFile?: string; config?: Record<string, unknown>; env: string }): Promise<GetEnvironmentResult> {
+  const h = handlers();
+  const checked = await h.environment.check({}, args);
+  if (checked.failures?.length) throw new Error(`getEnvironment: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+  const { outs } = await h.environment.create(args);
+  return { variables: pulumi.secret(outs.variables), plan: outs.plan };
+}

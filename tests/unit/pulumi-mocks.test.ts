@@ -1,0 +1,92 @@
+import { strict as assert } from "node:assert";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { FileStore } from "../../provider/stores/file";
+import { Secret } from "../../provider/engine/secret";
+import { ManualClock } from "../../provider/engine/clock";
+import { dynamicToken } from "../../sdk/tokens";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const requireFromString = require("require-from-string") as (code: string) => { handler: () => pulumi.dynamic.ResourceProvider };
+
+/**
+ * The fast check of closure serialization: run a program under setMocks, take the provider
+ * Pulumi serialized for each resource, deserialize it as the provider host does, and run it.
+ */
+describe("Pulumi resources under mocks: serialized providers run", function () {
+  this.timeout(60000);
+  let dir: string;
+  const oldCwd = process.cwd();
+  const registered: Array<{ type: string; name: string; inputs: Record<string, unknown> }> = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-mocks-"));
+    // The program's folder has the package installed, as a user's program does.
+    mkdirSync(join(dir, "node_modules", "@dsops"), { recursive: true });
+    symlinkSync(join(__dirname, "..", "..", ".."), join(dir, "node_modules", "@dsops", "pulumi"), "dir");
+    const store = new FileStore("local", { type: "file", path: "./secrets.store" }, { configDir: dir, clock: new ManualClock(0), env: {} });
+    await store.put("app/token", new Secret("mock-secret-value-1"));
+    await store.put("app/db", new Secret(JSON.stringify({ password: " pw-2 " })));
+    pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+          return { id: `${args.name}-id`, state: args.inputs };
+        },
+        call: () => ({}),
+      },
+      "proj",
+      "stack",
+      true,
+    );
+  });
+  after(() => {
+    process.chdir(oldCwd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("registers typed dynamic resources whose serialized provider resolves from the file store", async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const dsops = require("../../sdk") as typeof import("../../sdk");
+    new dsops.SecretReference("token", { ref: "store://local/app/token" });
+    new dsops.SecretReference("db", { store: "local", key: "app/db#password", transform: "trim" });
+    new dsops.SecretReference("inline", { store: { type: "file", path: "./secrets.store" }, key: "app/token" });
+    await new Promise((r) => setTimeout(r, 200));
+    const refs = registered.filter((r) => r.type === dynamicToken("SecretReference"));
+    assert.deepEqual(refs.map((r) => r.name).sort(), ["db", "inline", "token"]);
+    const serialized = refs[0].inputs.__provider as string;
+    assert.equal(typeof serialized, "string");
+    assert.ok(serialized.includes('require("@dsops/pulumi/provider/dynamic/handlers")'), "the provider must require the installed handlers");
+    assert.ok(serialized.length < 4000, `serialized provider is ${serialized.length} characters`);
+    assert.ok(refs.every((r) => r.inputs.__provider === serialized), "every resource of a type carries the same provider");
+
+    process.chdir(dir); // the provider host runs in the program's folder
+    const provider = requireFromString(serialized).handler();
+    await provider.configure?.({ config: { get: () => undefined, require: () => { throw new Error("no"); } } });
+    for (const r of refs) {
+      const inputs = Object.fromEntries(Object.entries(r.inputs).filter(([k]) => k !== "__provider"));
+      const checked = await provider.check!({}, inputs);
+      assert.deepEqual(checked.failures ?? [], [], r.name);
+      const created = await provider.create(checked.inputs);
+      const expected = r.name === "db" ? "pw-2" : "mock-secret-value-1";
+      assert.equal(created.outs.value, expected, r.name);
+      assert.equal(created.outs.storeType, "file");
+      const diff = await provider.diff!(created.id, created.outs, inputs);
+      assert.equal(diff.changes, false, `${r.name}: no drift right after create`);
+    }
+  });
+
+  it("reports bad inputs as check failures naming the property", async () => {
+    const { secretReference } = require("../../provider/dynamic/handlers") as typeof import("../../provider/dynamic/handlers");
+    assert.deepEqual((await secretReference.check({}, {})).failures, [{ property: "ref", reason: "give ref, or store with key" }]);
+    assert.deepEqual((await secretReference.check({}, { ref: "store://x/y", key: "k" })).failures, [{ property: "ref", reason: "give either ref, or store with key, not both" }]);
+    assert.deepEqual((await secretReference.check({}, { ref: "store://loca/app/token" })).failures, [
+      { property: "ref", reason: 'unknown store "loca" (did you mean "local"?)' },
+    ]);
+    assert.deepEqual((await secretReference.check({}, { ref: "store://local/x", transform: "trimm" })).failures, [
+      { property: "ref", reason: 'unknown transform "trimm" (did you mean "trim"?)' },
+    ]);
+  });
+});
