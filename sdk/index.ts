@@ -88,7 +88,7 @@ export class Environment extends pulumi.dynamic.Resource {
   declare readonly plan: pulumi.Output<EnvironmentPlanRow[]>;
 
   constructor(name: string, args: EnvironmentArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = { ...args, config: protect(args.config), variables: undefined, plan: undefined, warnings: undefined };
+    const props = { ...args, config: protect(args.config), variables: undefined, plan: undefined };
     super(environmentProvider, name, props, withSecretOutputs(opts, ["variables"]), MODULE, "Environment");
   }
 }

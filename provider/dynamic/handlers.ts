@@ -246,7 +246,6 @@ async function readEnvironment(inputs: EnvironmentInputs) {
       ...inputs,
       variables: Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value.reveal()])),
       plan,
-      warnings: res.warnings,
     };
   });
 }
