@@ -32,6 +32,14 @@ export function splitField(key: string): { key: string; field?: string } {
   return { key: key.slice(0, hash), field: field === "" ? undefined : field };
 }
 
+function decode(part: string, uri: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RefError(`reference "${uri}": bad percent-encoding in "${part}"`);
+  }
+}
+
 export function parseStoreUri(uri: string): SecretRef {
   if (!isStoreUri(uri)) throw new RefError(`reference "${uri}": must start with ${SCHEME}`);
   let rest = uri.slice(SCHEME.length);
@@ -43,21 +51,22 @@ export function parseStoreUri(uri: string): SecretRef {
   }
   const slash = rest.indexOf("/");
   if (slash <= 0) throw new RefError(`reference "${uri}": expected ${SCHEME}<store>/<path>`, { hint: "e.g. store://aws/myapp/prod#password" });
-  const store = decodeURIComponent(rest.slice(0, slash));
+  const store = decode(rest.slice(0, slash), uri);
   const { key, field } = splitField(rest.slice(slash + 1));
   if (key === "") throw new RefError(`reference "${uri}": empty path`);
   const options: Record<string, string> = {};
   let version: string | undefined;
   if (query) {
     for (const [k, v] of new URLSearchParams(query)) {
+      // URLSearchParams never throws: malformed escapes stay as they are.
       if (k === "version") version = v;
       else options[k] = v;
     }
   }
   return {
     store,
-    key: decodeURIComponent(key),
-    ...(field !== undefined ? { field: decodeURIComponent(field) } : {}),
+    key: decode(key, uri),
+    ...(field !== undefined ? { field: decode(field, uri) } : {}),
     ...(version !== undefined ? { version } : {}),
     ...(Object.keys(options).length ? { options } : {}),
   };
