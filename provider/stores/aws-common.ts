@@ -27,6 +27,9 @@ export interface AwsClientConfig {
  * AWS_PROFILE, SSO, container and instance roles).
  */
 export function awsClientConfig(storeName: string, s: AwsConnectionSettings, env: NodeJS.ProcessEnv): AwsClientConfig {
+  // The SDK warns on stderr about Node 20 on first use; dsops supports Node 20, so the
+  // warning would only confuse users of the CLI and of Pulumi. A user's own setting wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const cfg: AwsClientConfig = {
     region: s.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
     maxAttempts: 1,
