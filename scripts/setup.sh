@@ -17,6 +17,14 @@ fi
 log "building"
 npx tsc -p tsconfig.json
 
-if [ "${1:-}" = "--peers" ]; then
-  bash scripts/peers/install.sh
-fi
+# Programs in this repository (the quickstart, examples) use the package as users do:
+# `require("@dsops/pulumi")` resolves through node_modules, also inside Pulumi's provider host.
+mkdir -p node_modules/@dsops
+ln -sfn ../.. node_modules/@dsops/pulumi
+
+for arg in "$@"; do
+  case "$arg" in
+    --peers) bash scripts/peers/install.sh ;;
+    --pulumi) bash scripts/install-pulumi.sh >/dev/null ;;
+  esac
+done

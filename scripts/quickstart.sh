@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's main job (`npm start`): set up on a fresh machine, seed the embedded file store
+# with generated secrets (first run only), and `pulumi up` the quickstart stack on a local file
+# backend. Outputs are printed with secrets hidden.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --pulumi
+source scripts/pulumi-env.sh .state/pulumi
+
+cfg=quickstart/dsops.yaml
+gen() { node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))'; }
+if ! ./bin/dsops --config "$cfg" get --env dev --var API_TOKEN >/dev/null 2>&1; then
+  echo "[quickstart] seeding quickstart/secrets.store with generated secrets" >&2
+  printf '{"username":"app","password":"%s"}' "$(gen)" | ./bin/dsops --config "$cfg" secrets set --store local --key app/db
+  gen | ./bin/dsops --config "$cfg" secrets set --store local --key app/api-token
+fi
+
+pulumi stack select --create dev --non-interactive >/dev/null
+pulumi config set dsops:configFile "$cfg" >/dev/null
+pulumi up --yes --non-interactive --skip-preview
+echo
+pulumi stack output
