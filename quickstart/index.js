@@ -9,7 +9,7 @@ const dbPassword = new dsops.SecretReference("db-password", { ref: "store://loca
 const apiToken = new dsops.SecretReference("api-token", { store: "local", key: "app/api-token", transform: "trim" });
 
 // A whole env of dsops.yaml: `variables` is a secret map, `plan` says where each comes from.
-const app = new dsops.Environment("app-dev", { configFile: "quickstart/dsops.yaml", env: "dev" });
+const app = new dsops.Environment("app-dev", { configFile: "dsops.yaml", env: "dev" });
 
 exports.dbPassword = dbPassword.value;
 exports.dbPasswordVersion = dbPassword.versionId;

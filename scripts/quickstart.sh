@@ -16,7 +16,7 @@ if ! ./bin/dsops --config "$cfg" get --env dev --var API_TOKEN >/dev/null 2>&1; 
 fi
 
 pulumi stack select --create dev --non-interactive >/dev/null
-pulumi config set dsops:configFile "$cfg" >/dev/null
+pulumi config set dsops:configFile dsops.yaml >/dev/null   # relative to the program folder, quickstart/
 pulumi up --yes --non-interactive --skip-preview
 echo
 pulumi stack output

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Provide the Pulumi CLI (v3.259.0) and the Node.js language host
+# (pulumi-language-nodejs), built from source through the Go module proxy.
+# The bin dir holds:
+#   pulumi                          CLI, github.com/pulumi/pulumi/pkg/v3 v3.259.0
+#   pulumi-language-nodejs          language host, from sdk/v3 v3.68.0 (its own
+#                                   module is not served by the proxy; see
+#                                   scripts/pulumi-build/nodejs-langhost/go.mod)
+#   pulumi-resource-pulumi-nodejs   launcher for pulumi.dynamic.Resource providers
+#
+# Usage:
+#   scripts/install-pulumi.sh            # build if needed, print the bin dir
+#   export PATH="$(scripts/install-pulumi.sh | tail -n1):$PATH"
+#
+# The last line on stdout is the directory to put on PATH; everything else
+# (progress, build output) goes to stderr.
+#
+# Idempotent:
+#   * a finished build is cached outside the repo, keyed by version, in
+#     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/v3.259.0/bin; when it is there
+#     (and was built from the same pins) the script only prints its path;
+#   * otherwise, a `pulumi` already on PATH that reports v3.259.0, together
+#     with `pulumi-language-nodejs` and `pulumi-resource-pulumi-nodejs` on
+#     PATH (as an official install has them), is reused;
+#   * otherwise everything is built (about 5 min on 2 cores with empty Go
+#     caches, seconds with a warm Go build cache) and installed atomically
+#     into the cache.
+#
+# Needs: Go >= 1.25.11 (GOTOOLCHAIN=local: no toolchain download) and access
+# to the Go module proxy. The Go build and module caches stay where Go puts
+# them by default (outside the repo).
+#
+# Environment:
+#   DSOPS_CACHE            cache root (default: $HOME/.cache/dsops)
+#   DSOPS_PULUMI_BUILD_P   `go build -p` parallelism (default: 2)
+#   DSOPS_PULUMI_REBUILD=1 ignore the cache and any pulumi on PATH
+
+set -euo pipefail
+
+PULUMI_VERSION="v3.259.0"
+# The Node.js language host is built from an sdk/v3 release that still
+# contained it as a package (see scripts/pulumi-build/nodejs-langhost/go.mod).
+LANGHOST_SDK_VERSION="v3.68.0"
+# Bump to force a rebuild of cached binaries when the build recipe changes.
+BUILD_RECIPE="1"
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build_dir="${script_dir}/pulumi-build"
+langhost_dir="${build_dir}/nodejs-langhost"
+
+cache_root="${DSOPS_CACHE:-${HOME:-/tmp}/.cache/dsops}"
+version_dir="${cache_root}/pulumi/${PULUMI_VERSION}"
+bin_dir="${version_dir}/bin"
+stamp_file="${version_dir}/.build-stamp"
+
+log() { printf 'install-pulumi: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Identifies the inputs of a build: the pins (go.mod/go.sum of both build
+# modules) and the recipe. Cheap: a few small files through sha256sum.
+build_stamp() {
+  {
+    printf 'pulumi=%s langhost-sdk=%s recipe=%s\n' \
+      "${PULUMI_VERSION}" "${LANGHOST_SDK_VERSION}" "${BUILD_RECIPE}"
+    cat "${build_dir}/go.mod" "${build_dir}/go.sum" \
+      "${langhost_dir}/go.mod" "${langhost_dir}/go.sum"
+  } | sha256sum | cut -d' ' -f1
+}
+
+cache_is_valid() {
+  [[ -x "${bin_dir}/pulumi" && -x "${bin_dir}/pulumi-language-nodejs" \
+    && -x "${bin_dir}/pulumi-resource-pulumi-nodejs" && -f "${stamp_file}" ]] || return 1
+  [[ "$(cat "${stamp_file}")" == "${want_stamp}" ]]
+}
+
+want_stamp="$(build_stamp)"
+rebuild="${DSOPS_PULUMI_REBUILD:-0}"
+
+# 1. Fast path: already built into the cache.
+if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
+  printf '%s\n' "${bin_dir}"
+  exit 0
+fi
+
+# 2. A matching pulumi (plus the Node.js language host) already on PATH.
+if [[ "${rebuild}" != "1" ]]; then
+  existing="$(command -v pulumi 2>/dev/null || true)"
+  if [[ -n "${existing}" ]] && command -v pulumi-language-nodejs >/dev/null 2>&1 \
+    && command -v pulumi-resource-pulumi-nodejs >/dev/null 2>&1; then
+    existing_dir="$(cd "$(dirname "${existing}")" && pwd)"
+    if [[ "${existing_dir}" != "${bin_dir}" ]]; then
+      existing_version="$(PULUMI_SKIP_UPDATE_CHECK=1 "${existing}" version 2>/dev/null \
+        | tail -n1 | tr -d '[:space:]' || true)"
+      if [[ "${existing_version}" == "${PULUMI_VERSION}" ]]; then
+        log "reusing ${existing} (${existing_version}) from PATH"
+        printf '%s\n' "${existing_dir}"
+        exit 0
+      fi
+    fi
+  fi
+fi
+
+# 3. Build.
+command -v go >/dev/null 2>&1 \
+  || die "go not found on PATH (need Go >= 1.25.11 to build Pulumi ${PULUMI_VERSION})"
+[[ -f "${build_dir}/go.mod" && -f "${langhost_dir}/go.mod" ]] \
+  || die "missing build modules under ${build_dir}"
+
+mkdir -p "${cache_root}/pulumi"
+
+# Serialise concurrent runs (e.g. parallel CI jobs sharing a cache).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${cache_root}/pulumi/.lock"
+  flock 9
+  # Someone else may have finished the build while we waited.
+  if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
+    printf '%s\n' "${bin_dir}"
+    exit 0
+  fi
+  # Holding the lock, so leftovers of killed builds can go.
+  rm -rf "${cache_root}/pulumi/.build-"*
+fi
+
+tmp_dir="$(mktemp -d "${cache_root}/pulumi/.build-${PULUMI_VERSION}.XXXXXX")"
+cleanup() { rm -rf "${tmp_dir}"; }
+trap cleanup EXIT
+
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+# -mod=readonly: the pins in scripts/pulumi-build are complete; never rewrite them.
+export GOFLAGS="-mod=readonly -buildvcs=false"
+
+jobs="${DSOPS_PULUMI_BUILD_P:-2}"
+tags="osusergo,grpcnotrace"
+version_pkg="github.com/pulumi/pulumi/sdk/v3/go/common/version"
+
+log "$(go version)"
+log "building into ${bin_dir} (about 5 minutes with empty Go caches)"
+start=${SECONDS}
+
+# No `go mod download` up front: it also asks the proxy for each module's
+# .info, which the proxy refuses for some pinned pseudo-versions (e.g.
+# gocloud.dev v0.46.1-0.20260810195832-b5401c07b5f1) although it serves their
+# .mod and .zip; `go build` fetches only what it compiles.
+
+log "building pulumi ${PULUMI_VERSION}"
+(cd "${build_dir}" && go build -p "${jobs}" -trimpath -tags "${tags}" \
+  -ldflags "-s -w -X ${version_pkg}.Version=${PULUMI_VERSION}" \
+  -o "${tmp_dir}/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) >&2
+
+log "building pulumi-language-nodejs (sdk/v3 ${LANGHOST_SDK_VERSION})"
+(cd "${langhost_dir}" && go build -p "${jobs}" -trimpath -tags "${tags}" \
+  -ldflags "-s -w -X ${version_pkg}.Version=${LANGHOST_SDK_VERSION}" \
+  -o "${tmp_dir}/pulumi-language-nodejs" \
+  github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs) >&2
+
+got_version="$(PULUMI_SKIP_UPDATE_CHECK=1 "${tmp_dir}/pulumi" version | tail -n1 | tr -d '[:space:]')"
+[[ "${got_version}" == "${PULUMI_VERSION}" ]] \
+  || die "built pulumi reports '${got_version}', expected ${PULUMI_VERSION}"
+
+# The official CLI distribution ships a tiny `pulumi-resource-pulumi-nodejs`
+# launcher next to `pulumi` (the provider behind pulumi.dynamic.Resource). The
+# engine looks for this "bundled" plugin next to its own executable first and
+# warns when it has to take one from elsewhere on PATH, so provide one here.
+# It runs the dynamic-provider entry point of the @pulumi/pulumi that the
+# program (the provider's working directory) resolves.
+cat >"${tmp_dir}/pulumi-resource-pulumi-nodejs" <<'SHIM'
+#!/bin/sh
+# Installed by scripts/install-pulumi.sh: Node.js dynamic-provider launcher.
+entry=$(node -e "process.stdout.write(require.resolve('@pulumi/pulumi/cmd/dynamic-provider'))") || {
+  echo "pulumi-resource-pulumi-nodejs: cannot resolve @pulumi/pulumi from $(pwd)" >&2
+  exit 1
+}
+exec node "$entry" "$@"
+SHIM
+chmod 0755 "${tmp_dir}/pulumi-resource-pulumi-nodejs"
+
+# Install atomically: the bin dir either holds a complete build or nothing.
+printf '%s\n' "${want_stamp}" >"${tmp_dir}/.build-stamp"
+mkdir -p "${version_dir}"
+rm -rf "${bin_dir}.old"
+if [[ -e "${bin_dir}" ]]; then
+  mv "${bin_dir}" "${bin_dir}.old"
+fi
+rm -f "${stamp_file}"
+mkdir -p "${tmp_dir}/bin"
+mv "${tmp_dir}/pulumi" "${tmp_dir}/pulumi-language-nodejs" \
+  "${tmp_dir}/pulumi-resource-pulumi-nodejs" "${tmp_dir}/bin/"
+mv "${tmp_dir}/bin" "${bin_dir}"
+mv "${tmp_dir}/.build-stamp" "${stamp_file}"
+rm -rf "${bin_dir}.old"
+
+log "built in $((SECONDS - start))s"
+printf '%s\n' "${bin_dir}"
