@@ -3,7 +3,7 @@
 # Usage: source scripts/pulumi-env.sh <state-dir>
 _dsops_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _dsops_pulumi_bin="$(bash "$_dsops_root/scripts/install-pulumi.sh" | tail -n1)"
-export PATH="$_dsops_pulumi_bin:$_dsops_root/node_modules/@pulumi/pulumi:$PATH"
+export PATH="$_dsops_pulumi_bin:$PATH"
 mkdir -p "$1"
 export PULUMI_BACKEND_URL="file://$(cd "$1" && pwd)"
 export PULUMI_HOME="${PULUMI_HOME:-$(cd "$1" && pwd)/.pulumi-home}"

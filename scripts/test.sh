@@ -3,7 +3,7 @@
 # whole suite under c8. Integration tests start their own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --peers
+bash scripts/setup.sh --peers --pulumi
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
