@@ -128,7 +128,10 @@ async function named<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    throw new DsopsError(`${what}: ${errorMessage(e)}`);
+    const err = new DsopsError(`${what}: ${errorMessage(e)}`);
+    // Pulumi's provider host prints an error's stack: a user error is a message, not a trace.
+    err.stack = err.message;
+    throw err;
   }
 }
 

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 
 /** A free TCP port on 127.0.0.1. */
@@ -32,30 +35,44 @@ export async function startServer(
   args: string[],
   opts: { port: number; ready: () => Promise<boolean>; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string },
 ): Promise<RunningServer> {
-  const child = spawn(command, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  // The server writes to a file, not a pipe: a test that blocks its event loop (spawnSync of the
+  // Pulumi CLI) would otherwise stop draining the pipe, and the server would hang on a full pipe.
+  const logDir = mkdtempSync(join(tmpdir(), "dsops-server-log-"));
+  const logPath = join(logDir, "output.log");
+  const fd = openSync(logPath, "a");
+  const child = spawn(command, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ["ignore", fd, fd] });
+  closeSync(fd);
+  const read = () => {
+    try {
+      return readFileSync(logPath, "utf8");
+    } catch {
+      return "";
+    }
+  };
   let exited = false;
   child.on("exit", () => (exited = true));
   const deadline = Date.now() + (opts.timeoutMs ?? 30000);
   for (;;) {
-    if (exited) throw new Error(`${command} exited during start-up:\n${out.slice(-2000)}`);
+    if (exited) throw new Error(`${command} exited during start-up:\n${read().slice(-2000)}`);
     if (await opts.ready().catch(() => false)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`${command} not ready after ${opts.timeoutMs ?? 30000} ms:\n${out.slice(-2000)}`);
+      throw new Error(`${command} not ready after ${opts.timeoutMs ?? 30000} ms:\n${read().slice(-2000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
     port: opts.port,
     process: child,
-    output: () => out,
+    output: read,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (exited) return resolve();
-        child.once("exit", () => resolve());
+        const done = () => {
+          rmSync(logDir, { recursive: true, force: true });
+          resolve();
+        };
+        if (exited) return done();
+        child.once("exit", done);
         child.kill("SIGTERM");
         setTimeout(() => child.kill("SIGKILL"), 5000).unref();
       }),

@@ -1,0 +1,77 @@
+/**
+ * Benchmark (not a test): `pulumi preview` of a stack with 200 SecretReferences on moto_server
+ * against the same stack shape with 200 do-nothing dynamic resources. Prints both medians and
+ * the ratio (target: at most 1.5). Drift checks are batched: the 200 diffs make ~10 store calls.
+ *   npm run bench -- pulumi-preview [count] [runs]
+ */
+import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { startMoto, motoCredentials } from "../tests/support/moto";
+import { PulumiProject } from "../tests/support/pulumi";
+
+const count = Number(process.argv[2] ?? 200);
+const runs = Number(process.argv[3] ?? 3);
+/** BENCH_KEEP=1 keeps the two program folders for inspection. */
+const keep = process.env.BENCH_KEEP === "1";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timePreview(p: PulumiProject): number {
+  const t = process.hrtime.bigint();
+  const r = p.ok(["preview", "--json"]);
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  const summary = (JSON.parse(r.stdout) as { changeSummary: Record<string, number> }).changeSummary;
+  if (summary.same !== count + 1) throw new Error(`preview was not clean: ${JSON.stringify(summary)}`);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+  const moto = await startMoto();
+  const projects: PulumiProject[] = [];
+  try {
+    const client = new SecretsManagerClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: motoCredentials, maxAttempts: 1 });
+    for (let i = 0; i < count; i += 50)
+      await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => client.send(new CreateSecretCommand({ Name: `bench/s${i + j}`, SecretString: `v${i + j}` }))));
+    client.destroy();
+
+    const refs = new PulumiProject(
+      "bench-refs",
+      `const dsops = require("@dsops/pulumi");\nfor (let i = 0; i < ${count}; i++) new dsops.SecretReference("s" + i, { ref: "store://aws/bench/s" + i });\n`,
+    );
+    refs.write("dsops.yaml", `secretStores:\n  aws: { type: aws.secretsmanager, endpoint: "${moto.endpoint}", region: us-east-1, access_key_id: test, secret_access_key: test }\n`);
+    const noop = new PulumiProject(
+      "bench-noop",
+      `const pulumi = require("@pulumi/pulumi");\nconst provider = { async create() { return { id: "x", outs: {} }; }, async diff() { return { changes: false }; } };\nclass Noop extends pulumi.dynamic.Resource { constructor(n) { super(provider, n, {}, {}, "bench", "Noop"); } }\nfor (let i = 0; i < ${count}; i++) new Noop("s" + i);\n`,
+    );
+    projects.push(refs, noop);
+    for (const p of projects) {
+      p.ok(["stack", "init", "bench"]);
+      if (p === refs) p.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
+      process.stderr.write(`creating ${count} resources in ${p.dir}…\n`);
+      p.ok(["up", "--yes", "--skip-preview"]);
+    }
+    const refTimes: number[] = [];
+    const noopTimes: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      noopTimes.push(timePreview(noop));
+      refTimes.push(timePreview(refs));
+    }
+    const a = median(refTimes);
+    const b = median(noopTimes);
+    console.log(`resources: ${count}; runs: ${runs}`);
+    console.log(`pulumi preview, ${count} SecretReferences on moto: median ${a.toFixed(0)} ms (${refTimes.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(`pulumi preview, ${count} do-nothing dynamic resources: median ${b.toFixed(0)} ms (${noopTimes.map((x) => x.toFixed(0)).join(", ")})`);
+    console.log(`ratio: ${(a / b).toFixed(2)} (target <= 1.5)`);
+  } finally {
+    if (!keep) for (const p of projects) p.cleanup();
+    await moto.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
