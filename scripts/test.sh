@@ -14,5 +14,8 @@ set -e
 passed=$(grep -Eo '^ +[0-9]+ passing' "$out" | grep -Eo '[0-9]+' | tail -1)
 failed=$(grep -Eo '^ +[0-9]+ failing' "$out" | grep -Eo '[0-9]+' | tail -1)
 skipped=$(grep -Eo '^ +[0-9]+ pending' "$out" | grep -Eo '[0-9]+' | tail -1)
+gate=0
+if [ -f coverage/coverage-summary.json ]; then node scripts/coverage-gate.js || gate=$?; fi
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-exit "$status"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$gate"
