@@ -1,207 +1,111 @@
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { Command, CommanderError, Option } from "commander";
-import { DsopsError, ResolveError, ConfigError } from "../engine/errors";
-import { loadConfigFile, type Config } from "../engine/config/load";
-import { Resolver } from "../engine/resolve";
-import { Secret } from "../engine/secret";
-import { isoNow } from "../engine/clock";
-import { formatFromPath, outputFormats, render, type OutputFormat } from "../engine/render";
-import { writeFileAtomic } from "../engine/fsutil";
+import { Command, CommanderError } from "commander";
+import { ConfigError, DsopsError } from "../engine/errors";
+import { EXIT, wantsHardExit } from "./util";
 
-/** Exit codes: 0 ok, 1 user error, 2 usage; `exec` passes the child's code through. */
-export const EXIT = { ok: 0, user: 1, usage: 2 } as const;
+export { EXIT } from "./util";
 
-interface GlobalOptions {
-  config: string;
+/** A command module: adds its command(s) to the program. */
+export interface CommandModule {
+  register(program: Command): void;
 }
 
-function loadConfig(cmd: Command): Config {
-  const opts = cmd.optsWithGlobals() as GlobalOptions;
-  return loadConfigFile(opts.config);
-}
+/**
+ * The command modules, in the order `--help` lists them, each with the command names it adds.
+ * A command module keeps the engine (zod, yaml, store SDKs) out of its top level; and when the
+ * command line names one of these commands, only its module is loaded (`dsops --help`, `help`,
+ * `completion` or an unknown word load them all: they need the whole tree).
+ */
+const COMMAND_MODULES: ReadonlyArray<{
+  readonly commands: readonly string[];
+  readonly load: () => CommandModule;
+  /** A group other modules add subcommands to: the optional modules are registered with it. */
+  readonly group?: boolean;
+}> = [
+  { commands: ["init"], load: () => require("./commands/init") },
+  { commands: ["plan"], load: () => require("./commands/plan") },
+  { commands: ["get"], load: () => require("./commands/get") },
+  { commands: ["render"], load: () => require("./commands/render") },
+  { commands: ["exec"], load: () => require("./commands/exec") },
+  // `secrets` is a group the rotation module adds to (secrets rotate|status|history).
+  { commands: ["secrets"], load: () => require("./commands/secrets"), group: true },
+  { commands: ["doctor"], load: () => require("./commands/doctor") },
+  { commands: ["providers"], load: () => require("./commands/providers") },
+  { commands: ["login"], load: () => require("./commands/login") },
+  { commands: ["guard"], load: () => require("./commands/guard") },
+  { commands: ["install-hook"], load: () => require("./commands/install-hook") },
+  { commands: ["leak"], load: () => require("./commands/leak") },
+  { commands: ["shred"], load: () => require("./commands/shred") },
+  { commands: [], load: () => require("./commands/completion") },
+];
 
-function warn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
-}
+/**
+ * Modules that may not be installed yet: registered when present. A module that exists but
+ * fails to load (a missing dependency of its own, a syntax error) is an error, not skipped.
+ */
+const OPTIONAL_MODULES = ["./commands/rotation"];
 
-async function withResolver<T>(cmd: Command, fn: (r: Resolver) => Promise<T>): Promise<T> {
-  const r = new Resolver(loadConfig(cmd), { onWarning: warn });
+function optionalModule(id: string): CommandModule | undefined {
+  let path: string;
   try {
-    return await fn(r);
-  } finally {
-    await r.close();
+    path = require.resolve(id);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") return undefined;
+    throw e;
   }
+  return require(path) as CommandModule;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()).join("\n") + "\n";
+/** The first word of the command line that is not a global option (`-c FILE` skipped). */
+function commandWord(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return undefined;
+    if (a === "-c" || a === "--config") i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
 }
 
-function readStdin(): string {
+function version(): string {
   try {
-    return readFileSync(0, "utf8");
+    return (require("../../../package.json") as { version: string }).version;
   } catch {
-    throw new DsopsError("no value on standard input", { hint: "pipe the value in: printf %s \"$VALUE\" | dsops secrets set …" });
+    return "unknown";
   }
 }
 
-const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
-
-export function buildProgram(): Command {
+/**
+ * The dsops program. With `argv`, only the module of the command it names is registered
+ * (start-up speed); without, every command (help, completion, tests).
+ */
+export function buildProgram(argv?: readonly string[]): Command {
   const program = new Command("dsops")
     .description("Resolve secrets from your stores into files and processes, and rotate them")
+    .version(version(), "-V, --version", "print the version")
     .option("-c, --config <path>", "configuration file", process.env.DSOPS_CONFIG ?? "dsops.yaml")
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-
-  program
-    .command("plan")
-    .description("show what an env would resolve, from where; no store is called and no value shown")
-    .requiredOption("-e, --env <env>", "env name")
-    .option("--json", "machine-readable output")
-    .action(async (o: { env: string; json?: boolean }, cmd: Command) => {
-      const r = new Resolver(loadConfig(cmd));
-      const plan = r.plan(o.env);
-      if (o.json) {
-        process.stdout.write(JSON.stringify({ env: o.env, variables: plan }, null, 2) + "\n");
-        return;
-      }
-      const rows = [["VARIABLE", "SOURCE", "STORE", "KEY", "TRANSFORMS"]];
-      for (const p of plan)
-        rows.push([
-          p.name + (p.optional ? " (optional)" : ""),
-          p.source,
-          p.store ? `${p.store} (${p.storeType})` : "-",
-          p.key ? `${p.key}${p.field ? `#${p.field}` : ""}${p.version ? `@${p.version}` : ""}` : "-",
-          p.transforms.join(" | ") || "-",
-        ]);
-      process.stdout.write(table(rows));
-    });
-
-  program
-    .command("get")
-    .description("print one variable's value (the only command that prints a secret)")
-    .requiredOption("-e, --env <env>", "env name")
-    .requiredOption("--var <name>", "variable name")
-    .option("--json", "print {name, value, store, key, versionId}")
-    .action(async (o: { env: string; var: string; json?: boolean }, cmd: Command) => {
-      await withResolver(cmd, async (r) => {
-        const res = await r.resolveEnv(o.env, [o.var]);
-        const v = res.variables[o.var];
-        if (!v) throw new DsopsError(`${o.var} is optional and could not be resolved`);
-        if (o.json) {
-          const { value, ...meta } = v;
-          process.stdout.write(JSON.stringify({ ...meta, value: value.reveal() }) + "\n");
-        } else process.stdout.write(v.value.reveal() + "\n");
-      });
-    });
-
-  program
-    .command("render")
-    .description("write an env to a file (mode 0600 by default)")
-    .requiredOption("-e, --env <env>", "env name")
-    .requiredOption("-o, --out <path>", "output file")
-    .addOption(new Option("-f, --format <format>", "output format (default from the file extension)").choices(outputFormats))
-    .option("-t, --template <file>", "template file (template format)")
-    .option("--permissions <mode>", "file mode, octal", "0600")
-    .action(async (o: { env: string; out: string; format?: OutputFormat; template?: string; permissions: string }, cmd: Command) => {
-      const format = o.format ?? (o.template ? "template" : formatFromPath(o.out));
-      if (!format) throw new DsopsError(`cannot tell the format of ${o.out} from its name`, { hint: `pass --format ${outputFormats.join("|")}` });
-      const mode = parseInt(o.permissions, 8);
-      if (!/^0?[0-7]{3}$/.test(o.permissions)) throw new DsopsError(`--permissions ${o.permissions}: expected an octal mode such as 0600`);
-      let template: string | undefined;
-      if (format === "template") {
-        if (!o.template) throw new DsopsError("the template format needs --template FILE");
-        try {
-          template = readFileSync(o.template, "utf8");
-        } catch {
-          throw new DsopsError(`cannot read template ${o.template}`);
-        }
-      }
-      await withResolver(cmd, async (r) => {
-        const res = await r.resolveEnv(o.env);
-        const vars = Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value]));
-        const text = render(format, { variables: vars, generatedAt: isoNow(), template, templateName: o.template });
-        writeFileAtomic(resolve(o.out), text, mode);
-        process.stderr.write(`wrote ${Object.keys(vars).length} variables to ${o.out} (${format}, mode ${o.permissions})\n`);
-      });
-    });
-
-  program
-    .command("exec")
-    .description("run a command with the env's variables in its environment")
-    .requiredOption("-e, --env <env>", "env name")
-    .option("--print", "show the variables (masked) before running")
-    .option("--allow-override", "let the env replace variables already set in the environment")
-    .option("--timeout <seconds>", "kill the command after this many seconds")
-    .argument("<command...>", "command and its arguments (after --)")
-    .action(async (command: string[], o: { env: string; print?: boolean; allowOverride?: boolean; timeout?: string }, cmd: Command) => {
-      const vars = await withResolver(cmd, async (r) => (await r.resolveEnv(o.env)).variables);
-      const conflicts = Object.keys(vars).filter((k) => process.env[k] !== undefined);
-      if (conflicts.length && !o.allowOverride)
-        throw new DsopsError(`already set in the environment: ${conflicts.join(", ")}`, { hint: "pass --allow-override to replace them" });
-      if (o.print) for (const [k, v] of Object.entries(vars)) process.stderr.write(`${k}=${v.value.masked()}\n`);
-      const env = { ...process.env, ...Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.value.reveal()])) };
-      const code = await runChild(command, env, o.timeout ? Number(o.timeout) : undefined);
-      process.exitCode = code;
-    });
-
-  const secrets = program.command("secrets").description("write and inspect secrets in writable stores");
-  secrets
-    .command("set")
-    .description("write a new version of a secret; the value is read from standard input")
-    .requiredOption("-s, --store <store>", "store name")
-    .requiredOption("-k, --key <key>", "key in the store")
-    .option("--description <text>", "description kept with the version")
-    .action(async (o: { store: string; key: string; description?: string }, cmd: Command) => {
-      await withResolver(cmd, async (r) => {
-        const store = r.store(o.store);
-        if (!store.capabilities.write || !store.put) throw new DsopsError(`store "${o.store}" (${store.type}) is read-only`);
-        let value = readStdin();
-        if (value.endsWith("\n")) value = value.slice(0, -1);
-        if (value.endsWith("\r")) value = value.slice(0, -1);
-        if (value === "") throw new DsopsError("empty value on standard input");
-        const info = await store.put(o.key, new Secret(value), o.description ? { description: o.description } : undefined);
-        process.stderr.write(`store ${o.store}: ${o.key} → version ${info.versionId}\n`);
-      });
-    });
-
+  const word = argv ? commandWord(argv) : undefined;
+  const only = word === undefined ? undefined : COMMAND_MODULES.find((m) => m.commands.includes(word));
+  if (only) {
+    only.load().register(program);
+    if (only.group) for (const id of OPTIONAL_MODULES) optionalModule(id)?.register(program);
+  } else {
+    for (const m of COMMAND_MODULES) m.load().register(program);
+    for (const id of OPTIONAL_MODULES) optionalModule(id)?.register(program);
+  }
   return program;
 }
 
-function runChild(command: string[], env: NodeJS.ProcessEnv, timeoutSeconds?: number): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command[0], command.slice(1), { env, stdio: "inherit" });
-    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-    const handlers = SIGNALS.map((s) => [s, forward(s)] as const);
-    for (const [s, h] of handlers) process.on(s, h);
-    const timer = timeoutSeconds ? setTimeout(() => child.kill("SIGTERM"), timeoutSeconds * 1000) : undefined;
-    child.on("error", (e: NodeJS.ErrnoException) => {
-      for (const [s, h] of handlers) process.off(s, h);
-      reject(new DsopsError(`cannot run ${command[0]}: ${e.code === "ENOENT" ? "command not found" : e.code ?? e.message}`));
-    });
-    child.on("exit", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      for (const [s, h] of handlers) process.off(s, h);
-      if (signal) {
-        const num = (require("node:os") as typeof import("node:os")).constants.signals[signal] ?? 1;
-        resolvePromise(128 + num);
-      } else resolvePromise(code ?? 1);
-    });
-  });
-}
-
 function printError(e: unknown): number {
-  if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.usage;
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   if (e instanceof ConfigError) {
     process.stderr.write(`error: invalid configuration:\n${e.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
     return EXIT.user;
   }
-  if (e instanceof ResolveError || e instanceof DsopsError) {
+  if (e instanceof DsopsError) {
     process.stderr.write(`error: ${e.message}\n`);
     if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
     return EXIT.user;
@@ -210,16 +114,44 @@ function printError(e: unknown): number {
   return 70;
 }
 
+function exitOverrideAll(cmd: Command): void {
+  cmd.exitOverride();
+  for (const c of cmd.commands) exitOverrideAll(c);
+}
+
+/**
+ * `DSOPS_DEBUG_MODULES=1`: at exit, print on stderr how many modules were loaded and from which
+ * packages (to check that a command loads no store SDK it does not use); `=list` adds every path.
+ */
+function debugModules(): void {
+  const mode = process.env.DSOPS_DEBUG_MODULES;
+  if (!mode || mode === "0") return;
+  process.on("exit", () => {
+    const paths = Object.keys(require.cache);
+    const packages = new Set<string>();
+    for (const p of paths) {
+      const m = /[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(p.slice(p.lastIndexOf("node_modules") - 1));
+      if (m) packages.add(m[1].replace(/\\/g, "/"));
+    }
+    process.stderr.write(`dsops debug: ${paths.length} modules loaded; packages: ${[...packages].sort().join(", ") || "none"}\n`);
+    if (mode === "list") for (const p of paths) process.stderr.write(`dsops debug: ${p}\n`);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
-  program.exitOverride();
-  for (const c of program.commands) {
-    c.exitOverride();
-    for (const s of c.commands) s.exitOverride();
+  debugModules();
+  let program: Command;
+  try {
+    program = buildProgram(argv);
+  } catch (e) {
+    process.exitCode = printError(e);
+    return;
   }
+  exitOverrideAll(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = printError(e);
   }
+  if (wantsHardExit()) process.exit();
 }

@@ -1,0 +1,58 @@
+import type { StoreType } from "../stores/settings";
+import type { StoreCapabilities } from "../stores/types";
+
+/** What `dsops providers` says of a store type without creating a store (which would load its SDK). */
+export interface StoreTypeInfo {
+  /** What a store of this type can do; the same values its instances declare (`staging` absent = false). */
+  readonly capabilities: Required<StoreCapabilities>;
+  /** The store has a `check()`, so `doctor` tests its connection and credentials. */
+  readonly check: boolean;
+  /** One line on what it is. */
+  readonly description: string;
+  /** When a capability depends on the settings or the server. */
+  readonly note?: string;
+}
+
+/**
+ * Capabilities of every store type, kept beside the registry so that `dsops providers` starts
+ * without loading any SDK. Exhaustive over `StoreType` (a new type does not compile without
+ * its entry), and checked against real instances by tests/integration/cli-providers.test.ts.
+ */
+export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
+  literal: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: false,
+    description: "values written in dsops.yaml (non-secret settings)",
+  },
+  env: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: false,
+    description: "variables of dsops's own environment, with an optional prefix",
+  },
+  file: {
+    capabilities: { write: true, versions: true, batch: 1000, binary: false, staging: true },
+    check: true,
+    description: "the embedded store: an encrypted, versioned file (AES-256-GCM)",
+  },
+  "aws.secretsmanager": {
+    capabilities: { write: true, versions: true, batch: 20, binary: true, staging: false },
+    check: true,
+    description: "AWS Secrets Manager (stages, version ids, ARNs, binary secrets)",
+  },
+  "aws.ssm": {
+    capabilities: { write: true, versions: true, batch: 10, binary: false, staging: false },
+    check: true,
+    description: "AWS Systems Manager Parameter Store (SecureString, labels, prefix)",
+  },
+  vault: {
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "HashiCorp Vault / OpenBao KV v1 and v2 (token or AppRole)",
+    note: "versions on KV v2 mounts only",
+  },
+  "gcp.secretmanager": {
+    capabilities: { write: true, versions: true, batch: 0, binary: true, staging: false },
+    check: true,
+    description: "Google Cloud Secret Manager (versions, aliases, binary payloads)",
+  },
+};

@@ -1,0 +1,149 @@
+import { spawn } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { delimiter, join } from "node:path";
+import type { Command } from "commander";
+import { DsopsError } from "../../engine/errors";
+import type { StoreSettings } from "../../stores/settings";
+import { EXIT, configPath, loadConfig } from "../util";
+
+/** What logging in to a store means: run a CLI, or nothing to do, with words for the user. */
+export interface LoginPlan {
+  /** CLIs that can log in (first found on PATH wins), with their arguments. */
+  readonly commands?: ReadonlyArray<{ readonly cli: string; readonly args: readonly string[] }>;
+  /** Environment the CLI needs (the store's address, namespace …). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Shown before running, or alone when nothing is to be run. */
+  readonly guidance: string;
+  /** Shown after a successful login. */
+  readonly after?: string;
+  /** Nothing to log in to: guidance only, exit 0. */
+  readonly nothingToDo?: boolean;
+}
+
+/** Short names `dsops login` accepts when dsops.yaml has no store of that name. */
+const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", vault: "vault", bao: "vault", openbao: "vault" };
+
+/** How to log in to the store `name` with `settings`. */
+export function loginPlan(name: string, s: StoreSettings): LoginPlan {
+  switch (s.type) {
+    case "literal":
+    case "env":
+      return { nothingToDo: true, guidance: `store "${name}" (${s.type}) needs no login` };
+    case "file":
+      return {
+        nothingToDo: true,
+        guidance: `store "${name}" (file) needs no login: its key is DSOPS_FILE_KEY when set, else the key file beside ${s.path} (${s.key_file ?? `${s.path}.key`})`,
+      };
+    case "aws.secretsmanager":
+    case "aws.ssm": {
+      if (s.access_key_id) return { nothingToDo: true, guidance: `store "${name}" (${s.type}) uses the access keys in its settings; nothing to log in to` };
+      const profile = s.profile ?? process.env.AWS_PROFILE;
+      return {
+        commands: [{ cli: "aws", args: ["sso", "login", ...(profile ? ["--profile", profile] : [])] }],
+        guidance:
+          `store "${name}" (${s.type}) uses ${s.profile ? `the AWS profile "${s.profile}"` : "the AWS default credential chain"}.\n` +
+          `Log in with IAM Identity Center (SSO): aws sso login${profile ? ` --profile ${profile}` : ""}\n` +
+          `(install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html;\n` +
+          ` first time: aws configure sso), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment.`,
+      };
+    }
+    case "vault": {
+      if (s.auth_method === "approle")
+        return { nothingToDo: true, guidance: `store "${name}" (vault) logs in by itself with AppRole (role_id and secret_id in its settings)` };
+      const env: Record<string, string> = { VAULT_ADDR: s.address, BAO_ADDR: s.address };
+      if (s.namespace) Object.assign(env, { VAULT_NAMESPACE: s.namespace, BAO_NAMESPACE: s.namespace });
+      if (s.tls?.ca_cert) Object.assign(env, { VAULT_CACERT: s.tls.ca_cert, BAO_CACERT: s.tls.ca_cert });
+      return {
+        commands: [
+          { cli: "vault", args: ["login"] },
+          { cli: "bao", args: ["login"] },
+        ],
+        env,
+        guidance:
+          `store "${name}" (vault) authenticates with a token: VAULT_TOKEN in the environment, or \`token\` in its settings.\n` +
+          `Log in at ${s.address} with the Vault or OpenBao CLI: VAULT_ADDR=${s.address} vault login [-method=oidc|userpass|…]\n` +
+          `(https://developer.hashicorp.com/vault/install or https://openbao.org/docs/install/), then export VAULT_TOKEN.`,
+        after: `logged in; give dsops the token: export VAULT_TOKEN="$(vault print token)" (or bao print token)`,
+      };
+    }
+    case "gcp.secretmanager":
+      if (s.credentials_file) return { nothingToDo: true, guidance: `store "${name}" (gcp.secretmanager) uses the key file ${s.credentials_file}; nothing to log in to` };
+      if (s.insecure) return { nothingToDo: true, guidance: `store "${name}" (gcp.secretmanager) talks plain gRPC to ${s.endpoint}; no credentials are sent` };
+      return {
+        commands: [{ cli: "gcloud", args: ["auth", "application-default", "login"] }],
+        guidance:
+          `store "${name}" (gcp.secretmanager) uses Application Default Credentials.\n` +
+          `Log in with: gcloud auth application-default login\n` +
+          `(install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install), or set GOOGLE_APPLICATION_CREDENTIALS to a key file.`,
+      };
+  }
+}
+
+/** The full path of `cli` on PATH, if it is there and executable. */
+export function findOnPath(cli: string, path = process.env.PATH ?? ""): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, cli);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** `dsops login <store>`: the store's own interactive login where its CLI is installed, guidance otherwise. */
+export function register(program: Command): void {
+  program
+    .command("login")
+    .description("log in to a store with its own CLI (aws sso login, vault/bao login, gcloud auth …), or say how")
+    .argument("<store>", "store name in dsops.yaml (or a type: aws, vault, gcp)")
+    .argument("[args...]", "extra arguments for the store's CLI (after --)")
+    .action(async (storeName: string, extra: string[], _o: unknown, cmd: Command) => {
+      const settings = findSettings(cmd, storeName);
+      const plan = loginPlan(storeName, settings);
+      if (plan.nothingToDo) {
+        process.stderr.write(plan.guidance + "\n");
+        return;
+      }
+      const found = (plan.commands ?? []).map((c) => ({ ...c, path: findOnPath(c.cli) })).find((c) => c.path);
+      if (!found?.path) {
+        process.stderr.write(plan.guidance + "\n");
+        process.stderr.write(`error: ${(plan.commands ?? []).map((c) => c.cli).join(" or ")} not found on PATH\n`);
+        process.exitCode = EXIT.user;
+        return;
+      }
+      const args = [...found.args, ...extra];
+      process.stderr.write(`running: ${found.cli} ${args.join(" ")}\n`);
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn(found.path as string, args, { stdio: "inherit", env: { ...process.env, ...plan.env } });
+        child.on("error", (e) => reject(new DsopsError(`cannot run ${found.cli}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+        child.on("exit", (c, signal) => resolve(signal ? 128 + (osConstants.signals[signal] ?? 1) : (c ?? 1)));
+      });
+      if (code === 0 && plan.after) process.stderr.write(plan.after + "\n");
+      process.exitCode = code;
+    });
+}
+
+function findSettings(cmd: Command, name: string): StoreSettings {
+  let problem: unknown;
+  try {
+    const config = loadConfig(cmd);
+    const s = config.stores[name];
+    if (s) return s;
+  } catch (e) {
+    problem = e;
+  }
+  const type = TYPE_ALIASES[name];
+  if (type) {
+    const { storeSettingsSchemas } = require("../../stores/settings") as typeof import("../../stores/settings");
+    const defaults: Record<string, unknown> = { type, ...(type === "vault" ? { address: process.env.VAULT_ADDR ?? process.env.BAO_ADDR ?? "https://127.0.0.1:8200" } : {}), ...(type === "gcp.secretmanager" ? { project_id: "-" } : {}) };
+    return storeSettingsSchemas[type].parse(defaults) as StoreSettings;
+  }
+  if (problem) throw problem;
+  throw new DsopsError(`no store "${name}" in ${configPath(cmd)}`, { hint: "pass a store name from secretStores, or one of: aws, vault, gcp" });
+}

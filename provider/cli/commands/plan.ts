@@ -1,0 +1,30 @@
+import type { Command } from "commander";
+import { loadConfig, printJson, table } from "../util";
+
+/** `dsops plan`: where each variable of an env comes from; no store is called, no value shown. */
+export function register(program: Command): void {
+  program
+    .command("plan")
+    .description("show what an env would resolve, from where; no store is called and no value shown")
+    .requiredOption("-e, --env <env>", "env name")
+    .option("--json", "machine-readable output")
+    .action(async (o: { env: string; json?: boolean }, cmd: Command) => {
+      const { Resolver } = require("../../engine/resolve") as typeof import("../../engine/resolve");
+      const r = new Resolver(loadConfig(cmd));
+      const plan = r.plan(o.env);
+      if (o.json) {
+        printJson({ env: o.env, variables: plan });
+        return;
+      }
+      const rows = [["VARIABLE", "SOURCE", "STORE", "KEY", "TRANSFORMS"]];
+      for (const p of plan)
+        rows.push([
+          p.name + (p.optional ? " (optional)" : ""),
+          p.source,
+          p.store ? `${p.store} (${p.storeType})` : "-",
+          p.key ? `${p.key}${p.field ? `#${p.field}` : ""}${p.version ? `@${p.version}` : ""}` : "-",
+          p.transforms.join(" | ") || "-",
+        ]);
+      process.stdout.write(table(rows));
+    });
+}

@@ -1,0 +1,27 @@
+import type { Command } from "commander";
+import { DsopsError } from "../../engine/errors";
+import { commandGroup, readStdin, withResolver } from "../util";
+
+/** `dsops secrets set` (the rotation module adds `secrets rotate|status|history` to the same group). */
+export function register(program: Command): void {
+  const secrets = commandGroup(program, "secrets", "write and inspect secrets in writable stores");
+  secrets
+    .command("set")
+    .description("write a new version of a secret; the value is read from standard input")
+    .requiredOption("-s, --store <store>", "store name")
+    .requiredOption("-k, --key <key>", "key in the store")
+    .option("--description <text>", "description kept with the version")
+    .action(async (o: { store: string; key: string; description?: string }, cmd: Command) => {
+      const { Secret } = require("../../engine/secret") as typeof import("../../engine/secret");
+      await withResolver(cmd, async (r) => {
+        const store = r.store(o.store);
+        if (!store.capabilities.write || !store.put) throw new DsopsError(`store "${o.store}" (${store.type}) is read-only`);
+        let value = readStdin();
+        if (value.endsWith("\n")) value = value.slice(0, -1);
+        if (value.endsWith("\r")) value = value.slice(0, -1);
+        if (value === "") throw new DsopsError("empty value on standard input");
+        const info = await store.put(o.key, new Secret(value), o.description ? { description: o.description } : undefined);
+        process.stderr.write(`store ${o.store}: ${o.key} → version ${info.versionId}\n`);
+      });
+    });
+}

@@ -1,0 +1,264 @@
+/**
+ * The secret scanner behind `dsops guard` and the pre-commit hook: known token formats, keyword
+ * assignments with high-entropy values, and long high-entropy base64/hex strings. It never
+ * returns a secret: a finding carries the rule and a masked form (the format's public prefix,
+ * then asterisks).
+ */
+
+/** A rule: a pattern, the group holding the secret, how much of it is a public prefix. */
+export interface Rule {
+  readonly id: string;
+  readonly description: string;
+  /** Global regular expression; group `group` (default 1) is the secret. */
+  readonly pattern: RegExp;
+  readonly group?: number;
+  /** Characters of the match shown unmasked (the token format's prefix: `AKIA`, `ghp_`). */
+  readonly keep: number;
+  /** Extra test on the candidate (entropy, placeholders); the whole line is given for context. */
+  readonly accept?: (value: string, line: string) => boolean;
+  /** Entropy rules are skipped in lock files (package-lock.json …), full of hashes. */
+  readonly entropy?: boolean;
+  /** The match is a marker, not a secret (a PEM header): shown as is. */
+  readonly showMatch?: boolean;
+}
+
+/** Shannon entropy of `s`, in bits per character. */
+export function shannonEntropy(s: string): number {
+  if (!s) return 0;
+  const counts = new Map<string, number>();
+  for (const c of s) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let h = 0;
+  for (const n of counts.values()) {
+    const p = n / s.length;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+/**
+ * Entropy a base64 string of this length must reach. Random base64 strings reach about
+ * 4.5 bits at 32 characters, 4.8 at 40 and 5.2 at 64; English identifiers stay near 4.
+ */
+function base64Threshold(len: number): number {
+  if (len >= 64) return 4.8;
+  if (len >= 40) return 4.4;
+  return 4.2;
+}
+
+const PLACEHOLDER =
+  /^(?:change[-_]?me|changeit|password|passwd|secret|example|dummy|sample|placeholder|redacted|hidden|none|null|nil|undefined|true|false|todo|fixme|your[-_].*|my[-_].*|x{3,}|\*{3,}|\.{3,}|<.*>|\{\{.*\}\}|\$\{.*\}?|\$\(.*\)?|%\(.*|%s|store:\/\/.*|svc:\/\/.*|op:\/\/.*|vault:.*|arn:aws:.*)$/i;
+/** `process.env.X`, `os.environ["X"]`, `config.db.password`: code, not a value. */
+const CODE_REFERENCE = /^(?:[A-Za-z_$][\w$]*)(?:\.[A-Za-z_$][\w$]*)+$|^(?:process\.env|os\.environ|ENV|env)\b/;
+
+function looksLikeValue(value: string): boolean {
+  if (PLACEHOLDER.test(value) || CODE_REFERENCE.test(value)) return false;
+  if (/^[A-Z][A-Z0-9_]+$/.test(value)) return false; // an environment variable's name
+  return value.length >= 8 && shannonEntropy(value) >= 3.0;
+}
+
+const KEYWORD =
+  "(?:[A-Za-z0-9]+[_.-])*(?:password|passwd|pwd|secret|secret[_-]?key|token|auth[_-]?token|access[_-]?token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|client[_-]?secret|private[_-]?key|credentials?)";
+
+/** The rules, most specific first: a span matched by one rule is not reported again by a later one. */
+export const rules: readonly Rule[] = [
+  {
+    id: "private-key",
+    description: "private key (PEM)",
+    pattern: /(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)/g,
+    keep: 0,
+    showMatch: true,
+  },
+  { id: "aws-access-key-id", description: "AWS access key id", pattern: /\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b/g, keep: 4 },
+  {
+    id: "aws-secret-access-key",
+    description: "AWS secret access key",
+    pattern: /aws[_.-]?secret[_.-]?(?:access[_.-]?)?key["']?\s*(?::=|=|:|=>)\s*["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/gi,
+    keep: 0,
+  },
+  { id: "github-token", description: "GitHub token", pattern: /\b(gh[pousr]_[A-Za-z0-9]{36,251})\b/g, keep: 4 },
+  { id: "github-fine-grained-token", description: "GitHub fine-grained token", pattern: /\b(github_pat_[A-Za-z0-9_]{22,255})\b/g, keep: 11 },
+  { id: "slack-token", description: "Slack token", pattern: /\b(xox[abposre]-[A-Za-z0-9-]{10,})/g, keep: 5 },
+  {
+    id: "slack-webhook",
+    description: "Slack incoming webhook URL",
+    pattern: /(https:\/\/hooks\.slack\.com\/services\/T[A-Za-z0-9_]+\/B[A-Za-z0-9_]+\/[A-Za-z0-9_]+)/g,
+    keep: "https://hooks.slack.com/services/".length,
+  },
+  { id: "stripe-secret-key", description: "Stripe live secret key", pattern: /\b((?:sk|rk)_live_[A-Za-z0-9]{16,})\b/g, keep: 8 },
+  {
+    id: "jwt",
+    description: "JSON Web Token",
+    pattern: /\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})/g,
+    keep: 3,
+  },
+  {
+    id: "generic-secret",
+    description: "secret assigned in clear (keyword = high-entropy value)",
+    pattern: new RegExp(`(?:^|[^A-Za-z0-9])${KEYWORD}["']?\\s*(?::=|=>|=|:)\\s*(["'\`]?)([^\\s"'\`,;()\\[\\]{}<>]+)\\1`, "gi"),
+    group: 2,
+    keep: 0,
+    accept: (v) => looksLikeValue(v),
+  },
+  {
+    id: "high-entropy-base64",
+    description: "high-entropy base64 string",
+    pattern: /(?<![A-Za-z0-9+/_=-])([A-Za-z0-9+/_-]{32,}={0,2})(?![A-Za-z0-9+/_=-])/g,
+    keep: 0,
+    entropy: true,
+    accept: (v, line) => {
+      const core = v.replace(/=+$/, "");
+      if ((core.match(/\//g) ?? []).length > 2 || (core.match(/[-_]/g) ?? []).length > 3) return false; // paths, identifiers
+      if (!/[a-z]/.test(core) || !/[A-Z]/.test(core) || (core.match(/\d/g) ?? []).length < 2) return false;
+      if (/\b(?:sha\d*|integrity|hash|digest|checksum|nonce)\b|sha\d+-/i.test(line)) return false;
+      return shannonEntropy(core) >= base64Threshold(core.length);
+    },
+  },
+  {
+    id: "high-entropy-hex",
+    description: "high-entropy hex string (64+ digits)",
+    pattern: /(?<![0-9A-Za-z])([0-9a-fA-F]{64,})(?![0-9A-Za-z])/g,
+    keep: 0,
+    entropy: true,
+    accept: (v, line) => !/\b(?:sha\d*|hash|digest|checksum|integrity|commit|fingerprint)\b/i.test(line) && shannonEntropy(v) >= 3.5,
+  },
+];
+
+export const ruleIds = rules.map((r) => r.id);
+
+/** The masked form of a secret: the format's public prefix, then asterisks (at most 16). */
+export function mask(value: string, keep: number): string {
+  const shown = value.slice(0, Math.min(keep, Math.max(0, value.length - 8)));
+  return shown + "*".repeat(Math.max(4, Math.min(16, value.length - shown.length)));
+}
+
+/** A secret found on one line (masked; the secret itself is not kept). */
+export interface LineMatch {
+  readonly rule: string;
+  readonly description: string;
+  /** 1-based column of the secret. */
+  readonly column: number;
+  readonly masked: string;
+  /** Length of the secret, safe to show. */
+  readonly length: number;
+}
+
+/** The inline marker that silences every rule on its line. */
+export const INLINE_IGNORE = /dsops:ignore\b/;
+
+/** Longest line scanned: minified files would only cost time. */
+const MAX_LINE = 10_000;
+
+/** Secrets on one line of text (no inline-marker handling). */
+export function findSecrets(line: string, opts: { disabled?: ReadonlySet<string>; noEntropy?: boolean } = {}): LineMatch[] {
+  const text = line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line;
+  const taken: Array<[number, number]> = [];
+  const out: LineMatch[] = [];
+  for (const rule of rules) {
+    if (opts.disabled?.has(rule.id) || (rule.entropy && opts.noEntropy)) continue;
+    rule.pattern.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = rule.pattern.exec(text))) {
+      if (m[0].length === 0) rule.pattern.lastIndex++;
+      const value = m[rule.group ?? 1];
+      if (value === undefined) continue;
+      const start = m.index + m[0].lastIndexOf(value);
+      const end = start + value.length;
+      if (taken.some(([a, b]) => start < b && a < end)) continue;
+      if (rule.accept && !rule.accept(value, text)) continue;
+      taken.push([start, end]);
+      out.push({
+        rule: rule.id,
+        description: rule.description,
+        column: start + 1,
+        masked: rule.showMatch ? value : mask(value, rule.keep),
+        length: value.length,
+      });
+    }
+  }
+  return out.sort((a, b) => a.column - b.column);
+}
+
+/** Lock files: full of hashes, so the entropy rules are off in them. */
+const LOCK_FILES = /(?:^|\/)(?:package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|go\.sum|Cargo\.lock|poetry\.lock|Pipfile\.lock|Gemfile\.lock|composer\.lock|flake\.lock|bun\.lockb?)$/;
+
+/** `.dsopsignore`: path patterns (gitignore-like) and `rule:<id>` lines. */
+export class IgnoreList {
+  private readonly paths: RegExp[] = [];
+  readonly disabledRules = new Set<string>();
+  /** Lines that could not be understood. */
+  readonly problems: string[] = [];
+
+  constructor(text = "") {
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith("#")) return;
+      const rule = /^rule:\s*(\S+)$/.exec(line);
+      if (rule) {
+        if (ruleIds.includes(rule[1])) this.disabledRules.add(rule[1]);
+        else this.problems.push(`.dsopsignore:${i + 1}: unknown rule "${rule[1]}" (rules: ${ruleIds.join(", ")})`);
+        return;
+      }
+      this.paths.push(globToRegExp(line));
+    });
+  }
+
+  /** True when `file` (relative to the repository root, `/`-separated) is ignored. */
+  ignores(file: string): boolean {
+    return file === ".dsopsignore" || this.paths.some((re) => re.test(file));
+  }
+}
+
+/**
+ * A gitignore-style pattern as a regular expression over `/`-separated relative paths: a
+ * pattern without `/` (but a trailing one) matches a name at any depth; `*` and `?` stay within
+ * one name, `**` crosses folders; a trailing `/` matches everything under a folder.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  let p = pattern;
+  const dirOnly = p.endsWith("/");
+  if (dirOnly) p = p.slice(0, -1);
+  const anchored = p.includes("/");
+  if (p.startsWith("/")) p = p.slice(1);
+  let re = "";
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "*" && p[i + 1] === "*") {
+      if (p[i + 2] === "/") {
+        re += "(?:.*/)?";
+        i += 2;
+      } else {
+        re += ".*";
+        i += 1;
+      }
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${anchored ? "" : "(?:.*/)?"}${re}(?:/.*)?$`);
+}
+
+/** A finding, located. */
+export interface Finding extends LineMatch {
+  /** worktree: the file as it is now; staged: a line added in the index; history: a line a commit added. */
+  readonly source: "worktree" | "staged" | "history";
+  readonly file: string;
+  readonly line: number;
+  /** The commit that added the line (history). */
+  readonly commit?: string;
+}
+
+/** Scan one line of `file` (relative path) for findings, honouring the ignore list and the inline marker. */
+export function scanLine(
+  text: string,
+  where: { source: Finding["source"]; file: string; line: number; commit?: string },
+  ignore: IgnoreList,
+): Finding[] {
+  if (INLINE_IGNORE.test(text)) return [];
+  return findSecrets(text, { disabled: ignore.disabledRules, noEntropy: LOCK_FILES.test(where.file) }).map((m) => ({
+    ...m,
+    source: where.source,
+    file: where.file,
+    line: where.line,
+    ...(where.commit ? { commit: where.commit } : {}),
+  }));
+}

@@ -1,0 +1,126 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { Command } from "commander";
+import { DsopsError } from "../engine/errors";
+import type { Config } from "../engine/config/load";
+import type { Resolver, ResolverOptions } from "../engine/resolve";
+
+/**
+ * Helpers shared by the command modules. The engine (zod, yaml, the resolver) is `require`d
+ * inside the functions that need it, so commands that never read dsops.yaml (guard, shred,
+ * completion, install-hook, leak) start without loading it: the pre-commit hook stays fast.
+ */
+
+/** Exit codes: 0 ok, 1 user error, 2 usage; `exec` passes the child's code through. */
+export const EXIT = { ok: 0, user: 1, usage: 2 } as const;
+
+export interface GlobalOptions {
+  config: string;
+}
+
+/** The `--config` path as given (default `$DSOPS_CONFIG`, else `dsops.yaml`). */
+export function configPath(cmd: Command): string {
+  return (cmd.optsWithGlobals() as GlobalOptions).config;
+}
+
+/** Folder of the configuration file (it need not exist). */
+export function configDir(cmd: Command): string {
+  return dirname(resolve(configPath(cmd)));
+}
+
+export function loadConfig(cmd: Command): Config {
+  const { loadConfigFile } = require("../engine/config/load") as typeof import("../engine/config/load");
+  return loadConfigFile(configPath(cmd));
+}
+
+export function warn(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
+}
+
+/** Run `fn` with a resolver over the command's configuration; stores are closed afterwards. */
+export async function withResolver<T>(cmd: Command, fn: (r: Resolver) => Promise<T>, opts: ResolverOptions = {}): Promise<T> {
+  const { Resolver } = require("../engine/resolve") as typeof import("../engine/resolve");
+  const r = new Resolver(loadConfig(cmd), { onWarning: warn, ...opts });
+  try {
+    return await fn(r);
+  } finally {
+    await r.close();
+  }
+}
+
+/** A plain-text table: columns padded to their widest cell, the last column unpadded. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+/** Print data as JSON on stdout (the `--json` form of a command). */
+export function printJson(data: unknown): void {
+  process.stdout.write(JSON.stringify(data, null, 2) + "\n");
+}
+
+export function readStdin(): string {
+  try {
+    return readFileSync(0, "utf8");
+  } catch {
+    throw new DsopsError("no value on standard input", { hint: "pipe the value in: printf %s \"$VALUE\" | dsops secrets set …" });
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration such as `10m`, `2s`, `1h30m`, `500ms` or a plain number of seconds, in
+ * milliseconds. `what` names the option in the error message.
+ */
+export function parseDuration(text: string, what: string): number {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let pos = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(t))) {
+    total += Number(m[1]) * UNITS[m[2]];
+    pos = re.lastIndex;
+  }
+  if (pos !== t.length || t.length === 0) throw new DsopsError(`${what} ${text}: expected a duration such as 30s, 10m, 1h or 1h30m`);
+  return Math.round(total);
+}
+
+/** Show a duration the way users write it (`10m`, `1h30m`, `2s`). */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  let rest = Math.round(ms / 1000);
+  const parts: string[] = [];
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join("");
+}
+
+let hardExit = false;
+
+/**
+ * Ask `main` to end the process once the command has finished, even when a store client keeps
+ * a socket open (a `doctor` check abandoned at its timeout).
+ */
+export function exitWhenDone(): void {
+  hardExit = true;
+}
+
+export function wantsHardExit(): boolean {
+  return hardExit;
+}
+
+/**
+ * The group command `name` (`secrets`, `leak`, `rotation` …), created on first use: command
+ * modules add subcommands to a group another module created (`secrets rotate` beside
+ * `secrets set`) without knowing the registration order.
+ */
+export function commandGroup(program: Command, name: string, description: string): Command {
+  return program.commands.find((c) => c.name() === name) ?? program.command(name).description(description);
+}

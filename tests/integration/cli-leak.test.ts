@@ -1,0 +1,126 @@
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dsops } from "../support/cli";
+
+const T0 = "2026-03-01T10:00:00.000Z";
+const T1 = "2026-03-01T12:30:00.000Z";
+/** A credential-looking value a user might paste by mistake (made at run time). */
+const PASTED = "ghp_" + randomBytes(27).toString("base64").replace(/[^A-Za-z0-9]/g, "a").slice(0, 36);
+
+describe("dsops leak (built binary, incident records beside dsops.yaml)", function () {
+  this.timeout(60000);
+  let dir: string;
+  const outputs: string[] = [];
+  const run = (args: string[], clock = T0) => {
+    const r = dsops(["--config", "team/dsops.yaml", ...args], { cwd: dir, env: { DSOPS_CLOCK: clock } });
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  };
+  const incidents = () => join(dir, "team", ".dsops", "incidents");
+
+  /** Two records, as the first test makes them. */
+  const seed = () => {
+    assert.equal(run(["leak", "report", "--summary", "API token pasted in #general", "--severity", "critical", "--secret", "API_TOKEN", "myapp/prod#token"]).status, 0);
+    assert.equal(run(["leak", "report", "--summary", "old .env in a backup", "--severity", "low"]).status, 0);
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-leak-"));
+    mkdirSync(join(dir, "team"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    for (const out of outputs) assert.ok(!out.includes(PASTED), "the pasted value appeared in output");
+  });
+
+  it("report opens a record (0600, folder 0700) with the clock's time, and prints its id", () => {
+    const r = run(["leak", "report", "--summary", "API token pasted in #general", "--severity", "critical", "--secret", "API_TOKEN", "myapp/prod#token"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "INC-0001\n");
+    assert.match(r.stderr, /opened INC-0001/);
+    const file = join(incidents(), "INC-0001.json");
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(incidents()).mode & 0o777, 0o700);
+    const rec = JSON.parse(readFileSync(file, "utf8"));
+    assert.deepEqual(
+      { ...rec, notes: rec.notes.map((n: { at: string; text: string }) => ({ at: n.at, text: n.text })) },
+      {
+        id: "INC-0001",
+        created: T0,
+        updated: T0,
+        severity: "critical",
+        summary: "API token pasted in #general",
+        secrets: ["API_TOKEN", "myapp/prod#token"],
+        status: "open",
+        notes: [{ at: T0, text: "reported" }],
+      },
+    );
+    assert.equal(typeof rec.notes[0].by, "string");
+    const second = run(["leak", "report", "--summary", "old .env in a backup", "--severity", "low", "--json"]);
+    assert.equal(JSON.parse(second.stdout).id, "INC-0002");
+  });
+
+  it("list shows the records as a table or JSON, filtered by status", () => {
+    assert.match(run(["leak", "list"]).stderr, /^no incidents\n$/);
+    seed();
+    const r = run(["leak", "list"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ID +STATUS +SEVERITY +CREATED +SECRETS +SUMMARY\n/);
+    assert.match(r.stdout, /^INC-0001 +open +critical +2026-03-01T10:00:00\.000Z +API_TOKEN,myapp\/prod#token +API token pasted in #general$/m);
+    const j = JSON.parse(run(["leak", "list", "--json"]).stdout);
+    assert.deepEqual(j.incidents.map((i: { id: string }) => i.id), ["INC-0001", "INC-0002"]);
+  });
+
+  it("update adds to the history: notes, severity, more secrets; timestamps move with the clock", () => {
+    seed();
+    const r = run(["leak", "update", "1", "--note", "token revoked at the provider", "--severity", "high", "--secret", "WEBHOOK_URL"], T1);
+    assert.equal(r.status, 0, r.stderr);
+    const rec = JSON.parse(run(["leak", "show", "INC-0001", "--json"]).stdout);
+    assert.equal(rec.updated, T1);
+    assert.equal(rec.created, T0);
+    assert.equal(rec.severity, "high");
+    assert.deepEqual(rec.secrets, ["API_TOKEN", "myapp/prod#token", "WEBHOOK_URL"]);
+    assert.deepEqual(rec.notes[1], { at: T1, by: rec.notes[1].by, text: "token revoked at the provider", changes: ["severity: critical → high", "secrets: + WEBHOOK_URL"] });
+    const nothing = run(["leak", "update", "1"]);
+    assert.equal(nothing.status, 1);
+    assert.match(nothing.stderr, /nothing to update/);
+  });
+
+  it("resolve closes it (once); show prints the history", () => {
+    seed();
+    const r = run(["leak", "resolve", "INC-0001", "--note", "rotated API_TOKEN; no use seen in logs"], T1);
+    assert.equal(r.status, 0, r.stderr);
+    const again = run(["leak", "resolve", "inc-1"], T1);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /INC-0001 is already resolved\nhint: /);
+    const show = run(["leak", "show", "1"]);
+    assert.match(show.stdout, /^INC-0001  RESOLVED  severity critical\n/);
+    assert.match(show.stdout, /\nresolved: 2026-03-01T12:30:00\.000Z\n/);
+    assert.match(show.stdout, /2026-03-01T12:30:00\.000Z  .+: rotated API_TOKEN; no use seen in logs \[status: open → resolved\]\n$/);
+    assert.deepEqual(JSON.parse(run(["leak", "list", "--status", "open", "--json"]).stdout).incidents.map((i: { id: string }) => i.id), ["INC-0002"]);
+    const reopened = run(["leak", "update", "1", "--reopen", "--json"]);
+    assert.equal(JSON.parse(reopened.stdout).status, "open");
+  });
+
+  it("refuses a secret value where a name belongs, without echoing it", () => {
+    seed();
+    for (const bad of [PASTED, "my password is hunter2"]) {
+      const r = run(["leak", "report", "--summary", "x", "--secret", bad]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /--secret: /);
+      assert.ok(!r.stderr.includes("hunter2"));
+    }
+    assert.deepEqual(readdirSync(incidents()).sort(), ["INC-0001.json", "INC-0002.json"]);
+  });
+
+  it("unknown ids and bad severities are errors", () => {
+    const r = run(["leak", "show", "INC-0099"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /no incident INC-0099/);
+    assert.equal(run(["leak", "show", "banana"]).status, 1);
+    assert.equal(run(["leak", "report", "--summary", "x", "--severity", "apocalyptic"]).status, 2);
+  });
+});

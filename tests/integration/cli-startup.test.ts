@@ -1,0 +1,79 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { dsops } from "../support/cli";
+import { freePort } from "../support/server";
+
+/** The packages a run loaded, from the line DSOPS_DEBUG_MODULES=1 prints at exit. */
+function packagesLoaded(stderr: string): string[] {
+  const m = /^dsops debug: \d+ modules loaded; packages: (.*)$/m.exec(stderr);
+  assert.ok(m, `no debug line in: ${stderr}`);
+  return m[1] === "none" ? [] : m[1].split(", ");
+}
+
+describe("dsops start-up: store SDKs load only when a store of that type is used", function () {
+  this.timeout(60000);
+  let dir: string;
+  let closedPort: number;
+  const run = (args: string[], env: NodeJS.ProcessEnv = { DSOPS_DEBUG_MODULES: "1" }) => dsops(args, { cwd: dir, env });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-startup-"));
+    closedPort = await freePort();
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      `version: 1
+secretStores:
+  local: { type: file }
+  aws: { type: aws.secretsmanager, region: us-east-1, endpoint: "http://127.0.0.1:${closedPort}", access_key_id: test, secret_access_key: test, retries: 0 }
+  gcp: { type: gcp.secretmanager, project_id: p, endpoint: "127.0.0.1:${closedPort}", insecure: true, retries: 0 }
+  vault: { type: vault, address: "http://127.0.0.1:${closedPort}", token: t, retries: 0 }
+envs:
+  dev:
+    A: { from: "store://local/a" }
+    B: { from: "store://aws/myapp/b" }
+    C: { from: "store://gcp/c" }
+    D: { from: "store://vault/secret/d" }
+  local:
+    A: { from: "store://local/a" }
+`,
+    );
+    assert.equal(dsops(["secrets", "set", "--store", "local", "--key", "a"], { cwd: dir, input: "v" }).status, 0);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("plan on a config with aws, gcp and vault stores loads none of their SDKs", () => {
+    const r = run(["plan", "--env", "dev"]);
+    assert.equal(r.status, 0, r.stderr);
+    const pkgs = packagesLoaded(r.stderr);
+    assert.deepEqual(pkgs.filter((p) => /^@aws-sdk|^@smithy|^@google-cloud|^google-gax|^@grpc|^node-vault/.test(p)), []);
+    assert.ok(pkgs.includes("zod") && pkgs.includes("yaml"), pkgs.join(","));
+  });
+
+  it("get from the file store loads no SDK either", () => {
+    const r = run(["get", "--env", "local", "--var", "A"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(packagesLoaded(r.stderr).filter((p) => p !== "commander" && p !== "zod" && p !== "yaml"), []);
+  });
+
+  it("an aws store in use does load @aws-sdk (the check can fail)", () => {
+    const r = run(["get", "--env", "dev", "--var", "B"]);
+    assert.equal(r.status, 1);
+    assert.ok(packagesLoaded(r.stderr).some((p) => p.startsWith("@aws-sdk/")), r.stderr);
+  });
+
+  it("the pre-commit scan and other commands that read no configuration load neither zod nor yaml", () => {
+    for (const args of [["guard", "repo", "--staged"], ["completion", "bash"], ["shred", "missing-file"], ["leak", "list"], ["providers"]]) {
+      const r = run(args);
+      const pkgs = packagesLoaded(r.stderr);
+      assert.deepEqual(pkgs.filter((p) => p !== "commander"), args[0] === "providers" ? ["zod"] : [], `${args.join(" ")}: ${pkgs.join(",")}`);
+    }
+  });
+
+  it("prints nothing extra without DSOPS_DEBUG_MODULES", () => {
+    const r = run(["plan", "--env", "local"], {});
+    assert.equal(r.status, 0);
+    assert.equal(r.stderr, "");
+  });
+});
