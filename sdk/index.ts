@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { environmentProvider, secretReferenceProvider } from "../provider/dynamic/providers";
+import { environmentProvider, maintenanceWindowProvider, secretReferenceProvider } from "../provider/dynamic/providers";
 import { MODULE } from "./tokens";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
@@ -90,6 +90,55 @@ export class Environment extends pulumi.dynamic.Resource {
   constructor(name: string, args: EnvironmentArgs, opts?: pulumi.CustomResourceOptions) {
     const props = { ...args, config: protect(args.config), variables: undefined, plan: undefined };
     super(environmentProvider, name, props, withSecretOutputs(opts, ["variables"]), MODULE, "Environment");
+  }
+}
+
+/** A period when nothing may rotate, even inside a window. */
+export interface Blackout {
+  /** ISO-8601 instant or date (a date is midnight in the window's zone). */
+  start: string;
+  /** ISO-8601 instant or date (a date means the end of that day). */
+  end: string;
+  reason: string;
+}
+
+export interface MaintenanceWindowArgs {
+  /** A 5-field cron expression (minute hour day-of-month month day-of-week), or several. */
+  schedule: pulumi.Input<string | string[]>;
+  /** How long the window stays open: `4h`, `1h30m`. */
+  duration: pulumi.Input<string>;
+  /** IANA time zone the cron expressions are read in (default UTC). */
+  timezone?: pulumi.Input<string>;
+  /** Change freezes and holidays: nothing rotates then, even inside the window. */
+  blackouts?: pulumi.Input<Blackout[]>;
+  /** A disabled window never opens (default true). */
+  enabled?: pulumi.Input<boolean>;
+}
+
+/**
+ * When rotations may run. A window opens at each cron match in its zone and stays open for
+ * `duration`; a wall time that does not exist on a daylight-saving day (02:30 when clocks jump
+ * from 02:00 to 03:00) opens at the next valid instant (03:00), and one that happens twice
+ * opens at its first occurrence. Outputs are as of the last `up` or `refresh`.
+ */
+export class MaintenanceWindow extends pulumi.dynamic.Resource {
+  declare readonly schedule: pulumi.Output<string | string[]>;
+  declare readonly duration: pulumi.Output<string>;
+  declare readonly timezone: pulumi.Output<string | undefined>;
+  declare readonly blackouts: pulumi.Output<Blackout[] | undefined>;
+  declare readonly enabled: pulumi.Output<boolean | undefined>;
+  /** Whether the window was open at the last up or refresh. */
+  declare readonly isOpen: pulumi.Output<boolean>;
+  /** Start of the window open then, or of the next one (ISO-8601). */
+  declare readonly nextOpenAt: pulumi.Output<string | undefined>;
+  /** When that window closes (ISO-8601). */
+  declare readonly nextCloseAt: pulumi.Output<string | undefined>;
+  /** The reason of the blackout that kept the window closed, if any. */
+  declare readonly blockedBy: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: MaintenanceWindowArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = { ...args, isOpen: undefined, nextOpenAt: undefined, nextCloseAt: undefined, blockedBy: undefined };
+    super(maintenanceWindowProvider, name, props, opts, MODULE, "MaintenanceWindow");
   }
 }
 

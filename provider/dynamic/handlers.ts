@@ -5,7 +5,9 @@ import { formatStoreUri, parseStoreUri, splitField, type SecretRef } from "../en
 import { Resolver } from "../engine/resolve";
 import { applyTransforms, compileTransforms } from "../engine/transforms";
 import { suggest } from "../engine/suggest";
-import { environmentInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type SecretReferenceInputs } from "./inputs";
+import { environmentInputsSchema, maintenanceWindowInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type MaintenanceWindowInputs, type SecretReferenceInputs } from "./inputs";
+import { clock } from "../engine/clock";
+import { Window } from "../schedule/window";
 
 /**
  * What the dynamic providers run in Pulumi's provider process. The serialized providers hold
@@ -304,6 +306,68 @@ export const environment = {
 
   async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
     return { outs: await readEnvironment(pickEnvInputs(news)) };
+  },
+
+  async delete() {},
+};
+
+// ---------------------------------------------------------------- MaintenanceWindow
+
+const windowInputKeys = ["schedule", "duration", "timezone", "blackouts", "enabled"] as const;
+
+function pickWindowInputs(o: Record<string, unknown>): MaintenanceWindowInputs {
+  return Object.fromEntries(windowInputKeys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as MaintenanceWindowInputs;
+}
+
+/** The window's state now (the one clock: DSOPS_CLOCK in tests and drills). */
+function windowOutputs(inputs: MaintenanceWindowInputs) {
+  const state = new Window(inputs).state(clock().now());
+  const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+  return {
+    ...inputs,
+    isOpen: state.isOpen,
+    ...(state.nextOpenAt !== undefined ? { nextOpenAt: iso(state.nextOpenAt) } : {}),
+    ...(state.nextCloseAt !== undefined ? { nextCloseAt: iso(state.nextCloseAt) } : {}),
+    ...(state.blockedBy !== undefined ? { blockedBy: state.blockedBy } : {}),
+  };
+}
+
+/** "field: reason" messages of the schedule module become check failures on that field. */
+function fieldFailure(e: unknown): { property: string; reason: string } {
+  const msg = errorMessage(e);
+  const m = /^([A-Za-z_][\w.\[\]]*): (.*)$/s.exec(msg);
+  return m ? { property: m[1], reason: m[2] } : { property: "schedule", reason: msg };
+}
+
+export const maintenanceWindow = {
+  async check(_olds: unknown, news: Record<string, unknown>) {
+    const parsed = maintenanceWindowInputsSchema.safeParse(pickWindowInputs(news));
+    if (!parsed.success) return { inputs: news, failures: zodFailures(parsed.error.issues) };
+    if (hasUnknown(news)) return { inputs: news };
+    try {
+      new Window(parsed.data);
+    } catch (e) {
+      return { inputs: news, failures: [fieldFailure(e)] };
+    }
+    return { inputs: news };
+  },
+
+  /** Only input changes update a window; its time-dependent outputs follow at up and refresh. */
+  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    return { changes: JSON.stringify(pickWindowInputs(olds)) !== JSON.stringify(pickWindowInputs(news)) };
+  },
+
+  async create(inputs: Record<string, unknown>) {
+    const outs = windowOutputs(pickWindowInputs(inputs));
+    return { id: `window:${JSON.stringify(outs.schedule)}`, outs };
+  },
+
+  async read(id: string, props: Record<string, unknown>) {
+    return { id, props: windowOutputs(pickWindowInputs(props)) };
+  },
+
+  async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
+    return { outs: windowOutputs(pickWindowInputs(news)) };
   },
 
   async delete() {},

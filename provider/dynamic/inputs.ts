@@ -44,6 +44,28 @@ export const environmentInputsSchema = z
   });
 export type EnvironmentInputs = z.infer<typeof environmentInputsSchema>;
 
+export const blackoutSchema = z.strictObject({
+  /** ISO-8601 instant or date (a date is midnight in the window's zone). */
+  start: z.string(),
+  /** ISO-8601 instant or date (a date means the end of that day). */
+  end: z.string(),
+  reason: z.string(),
+});
+
+export const maintenanceWindowInputsSchema = z.strictObject({
+  /** A 5-field cron expression, or several: when the window opens. */
+  schedule: z.union([z.string(), z.array(z.string())]),
+  /** How long the window stays open (`4h`, `1h30m`). */
+  duration: z.string(),
+  /** IANA time zone of the cron expressions (default UTC). */
+  timezone: z.string().optional(),
+  /** Periods when nothing may rotate even inside the window. */
+  blackouts: z.array(blackoutSchema).optional(),
+  /** A disabled window never opens (default true). */
+  enabled: z.boolean().optional(),
+});
+export type MaintenanceWindowInputs = z.infer<typeof maintenanceWindowInputsSchema>;
+
 /** Outputs each resource adds to its inputs; `secret` ones are Pulumi secrets. */
 export const resourceOutputs = {
   SecretReference: {
@@ -51,6 +73,12 @@ export const resourceOutputs = {
     versionId: { type: "string", secret: false, description: "The store's id of the version read." },
     updatedAt: { type: "string", secret: false, description: "When that version was created, when the store says." },
     storeType: { type: "string", secret: false, description: "The type of the store." },
+  },
+  MaintenanceWindow: {
+    isOpen: { type: "boolean", secret: false, description: "Whether the window was open at the last up or refresh." },
+    nextOpenAt: { type: "string", secret: false, description: "Start of the window open at that time, or of the next one (ISO-8601)." },
+    nextCloseAt: { type: "string", secret: false, description: "When that window closes (ISO-8601)." },
+    blockedBy: { type: "string", secret: false, description: "The reason of the blackout that kept the window closed, if any." },
   },
   Environment: {
     variables: { type: "object", secret: true, description: "Every variable of the env, by name (a Pulumi secret)." },

@@ -26,3 +26,12 @@ export const environmentProvider: pulumi.dynamic.ResourceProvider = {
   update: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").environment.update(id, olds, news),
   delete: () => require("@dsops/pulumi/provider/dynamic/handlers").environment.delete(),
 };
+
+export const maintenanceWindowProvider: pulumi.dynamic.ResourceProvider = {
+  check: (olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.check(olds, news),
+  diff: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.diff(id, olds, news),
+  create: (inputs) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.create(inputs),
+  read: (id, props) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.read(id, props),
+  update: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.update(id, olds, news),
+  delete: () => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.delete(),
+};

@@ -89,4 +89,32 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
       { property: "ref", reason: 'unknown transform "trimm" (did you mean "trim"?)' },
     ]);
   });
+
+  it("MaintenanceWindow: check names the field, outputs follow DSOPS_CLOCK", async () => {
+    const { maintenanceWindow } = require("../../provider/dynamic/handlers") as typeof import("../../provider/dynamic/handlers");
+    assert.deepEqual((await maintenanceWindow.check({}, { schedule: "0 2 * *", duration: "4h" })).failures, [
+      { property: "schedule", reason: '"0 2 * *" must have 5 fields (minute hour day-of-month month day-of-week)' },
+    ]);
+    assert.deepEqual((await maintenanceWindow.check({}, { schedule: "0 2 * * SUN", duration: "4h", timezone: "Europe/Berlinn" })).failures, [
+      { property: "timezone", reason: '"Europe/Berlinn" is not an IANA time zone' },
+    ]);
+    assert.deepEqual((await maintenanceWindow.check({}, { schedule: "0 2 * * SUN", duration: "4h", blackouts: [{ start: "2026-12-24", end: "2026-12-26", reason: "" }] })).failures, [
+      { property: "blackouts[0].reason", reason: "a blackout needs a reason" },
+    ]);
+    const spec = { schedule: "0 2 * * SUN", duration: "4h", timezone: "Europe/Berlin", blackouts: [{ start: "2026-12-20", end: "2026-12-21", reason: "freeze" }] };
+    const old = process.env.DSOPS_CLOCK;
+    try {
+      process.env.DSOPS_CLOCK = "2026-12-13T02:00:00Z"; // Sunday 03:00 CET: open
+      let r = await maintenanceWindow.create(spec);
+      assert.deepEqual([r.outs.isOpen, r.outs.nextOpenAt, r.outs.nextCloseAt], [true, "2026-12-13T01:00:00.000Z", "2026-12-13T05:00:00.000Z"]);
+      process.env.DSOPS_CLOCK = "2026-12-20T02:00:00Z"; // inside the blackout
+      r = await maintenanceWindow.create(spec);
+      assert.deepEqual([r.outs.isOpen, r.outs.blockedBy, r.outs.nextOpenAt], [false, "freeze", "2026-12-27T01:00:00.000Z"]);
+      assert.equal((await maintenanceWindow.diff("id", r.outs, spec)).changes, false, "time alone does not update a window");
+      assert.equal((await maintenanceWindow.diff("id", r.outs, { ...spec, duration: "2h" })).changes, true);
+    } finally {
+      if (old === undefined) delete process.env.DSOPS_CLOCK;
+      else process.env.DSOPS_CLOCK = old;
+    }
+  });
 });
