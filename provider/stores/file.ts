@@ -5,14 +5,22 @@ import { DsopsError, NotFoundError, StoreError } from "../engine/errors";
 import { Secret } from "../engine/secret";
 import { writeFileAtomic } from "../engine/fsutil";
 import type { StoreSettings } from "./settings";
-import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
+import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
 /** On-disk format of the file store. Names and version metadata are plain; values are AES-256-GCM. */
 interface FileStoreData {
   format: "dsops-file-store/1";
   /** Salt for deriving the key from DSOPS_FILE_KEY (a passphrase). */
   salt: string;
-  secrets: Record<string, { current: string; versions: StoredVersion[] }>;
+  secrets: Record<string, StoredSecret>;
+}
+
+/** One secret. `previous` and `pending` (rotation stages) are absent in files written before rotation existed. */
+interface StoredSecret {
+  current: string;
+  previous?: string;
+  pending?: string;
+  versions: StoredVersion[];
 }
 
 interface StoredVersion {
@@ -32,9 +40,9 @@ const FORMAT = "dsops-file-store/1";
  * 0600 beside the store (`<path>.key`, 32 random bytes). Writes are atomic and serialized by a
  * lock file, so concurrent writers never lose a version.
  */
-export class FileStore implements Store {
+export class FileStore implements Store, Staging {
   readonly type = "file" as const;
-  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 1000, binary: false };
+  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 1000, binary: false, staging: true };
   readonly path: string;
   private readonly keyPath: string;
   private keyCache?: { salt: string; key: Buffer };
@@ -78,11 +86,65 @@ export class FileStore implements Store {
       const id = String(entry.versions.reduce((m, v) => Math.max(m, Number(v.id) || 0), 0) + 1);
       const createdAt = new Date(this.ctx.clock.now()).toISOString();
       entry.versions.push({ id, createdAt, ...(options?.description ? { description: options.description } : {}), ...this.encrypt(data.salt, key, id, value.reveal()) });
+      if (entry.current) entry.previous = entry.current;
       entry.current = id;
       data.secrets[key] = entry;
       writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
       return { versionId: id, updatedAt: createdAt };
     });
+  }
+
+  async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+    if (key === "") throw new DsopsError(`store "${this.name}": empty key`);
+    return this.withLock(() => {
+      const data = this.load(true);
+      const entry = data.secrets[key] ?? { current: "", versions: [] };
+      const id = String(entry.versions.reduce((m, v) => Math.max(m, Number(v.id) || 0), 0) + 1);
+      const createdAt = new Date(this.ctx.clock.now()).toISOString();
+      entry.versions.push({ id, createdAt, ...(options?.description ? { description: options.description } : {}), ...this.encrypt(data.salt, key, id, value.reveal()) });
+      entry.pending = id;
+      data.secrets[key] = entry;
+      writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
+      return { versionId: id, updatedAt: createdAt };
+    });
+  }
+
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
+    return this.withLock(() => {
+      const data = this.load(true);
+      const entry = data.secrets[key];
+      if (!entry) throw new NotFoundError(`store "${this.name}": secret "${key}" not found`);
+      const v = entry.versions.find((x) => x.id === versionId);
+      if (!v) throw new NotFoundError(`store "${this.name}": secret "${key}" has no version "${versionId}"`);
+      if (entry.current !== versionId) {
+        if (entry.current) entry.previous = entry.current;
+        entry.current = versionId;
+        if (entry.previous === versionId) delete entry.previous;
+      }
+      if (entry.pending === versionId) delete entry.pending;
+      writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
+      return { versionId, updatedAt: v.createdAt };
+    });
+  }
+
+  async discardPending(key: string, versionId?: string): Promise<void> {
+    const entry = this.load().secrets[key];
+    if (!entry?.pending || (versionId !== undefined && entry.pending !== versionId)) return;
+    await this.withLock(() => {
+      const data = this.load(true);
+      const e = data.secrets[key];
+      if (!e?.pending || (versionId !== undefined && e.pending !== versionId)) return true;
+      // The discarded version stays in the list (never current), so version ids are never reused.
+      delete e.pending;
+      writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
+      return true;
+    });
+  }
+
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+    const entry = this.load().secrets[key];
+    if (!entry) return {};
+    return { ...(entry.current ? { current: entry.current } : {}), ...(entry.previous ? { previous: entry.previous } : {}), ...(entry.pending ? { pending: entry.pending } : {}) };
   }
 
   async check(): Promise<void> {
@@ -100,7 +162,13 @@ export class FileStore implements Store {
   private findVersion(data: FileStoreData, k: StoreKey): StoredVersion {
     const entry = data.secrets[k.key];
     if (!entry) throw new NotFoundError(`store "${this.name}": secret "${k.key}" not found`);
-    const want = k.version === undefined || k.version === "current" || k.version === "latest" ? entry.current : k.version;
+    const want =
+      k.version === undefined || k.version === "current" || k.version === "latest"
+        ? entry.current
+        : k.version === "previous" || k.version === "pending"
+          ? entry[k.version]
+          : k.version;
+    if (!want) throw new NotFoundError(`store "${this.name}": secret "${k.key}" has no ${k.version ?? "current"} version`);
     const v = entry.versions.find((x) => x.id === want);
     if (!v) throw new NotFoundError(`store "${this.name}": secret "${k.key}" has no version "${k.version}"`);
     return v;

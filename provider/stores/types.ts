@@ -40,6 +40,48 @@ export interface StoreCapabilities {
   readonly batch: number;
   /** The store can hold binary values. */
   readonly binary: boolean;
+  /**
+   * The store keeps rotation stages (pending/current/previous) and implements the `Staging`
+   * methods. Rotation refuses a secret whose store has no staging.
+   */
+  readonly staging?: boolean;
+}
+
+/**
+ * Rotation stages, in each store's own terms: AWS Secrets Manager AWSPENDING/AWSCURRENT/
+ * AWSPREVIOUS, SSM labels, Vault KV v2 versions + custom metadata, GCP versions + labels or
+ * aliases, the file store's `pending`/`previous` fields. A `StoreKey.version` of `"current"`,
+ * `"previous"` or `"pending"` reads (or describes) the version in that stage, or NotFoundError.
+ */
+export type Stage = "current" | "previous" | "pending";
+export const stages: readonly Stage[] = ["current", "previous", "pending"];
+
+/**
+ * What a store implements so the rotation engine can stage a new value before the target
+ * accepts it. Every method is idempotent (the engine repeats a step after a crash).
+ */
+export interface Staging {
+  /**
+   * Write `value` as a new version in the `pending` stage; `current` is unchanged and readers
+   * keep getting it. A pending version already there is replaced (discarded).
+   */
+  putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo>;
+  /**
+   * Make `versionId` current: the version current until now becomes `previous`; when
+   * `versionId` was pending, nothing is pending afterwards. Promoting the current version is a
+   * no-op. Rolling back is promoting the previous (or an older, named) version.
+   */
+  promote(key: string, versionId: string): Promise<VersionInfo>;
+  /** Drop the pending stage (of `versionId` only, when given). No pending version: no-op. */
+  discardPending(key: string, versionId?: string): Promise<void>;
+  /** The version id in each stage (absent stages left out); no values read. */
+  stagesOf(key: string): Promise<Partial<Record<Stage, string>>>;
+}
+
+/** True when the store can stage rotations. */
+export function hasStaging(store: Store): store is Store & Staging {
+  const s = store as Partial<Staging>;
+  return store.capabilities.staging === true && typeof s.putPending === "function" && typeof s.promote === "function" && typeof s.discardPending === "function" && typeof s.stagesOf === "function";
 }
 
 /** Options of a write. */

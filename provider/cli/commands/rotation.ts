@@ -1,0 +1,142 @@
+import { Option, type Command } from "commander";
+import type { RotationStrategyName } from "../../engine/config/schema";
+import { DsopsError } from "../../engine/errors";
+import type { RotationEngine } from "../../rotation/engine";
+import type { RotationRecord } from "../../rotation/types";
+import { commandGroup, loadConfig, printJson, table } from "../util";
+
+/** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
+const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
+
+/**
+ * `dsops secrets rotate|status|history` and `dsops rotation rollback`. Thin: every command
+ * calls the RotationEngine and prints what it returns (never a value).
+ */
+export function register(program: Command): void {
+  const secrets = commandGroup(program, "secrets", "write and inspect secrets in writable stores");
+
+  secrets
+    .command("rotate")
+    .description("rotate a variable's secret at its target (generate, stage, apply, verify, promote, retire)")
+    .requiredOption("-e, --env <env>", "env name")
+    .requiredOption("--var <name>", "variable name (its rotation: block says how)")
+    .addOption(new Option("--strategy <strategy>", "override the configured strategy").choices(STRATEGIES))
+    .option("--dry-run", "check and show the steps; change nothing")
+    .option("--reason <text>", "why (required by --strategy emergency)")
+    .option("--json", "print the rotation record as JSON")
+    .action(async (o: { env: string; var: string; strategy?: RotationStrategyName; dryRun?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
+      await withEngine(cmd, async (engine) => {
+        const r = await engine.rotate(o.env, o.var, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+        if (o.json) {
+          process.stdout.write(JSON.stringify({ ...r.record, resumed: r.resumed, dryRun: r.dryRun, ...(r.plan ? { plan: r.plan } : {}) }, null, 2) + "\n");
+          return;
+        }
+        const rec = r.record;
+        if (r.dryRun) {
+          process.stdout.write(`dry run: ${rec.secret} (${o.env}/${o.var}) with ${rec.strategy} at ${rec.service}:\n${(r.plan ?? []).map((s) => `  - ${s}`).join("\n")}\n`);
+          return;
+        }
+        const what = r.resumed ? `finished rotation ${rec.id} left unfinished by ${rec.who}` : `rotation ${rec.id}`;
+        const tail =
+          rec.status === "grace"
+            ? `new version ${rec.newVersionId} current; the old credential is revoked after ${rec.retireAfter}`
+            : `${rec.status}; version ${rec.newVersionId ?? "-"} current${rec.newPrincipal ? ` (${rec.newPrincipal})` : ""}`;
+        process.stdout.write(`${rec.secret} (${o.env}/${o.var}): ${what}: ${tail}\n`);
+      });
+    });
+
+  secrets
+    .command("status")
+    .description("rotation state of each rotated variable: versions, last rotation, lock holder")
+    .option("-e, --env <env>", "only this env")
+    .option("--json", "machine-readable output")
+    .action(async (o: { env?: string; json?: boolean }, cmd: Command) => {
+      await withEngine(cmd, async (engine) => {
+        const st = await engine.status(o.env);
+        if (o.json) {
+          printJson(st);
+          return;
+        }
+        if (!st.length) {
+          process.stdout.write("no variable has a rotation block\n");
+          return;
+        }
+        const rows = [["ENV", "VARIABLE", "SERVICE", "STRATEGY", "CURRENT", "PREVIOUS", "PENDING", "LAST ROTATION", "LOCK"]];
+        for (const s of st)
+          rows.push([
+            s.env,
+            s.variable,
+            s.service,
+            s.strategy,
+            s.currentVersion ?? "-",
+            s.previousVersion ?? "-",
+            s.pendingVersion ?? "-",
+            s.problem ? `error: ${s.problem}` : s.last ? `${s.last.status} ${s.last.finishedAt ?? s.last.startedAt}${s.last.retireAfter && s.last.status === "grace" ? ` (retire after ${s.last.retireAfter})` : ""}` : "never",
+            s.lockedBy ? `${s.lockedBy.who} pid ${s.lockedBy.pid}` : "-",
+          ]);
+        process.stdout.write(table(rows));
+      });
+    });
+
+  secrets
+    .command("history")
+    .description("rotation records, newest first (who, when, strategy, steps, versions; never values)")
+    .option("-e, --env <env>", "only this env")
+    .option("--var <name>", "only this variable")
+    .option("--service <service>", "only this service")
+    .option("-n, --limit <n>", "at most this many", "50")
+    .option("--json", "print the records as JSON")
+    .action(async (o: { env?: string; var?: string; service?: string; limit: string; json?: boolean }, cmd: Command) => {
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new DsopsError(`--limit ${o.limit}: expected a positive whole number`);
+      await withEngine(cmd, async (engine) => {
+        const recs = await engine.history({ ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}), ...(o.service ? { service: o.service } : {}), limit });
+        if (o.json) {
+          printJson(recs);
+          return;
+        }
+        if (!recs.length) {
+          process.stdout.write("no rotations recorded\n");
+          return;
+        }
+        const rows = [["ID", "STARTED", "ENV/VARIABLE", "SERVICE", "STRATEGY", "WHO", "STATUS", "VERSIONS", "STEPS"]];
+        for (const r of recs)
+          rows.push([r.id, r.startedAt, `${r.env}/${r.variable}`, r.service, r.strategy, r.who, r.status + (r.error ? ` (${r.error})` : ""), `${r.oldVersionId ?? "-"}→${r.newVersionId ?? "-"}`, stepsLine(r)]);
+        process.stdout.write(table(rows));
+      });
+    });
+
+  const rotation = commandGroup(program, "rotation", "rotation operations");
+  rotation
+    .command("rollback")
+    .description("put back the previous (or a named) version of a service's secrets: applied at the target, verified, made current")
+    .requiredOption("--service <service>", "service (rotation target) name")
+    .requiredOption("-e, --env <env>", "env name")
+    .requiredOption("--reason <text>", "why (kept in the record)")
+    .option("--version <id>", "version id to go back to (default: the previous version)")
+    // The root program's -V/--version takes `--version` wherever it appears unless the program
+    // uses positional options; `--to-version` always reaches this command.
+    .option("--to-version <id>", "same as --version")
+    .option("--var <name>", "only this variable")
+    .action(async (o: { service: string; env: string; reason: string; version?: string; toVersion?: string; var?: string }, cmd: Command) => {
+      const version = o.toVersion ?? o.version;
+      await withEngine(cmd, async (engine) => {
+        const recs = await engine.rollback(o.env, o.service, { reason: o.reason, ...(version ? { version } : {}) }, o.var);
+        for (const r of recs) process.stdout.write(`${r.secret} (${r.env}/${r.variable}): rolled back to version ${r.newVersionId}${r.newPrincipal ? ` (${r.newPrincipal})` : ""}; rollback ${r.id} ${r.status}\n`);
+      });
+    });
+}
+
+async function withEngine(cmd: Command, fn: (e: RotationEngine) => Promise<void>): Promise<void> {
+  const { RotationEngine } = require("../../rotation/engine") as typeof import("../../rotation/engine");
+  const engine = new RotationEngine(loadConfig(cmd), { onEvent: (m) => process.stderr.write(`${m}\n`) });
+  try {
+    await fn(engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+function stepsLine(r: RotationRecord): string {
+  return r.steps.map((s) => `${s.name}:${s.outcome ?? "started"}`).join(",");
+}

@@ -1,0 +1,839 @@
+import { randomBytes } from "node:crypto";
+import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
+import { clock as currentClock, type Clock } from "../engine/clock";
+import type { Config } from "../engine/config/load";
+import type { RotationStrategyName, VariableRotation } from "../engine/config/schema";
+import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../engine/errors";
+import { parseStoreUri, type SecretRef } from "../engine/refs";
+import { Resolver } from "../engine/resolve";
+import { Secret, scrub } from "../engine/secret";
+import { hasStaging, type Staging, type Store } from "../stores/types";
+import { RotationError, RotationInProgressError } from "./errors";
+import { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
+import { checkPolicy, defaultGeneratorPolicy, generate } from "./generator";
+import { FileHistory, defaultHistoryPath, type HistoryBackend, type HistoryFilter } from "./history/index";
+import { lockOwner, whoAmI } from "./lock";
+import { resolveStrategy, type ResolvedStrategy, type RotationPlan } from "./strategies/index";
+import { VerificationError } from "./targets/errors";
+import { createTarget } from "./targets/registry";
+import type { Credential, Target } from "./targets/types";
+import type { LockOwner, RotationRecord, StepName, StepRecord } from "./types";
+
+/** Options of one rotation. */
+export interface RotateOptions {
+  /** Run this strategy instead of the configured one (`immediate`, `emergency`, or the same shape). */
+  readonly strategy?: RotationStrategyName;
+  /** Check everything and report the plan; change nothing, record nothing. */
+  readonly dryRun?: boolean;
+  /** Why (required by `emergency`; kept in the record). */
+  readonly reason?: string;
+}
+
+/** What a rotation did. */
+export interface RotationResult {
+  /** The record as finished (a dry run: a record that was not saved). */
+  readonly record: RotationRecord;
+  /** True when this run finished a rotation an earlier run left unfinished (crash) instead of starting one. */
+  readonly resumed: boolean;
+  readonly dryRun: boolean;
+  /** Dry run: the steps that would run, each with what it would do. */
+  readonly plan?: string[];
+}
+
+/** Options of a manual rollback. */
+export interface RollbackOptions {
+  readonly reason: string;
+  /** A version id to go back to (default: the previous version). */
+  readonly version?: string;
+}
+
+/** One rotated secret's state, for `dsops secrets status`. */
+export interface SecretStatus {
+  readonly env: string;
+  readonly variable: string;
+  readonly secret: string;
+  readonly service: string;
+  readonly strategy: string;
+  readonly currentVersion?: string;
+  readonly previousVersion?: string;
+  readonly pendingVersion?: string;
+  readonly updatedAt?: string;
+  readonly last?: Pick<RotationRecord, "id" | "status" | "startedAt" | "finishedAt" | "strategy" | "error" | "retireAfter">;
+  readonly lockedBy?: LockOwner;
+  /** Why the status could not be read in full (store or history unreachable). */
+  readonly problem?: string;
+}
+
+/** What the engine is built with (all optional; defaults from the configuration). */
+export interface RotationEngineOptions {
+  readonly clock?: Clock;
+  readonly env?: NodeJS.ProcessEnv;
+  /** A Resolver to share (its stores are reused); default one of its own. */
+  readonly resolver?: Resolver;
+  /** Target instances by service name, instead of building them from `services:` (library users). */
+  readonly targets?: Readonly<Record<string, Target>>;
+  /** The history backend for every secret, instead of the configured/default one. */
+  readonly history?: HistoryBackend;
+  /** Called at each fault point (crash tests); default from DSOPS_FAULT. */
+  readonly fault?: FaultHook;
+  /** Progress lines (never values). */
+  readonly onEvent?: (message: string) => void;
+  /** `user@host` recorded as who rotated (default from the OS). */
+  readonly who?: string;
+}
+
+/** The secret, its store, its target and its history: everything one rotation touches. */
+interface Subject {
+  readonly env: string;
+  readonly variable: string;
+  /** `envs.<env>.<VAR>.rotation` (error messages). */
+  readonly path: string;
+  readonly policy: VariableRotation;
+  readonly ref: SecretRef;
+  /** `store://<store>/<key>`: the lock and history key. */
+  readonly secret: string;
+  readonly store: Store & Staging;
+  readonly target: Target;
+  readonly history: HistoryBackend;
+}
+
+/** Mutable state of a run, rebuilt from the record and the store on resume. */
+interface RunState {
+  readonly subject: Subject;
+  readonly strategy: ResolvedStrategy;
+  readonly rec: RotationRecord;
+  plan: RotationPlan;
+  /** The new credential, once generated (or read back from the pending version). */
+  pending?: Credential;
+  /** Values to scrub from every message of this run. */
+  readonly secrets: Secret[];
+}
+
+/**
+ * The rotation engine: one instance serves many rotations of one configuration (the CLI
+ * makes one per command; the Pulumi RotationPolicy resource and the benchmark reuse one).
+ * A rotation is a step machine (see ./types.ts `rotationSteps`): each step is recorded in the
+ * history before it runs and after, under the secret's lock, so a run killed at any instant is
+ * resumed (or rolled back) by the next run of the same secret.
+ */
+export class RotationEngine {
+  readonly resolver: Resolver;
+  private readonly clock: Clock;
+  private readonly ownResolver: boolean;
+  private readonly targets = new Map<string, Target>();
+  private readonly histories = new Map<string, HistoryBackend>();
+  private readonly fault?: FaultHook;
+  private readonly who: string;
+
+  constructor(
+    readonly config: Config,
+    private readonly opts: RotationEngineOptions = {},
+  ) {
+    this.clock = opts.clock ?? currentClock();
+    this.ownResolver = !opts.resolver;
+    this.resolver = opts.resolver ?? new Resolver(config, { clock: this.clock, ...(opts.env ? { env: opts.env } : {}) });
+    this.fault = opts.fault ?? envFaultHook(opts.env ?? process.env);
+    this.who = opts.who ?? whoAmI();
+  }
+
+  /** Variables with a rotation block, by env. */
+  rotated(env?: string): Array<{ env: string; variable: string }> {
+    const out: Array<{ env: string; variable: string }> = [];
+    for (const [e, vars] of Object.entries(this.config.envs)) {
+      if (env && e !== env) continue;
+      for (const [name, v] of Object.entries(vars)) if (v.spec.rotation) out.push({ env: e, variable: name });
+    }
+    return out;
+  }
+
+  /** Rotate one variable's secret (or finish the rotation a crashed run left). */
+  async rotate(env: string, variable: string, options: RotateOptions = {}): Promise<RotationResult> {
+    const subject = this.subject(env, variable);
+    const strategy = resolveStrategy(subject.policy, options.strategy);
+    const reason = options.reason ?? (strategy.emergency ? subject.policy.reason : undefined);
+    if (strategy.emergency && !reason) throw new DsopsError(`${subject.path}: an emergency rotation needs a reason (--reason "…")`);
+    for (const cap of strategy.shape.requires)
+      if (!subject.target.capabilities.has(cap))
+        throw new DsopsError(`${subject.path}: strategy ${strategy.shape.name} needs a target that can ${cap}; service "${subject.target.name}" (${subject.target.type}) cannot`);
+    if (options.dryRun) return this.dryRun(subject, strategy, reason);
+
+    const id = newRotationId(this.clock);
+    const lock = await subject.history.lock(subject.secret, lockOwner(this.clock, id));
+    try {
+      const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
+      if (open?.status === "running") {
+        this.event(`${subject.secret}: resuming rotation ${open.id} left unfinished by ${open.who}`);
+        const rec = await this.resume(subject, open);
+        return { record: rec, resumed: true, dryRun: false };
+      }
+      if (open?.status === "grace") {
+        const due = open.retireAfter !== undefined && this.clock.now() >= Date.parse(open.retireAfter);
+        if (!due && !strategy.emergency)
+          throw new RotationError(`${subject.secret}: rotation ${open.id} is in its grace period until ${open.retireAfter}; the old credential is revoked then`, open.id, {
+            hint: "run again after that time, or rotate with --strategy emergency --reason … to revoke it now",
+          });
+        const rec = await this.resume(subject, open, true);
+        if (!strategy.emergency) return { record: rec, resumed: true, dryRun: false };
+      }
+      const rec = await this.start(subject, strategy, id, reason);
+      return { record: rec, resumed: false, dryRun: false };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Put back the previous (or a named) version of each variable of `env` rotated by `service`. */
+  async rollback(env: string, service: string, options: RollbackOptions, variable?: string): Promise<RotationRecord[]> {
+    if (!options.reason?.trim()) throw new DsopsError("a rollback needs a reason (--reason \"…\")");
+    const vars = this.rotated(env).filter((v) => (!variable || v.variable === variable) && this.config.envs[env][v.variable].spec.rotation?.service === service);
+    if (!vars.length) throw new DsopsError(`env "${env}" has no variable rotated by service "${service}"${variable ? ` named ${variable}` : ""}`);
+    if (options.version && vars.length > 1)
+      throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
+    const out: RotationRecord[] = [];
+    for (const v of vars) out.push(await this.rollbackOne(this.subject(env, v.variable), options));
+    return out;
+  }
+
+  /** Rotation state of every rotated variable (of `env`). */
+  async status(env?: string): Promise<SecretStatus[]> {
+    const out: SecretStatus[] = [];
+    for (const v of this.rotated(env)) {
+      const spec = this.config.envs[v.env][v.variable].spec.rotation as VariableRotation;
+      const base = { env: v.env, variable: v.variable, service: spec.service, strategy: spec.strategy };
+      try {
+        const s = this.subject(v.env, v.variable);
+        const stages = await s.store.stagesOf(s.ref.key);
+        const info = stages.current ? await s.store.describe({ key: s.ref.key }).catch(() => undefined) : undefined;
+        const last = (await s.history.list({ secret: s.secret, limit: 1 }))[0];
+        const lockedBy = await s.history.holder(s.secret);
+        out.push({
+          ...base,
+          secret: s.secret,
+          ...(stages.current ? { currentVersion: stages.current } : {}),
+          ...(stages.previous ? { previousVersion: stages.previous } : {}),
+          ...(stages.pending ? { pendingVersion: stages.pending } : {}),
+          ...(info?.updatedAt ? { updatedAt: info.updatedAt } : {}),
+          ...(last
+            ? { last: { id: last.id, status: last.status, startedAt: last.startedAt, strategy: last.strategy, ...(last.finishedAt ? { finishedAt: last.finishedAt } : {}), ...(last.error ? { error: last.error } : {}), ...(last.retireAfter ? { retireAfter: last.retireAfter } : {}) } }
+            : {}),
+          ...(lockedBy ? { lockedBy } : {}),
+        });
+      } catch (e) {
+        const ref = this.config.envs[v.env][v.variable].ref;
+        out.push({ ...base, secret: ref ? `store://${ref.store}/${ref.key}` : "-", problem: errorMessage(e) });
+      }
+    }
+    return out;
+  }
+
+  /** Rotation records, newest first, from the history of every rotated variable (deduplicated). */
+  async history(filter: HistoryFilter & { env?: string } = {}): Promise<RotationRecord[]> {
+    const backends = new Set<HistoryBackend>();
+    for (const v of this.rotated(filter.env)) {
+      if (filter.variable && v.variable !== filter.variable) continue;
+      backends.add(this.historyFor(v.env, v.variable));
+    }
+    const seen = new Map<string, RotationRecord>();
+    for (const b of backends) for (const r of await b.list({ ...filter, limit: undefined })) seen.set(r.id, r);
+    const all = [...seen.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
+    return filter.limit ? all.slice(0, filter.limit) : all;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.targets.values()].map((t) => (this.opts.targets?.[t.name] === t ? undefined : t.close?.().catch(() => undefined))));
+    this.targets.clear();
+    await Promise.all([...this.histories.values()].map((h) => (h === this.opts.history ? undefined : h.close().catch(() => undefined))));
+    this.histories.clear();
+    if (this.ownResolver) await this.resolver.close();
+  }
+
+  // ——— the step machine ———
+
+  private async start(subject: Subject, strategy: ResolvedStrategy, id: string, reason?: string): Promise<RotationRecord> {
+    const current = await this.readStage(subject, "current");
+    const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
+    if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
+    const rec: RotationRecord = {
+      id,
+      kind: "rotate",
+      secret: subject.secret,
+      env: subject.env,
+      variable: subject.variable,
+      service: subject.target.name,
+      targetType: subject.target.type,
+      strategy: strategy.name,
+      ...(strategy.name !== strategy.shape.name ? { base: strategy.shape.name } : {}),
+      who: this.who,
+      ...(reason ? { reason } : {}),
+      startedAt: this.nowIso(),
+      status: "running",
+      steps: [],
+      ...(current ? { oldVersionId: current.versionId } : {}),
+      ...(plan.old ? { oldPrincipal: plan.old.principal } : {}),
+      newPrincipal: plan.principal,
+    };
+    const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [] };
+    this.event(`${subject.secret}: rotation ${id} (${strategy.name}) of ${plan.principal} started`);
+    return this.run(st);
+  }
+
+  /** Continue a record left `running` (or finish the retire step of one in `grace`). */
+  private async resume(subject: Subject, rec: RotationRecord, retireNow = false): Promise<RotationRecord> {
+    rec.resumedBy = [...(rec.resumedBy ?? []), `${this.who} pid ${process.pid}`];
+    if (rec.kind === "rollback") return this.runManualRollback(subject, rec);
+    const strategy = resolveStrategy(subject.policy, rec.strategy as RotationStrategyName);
+    // The plan is rebuilt from the value that was current when the rotation started.
+    const oldValue = rec.oldVersionId ? (await subject.store.get({ key: subject.ref.key, version: rec.oldVersionId })).value : undefined;
+    const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(oldValue ? { current: oldValue } : {}), path: subject.path });
+    const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [] };
+    if (retireNow) {
+      rec.status = "running";
+      if (plan.retire === "grace") st.plan = { ...plan, retire: "now" };
+      const s = rec.steps.find((x) => x.name === "retire");
+      if (s) delete s.outcome;
+    }
+    return this.run(st);
+  }
+
+  private async run(st: RunState): Promise<RotationRecord> {
+    const { rec, subject, plan } = st;
+    const { store, target } = subject;
+    const key = subject.ref.key;
+    const stepsDone = (n: StepName) => rec.steps.find((s) => s.name === n)?.outcome === "ok";
+
+    // A failure already recorded (or a rollback already begun) by a crashed run: finish the rollback.
+    const failed = rec.steps.find((s) => s.outcome === "failed" && (s.name === "apply" || s.name === "verify" || s.name === "stage"));
+    if (failed || rec.steps.some((s) => s.name === "restore" || s.name === "discard")) {
+      return this.autoRollback(st, rec.error ?? failed?.message ?? "an earlier run failed");
+    }
+
+    // The value lives only in memory until staged: a run resumed before `stage` finished draws a new one.
+    if (!stepsDone("stage")) {
+      rec.steps = rec.steps.filter((s) => s.name !== "generate" && s.name !== "stage" && s.name !== "apply");
+      delete rec.newVersionId;
+    } else {
+      st.pending = await this.readPending(st);
+    }
+
+    try {
+      if (plan.apply === "set") {
+        await this.step(st, "generate", async () => {
+          const policy = subject.policy.generator ?? defaultGeneratorPolicy;
+          st.pending = { principal: plan.principal, secret: generate(policy, target.valueRules) };
+          st.secrets.push(st.pending.secret);
+        });
+        await this.step(st, "stage", async () => {
+          await store.discardPending(key);
+          const info = await store.putPending(key, st.strategy.shape.encode(this.pendingOf(st)), { description: `rotation ${rec.id}` });
+          rec.newVersionId = info.versionId;
+        });
+        await this.step(st, "apply", async () => {
+          await (target.setSecret as NonNullable<Target["setSecret"]>).call(target, this.pendingOf(st));
+        });
+      } else {
+        await this.step(st, "apply", async () => {
+          // A crashed earlier attempt may have minted a credential that was never staged: revoke it.
+          if (target.list && target.revoke) {
+            const known = new Set([plan.old?.principal].filter((x): x is string => !!x));
+            for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
+          }
+          const policy = subject.policy.generator ?? defaultGeneratorPolicy;
+          st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules));
+          st.secrets.push(st.pending.secret);
+        });
+        await this.step(st, "stage", async () => {
+          await store.discardPending(key);
+          const info = await store.putPending(key, st.strategy.shape.encode(this.pendingOf(st)), { description: `rotation ${rec.id}` });
+          rec.newVersionId = info.versionId;
+        });
+      }
+      rec.newPrincipal = this.pendingOf(st).principal;
+      await this.step(st, "verify", async () => {
+        if (!target.verify) return "the target cannot verify";
+        await this.verifyWithRetries(st, this.pendingOf(st));
+        return undefined;
+      });
+    } catch (e) {
+      if (e instanceof StepFailure) return this.autoRollback(st, e.message);
+      throw e;
+    }
+
+    await this.step(st, "promote", async () => {
+      await store.promote(key, rec.newVersionId as string);
+    });
+    return this.retire(st);
+  }
+
+  private async retire(st: RunState): Promise<RotationRecord> {
+    const { rec, plan, subject } = st;
+    const old = plan.old;
+    const retireOld = async () => {
+      if (!old) return "no old credential";
+      if (old.principal === rec.newPrincipal && plan.apply === "set") return "replaced in place";
+      if (!subject.target.revoke) return "the target cannot revoke";
+      await subject.target.revoke(old);
+      return undefined;
+    };
+    if (plan.retire === "grace" && old) {
+      const retireAfter = new Date(this.clock.now() + (plan.graceMs ?? 0)).toISOString();
+      if (this.clock.now() < Date.parse(rec.retireAfter ?? retireAfter)) {
+        rec.retireAfter = rec.retireAfter ?? retireAfter;
+        rec.status = "grace";
+        await subject.history.save(rec);
+        this.event(`${subject.secret}: rotation ${rec.id}: new credential current; the old one is revoked after ${rec.retireAfter}`);
+        return rec;
+      }
+    }
+    await this.step(st, "retire", async () => (plan.retire === "none" ? "the strategy keeps the old credential" : retireOld()));
+    rec.status = "succeeded";
+    rec.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+    this.event(`${subject.secret}: rotation ${rec.id} succeeded (version ${rec.newVersionId})`);
+    return rec;
+  }
+
+  /** Put the target back to the credential stored as current, drop the pending version, record why. */
+  private async autoRollback(st: RunState, why: string): Promise<never> {
+    const { rec, subject, plan } = st;
+    rec.error = scrub(why, st.secrets);
+    this.event(`${subject.secret}: rotation ${rec.id} failed (${rec.error}); rolling back`);
+    const applied = rec.steps.some((s) => s.name === "apply");
+    await this.step(st, "restore", async () => {
+      if (!applied) return "nothing was applied";
+      if (plan.apply === "create") {
+        const pending = st.pending ?? (rec.newVersionId ? await this.readPending(st).catch(() => undefined) : undefined);
+        if (!pending) return "no new credential to revoke";
+        if (subject.target.revoke) await subject.target.revoke(pending);
+        return undefined;
+      }
+      if (plan.old && plan.old.principal === plan.principal) {
+        await (subject.target.setSecret as NonNullable<Target["setSecret"]>).call(subject.target, plan.old);
+        return undefined;
+      }
+      // alternating-users: the changed user was the inactive one; give it back its previous stored credential if it had one.
+      const prev = await this.readStage(subject, "previous");
+      const prevCred = prev ? st.strategy.shape.decode(prev.value, subject.path) : undefined;
+      if (prevCred && prevCred.principal === plan.principal) {
+        st.secrets.push(prevCred.secret);
+        await (subject.target.setSecret as NonNullable<Target["setSecret"]>).call(subject.target, prevCred);
+        return undefined;
+      }
+      if (subject.target.revoke) {
+        await subject.target.revoke({ principal: plan.principal, secret: new Secret("") });
+        return `"${plan.principal}" had no stored credential; its login was disabled`;
+      }
+      return `"${plan.principal}" had no stored credential to restore`;
+    });
+    await this.step(st, "discard", async () => {
+      await subject.store.discardPending(subject.ref.key, rec.newVersionId);
+    });
+    rec.status = "rolled-back";
+    rec.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+    throw new RotationError(`${subject.secret}: rotation ${rec.id} rolled back: ${rec.error}`, rec.id, {
+      hint: `the credential stored as current is unchanged${rec.oldVersionId ? ` (version ${rec.oldVersionId})` : ""}; see \`dsops secrets history\``,
+    });
+  }
+
+  private async rollbackOne(subject: Subject, options: RollbackOptions): Promise<RotationRecord> {
+    const strategy = resolveStrategy(subject.policy);
+    const lock = await subject.history.lock(subject.secret, lockOwner(this.clock));
+    try {
+      const open = (await subject.history.list({ secret: subject.secret, status: ["running"], limit: 1 }))[0];
+      if (open) {
+        // Finish (or roll back) what a crashed run left first; then roll back as asked.
+        await this.resume(subject, open).catch((e) => {
+          if (!(e instanceof RotationError)) throw e;
+        });
+      }
+      const stages = await subject.store.stagesOf(subject.ref.key);
+      const to = options.version ?? stages.previous;
+      if (!to) throw new DsopsError(`${subject.secret}: no previous version to roll back to`);
+      if (to === stages.current) throw new DsopsError(`${subject.secret}: version ${to} is already current`);
+      const rec: RotationRecord = {
+        id: newRotationId(this.clock),
+        kind: "rollback",
+        secret: subject.secret,
+        env: subject.env,
+        variable: subject.variable,
+        service: subject.target.name,
+        targetType: subject.target.type,
+        strategy: "rollback",
+        base: strategy.shape.name,
+        who: this.who,
+        reason: options.reason,
+        startedAt: this.nowIso(),
+        status: "running",
+        steps: [],
+        ...(stages.current ? { oldVersionId: stages.current } : {}),
+        newVersionId: to,
+      };
+      return await this.runManualRollback(subject, rec);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Manual rollback machine: apply the chosen version at the target, verify it, promote it. A failure puts the target back to current. */
+  private async runManualRollback(subject: Subject, rec: RotationRecord): Promise<RotationRecord> {
+    const strategy = resolveStrategy(subject.policy);
+    const target = subject.target;
+    const key = subject.ref.key;
+    const back = strategy.shape.decode((await subject.store.get({ key, version: rec.newVersionId as string })).value, subject.path);
+    const cur = rec.oldVersionId ? strategy.shape.decode((await subject.store.get({ key, version: rec.oldVersionId })).value, subject.path) : undefined;
+    rec.newPrincipal = back.principal;
+    if (cur) rec.oldPrincipal = cur.principal;
+    const st: RunState = { subject, strategy, rec, plan: { principal: back.principal, apply: "set", retire: "none" }, pending: back, secrets: [back.secret, ...(cur ? [cur.secret] : [])] };
+    if (rec.steps.some((s) => s.outcome === "failed") || rec.steps.some((s) => s.name === "restore")) return this.failManualRollback(st, cur);
+    try {
+      await this.step(st, "apply", async () => {
+        if (!target.setSecret) return "the target cannot set a secret; the version must still be valid there";
+        await target.setSecret(back);
+        return undefined;
+      });
+      await this.step(st, "verify", async () => {
+        if (!target.verify) return "the target cannot verify";
+        await this.verifyWithRetries(st, back);
+        return undefined;
+      });
+    } catch (e) {
+      if (e instanceof StepFailure) {
+        rec.error = e.message;
+        return this.failManualRollback(st, cur);
+      }
+      throw e;
+    }
+    await this.step(st, "promote", async () => {
+      await subject.store.promote(key, rec.newVersionId as string);
+    });
+    rec.status = "succeeded";
+    rec.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+    this.event(`${subject.secret}: rolled back to version ${rec.newVersionId} (${rec.id})`);
+    return rec;
+  }
+
+  private async failManualRollback(st: RunState, cur: Credential | undefined): Promise<never> {
+    const { rec, subject } = st;
+    await this.step(st, "restore", async () => {
+      if (!cur || !subject.target.setSecret || cur.principal !== st.plan.principal) return "the current credential was not changed";
+      await subject.target.setSecret(cur);
+      return undefined;
+    });
+    rec.status = "failed";
+    rec.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+    throw new RotationError(`${subject.secret}: rollback ${rec.id} failed: ${rec.error ?? "an earlier run failed"}; the current version is unchanged`, rec.id);
+  }
+
+  /**
+   * Run one step: record it started, call the fault hook, act, call the fault hook, record the
+   * outcome. A step already `ok` (or `skipped`) in the record is not run again. The action
+   * returns a reason to mark the step skipped. A failing `apply`, `stage` or `verify` becomes a
+   * StepFailure (the caller rolls back); other failures leave the record `running` for the next run.
+   */
+  private async step(st: RunState, name: StepName, act: () => Promise<string | undefined | void>): Promise<void> {
+    const { rec, subject } = st;
+    let s: StepRecord | undefined = rec.steps.find((x) => x.name === name);
+    if (s && (s.outcome === "ok" || s.outcome === "skipped")) return;
+    if (!s) {
+      s = { name, startedAt: this.nowIso() };
+      rec.steps.push(s);
+    } else {
+      s.startedAt = this.nowIso();
+      delete s.outcome;
+      delete s.message;
+      delete s.finishedAt;
+    }
+    await subject.history.save(rec);
+    this.hit(`before:${name}`);
+    let skipped: string | undefined | void;
+    try {
+      skipped = await act();
+    } catch (e) {
+      const msg = scrub(errorMessage(e), st.secrets);
+      s.outcome = "failed";
+      s.message = msg;
+      s.finishedAt = this.nowIso();
+      if (name === "generate" || name === "apply" || name === "stage" || name === "verify") {
+        rec.error = msg;
+        await subject.history.save(rec);
+        throw new StepFailure(msg);
+      }
+      rec.error = msg;
+      await subject.history.save(rec);
+      throw new RotationError(`${subject.secret}: rotation ${rec.id}: step ${name} failed: ${msg}`, rec.id, {
+        hint: "the next run of the same secret resumes it",
+      });
+    }
+    this.hit(`after:${name}`);
+    s.outcome = skipped ? "skipped" : "ok";
+    if (skipped) s.message = skipped;
+    s.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+  }
+
+  private async verifyWithRetries(st: RunState, cred: Credential): Promise<void> {
+    const v = st.subject.policy.verification;
+    const retries = v?.retries ?? 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (st.subject.target.verify as NonNullable<Target["verify"]>).call(st.subject.target, cred, {
+          ...(v?.query ? { query: v.query } : {}),
+          ...(v?.timeout_ms ? { timeoutMs: v.timeout_ms } : {}),
+        });
+        return;
+      } catch (e) {
+        if (!(e instanceof VerificationError) || attempt >= retries) throw e;
+        await this.clock.sleep(Math.min(1000 * 2 ** attempt, 10000));
+      }
+    }
+  }
+
+  private async dryRun(subject: Subject, strategy: ResolvedStrategy, reason?: string): Promise<RotationResult> {
+    const current = await this.readStage(subject, "current");
+    const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
+    if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
+    await subject.target.check?.();
+    const holder = await subject.history.holder(subject.secret);
+    const steps = [
+      ...(plan.apply === "set"
+        ? [`generate: a new value (${subject.policy.generator?.format ?? "password"}, ${subject.policy.generator?.length ?? 32} characters)`, `stage: store it as the pending version of ${subject.secret}`, `apply: set the password of "${plan.principal}" at ${subject.target.name}`]
+        : [`apply: create a new credential for "${plan.principal}" at ${subject.target.name}`, `stage: store it as the pending version of ${subject.secret}`]),
+      subject.target.verify ? `verify: log in as "${plan.principal}" with the new credential` : "verify: skipped (the target cannot verify)",
+      `promote: make it current (version ${current?.versionId ?? "none"} becomes previous)`,
+      plan.retire === "none"
+        ? `retire: nothing (${plan.old?.principal === plan.principal ? "replaced in place" : plan.old ? `"${plan.old.principal}" keeps working until the next rotation` : "no old credential"})`
+        : plan.retire === "now"
+          ? `retire: revoke "${plan.old?.principal}" at once`
+          : `retire: revoke "${plan.old?.principal}" after ${Math.round((plan.graceMs ?? 0) / 1000)} s`,
+    ];
+    if (holder) steps.unshift(`(a rotation is in progress by ${holder.who}, pid ${holder.pid}: a real run would be refused now)`);
+    const rec: RotationRecord = {
+      id: "dry-run",
+      kind: "rotate",
+      secret: subject.secret,
+      env: subject.env,
+      variable: subject.variable,
+      service: subject.target.name,
+      targetType: subject.target.type,
+      strategy: strategy.name,
+      who: this.who,
+      ...(reason ? { reason } : {}),
+      startedAt: this.nowIso(),
+      status: "succeeded",
+      steps: [],
+      ...(current ? { oldVersionId: current.versionId } : {}),
+      ...(plan.old ? { oldPrincipal: plan.old.principal } : {}),
+      newPrincipal: plan.principal,
+    };
+    return { record: rec, resumed: false, dryRun: true, plan: steps };
+  }
+
+  // ——— wiring ———
+
+  private subject(env: string, variable: string): Subject {
+    const vars = this.config.envs[env];
+    if (!vars) throw new DsopsError(`unknown env "${env}"`, { hint: `envs: ${Object.keys(this.config.envs).join(", ") || "(none)"}` });
+    const v = vars[variable];
+    if (!v) throw new DsopsError(`env "${env}" has no variable "${variable}"`);
+    const path = `envs.${env}.${variable}.rotation`;
+    const policy = v.spec.rotation as VariableRotation | undefined;
+    if (!policy) throw new DsopsError(`envs.${env}.${variable} has no rotation block`, { hint: "add rotation: {service: <name>, strategy: …}" });
+    if (!v.ref || v.spec.literal !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: rotation needs a secret in a store (from: store://…)`);
+    if (v.ref.field !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: rotation rotates a whole secret; remove "#${v.ref.field}"`);
+    if (v.ref.version !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: a rotated secret cannot pin a version ("${v.ref.version}")`);
+    const store = this.resolver.store(v.ref.store);
+    if (!hasStaging(store))
+      throw new DsopsError(`${path}: store "${v.ref.store}" (${store.type}) cannot stage rotations (pending/current/previous) yet`, { hint: "keep rotated secrets in a file store for now" });
+    return {
+      env,
+      variable,
+      path,
+      policy,
+      ref: v.ref,
+      secret: `store://${v.ref.store}/${v.ref.key}`,
+      store,
+      target: this.targetFor(policy.service, `${path}.service`),
+      history: this.historyFor(env, variable),
+    };
+  }
+
+  private targetFor(service: string, path: string): Target {
+    const injected = this.opts.targets?.[service];
+    if (injected) return injected;
+    let t = this.targets.get(service);
+    if (!t) {
+      const raw = this.config.raw.services[service];
+      if (!raw) {
+        const names = Object.keys(this.config.raw.services);
+        throw new ConfigError(`${path}: unknown service "${service}"${names.length ? ` (services: ${names.join(", ")})` : " (no services are defined)"}`);
+      }
+      t = createTarget(service, raw, {
+        resolveRef: async (ref) => (await this.resolver.resolveRef(parseStoreUri(ref))).value,
+        clock: this.clock,
+        configDir: this.config.dir,
+      });
+      this.targets.set(service, t);
+    }
+    return t;
+  }
+
+  /** The history of a variable: the engine's injected one, the variable's `rotation.history`, or a file next to its file store. */
+  historyFor(env: string, variable: string): HistoryBackend {
+    if (this.opts.history) return this.opts.history;
+    const v = this.config.envs[env]?.[variable];
+    const h = (v?.spec.rotation as VariableRotation | undefined)?.history;
+    if (h?.type === "postgres") {
+      const cacheKey = `postgres:${h.service}:${h.table}`;
+      let b = this.histories.get(cacheKey);
+      if (!b) {
+        b = this.postgresHistory(h.service, h.table);
+        this.histories.set(cacheKey, b);
+      }
+      return b;
+    }
+    const path = h?.path ? (isAbsolute(h.path) ? h.path : resolvePath(this.config.dir, h.path)) : defaultHistoryPath(this.defaultHistoryDir(v?.ref?.store));
+    let b = this.histories.get(`file:${path}`);
+    if (!b) {
+      b = new FileHistory(path, this.clock);
+      this.histories.set(`file:${path}`, b);
+    }
+    return b;
+  }
+
+  /** The folder of the variable's file store, else of the first file store, else the config's folder. */
+  private defaultHistoryDir(storeName?: string): string {
+    const fileDir = (name: string) => {
+      const s = this.config.stores[name];
+      if (s?.type !== "file") return undefined;
+      return dirname(isAbsolute(s.path) ? s.path : resolvePath(this.config.dir, s.path));
+    };
+    if (storeName) {
+      const d = fileDir(storeName);
+      if (d) return d;
+    }
+    for (const name of Object.keys(this.config.stores)) {
+      const d = fileDir(name);
+      if (d) return d;
+    }
+    return join(this.config.dir, ".dsops");
+  }
+
+  private postgresHistory(service: string, table: string): HistoryBackend {
+    const raw = this.config.raw.services[service];
+    if (!raw) throw new ConfigError(`rotation.history.service: unknown service "${service}"`);
+    const { PostgresTarget } = require("./targets/postgresql") as typeof import("./targets/postgresql");
+    const { PostgresHistory } = require("./history/postgres") as typeof import("./history/postgres");
+    const t = new PostgresTarget(service, raw, { resolveRef: async () => new Secret(""), clock: this.clock, configDir: this.config.dir });
+    const s = t.settings;
+    // The admin credential is resolved lazily: the backend connects on first use.
+    return new LazyHistory(async () => {
+      const v = await this.resolver.resolveRef(parseStoreUri(s.admin));
+      let cred: { username?: unknown; password?: unknown };
+      try {
+        cred = JSON.parse(v.value.reveal()) as typeof cred;
+      } catch {
+        cred = {};
+      }
+      if (typeof cred.username !== "string" || typeof cred.password !== "string")
+        throw new DsopsError(`rotation history: the admin credential of service "${service}" is not JSON {"username", "password"}`);
+      return new PostgresHistory(
+        { host: s.host, port: s.port, database: s.database, user: cred.username, password: cred.password, connectionTimeoutMillis: s.connect_timeout_ms, application_name: "dsops-rotation-history" },
+        table,
+        [cred.password],
+      );
+    });
+  }
+
+  private async readStage(subject: Subject, stage: "current" | "previous"): Promise<{ value: Secret; versionId: string } | undefined> {
+    try {
+      const v = await subject.store.get({ key: subject.ref.key, version: stage });
+      return { value: v.value, versionId: v.versionId };
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  private async readPending(st: RunState): Promise<Credential> {
+    const v = await st.subject.store.get({ key: st.subject.ref.key, version: st.rec.newVersionId as string });
+    const cred = st.strategy.shape.decode(v.value, st.subject.path);
+    st.secrets.push(cred.secret);
+    return cred;
+  }
+
+  private pendingOf(st: RunState): Credential {
+    if (!st.pending) throw new DsopsError(`rotation ${st.rec.id}: no pending credential (internal)`);
+    return st.pending;
+  }
+
+  private hit(point: FaultPoint): void {
+    this.fault?.(point);
+  }
+
+  private event(message: string): void {
+    this.opts.onEvent?.(message);
+  }
+
+  private nowIso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}
+
+/** A step that decides the rotation's fate failed: roll back. */
+class StepFailure extends Error {}
+
+/** A history backend created on first use (its connection needs a resolved credential). */
+class LazyHistory implements HistoryBackend {
+  readonly kind = "postgres";
+  private inner?: Promise<HistoryBackend>;
+  constructor(private readonly make: () => Promise<HistoryBackend>) {}
+  private backend(): Promise<HistoryBackend> {
+    if (!this.inner) {
+      this.inner = this.make();
+      this.inner.catch(() => (this.inner = undefined));
+    }
+    return this.inner;
+  }
+  async save(r: RotationRecord): Promise<void> {
+    return (await this.backend()).save(r);
+  }
+  async get(id: string): Promise<RotationRecord | undefined> {
+    return (await this.backend()).get(id);
+  }
+  async list(f?: HistoryFilter): Promise<RotationRecord[]> {
+    return (await this.backend()).list(f);
+  }
+  async lock(secret: string, owner: LockOwner) {
+    return (await this.backend()).lock(secret, owner);
+  }
+  async holder(secret: string): Promise<LockOwner | undefined> {
+    return (await this.backend()).holder(secret);
+  }
+  async close(): Promise<void> {
+    const i = this.inner;
+    this.inner = undefined;
+    if (i) await (await i).close();
+  }
+}
+
+export function newRotationId(clock: Clock): string {
+  return `rot-${clock.now().toString(36)}-${randomBytes(4).toString("hex")}`;
+}
+
+/**
+ * Library API: rotate one variable's secret with a fresh engine (the Pulumi RotationPolicy
+ * resource and scripts call this). Throws RotationInProgressError when another run holds the
+ * secret's lock, RotationError when the rotation rolled back or failed.
+ */
+export async function rotate(config: Config, env: string, variable: string, options: RotateOptions & RotationEngineOptions = {}): Promise<RotationResult> {
+  const engine = new RotationEngine(config, options);
+  try {
+    return await engine.rotate(env, variable, options);
+  } finally {
+    await engine.close();
+  }
+}
+
+export { RotationError, RotationInProgressError };

@@ -1,0 +1,12 @@
+/** The rotation engine's public surface (the CLI, the Pulumi RotationPolicy resource, library users). */
+export { RotationEngine, rotate, newRotationId, type RotateOptions, type RotationResult, type RollbackOptions, type SecretStatus, type RotationEngineOptions } from "./engine";
+export { RotationError, RotationInProgressError } from "./errors";
+export { generate, checkPolicy, defaultGeneratorPolicy, type ValueRules } from "./generator";
+export { resolveStrategy, baseShapeOf, type Strategy, type RotationPlan, type ResolvedStrategy } from "./strategies/index";
+export { FileHistory, type HistoryBackend, type HistoryFilter } from "./history/index";
+export { FileLocks, whoAmI } from "./lock";
+export { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
+export { createTarget, targetFactories } from "./targets/registry";
+export { VerificationError, TargetError, scrubError } from "./targets/errors";
+export * from "./targets/types";
+export * from "./types";

@@ -1,0 +1,60 @@
+import type { RotationStrategyName, VariableRotation } from "../../engine/config/schema";
+import { DsopsError } from "../../engine/errors";
+import { alternatingUsers } from "./alternating-users";
+import { singleUserFor } from "./single-user";
+import { twoSecret } from "./two-secret";
+import type { BaseStrategyName, PlanContext, RotationPlan, Strategy } from "./types";
+
+export type { BaseStrategyName, PlanContext, RotationPlan, Strategy } from "./types";
+export { durationMs } from "./two-secret";
+
+/** Every strategy name maps to its shape; exhaustive. */
+const shapes: Record<BaseStrategyName, (policy: VariableRotation) => Strategy> = {
+  "single-user": (p) => singleUserFor(p.user ?? ""),
+  "alternating-users": () => alternatingUsers,
+  "two-secret": () => twoSecret,
+};
+
+/** A strategy as run: its shape, and the mode (`immediate`, `emergency`) over it. */
+export interface ResolvedStrategy {
+  /** What the user asked for. */
+  readonly name: RotationStrategyName;
+  readonly shape: Strategy;
+  /** `emergency`: reason required, old credential revoked at once, grace periods cut short. */
+  readonly emergency: boolean;
+  /** `immediate` or `emergency`: no grace period; the old credential is revoked at once where it differs from the new one. */
+  readonly immediate: boolean;
+  plan(ctx: PlanContext): RotationPlan;
+}
+
+/**
+ * `immediate` and `emergency` keep the value shape of the variable: the configured strategy
+ * when it is a shape, else alternating-users when `users` is set, else single-user.
+ */
+export function baseShapeOf(policy: VariableRotation): BaseStrategyName {
+  const s = policy.strategy;
+  if (s === "single-user" || s === "alternating-users" || s === "two-secret") return s;
+  return policy.users ? "alternating-users" : "single-user";
+}
+
+export function resolveStrategy(policy: VariableRotation, requested?: RotationStrategyName): ResolvedStrategy {
+  const name = requested ?? policy.strategy;
+  const base = name === "immediate" || name === "emergency" ? baseShapeOf(policy) : name;
+  if (base !== baseShapeOf(policy) && requested)
+    throw new DsopsError(`--strategy ${requested}: the stored value has the ${baseShapeOf(policy)} shape; change rotation.strategy in dsops.yaml to switch shapes`);
+  const shape = shapes[base](policy);
+  const immediate = name === "immediate" || name === "emergency";
+  return {
+    name,
+    shape,
+    emergency: name === "emergency",
+    immediate,
+    plan(ctx) {
+      const p = shape.plan(ctx);
+      if (!immediate) return p;
+      // Revoke at once what the new credential does not replace in place.
+      const replacesInPlace = p.apply === "set" && p.old?.principal === p.principal;
+      return { ...p, retire: replacesInPlace || !p.old ? "none" : "now", graceMs: 0 };
+    },
+  };
+}

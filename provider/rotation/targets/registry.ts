@@ -1,0 +1,29 @@
+import { ConfigError } from "../../engine/errors";
+import { suggest } from "../../engine/suggest";
+import { plannedTargetTypes, targetTypes, type Target, type TargetContext, type TargetFactory, type TargetType } from "./types";
+
+/**
+ * The one registration point of rotation target types. Exhaustive: a type in `targetTypes`
+ * without a factory does not compile. Each factory `require`s its module when called, so a
+ * target's client library is loaded only when a service of that type is rotated.
+ */
+export const targetFactories: Record<TargetType, TargetFactory> = {
+  postgresql: (name, raw, ctx) => {
+    const m = require("./postgresql") as typeof import("./postgresql");
+    return new m.PostgresTarget(name, raw, ctx);
+  },
+};
+
+/** Build the target of a `services:` entry. Unknown or planned types are ConfigErrors naming the path. */
+export function createTarget(name: string, raw: unknown, ctx: TargetContext): Target {
+  const type = (raw as { type?: unknown } | undefined)?.type;
+  const path = `services.${name}.type`;
+  if (typeof type !== "string") throw new ConfigError(`${path}: missing service type`);
+  if (!(targetTypes as readonly string[]).includes(type)) {
+    if ((plannedTargetTypes as readonly string[]).includes(type))
+      throw new ConfigError(`${path}: rotation target type "${type}" is not supported yet (supported: ${targetTypes.join(", ")})`);
+    const hint = suggest(type, [...targetTypes, ...plannedTargetTypes]);
+    throw new ConfigError(`${path}: unknown rotation target type "${type}"${hint ? ` (did you mean "${hint}"?)` : ` (supported: ${targetTypes.join(", ")})`}`);
+  }
+  return targetFactories[type as TargetType](name, raw, ctx);
+}

@@ -1,0 +1,93 @@
+import type { Clock } from "../../engine/clock";
+import type { Secret } from "../../engine/secret";
+import type { ValueRules } from "../generator";
+
+/**
+ * Rotation targets: the systems whose credentials are rotated (`services:` in dsops.yaml).
+ *
+ * To add a target type (mysql, redis, aws.iam, webhook, script …):
+ * 1. add its name to `targetTypes` below;
+ * 2. write `provider/rotation/targets/<type>.ts` exporting a zod settings schema and a class
+ *    implementing `Target` (import the client library at the top of that file);
+ * 3. add its factory to `targetFactories` in `./registry.ts` (the compiler refuses a type in
+ *    `targetTypes` without one); the factory `require`s the file, so its client library is
+ *    loaded only when a service of that type is used.
+ * Errors leaving a target must not contain a secret value: run messages through
+ * `scrubError` (./errors.ts) with the credentials in play.
+ */
+export const targetTypes = ["postgresql"] as const;
+export type TargetType = (typeof targetTypes)[number];
+
+/** Types dsops.yaml may name that have no target here yet (a clear "not supported yet" error). */
+export const plannedTargetTypes = ["mysql", "redis", "aws.iam", "webhook", "script"] as const;
+
+/** What a target can do; the strategy's steps run only where the capability is there. */
+export type TargetCapability =
+  /** `create`: mint a new credential next to the old one (API keys: both valid at once). */
+  | "create"
+  /** `rotate`: set the secret of an existing principal (ALTER ROLE … PASSWORD). */
+  | "rotate"
+  /** `revoke`: invalidate one credential (delete a key, disable a user's password). */
+  | "revoke"
+  /** `verify`: prove a credential works by using it (log in and SELECT 1, AUTH+PING, GetCallerIdentity). */
+  | "verify";
+
+/**
+ * A credential at a target: who (never secret) and the secret part. For a database user the
+ * principal is the user name and the secret its password; for an access key the principal is
+ * the key id and the secret the secret key.
+ */
+export interface Credential {
+  readonly principal: string;
+  readonly secret: Secret;
+}
+
+/** Options of a verification. */
+export interface VerifyOptions {
+  /** A check beyond the target's own (SQL targets: a query run as the rotated user). */
+  readonly query?: string;
+  /** Milliseconds the verification may take. */
+  readonly timeoutMs?: number;
+}
+
+/** A rotation target. Every method is idempotent: the engine repeats a step after a crash. */
+export interface Target {
+  /** The service's name in dsops.yaml. */
+  readonly name: string;
+  readonly type: TargetType;
+  readonly capabilities: ReadonlySet<TargetCapability>;
+  /** What a generated value must satisfy (length, forbidden characters). */
+  readonly valueRules: ValueRules;
+  /** `rotate`: make `cred.secret` the secret of `cred.principal`. Setting the same value again is a no-op in effect. */
+  setSecret?(cred: Credential): Promise<void>;
+  /**
+   * `create`: mint a new credential for `principal` (the target draws the secret; `value`, when
+   * given, is a generated value the target may use instead). Two at once must be allowed.
+   */
+  create?(principal: string, value?: Secret): Promise<Credential>;
+  /** `revoke`: invalidate this credential (a user's password: disable the login). Already revoked: no-op. */
+  revoke?(cred: Credential): Promise<void>;
+  /** `verify`: use the credential; throws VerificationError (./errors.ts) when it does not work. */
+  verify?(cred: Credential, options?: VerifyOptions): Promise<void>;
+  /**
+   * `create` targets: credentials of `principal` the target holds other than `keep` (ids only),
+   * so a run resumed after a crash between `create` and staging can revoke the orphan.
+   */
+  list?(principal: string): Promise<string[]>;
+  /** Check connectivity with the admin credential (doctor, dry runs). */
+  check?(): Promise<void>;
+  /** Release connections. */
+  close?(): Promise<void>;
+}
+
+/** What a target factory gets besides its (already checked) settings. */
+export interface TargetContext {
+  /** Resolve a secret reference (`store://…`) through the engine's Resolver: admin credentials. */
+  resolveRef(ref: string): Promise<Secret>;
+  readonly clock: Clock;
+  /** Folder of the configuration file. */
+  readonly configDir: string;
+}
+
+/** Builds a target from its raw `services:` entry; checks the entry with the target's own zod schema. */
+export type TargetFactory = (name: string, raw: unknown, ctx: TargetContext) => Target;

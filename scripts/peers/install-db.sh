@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the database servers the rotation tests start: PostgreSQL 15, MariaDB and Redis
+# (Debian packages). Idempotent: `apt-get update` and `apt-get install` run only when one of
+# them is missing. The tests start and stop their own servers on free loopback ports; the
+# packages' own services are not needed (and are stopped when the install started them).
+set -euo pipefail
+log() { printf '[peers:db] %s\n' "$*" >&2; }
+
+missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  log "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  # No service start inside containers without an init system; policy-rc.d is not needed then.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x /usr/lib/postgresql/15/bin/postgres ] || { log "PostgreSQL 15 still missing"; exit 1; }
+log "postgresql: $(/usr/lib/postgresql/15/bin/postgres --version)"
+command -v redis-server >/dev/null 2>&1 && log "redis: $(redis-server --version | head -1)" || log "redis-server missing"
+(command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]) && log "mariadb: installed" || log "mariadb missing"

@@ -1,0 +1,91 @@
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Client } from "pg";
+import { freePort } from "./server";
+
+const BIN = "/usr/lib/postgresql/15/bin";
+
+/** A throwaway PostgreSQL 15 server on a free loopback port, password logins over TCP (SCRAM). */
+export interface RunningPostgres {
+  readonly host: string;
+  readonly port: number;
+  /** The superuser (`postgres`) and its password. */
+  readonly adminUser: string;
+  readonly adminPassword: string;
+  /** `postgresql://user:pw@127.0.0.1:port/db` (values percent-encoded). */
+  connectionString(user: string, password: string, database?: string): string;
+  /** The server's log so far (every statement is logged: tests search it for values). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** True when PostgreSQL 15's server binaries are installed. */
+export function havePostgres(): boolean {
+  return existsSync(join(BIN, "postgres"));
+}
+
+function run(args: string[], what: string): string {
+  // The server refuses to run as root: every command runs as the `postgres` user, from `/`.
+  const r = spawnSync("runuser", ["-u", "postgres", "--", ...args], { cwd: "/", encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status}):\n${(r.stdout ?? "") + (r.stderr ?? "")}`.slice(0, 4000));
+  return r.stdout;
+}
+
+/**
+ * initdb (local trust, host scram-sha-256) in a fresh folder under /tmp owned by `postgres`,
+ * then `pg_ctl start -w` on a free port; the superuser's password is set over the local socket.
+ * `stop()` stops the server and deletes the folder.
+ */
+export async function startPostgres(): Promise<RunningPostgres> {
+  if (!havePostgres()) throw new Error(`PostgreSQL 15 is not installed (${BIN}): run scripts/peers/install-db.sh`);
+  const root = mkdtempSync("/tmp/dsops-pg-");
+  chmodSync(root, 0o755);
+  const data = join(root, "data");
+  const sock = join(root, "sock");
+  spawnSync("mkdir", ["-p", sock]);
+  spawnSync("chown", ["-R", "postgres:postgres", root]);
+  const adminPassword = randomBytes(18).toString("base64url");
+  const pwFile = join(root, "pw");
+  writeFileSync(pwFile, adminPassword + "\n", { mode: 0o600 });
+  spawnSync("chown", ["postgres:postgres", pwFile]);
+  run([join(BIN, "initdb"), "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${pwFile}`, "-E", "UTF8", "--no-sync"], "initdb");
+  rmSync(pwFile);
+  const port = await freePort();
+  run(
+    [join(BIN, "pg_ctl"), "-D", data, "-l", join(root, "server.log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c log_statement=all`, "-w", "-t", "60", "start"],
+    "pg_ctl start",
+  );
+  const host = "127.0.0.1";
+  const connectionString = (user: string, password: string, database = "postgres") =>
+    `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
+  // Readiness as a client sees it: a password login over TCP.
+  const c = new Client({ host, port, user: "postgres", password: adminPassword, database: "postgres" });
+  await c.connect();
+  await c.end();
+  let stopped = false;
+  return {
+    host,
+    port,
+    adminUser: "postgres",
+    adminPassword,
+    connectionString,
+    log: () => {
+      try {
+        return readFileSync(join(root, "server.log"), "utf8");
+      } catch {
+        return "";
+      }
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      try {
+        run([join(BIN, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"], "pg_ctl stop");
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+}
