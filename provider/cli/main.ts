@@ -138,7 +138,19 @@ function debugModules(): void {
   });
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * `dsops rotation rollback … --version V` (dsops's own flag) would be taken by the root's
+ * `--version`; for that one command it means `--to-version V`.
+ */
+export function rewriteArgv(argv: string[]): string[] {
+  const args = argv.slice(2);
+  const words = args.filter((a) => !a.startsWith("-"));
+  if (words[0] !== "rotation" || words[1] !== "rollback") return argv;
+  return [...argv.slice(0, 2), ...args.map((a) => (a === "--version" ? "--to-version" : a.startsWith("--version=") ? `--to-version=${a.slice(10)}` : a))];
+}
+
+export async function main(rawArgv: string[]): Promise<void> {
+  const argv = rewriteArgv(rawArgv);
   debugModules();
   let program: Command;
   try {

@@ -23,3 +23,6 @@ have moto_server || { log "moto_server still missing after install"; exit 1; }
 have bao || { log "bao still missing after install"; exit 1; }
 log "moto_server: $(command -v moto_server)"
 log "bao: $(bao version 2>/dev/null | head -1)"
+
+# PostgreSQL, MariaDB and Redis (rotation targets), from Debian.
+bash "$(dirname "${BASH_SOURCE[0]}")/install-db.sh"
