@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { environmentProvider, maintenanceWindowProvider, secretReferenceProvider } from "../provider/dynamic/providers";
+import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider, secretReferenceProvider } from "../provider/dynamic/providers";
 import { MODULE } from "./tokens";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
@@ -139,6 +139,122 @@ export class MaintenanceWindow extends pulumi.dynamic.Resource {
   constructor(name: string, args: MaintenanceWindowArgs, opts?: pulumi.CustomResourceOptions) {
     const props = { ...args, isOpen: undefined, nextOpenAt: undefined, nextCloseAt: undefined, blockedBy: undefined };
     super(maintenanceWindowProvider, name, props, opts, MODULE, "MaintenanceWindow");
+  }
+}
+
+/** A rotation target: the fields of a `services:` entry of dsops.yaml, plus `user` or `users`. */
+export interface TargetConfig {
+  type: string;
+  /** single-user: the user whose password is rotated. */
+  user?: string;
+  /** alternating-users: the two users. */
+  users?: [string, string];
+  /** A `store://` reference whose value is JSON {"username","password"} (SQL targets). */
+  admin?: string;
+  [setting: string]: unknown;
+}
+
+/** An inline maintenance window: the same fields as MaintenanceWindow's inputs. */
+export interface WindowConfig {
+  schedule: string | string[];
+  duration: string;
+  timezone?: string;
+  blackouts?: Blackout[];
+  enabled?: boolean;
+}
+
+export type RotationStrategy = "single-user" | "alternating-users" | "two-secret" | "immediate" | "emergency";
+
+export interface RotationPolicyArgs {
+  /** The rotated secret: a SecretReference (by `ref` or named store, no `#field`) or a `store://` reference. */
+  secret: SecretReference | pulumi.Input<string>;
+  /** A service of the provider's dsops.yaml by name, or a target configuration. */
+  target: pulumi.Input<string | TargetConfig>;
+  strategy: pulumi.Input<RotationStrategy>;
+  /** single-user: the user (when `target` is a service name). */
+  user?: pulumi.Input<string>;
+  /** alternating-users: the two users (when `target` is a service name). */
+  users?: pulumi.Input<[string, string]>;
+  /** `{ every: "30d" }` or `{ cron: "0 3 1 * *", timezone?: "Europe/Berlin" }`. */
+  schedule: pulumi.Input<{ every?: string; cron?: string; timezone?: string }>;
+  /** When rotation may run: MaintenanceWindow resources or inline windows. None: any time. */
+  windows?: Array<MaintenanceWindow | pulumi.Input<WindowConfig>>;
+  /** Value generator: `{ length, format, exclude, … }` as `rotation.generator` in dsops.yaml. */
+  generator?: pulumi.Input<Record<string, unknown>>;
+  /** Verification beyond the target's login check: `{ query, retries, timeout_ms }`. */
+  verify?: pulumi.Input<Record<string, unknown>>;
+  /** A manual rollback: setting or changing it makes the next `up` put back the previous (or `version`) credential. */
+  rollback?: pulumi.Input<{ reason: string; version?: string }>;
+  /** Rotate when the policy is created (default false). */
+  rotateOnCreate?: pulumi.Input<boolean>;
+  /** Any values; a change forces a rotation on the next `up` (like keepers). */
+  triggers?: pulumi.Input<Record<string, pulumi.Input<unknown>>>;
+}
+
+/**
+ * How, when and where a credential is rotated. `pulumi preview` shows the policy as an update
+ * when a rotation is due and a window is open (the reason is in `pendingRotation`); `pulumi up`
+ * rotates it through the engine (verified, rolled back on failure) and records the versions.
+ * Due while every window is closed: no change, and a warning naming the next opening.
+ * Deleting a policy never deletes the secret or the users.
+ */
+export class RotationPolicy extends pulumi.dynamic.Resource {
+  /** The current value of the rotated secret (a Pulumi secret): read it here after a rotation. */
+  declare readonly value: pulumi.Output<string>;
+  declare readonly currentVersionId: pulumi.Output<string | undefined>;
+  declare readonly previousVersionId: pulumi.Output<string | undefined>;
+  declare readonly lastRotatedAt: pulumi.Output<string | undefined>;
+  declare readonly nextDueAt: pulumi.Output<string | undefined>;
+  /** rotated, rolled-back, current, due, waiting-for-window, drifted. */
+  declare readonly status: pulumi.Output<string>;
+  /** What the last operation did; never a value. */
+  declare readonly lastResult: pulumi.Output<string>;
+  /** Why this update rotates (computed at preview; empty when it does not). */
+  declare readonly pendingRotation: pulumi.Output<string>;
+
+  constructor(name: string, args: RotationPolicyArgs, opts?: pulumi.CustomResourceOptions) {
+    const secret = args.secret instanceof SecretReference ? args.secret.id : args.secret;
+    const windows = args.windows?.map((w) =>
+      w instanceof MaintenanceWindow
+        ? pulumi.all([w.schedule, w.duration, w.timezone, w.blackouts, w.enabled]).apply(([schedule, duration, timezone, blackouts, enabled]) => ({
+            schedule,
+            duration,
+            ...(timezone !== undefined ? { timezone } : {}),
+            ...(blackouts !== undefined ? { blackouts } : {}),
+            ...(enabled !== undefined ? { enabled } : {}),
+          }))
+        : w,
+    );
+    const props = {
+      ...args,
+      secret,
+      target: protect(args.target),
+      windows,
+      pendingRotation: undefined,
+      value: undefined,
+      currentVersionId: undefined,
+      previousVersionId: undefined,
+      lastRotatedAt: undefined,
+      nextDueAt: undefined,
+      status: undefined,
+      lastResult: undefined,
+    };
+    super(rotationPolicyProvider, name, props, withSecretOutputs(opts, ["value"]), MODULE, "RotationPolicy");
+    // Due while every window is closed: the update does not happen; say so, naming the next opening.
+    if (pulumi.runtime.isDryRun()) {
+      pulumi
+        .all([secret, args.target, args.strategy, args.user, args.users, args.schedule, pulumi.all(windows ?? [])])
+        .apply(async ([s, target, strategy, user, users, schedule, ws]) => {
+          try {
+            const h = handlers();
+            const inputs = { secret: s, target, strategy, user, users, schedule, windows: ws } as Parameters<typeof h.evaluatePolicy>[0];
+            const message = h.waitingMessage(await h.evaluatePolicy(JSON.parse(JSON.stringify(inputs))));
+            if (message) pulumi.log.warn(message, this);
+          } catch {
+            // The provider's check reports configuration errors with the field that caused them.
+          }
+        });
+    }
   }
 }
 

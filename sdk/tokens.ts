@@ -4,7 +4,7 @@
  */
 export const MODULE = "dsops";
 
-export const resourceTypes = ["SecretReference", "Environment", "MaintenanceWindow"] as const;
+export const resourceTypes = ["SecretReference", "Environment", "MaintenanceWindow", "RotationPolicy"] as const;
 export type ResourceTypeName = (typeof resourceTypes)[number];
 
 export const functionNames = ["getSecret", "getEnvironment"] as const;

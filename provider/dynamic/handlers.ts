@@ -15,81 +15,10 @@ import { Window } from "../schedule/window";
  * from the installed package, once per process; its state lives for one Pulumi operation.
  */
 
-/** The marker Pulumi puts in place of values not known during a preview. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-interface ProviderSettings {
-  configFile?: string;
-  stores?: string;
-}
-
-const state: { settings: ProviderSettings; cwd: string } = { settings: {}, cwd: process.cwd() };
-const configs = new Map<string, Config>();
-const resolvers = new Map<Config, Resolver>();
-
-/** The default when the stack names no configuration: the embedded file store. */
-export const DEFAULT_STORES = { local: { type: "file", path: "./secrets.store" } };
-
-/** Called by each provider's `configure` with the stack's configuration. */
-export function configure(get: (key: string) => string | undefined): void {
-  const settings: ProviderSettings = {};
-  const file = get("dsops:configFile");
-  const stores = get("dsops:stores");
-  if (file) settings.configFile = file;
-  if (stores) settings.stores = stores;
-  if (JSON.stringify(settings) !== JSON.stringify(state.settings)) configs.clear();
-  state.settings = settings;
-}
-
-function cached(key: string, make: () => Config): Config {
-  let c = configs.get(key);
-  if (!c) {
-    c = make();
-    configs.set(key, c);
-  }
-  return c;
-}
-
-/** The provider's configuration: `dsops:configFile`, plus `dsops:stores`, else the embedded file store. */
-export function providerConfig(): Config {
-  const { configFile, stores } = state.settings;
-  return cached(`provider:${configFile ?? ""}:${stores ?? ""}`, () => {
-    let extra: Record<string, unknown> = {};
-    if (stores) {
-      try {
-        extra = JSON.parse(stores) as Record<string, unknown>;
-      } catch {
-        throw new DsopsError("stack config dsops:stores is not a JSON object of stores");
-      }
-    }
-    if (configFile) {
-      const base = loadConfigFile(resolve(state.cwd, configFile));
-      if (!stores) return base;
-      return configFromObject({ ...base.raw, secretStores: { ...base.raw.secretStores, ...extra } }, { dir: base.dir, label: configFile });
-    }
-    return configFromObject({ secretStores: stores ? extra : DEFAULT_STORES }, { dir: state.cwd, label: stores ? "dsops:stores" : "default" });
-  });
-}
-
-function resolverFor(config: Config): Resolver {
-  let r = resolvers.get(config);
-  if (!r) {
-    r = new Resolver(config);
-    resolvers.set(config, r);
-  }
-  return r;
-}
-
-function hasUnknown(v: unknown): boolean {
-  if (v === UNKNOWN) return true;
-  if (Array.isArray(v)) return v.some(hasUnknown);
-  if (v && typeof v === "object") return Object.values(v).some(hasUnknown);
-  return false;
-}
-
-function zodFailures(issues: Array<{ path: PropertyKey[]; message: string }>): Array<{ property: string; reason: string }> {
-  return issues.map((i) => ({ property: i.path.map(String).join(".") || "(inputs)", reason: i.message }));
-}
+export { UNKNOWN, DEFAULT_STORES, configure, providerConfig } from "./context";
+export { rotationPolicy, evaluate as evaluatePolicy, waitingMessage } from "./rotation-policy";
+import { madeByRotation } from "./rotation-policy";
+import { cached, hasUnknown, named, providerConfig, resolverFor, state, zodFailures } from "./context";
 
 // ---------------------------------------------------------------- SecretReference
 
@@ -123,18 +52,6 @@ function secretReferenceTarget(inputs: SecretReferenceInputs): SecretReferenceTa
 
 function label(t: SecretReferenceTarget): string {
   return formatStoreUri(t.ref.store === "inline" ? { ...t.ref, store: `inline:${t.config.stores.inline.type}` } : t.ref);
-}
-
-/** Errors leave with the reference named and no stack trace. */
-async function named<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    const err = new DsopsError(`${what}: ${errorMessage(e)}`);
-    // Pulumi's provider host prints an error's stack: a user error is a message, not a trace.
-    err.stack = err.message;
-    throw err;
-  }
 }
 
 export interface SecretReferenceOutputs extends SecretReferenceInputs {
@@ -187,7 +104,10 @@ export const secretReference = {
     if (after.version !== undefined) return { changes: false };
     const t = secretReferenceTarget(after);
     const current = await named(`SecretReference ${label(t)}`, () => resolverFor(t.config).fetch(t.ref));
-    return { changes: current.versionId !== olds.versionId };
+    if (current.versionId === olds.versionId) return { changes: false };
+    // A version made by a RotationPolicy is not drift: the program reads it from the policy's value.
+    if (t.ref.store !== "inline" && (await madeByRotation(formatStoreUri({ ...t.ref, field: undefined }), current.versionId))) return { changes: false };
+    return { changes: true };
   },
 
   async create(inputs: Record<string, unknown>) {

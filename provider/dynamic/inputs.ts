@@ -66,6 +66,42 @@ export const maintenanceWindowInputsSchema = z.strictObject({
 });
 export type MaintenanceWindowInputs = z.infer<typeof maintenanceWindowInputsSchema>;
 
+const rotationStrategyNames = ["single-user", "alternating-users", "two-secret", "immediate", "emergency"] as const;
+
+export const rotationPolicyInputsSchema = z
+  .strictObject({
+    /** The rotated secret: a `store://` reference (a SecretReference passes its own). */
+    secret: z.string(),
+    /** A service of the provider's dsops.yaml by name, or a `services:` entry (type, connection, admin reference, user/users). */
+    target: z.union([z.string(), z.looseObject({ type: z.string() })]),
+    strategy: z.enum(rotationStrategyNames),
+    /** single-user: the user whose password is rotated (also accepted inside `target`). */
+    user: z.string().optional(),
+    /** alternating-users: the two users (also accepted inside `target`). */
+    users: z.tuple([z.string(), z.string()]).optional(),
+    /** When a rotation is due: `{ every: "30d" }` or `{ cron: "0 3 1 * *", timezone? }`. */
+    schedule: z.strictObject({ every: z.string().optional(), cron: z.string().optional(), timezone: z.string().optional() }),
+    /** When rotation may run; none means any time. MaintenanceWindow resources pass their settings. */
+    windows: z.array(z.looseObject({ schedule: z.union([z.string(), z.array(z.string())]), duration: z.string() })).optional(),
+    /** Value generator: length, classes, exclusions, format (as `rotation.generator` in dsops.yaml). */
+    generator: z.looseObject({}).optional(),
+    /** Verification beyond the target's own login check: `{ query, retries, timeout_ms }`. */
+    verify: z.looseObject({}).optional(),
+    /** A manual rollback: setting or changing it makes the next `up` put back the previous (or `version`) credential. */
+    rollback: z.strictObject({ reason: z.string(), version: z.string().optional() }).optional(),
+    /** Rotate when the policy is created (default false: the first rotation is when it is due). */
+    rotateOnCreate: z.boolean().optional(),
+    /** Any values: a change forces a rotation on the next `up`, windows or not. */
+    triggers: z.record(z.string(), z.unknown()).optional(),
+    /** Computed by the provider: why this update rotates (empty when it does not). */
+    pendingRotation: z.string().optional(),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.schedule.every === undefined) === (v.schedule.cron === undefined))
+      ctx.addIssue({ code: "custom", message: 'give exactly one of schedule.every ("30d") or schedule.cron', path: ["schedule"] });
+  });
+export type RotationPolicyInputs = z.infer<typeof rotationPolicyInputsSchema>;
+
 /** Outputs each resource adds to its inputs; `secret` ones are Pulumi secrets. */
 export const resourceOutputs = {
   SecretReference: {
@@ -79,6 +115,15 @@ export const resourceOutputs = {
     nextOpenAt: { type: "string", secret: false, description: "Start of the window open at that time, or of the next one (ISO-8601)." },
     nextCloseAt: { type: "string", secret: false, description: "When that window closes (ISO-8601)." },
     blockedBy: { type: "string", secret: false, description: "The reason of the blackout that kept the window closed, if any." },
+  },
+  RotationPolicy: {
+    value: { type: "string", secret: true, description: "The current value of the rotated secret (a Pulumi secret)." },
+    currentVersionId: { type: "string", secret: false, description: "The store's current version of the secret." },
+    previousVersionId: { type: "string", secret: false, description: "The version current before the last rotation." },
+    lastRotatedAt: { type: "string", secret: false, description: "When the current version was made (ISO-8601)." },
+    nextDueAt: { type: "string", secret: false, description: "When the next rotation is due (ISO-8601)." },
+    status: { type: "string", secret: false, description: "rotated, current, due, waiting-for-window, drifted." },
+    lastResult: { type: "string", secret: false, description: "What the last operation did (rotation id, versions, or the reason it waits); never a value." },
   },
   Environment: {
     variables: { type: "object", secret: true, description: "Every variable of the env, by name (a Pulumi secret)." },

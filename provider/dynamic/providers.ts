@@ -35,3 +35,13 @@ export const maintenanceWindowProvider: pulumi.dynamic.ResourceProvider = {
   update: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.update(id, olds, news),
   delete: () => require("@dsops/pulumi/provider/dynamic/handlers").maintenanceWindow.delete(),
 };
+
+export const rotationPolicyProvider: pulumi.dynamic.ResourceProvider = {
+  configure: async (req) => require("@dsops/pulumi/provider/dynamic/handlers").configure((k: string) => req.config.get(k)),
+  check: (olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.check(olds, news),
+  diff: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.diff(id, olds, news),
+  create: (inputs) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.create(inputs),
+  read: (id, props) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.read(id, props),
+  update: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.update(id, olds, news),
+  delete: () => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.delete(),
+};

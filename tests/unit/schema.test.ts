@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { z } from "zod";
-import { environmentInputsSchema, maintenanceWindowInputsSchema, resourceOutputs, secretReferenceInputsSchema } from "../../provider/dynamic/inputs";
+import { environmentInputsSchema, maintenanceWindowInputsSchema, resourceOutputs, rotationPolicyInputsSchema, secretReferenceInputsSchema } from "../../provider/dynamic/inputs";
 import { functionNames, resourceTypes, schemaToken } from "../../sdk/tokens";
 
 const schema = JSON.parse(readFileSync(join(__dirname, "..", "..", "..", "schema.json"), "utf8"));
@@ -11,6 +11,7 @@ const inputSchemas: Record<(typeof resourceTypes)[number], z.ZodObject> = {
   SecretReference: secretReferenceInputsSchema as unknown as z.ZodObject,
   Environment: environmentInputsSchema as unknown as z.ZodObject,
   MaintenanceWindow: maintenanceWindowInputsSchema as unknown as z.ZodObject,
+  RotationPolicy: rotationPolicyInputsSchema as unknown as z.ZodObject,
 };
 
 function requiredKeys(s: z.ZodObject): string[] {

@@ -1,0 +1,97 @@
+import { resolve } from "node:path";
+import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
+import { DsopsError, errorMessage } from "../engine/errors";
+import { Resolver } from "../engine/resolve";
+
+/**
+ * State shared by the dynamic providers in Pulumi's provider process: the stack's provider
+ * configuration, loaded configurations and their resolvers. Lives for one Pulumi operation.
+ */
+/** The marker Pulumi puts in place of values not known during a preview. */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+interface ProviderSettings {
+  configFile?: string;
+  stores?: string;
+}
+
+export const state: { settings: ProviderSettings; cwd: string } = { settings: {}, cwd: process.cwd() };
+const configs = new Map<string, Config>();
+const resolvers = new Map<Config, Resolver>();
+
+/** The default when the stack names no configuration: the embedded file store. */
+export const DEFAULT_STORES = { local: { type: "file", path: "./secrets.store" } };
+
+/** Called by each provider's `configure` with the stack's configuration. */
+export function configure(get: (key: string) => string | undefined): void {
+  const settings: ProviderSettings = {};
+  const file = get("dsops:configFile");
+  const stores = get("dsops:stores");
+  if (file) settings.configFile = file;
+  if (stores) settings.stores = stores;
+  if (JSON.stringify(settings) !== JSON.stringify(state.settings)) configs.clear();
+  state.settings = settings;
+}
+
+export function cached(key: string, make: () => Config): Config {
+  let c = configs.get(key);
+  if (!c) {
+    c = make();
+    configs.set(key, c);
+  }
+  return c;
+}
+
+/** The provider's configuration: `dsops:configFile`, plus `dsops:stores`, else the embedded file store. */
+export function providerConfig(): Config {
+  const { configFile, stores } = state.settings;
+  return cached(`provider:${configFile ?? ""}:${stores ?? ""}`, () => {
+    let extra: Record<string, unknown> = {};
+    if (stores) {
+      try {
+        extra = JSON.parse(stores) as Record<string, unknown>;
+      } catch {
+        throw new DsopsError("stack config dsops:stores is not a JSON object of stores");
+      }
+    }
+    if (configFile) {
+      const base = loadConfigFile(resolve(state.cwd, configFile));
+      if (!stores) return base;
+      return configFromObject({ ...base.raw, secretStores: { ...base.raw.secretStores, ...extra } }, { dir: base.dir, label: configFile });
+    }
+    return configFromObject({ secretStores: stores ? extra : DEFAULT_STORES }, { dir: state.cwd, label: stores ? "dsops:stores" : "default" });
+  });
+}
+
+export function resolverFor(config: Config): Resolver {
+  let r = resolvers.get(config);
+  if (!r) {
+    r = new Resolver(config);
+    resolvers.set(config, r);
+  }
+  return r;
+}
+
+export function hasUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(hasUnknown);
+  if (v && typeof v === "object") return Object.values(v).some(hasUnknown);
+  return false;
+}
+
+export function zodFailures(issues: Array<{ path: PropertyKey[]; message: string }>): Array<{ property: string; reason: string }> {
+  return issues.map((i) => ({ property: i.path.map(String).join(".") || "(inputs)", reason: i.message }));
+}
+
+/** Errors leave with the reference named and no stack trace. */
+export async function named<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const err = new DsopsError(`${what}: ${errorMessage(e)}`);
+    // Pulumi's provider host prints an error's stack: a user error is a message, not a trace.
+    err.stack = err.message;
+    throw err;
+  }
+}
+

@@ -1,0 +1,289 @@
+import { configFromObject, type Config } from "../engine/config/load";
+import { clock } from "../engine/clock";
+import { DsopsError, errorMessage } from "../engine/errors";
+import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
+import { suggest } from "../engine/suggest";
+import { parseDuration } from "../schedule/duration";
+import { Window, type WindowSpec } from "../schedule/window";
+import { hasStaging, type Store } from "../stores/types";
+import { cached, hasUnknown, named, providerConfig, zodFailures } from "./context";
+import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
+import type { RotationEngine } from "../rotation/engine";
+
+/**
+ * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan
+ * time, from the store (the current version's age), the schedule, the windows and the one
+ * clock (DSOPS_CLOCK), the way Terraform's time_rotating_v2 does, and never by deleting state:
+ * `check` writes the reason into the computed input `pendingRotation`, so `pulumi preview`
+ * shows the policy as an update that says why; `update` then rotates through the engine.
+ */
+
+const ENV = "pulumi";
+const VARIABLE = "SECRET";
+const TARGET = "policy-target";
+
+const engines = new Map<Config, RotationEngine>();
+
+interface PolicySubject {
+  config: Config;
+  ref: SecretRef;
+  engine: RotationEngine;
+}
+
+function subject(inputs: RotationPolicyInputs): PolicySubject {
+  const base = providerConfig();
+  const ref = parseStoreUri(inputs.secret);
+  if (!base.stores[ref.store]) {
+    const names = Object.keys(base.stores);
+    const hint = suggest(ref.store, names);
+    throw new DsopsError(`secret: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : ` (stores: ${names.join(", ") || "none"})`}`);
+  }
+  let service: string;
+  const services = { ...base.raw.services };
+  let user = inputs.user;
+  let users = inputs.users;
+  if (typeof inputs.target === "string") {
+    service = inputs.target;
+    if (!services[service]) {
+      const names = Object.keys(services);
+      const hint = suggest(service, names);
+      throw new DsopsError(`target: unknown service "${service}"${hint ? ` (did you mean "${hint}"?)` : ` (services: ${names.join(", ") || "none"})`}`);
+    }
+  } else {
+    const { user: u, users: us, ...entry } = inputs.target as Record<string, unknown>;
+    user ??= u as string | undefined;
+    users ??= us as [string, string] | undefined;
+    service = TARGET;
+    services[service] = entry as { type: string };
+  }
+  const rotation = {
+    service,
+    strategy: inputs.strategy,
+    ...(user !== undefined ? { user } : {}),
+    ...(users !== undefined ? { users } : {}),
+    ...(inputs.generator ? { generator: inputs.generator } : {}),
+    ...(inputs.verify ? { verification: inputs.verify } : {}),
+    ...(inputs.schedule.cron ? { schedule: inputs.schedule.cron } : {}),
+  };
+  const raw = { ...base.raw, services, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri(ref), rotation } } } };
+  const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy" }));
+  let engine = engines.get(config);
+  if (!engine) {
+    const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
+    engine = new RotationEngine(config);
+    engines.set(config, engine);
+  }
+  return { config, ref, engine };
+}
+
+function stagingStore(s: PolicySubject): Store & { stagesOf(key: string): Promise<Record<string, string | undefined>> } {
+  const store = s.engine.resolver.store(s.ref.store);
+  if (!hasStaging(store)) throw new DsopsError(`secret: store "${s.ref.store}" (${store.type}) cannot stage rotations`);
+  return store;
+}
+
+function windowsOf(inputs: RotationPolicyInputs): Window[] {
+  return (inputs.windows ?? []).map((w, i) => new Window(w as unknown as WindowSpec, `windows[${i}]`));
+}
+
+/** When the next rotation is due after `last`. */
+function dueAfter(inputs: RotationPolicyInputs, last: number): number {
+  if (inputs.schedule.every) return last + parseDuration(inputs.schedule.every, "schedule.every");
+  const cron = new Window({ schedule: inputs.schedule.cron as string, duration: "1m", timezone: inputs.schedule.timezone }, "schedule");
+  const next = cron.openings(last + 60000).next();
+  if (next.done) throw new DsopsError(`schedule.cron: "${inputs.schedule.cron}" has no occurrence in the next two years`);
+  return next.value;
+}
+
+/** What the policy sees now: versions, age, due date and windows. No value is read. */
+export interface Evaluation {
+  currentVersionId?: string;
+  previousVersionId?: string;
+  lastRotatedAt?: string;
+  nextDueAt?: string;
+  due: boolean;
+  windowOpen: boolean;
+  windowClosesAt?: string;
+  nextOpenAt?: string;
+  blockedBy?: string;
+}
+
+const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+
+export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation> {
+  const s = subject(inputs);
+  const store = stagingStore(s);
+  const now = clock().now();
+  const stages = await store.stagesOf(s.ref.key);
+  let last: number | undefined;
+  if (stages.current) {
+    const info = await store.describe({ key: s.ref.key });
+    if (info.updatedAt) last = Date.parse(info.updatedAt);
+    else {
+      const rec = (await s.engine.history({ variable: VARIABLE, limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
+      if (rec?.finishedAt) last = Date.parse(rec.finishedAt);
+    }
+  }
+  const nextDue = last === undefined ? undefined : dueAfter(inputs, last);
+  const due = nextDue === undefined || now >= nextDue;
+  const windows = windowsOf(inputs);
+  let windowOpen = windows.length === 0;
+  let closesAt: number | undefined;
+  let nextOpen: number | undefined;
+  let blockedBy: string | undefined;
+  for (const w of windows) {
+    const st = w.state(now);
+    if (st.isOpen) {
+      windowOpen = true;
+      closesAt = Math.max(closesAt ?? 0, st.nextCloseAt as number);
+    } else if (st.nextOpenAt !== undefined && (nextOpen === undefined || st.nextOpenAt < nextOpen)) nextOpen = st.nextOpenAt;
+    blockedBy ??= st.blockedBy;
+  }
+  return {
+    ...(stages.current ? { currentVersionId: stages.current } : {}),
+    ...(stages.previous ? { previousVersionId: stages.previous } : {}),
+    ...(last !== undefined ? { lastRotatedAt: iso(last) } : {}),
+    ...(nextDue !== undefined ? { nextDueAt: iso(nextDue) } : {}),
+    due,
+    windowOpen,
+    ...(closesAt !== undefined ? { windowClosesAt: iso(closesAt) } : {}),
+    ...(nextOpen !== undefined ? { nextOpenAt: iso(nextOpen) } : {}),
+    ...(blockedBy ? { blockedBy } : {}),
+  };
+}
+
+/** The reason this operation rotates, or "" when it does not. */
+function pendingReason(ev: Evaluation): string {
+  if (!ev.due || !ev.windowOpen) return "";
+  const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due (no current version, or its age is unknown)";
+  return ev.windowClosesAt ? `${since}; window open until ${ev.windowClosesAt}` : since;
+}
+
+/** A one-line summary for a due policy whose windows are all closed (the program logs it as a warning). */
+export function waitingMessage(ev: Evaluation): string | undefined {
+  if (!ev.due || ev.windowOpen) return undefined;
+  const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due";
+  return `rotation ${since}, but every maintenance window is closed${ev.blockedBy ? ` (blackout: ${ev.blockedBy})` : ""}; next opening ${ev.nextOpenAt ?? "none scheduled"}`;
+}
+
+const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "rollback", "rotateOnCreate", "triggers"] as const;
+
+function pickInputs(o: Record<string, unknown>): RotationPolicyInputs {
+  return Object.fromEntries([...inputKeys, "pendingRotation"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as RotationPolicyInputs;
+}
+
+function sameInputs(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const pick = (o: Record<string, unknown>) => JSON.stringify(inputKeys.map((k) => o[k] ?? null));
+  return pick(a) === pick(b);
+}
+
+/** The policy's outputs now: versions, due date, and the current value (a Pulumi secret). */
+async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResult: string) {
+  const ev = await evaluate(inputs);
+  const s = subject(inputs);
+  const store = stagingStore(s);
+  const value = ev.currentVersionId ? (await store.get({ key: s.ref.key, version: ev.currentVersionId })).value.reveal() : undefined;
+  return {
+    ...inputs,
+    pendingRotation: "",
+    ...(value !== undefined ? { value } : {}),
+    ...(ev.currentVersionId ? { currentVersionId: ev.currentVersionId } : {}),
+    ...(ev.previousVersionId ? { previousVersionId: ev.previousVersionId } : {}),
+    ...(ev.lastRotatedAt ? { lastRotatedAt: ev.lastRotatedAt } : {}),
+    ...(ev.nextDueAt ? { nextDueAt: ev.nextDueAt } : {}),
+    status: status === "current" && ev.due ? (ev.windowOpen ? "due" : "waiting-for-window") : status,
+    lastResult: status === "current" && ev.due && !ev.windowOpen ? (waitingMessage(ev) as string) : lastResult,
+  };
+}
+
+async function rotateNow(inputs: RotationPolicyInputs, why: string) {
+  const s = subject(inputs);
+  const res = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rotate(ENV, VARIABLE, {}));
+  const r = res.record;
+  if (r.status !== "succeeded" && r.status !== "grace")
+    throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
+  const summary = `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}`;
+  return outputsOf(inputs, "rotated", summary);
+}
+
+async function rollbackNow(inputs: RotationPolicyInputs) {
+  const s = subject(inputs);
+  const rb = inputs.rollback as { reason: string; version?: string };
+  const service = typeof inputs.target === "string" ? inputs.target : TARGET;
+  const recs = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rollback(ENV, service, { reason: rb.reason, ...(rb.version ? { version: rb.version } : {}) }, VARIABLE));
+  const r = recs[0];
+  return outputsOf(inputs, "rolled-back", `rolled back ${r.id} (${rb.reason}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}`);
+}
+
+export const rotationPolicy = {
+  async check(_olds: unknown, news: Record<string, unknown>) {
+    const parsed = rotationPolicyInputsSchema.safeParse(pickInputs(news));
+    if (!parsed.success) return { inputs: news, failures: zodFailures(parsed.error.issues) };
+    if (hasUnknown(news)) return { inputs: news };
+    try {
+      windowsOf(parsed.data);
+      dueAfter(parsed.data, 0);
+      const ev = await evaluate(parsed.data);
+      return { inputs: { ...news, pendingRotation: pendingReason(ev) } };
+    } catch (e) {
+      const msg = errorMessage(e);
+      const m = /^([A-Za-z_][\w.[\]]*): (.*)$/s.exec(msg);
+      return { inputs: news, failures: [m ? { property: m[1], reason: m[2] } : { property: "secret", reason: msg }] };
+    }
+  },
+
+  /** An update when inputs changed, or when `check` found the rotation due inside a window. */
+  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    if (hasUnknown(news)) return { changes: true };
+    return { changes: !sameInputs(olds, news) || Boolean(news.pendingRotation) };
+  },
+
+  async create(inputs: Record<string, unknown>) {
+    const i = pickInputs(inputs);
+    const outs = i.rotateOnCreate ? await rotateNow(i, "rotateOnCreate") : await outputsOf(i, "current", "created; no rotation yet");
+    return { id: `policy:${i.secret}`, outs };
+  },
+
+  async update(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const i = pickInputs(news);
+    if (i.rollback && JSON.stringify(olds.rollback ?? null) !== JSON.stringify(i.rollback)) return { outs: await rollbackNow(i) };
+    if (JSON.stringify(olds.triggers ?? null) !== JSON.stringify(i.triggers ?? null)) return { outs: await rotateNow(i, "triggers changed") };
+    if (i.pendingRotation) return { outs: await rotateNow(i, i.pendingRotation) };
+    return { outs: await outputsOf(i, "current", "settings updated; no rotation") };
+  },
+
+  /** Refresh: a current version the policy did not make is reported as drift. */
+  async read(id: string, props: Record<string, unknown>) {
+    const i = pickInputs(props);
+    const ev = await evaluate(i);
+    if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
+      const made = (await subject(i).engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
+      if (!made) {
+        const outs = await outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
+        return { id, props: outs };
+      }
+    }
+    return { id, props: await outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? "")) };
+  },
+
+  /** Deleting a policy never deletes the secret or the users. */
+  async delete() {},
+};
+
+/** True when a dsops rotation made `versionId` the current version of `secret` (a SecretReference's drift check). */
+export async function madeByRotation(secret: string, versionId: string): Promise<boolean> {
+  try {
+    const base = providerConfig();
+    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: secret, rotation: { service: "_" } } } } };
+    const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history" }));
+    let engine = engines.get(config);
+    if (!engine) {
+      const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
+      engine = new RotationEngine(config);
+      engines.set(config, engine);
+    }
+    return (await engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === versionId);
+  } catch {
+    return false;
+  }
+}
