@@ -138,6 +138,10 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       out.push(`${formatPath(path)}: ${unionMessage(path)}${loc.at(path)}`);
       continue;
     }
+    if (issue.code === "invalid_type" && (issue as { input?: unknown }).input === undefined) {
+      out.push(`${formatPath(path)}: required (${issue.expected}) but missing${loc.at(path)}`);
+      continue;
+    }
     out.push(`${formatPath(path)}: ${issue.message}${loc.at(path)}`);
   }
   return out;
