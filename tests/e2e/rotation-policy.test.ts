@@ -70,7 +70,7 @@ describe("Pulumi end to end: RotationPolicy and MaintenanceWindow on PostgreSQL"
     pg = await startPostgres();
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
-    for (const r of ["app_a", "app_b", "bad"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
+    for (const r of ["app_a", "app_b", "bad", "fresh"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
     await admin.query("CREATE TABLE guarded (x int)");
 
     project = new PulumiProject(
@@ -87,7 +87,17 @@ const weekly = new dsops.MaintenanceWindow("weekly", {
 const policy = new dsops.RotationPolicy("db-login", {
   secret: login, target: "app-db", strategy: "alternating-users", users: ["app_a", "app_b"],
   schedule: { every: "30d" }, windows: [weekly], triggers: { n: cfg.get("trigger") || "0" },
+  rollback: cfg.get("rollbackReason") ? { reason: cfg.get("rollbackReason") } : undefined,
 });
+if (cfg.get("withFresh")) {
+  const fresh = new dsops.RotationPolicy("fresh", {
+    secret: "store://local/app/fresh", target: "app-db", user: "fresh", strategy: "single-user",
+    schedule: { cron: "0 3 1 * *", timezone: "UTC" }, rotateOnCreate: true,
+    generator: { length: 24, format: "hex" },
+  });
+  exports.freshStatus = fresh.status;
+  exports.freshNextDueAt = fresh.nextDueAt;
+}
 const bad = new dsops.RotationPolicy("bad", {
   secret: "store://local/app/bad",
   target: { type: "postgresql", host: "127.0.0.1", port: ${pg.port}, database: "postgres", admin: "store://local/pg/admin", user: "bad" },
@@ -118,6 +128,9 @@ exports.badStatus = bad.status;
     const b = pw("bad0");
     await setRole("bad", b);
     await s.put("app/bad", new Secret(b));
+    const f = pw("fresh0");
+    await setRole("fresh", f);
+    await s.put("app/fresh", new Secret(f));
     project.ok(["stack", "init", "rot"]);
     project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
   });
@@ -202,6 +215,40 @@ exports.badStatus = bad.status;
     assert.ok(await canLogin(after.username, after.password));
     assert.match(String(project.outputs().lastResult), /^(rotated|finished interrupted) rot-/);
     assert.deepEqual(project.previewSummary(when), { same: 5 });
+    project.assertNoLeak([...values]);
+  });
+
+  it("rollback input puts back the previous credential on the next up", async () => {
+    const before = await current("app/db-login");
+    const previous = (await store().get({ key: "app/db-login", version: "previous" })).value.reveal();
+    values.add(previous);
+    project.ok(["config", "set", "rollbackReason", "bad deploy"]);
+    const when = at("2026-12-06T04:00:00Z");
+    project.ok(["up", "--yes", "--skip-preview"], when);
+    const after = await current("app/db-login");
+    assert.notEqual(after.version, before.version);
+    assert.equal(after.raw, previous, "the previous credential is current again");
+    assert.ok(await canLogin(after.username, after.password));
+    const out = project.outputs();
+    assert.equal(out.status, "rolled-back");
+    assert.match(String(out.lastResult), /^rolled back rot-[^ ]+ \(bad deploy\)/);
+    project.ok(["config", "rm", "rollbackReason"]);
+    assert.deepEqual(project.previewSummary(when), { same: 4, update: 1 }, "removing the request is a settings update only");
+    project.ok(["up", "--yes", "--skip-preview"], when);
+    assert.equal((await current("app/db-login")).version, after.version, "removing the request does not rotate");
+  });
+
+  it("rotateOnCreate rotates when the policy is created; a cron schedule sets the next due date", async () => {
+    const before = await current("app/fresh");
+    project.ok(["config", "set", "withFresh", "1"]);
+    project.ok(["up", "--yes", "--skip-preview"], at("2026-12-06T04:30:00Z"));
+    const after = await current("app/fresh");
+    assert.notEqual(after.version, before.version);
+    assert.match(after.password, /^[0-9a-f]{24}$/, "the generator settings were used");
+    assert.ok(await canLogin("fresh", after.password));
+    const out = project.outputs();
+    assert.equal(out.freshStatus, "rotated");
+    assert.equal(out.freshNextDueAt, "2027-01-01T03:00:00.000Z");
     project.assertNoLeak([...values]);
   });
 
