@@ -35,7 +35,7 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "the embedded store: an encrypted, versioned file (AES-256-GCM)",
   },
   "aws.secretsmanager": {
-    capabilities: { write: true, versions: true, batch: 20, binary: true, staging: false },
+    capabilities: { write: true, versions: true, batch: 20, binary: true, staging: true },
     check: true,
     description: "AWS Secrets Manager (stages, version ids, ARNs, binary secrets)",
   },

@@ -7,6 +7,7 @@ import {
   ListSecretsCommand,
   PutSecretValueCommand,
   SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
   type SecretValueEntry,
   type GetSecretValueCommandOutput,
 } from "@aws-sdk/client-secrets-manager";
@@ -24,7 +25,7 @@ import {
   type AwsErrorContext,
 } from "./aws-common";
 import type { StoreSettings } from "./settings";
-import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
+import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
 type SecretsManagerSettings = Extract<StoreSettings, { type: "aws.secretsmanager" }>;
 
@@ -34,6 +35,9 @@ const BATCH = 20;
 /** The staging labels AWS itself manages. */
 const AWS_STAGES = new Set(["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"]);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The rotation stages (`current`, `previous`, `pending`, see ./types.ts) as AWS staging labels. */
+const STAGE_LABELS: Readonly<Record<Stage, string>> = { current: "AWSCURRENT", previous: "AWSPREVIOUS", pending: "AWSPENDING" };
 
 /** How a requested version is sent: as a version id or as a staging label. */
 type VersionSelector = { readonly VersionId: string } | { readonly VersionStage: string };
@@ -48,6 +52,7 @@ export function versionSelector(version: string | undefined, options?: Readonly<
   if (options?.version_id) return { VersionId: options.version_id };
   if (options?.version_stage) return { VersionStage: options.version_stage };
   if (version === undefined || version === "") return undefined;
+  if (version === "current" || version === "previous" || version === "pending") return { VersionStage: STAGE_LABELS[version] };
   if (AWS_STAGES.has(version) || /^[A-Z][A-Z0-9_]*$/.test(version)) return { VersionStage: version };
   if (UUID.test(version)) return { VersionId: version };
   if (version.length < 32 || version.length > 64) return { VersionStage: version };
@@ -66,10 +71,16 @@ function selectorText(sel: VersionSelector): string {
  * Versions: a version id or a staging label (see `versionSelector`); without one, AWSCURRENT.
  * Binary secrets (SecretBinary) read as base64 with `binary: true`.
  * `getMany` uses BatchGetSecretValue (20 ids a call); keys with a version are read one by one.
+ *
+ * Rotation stages are AWS's own staging labels: pending = AWSPENDING (PutSecretValue with
+ * VersionStages [AWSPENDING], which leaves AWSCURRENT where it is, so readers keep getting the
+ * current value), promote = UpdateSecretVersionStage moving AWSCURRENT (AWS moves AWSPREVIOUS to
+ * the version AWSCURRENT left), discard = removing AWSPENDING from its version. The same labels
+ * AWS's own rotation Lambdas use, so a secret can move between the two.
  */
-export class AwsSecretsManagerStore implements Store {
+export class AwsSecretsManagerStore implements Store, Staging {
   readonly type = "aws.secretsmanager" as const;
-  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: BATCH, binary: true };
+  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: BATCH, binary: true, staging: true };
   private readonly client: SecretsManagerClient;
   /** Set once BatchGetSecretValue was refused (a policy granting only GetSecretValue): read one by one from then on. */
   private batchRefused = false;
@@ -87,7 +98,9 @@ export class AwsSecretsManagerStore implements Store {
     const ctx = this.ctx(k.key, sel, "reading");
     let out: GetSecretValueCommandOutput;
     try {
-      out = await this.client.send(new GetSecretValueCommand({ SecretId: k.key, ...sel }));
+      // No version: ask for AWSCURRENT by name. AWS answers the same either way; moto keeps a
+      // default version of its own that UpdateSecretVersionStage (a promote) does not move.
+      out = await this.client.send(new GetSecretValueCommand({ SecretId: k.key, ...(sel ?? { VersionStage: "AWSCURRENT" }) }));
     } catch (e) {
       throw mapAwsError(e, ctx);
     }
@@ -227,6 +240,99 @@ export class AwsSecretsManagerStore implements Store {
     }
   }
 
+  /**
+   * A new version labelled AWSPENDING only (AWS moves the label off an older pending version).
+   * A secret that does not exist is created without a value first, so it has no AWSCURRENT.
+   */
+  async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+    const ctx: AwsErrorContext = { ...this.ctx(key, { VersionStage: "AWSPENDING" }, "staging"), carriesValue: true };
+    const putPending = async () =>
+      this.written((await this.client.send(new PutSecretValueCommand({ SecretId: key, SecretString: value.reveal(), VersionStages: ["AWSPENDING"] }))).VersionId, ctx);
+    try {
+      return await putPending();
+    } catch (e) {
+      if (awsErrorName(e) !== "ResourceNotFoundException") throw mapAwsError(e, ctx);
+    }
+    if (key.startsWith("arn:")) throw new NotFoundError(`store "${this.name}": secret "${key}" not found (a secret is created by name, not by ARN)`);
+    try {
+      await this.client.send(new CreateSecretCommand({ Name: key, ...(options?.description ? { Description: options.description } : {}) }));
+    } catch (e) {
+      if (awsErrorName(e) !== "ResourceExistsException") throw mapAwsError(e, { ...this.ctx(key, undefined, "creating") });
+    }
+    try {
+      return await putPending();
+    } catch (e) {
+      throw mapAwsError(e, ctx);
+    }
+  }
+
+  /**
+   * Move AWSCURRENT to `versionId` (AWS moves AWSPREVIOUS to the version it left), then drop
+   * AWSPENDING from it. Each call is one label move, so a crash between the two leaves a state
+   * the next call finishes; promoting the current version only drops its AWSPENDING.
+   */
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
+    const ctx = this.ctx(key, { VersionId: versionId }, "promoting");
+    let stages = await this.versionStages(key, ctx);
+    if (stages === undefined) throw new NotFoundError(`store "${this.name}": secret "${key}" not found`);
+    const current = labelled(stages, "AWSCURRENT");
+    if (current !== versionId) {
+      if (!stages[versionId]) await this.describeDeprecated(key, versionId, ctx); // NotFoundError for an unknown version
+      try {
+        await this.client.send(
+          new UpdateSecretVersionStageCommand({ SecretId: key, VersionStage: "AWSCURRENT", MoveToVersionId: versionId, ...(current ? { RemoveFromVersionId: current } : {}) }),
+        );
+      } catch (e) {
+        throw mapAwsError(e, ctx);
+      }
+      stages = (await this.versionStages(key, ctx)) ?? {};
+    }
+    if (stages[versionId]?.includes("AWSPENDING")) {
+      try {
+        await this.client.send(new UpdateSecretVersionStageCommand({ SecretId: key, VersionStage: "AWSPENDING", RemoveFromVersionId: versionId }));
+      } catch (e) {
+        throw mapAwsError(e, ctx);
+      }
+    }
+    return { versionId };
+  }
+
+  async discardPending(key: string, versionId?: string): Promise<void> {
+    const ctx = this.ctx(key, { VersionStage: "AWSPENDING" }, "discarding");
+    const stages = await this.versionStages(key, ctx);
+    const pending = stages && labelled(stages, "AWSPENDING");
+    if (!pending || (versionId !== undefined && pending !== versionId)) return;
+    try {
+      await this.client.send(new UpdateSecretVersionStageCommand({ SecretId: key, VersionStage: "AWSPENDING", RemoveFromVersionId: pending }));
+    } catch (e) {
+      const err = mapAwsError(e, ctx);
+      if (!(err instanceof NotFoundError)) throw err; // gone meanwhile: nothing to discard
+    }
+  }
+
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+    const stages = await this.versionStages(key, this.ctx(key, undefined, "describing"));
+    if (!stages) return {};
+    const out: Partial<Record<Stage, string>> = {};
+    for (const st of ["current", "previous", "pending"] as const) {
+      const id = labelled(stages, STAGE_LABELS[st]);
+      if (id !== undefined) out[st] = id;
+    }
+    return out;
+  }
+
+  /** VersionIdsToStages of a secret; undefined when it does not exist (or is scheduled for deletion). */
+  private async versionStages(key: string, ctx: AwsErrorContext): Promise<Record<string, string[]> | undefined> {
+    try {
+      const out = await this.client.send(new DescribeSecretCommand({ SecretId: key }));
+      if (out.DeletedDate) return undefined;
+      return out.VersionIdsToStages ?? {};
+    } catch (e) {
+      if (awsErrorName(e) === "ResourceNotFoundException") return undefined;
+      throw mapAwsError(e, ctx);
+    }
+  }
+
   async check(): Promise<void> {
     try {
       await this.client.send(new ListSecretsCommand({ MaxResults: 1 }));
@@ -257,6 +363,11 @@ export class AwsSecretsManagerStore implements Store {
     }
     throw new NotFoundError(`store "${this.name}": ${ctx.subject} has no value`);
   }
+}
+
+/** The version carrying a staging label. */
+function labelled(stages: Record<string, string[]>, label: string): string | undefined {
+  return Object.keys(stages).find((id) => stages[id].includes(label));
 }
 
 /** Whether a batch answer is the secret `id` names: its name, its full ARN, or its ARN without the 6-character suffix. */

@@ -12,6 +12,11 @@ export const targetFactories: Record<TargetType, TargetFactory> = {
     const m = require("./postgresql") as typeof import("./postgresql");
     return new m.PostgresTarget(name, raw, ctx);
   },
+  mysql: (name, raw, ctx) => new (require("./mysql") as typeof import("./mysql")).MysqlTarget(name, raw, ctx),
+  redis: (name, raw, ctx) => new (require("./redis") as typeof import("./redis")).RedisTarget(name, raw, ctx),
+  "aws.iam": (name, raw, ctx) => new (require("./aws-iam") as typeof import("./aws-iam")).AwsIamTarget(name, raw, ctx),
+  webhook: (name, raw, ctx) => new (require("./webhook") as typeof import("./webhook")).WebhookTarget(name, raw, ctx),
+  script: (name, raw, ctx) => new (require("./script") as typeof import("./script")).ScriptTarget(name, raw, ctx),
 };
 
 /** Build the target of a `services:` entry. Unknown or planned types are ConfigErrors naming the path. */

@@ -15,11 +15,11 @@ import type { ValueRules } from "../generator";
  * Errors leaving a target must not contain a secret value: run messages through
  * `scrubError` (./errors.ts) with the credentials in play.
  */
-export const targetTypes = ["postgresql"] as const;
+export const targetTypes = ["postgresql", "mysql", "redis", "aws.iam", "webhook", "script"] as const;
 export type TargetType = (typeof targetTypes)[number];
 
 /** Types dsops.yaml may name that have no target here yet (a clear "not supported yet" error). */
-export const plannedTargetTypes = ["mysql", "redis", "aws.iam", "webhook", "script"] as const;
+export const plannedTargetTypes = [] as const;
 
 /** What a target can do; the strategy's steps run only where the capability is there. */
 export type TargetCapability =

@@ -1,0 +1,195 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createClient, type RedisClientType } from "redis";
+import { z } from "zod";
+import { DsopsError } from "../../engine/errors";
+import { Secret } from "../../engine/secret";
+import type { ValueRules } from "../generator";
+import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
+import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+
+/** `services.<name>` of type redis (Redis 6+ ACL users). */
+export const redisSettingsSchema = z.strictObject({
+  type: z.literal("redis"),
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535).default(6379),
+  /** Reference to the admin credential, a JSON value {"username", "password"} (username `default` for requirepass setups). */
+  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
+  /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
+  tls: z.enum(["disable", "require", "verify-full"]).default("disable"),
+  /**
+   * ACL rules a rotated user is created with when it does not exist yet (e.g. `["~app:*",
+   * "+@read"]`); without them a missing user is an error.
+   */
+  create_with: z.array(z.string().min(1)).optional(),
+  connect_timeout_ms: z.number().int().positive().default(10000),
+  description: z.string().optional(),
+});
+export type RedisSettings = z.infer<typeof redisSettingsSchema>;
+
+/** The SHA-256 of a password as Redis ACLs keep it: passwords are sent hashed (`#<hex>`), never in plaintext. */
+export function redisPasswordHash(password: string): string {
+  return createHash("sha256").update(password, "utf8").digest("hex");
+}
+
+/**
+ * Redis ACL users. `rotate` replaces every password of a user (`ACL SETUSER u on resetpass #…`);
+ * `create` adds one next to the others, so two passwords are valid at once (two-secret);
+ * `revoke` removes one password (`!<hash>`), or every password when the secret is empty (the
+ * user can no longer log in); `verify` is AUTH as the user and PING. Passwords travel as their
+ * SHA-256 (`#`/`!` rules), so neither MONITOR, the slow log nor an error echoes a plaintext.
+ */
+export class RedisTarget implements Target {
+  readonly type = "redis" as const;
+  readonly capabilities: ReadonlySet<TargetCapability> = new Set<TargetCapability>(["rotate", "create", "revoke", "verify"]);
+  readonly valueRules: ValueRules = { minLength: 8, maxLength: 1000, forbidden: "\0" };
+  readonly settings: RedisSettings;
+  private admin?: Promise<RedisClientType>;
+
+  constructor(
+    readonly name: string,
+    raw: unknown,
+    private readonly ctx: TargetContext,
+  ) {
+    this.settings = parseServiceSettings(redisSettingsSchema, name, raw);
+  }
+
+  private socket(timeoutMs?: number) {
+    const s = this.settings;
+    const base = { host: s.host, port: s.port, connectTimeout: timeoutMs ?? s.connect_timeout_ms, reconnectStrategy: false as const };
+    if (s.tls === "disable") return base;
+    return { ...base, tls: true as const, rejectUnauthorized: s.tls === "verify-full" };
+  }
+
+  private async adminClient(): Promise<RedisClientType> {
+    if (!this.admin) {
+      this.admin = (async () => {
+        const raw = await this.ctx.resolveRef(this.settings.admin);
+        let cred: { username?: unknown; password?: unknown };
+        try {
+          cred = JSON.parse(raw.reveal()) as typeof cred;
+        } catch {
+          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) is not JSON {"username", "password"}`);
+        }
+        if (typeof cred.username !== "string" || typeof cred.password !== "string")
+          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) needs string fields "username" and "password"`);
+        const c = createClient({ socket: this.socket(), username: cred.username, password: cred.password }) as RedisClientType;
+        c.on("error", () => undefined);
+        c.on("end", () => (this.admin = undefined)); // a closed connection is replaced on next use
+        try {
+          await c.connect();
+        } catch (e) {
+          if (c.isOpen) c.destroy();
+          throw new TargetError(`service "${this.name}": admin login as "${cred.username}" failed: ${scrubError(e, [cred.password])}`, isNetwork(e));
+        }
+        return c;
+      })();
+      this.admin.catch(() => (this.admin = undefined));
+    }
+    return this.admin;
+  }
+
+  private async command(args: string[], what: string, secrets: Array<Secret | string>): Promise<unknown> {
+    const c = await this.adminClient();
+    try {
+      return await c.sendCommand(args);
+    } catch (e) {
+      if (isNetwork(e)) this.admin = undefined;
+      throw new TargetError(`service "${this.name}": ${what} failed: ${scrubError(e, secrets)}`, isNetwork(e));
+    }
+  }
+
+  private async exists(user: string): Promise<boolean> {
+    return (await this.command(["ACL", "GETUSER", user], `ACL GETUSER "${user}"`, [])) !== null;
+  }
+
+  /** Make sure the user exists before a rule that would create it bare; creates it with `create_with` when set. */
+  private async ensureUser(user: string): Promise<void> {
+    if (await this.exists(user)) return;
+    if (!this.settings.create_with) throw new TargetError(`service "${this.name}": Redis user "${user}" does not exist (set create_with to create it)`);
+    await this.command(["ACL", "SETUSER", user, "off", "resetpass", ...this.settings.create_with], `creating Redis user "${user}"`, []);
+  }
+
+  /** Replace every password of the user with this one, and enable the user. */
+  async setSecret(cred: Credential): Promise<void> {
+    const hash = redisPasswordHash(cred.secret.reveal());
+    await this.ensureUser(cred.principal);
+    await this.command(["ACL", "SETUSER", cred.principal, "resetpass", `#${hash}`, "on"], `ACL SETUSER "${cred.principal}"`, [cred.secret, hash]);
+  }
+
+  /** Add a password next to the user's others (both valid at once). */
+  async create(principal: string, value?: Secret): Promise<Credential> {
+    const secret = value ?? new Secret(randomBytes(24).toString("base64url"));
+    const hash = redisPasswordHash(secret.reveal());
+    await this.ensureUser(principal);
+    await this.command(["ACL", "SETUSER", principal, `#${hash}`, "on"], `adding a password to "${principal}"`, [secret, hash]);
+    return { principal, secret };
+  }
+
+  /** Remove this password; an empty secret removes them all (no login). No user or no such password: no-op. */
+  async revoke(cred: Credential): Promise<void> {
+    if (!(await this.exists(cred.principal))) return;
+    const pw = cred.secret.reveal();
+    if (pw === "") {
+      await this.command(["ACL", "SETUSER", cred.principal, "resetpass"], `removing the passwords of "${cred.principal}"`, []);
+      return;
+    }
+    const hash = redisPasswordHash(pw);
+    const info = await this.command(["ACL", "GETUSER", cred.principal], `ACL GETUSER "${cred.principal}"`, []);
+    if (!userPasswords(info).includes(hash)) return;
+    await this.command(["ACL", "SETUSER", cred.principal, `!${hash}`], `removing a password of "${cred.principal}"`, [cred.secret, hash]);
+  }
+
+  /** AUTH as the user and PING; `query` (a command, words separated by spaces) is run as the user too. */
+  async verify(cred: Credential, options: VerifyOptions = {}): Promise<void> {
+    const timeout = options.timeoutMs ?? this.settings.connect_timeout_ms;
+    const c = createClient({ socket: this.socket(timeout), username: cred.principal, password: cred.secret.reveal() });
+    c.on("error", () => undefined);
+    try {
+      await c.connect();
+    } catch (e) {
+      if (c.isOpen) c.destroy();
+      throw new VerificationError(`service "${this.name}": AUTH as "${cred.principal}" failed: ${scrubError(e, [cred.secret])}`);
+    }
+    try {
+      const pong = await c.ping();
+      if (pong !== "PONG") throw new Error(`PING answered ${String(pong).slice(0, 40)}`);
+      if (options.query) await c.sendCommand(options.query.trim().split(/\s+/));
+    } catch (e) {
+      throw new VerificationError(`service "${this.name}": check as "${cred.principal}" failed: ${scrubError(e, [cred.secret])}`);
+    } finally {
+      if (c.isOpen) c.destroy();
+    }
+  }
+
+  async check(): Promise<void> {
+    const c = await this.adminClient();
+    await c.ping();
+  }
+
+  async close(): Promise<void> {
+    const a = this.admin;
+    this.admin = undefined;
+    if (a) await a.then((c) => (c.isOpen ? c.destroy() : undefined)).catch(() => undefined);
+  }
+}
+
+/** The password hashes in an ACL GETUSER reply (a flat field/value list, or a map, depending on protocol and client). */
+export function userPasswords(info: unknown): string[] {
+  if (info === null || typeof info !== "object") return [];
+  if (Array.isArray(info)) {
+    for (let i = 0; i + 1 < info.length; i += 2) if (String(info[i]) === "passwords") return (info[i + 1] as unknown[]).map(String);
+    return [];
+  }
+  const p = info instanceof Map ? info.get("passwords") : (info as Record<string, unknown>).passwords;
+  return Array.isArray(p) ? p.map(String) : [];
+}
+
+function isNetwork(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  const name = (e as Error)?.name ?? "";
+  return (
+    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"].includes(code) ||
+    /ConnectionTimeout|SocketClosedUnexpectedly|ClientClosed/.test(name) ||
+    /timeout|closed/i.test((e as Error)?.message ?? "")
+  );
+}
