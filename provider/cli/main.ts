@@ -35,6 +35,7 @@ const COMMAND_MODULES: ReadonlyArray<{
   { commands: ["install-hook"], load: () => require("./commands/install-hook") },
   { commands: ["leak"], load: () => require("./commands/leak") },
   { commands: ["shred"], load: () => require("./commands/shred") },
+  { commands: ["metrics", "notify"], load: () => require("./commands/metrics") },
   { commands: [], load: () => require("./commands/completion") },
 ];
 
@@ -42,7 +43,7 @@ const COMMAND_MODULES: ReadonlyArray<{
  * Modules that may not be installed yet: registered when present. A module that exists but
  * fails to load (a missing dependency of its own, a syntax error) is an error, not skipped.
  */
-const OPTIONAL_MODULES = ["./commands/rotation"];
+const OPTIONAL_MODULES = ["./commands/rotation", "./commands/metrics"];
 
 function optionalModule(id: string): CommandModule | undefined {
   let path: string;

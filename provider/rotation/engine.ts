@@ -18,6 +18,10 @@ import { VerificationError } from "./targets/errors";
 import { createTarget } from "./targets/registry";
 import type { Credential, Target } from "./targets/types";
 import type { LockOwner, RotationRecord, StepName, StepRecord } from "./types";
+import type { HealthResult } from "../health/index";
+import type { DsopsMetrics } from "../metrics/index";
+import type { Notifications } from "../notify/index";
+import { eventTitles, type RotationEvent, type RotationEventType } from "../notify/types";
 
 /** Options of one rotation. */
 export interface RotateOptions {
@@ -78,6 +82,16 @@ export interface RotationEngineOptions {
   readonly fault?: FaultHook;
   /** Progress lines (never values). */
   readonly onEvent?: (message: string) => void;
+  /** Structured rotation events (started, completed, failed, rollback), as notifiers and metrics get them. */
+  readonly onRotationEvent?: (event: RotationEvent) => void;
+  /** The notification hub (default: built from `notifications:` in the config; false: none). */
+  readonly notifications?: Notifications | false;
+  /** The metrics the events update (default: the process's `defaultMetrics()`; false: none). */
+  readonly metrics?: DsopsMetrics | false;
+  /** Run `rotation.health` checks after a rotation (default true). */
+  readonly healthChecks?: boolean;
+  /** A delivery that failed for good (default: a warning on stderr). */
+  readonly onNotificationDropped?: (channel: string, event: RotationEvent, message: string) => void;
   /** `user@host` recorded as who rotated (default from the OS). */
   readonly who?: string;
 }
@@ -124,6 +138,8 @@ export class RotationEngine {
   private readonly histories = new Map<string, HistoryBackend>();
   private readonly fault?: FaultHook;
   private readonly who: string;
+  private notifyHub?: Notifications | false;
+  private metricsSink?: DsopsMetrics | false;
 
   constructor(
     readonly config: Config,
@@ -160,6 +176,18 @@ export class RotationEngine {
     const id = newRotationId(this.clock);
     const lock = await subject.history.lock(subject.secret, lockOwner(this.clock, id));
     try {
+      return await this.rotateLocked(subject, strategy, id, reason);
+    } catch (e) {
+      await this.failedEvent(subject, e, id, strategy.name, reason);
+      throw e;
+    } finally {
+      await lock.release();
+      await this.afterRun();
+    }
+  }
+
+  private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined): Promise<RotationResult> {
+    {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
       if (open?.status === "running") {
         this.event(`${subject.secret}: resuming rotation ${open.id} left unfinished by ${open.who}`);
@@ -177,8 +205,6 @@ export class RotationEngine {
       }
       const rec = await this.start(subject, strategy, id, reason);
       return { record: rec, resumed: false, dryRun: false };
-    } finally {
-      await lock.release();
     }
   }
 
@@ -190,7 +216,11 @@ export class RotationEngine {
     if (options.version && vars.length > 1)
       throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
     const out: RotationRecord[] = [];
-    for (const v of vars) out.push(await this.rollbackOne(this.subject(env, v.variable), options));
+    try {
+      for (const v of vars) out.push(await this.rollbackOne(this.subject(env, v.variable), options));
+    } finally {
+      await this.afterRun();
+    }
     return out;
   }
 
@@ -274,6 +304,7 @@ export class RotationEngine {
     };
     const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [] };
     this.event(`${subject.secret}: rotation ${id} (${strategy.name}) of ${plan.principal} started`);
+    this.emit("started", subject, rec);
     return this.run(st);
   }
 
@@ -361,6 +392,7 @@ export class RotationEngine {
     await this.step(st, "promote", async () => {
       await store.promote(key, rec.newVersionId as string);
     });
+    await this.healthGate(st);
     return this.retire(st);
   }
 
@@ -381,6 +413,7 @@ export class RotationEngine {
         rec.status = "grace";
         await subject.history.save(rec);
         this.event(`${subject.secret}: rotation ${rec.id}: new credential current; the old one is revoked after ${rec.retireAfter}`);
+        this.emit("completed", subject, rec);
         return rec;
       }
     }
@@ -389,6 +422,7 @@ export class RotationEngine {
     rec.finishedAt = this.nowIso();
     await subject.history.save(rec);
     this.event(`${subject.secret}: rotation ${rec.id} succeeded (version ${rec.newVersionId})`);
+    this.emit("completed", subject, rec);
     return rec;
   }
 
@@ -430,6 +464,7 @@ export class RotationEngine {
     rec.status = "rolled-back";
     rec.finishedAt = this.nowIso();
     await subject.history.save(rec);
+    this.emit("rollback", subject, rec, { trigger: "automatic" });
     throw new RotationError(`${subject.secret}: rotation ${rec.id} rolled back: ${rec.error}`, rec.id, {
       hint: `the credential stored as current is unchanged${rec.oldVersionId ? ` (version ${rec.oldVersionId})` : ""}; see \`dsops secrets history\``,
     });
@@ -468,7 +503,12 @@ export class RotationEngine {
         ...(stages.current ? { oldVersionId: stages.current } : {}),
         newVersionId: to,
       };
-      return await this.runManualRollback(subject, rec);
+      const done = await this.runManualRollback(subject, rec);
+      this.emit("rollback", subject, done, { trigger: "manual" });
+      return done;
+    } catch (e) {
+      await this.failedEvent(subject, e, undefined, "rollback", options.reason);
+      throw e;
     } finally {
       await lock.release();
     }
@@ -628,6 +668,205 @@ export class RotationEngine {
       newPrincipal: plan.principal,
     };
     return { record: rec, resumed: false, dryRun: true, plan: steps };
+  }
+
+  // ——— events, notifications, metrics, health ———
+
+  /** The notification hub (undefined when no channel is configured). */
+  get notifications(): Notifications | undefined {
+    if (this.notifyHub === undefined) {
+      if (this.opts.notifications !== undefined) this.notifyHub = this.opts.notifications;
+      else if (!this.config.raw.notifications) this.notifyHub = false;
+      else {
+        const { Notifications: Hub } = require("../notify/index") as typeof import("../notify/index");
+        this.notifyHub = new Hub(this.config.raw.notifications, {
+          clock: this.clock,
+          configDir: this.config.dir,
+          resolveRef: async (ref) => (await this.resolver.resolveRef(parseStoreUri(ref))).value.reveal(),
+          onDropped: (d) => {
+            const m = this.metrics;
+            m?.dropped(d.channel, d.event.type);
+            if (this.opts.onNotificationDropped) this.opts.onNotificationDropped(d.channel, d.event, d.message);
+            else process.stderr.write(`warning: notification to ${d.channel} (${d.event.type}, ${d.event.service}/${d.event.env}) dropped: ${d.message}\n`);
+          },
+        });
+      }
+    }
+    return this.notifyHub || undefined;
+  }
+
+  /** The metrics the events update (undefined: none). */
+  get metrics(): DsopsMetrics | undefined {
+    if (this.metricsSink === undefined) {
+      if (this.opts.metrics !== undefined) this.metricsSink = this.opts.metrics;
+      else this.metricsSink = (require("../metrics/index") as typeof import("../metrics/index")).defaultMetrics();
+    }
+    return this.metricsSink || undefined;
+  }
+
+  /** Build the event of a record and hand it to metrics, the `onRotationEvent` hook and the notifiers (in the background). Never throws. */
+  private emit(type: Exclude<RotationEventType, "due-soon">, subject: Subject, rec: RotationRecord | undefined, extra: Partial<RotationEvent> = {}): void {
+    try {
+      const now = this.clock.now();
+      const e: RotationEvent = {
+        type,
+        title: eventTitles[type],
+        service: subject.target.name,
+        env: subject.env,
+        variable: subject.variable,
+        secret: subject.secret,
+        at: new Date(now).toISOString(),
+        ...(rec
+          ? {
+              rotationId: rec.id,
+              strategy: rec.strategy,
+              status: rec.status,
+              ...(rec.oldVersionId ? { oldVersionId: rec.oldVersionId } : {}),
+              ...(rec.newVersionId ? { newVersionId: rec.newVersionId } : {}),
+              ...(rec.oldPrincipal ? { oldPrincipal: rec.oldPrincipal } : {}),
+              ...(rec.newPrincipal ? { newPrincipal: rec.newPrincipal } : {}),
+              who: rec.who,
+              ...(rec.reason ? { reason: rec.reason } : {}),
+              ...(rec.error && type !== "started" ? { error: rec.error } : {}),
+              ...(type !== "started" ? { durationSeconds: Math.max(0, (now - Date.parse(rec.startedAt)) / 1000) } : {}),
+            }
+          : { who: this.who }),
+        ...extra,
+      };
+      try {
+        this.metrics?.observe(e);
+      } catch {
+        /* metrics never fail a rotation */
+      }
+      try {
+        this.opts.onRotationEvent?.(e);
+      } catch {
+        /* nor does a listener */
+      }
+      this.notifications?.emit(e, subject.policy.notifications);
+    } catch (err) {
+      process.stderr.write(`warning: rotation event ${type} not sent: ${errorMessage(err)}\n`);
+    }
+  }
+
+  /** A rotation (or manual rollback) ended in an error: send `failed`, unless a `rollback` event already told. */
+  private async failedEvent(subject: Subject, e: unknown, id: string | undefined, strategy: string, reason: string | undefined): Promise<void> {
+    if (e instanceof RotationInProgressError) return;
+    let rec: RotationRecord | undefined;
+    if (e instanceof RotationError && e.recordId) rec = await subject.history.get(e.recordId).catch(() => undefined);
+    if (rec?.status === "rolled-back" || (rec?.kind === "rollback" && rec.status === "succeeded")) return;
+    if (rec) this.emit("failed", subject, rec, rec.error ? {} : { error: errorMessage(e) });
+    else this.emit("failed", subject, undefined, { ...(id ? { rotationId: id } : {}), strategy, ...(reason ? { reason } : {}), error: errorMessage(e) });
+  }
+
+  /** End of a command's run: wait (capped) for deliveries in flight, write the metrics textfile when configured. */
+  private async afterRun(): Promise<void> {
+    try {
+      await this.notifications?.settle();
+    } catch (e) {
+      process.stderr.write(`warning: notifications: ${errorMessage(e)}\n`);
+    }
+    // The textfile tells the whole history (each CLI run is a process of its own).
+    const file = this.config.raw.metrics?.prometheus?.textfile;
+    if (file && this.opts.metrics !== false) {
+      try {
+        const { metricsFromHistory } = require("../metrics/history") as typeof import("../metrics/history");
+        await metricsFromHistory(await this.history()).writeTextfile(isAbsolute(file) ? file : resolvePath(this.config.dir, file));
+      } catch (e) {
+        process.stderr.write(`warning: metrics textfile ${file}: ${errorMessage(e)}\n`);
+      }
+    }
+  }
+
+  /**
+   * `rotation.health`: with the new credential current, check at once and then for the
+   * monitoring period; `monitor.failures` consecutive failed rounds roll the rotation back.
+   */
+  private async healthGate(st: RunState): Promise<void> {
+    const { subject, rec } = st;
+    const checks = subject.policy.health;
+    if (!checks?.length || this.opts.healthChecks === false) return;
+    const { monitorHealth } = require("../health/index") as typeof import("../health/index");
+    const target = subject.target;
+    const cred = st.pending;
+    const verify = target.verify;
+    const metrics = this.metrics;
+    this.event(`${subject.secret}: rotation ${rec.id}: ${checks.length} health check(s)`);
+    const outcome = await monitorHealth(
+      checks,
+      subject.policy.monitor,
+      {
+        service: target.name,
+        env: subject.env,
+        variable: subject.variable,
+        secret: subject.secret,
+        rotationId: rec.id,
+        strategy: rec.strategy,
+        ...(rec.oldVersionId ? { oldVersionId: rec.oldVersionId } : {}),
+        ...(rec.newVersionId ? { newVersionId: rec.newVersionId } : {}),
+        ...(rec.oldPrincipal ? { oldPrincipal: rec.oldPrincipal } : {}),
+        ...(rec.newPrincipal ? { newPrincipal: rec.newPrincipal } : {}),
+        configDir: this.config.dir,
+        ...(verify && cred ? { sql: (query: string, timeoutMs: number) => verify.call(target, cred, { query, timeoutMs }) } : {}),
+      },
+      {
+        clock: this.clock,
+        onResult: (r: HealthResult) => metrics?.healthCheck({ service: target.name, env: subject.env, check: r.check, type: r.type }, r.healthy, r.seconds),
+        onRound: (round, failed) => this.event(`${subject.secret}: rotation ${rec.id}: health round ${round}: ${failed ? `unhealthy (${scrub(failed, st.secrets)})` : "healthy"}`),
+      },
+    );
+    if (outcome.healthy) return;
+    await this.healthRollback(st, scrub(outcome.failure ?? "unhealthy", st.secrets));
+  }
+
+  /** Health checks failed after promote: make the old version current again (a rollback record), revoke a created credential, record and tell. */
+  private async healthRollback(st: RunState, why: string): Promise<never> {
+    const { rec, subject } = st;
+    rec.error = `health checks failed: ${why}`;
+    if (!rec.oldVersionId) {
+      rec.status = "failed";
+      rec.finishedAt = this.nowIso();
+      await subject.history.save(rec);
+      throw new RotationError(`${subject.secret}: rotation ${rec.id}: ${rec.error}; there is no previous version to roll back to`, rec.id);
+    }
+    this.event(`${subject.secret}: rotation ${rec.id}: ${rec.error}; rolling back to version ${rec.oldVersionId}`);
+    rec.status = "rolled-back";
+    rec.finishedAt = this.nowIso();
+    await subject.history.save(rec);
+    const rb: RotationRecord = {
+      id: newRotationId(this.clock),
+      kind: "rollback",
+      secret: subject.secret,
+      env: subject.env,
+      variable: subject.variable,
+      service: subject.target.name,
+      targetType: subject.target.type,
+      strategy: "rollback",
+      base: st.strategy.shape.name,
+      who: this.who,
+      reason: `automatic: health checks failed after rotation ${rec.id}`,
+      startedAt: this.nowIso(),
+      status: "running",
+      steps: [],
+      ...(rec.newVersionId ? { oldVersionId: rec.newVersionId } : {}),
+      newVersionId: rec.oldVersionId,
+    };
+    try {
+      await this.runManualRollback(subject, rb);
+    } catch (e) {
+      rec.status = "failed";
+      rec.error = `${rec.error}; the rollback ${rb.id} failed: ${scrub(errorMessage(e), st.secrets)}`;
+      await subject.history.save(rec);
+      throw new RotationError(`${subject.secret}: rotation ${rec.id}: ${rec.error}`, rec.id);
+    }
+    // A credential minted next to the old one (two-secret) is revoked: the old one is current again.
+    const minted = st.pending;
+    if (st.plan.apply === "create" && minted && minted.principal !== st.plan.old?.principal && subject.target.revoke)
+      await subject.target.revoke(minted).catch((e: unknown) => this.event(`${subject.secret}: could not revoke ${minted.principal}: ${scrub(errorMessage(e), st.secrets)}`));
+    this.emit("rollback", subject, rec, { trigger: "health", status: "rolled-back" });
+    throw new RotationError(`${subject.secret}: rotation ${rec.id} rolled back: ${rec.error}`, rec.id, {
+      hint: `rollback ${rb.id} made version ${rec.oldVersionId} current again; see \`dsops secrets history\``,
+    });
   }
 
   // ——— wiring ———

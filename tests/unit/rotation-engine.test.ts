@@ -125,7 +125,7 @@ envs:
       return true;
     });
     assert.throws(() => createTarget("db", { type: "postgres" }, ctx), /services.db.type: unknown rotation target type "postgres" \(did you mean "postgresql"\?\)/);
-    assert.throws(() => createTarget("db", { type: "redis" }, ctx), /"redis" is not supported yet/);
+    assert.throws(() => createTarget("db", { type: "redis" }, ctx), (e: unknown) => e instanceof ConfigError && /^services\.db\.admin: /.test(e.problems[0]));
   });
 
   it("the rotation block is checked when dsops.yaml loads", () => {

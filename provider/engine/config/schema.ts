@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { healthCheckSchema, monitorSchema } from "../../health/settings";
+import { notificationsSchema as notifySettingsSchema, variableNotificationsSchema } from "../../notify/settings";
 
 /**
  * The dsops.yaml schema. These zod schemas are the TypeScript types (`z.infer`). Store
@@ -79,9 +81,14 @@ export const variableRotationSchema = z.strictObject({
   /** emergency: a reason is required on the command line; a default can sit here. */
   reason: z.string().optional(),
   history: rotationHistorySchema.optional(),
+  /** Which rotation events this variable sends, and to which channels (see `notifications:`). */
+  notifications: variableNotificationsSchema.optional(),
+  /** Health checks run once the new credential is current; failures roll the rotation back. */
+  health: z.array(healthCheckSchema).optional(),
+  /** How long and how often health checks run after a rotation, and how many consecutive failures roll back. */
+  monitor: monitorSchema.optional(),
   /** dsops policy fields, accepted so existing files load; not acted on yet. */
   cutover: z.looseObject({}).optional(),
-  notifications: z.looseObject({}).optional(),
   constraints: z.looseObject({}).optional(),
 });
 export type VariableRotation = z.infer<typeof variableRotationSchema>;
@@ -123,13 +130,8 @@ export const policiesSchema = z.strictObject({
     .optional(),
 });
 
-/** Notification channels; the notifier of each checks its own fields. */
-export const notificationsSchema = z.strictObject({
-  slack: z.looseObject({}).optional(),
-  email: z.looseObject({}).optional(),
-  pagerduty: z.looseObject({}).optional(),
-  webhooks: z.array(z.looseObject({})).optional(),
-});
+/** Notification channels (provider/notify/settings.ts). */
+export const notificationsSchema = notifySettingsSchema;
 
 export const metricsSchema = z.strictObject({
   prometheus: z

@@ -1,0 +1,69 @@
+import { z } from "zod";
+
+/**
+ * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
+ * Checks run right after the new credential is made current, then every `interval` for
+ * `period`; `failures` consecutive failed rounds (a round fails when any check fails) roll the
+ * rotation back through the engine.
+ */
+
+const duration = z.union([z.number().min(0), z.string().regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration such as "30s", "15m" or "1h"')]);
+
+const base = {
+  /** Names the check in messages and metrics (default `<type>-<index>`). */
+  name: z.string().regex(/^[A-Za-z0-9_.:-]+$/).optional(),
+  timeout_ms: z.number().int().positive().max(600000).default(10000),
+};
+
+export const sqlCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("sql"),
+  /** Run as the rotated user, logged in with the new credential, at the service (default `SELECT 1`). */
+  query: z.string().default("SELECT 1"),
+});
+
+export const httpCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("http"),
+  url: z.string().url(),
+  method: z.enum(["GET", "HEAD", "POST"]).default("GET"),
+  headers: z.record(z.string(), z.string()).default({}),
+  /** Healthy statuses (default any 2xx). */
+  expect_status: z.union([z.number().int(), z.array(z.number().int()).min(1)]).optional(),
+  /** Slower than this is unhealthy. */
+  max_latency_ms: z.number().int().positive().optional(),
+  /** A regular expression the body must match. */
+  body_match: z.string().optional(),
+});
+
+export const scriptCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("script"),
+  /** Program and arguments (no shell), or one string run by /bin/sh -c. Exit 0 = healthy. */
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)]),
+  /** Extra environment (the DSOPS_* variables are always set; never the secret). */
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().optional(),
+});
+
+export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema]);
+export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
+
+export const monitorSchema = z.strictObject({
+  /** How long to keep checking after the first round (0: the first round only). */
+  period: duration.default(0),
+  /** Between rounds. */
+  interval: duration.default("30s"),
+  /** Consecutive failed rounds that roll the rotation back. */
+  failures: z.number().int().min(1).max(100).default(3),
+});
+export type MonitorSettings = z.infer<typeof monitorSchema>;
+
+/** Milliseconds of a schema duration (a number is seconds). */
+export function durationMs(d: number | string): number {
+  if (typeof d === "number") return Math.round(d * 1000);
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
+  let total = 0;
+  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * units[m[2]];
+  return total;
+}
