@@ -54,6 +54,31 @@ function label(t: SecretReferenceTarget): string {
   return formatStoreUri(t.ref.store === "inline" ? { ...t.ref, store: `inline:${t.config.stores.inline.type}` } : t.ref);
 }
 
+/** Listings of current versions, one per store per provider process (a Pulumi operation). */
+const listings = new Map<string, Promise<Map<string, string> | undefined>>();
+/** How many secrets one listing may cover; beyond that, references are checked one by one. */
+const LISTING_LIMIT = 1000;
+
+/**
+ * The current version of a reference, for drift checks: from the store's listing of current
+ * versions when it has one (a few calls for a whole preview), else a (batched) fetch.
+ */
+async function currentVersion(t: SecretReferenceTarget): Promise<{ versionId: string }> {
+  const r = resolverFor(t.config);
+  const store = r.store(t.ref.store);
+  if (store.listCurrentVersions && t.ref.version === undefined) {
+    const key = `${t.config.file ?? ""}:${t.ref.store}:${JSON.stringify(t.config.stores[t.ref.store])}`;
+    let listing = listings.get(key);
+    if (!listing) {
+      listing = store.listCurrentVersions(LISTING_LIMIT).catch(() => undefined);
+      listings.set(key, listing);
+    }
+    const id = (await listing)?.get(t.ref.key);
+    if (id !== undefined) return { versionId: id };
+  }
+  return r.fetch(t.ref);
+}
+
 export interface SecretReferenceOutputs extends SecretReferenceInputs {
   value: string;
   versionId: string;
@@ -103,7 +128,7 @@ export const secretReference = {
     if (hasUnknown(news)) return { changes: true };
     if (after.version !== undefined) return { changes: false };
     const t = secretReferenceTarget(after);
-    const current = await named(`SecretReference ${label(t)}`, () => resolverFor(t.config).fetch(t.ref));
+    const current = await named(`SecretReference ${label(t)}`, () => currentVersion(t));
     if (current.versionId === olds.versionId) return { changes: false };
     // A version made by a RotationPolicy is not drift: the program reads it from the policy's value.
     if (t.ref.store !== "inline" && (await madeByRotation(formatStoreUri({ ...t.ref, field: undefined }), current.versionId))) return { changes: false };

@@ -198,6 +198,28 @@ export class AwsSecretsManagerStore implements Store, Staging {
     return this.describeDeprecated(k.key, sel.VersionId, ctx);
   }
 
+  /** ListSecrets pages (100 secrets each, with their stage maps; no values) until `limit`. */
+  async listCurrentVersions(limit: number): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let next: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListSecretsCommand({ MaxResults: 100, NextToken: next }));
+        for (const sec of page.SecretList ?? []) {
+          const stages = sec.SecretVersionsToStages ?? {};
+          const current = Object.keys(stages).find((v) => stages[v].includes("AWSCURRENT"));
+          if (!current) continue;
+          if (sec.Name) out.set(sec.Name, current);
+          if (sec.ARN) out.set(sec.ARN, current);
+        }
+        next = page.NextToken;
+      } while (next && out.size < limit * 2);
+    } catch (e) {
+      throw mapAwsError(e, this.ctx("(list)", undefined, "listing"));
+    }
+    return out;
+  }
+
   private async describeDeprecated(secretId: string, versionId: string, ctx: AwsErrorContext): Promise<VersionInfo> {
     let next: string | undefined;
     try {

@@ -154,6 +154,11 @@ export class FileStore implements Store, Staging {
     if (first) this.readVersion(data, { key: first[0] });
   }
 
+  /** The current version of every secret in the file (one read, no decryption). */
+  async listCurrentVersions(): Promise<Map<string, string>> {
+    return new Map(Object.entries(this.load().secrets).map(([k, e]) => [k, e.current]));
+  }
+
   /** Names of the stored secrets (no values). */
   list(): string[] {
     return Object.keys(this.load().secrets).sort();

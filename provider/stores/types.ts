@@ -104,6 +104,12 @@ export interface Store {
   describe(k: StoreKey): Promise<VersionInfo>;
   /** Write a new current version. Only when `capabilities.write`. */
   put?(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo>;
+  /**
+   * The current version id of up to `limit` secrets, in one or a few calls and without their
+   * values, keyed by name (and ARN where the store has them): Pulumi's drift checks call
+   * `diff` one resource at a time, so a preview of many references asks this once instead.
+   */
+  listCurrentVersions?(limit: number): Promise<Map<string, string>>;
   /** Check connectivity and authentication (for `doctor`). */
   check?(): Promise<void>;
   /** Release connections. */
