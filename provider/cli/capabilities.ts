@@ -40,18 +40,18 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "AWS Secrets Manager (stages, version ids, ARNs, binary secrets)",
   },
   "aws.ssm": {
-    capabilities: { write: true, versions: true, batch: 10, binary: false, staging: false },
+    capabilities: { write: true, versions: true, batch: 10, binary: false, staging: true },
     check: true,
     description: "AWS Systems Manager Parameter Store (SecureString, labels, prefix)",
   },
   vault: {
-    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: false },
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: true },
     check: true,
     description: "HashiCorp Vault / OpenBao KV v1 and v2 (token or AppRole)",
-    note: "versions on KV v2 mounts only",
+    note: "versions and rotation staging on KV v2 mounts only",
   },
   "gcp.secretmanager": {
-    capabilities: { write: true, versions: true, batch: 0, binary: true, staging: false },
+    capabilities: { write: true, versions: true, batch: 0, binary: true, staging: true },
     check: true,
     description: "Google Cloud Secret Manager (versions, aliases, binary payloads)",
   },

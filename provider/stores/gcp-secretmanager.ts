@@ -3,7 +3,7 @@ import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
 import { Secret, scrub } from "../engine/secret";
 import type { StoreSettings } from "./settings";
-import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
+import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
 type Settings = Extract<StoreSettings, { type: "gcp.secretmanager" }>;
 type ClientOptions = NonNullable<ConstructorParameters<typeof SecretManagerServiceClient>[0]>;
@@ -18,8 +18,10 @@ interface SecretRef {
   readonly project: string;
   /** The secret id (`db-password`). */
   readonly secret: string;
-  /** A version number or `latest`. */
+  /** A version number, an alias, or `latest` (which follows the `current` alias when there is one). */
   readonly version: string;
+  /** The reference asked for "current" explicitly: the latest version is current only when it is not pending. */
+  readonly strict?: boolean;
   /** How messages name the secret: the id, or the full resource name for another project. */
   readonly display: string;
 }
@@ -47,6 +49,15 @@ const retryableCodes = new Set<number>([Code.DEADLINE_EXCEEDED, Code.RESOURCE_EX
 
 const SECRET_ID = /^[A-Za-z0-9_-]{1,255}$/;
 const LATEST = "latest";
+/** The version aliases of the rotation stages. */
+const STAGE_ALIASES: Readonly<Record<Stage, string>> = { current: "current", previous: "previous", pending: "pending" };
+
+/** A secret's aliases and its latest version (number and state), what its stages are computed from. */
+interface StageState {
+  readonly aliases: Record<string, string>;
+  /** The number of the latest version, and whether it is enabled; undefined without versions. */
+  readonly latest?: { readonly id: string; readonly enabled: boolean };
+}
 
 /**
  * Google Cloud Secret Manager, through the official client (@google-cloud/secret-manager,
@@ -55,10 +66,22 @@ const LATEST = "latest";
  * version wins over one in the key. Values are UTF-8 text, or base64 with `binary` when the
  * payload is not valid UTF-8; payload checksums (CRC32C) are verified on read and sent on write.
  * The client's own retries are off: the engine retries what this store marks retryable.
+ *
+ * Rotation staging: the pending value is a new version, and the stages are the secret's
+ * version aliases `current`, `previous` and `pending` (UpdateSecret, update mask
+ * `version_aliases`), so a version keeps its number from putPending to promote and promote
+ * copies nothing. The alias `current` is set only while the current version is not the latest
+ * one (during a rotation, after a rollback or a discarded rotation); without it the latest
+ * version is current. A read without a version, of `latest` or of "current" accesses
+ * `versions/current` and, when the secret has no such alias, `versions/latest`. Readers outside
+ * dsops that access `versions/latest` may see the pending value for the duration of a rotation
+ * (and, after a discarded rotation, a disabled version); dsops readers never do. While
+ * `current` is set, a version added by another client is not current for dsops until promoted.
+ * Discarding a pending version disables it.
  */
-export class GcpSecretManagerStore implements Store {
+export class GcpSecretManagerStore implements Store, Staging {
   readonly type = "gcp.secretmanager" as const;
-  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 0, binary: true };
+  readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 0, binary: true, staging: true };
   private readonly client: SecretManagerServiceClient;
   private readonly callOptions: CallOptions;
 
@@ -97,7 +120,7 @@ export class GcpSecretManagerStore implements Store {
     const ref = this.parse(k.key, k.version);
     let resp;
     try {
-      [resp] = await this.client.accessSecretVersion({ name: versionName(ref) }, this.callOptions);
+      resp = await this.followCurrent(ref, async (name) => (await this.client.accessSecretVersion({ name }, this.callOptions))[0]);
     } catch (e) {
       throw this.mapError(e, "read", ref);
     }
@@ -116,7 +139,7 @@ export class GcpSecretManagerStore implements Store {
     const ref = this.parse(k.key, k.version);
     let v;
     try {
-      [v] = await this.client.getSecretVersion({ name: versionName(ref) }, this.callOptions);
+      v = await this.followCurrent(ref, async (name) => (await this.client.getSecretVersion({ name }, this.callOptions))[0]);
     } catch (e) {
       throw this.mapError(e, "describe", ref);
     }
@@ -159,8 +182,216 @@ export class GcpSecretManagerStore implements Store {
     }
     const versionId = versionIdOf(v.name);
     if (!versionId) throw new StoreError(`store "${this.name}": secret "${ref.display}": the service answered without a version name`);
+    await this.afterPut(ref, versionId);
     const updatedAt = isoTime(v.createTime);
     return updatedAt ? { versionId, updatedAt } : { versionId };
+  }
+
+  /**
+   * `versions/current`, else (no such alias) `versions/latest`, through `call`. `strict` (an
+   * explicit "current"): the latest version only when it is not the pending one.
+   */
+  private async followCurrent<T>(ref: SecretRef, call: (name: string) => Promise<T>): Promise<T> {
+    if (ref.version !== LATEST) return call(versionName(ref));
+    try {
+      return await call(versionName({ ...ref, version: STAGE_ALIASES.current }));
+    } catch (e) {
+      if (codeOf(e) !== Code.NOT_FOUND) throw e;
+    }
+    const out = await call(versionName(ref));
+    if (ref.strict) {
+      const id = versionIdOf((out as { name?: string | null }).name);
+      const st = await this.stageState(ref);
+      if (st && id !== undefined && st.aliases[STAGE_ALIASES.pending] === id) {
+        throw new NotFoundError(`store "${this.name}": secret "${ref.display}" has no current version (its latest version is pending)`);
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Rotation staging
+
+  private stagingRef(key: string, op: string): SecretRef {
+    const ref = this.parse(key, undefined);
+    if (ref.version !== LATEST) throw new DsopsError(`store "${this.name}": ${op} takes a secret name without a version, got "${key}"`);
+    return ref;
+  }
+
+  /** The secret's aliases and latest version; undefined when the secret does not exist. Errors are the SDK's. */
+  private async stageState(ref: SecretRef): Promise<StageState | undefined> {
+    const secretName = `projects/${ref.project}/secrets/${ref.secret}`;
+    let secret;
+    try {
+      [secret] = await this.client.getSecret({ name: secretName }, this.callOptions);
+    } catch (e) {
+      if (codeOf(e) === Code.NOT_FOUND) return undefined;
+      throw e;
+    }
+    const aliases: Record<string, string> = {};
+    for (const [a, n] of Object.entries(secret.versionAliases ?? {})) aliases[a] = String(n);
+    let latest: StageState["latest"];
+    try {
+      const [v] = await this.client.getSecretVersion({ name: `${secretName}/versions/${LATEST}` }, this.callOptions);
+      const id = versionIdOf(v.name);
+      if (id) latest = { id, enabled: String(v.state ?? "") === "ENABLED" };
+    } catch (e) {
+      if (codeOf(e) !== Code.NOT_FOUND) throw e; // no versions yet
+    }
+    return { aliases, ...(latest ? { latest } : {}) };
+  }
+
+  /** Replace the secret's version aliases (UpdateSecret, update mask `version_aliases`). */
+  private async writeAliases(ref: SecretRef, aliases: Record<string, string>): Promise<void> {
+    await this.client.updateSecret(
+      {
+        secret: { name: `projects/${ref.project}/secrets/${ref.secret}`, versionAliases: Object.fromEntries(Object.entries(aliases).map(([a, n]) => [a, Number(n)])) },
+        updateMask: { paths: ["version_aliases"] },
+      },
+      this.callOptions,
+    );
+  }
+
+  private async disable(ref: SecretRef, id: string): Promise<void> {
+    try {
+      await this.client.disableSecretVersion({ name: versionName({ ...ref, version: id }) }, this.callOptions);
+    } catch (e) {
+      // already destroyed, or gone: nothing left to disable
+      if (codeOf(e) !== Code.FAILED_PRECONDITION && codeOf(e) !== Code.NOT_FOUND) throw e;
+    }
+  }
+
+  /** After `put` on a secret with rotation aliases: the old current version becomes previous, and `current` goes (the new version is the latest). */
+  private async afterPut(ref: SecretRef, v: string): Promise<void> {
+    let st;
+    try {
+      st = await this.stageState(ref);
+    } catch (e) {
+      if (codeOf(e) === Code.PERMISSION_DENIED) return; // a writer that may not read the secret's metadata keeps no stages
+      throw this.mapError(e, "write", ref);
+    }
+    const a = st?.aliases ?? {};
+    if (!st || !Object.values(STAGE_ALIASES).some((x) => a[x] !== undefined)) return;
+    let before: string | undefined = a[STAGE_ALIASES.current];
+    if (before === undefined) {
+      // The latest version before this one, unless it was pending.
+      try {
+        const [versions] = await this.client.listSecretVersions({ parent: `projects/${ref.project}/secrets/${ref.secret}`, filter: "state:ENABLED", pageSize: 50 }, { ...this.callOptions, autoPaginate: false });
+        before = versions.map((x) => versionIdOf(x.name)).find((id) => id !== undefined && Number(id) < Number(v) && id !== a[STAGE_ALIASES.pending]);
+      } catch (e) {
+        throw this.mapError(e, "write", ref);
+      }
+    }
+    const next = { ...a };
+    if (before !== undefined && before !== v) next[STAGE_ALIASES.previous] = before;
+    delete next[STAGE_ALIASES.current];
+    try {
+      await this.writeAliases(ref, next);
+    } catch (e) {
+      throw this.mapError(e, "write", ref);
+    }
+  }
+
+  /**
+   * A new version with the alias `pending` (an older pending version is disabled). The current
+   * version gets the alias `current` first, so readers keep getting it once the new one is latest.
+   */
+  async putPending(key: string, value: Secret, _options?: PutOptions): Promise<VersionInfo> {
+    const ref = this.stagingRef(key, "putPending");
+    const parent = `projects/${ref.project}/secrets/${ref.secret}`;
+    const data = Buffer.from(value.reveal(), "utf8");
+    let v;
+    try {
+      let st = await this.stageState(ref);
+      if (!st) {
+        try {
+          await this.client.createSecret({ parent: `projects/${ref.project}`, secretId: ref.secret, secret: { replication: { automatic: {} } } }, this.callOptions);
+        } catch (ce) {
+          if (codeOf(ce) !== Code.ALREADY_EXISTS) throw ce;
+        }
+        st = { aliases: {} };
+      }
+      const current = stagesFrom(st).current;
+      if (current !== undefined && st.aliases[STAGE_ALIASES.current] === undefined) {
+        await this.writeAliases(ref, { ...st.aliases, [STAGE_ALIASES.current]: current });
+      }
+      [v] = await this.client.addSecretVersion({ parent, payload: { data, dataCrc32c: crc32c(data) } }, this.callOptions);
+    } catch (e) {
+      throw this.mapError(e, "write", ref, value);
+    }
+    const versionId = versionIdOf(v.name);
+    if (!versionId) throw new StoreError(`store "${this.name}": secret "${ref.display}": the service answered without a version name`);
+    try {
+      const st = (await this.stageState(ref)) ?? { aliases: {} };
+      const old = st.aliases[STAGE_ALIASES.pending];
+      await this.writeAliases(ref, { ...st.aliases, [STAGE_ALIASES.pending]: versionId });
+      const stages = stagesFrom(st);
+      if (old !== undefined && old !== versionId && old !== stages.current && old !== stages.previous) await this.disable(ref, old);
+    } catch (e) {
+      throw this.mapError(e, "write", ref);
+    }
+    const updatedAt = isoTime(v.createTime);
+    return updatedAt ? { versionId, updatedAt } : { versionId };
+  }
+
+  /**
+   * One alias update: `current` on `versionId` (none when it is the latest version), `previous`
+   * on the version current until now, `pending` dropped when it named `versionId`. A disabled
+   * version is enabled first (a rollback to it).
+   */
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
+    const ref = this.stagingRef(key, "promote");
+    const vref = { ...ref, version: versionId };
+    if (!/^[1-9][0-9]*$/.test(versionId)) throw new NotFoundError(`store "${this.name}": secret "${ref.display}" has no version "${versionId}"`);
+    try {
+      const st = await this.stageState(ref);
+      if (!st) throw new NotFoundError(`store "${this.name}": secret "${ref.display}" not found in project "${ref.project}"`);
+      const [v] = await this.client.getSecretVersion({ name: versionName(vref) }, this.callOptions);
+      const state = String(v.state ?? "");
+      if (state === "DESTROYED") throw new NotFoundError(`store "${this.name}": secret "${ref.display}" version ${versionId} is destroyed`);
+      if (state === "DISABLED") await this.client.enableSecretVersion({ name: versionName(vref) }, this.callOptions);
+      const stages = stagesFrom(st);
+      const next = { ...st.aliases };
+      if (stages.current !== versionId) {
+        if (stages.current !== undefined) next[STAGE_ALIASES.previous] = stages.current;
+        else if (next[STAGE_ALIASES.previous] === versionId) delete next[STAGE_ALIASES.previous];
+      }
+      if (st.latest?.id === versionId) delete next[STAGE_ALIASES.current];
+      else next[STAGE_ALIASES.current] = versionId;
+      if (next[STAGE_ALIASES.pending] === versionId) delete next[STAGE_ALIASES.pending];
+      if (!sameAliases(next, st.aliases)) await this.writeAliases(ref, next);
+      const updatedAt = isoTime(v.createTime);
+      return updatedAt ? { versionId, updatedAt } : { versionId };
+    } catch (e) {
+      throw this.mapError(e, "write", vref);
+    }
+  }
+
+  /** Drop the alias `pending` (when it names `versionId`, if given), then disable that version. */
+  async discardPending(key: string, versionId?: string): Promise<void> {
+    const ref = this.stagingRef(key, "discardPending");
+    try {
+      const st = await this.stageState(ref);
+      const pending = st?.aliases[STAGE_ALIASES.pending];
+      if (!st || pending === undefined || (versionId !== undefined && pending !== versionId)) return;
+      const next = { ...st.aliases };
+      delete next[STAGE_ALIASES.pending];
+      await this.writeAliases(ref, next);
+      const stages = stagesFrom(st);
+      if (pending !== stages.current && pending !== stages.previous) await this.disable(ref, pending);
+    } catch (e) {
+      throw this.mapError(e, "write", ref);
+    }
+  }
+
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+    const ref = this.stagingRef(key, "stagesOf");
+    try {
+      const st = await this.stageState(ref);
+      return st ? stagesFrom(st) : {};
+    } catch (e) {
+      throw this.mapError(e, "describe", ref);
+    }
   }
 
   async check(): Promise<void> {
@@ -205,14 +436,16 @@ export class GcpSecretManagerStore implements Store {
       });
     }
     let v = version ?? fromPath ?? fromSuffix ?? LATEST;
-    if (v === "" || v.toLowerCase() === LATEST || v.toLowerCase() === "current") v = LATEST;
+    const strict = v.toLowerCase() === "current";
+    if (v === "" || v.toLowerCase() === LATEST || strict) v = LATEST;
     if (!/^[A-Za-z0-9_-]+$/.test(v)) throw new DsopsError(`store "${this.name}": "${v}" is not a version of secret "${secret}"`);
     const display = full && project !== this.settings.project_id ? `projects/${project}/secrets/${secret}` : secret;
-    return { project, secret, version: v, display };
+    return { project, secret, version: v, display, ...(strict ? { strict } : {}) };
   }
 
   /** The SDK's error as a project error; never carries a value. */
   private mapError(e: unknown, op: "read" | "describe" | "write" | "list", ref: SecretRef | undefined, value?: Secret): Error {
+    if (e instanceof DsopsError) return e; // already this store's own error
     const code = codeOf(e);
     let details = e instanceof Error ? String((e as { details?: unknown }).details ?? e.message) : String(e);
     if (value) details = scrub(details, [value]);
@@ -253,6 +486,23 @@ export class GcpSecretManagerStore implements Store {
     const status = typeof code === "number" ? (codeNames[code] ?? String(code)) : "error";
     return new StoreError(`${prefix}: ${op} of ${what} failed (${status}): ${details}`, retryable, keepCause);
   }
+}
+
+/** The stages of a secret: its aliases; without `current`, the latest version when it is enabled and not pending. */
+function stagesFrom(st: StageState): Partial<Record<Stage, string>> {
+  const a = st.aliases;
+  const out: Partial<Record<Stage, string>> = {};
+  const current = a[STAGE_ALIASES.current] ?? (st.latest?.enabled && st.latest.id !== a[STAGE_ALIASES.pending] ? st.latest.id : undefined);
+  if (current !== undefined) out.current = current;
+  if (a[STAGE_ALIASES.previous] !== undefined) out.previous = a[STAGE_ALIASES.previous];
+  if (a[STAGE_ALIASES.pending] !== undefined) out.pending = a[STAGE_ALIASES.pending];
+  return out;
+}
+
+function sameAliases(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 }
 
 function codeOf(e: unknown): number | undefined {

@@ -5,7 +5,7 @@ import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/erro
 import { Secret } from "../engine/secret";
 import { contentVersion } from "./literal";
 import type { StoreSettings } from "./settings";
-import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
+import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
 type VaultSettings = Extract<StoreSettings, { type: "vault" }>;
 type VaultClient = nodeVault.client;
@@ -28,13 +28,26 @@ interface Location {
   readonly rel: string;
 }
 
-/** KV v2 version metadata, as the API returns it. */
+/** KV v2 version metadata, as the API returns it (with a data read or write: the secret's custom_metadata too). */
 interface KvMetadata {
   version?: number;
   created_time?: string;
   deletion_time?: string;
   destroyed?: boolean;
+  custom_metadata?: Record<string, string> | null;
 }
+
+/** A KV v2 secret's metadata (`<mount>/metadata/<path>`). */
+interface KvSecretMetadata {
+  current_version?: number;
+  versions?: Record<string, KvMetadata>;
+  custom_metadata?: Record<string, string> | null;
+}
+
+/** The custom_metadata fields holding the rotation stage pointers (KV v2 version numbers). */
+const STAGE_FIELDS: Readonly<Record<Stage, string>> = { current: "dsops_current", previous: "dsops_previous", pending: "dsops_pending" };
+/** `dsops_current` of a secret that has no current version yet (a first rotation is pending). */
+const NO_VERSION = "0";
 
 /** Network failures worth retrying. */
 const TRANSIENT_CODES = new Set([
@@ -57,8 +70,21 @@ const TRANSIENT_CODES = new Set([
  *
  * Versions: KV v2 versions are integers (`?version=3`). KV v1 keeps no versions: its version
  * id is derived from the content (never revealing it), so a changed value shows as a new version.
+ *
+ * Rotation staging (KV v2 only): the pending value is a new KV version, and the stages are
+ * pointers in the secret's `custom_metadata` — `dsops_current`, `dsops_previous`,
+ * `dsops_pending` (version numbers; `dsops_current` "0": no current version yet) — written
+ * through the metadata endpoint, so a version keeps its number from putPending to promote and
+ * promote copies nothing. `dsops_current` is set only while the current version is not the
+ * latest one (during a rotation, after a rollback or a discarded rotation); a read without a
+ * version (or of "current") follows it, and otherwise reads the latest version as before.
+ * Readers outside dsops (`vault kv get`, other clients) read the latest version: they may see
+ * the pending value for the duration of a rotation, and a rolled-back value stays invisible to
+ * them. dsops readers never see a pending value unless they ask for it. While `dsops_current`
+ * is set, a version written by another client is not current for dsops until promoted.
+ * Discarding a pending version soft-deletes it (`vault kv undelete` brings it back).
  */
-export class VaultStore implements Store {
+export class VaultStore implements Store, Staging {
   readonly type = "vault" as const;
   readonly capabilities: StoreCapabilities;
   private client?: VaultClient;
@@ -76,31 +102,27 @@ export class VaultStore implements Store {
   ) {
     // A store forced to KV v1 has no versions; otherwise KV v2 mounts have them (and a versioned
     // read of a KV v1 mount fails with a StoreError).
-    this.capabilities = { write: true, versions: settings.kv_version !== 1, batch: 0, binary: false };
+    this.capabilities = { write: true, versions: settings.kv_version !== 1, batch: 0, binary: false, staging: settings.kv_version !== 1 };
   }
 
   async get(k: StoreKey): Promise<SecretVersion> {
     const loc = await this.locate(k.key);
     if (loc.mount.kind === "kv2") {
-      const version = k.version === undefined ? undefined : this.parseVersion(k);
-      const body = await this.call((c) => c.read(this.kv2Path(loc, "data") + (version ? `?version=${version}` : "")), k.key, "read").catch((e: unknown) => {
-        throw e instanceof NotFoundError ? this.notFound(k.key, k.version) : e;
-      });
-      const data = body?.data?.data as unknown;
-      const meta = (body?.data?.metadata ?? {}) as KvMetadata;
-      if (data === null || data === undefined || isGone(meta)) throw this.notFound(k.key, k.version);
-      return {
-        value: new Secret(renderData(data)),
-        versionId: String(meta.version ?? version ?? ""),
-        ...(meta.created_time ? { updatedAt: meta.created_time } : {}),
-      };
+      const stage = stageName(k.version);
+      if (k.version === undefined || stage === "current") return this.readCurrent(loc, k);
+      if (stage) {
+        const n = (await this.stagesAt(loc, k.key))[stage];
+        if (n === undefined) throw this.notFound(k.key, k.version);
+        return this.readKv2(loc, k.key, Number(n), k.version);
+      }
+      return this.readKv2(loc, k.key, this.parseVersion(k), k.version);
     }
     const body = await this.call((c) => c.read(this.plainPath(loc)), k.key, "read");
     const data = body?.data as unknown;
     if (data === null || data === undefined) throw this.notFound(k.key);
     const value = renderData(data);
     const versionId = contentVersion(value);
-    if (k.version !== undefined && k.version !== versionId) {
+    if (k.version !== undefined && k.version !== "current" && k.version !== versionId) {
       throw new StoreError(
         `store "${this.name}": secret "${k.key}" is on mount "${loc.mount.path}", which keeps no versions; version "${k.version}" cannot be read`,
         false,
@@ -117,20 +139,213 @@ export class VaultStore implements Store {
       const { versionId } = await this.get(k);
       return { versionId };
     }
-    const version = k.version === undefined ? undefined : this.parseVersion(k);
-    let body: { data?: { current_version?: number; versions?: Record<string, KvMetadata> } };
+    const stage = k.version === undefined ? "current" : stageName(k.version);
+    const version = stage ? undefined : this.parseVersion(k);
+    let md: KvSecretMetadata | undefined;
     try {
-      body = await this.call((c) => c.read(this.kv2Path(loc, "metadata")), k.key, "read the metadata of");
+      md = await this.metadata(loc, k.key);
     } catch (e) {
       // Policies often grant `data/*` but not `metadata/*`: fall back to reading the version.
       if (!(e instanceof AuthError)) throw e;
       const { versionId, updatedAt } = await this.get(k);
       return { versionId, ...(updatedAt ? { updatedAt } : {}) };
     }
-    const n = version ?? body?.data?.current_version;
-    const meta = n ? body?.data?.versions?.[String(n)] : undefined;
+    if (!md) throw this.notFound(k.key, k.version);
+    const n = stage ? stagesFrom(md)[stage] : String(version);
+    const meta = n ? md.versions?.[n] : undefined;
     if (!n || !meta || isGone(meta)) throw this.notFound(k.key, k.version);
-    return { versionId: String(n), ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+    return { versionId: n, ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+  }
+
+  /** The current version: the one `dsops_current` names when set, else the latest. */
+  private async readCurrent(loc: Location, k: StoreKey): Promise<SecretVersion> {
+    const client = await this.ready();
+    let body: { data?: { data?: unknown; metadata?: KvMetadata } } | undefined;
+    let meta: KvMetadata | undefined;
+    try {
+      body = await client.read(this.kv2Path(loc, "data"));
+      meta = body?.data?.metadata;
+    } catch (e) {
+      if (statusOf(e) !== 404) throw this.mapError(e, k.key, "read");
+      // The latest version is deleted (a discarded pending one) or the secret is missing: the
+      // 404 answer still carries the version's metadata (never a value) with the pointers.
+      const m = (e as { response?: { body?: { data?: { metadata?: unknown } | null } } }).response?.body?.data?.metadata;
+      meta = m && typeof m === "object" ? (m as KvMetadata) : undefined;
+    }
+    const pin = meta?.custom_metadata?.[STAGE_FIELDS.current];
+    if (pin !== undefined && pin !== String(meta?.version)) {
+      if (!/^[1-9]\d*$/.test(pin)) throw new NotFoundError(`store "${this.name}": secret "${k.key}" has no current version`);
+      return this.readKv2(loc, k.key, Number(pin), k.version);
+    }
+    const data = body?.data?.data;
+    if (!meta || data === null || data === undefined || isGone(meta)) throw this.notFound(k.key, k.version);
+    return { value: new Secret(renderData(data)), versionId: String(meta.version ?? ""), ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+  }
+
+  /** One KV v2 version by number; NotFoundError (naming `label`) when missing, deleted or destroyed. */
+  private async readKv2(loc: Location, key: string, version: number, label: string | undefined): Promise<SecretVersion> {
+    const body = await this.call((c) => c.read(`${this.kv2Path(loc, "data")}?version=${version}`), key, "read").catch((e: unknown) => {
+      throw e instanceof NotFoundError ? this.notFound(key, label) : e;
+    });
+    const data = body?.data?.data as unknown;
+    const meta = (body?.data?.metadata ?? {}) as KvMetadata;
+    if (data === null || data === undefined || isGone(meta)) throw this.notFound(key, label);
+    return {
+      value: new Secret(renderData(data)),
+      versionId: String(meta.version ?? version),
+      ...(meta.created_time ? { updatedAt: meta.created_time } : {}),
+    };
+  }
+
+  /** A KV v2 secret's metadata; undefined when the secret does not exist. */
+  private async metadata(loc: Location, key: string): Promise<KvSecretMetadata | undefined> {
+    try {
+      const body = await this.call((c) => c.read(this.kv2Path(loc, "metadata")), key, "read the metadata of");
+      return (body?.data ?? {}) as KvSecretMetadata;
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  /** The stages of a secret; without access to its metadata, from the pointers a data read carries. */
+  private async stagesAt(loc: Location, key: string): Promise<Partial<Record<Stage, string>>> {
+    try {
+      const md = await this.metadata(loc, key);
+      return md ? stagesFrom(md) : {};
+    } catch (e) {
+      if (!(e instanceof AuthError)) throw e;
+    }
+    const client = await this.ready();
+    let meta: KvMetadata | undefined;
+    try {
+      meta = ((await client.read(this.kv2Path(loc, "data"))) as { data?: { metadata?: KvMetadata } })?.data?.metadata;
+    } catch (e) {
+      if (statusOf(e) !== 404) throw this.mapError(e, key, "read");
+      meta = (e as { response?: { body?: { data?: { metadata?: KvMetadata } | null } } }).response?.body?.data?.metadata;
+    }
+    if (!meta) return {};
+    const cm = meta.custom_metadata ?? {};
+    const out: Partial<Record<Stage, string>> = {};
+    const cur = cm[STAGE_FIELDS.current] ?? (isGone(meta) ? undefined : String(meta.version));
+    if (cur !== undefined && cur !== NO_VERSION) out.current = cur;
+    for (const st of ["previous", "pending"] as const) if (cm[STAGE_FIELDS[st]]) out[st] = cm[STAGE_FIELDS[st]];
+    return out;
+  }
+
+  /** Replace the dsops stage pointers of a secret's custom_metadata, keeping its other fields. */
+  private async writePointers(loc: Location, key: string, md: KvSecretMetadata | undefined, pointers: Partial<Record<Stage, string>>): Promise<void> {
+    const custom: Record<string, string> = {};
+    for (const [f, v] of Object.entries(md?.custom_metadata ?? {})) if (!Object.values(STAGE_FIELDS).includes(f)) custom[f] = v;
+    for (const st of ["current", "previous", "pending"] as const) if (pointers[st] !== undefined) custom[STAGE_FIELDS[st]] = pointers[st] as string;
+    await this.call((c) => c.write(this.kv2Path(loc, "metadata"), { custom_metadata: custom }), key, "write the metadata of");
+  }
+
+  /** The stage pointers of `md` as stored (current only when set), to change and write back. */
+  private pointersOf(md: KvSecretMetadata | undefined): Partial<Record<Stage, string>> {
+    const cm = md?.custom_metadata ?? {};
+    const out: Partial<Record<Stage, string>> = {};
+    for (const st of ["current", "previous", "pending"] as const) if (cm[STAGE_FIELDS[st]] !== undefined) out[st] = cm[STAGE_FIELDS[st]];
+    return out;
+  }
+
+  private async kv2Location(key: string, action: string): Promise<Location> {
+    const loc = await this.locate(key);
+    if (loc.mount.kind !== "kv2") {
+      throw new StoreError(`store "${this.name}": cannot ${action} "${key}": mount "${loc.mount.path}" is not a KV v2 mount, which rotation stages need`, false, {
+        hint: "keep rotated secrets on a KV v2 mount",
+      });
+    }
+    return loc;
+  }
+
+  /**
+   * A new KV version, pointed to by `dsops_pending`. `dsops_current` is set to the current
+   * version first, so readers keep getting it once the new version is the latest. A pending
+   * version already there is soft-deleted.
+   */
+  async putPending(key: string, value: Secret, _options?: PutOptions): Promise<VersionInfo> {
+    const loc = await this.kv2Location(key, "stage a version of");
+    let md = await this.metadata(loc, key);
+    const before = md ? stagesFrom(md) : {};
+    const ptr = this.pointersOf(md);
+    if (ptr.current === undefined) {
+      ptr.current = before.current ?? NO_VERSION;
+      await this.writePointers(loc, key, md, ptr);
+    }
+    const body = await this.call((c) => c.write(this.kv2Path(loc, "data"), { data: toData(value.reveal()) }), key, "write");
+    const meta = (body?.data ?? {}) as KvMetadata;
+    if (meta.version === undefined) throw new StoreError(`store "${this.name}": writing "${key}" returned no version`);
+    const v = String(meta.version);
+    md = await this.metadata(loc, key);
+    const now = this.pointersOf(md);
+    const old = now.pending;
+    now.pending = v;
+    await this.writePointers(loc, key, md, now);
+    const st = md ? stagesFrom(md) : {};
+    if (old !== undefined && old !== v && old !== st.current && old !== st.previous) await this.softDelete(loc, key, old);
+    return { versionId: v, ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+  }
+
+  /**
+   * Point `dsops_current` at `versionId` (cleared when it is the latest version) and
+   * `dsops_previous` at the version current until now; clear `dsops_pending` when it named
+   * `versionId`. One metadata write; promoting the current version changes nothing else.
+   */
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
+    const loc = await this.kv2Location(key, "promote a version of");
+    const md = await this.metadata(loc, key);
+    if (!md) throw this.notFound(key);
+    const meta = /^[1-9]\d*$/.test(versionId) ? md.versions?.[versionId] : undefined;
+    if (!meta || isGone(meta)) throw this.notFound(key, versionId);
+    const st = stagesFrom(md);
+    const ptr = this.pointersOf(md);
+    let changed = false;
+    if (st.current !== versionId) {
+      if (st.current !== undefined) ptr.previous = st.current;
+      else if (ptr.previous === versionId) delete ptr.previous;
+      changed = true;
+    }
+    const pin = versionId === String(md.current_version) ? undefined : versionId;
+    if (ptr.current !== pin) {
+      if (pin === undefined) delete ptr.current;
+      else ptr.current = pin;
+      changed = true;
+    }
+    if (ptr.pending === versionId) {
+      delete ptr.pending;
+      changed = true;
+    }
+    if (changed) await this.writePointers(loc, key, md, ptr);
+    return { versionId, ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
+  }
+
+  /** Clear `dsops_pending` (when it names `versionId`, if given), then soft-delete that version. */
+  async discardPending(key: string, versionId?: string): Promise<void> {
+    const loc = await this.kv2Location(key, "discard the pending version of");
+    const md = await this.metadata(loc, key);
+    const ptr = this.pointersOf(md);
+    const pending = ptr.pending;
+    if (!md || pending === undefined || (versionId !== undefined && pending !== versionId)) return;
+    delete ptr.pending;
+    await this.writePointers(loc, key, md, ptr);
+    const st = stagesFrom(md);
+    if (pending !== st.current && pending !== st.previous) await this.softDelete(loc, key, pending);
+  }
+
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+    const loc = await this.kv2Location(key, "read the stages of");
+    const md = await this.metadata(loc, key);
+    return md ? stagesFrom(md) : {};
+  }
+
+  private async softDelete(loc: Location, key: string, version: string): Promise<void> {
+    if (!/^[1-9]\d*$/.test(version)) return;
+    try {
+      await this.call((c) => c.write(`${encodePath(loc.mount.path)}delete/${encodePath(loc.rel)}`, { versions: [Number(version)] }), key, "delete a version of");
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+    }
   }
 
   /**
@@ -146,6 +361,9 @@ export class VaultStore implements Store {
       const body = await this.call((c) => c.write(this.kv2Path(loc, "data"), { data }), key, "write");
       const meta = (body?.data ?? {}) as KvMetadata;
       if (meta.version === undefined) throw new StoreError(`store "${this.name}": writing "${key}" returned no version`);
+      // A secret with rotation stages: the new (latest) version is current, the old current previous.
+      const cm = meta.custom_metadata ?? {};
+      if (Object.values(STAGE_FIELDS).some((f) => cm[f] !== undefined)) await this.promoteWritten(loc, key, String(meta.version));
       return { versionId: String(meta.version), ...(meta.created_time ? { updatedAt: meta.created_time } : {}) };
     }
     if (loc.mount.kind === "plain" && !loc.mount.guessed) {
@@ -153,6 +371,25 @@ export class VaultStore implements Store {
     }
     await this.call((c) => c.write(this.plainPath(loc), data), key, "write");
     return { versionId: contentVersion(renderData(data)) };
+  }
+
+  /** After `put` on a staged secret: `dsops_previous` is the version current before `v`, and `dsops_current` is cleared. */
+  private async promoteWritten(loc: Location, key: string, v: string): Promise<void> {
+    const md = await this.metadata(loc, key);
+    if (!md) return;
+    const ptr = this.pointersOf(md);
+    let before = ptr.current;
+    if (before === undefined) {
+      // Current was the latest version before this write: the newest live one below `v`.
+      const older = Object.keys(md.versions ?? {})
+        .map(Number)
+        .filter((n) => n < Number(v) && !isGone(md.versions?.[String(n)] ?? {}))
+        .sort((a, b) => b - a);
+      before = older.length ? String(older[0]) : undefined;
+    }
+    if (before !== undefined && before !== NO_VERSION && before !== v) ptr.previous = before;
+    delete ptr.current;
+    await this.writePointers(loc, key, md, ptr);
   }
 
   /** Token lookup-self: the server answers and the token (or the AppRole login) is valid. */
@@ -386,6 +623,23 @@ export class VaultStore implements Store {
 function statusOf(e: unknown): number | undefined {
   const s = (e as { response?: { statusCode?: unknown } })?.response?.statusCode;
   return typeof s === "number" ? s : undefined;
+}
+
+/** A stage name used as a version. */
+function stageName(version: string | undefined): Stage | undefined {
+  return version === "current" || version === "previous" || version === "pending" ? version : undefined;
+}
+
+/** The stages of a KV v2 secret: its pointers, else the latest version as current; versions gone are left out. */
+function stagesFrom(md: KvSecretMetadata): Partial<Record<Stage, string>> {
+  const cm = md.custom_metadata ?? {};
+  const alive = (n: string | undefined): n is string => n !== undefined && n !== NO_VERSION && !!md.versions?.[n] && !isGone(md.versions[n]);
+  const out: Partial<Record<Stage, string>> = {};
+  const current = cm[STAGE_FIELDS.current] ?? (md.current_version ? String(md.current_version) : undefined);
+  if (alive(current)) out.current = current;
+  if (alive(cm[STAGE_FIELDS.previous])) out.previous = cm[STAGE_FIELDS.previous];
+  if (alive(cm[STAGE_FIELDS.pending])) out.pending = cm[STAGE_FIELDS.pending];
+  return out;
 }
 
 function isGone(meta: KvMetadata): boolean {

@@ -165,15 +165,17 @@ describe("aws.ssm store (moto_server)", function () {
       assert.ok(results[4] instanceof NotFoundError && results[4].message.includes(missing));
       assert.equal(value(results[5]), "m3");
       assert.ok(results[6] instanceof NotFoundError && results[6].message.includes(`${other}:7`), String(results[6]));
-      // One GetParameters for name, other:1 and missing; name:1, name:stable and other:7 alone
-      // (a batch holds one request per parameter); the repeated `name` is asked once.
+      // One GetParameters for name, other:1 and missing, with one for name:current and
+      // missing:current beside it (bare names follow the rotation label `current`); name:1,
+      // name:stable and other:7 alone (a batch holds one request per parameter); the repeated
+      // `name` is asked once.
       const gets = proxy.calls.filter((c) => c === "GetParameters").length;
       const singles = proxy.calls.filter((c) => c === "GetParameter").length;
-      assert.equal(gets, 1, proxy.calls.join(","));
+      assert.equal(gets, 2, proxy.calls.join(","));
       assert.equal(singles, 3, proxy.calls.join(","));
     });
 
-    it("reads 23 parameters (one missing) in 3 GetParameters calls", async () => {
+    it("reads 23 parameters (one missing) in 3 GetParameters calls, each with its name:current call beside it", async () => {
       const base = `/${uid("many")}`;
       const names = Array.from({ length: 22 }, (_, i) => `${base}/k${i}`);
       await Promise.all(names.map((n, i) => seed(n, [`many-${i}`])));
@@ -185,7 +187,7 @@ describe("aws.ssm store (moto_server)", function () {
         if (i === 5) assert.ok(r instanceof NotFoundError);
         else assert.equal(value(r), `many-${names.indexOf(keys[i])}`);
       });
-      assert.deepEqual(proxy.calls, ["GetParameters", "GetParameters", "GetParameters"]);
+      assert.deepEqual(proxy.calls, ["GetParameters", "GetParameters", "GetParameters", "GetParameters", "GetParameters", "GetParameters"]);
     });
   });
 
@@ -227,14 +229,14 @@ describe("aws.ssm store (moto_server)", function () {
       await proxy.close();
     });
 
-    it("uses DescribeParameters, which carries no value", async () => {
+    it("uses DescribeParameters, which carries no value (and name:current without decryption beside it)", async () => {
       const name = `/${uid("desc")}/p`;
       await seed(name, ["d1", "d2"]);
       proxy.reset();
       const info = await store.describe({ key: name });
       assert.equal(info.versionId, "2");
       assert.ok(info.updatedAt && !Number.isNaN(Date.parse(info.updatedAt)));
-      assert.deepEqual(proxy.calls, ["DescribeParameters"]);
+      assert.deepEqual([...proxy.calls].sort(), ["DescribeParameters", "GetParameter"]);
       assert.equal((await store.describe({ key: name, version: "1" })).versionId, "1");
       await assert.rejects(store.describe({ key: `/${uid("desc")}/absent` }), NotFoundError);
       await assert.rejects(store.describe({ key: name, version: "5" }), NotFoundError);
@@ -248,10 +250,10 @@ describe("aws.ssm store (moto_server)", function () {
         proxy.reset();
         proxy.fail("DescribeParameters", { status: 400, type: "AccessDeniedException" });
         assert.equal((await local.describe({ key: name })).versionId, "3");
-        assert.deepEqual(proxy.calls, ["DescribeParameters", "GetParameter"]);
+        assert.deepEqual([...proxy.calls].sort(), ["DescribeParameters", "GetParameter", "GetParameter"]);
         proxy.reset();
         assert.equal((await local.describe({ key: name })).versionId, "3");
-        assert.deepEqual(proxy.calls, ["GetParameter"]);
+        assert.deepEqual(proxy.calls, ["GetParameter", "GetParameter"]);
       } finally {
         await local.close();
       }
@@ -342,7 +344,7 @@ describe("aws.ssm store (moto_server)", function () {
         const [a, b] = await local.getMany([{ key: name }, { key: `/${uid("refused")}/absent` }]);
         assert.equal(value(a), "refused-ok");
         assert.ok(b instanceof NotFoundError);
-        assert.deepEqual([...proxy.calls].sort(), ["GetParameter", "GetParameter", "GetParameters"]);
+        assert.deepEqual([...proxy.calls].sort(), ["GetParameter", "GetParameter", "GetParameter", "GetParameter", "GetParameters", "GetParameters"]);
       } finally {
         await local.close();
       }

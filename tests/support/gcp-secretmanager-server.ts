@@ -32,6 +32,8 @@ interface SecretRecord {
   readonly labels: Record<string, string>;
   readonly replication: unknown;
   readonly versions: VersionRecord[];
+  /** Version aliases (UpdateSecret with update_mask `version_aliases`): alias → version number. */
+  aliases: Record<string, number>;
   etag: number;
 }
 
@@ -111,6 +113,8 @@ class RpcError extends Error {
 }
 
 const SECRET_ID = /^[A-Za-z0-9_-]{1,255}$/;
+/** A version alias: starts with a letter; letters, digits, '-' and '_'; at most 63 characters. */
+const ALIAS = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
 
 function parseProject(parent: string): string {
   const m = /^projects\/([^/]+)$/.exec(parent ?? "");
@@ -127,7 +131,8 @@ function parseSecret(name: string): { project: string; secret: string } {
 function parseVersion(name: string): { project: string; secret: string; version: string } {
   const m = /^projects\/([^/]+)\/secrets\/([^/]+)\/versions\/([^/]+)$/.exec(name ?? "");
   if (!m) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: name [${name}].`);
-  if (m[3] !== "latest" && !/^[1-9][0-9]*$/.test(m[3])) {
+  // `latest`, a version number, or a version alias (accessed by name like the real service).
+  if (m[3] !== "latest" && !/^[1-9][0-9]*$/.test(m[3]) && !ALIAS.test(m[3])) {
     throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: version [${m[3]}].`);
   }
   return { project: m[1], secret: m[2], version: m[3] };
@@ -185,7 +190,8 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
       if (!latest) throw new RpcError(grpc.status.NOT_FOUND, `Secret [${secretName}] not found or has no versions.`);
       return { secret: s, version: latest };
     }
-    const v = s.versions.find((x) => x.id === Number(version));
+    const id = /^[0-9]+$/.test(version) ? Number(version) : s.aliases[version];
+    const v = id === undefined ? undefined : s.versions.find((x) => x.id === id);
     if (!v) throw new RpcError(grpc.status.NOT_FOUND, `Secret Version [${secretName}/versions/${version}] not found.`);
     return { secret: s, version: v };
   };
@@ -195,6 +201,7 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
     replication: s.replication,
     create_time: timestamp(s.createTime),
     labels: s.labels,
+    version_aliases: { ...s.aliases },
     etag: `"${s.etag}"`,
   });
 
@@ -237,7 +244,10 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
       }
       const name = `${req.parent}/secrets/${req.secret_id}`;
       if (secrets.has(name)) throw new RpcError(grpc.status.ALREADY_EXISTS, `Secret [${name}] already exists.`);
-      const s: SecretRecord = { name, createTime: clock.now(), labels: req.secret?.labels ?? {}, replication, versions: [], etag: 1 };
+      const s: SecretRecord = { name, createTime: clock.now(), labels: req.secret?.labels ?? {}, replication, versions: [], aliases: {}, etag: 1 };
+      if (req.secret?.version_aliases && Object.keys(req.secret.version_aliases).length) {
+        throw new RpcError(grpc.status.INVALID_ARGUMENT, "Version aliases can only point to existing versions.");
+      }
       secrets.set(name, s);
       return secretMessage(s);
     },
@@ -263,6 +273,36 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
     },
     GetSecret(req) {
       return secretMessage(findSecret(req.name, "secretmanager.secrets.get"));
+    },
+    /**
+     * Like the real service, for the fields this server keeps: `version_aliases` (the whole map
+     * is replaced; each alias must name an existing version that is not destroyed, and may not
+     * be `latest` or a number) and `labels`. An etag given must match.
+     */
+    UpdateSecret(req) {
+      const s = findSecret(req.secret?.name, "secretmanager.secrets.update");
+      const paths: string[] = req.update_mask?.paths ?? [];
+      if (paths.length === 0) throw new RpcError(grpc.status.INVALID_ARGUMENT, "update_mask is required.");
+      const bad = paths.find((p) => p !== "version_aliases" && p !== "labels");
+      if (bad) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Unsupported field in update_mask in this local server: ${bad}`);
+      const etag: string | undefined = req.secret?.etag;
+      if (etag && etag !== `"${s.etag}"`) throw new RpcError(grpc.status.ABORTED, "The etag provided in the request does not match the current etag of the secret.");
+      let aliases = s.aliases;
+      if (paths.includes("version_aliases")) {
+        aliases = {};
+        for (const [alias, raw] of Object.entries((req.secret?.version_aliases ?? {}) as Record<string, string | number>)) {
+          if (!ALIAS.test(alias) || alias === "latest") throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid version alias [${alias}].`);
+          const id = Number(raw);
+          const v = s.versions.find((x) => x.id === id);
+          if (!v) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Version alias [${alias}] points to a version that does not exist: [${raw}].`);
+          if (v.state === "DESTROYED") throw new RpcError(grpc.status.INVALID_ARGUMENT, `Version alias [${alias}] points to a destroyed version: [${raw}].`);
+          aliases[alias] = id;
+        }
+      }
+      const labels = paths.includes("labels") ? { ...(req.secret?.labels ?? {}) } : s.labels;
+      const updated: SecretRecord = { ...s, aliases, labels, etag: s.etag + 1 };
+      secrets.set(s.name, updated);
+      return secretMessage(updated);
     },
     DeleteSecret(req) {
       const s = findSecret(req.name, "secretmanager.secrets.delete");
