@@ -15,7 +15,17 @@ interface ProviderSettings {
   stores?: string;
 }
 
-export const state: { settings: ProviderSettings; cwd: string } = { settings: {}, cwd: process.cwd() };
+let cwdOverride: string | undefined;
+export const state: { settings: ProviderSettings; cwd: string } = {
+  settings: {},
+  /** The program's folder: Pulumi runs programs and provider hosts there. Read when used (tests may set it). */
+  get cwd() {
+    return cwdOverride ?? process.cwd();
+  },
+  set cwd(dir: string) {
+    cwdOverride = dir;
+  },
+};
 const configs = new Map<string, Config>();
 const resolvers = new Map<Config, Resolver>();
 
@@ -45,7 +55,7 @@ export function cached(key: string, make: () => Config): Config {
 /** The provider's configuration: `dsops:configFile`, plus `dsops:stores`, else the embedded file store. */
 export function providerConfig(): Config {
   const { configFile, stores } = state.settings;
-  return cached(`provider:${configFile ?? ""}:${stores ?? ""}`, () => {
+  return cached(`provider:${state.cwd}:${configFile ?? ""}:${stores ?? ""}`, () => {
     let extra: Record<string, unknown> = {};
     if (stores) {
       try {

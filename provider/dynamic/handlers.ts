@@ -38,7 +38,7 @@ function secretReferenceTarget(inputs: SecretReferenceInputs): SecretReferenceTa
     ref = { store: inputs.store, ...splitField(inputs.key as string) };
   } else {
     const inline = inputs.store as Record<string, unknown>;
-    config = cached(`inline:${JSON.stringify(inline)}`, () => configFromObject({ secretStores: { inline } }, { dir: state.cwd, label: "store" }));
+    config = cached(`inline:${state.cwd}:${JSON.stringify(inline)}`, () => configFromObject({ secretStores: { inline } }, { dir: state.cwd, label: "store" }));
     ref = { store: "inline", ...splitField(inputs.key as string) };
   }
   if (inputs.version !== undefined) ref = { ...ref, version: inputs.version };
@@ -67,7 +67,7 @@ async function currentVersion(t: SecretReferenceTarget): Promise<{ versionId: st
   const r = resolverFor(t.config);
   const store = r.store(t.ref.store);
   if (store.listCurrentVersions && t.ref.version === undefined) {
-    const key = `${t.config.file ?? ""}:${t.ref.store}:${JSON.stringify(t.config.stores[t.ref.store])}`;
+    const key = `${t.config.dir}:${t.config.file ?? ""}:${t.ref.store}:${JSON.stringify(t.config.stores[t.ref.store])}`;
     let listing = listings.get(key);
     if (!listing) {
       listing = store.listCurrentVersions(LISTING_LIMIT).catch(() => undefined);
@@ -171,7 +171,7 @@ function environmentConfig(inputs: EnvironmentInputs): Config {
     const file = resolve(state.cwd, inputs.configFile);
     return cached(`file:${file}`, () => loadConfigFile(file, { label: inputs.configFile }));
   }
-  return cached(`env-inline:${JSON.stringify(inputs.config)}`, () => configFromObject(inputs.config, { dir: state.cwd, label: "config" }));
+  return cached(`env-inline:${state.cwd}:${JSON.stringify(inputs.config)}`, () => configFromObject(inputs.config, { dir: state.cwd, label: "config" }));
 }
 
 function pickEnvInputs(o: Record<string, unknown>): EnvironmentInputs {
