@@ -183,6 +183,17 @@ export interface RotationPolicyArgs {
   generator?: pulumi.Input<Record<string, unknown>>;
   /** Verification beyond the target's login check: `{ query, retries, timeout_ms }`. */
   verify?: pulumi.Input<Record<string, unknown>>;
+  /** Which rotation events go out, to which channels of the provider's `notifications:`: `{ enabled, events, channels }` as `rotation.notifications`. */
+  notify?: pulumi.Input<{ enabled?: boolean; events?: string[]; channels?: string[] }>;
+  /** Health checks once the new credential is current: `[{ type: "sql" | "http" | "script", … }]` as `rotation.health`; failures roll back. */
+  health?: pulumi.Input<Array<pulumi.Input<Record<string, unknown>>>>;
+  /** How long and how often the health checks run: `{ period, interval, failures }` as `rotation.monitor`. */
+  monitor?: pulumi.Input<{ period?: string | number; interval?: string | number; failures?: number }>;
+  /**
+   * Gradual rollout to many instances of the target: `{ instances | discovery, strategy: canary | percentage | all,
+   * waves, monitor, groups, on_failure: rollback_all | continue | stop }` as `rotation.rollout`.
+   */
+  rollout?: pulumi.Input<Record<string, unknown>>;
   /** A manual rollback: setting or changing it makes the next `up` put back the previous (or `version`) credential. */
   rollback?: pulumi.Input<{ reason: string; version?: string }>;
   /** Rotate when the policy is created (default false). */

@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { healthCheckSchema, monitorSchema } from "../health/settings";
+import { variableNotificationsSchema } from "../notify/settings";
+import { rolloutSchema } from "../rotation/rollout/settings";
 
 /**
  * Inputs of the Pulumi resources and functions, as zod schemas. The dynamic providers check
@@ -87,6 +90,14 @@ export const rotationPolicyInputsSchema = z
     generator: z.looseObject({}).optional(),
     /** Verification beyond the target's own login check: `{ query, retries, timeout_ms }`. */
     verify: z.looseObject({}).optional(),
+    /** Which rotation events this policy sends, to which channels of the provider's `notifications:` (as `rotation.notifications`). */
+    notify: variableNotificationsSchema.optional(),
+    /** Health checks once the new credential is current (`sql`, `http`, `script`); failures roll back (as `rotation.health`). */
+    health: z.array(healthCheckSchema).optional(),
+    /** How long and how often the health checks run, and how many consecutive failures roll back (as `rotation.monitor`). */
+    monitor: monitorSchema.optional(),
+    /** Gradual rollout to many instances of the target: instances or discovery, waves, groups, on_failure (as `rotation.rollout`). */
+    rollout: rolloutSchema.optional(),
     /** A manual rollback: setting or changing it makes the next `up` put back the previous (or `version`) credential. */
     rollback: z.strictObject({ reason: z.string(), version: z.string().optional() }).optional(),
     /** Rotate when the policy is created (default false: the first rotation is when it is due). */

@@ -63,6 +63,10 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
     ...(users !== undefined ? { users } : {}),
     ...(inputs.generator ? { generator: inputs.generator } : {}),
     ...(inputs.verify ? { verification: inputs.verify } : {}),
+    ...(inputs.notify ? { notifications: inputs.notify } : {}),
+    ...(inputs.health ? { health: inputs.health } : {}),
+    ...(inputs.monitor ? { monitor: inputs.monitor } : {}),
+    ...(inputs.rollout ? { rollout: inputs.rollout } : {}),
     ...(inputs.schedule.cron ? { schedule: inputs.schedule.cron } : {}),
   };
   const raw = { ...base.raw, services, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri(ref), rotation } } } };
@@ -166,7 +170,7 @@ export function waitingMessage(ev: Evaluation): string | undefined {
   return `rotation ${since}, but every maintenance window is closed${ev.blockedBy ? ` (blackout: ${ev.blockedBy})` : ""}; next opening ${ev.nextOpenAt ?? "none scheduled"}`;
 }
 
-const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "rollback", "rotateOnCreate", "triggers"] as const;
+const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers"] as const;
 
 function pickInputs(o: Record<string, unknown>): RotationPolicyInputs {
   return Object.fromEntries([...inputKeys, "pendingRotation"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as RotationPolicyInputs;

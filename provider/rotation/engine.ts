@@ -18,7 +18,8 @@ import { VerificationError } from "./targets/errors";
 import { createTarget } from "./targets/registry";
 import type { Credential, Target } from "./targets/types";
 import type { LockOwner, RotationRecord, StepName, StepRecord } from "./types";
-import type { HealthResult } from "../health/index";
+import type { HealthContext, HealthResult } from "../health/index";
+import { RolloutHalted, newProgress, planWaves, progressOf, rolloutInstances, waveName, type RolloutInstance, type RolloutProgress, type RolloutRecord } from "./rollout/plan";
 import type { DsopsMetrics } from "../metrics/index";
 import type { Notifications } from "../notify/index";
 import { eventTitles, type RotationEvent, type RotationEventType } from "../notify/types";
@@ -283,7 +284,8 @@ export class RotationEngine {
     const current = await this.readStage(subject, "current");
     const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
     if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
-    const rec: RotationRecord = {
+    const rollout = await this.planRollout(subject, plan);
+    const rec: RolloutRecord = {
       id,
       kind: "rotate",
       secret: subject.secret,
@@ -301,9 +303,10 @@ export class RotationEngine {
       ...(current ? { oldVersionId: current.versionId } : {}),
       ...(plan.old ? { oldPrincipal: plan.old.principal } : {}),
       newPrincipal: plan.principal,
+      ...(rollout ? { rollout } : {}),
     };
     const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [] };
-    this.event(`${subject.secret}: rotation ${id} (${strategy.name}) of ${plan.principal} started`);
+    this.event(`${subject.secret}: rotation ${id} (${strategy.name}) of ${plan.principal} started${rollout ? ` on ${rollout.instances.length} instance(s) in ${rollout.waves.length} wave(s)` : ""}`);
     this.emit("started", subject, rec);
     return this.run(st);
   }
@@ -359,7 +362,10 @@ export class RotationEngine {
           rec.newVersionId = info.versionId;
         });
         await this.step(st, "apply", async () => {
+          const p = progressOf(rec);
+          if (p) return this.rolloutApply(st, p);
           await (target.setSecret as NonNullable<Target["setSecret"]>).call(target, this.pendingOf(st));
+          return undefined;
         });
       } else {
         await this.step(st, "apply", async () => {
@@ -380,6 +386,7 @@ export class RotationEngine {
       }
       rec.newPrincipal = this.pendingOf(st).principal;
       await this.step(st, "verify", async () => {
+        if (progressOf(rec)) return "verified on each instance during the rollout";
         if (!target.verify) return "the target cannot verify";
         await this.verifyWithRetries(st, this.pendingOf(st));
         return undefined;
@@ -403,6 +410,15 @@ export class RotationEngine {
       if (!old) return "no old credential";
       if (old.principal === rec.newPrincipal && plan.apply === "set") return "replaced in place";
       if (!subject.target.revoke) return "the target cannot revoke";
+      const p = progressOf(rec);
+      if (p) {
+        // Instances left on the old credential (on_failure: continue) keep it.
+        for (const name of p.verified) {
+          const t = this.instanceTarget(subject, p, name);
+          await (t.revoke as NonNullable<Target["revoke"]>).call(t, old);
+        }
+        return undefined;
+      }
       await subject.target.revoke(old);
       return undefined;
     };
@@ -428,35 +444,23 @@ export class RotationEngine {
 
   /** Put the target back to the credential stored as current, drop the pending version, record why. */
   private async autoRollback(st: RunState, why: string): Promise<never> {
-    const { rec, subject, plan } = st;
+    const { rec, subject } = st;
+    await this.rollBackRun(st, why, "automatic");
+    throw new RotationError(`${subject.secret}: rotation ${rec.id} rolled back: ${rec.error}`, rec.id, {
+      hint: `the credential stored as current is unchanged${rec.oldVersionId ? ` (version ${rec.oldVersionId})` : ""}; see \`dsops secrets history\``,
+    });
+  }
+
+  /** The rollback of a run: restore (every instance that got the new credential, in a rollout), discard, record `rolled-back`, send the event. */
+  private async rollBackRun(st: RunState, why: string, trigger: "automatic" | "manual"): Promise<RotationRecord> {
+    const { rec, subject } = st;
     rec.error = scrub(why, st.secrets);
     this.event(`${subject.secret}: rotation ${rec.id} failed (${rec.error}); rolling back`);
-    const applied = rec.steps.some((s) => s.name === "apply");
+    const p = progressOf(rec);
     await this.step(st, "restore", async () => {
-      if (!applied) return "nothing was applied";
-      if (plan.apply === "create") {
-        const pending = st.pending ?? (rec.newVersionId ? await this.readPending(st).catch(() => undefined) : undefined);
-        if (!pending) return "no new credential to revoke";
-        if (subject.target.revoke) await subject.target.revoke(pending);
-        return undefined;
-      }
-      if (plan.old && plan.old.principal === plan.principal) {
-        await (subject.target.setSecret as NonNullable<Target["setSecret"]>).call(subject.target, plan.old);
-        return undefined;
-      }
-      // alternating-users: the changed user was the inactive one; give it back its previous stored credential if it had one.
-      const prev = await this.readStage(subject, "previous");
-      const prevCred = prev ? st.strategy.shape.decode(prev.value, subject.path) : undefined;
-      if (prevCred && prevCred.principal === plan.principal) {
-        st.secrets.push(prevCred.secret);
-        await (subject.target.setSecret as NonNullable<Target["setSecret"]>).call(subject.target, prevCred);
-        return undefined;
-      }
-      if (subject.target.revoke) {
-        await subject.target.revoke({ principal: plan.principal, secret: new Secret("") });
-        return `"${plan.principal}" had no stored credential; its login was disabled`;
-      }
-      return `"${plan.principal}" had no stored credential to restore`;
+      if (p) return this.rolloutRestore(st, p);
+      if (!rec.steps.some((s) => s.name === "apply")) return "nothing was applied";
+      return this.restoreOn(st, subject.target);
     });
     await this.step(st, "discard", async () => {
       await subject.store.discardPending(subject.ref.key, rec.newVersionId);
@@ -464,10 +468,240 @@ export class RotationEngine {
     rec.status = "rolled-back";
     rec.finishedAt = this.nowIso();
     await subject.history.save(rec);
-    this.emit("rollback", subject, rec, { trigger: "automatic" });
-    throw new RotationError(`${subject.secret}: rotation ${rec.id} rolled back: ${rec.error}`, rec.id, {
-      hint: `the credential stored as current is unchanged${rec.oldVersionId ? ` (version ${rec.oldVersionId})` : ""}; see \`dsops secrets history\``,
+    this.emit("rollback", subject, rec, { trigger });
+    return rec;
+  }
+
+  /** Put one target back to the credential stored as current (a skip reason, or undefined). */
+  private async restoreOn(st: RunState, target: Target): Promise<string | undefined> {
+    const { rec, subject, plan } = st;
+    if (plan.apply === "create") {
+      const pending = st.pending ?? (rec.newVersionId ? await this.readPending(st).catch(() => undefined) : undefined);
+      if (!pending) return "no new credential to revoke";
+      if (target.revoke) await target.revoke(pending);
+      return undefined;
+    }
+    if (plan.old && plan.old.principal === plan.principal) {
+      await (target.setSecret as NonNullable<Target["setSecret"]>).call(target, plan.old);
+      return undefined;
+    }
+    // alternating-users: the changed user was the inactive one; give it back its previous stored credential if it had one.
+    const prev = await this.readStage(subject, "previous");
+    const prevCred = prev ? st.strategy.shape.decode(prev.value, subject.path) : undefined;
+    if (prevCred && prevCred.principal === plan.principal) {
+      st.secrets.push(prevCred.secret);
+      await (target.setSecret as NonNullable<Target["setSecret"]>).call(target, prevCred);
+      return undefined;
+    }
+    if (target.revoke) {
+      await target.revoke({ principal: plan.principal, secret: new Secret("") });
+      return `"${plan.principal}" had no stored credential; its login was disabled`;
+    }
+    return `"${plan.principal}" had no stored credential to restore`;
+  }
+
+  // ——— gradual rollout (./rollout) ———
+
+  /** `rotation.rollout`: the instances (listed or discovered) and the waves, checked before anything changes. */
+  private async planRollout(subject: Subject, plan: RotationPlan, strategy?: "all"): Promise<RolloutProgress | undefined> {
+    const r = subject.policy.rollout;
+    if (!r) return undefined;
+    const path = `${subject.path}.rollout`;
+    if (plan.apply !== "set")
+      throw new DsopsError(`${path}: strategy ${subject.policy.strategy} mints a credential per target; a rollout applies one credential to many instances (use single-user or alternating-users)`);
+    if (!this.config.raw.services[subject.policy.service]) throw new ConfigError(`${path}: service "${subject.policy.service}" is not in services: (a rollout builds its instances from that entry)`);
+    const instances = await rolloutInstances(r, path, async (ref) => (await this.resolver.resolveRef(parseStoreUri(ref))).value);
+    const settings = strategy ? { ...r, strategy } : r;
+    const progress = newProgress(settings, instances, strategy ? [{ label: "all", instances: instances.map((i) => i.name) }] : planWaves(settings, instances, path));
+    // Build each instance's target now: a wrong setting is an error before any change.
+    for (const i of instances) {
+      const t = this.instanceTarget(subject, progress, i.name);
+      if (!t.setSecret) throw new DsopsError(`${path}: instance "${i.name}" (${t.type}) cannot set a secret`);
+    }
+    return progress;
+  }
+
+  /** The target of one instance: the service's entry with the instance's settings laid over it. */
+  private instanceTarget(subject: Subject, p: RolloutProgress, name: string): Target {
+    const inst: RolloutInstance | undefined = p.instances.find((i) => i.name === name);
+    if (!inst) throw new DsopsError(`${subject.path}.rollout: no instance "${name}" (internal)`);
+    const service = subject.policy.service;
+    const raw = this.config.raw.services[service];
+    if (!raw) throw new ConfigError(`${subject.path}.rollout: service "${service}" is not in services:`);
+    const key = `${service}\u0000${inst.name}\u0000${JSON.stringify(inst.settings)}`;
+    let t = this.targets.get(key);
+    if (!t) {
+      t = createTarget(`${service}[${inst.name}]`, { ...raw, ...inst.settings, type: raw.type }, {
+        resolveRef: async (ref) => (await this.resolver.resolveRef(parseStoreUri(ref))).value,
+        clock: this.clock,
+        configDir: this.config.dir,
+      });
+      this.targets.set(key, t);
+    }
+    return t;
+  }
+
+  /**
+   * The apply step of a rollout: wave by wave, each instance gets the new credential and logs in
+   * with it; between waves the health checks run (`rollout.monitor`). Progress is saved before
+   * each instance's apply and after each wave, so a resumed run starts at the first unfinished
+   * wave (instances of it already verified are not touched again). A failure follows
+   * `on_failure`: `rollback_all` fails the step (the engine rolls every applied instance back),
+   * `continue` puts the failed instances back and goes on, `stop` puts them back and halts.
+   */
+  private async rolloutApply(st: RunState, p: RolloutProgress): Promise<string | undefined> {
+    const { rec, subject } = st;
+    const pending = this.pendingOf(st);
+    const failedNames = () => new Set(p.failed.map((f) => f.instance));
+    if (p.halted) {
+      this.event(`${subject.secret}: rotation ${rec.id}: resuming the rollout halted at ${waveName(p, p.halted.wave - 1)}`);
+      // The instances that failed there are tried again.
+      p.failed = p.failed.filter((f) => f.wave !== p.halted?.wave);
+      delete p.halted;
+      await subject.history.save(rec);
+    }
+    for (let w = p.wave; w < p.waves.length; w++) {
+      const wave = p.waves[w];
+      this.hit(`before:wave:${w + 1}`);
+      this.event(`${subject.secret}: rotation ${rec.id}: ${waveName(p, w)}: ${wave.instances.join(", ")}`);
+      let failures: Array<{ instance: string; error: string }> = [];
+      for (const name of wave.instances) {
+        if (p.verified.includes(name) || failedNames().has(name)) continue;
+        const target = this.instanceTarget(subject, p, name);
+        if (!p.applied.includes(name)) p.applied.push(name);
+        await subject.history.save(rec); // progress before the apply
+        this.hit(`before:instance:${name}`);
+        try {
+          await (target.setSecret as NonNullable<Target["setSecret"]>).call(target, pending);
+          if (target.verify) await this.verifyWithRetries(st, pending, target);
+        } catch (e) {
+          failures.push({ instance: name, error: scrub(errorMessage(e), st.secrets) });
+          this.event(`${subject.secret}: rotation ${rec.id}: instance ${name} failed`);
+          if (p.onFailure !== "continue") break;
+          continue;
+        }
+        p.verified.push(name);
+        await subject.history.save(rec);
+        this.hit(`after:instance:${name}`);
+        this.event(`${subject.secret}: rotation ${rec.id}: instance ${name}: new credential applied and verified`);
+      }
+      if (!failures.length && w < p.waves.length - 1) {
+        const healthy = wave.instances.filter((n) => p.verified.includes(n));
+        const why = healthy.length ? await this.waveHealth(st, p, w, healthy) : undefined;
+        if (why) failures = healthy.map((instance) => ({ instance, error: `health checks after ${waveName(p, w)} failed: ${why}` }));
+      }
+      if (failures.length) {
+        const summary = failures.map((f) => `${f.instance}: ${f.error}`).join("; ");
+        if (p.onFailure === "rollback_all") throw new Error(`rollout ${waveName(p, w)} failed: ${summary}`);
+        // continue / stop: the failed instances go back to the old credential.
+        for (const f of failures) {
+          try {
+            await this.restoreOn(st, this.instanceTarget(subject, p, f.instance));
+          } catch (e) {
+            f.error += `; putting the old credential back failed too: ${scrub(errorMessage(e), st.secrets)}`;
+          }
+          p.verified = p.verified.filter((n) => n !== f.instance);
+          p.failed.push({ instance: f.instance, wave: w + 1, error: f.error });
+        }
+        if (p.onFailure === "stop") {
+          p.halted = { wave: w + 1, error: summary, at: this.nowIso() };
+          rec.error = `rollout halted at ${waveName(p, w)}: ${summary}`;
+          await subject.history.save(rec);
+          throw new RolloutHalted(rec.error);
+        }
+        this.event(`${subject.secret}: rotation ${rec.id}: ${waveName(p, w)}: ${failures.length} instance(s) left on the old credential; continuing`);
+      }
+      p.wave = w + 1;
+      await subject.history.save(rec);
+      this.hit(`after:wave:${w + 1}`);
+    }
+    if (!p.verified.length) throw new Error(`rollout: no instance took the new credential: ${p.failed.map((f) => `${f.instance}: ${f.error}`).join("; ")}`);
+    if (p.failed.length) rec.error = `rollout: ${p.failed.length} instance(s) left on the old credential: ${p.failed.map((f) => `${f.instance} (${f.error})`).join("; ")}`;
+    return undefined;
+  }
+
+  /** Health checks of one wave (`rotation.health`, monitored per `rollout.monitor`): a failure message, or undefined when healthy. */
+  private async waveHealth(st: RunState, p: RolloutProgress, w: number, instances: string[]): Promise<string | undefined> {
+    const { subject, rec } = st;
+    const checks = subject.policy.health;
+    if (!checks?.length || this.opts.healthChecks === false) return undefined;
+    const { monitorHealth } = require("../health/index") as typeof import("../health/index");
+    const metrics = this.metrics;
+    const outcome = await monitorHealth(checks, subject.policy.rollout?.monitor ?? subject.policy.monitor, this.healthContext(st, instances), {
+      clock: this.clock,
+      onResult: (r: HealthResult) => metrics?.healthCheck({ service: subject.target.name, env: subject.env, check: r.check, type: r.type }, r.healthy, r.seconds),
+      onRound: (round, failed) => this.event(`${subject.secret}: rotation ${rec.id}: ${waveName(p, w)}: health round ${round}: ${failed ? `unhealthy (${scrub(failed, st.secrets)})` : "healthy"}`),
     });
+    return outcome.healthy ? undefined : scrub(outcome.failure ?? "unhealthy", st.secrets);
+  }
+
+  /** What the health checks know; in a rollout the sql check logs in at each of `instances` (default: every instance holding the new credential). */
+  private healthContext(st: RunState, instances?: string[]): HealthContext {
+    const { subject, rec } = st;
+    const cred = st.pending;
+    const p = progressOf(rec);
+    let sql: HealthContext["sql"];
+    if (cred && p) {
+      const names = instances ?? p.verified;
+      sql = async (query: string, timeoutMs: number) => {
+        const errors: string[] = [];
+        for (const n of names) {
+          const t = this.instanceTarget(subject, p, n);
+          if (!t.verify) continue;
+          await t.verify(cred, { query, timeoutMs }).catch((e: unknown) => errors.push(`${n}: ${errorMessage(e)}`));
+        }
+        if (errors.length) throw new Error(errors.join("; "));
+      };
+    } else if (cred && subject.target.verify) {
+      const target = subject.target;
+      const verify = target.verify as NonNullable<Target["verify"]>;
+      sql = (query: string, timeoutMs: number) => verify.call(target, cred, { query, timeoutMs });
+    }
+    return {
+      service: subject.target.name,
+      env: subject.env,
+      variable: subject.variable,
+      secret: subject.secret,
+      rotationId: rec.id,
+      strategy: rec.strategy,
+      ...(rec.oldVersionId ? { oldVersionId: rec.oldVersionId } : {}),
+      ...(rec.newVersionId ? { newVersionId: rec.newVersionId } : {}),
+      ...(rec.oldPrincipal ? { oldPrincipal: rec.oldPrincipal } : {}),
+      ...(rec.newPrincipal ? { newPrincipal: rec.newPrincipal } : {}),
+      configDir: this.config.dir,
+      ...(sql ? { sql } : {}),
+    };
+  }
+
+  /** Rollback of a rollout: every instance that may hold the new credential gets the old one back (progress saved per instance). */
+  private async rolloutRestore(st: RunState, p: RolloutProgress): Promise<string | undefined> {
+    const { rec, subject } = st;
+    const todo = p.applied.filter((n) => !p.restored.includes(n));
+    if (!p.applied.length) return "nothing was applied";
+    const errors: string[] = [];
+    for (const n of todo) {
+      try {
+        await this.restoreOn(st, this.instanceTarget(subject, p, n));
+        p.restored.push(n);
+        await subject.history.save(rec);
+        this.event(`${subject.secret}: rotation ${rec.id}: instance ${n}: old credential put back`);
+      } catch (e) {
+        errors.push(`${n}: ${scrub(errorMessage(e), st.secrets)}`);
+      }
+    }
+    if (errors.length) throw new Error(`putting the old credential back failed on ${errors.length} instance(s): ${errors.join("; ")}`);
+    return undefined;
+  }
+
+  /** `dsops rotation rollback` of a rollout halted by `on_failure: stop`: put the old credential back on every instance, drop the pending version. */
+  private async abortHalted(subject: Subject, open: RotationRecord, reason: string): Promise<RotationRecord> {
+    open.resumedBy = [...(open.resumedBy ?? []), `${this.who} pid ${process.pid}`];
+    const strategy = resolveStrategy(subject.policy, open.strategy as RotationStrategyName);
+    const oldValue = open.oldVersionId ? (await subject.store.get({ key: subject.ref.key, version: open.oldVersionId })).value : undefined;
+    const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(oldValue ? { current: oldValue } : {}), path: subject.path });
+    const st: RunState = { subject, strategy, rec: open, plan, secrets: plan.old ? [plan.old.secret] : [] };
+    if (open.newVersionId) await this.readPending(st).then((c) => (st.pending = c)).catch(() => undefined);
+    return this.rollBackRun(st, `${open.error ?? "rollout halted"}; rolled back by hand: ${reason}`, "manual");
   }
 
   private async rollbackOne(subject: Subject, options: RollbackOptions): Promise<RotationRecord> {
@@ -475,6 +709,7 @@ export class RotationEngine {
     const lock = await subject.history.lock(subject.secret, lockOwner(this.clock));
     try {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running"], limit: 1 }))[0];
+      if (open && progressOf(open)?.halted) return await this.abortHalted(subject, open, options.reason);
       if (open) {
         // Finish (or roll back) what a crashed run left first; then roll back as asked.
         await this.resume(subject, open).catch((e) => {
@@ -503,6 +738,9 @@ export class RotationEngine {
         ...(stages.current ? { oldVersionId: stages.current } : {}),
         newVersionId: to,
       };
+      // A rollout: the version goes back on every instance.
+      const rollout = await this.planRollout(subject, { principal: "", apply: "set", retire: "none" }, "all");
+      if (rollout) (rec as RolloutRecord).rollout = rollout;
       const done = await this.runManualRollback(subject, rec);
       this.emit("rollback", subject, done, { trigger: "manual" });
       return done;
@@ -525,15 +763,17 @@ export class RotationEngine {
     if (cur) rec.oldPrincipal = cur.principal;
     const st: RunState = { subject, strategy, rec, plan: { principal: back.principal, apply: "set", retire: "none" }, pending: back, secrets: [back.secret, ...(cur ? [cur.secret] : [])] };
     if (rec.steps.some((s) => s.outcome === "failed") || rec.steps.some((s) => s.name === "restore")) return this.failManualRollback(st, cur);
+    const p = progressOf(rec);
+    const targets = p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [target];
     try {
       await this.step(st, "apply", async () => {
         if (!target.setSecret) return "the target cannot set a secret; the version must still be valid there";
-        await target.setSecret(back);
+        for (const t of targets) await (t.setSecret as NonNullable<Target["setSecret"]>).call(t, back);
         return undefined;
       });
       await this.step(st, "verify", async () => {
         if (!target.verify) return "the target cannot verify";
-        await this.verifyWithRetries(st, back);
+        for (const t of targets) await this.verifyWithRetries(st, back, t);
         return undefined;
       });
     } catch (e) {
@@ -557,7 +797,8 @@ export class RotationEngine {
     const { rec, subject } = st;
     await this.step(st, "restore", async () => {
       if (!cur || !subject.target.setSecret || cur.principal !== st.plan.principal) return "the current credential was not changed";
-      await subject.target.setSecret(cur);
+      const p = progressOf(rec);
+      for (const t of p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [subject.target]) await (t.setSecret as NonNullable<Target["setSecret"]>).call(t, cur);
       return undefined;
     });
     rec.status = "failed";
@@ -592,6 +833,14 @@ export class RotationEngine {
       skipped = await act();
     } catch (e) {
       const msg = scrub(errorMessage(e), st.secrets);
+      if (e instanceof RolloutHalted) {
+        // `on_failure: stop`: the step stays open; the next run resumes the rollout at the halted wave.
+        s.message = msg;
+        await subject.history.save(rec);
+        throw new RotationError(`${subject.secret}: rotation ${rec.id}: ${msg}`, rec.id, {
+          hint: "the instances of earlier waves keep the new credential (not yet current); fix the failed instance and run again to resume at that wave, or run `dsops rotation rollback` to put the old credential back everywhere",
+        });
+      }
       s.outcome = "failed";
       s.message = msg;
       s.finishedAt = this.nowIso();
@@ -613,12 +862,12 @@ export class RotationEngine {
     await subject.history.save(rec);
   }
 
-  private async verifyWithRetries(st: RunState, cred: Credential): Promise<void> {
+  private async verifyWithRetries(st: RunState, cred: Credential, target: Target = st.subject.target): Promise<void> {
     const v = st.subject.policy.verification;
     const retries = v?.retries ?? 0;
     for (let attempt = 0; ; attempt++) {
       try {
-        await (st.subject.target.verify as NonNullable<Target["verify"]>).call(st.subject.target, cred, {
+        await (target.verify as NonNullable<Target["verify"]>).call(target, cred, {
           ...(v?.query ? { query: v.query } : {}),
           ...(v?.timeout_ms ? { timeoutMs: v.timeout_ms } : {}),
         });
@@ -634,7 +883,9 @@ export class RotationEngine {
     const current = await this.readStage(subject, "current");
     const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
     if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
-    await subject.target.check?.();
+    const rollout = await this.planRollout(subject, plan);
+    if (rollout) for (const i of rollout.instances) await this.instanceTarget(subject, rollout, i.name).check?.();
+    else await subject.target.check?.();
     const holder = await subject.history.holder(subject.secret);
     const steps = [
       ...(plan.apply === "set"
@@ -648,6 +899,17 @@ export class RotationEngine {
           ? `retire: revoke "${plan.old?.principal}" at once`
           : `retire: revoke "${plan.old?.principal}" after ${Math.round((plan.graceMs ?? 0) / 1000)} s`,
     ];
+    if (rollout) {
+      const at = steps.findIndex((x) => x.startsWith("apply:"));
+      steps.splice(
+        at,
+        1,
+        ...rollout.waves.map((w, i) => `apply: ${waveName(rollout, i)}: set the password of "${plan.principal}" on ${w.instances.join(", ")} and log in with it${i < rollout.waves.length - 1 && subject.policy.health?.length ? "; then the health checks" : ""}`),
+      );
+      const v = steps.findIndex((x) => x.startsWith("verify:"));
+      steps[v] = "verify: done on each instance during the rollout";
+      steps.push(`on failure: ${rollout.onFailure}`);
+    }
     if (holder) steps.unshift(`(a rotation is in progress by ${holder.who}, pid ${holder.pid}: a real run would be refused now)`);
     const rec: RotationRecord = {
       id: "dry-run",
@@ -788,27 +1050,12 @@ export class RotationEngine {
     if (!checks?.length || this.opts.healthChecks === false) return;
     const { monitorHealth } = require("../health/index") as typeof import("../health/index");
     const target = subject.target;
-    const cred = st.pending;
-    const verify = target.verify;
     const metrics = this.metrics;
     this.event(`${subject.secret}: rotation ${rec.id}: ${checks.length} health check(s)`);
     const outcome = await monitorHealth(
       checks,
       subject.policy.monitor,
-      {
-        service: target.name,
-        env: subject.env,
-        variable: subject.variable,
-        secret: subject.secret,
-        rotationId: rec.id,
-        strategy: rec.strategy,
-        ...(rec.oldVersionId ? { oldVersionId: rec.oldVersionId } : {}),
-        ...(rec.newVersionId ? { newVersionId: rec.newVersionId } : {}),
-        ...(rec.oldPrincipal ? { oldPrincipal: rec.oldPrincipal } : {}),
-        ...(rec.newPrincipal ? { newPrincipal: rec.newPrincipal } : {}),
-        configDir: this.config.dir,
-        ...(verify && cred ? { sql: (query: string, timeoutMs: number) => verify.call(target, cred, { query, timeoutMs }) } : {}),
-      },
+      this.healthContext(st),
       {
         clock: this.clock,
         onResult: (r: HealthResult) => metrics?.healthCheck({ service: target.name, env: subject.env, check: r.check, type: r.type }, r.healthy, r.seconds),
@@ -851,6 +1098,8 @@ export class RotationEngine {
       ...(rec.newVersionId ? { oldVersionId: rec.newVersionId } : {}),
       newVersionId: rec.oldVersionId,
     };
+    const p = progressOf(rec);
+    if (p) (rb as RolloutRecord).rollout = { ...p, waves: [{ label: "all", instances: [...p.verified] }], wave: 0, applied: [], verified: [], failed: [], restored: [] };
     try {
       await this.runManualRollback(subject, rb);
     } catch (e) {

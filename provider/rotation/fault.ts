@@ -1,7 +1,11 @@
 import type { StepName } from "./types";
 
 /** A point of the step machine: just before a step's action runs (its start already recorded) or just after (its end not yet recorded). */
-export type FaultPoint = `${"before" | "after"}:${StepName}`;
+export type FaultPoint =
+  | `${"before" | "after"}:${StepName}`
+  /** Rollouts: around wave N (1-based; `after` = applied, verified and monitored, progress saved) and around one instance's apply. */
+  | `${"before" | "after"}:wave:${number}`
+  | `${"before" | "after"}:instance:${string}`;
 
 /** Called at every fault point; tests arm it to crash there. */
 export type FaultHook = (point: FaultPoint) => void;

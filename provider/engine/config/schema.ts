@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { healthCheckSchema, monitorSchema } from "../../health/settings";
 import { notificationsSchema as notifySettingsSchema, variableNotificationsSchema } from "../../notify/settings";
+import { rolloutSchema } from "../../rotation/rollout/settings";
 
 /**
  * The dsops.yaml schema. These zod schemas are the TypeScript types (`z.infer`). Store
@@ -87,6 +88,8 @@ export const variableRotationSchema = z.strictObject({
   health: z.array(healthCheckSchema).optional(),
   /** How long and how often health checks run after a rotation, and how many consecutive failures roll back. */
   monitor: monitorSchema.optional(),
+  /** Gradual rollout to many instances of the service: waves (canary, percentages), groups, failure policy. */
+  rollout: rolloutSchema.optional(),
   /** dsops policy fields, accepted so existing files load; not acted on yet. */
   cutover: z.looseObject({}).optional(),
   constraints: z.looseObject({}).optional(),
