@@ -11,9 +11,10 @@ set +e
 npx c8 --config .c8rc.json mocha --config .mocharc.json "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
-passed=$(grep -Eo '^ +[0-9]+ passing' "$out" | grep -Eo '[0-9]+' | tail -1)
-failed=$(grep -Eo '^ +[0-9]+ failing' "$out" | grep -Eo '[0-9]+' | tail -1)
-skipped=$(grep -Eo '^ +[0-9]+ pending' "$out" | grep -Eo '[0-9]+' | tail -1)
+count() { { grep -Eo "^ +[0-9]+ $1" "$out" || true; } | grep -Eo '[0-9]+' | tail -1 || true; }
+passed=$(count passing)
+failed=$(count failing)
+skipped=$(count pending)
 gate=0
 if [ -f coverage/coverage-summary.json ]; then node scripts/coverage-gate.js || gate=$?; fi
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
