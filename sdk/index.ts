@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider, secretReferenceProvider } from "../provider/dynamic/providers";
 import { MODULE } from "./tokens";
+import type { PlanRow } from "../provider/dynamic/handlers";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
 
@@ -69,16 +70,7 @@ export interface EnvironmentArgs {
 }
 
 /** One row of an Environment's plan: where a variable comes from, never its value. */
-export interface EnvironmentPlanRow {
-  name: string;
-  source: "literal" | "store";
-  store?: string;
-  storeType?: string;
-  key?: string;
-  field?: string;
-  versionId?: string;
-  pinned?: boolean;
-}
+export type EnvironmentPlanRow = PlanRow;
 
 /** A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each comes from. */
 export class Environment extends pulumi.dynamic.Resource {

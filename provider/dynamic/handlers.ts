@@ -155,7 +155,8 @@ export const secretReference = {
 
 // ---------------------------------------------------------------- Environment
 
-interface PlanRow {
+/** One row of an Environment's plan: where a variable comes from, never its value. */
+export interface PlanRow {
   name: string;
   source: "literal" | "store";
   store?: string;

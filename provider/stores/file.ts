@@ -79,22 +79,20 @@ export class FileStore implements Store, Staging {
   }
 
   async put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
-    if (key === "") throw new DsopsError(`store "${this.name}": empty key`);
-    return this.withLock(() => {
-      const data = this.load(true);
-      const entry = data.secrets[key] ?? { current: "", versions: [] };
-      const id = String(entry.versions.reduce((m, v) => Math.max(m, Number(v.id) || 0), 0) + 1);
-      const createdAt = new Date(this.ctx.clock.now()).toISOString();
-      entry.versions.push({ id, createdAt, ...(options?.description ? { description: options.description } : {}), ...this.encrypt(data.salt, key, id, value.reveal()) });
+    return this.addVersion(key, value, options, (entry, id) => {
       if (entry.current) entry.previous = entry.current;
       entry.current = id;
-      data.secrets[key] = entry;
-      writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
-      return { versionId: id, updatedAt: createdAt };
     });
   }
 
   async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+    return this.addVersion(key, value, options, (entry, id) => {
+      entry.pending = id;
+    });
+  }
+
+  /** Append an encrypted version under the lock, then let `stage` place it (current or pending). */
+  private addVersion(key: string, value: Secret, options: PutOptions | undefined, stage: (entry: FileStoreData["secrets"][string], id: string) => void): Promise<VersionInfo> {
     if (key === "") throw new DsopsError(`store "${this.name}": empty key`);
     return this.withLock(() => {
       const data = this.load(true);
@@ -102,7 +100,7 @@ export class FileStore implements Store, Staging {
       const id = String(entry.versions.reduce((m, v) => Math.max(m, Number(v.id) || 0), 0) + 1);
       const createdAt = new Date(this.ctx.clock.now()).toISOString();
       entry.versions.push({ id, createdAt, ...(options?.description ? { description: options.description } : {}), ...this.encrypt(data.salt, key, id, value.reveal()) });
-      entry.pending = id;
+      stage(entry, id);
       data.secrets[key] = entry;
       writeFileAtomic(this.path, JSON.stringify(data, null, 1) + "\n");
       return { versionId: id, updatedAt: createdAt };
