@@ -230,7 +230,14 @@ envs:
     })();
     const e = engine();
     try {
-      for (let i = 0; i < 6; i++) await e.rotate("prod", "LIVE");
+      for (let i = 0; i < 6; i++) {
+        await e.rotate("prod", "LIVE");
+        // Let the client finish a login begun after this rotation before the next one: a login
+        // slow enough to span two rotations would use a user changed twice meanwhile, which
+        // alternating users do not promise (the current and previous credentials work).
+        const seen = attempts;
+        while (attempts < seen + 2 && !stop) await new Promise((r) => setImmediate(r));
+      }
     } finally {
       stop = true;
       await client;
