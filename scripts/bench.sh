@@ -4,6 +4,7 @@
 #   npm run bench -- resolve-moto one of them (file name without .ts), extra args passed on
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-env.sh
 bash scripts/setup.sh --peers >&2
 if [ $# -gt 0 ]; then
   name=$1; shift

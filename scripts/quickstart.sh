@@ -4,8 +4,10 @@
 # backend. Outputs are printed with secrets hidden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-env.sh
 bash scripts/setup.sh --pulumi
-source scripts/pulumi-env.sh .state/pulumi
+# DSOPS_STATE_DIR: where the local backend keeps the stack (default .state/pulumi).
+source scripts/pulumi-env.sh "${DSOPS_STATE_DIR:-.state/pulumi}"
 
 cfg=quickstart/dsops.yaml
 gen() { node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))'; }

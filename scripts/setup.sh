@@ -3,6 +3,7 @@
 # the build, and the test peers (moto_server, OpenBao). Fast when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-env.sh
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -3,6 +3,7 @@
 # whole suite under c8. Integration tests start their own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node-env.sh
 bash scripts/setup.sh --peers --pulumi
 
 out=$(mktemp)
@@ -17,6 +18,11 @@ failed=$(count failing)
 skipped=$(count pending)
 gate=0
 if [ -f coverage/coverage-summary.json ]; then node scripts/coverage-gate.js || gate=$?; fi
+# The next LTS: the CLI tests and the quickstart on it (whole-suite runs only; DSOPS_SMOKE_NODE=
+# turns it off, DSOPS_SMOKE_NODE=26 picks another major).
+smoke=0
+if [ $# -eq 0 ] && [ -n "${DSOPS_SMOKE_NODE-24}" ]; then bash scripts/smoke-node.sh "${DSOPS_SMOKE_NODE-24}" || smoke=1; fi
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 [ "$status" -ne 0 ] && exit "$status"
+[ "$smoke" -ne 0 ] && { echo "smoke run on Node ${DSOPS_SMOKE_NODE-24} failed" >&2; exit 1; }
 exit "$gate"
