@@ -92,7 +92,12 @@ export class Resolver {
     if (!s) {
       const settings = this.config.stores[name];
       if (!settings) throw new DsopsError(`unknown store "${name}"`);
-      s = createStore(name, settings, { configDir: this.config.dir, clock: this.clock, env: this.opts.env ?? process.env });
+      s = createStore(name, settings, {
+        configDir: this.config.dir,
+        clock: this.clock,
+        env: this.opts.env ?? process.env,
+        ...(this.opts.onWarning ? { onWarning: this.opts.onWarning } : {}),
+      });
       this.stores.set(name, s);
     }
     return s;

@@ -123,6 +123,8 @@ export interface StoreContext {
   readonly clock: Clock;
   /** The environment (the `env` store reads it). */
   readonly env: NodeJS.ProcessEnv;
+  /** Told of warnings (no values), e.g. DSOPS_FILE_KEY overriding a file store's key file. */
+  readonly onWarning?: (message: string) => void;
 }
 
 export type StoreFactory<T extends StoreType> = (

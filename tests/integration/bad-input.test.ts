@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dsops } from "../support/cli";
@@ -103,6 +103,48 @@ describe("bad input: the exact errors users see", function () {
       assert.equal(r.stderr, c.stderr);
       assert.equal(r.status, 1);
       assert.equal(r.stdout, "");
+    });
+  }
+});
+
+/**
+ * Damaged but parseable file stores: `secrets set` and `get` name the file and what is wrong
+ * (exit 1, never a stack trace), and never write over the file.
+ */
+const damagedStores: Array<{ name: string; content: string; problem: string }> = [
+  { name: "secrets is a list", content: '{"format":"dsops-file-store/2","salt":"c2FsdA==","check":"x","secrets":[],"mac":"y"}', problem: "secrets: expected an object, got a list" },
+  { name: "the file holds null", content: "null\n", problem: "expected a JSON object, got null" },
+  { name: "secrets is null", content: '{"format":"dsops-file-store/1","salt":"c2FsdA==","secrets":null}', problem: "secrets: expected an object, got null" },
+  { name: "no salt", content: '{"format":"dsops-file-store/1","secrets":{}}', problem: "salt: missing (expected a string)" },
+  { name: "a secret without versions", content: '{"format":"dsops-file-store/1","salt":"c2FsdA==","secrets":{"a":{"current":"1"}}}', problem: 'secrets["a"].versions: missing (expected a list)' },
+  { name: "not JSON", content: '{"format":"dsops-file-store/2",', problem: "not valid JSON" },
+];
+
+describe("bad input: damaged file stores", function () {
+  this.timeout(60000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-bad-store-"));
+    writeFileSync(join(dir, "dsops.yaml"), 'secretStores:\n  local: { type: file, path: ./secrets.store }\nenvs:\n  dev:\n    A: { from: "store://local/a" }\n');
+    writeFileSync(join(dir, "secrets.store.key"), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", { mode: 0o600 });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const c of damagedStores) {
+    it(c.name, () => {
+      const path = join(dir, "secrets.store");
+      writeFileSync(path, c.content);
+      const env = { ...process.env };
+      delete env.DSOPS_FILE_KEY;
+      const message = `store "local": ${path} is damaged: ${c.problem}`;
+      const set = dsops(["secrets", "set", "--store", "local", "--key", "a"], { cwd: dir, input: "new-value", env });
+      assert.equal(set.stderr, `error: ${message}\nhint: dsops neither reads from nor writes over a damaged store: restore the file from a backup, or repair what is named above\n`);
+      assert.equal(set.status, 1);
+      const get = dsops(["get", "--env", "dev", "--var", "A"], { cwd: dir, env });
+      assert.equal(get.stderr, `error: env "dev": 1 variable failed to resolve:\n  - A (store local, key a): ${message}\n`);
+      assert.equal(get.status, 1);
+      assert.equal(get.stdout, "");
+      assert.equal(readFileSync(path, "utf8"), c.content, "never written over");
     });
   }
 });

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { DsopsError, errorMessage } from "../../engine/errors";
 import type { Store } from "../../stores/types";
 import { progress } from "../progress";
-import { EXIT, exitWhenDone, loadConfig, parseDuration, printJson, table } from "../util";
+import { EXIT, exitWhenDone, loadConfig, parseDuration, printJson, table, warn } from "../util";
 
 /** One store's line in the report. */
 export interface DoctorResult {
@@ -46,7 +46,7 @@ export function register(program: Command): void {
       const created = names.map((name) => {
         const settings = config.stores[name];
         try {
-          return { name, settings, store: createStore(name, settings, { configDir: config.dir, clock: clock(), env: process.env }) };
+          return { name, settings, store: createStore(name, settings, { configDir: config.dir, clock: clock(), env: process.env, onWarning: warn }) };
         } catch (e) {
           return { name, settings, error: e };
         }
