@@ -131,7 +131,7 @@ export const secretReference = {
     const current = await named(`SecretReference ${label(t)}`, () => currentVersion(t));
     if (current.versionId === olds.versionId) return { changes: false };
     // A version made by a RotationPolicy is not drift: the program reads it from the policy's value.
-    if (t.ref.store !== "inline" && (await madeByRotation(formatStoreUri({ ...t.ref, field: undefined }), current.versionId))) return { changes: false };
+    if (t.ref.store !== "inline" && (await madeByRotation(t.ref, current.versionId))) return { changes: false };
     return { changes: true };
   },
 

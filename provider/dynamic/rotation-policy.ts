@@ -80,6 +80,11 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
   return { config, ref, engine };
 }
 
+/** The secret as rotation records name it (`store://<store>/<key>`, as the engine writes it). */
+function secretOf(ref: Pick<SecretRef, "store" | "key">): string {
+  return `store://${ref.store}/${ref.key}`;
+}
+
 function stagingStore(s: PolicySubject): Store & { stagesOf(key: string): Promise<Record<string, string | undefined>> } {
   const store = s.engine.resolver.store(s.ref.store);
   if (!hasStaging(store)) throw new DsopsError(`secret: store "${s.ref.store}" (${store.type}) cannot stage rotations`);
@@ -124,7 +129,7 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
     const info = await store.describe({ key: s.ref.key });
     if (info.updatedAt) last = Date.parse(info.updatedAt);
     else {
-      const rec = (await s.engine.history({ variable: VARIABLE, limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
+      const rec = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
       if (rec?.finishedAt) last = Date.parse(rec.finishedAt);
     }
   }
@@ -261,7 +266,8 @@ export const rotationPolicy = {
     const i = pickInputs(props);
     const ev = await evaluate(i);
     if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
-      const made = (await subject(i).engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
+      const s = subject(i);
+      const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
       if (!made) {
         const outs = await outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
         return { id, props: outs };
@@ -274,11 +280,16 @@ export const rotationPolicy = {
   async delete() {},
 };
 
-/** True when a dsops rotation made `versionId` the current version of `secret` (a SecretReference's drift check). */
-export async function madeByRotation(secret: string, versionId: string): Promise<boolean> {
+/**
+ * True when a dsops rotation of this very secret (same store, same key) made `versionId` its
+ * current version (a SecretReference's drift check). Version ids alone say nothing: the file,
+ * SSM, Vault and GCP stores number each secret's versions 1, 2, 3…
+ */
+export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, versionId: string): Promise<boolean> {
   try {
+    const secret = secretOf(ref);
     const base = providerConfig();
-    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: secret, rotation: { service: "_" } } } } };
+    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
     const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history" }));
     let engine = engines.get(config);
     if (!engine) {
@@ -286,7 +297,7 @@ export async function madeByRotation(secret: string, versionId: string): Promise
       engine = new RotationEngine(config);
       engines.set(config, engine);
     }
-    return (await engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === versionId);
+    return (await engine.history({ variable: VARIABLE, secret, limit: 50 })).some((r) => r.status === "succeeded" && r.secret === secret && r.newVersionId === versionId);
   } catch {
     return false;
   }
