@@ -8,7 +8,8 @@ import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
 import { cached, hasUnknown, named, providerConfig, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
-import type { RotationEngine } from "../rotation/engine";
+import type { RotationEngine, RotationResult } from "../rotation/engine";
+import type { RotationRecord } from "../rotation/types";
 
 /**
  * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan
@@ -205,13 +206,34 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
   };
 }
 
+/**
+ * Rotate through the engine. A run left open by an earlier `up` whose rotation failed and whose
+ * rollback could not finish (the target refused the admin login, say) can only be rolled back:
+ * once the cause is fixed, the engine finishes that rollback, and this `up` then rotates as asked
+ * instead of failing with the old error and leaving the rotation to yet another `up`.
+ */
 async function rotateNow(inputs: RotationPolicyInputs, why: string) {
   const s = subject(inputs);
-  const res = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rotate(ENV, VARIABLE, {}));
+  const secret = secretOf(s.ref);
+  const { res, closed } = await named(`RotationPolicy ${inputs.secret}`, async (): Promise<{ res: RotationResult; closed?: RotationRecord }> => {
+    const open = (await s.engine.history({ variable: VARIABLE, secret, status: ["running"], limit: 1 }))[0];
+    const failedEarlier = open?.kind === "rotate" && open.steps.some((st) => st.outcome === "failed" || st.name === "restore" || st.name === "discard");
+    if (!failedEarlier) return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
+    try {
+      return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
+    } catch (e) {
+      const rec = (await s.engine.history({ variable: VARIABLE, secret, limit: 20 })).find((r) => r.id === open.id);
+      if (rec?.status !== "rolled-back") throw e;
+    }
+    return { res: await s.engine.rotate(ENV, VARIABLE, {}), closed: open };
+  });
   const r = res.record;
   if (r.status !== "succeeded" && r.status !== "grace")
     throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
-  const summary = `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}`;
+  const summary =
+    `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}` +
+    `${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}` +
+    `${closed ? `; first finished the rollback of ${closed.id}, which failed earlier${closed.error ? ` (${closed.error})` : ""}` : ""}`;
   return outputsOf(inputs, "rotated", summary);
 }
 
