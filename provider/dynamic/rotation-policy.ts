@@ -6,7 +6,7 @@ import { suggest } from "../engine/suggest";
 import { parseDuration } from "../schedule/duration";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
-import { cached, hasUnknown, named, providerConfig, zodFailures } from "./context";
+import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
 import type { RotationEngine, RotationResult } from "../rotation/engine";
 import type { RotationRecord } from "../rotation/types";
@@ -264,7 +264,9 @@ export const rotationPolicy = {
   },
 
   /** An update when inputs changed, or when `check` found the rotation due inside a window. */
-  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  async diff(id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const refreshed = takeRead(id, olds);
+    if (refreshed !== undefined) return { changes: refreshed };
     if (hasUnknown(news)) return { changes: true };
     return { changes: !sameInputs(olds, news) || Boolean(news.pendingRotation) };
   },
@@ -285,22 +287,28 @@ export const rotationPolicy = {
 
   /** Refresh: a current version the policy did not make is reported as drift. */
   async read(id: string, props: Record<string, unknown>) {
-    const i = pickInputs(props);
-    const ev = await evaluate(i);
-    if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
-      const s = subject(i);
-      const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
-      if (!made) {
-        const outs = await outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
-        return { id, props: outs };
-      }
-    }
-    return { id, props: await outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? "")) };
+    const outs = await readPolicy(props);
+    noteRead(id, props, outs);
+    return { id, props: outs };
   },
 
   /** Deleting a policy never deletes the secret or the users. */
   async delete() {},
 };
+
+/** The policy's outputs at refresh; `drifted` when the current version was not made by a rotation of this secret. */
+async function readPolicy(props: Record<string, unknown>) {
+  const i = pickInputs(props);
+  const ev = await evaluate(i);
+  if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
+    const s = subject(i);
+    const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
+    if (!made) {
+      return outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
+    }
+  }
+  return outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? ""));
+}
 
 /**
  * True when a dsops rotation of this very secret (same store, same key) made `versionId` its
