@@ -8,6 +8,7 @@ import { suggest } from "../engine/suggest";
 import { environmentInputsSchema, maintenanceWindowInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type MaintenanceWindowInputs, type SecretReferenceInputs } from "./inputs";
 import { clock } from "../engine/clock";
 import { Window } from "../schedule/window";
+import type { PlanRow } from "./types";
 
 /**
  * What the dynamic providers run in Pulumi's provider process. The serialized providers hold
@@ -158,17 +159,8 @@ export const secretReference = {
 
 // ---------------------------------------------------------------- Environment
 
-/** One row of an Environment's plan: where a variable comes from, never its value. */
-export interface PlanRow {
-  name: string;
-  source: "literal" | "store";
-  store?: string;
-  storeType?: string;
-  key?: string;
-  field?: string;
-  versionId?: string;
-  pinned?: boolean;
-}
+/** One row of an Environment's plan (defined beside the SDK's other published types). */
+export type { PlanRow } from "./types";
 
 function environmentConfig(inputs: EnvironmentInputs): Config {
   if (inputs.configFile !== undefined) {
