@@ -73,7 +73,11 @@ export interface EnvironmentArgs {
 /** One row of an Environment's plan: where a variable comes from, never its value. */
 export type EnvironmentPlanRow = PlanRow;
 
-/** A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each comes from. */
+/**
+ * A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each
+ * comes from. When a variable's current version in the store moves, `pulumi preview` shows an
+ * update, and `--diff` shows it in the computed input `currentVersions` (`~ TOKEN: "1" => "2"`).
+ */
 export class Environment extends pulumi.dynamic.Resource {
   /** Every variable by name (a Pulumi secret). */
   declare readonly variables: pulumi.Output<Record<string, string>>;
