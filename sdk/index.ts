@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider, secretReferenceProvider } from "../provider/dynamic/providers";
 import { MODULE } from "./tokens";
-import type { PlanRow } from "../provider/dynamic/handlers";
+import { DsopsError } from "../provider/engine/errors";
+import type { PlanRow } from "../provider/dynamic/types";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
 
@@ -72,7 +73,11 @@ export interface EnvironmentArgs {
 /** One row of an Environment's plan: where a variable comes from, never its value. */
 export type EnvironmentPlanRow = PlanRow;
 
-/** A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each comes from. */
+/**
+ * A whole env of a dsops.yaml, resolved: `variables` is a secret map, `plan` says where each
+ * comes from. When a variable's current version in the store moves, `pulumi preview` shows an
+ * update, and `--diff` shows it in the computed input `currentVersions` (`~ TOKEN: "1" => "2"`).
+ */
 export class Environment extends pulumi.dynamic.Resource {
   /** Every variable by name (a Pulumi secret). */
   declare readonly variables: pulumi.Output<Record<string, string>>;
@@ -273,10 +278,15 @@ function handlers(): typeof import("../provider/dynamic/handlers") {
 }
 
 export interface GetSecretArgs {
+  /** A `store://<store>/<key>[#field][?version=v]` reference. */
   ref?: string;
+  /** A store name from the provider's configuration, or an inline store configuration. */
   store?: string | StoreConfig;
+  /** Key in the store, with `store`; may end in `#field`. */
   key?: string;
+  /** A version id or stage. */
   version?: string;
+  /** A transform chain (`json_extract:.password | trim`) or a list of steps. */
   transform?: string | string[];
 }
 
@@ -288,13 +298,30 @@ export interface GetSecretResult {
   storeType: string;
 }
 
-/** Read a secret now, without a resource in state. */
-export async function getSecret(args: GetSecretArgs): Promise<GetSecretResult> {
-  const h = handlers();
-  const checked = await h.secretReference.check({}, args as Record<string, unknown>);
-  if (checked.failures?.length) throw new Error(`getSecret: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
-  const { outs } = await h.secretReference.create(args as Record<string, unknown>);
-  return { value: pulumi.secret(outs.value), versionId: outs.versionId, ...(outs.updatedAt ? { updatedAt: outs.updatedAt } : {}), storeType: outs.storeType };
+/** getSecretOutput's arguments: getSecret's, each of which may be an Output. */
+export interface GetSecretOutputArgs {
+  ref?: pulumi.Input<string>;
+  store?: pulumi.Input<string | StoreConfig>;
+  key?: pulumi.Input<string>;
+  version?: pulumi.Input<string>;
+  transform?: pulumi.Input<string | string[]>;
+}
+
+/** What getSecretOutput resolves to. */
+export interface GetSecretOutputResult {
+  value: string;
+  versionId: string;
+  updatedAt?: string;
+  storeType: string;
+}
+
+export interface GetEnvironmentArgs {
+  /** A dsops.yaml path, relative to the program's folder. */
+  configFile?: string;
+  /** An inline dsops.yaml as an object. */
+  config?: Record<string, unknown>;
+  /** The env to resolve. */
+  env: string;
 }
 
 export interface GetEnvironmentResult {
@@ -303,11 +330,71 @@ export interface GetEnvironmentResult {
   plan: EnvironmentPlanRow[];
 }
 
-/** Resolve an env of a dsops.yaml now, without a resource in state. */
-export async function getEnvironment(args: { configFile?: string; config?: Record<string, unknown>; env: string }): Promise<GetEnvironmentResult> {
+/** getEnvironmentOutput's arguments: getEnvironment's, each of which may be an Output. */
+export interface GetEnvironmentOutputArgs {
+  configFile?: pulumi.Input<string>;
+  config?: pulumi.Input<Record<string, unknown>>;
+  env: pulumi.Input<string>;
+}
+
+/** What getEnvironmentOutput resolves to. */
+export interface GetEnvironmentOutputResult {
+  variables: Record<string, string>;
+  plan: EnvironmentPlanRow[];
+}
+
+/** Check a function's arguments with its resource's `check`, then read as its `create` does. */
+async function readSecret(fn: string, args: GetSecretArgs): Promise<GetSecretOutputResult> {
   const h = handlers();
-  const checked = await h.environment.check({}, args);
-  if (checked.failures?.length) throw new Error(`getEnvironment: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
-  const { outs } = await h.environment.create(args);
-  return { variables: pulumi.secret(outs.variables), plan: outs.plan };
+  const checked = await h.secretReference.check({}, args as Record<string, unknown>);
+  if (checked.failures?.length) throw new DsopsError(`${fn}: ${checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+  const { outs } = await h.secretReference.create(args as Record<string, unknown>);
+  return { value: outs.value, versionId: outs.versionId, ...(outs.updatedAt ? { updatedAt: outs.updatedAt } : {}), storeType: outs.storeType };
+}
+
+async function readEnvironment(fn: string, args: GetEnvironmentArgs): Promise<GetEnvironmentOutputResult> {
+  const h = handlers();
+  const failures = h.environment.validate(args as unknown as Record<string, unknown>);
+  if (failures.length) throw new DsopsError(`${fn}: ${failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+  const { outs } = await h.environment.create(args as unknown as Record<string, unknown>);
+  return { variables: outs.variables, plan: outs.plan };
+}
+
+/** A user error inside an Output ends the program with its message, not a stack trace. */
+async function asRunError<T>(fn: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof DsopsError) throw new pulumi.RunError(e.message.startsWith(`${fn}: `) ? e.message : `${fn}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Read a secret now, without a resource in state. */
+export async function getSecret(args: GetSecretArgs): Promise<GetSecretResult> {
+  const r = await readSecret("getSecret", args);
+  return { ...r, value: pulumi.secret(r.value) };
+}
+
+/**
+ * Read a secret without a resource in state, the Output form (Pulumi's `get…Output`
+ * convention): arguments may be Outputs, and the read happens once they are known. The
+ * result holds the value, so the whole Output is a secret.
+ */
+export function getSecretOutput(args: GetSecretOutputArgs): pulumi.Output<GetSecretOutputResult> {
+  return pulumi.secret(pulumi.output(args).apply((a) => asRunError("getSecretOutput", () => readSecret("getSecretOutput", a as GetSecretArgs))));
+}
+
+/** Resolve an env of a dsops.yaml now, without a resource in state. */
+export async function getEnvironment(args: GetEnvironmentArgs): Promise<GetEnvironmentResult> {
+  const r = await readEnvironment("getEnvironment", args);
+  return { variables: pulumi.secret(r.variables), plan: r.plan };
+}
+
+/**
+ * Resolve an env of a dsops.yaml without a resource in state, the Output form: arguments may
+ * be Outputs; the whole result is a secret (it holds every variable's value).
+ */
+export function getEnvironmentOutput(args: GetEnvironmentOutputArgs): pulumi.Output<GetEnvironmentOutputResult> {
+  return pulumi.secret(pulumi.output(args).apply((a) => asRunError("getEnvironmentOutput", () => readEnvironment("getEnvironmentOutput", a as GetEnvironmentArgs))));
 }

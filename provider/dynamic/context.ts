@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
 import { DsopsError, errorMessage } from "../engine/errors";
@@ -105,3 +106,38 @@ export async function named<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * What each `read` of this process changed, for the `diff` Pulumi asks right after it. During
+ * `pulumi refresh` the engine calls `read`, then `diff` with the refreshed outputs as `olds` and
+ * the state's inputs as `news`, and shows the resource as updated only when that diff reports
+ * changes. A drift check against the store would find nothing there (the refreshed outputs are
+ * current), so the diff that follows a read answers whether the read changed the outputs.
+ * Keyed by id and a digest of the refreshed outputs; each entry answers one diff.
+ */
+const reads = new Map<string, boolean[]>();
+
+function digest(id: string, props: object): string {
+  const stable = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(stable);
+    if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).filter((k) => k !== "__provider" && (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => [k, stable((v as Record<string, unknown>)[k])]));
+    return v;
+  };
+  return createHash("sha256").update(id).update("\0").update(JSON.stringify(stable(props))).digest("hex");
+}
+
+/** Record a read: `before` is the state's outputs, `after` what the read returns. */
+export function noteRead(id: string, before: object, after: object): void {
+  const key = digest(id, after);
+  const changed = digest(id, before) !== key;
+  reads.set(key, [...(reads.get(key) ?? []), changed]);
+}
+
+/** When `olds` are the outputs a read of this process just returned: whether that read changed them (once). */
+export function takeRead(id: string, olds: Record<string, unknown>): boolean | undefined {
+  const key = digest(id, olds);
+  const pending = reads.get(key);
+  if (!pending?.length) return undefined;
+  const changed = pending.shift();
+  if (!pending.length) reads.delete(key);
+  return changed;
+}

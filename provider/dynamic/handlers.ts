@@ -8,6 +8,7 @@ import { suggest } from "../engine/suggest";
 import { environmentInputsSchema, maintenanceWindowInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type MaintenanceWindowInputs, type SecretReferenceInputs } from "./inputs";
 import { clock } from "../engine/clock";
 import { Window } from "../schedule/window";
+import type { PlanRow } from "./types";
 
 /**
  * What the dynamic providers run in Pulumi's provider process. The serialized providers hold
@@ -18,7 +19,7 @@ import { Window } from "../schedule/window";
 export { UNKNOWN, DEFAULT_STORES, configure, providerConfig } from "./context";
 export { rotationPolicy, evaluate as evaluatePolicy, waitingMessage } from "./rotation-policy";
 import { madeByRotation } from "./rotation-policy";
-import { cached, hasUnknown, named, providerConfig, resolverFor, state, zodFailures } from "./context";
+import { cached, hasUnknown, named, noteRead, providerConfig, resolverFor, state, takeRead, zodFailures } from "./context";
 
 // ---------------------------------------------------------------- SecretReference
 
@@ -121,7 +122,9 @@ export const secretReference = {
     return { inputs: news };
   },
 
-  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  async diff(id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const refreshed = takeRead(id, olds);
+    if (refreshed !== undefined) return { changes: refreshed };
     const before = pickInputs(olds);
     const after = pickInputs(news);
     if (JSON.stringify(before) !== JSON.stringify(after)) return { changes: true };
@@ -131,7 +134,7 @@ export const secretReference = {
     const current = await named(`SecretReference ${label(t)}`, () => currentVersion(t));
     if (current.versionId === olds.versionId) return { changes: false };
     // A version made by a RotationPolicy is not drift: the program reads it from the policy's value.
-    if (t.ref.store !== "inline" && (await madeByRotation(formatStoreUri({ ...t.ref, field: undefined }), current.versionId))) return { changes: false };
+    if (t.ref.store !== "inline" && (await madeByRotation(t.ref, current.versionId))) return { changes: false };
     return { changes: true };
   },
 
@@ -142,6 +145,7 @@ export const secretReference = {
 
   async read(id: string, props: Record<string, unknown>) {
     const outs = await readSecretReference(pickInputs(props));
+    noteRead(id, props, outs);
     return { id, props: outs };
   },
 
@@ -155,17 +159,8 @@ export const secretReference = {
 
 // ---------------------------------------------------------------- Environment
 
-/** One row of an Environment's plan: where a variable comes from, never its value. */
-export interface PlanRow {
-  name: string;
-  source: "literal" | "store";
-  store?: string;
-  storeType?: string;
-  key?: string;
-  field?: string;
-  versionId?: string;
-  pinned?: boolean;
-}
+/** One row of an Environment's plan (defined beside the SDK's other published types). */
+export type { PlanRow } from "./types";
 
 function environmentConfig(inputs: EnvironmentInputs): Config {
   if (inputs.configFile !== undefined) {
@@ -201,44 +196,75 @@ async function readEnvironment(inputs: EnvironmentInputs) {
   });
 }
 
-export const environment = {
-  async check(_olds: unknown, news: Record<string, unknown>) {
-    const parsed = environmentInputsSchema.safeParse(pickEnvInputs(news));
-    if (!parsed.success) return { inputs: news, failures: zodFailures(parsed.error.issues) };
-    if (hasUnknown(news)) return { inputs: news };
-    try {
-      const config = environmentConfig(parsed.data);
-      if (!config.envs[parsed.data.env]) {
-        const names = Object.keys(config.envs);
-        const hint = suggest(parsed.data.env, names);
-        return { inputs: news, failures: [{ property: "env", reason: `unknown env "${parsed.data.env}"${hint ? ` (did you mean "${hint}"?)` : ` (envs: ${names.join(", ") || "none"})`}` }] };
-      }
-    } catch (e) {
-      return { inputs: news, failures: [{ property: parsed.data.configFile !== undefined ? "configFile" : "config", reason: errorMessage(e) }] };
+/**
+ * The current version id of each store variable of the env that is not pinned, by name: the
+ * computed input `currentVersions` that `check` adds to an existing Environment, so that
+ * `pulumi preview --diff` shows which variable's version moved (`~ TOKEN: "1" => "2"`).
+ */
+async function currentVersionsOf(config: Config, env: string): Promise<Record<string, string>> {
+  const r = resolverFor(config);
+  const vars = config.envs[env] ?? {};
+  const rows = await named(`Environment ${env}`, () =>
+    Promise.all(
+      Object.entries(vars)
+        .filter(([, v]) => v.ref !== undefined && v.ref.version === undefined)
+        .map(async ([name, v]) => [name, (await r.fetch(v.ref as SecretRef)).versionId] as const),
+    ),
+  );
+  return Object.fromEntries(rows.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** An Environment's inputs checked: failures naming the property, else the inputs and their configuration. */
+function validateEnvironment(news: Record<string, unknown>): { failures: Array<{ property: string; reason: string }> } | { inputs: EnvironmentInputs; config?: Config } {
+  const parsed = environmentInputsSchema.safeParse(pickEnvInputs(news));
+  if (!parsed.success) return { failures: zodFailures(parsed.error.issues) };
+  if (hasUnknown(news)) return { inputs: parsed.data };
+  try {
+    const config = environmentConfig(parsed.data);
+    if (!config.envs[parsed.data.env]) {
+      const names = Object.keys(config.envs);
+      const hint = suggest(parsed.data.env, names);
+      return { failures: [{ property: "env", reason: `unknown env "${parsed.data.env}"${hint ? ` (did you mean "${hint}"?)` : ` (envs: ${names.join(", ") || "none"})`}` }] };
     }
-    return { inputs: news };
+    return { inputs: parsed.data, config };
+  } catch (e) {
+    return { failures: [{ property: parsed.data.configFile !== undefined ? "configFile" : "config", reason: errorMessage(e) }] };
+  }
+}
+
+export const environment = {
+  /** Validates, and records the store's current versions (`currentVersions`; for a new Environment, when they can be read). */
+  async check(olds: Record<string, unknown> | undefined, news: Record<string, unknown>) {
+    const v = validateEnvironment(news);
+    if ("failures" in v) return { inputs: news, failures: v.failures };
+    if (!v.config) return { inputs: news };
+    // A new Environment's secrets may be made earlier in the same `up`: one not there yet is no error here.
+    if (!olds || Object.keys(olds).length === 0) {
+      const seen = await currentVersionsOf(v.config, v.inputs.env).catch(() => undefined);
+      return { inputs: seen ? { ...news, currentVersions: seen } : news };
+    }
+    return { inputs: { ...news, currentVersions: await currentVersionsOf(v.config, v.inputs.env) } };
   },
 
-  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  /** The check of getEnvironment's arguments (no store is called). */
+  validate(args: Record<string, unknown>): Array<{ property: string; reason: string }> {
+    const v = validateEnvironment(args);
+    return "failures" in v ? v.failures : [];
+  },
+
+  /** An update when inputs changed, a variable was added or removed, or a variable's current version is not the one read. */
+  async diff(id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const refreshed = takeRead(id, olds);
+    if (refreshed !== undefined) return { changes: refreshed };
     const after = pickEnvInputs(news);
     if (JSON.stringify(pickEnvInputs(olds)) !== JSON.stringify(after)) return { changes: true };
     if (hasUnknown(news)) return { changes: true };
     const config = environmentConfig(after);
-    const r = resolverFor(config);
     const vars = config.envs[after.env] ?? {};
     const plan = (olds.plan as PlanRow[] | undefined) ?? [];
     if (Object.keys(vars).sort().join() !== plan.map((p) => p.name).sort().join()) return { changes: true };
-    const drifted = await named(`Environment ${after.env}`, async () => {
-      const checks = plan
-        .filter((p) => p.source === "store" && !p.pinned)
-        .map(async (p) => {
-          const ref = vars[p.name]?.ref;
-          if (!ref) return true;
-          return (await r.fetch(ref)).versionId !== p.versionId;
-        });
-      return (await Promise.all(checks)).some(Boolean);
-    });
-    return { changes: drifted };
+    const current = (news.currentVersions as Record<string, string> | undefined) ?? (await currentVersionsOf(config, after.env));
+    return { changes: plan.some((p) => p.source === "store" && !p.pinned && current[p.name] !== p.versionId) };
   },
 
   async create(inputs: Record<string, unknown>) {
@@ -247,7 +273,9 @@ export const environment = {
   },
 
   async read(id: string, props: Record<string, unknown>) {
-    return { id, props: await readEnvironment(pickEnvInputs(props)) };
+    const outs = await readEnvironment(pickEnvInputs(props));
+    noteRead(id, props, outs);
+    return { id, props: outs };
   },
 
   async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
@@ -299,7 +327,9 @@ export const maintenanceWindow = {
   },
 
   /** Only input changes update a window; its time-dependent outputs follow at up and refresh. */
-  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  async diff(id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const refreshed = takeRead(id, olds);
+    if (refreshed !== undefined) return { changes: refreshed };
     return { changes: JSON.stringify(pickWindowInputs(olds)) !== JSON.stringify(pickWindowInputs(news)) };
   },
 
@@ -309,7 +339,9 @@ export const maintenanceWindow = {
   },
 
   async read(id: string, props: Record<string, unknown>) {
-    return { id, props: windowOutputs(pickWindowInputs(props)) };
+    const outs = windowOutputs(pickWindowInputs(props));
+    noteRead(id, props, outs);
+    return { id, props: outs };
   },
 
   async update(_id: string, _olds: unknown, news: Record<string, unknown>) {

@@ -6,9 +6,10 @@ import { suggest } from "../engine/suggest";
 import { parseDuration } from "../schedule/duration";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
-import { cached, hasUnknown, named, providerConfig, zodFailures } from "./context";
+import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
-import type { RotationEngine } from "../rotation/engine";
+import type { RotationEngine, RotationResult } from "../rotation/engine";
+import type { RotationRecord } from "../rotation/types";
 
 /**
  * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan
@@ -80,6 +81,11 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
   return { config, ref, engine };
 }
 
+/** The secret as rotation records name it (`store://<store>/<key>`, as the engine writes it). */
+function secretOf(ref: Pick<SecretRef, "store" | "key">): string {
+  return `store://${ref.store}/${ref.key}`;
+}
+
 function stagingStore(s: PolicySubject): Store & { stagesOf(key: string): Promise<Record<string, string | undefined>> } {
   const store = s.engine.resolver.store(s.ref.store);
   if (!hasStaging(store)) throw new DsopsError(`secret: store "${s.ref.store}" (${store.type}) cannot stage rotations`);
@@ -124,7 +130,7 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
     const info = await store.describe({ key: s.ref.key });
     if (info.updatedAt) last = Date.parse(info.updatedAt);
     else {
-      const rec = (await s.engine.history({ variable: VARIABLE, limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
+      const rec = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
       if (rec?.finishedAt) last = Date.parse(rec.finishedAt);
     }
   }
@@ -200,13 +206,34 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
   };
 }
 
+/**
+ * Rotate through the engine. A run left open by an earlier `up` whose rotation failed and whose
+ * rollback could not finish (the target refused the admin login, say) can only be rolled back:
+ * once the cause is fixed, the engine finishes that rollback, and this `up` then rotates as asked
+ * instead of failing with the old error and leaving the rotation to yet another `up`.
+ */
 async function rotateNow(inputs: RotationPolicyInputs, why: string) {
   const s = subject(inputs);
-  const res = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rotate(ENV, VARIABLE, {}));
+  const secret = secretOf(s.ref);
+  const { res, closed } = await named(`RotationPolicy ${inputs.secret}`, async (): Promise<{ res: RotationResult; closed?: RotationRecord }> => {
+    const open = (await s.engine.history({ variable: VARIABLE, secret, status: ["running"], limit: 1 }))[0];
+    const failedEarlier = open?.kind === "rotate" && open.steps.some((st) => st.outcome === "failed" || st.name === "restore" || st.name === "discard");
+    if (!failedEarlier) return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
+    try {
+      return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
+    } catch (e) {
+      const rec = (await s.engine.history({ variable: VARIABLE, secret, limit: 20 })).find((r) => r.id === open.id);
+      if (rec?.status !== "rolled-back") throw e;
+    }
+    return { res: await s.engine.rotate(ENV, VARIABLE, {}), closed: open };
+  });
   const r = res.record;
   if (r.status !== "succeeded" && r.status !== "grace")
     throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
-  const summary = `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}`;
+  const summary =
+    `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}` +
+    `${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}` +
+    `${closed ? `; first finished the rollback of ${closed.id}, which failed earlier${closed.error ? ` (${closed.error})` : ""}` : ""}`;
   return outputsOf(inputs, "rotated", summary);
 }
 
@@ -237,7 +264,9 @@ export const rotationPolicy = {
   },
 
   /** An update when inputs changed, or when `check` found the rotation due inside a window. */
-  async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+  async diff(id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const refreshed = takeRead(id, olds);
+    if (refreshed !== undefined) return { changes: refreshed };
     if (hasUnknown(news)) return { changes: true };
     return { changes: !sameInputs(olds, news) || Boolean(news.pendingRotation) };
   },
@@ -258,27 +287,39 @@ export const rotationPolicy = {
 
   /** Refresh: a current version the policy did not make is reported as drift. */
   async read(id: string, props: Record<string, unknown>) {
-    const i = pickInputs(props);
-    const ev = await evaluate(i);
-    if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
-      const made = (await subject(i).engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
-      if (!made) {
-        const outs = await outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
-        return { id, props: outs };
-      }
-    }
-    return { id, props: await outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? "")) };
+    const outs = await readPolicy(props);
+    noteRead(id, props, outs);
+    return { id, props: outs };
   },
 
   /** Deleting a policy never deletes the secret or the users. */
   async delete() {},
 };
 
-/** True when a dsops rotation made `versionId` the current version of `secret` (a SecretReference's drift check). */
-export async function madeByRotation(secret: string, versionId: string): Promise<boolean> {
+/** The policy's outputs at refresh; `drifted` when the current version was not made by a rotation of this secret. */
+async function readPolicy(props: Record<string, unknown>) {
+  const i = pickInputs(props);
+  const ev = await evaluate(i);
+  if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
+    const s = subject(i);
+    const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
+    if (!made) {
+      return outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
+    }
+  }
+  return outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? ""));
+}
+
+/**
+ * True when a dsops rotation of this very secret (same store, same key) made `versionId` its
+ * current version (a SecretReference's drift check). Version ids alone say nothing: the file,
+ * SSM, Vault and GCP stores number each secret's versions 1, 2, 3…
+ */
+export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, versionId: string): Promise<boolean> {
   try {
+    const secret = secretOf(ref);
     const base = providerConfig();
-    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: secret, rotation: { service: "_" } } } } };
+    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
     const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history" }));
     let engine = engines.get(config);
     if (!engine) {
@@ -286,7 +327,7 @@ export async function madeByRotation(secret: string, versionId: string): Promise
       engine = new RotationEngine(config);
       engines.set(config, engine);
     }
-    return (await engine.history({ variable: VARIABLE, limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === versionId);
+    return (await engine.history({ variable: VARIABLE, secret, limit: 50 })).some((r) => r.status === "succeeded" && r.secret === secret && r.newVersionId === versionId);
   } catch {
     return false;
   }

