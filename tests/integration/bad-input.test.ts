@@ -263,6 +263,9 @@ describe("bad input: the exact errors users see", function () {
       assert.equal(r.stderr, c.stderr);
       assert.equal(r.status, 0);
       assert.match(r.stdout, /^VARIABLE +SOURCE/);
+      const j = dsops(["plan", "--env", "dev", "--json"], { cwd: dir });
+      assert.equal(j.status, 0);
+      assert.deepEqual((JSON.parse(j.stdout) as { warnings: string[] }).warnings.map((w) => `warning: ${w}\n`).join(""), c.stderr);
     });
   }
 
