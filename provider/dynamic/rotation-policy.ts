@@ -1,6 +1,6 @@
 import { configFromObject, type Config } from "../engine/config/load";
 import { clock } from "../engine/clock";
-import { DsopsError, errorMessage } from "../engine/errors";
+import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../engine/errors";
 import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
 import { suggest } from "../engine/suggest";
 import { parseDuration } from "../schedule/duration";
@@ -71,7 +71,7 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
     ...(inputs.schedule.cron ? { schedule: inputs.schedule.cron } : {}),
   };
   const raw = { ...base.raw, services, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri(ref), rotation } } } };
-  const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy" }));
+  const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy", strictRotations: true }));
   let engine = engines.get(config);
   if (!engine) {
     const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
@@ -246,6 +246,52 @@ async function rollbackNow(inputs: RotationPolicyInputs) {
   return outputsOf(inputs, "rolled-back", `rolled back ${r.id} (${rb.reason}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}`);
 }
 
+/**
+ * The target's own credentials (`admin`, `signing_secret`) that name no secret: the rotation
+ * would fail at its first login, so the preview says it now. Only metadata is read (describe,
+ * no value); a store that cannot answer here is left to the rotation to report.
+ */
+async function missingTargetSecrets(inputs: RotationPolicyInputs): Promise<Array<{ property: string; reason: string }>> {
+  const s = subject(inputs);
+  const service = typeof inputs.target === "string" ? inputs.target : TARGET;
+  const entry = (s.config.raw.services[service] ?? {}) as Record<string, unknown>;
+  const out: Array<{ property: string; reason: string }> = [];
+  for (const field of ["admin", "signing_secret"]) {
+    const uri = entry[field];
+    if (typeof uri !== "string") continue;
+    const ref = parseStoreUri(uri);
+    try {
+      await s.engine.resolver.store(ref.store).describe({ key: ref.key, ...(ref.version !== undefined ? { version: ref.version } : {}) });
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) continue;
+      out.push({
+        property: typeof inputs.target === "string" ? "target" : `target.${field}`,
+        reason: `${typeof inputs.target === "string" ? `service "${service}": ` : ""}${field} ${uri} does not exist in store "${ref.store}"; the rotation logs in with it`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The policy's input behind a path of the configuration it builds (`envs.pulumi.SECRET.rotation.users` → `users`). */
+const policyInputOf: Readonly<Record<string, string>> = { service: "target", verification: "verify", notifications: "notify", schedule: "schedule.cron" };
+
+/** A problem of the configuration a policy builds, as a failure on the policy's own property. */
+function policyFailure(problem: string, target: RotationPolicyInputs["target"]): { property: string; reason: string } {
+  const m = /^(\S+?): (.*)$/s.exec(problem);
+  if (!m) return { property: "secret", reason: problem };
+  const path = m[1].replace(/\[(\d+)\]/g, ".$1");
+  const rotation = `envs.${ENV}.${VARIABLE}.rotation`;
+  if (path === `envs.${ENV}.${VARIABLE}.from` || path === `envs.${ENV}.${VARIABLE}`) return { property: "secret", reason: m[2] };
+  if (path.startsWith(`${rotation}.`)) {
+    const [head, ...rest] = path.slice(rotation.length + 1).split(".");
+    return { property: [policyInputOf[head] ?? head, ...rest].join("."), reason: m[2] };
+  }
+  if (path === `services.${TARGET}` || path.startsWith(`services.${TARGET}.`)) return { property: `target${path.slice(`services.${TARGET}`.length)}`, reason: m[2] };
+  if (typeof target === "string" && (path === `services.${target}` || path.startsWith(`services.${target}.`))) return { property: "target", reason: `${m[1]}: ${m[2]}` };
+  return { property: path, reason: m[2] };
+}
+
 export const rotationPolicy = {
   async check(_olds: unknown, news: Record<string, unknown>) {
     const parsed = rotationPolicyInputsSchema.safeParse(pickInputs(news));
@@ -255,8 +301,11 @@ export const rotationPolicy = {
       windowsOf(parsed.data);
       dueAfter(parsed.data, 0);
       const ev = await evaluate(parsed.data);
+      const missing = await missingTargetSecrets(parsed.data);
+      if (missing.length) return { inputs: news, failures: missing };
       return { inputs: { ...news, pendingRotation: pendingReason(ev) } };
     } catch (e) {
+      if (e instanceof ConfigError) return { inputs: news, failures: e.problems.map((p) => policyFailure(p, parsed.data.target)) };
       const msg = errorMessage(e);
       const m = /^([A-Za-z_][\w.[\]]*): (.*)$/s.exec(msg);
       return { inputs: news, failures: [m ? { property: m[1], reason: m[2] } : { property: "secret", reason: msg }] };
@@ -320,7 +369,8 @@ export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, vers
     const secret = secretOf(ref);
     const base = providerConfig();
     const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
-    const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history" }));
+    // Built only to read the history: its rotation block names no service, so it is not checked against services:.
+    const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
     let engine = engines.get(config);
     if (!engine) {
       const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");

@@ -3,8 +3,9 @@ import { TransformError } from "./errors";
 export type PathStep = string | number;
 
 /**
- * Parse a path such as `.a.b[0]`, `a.b`, `["key.with.dots"]` or `.items[2].name`.
- * A bare word (`password`) is a one-step path.
+ * Parse a path such as `.a.b[0]`, `a.b`, `["key.with.dots"]`, `.items[2].name` or `.list[-1]`
+ * (a negative index counts from the end). A bare word (`password`) is a one-step path; `.`
+ * alone is the whole document. An empty step (`a..b`, `a.`) is an error.
  */
 export function parsePath(path: string): PathStep[] {
   const steps: PathStep[] = [];
@@ -15,6 +16,7 @@ export function parsePath(path: string): PathStep[] {
     const c = s[i];
     if (c === ".") {
       i++;
+      if (i === s.length || s[i] === ".") throw new TransformError(`path "${path}": empty step after "." (at character ${i})`);
       continue;
     }
     if (c === "[") {

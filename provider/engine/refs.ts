@@ -1,8 +1,11 @@
 import { RefError } from "./errors";
+import { parsePath } from "./jsonpath";
+import { suggest } from "./suggest";
 
 /**
  * A parsed secret reference: which store, which key, which field and version.
- * Forms: `store://<store>/<path>[#<field>][?version=<v>&<opt>=<x>]`, `{store, key, version}`,
+ * Forms: `store://<store>/<path>[#<field>][?version=<v>]` (or `?version_id=`/`?version_stage=`
+ * for AWS Secrets Manager), `{store, key, version}`,
  * legacy `{provider, key, version}`, and `{store: "store://…"}`.
  */
 export interface SecretRef {
@@ -14,7 +17,7 @@ export interface SecretRef {
   readonly field?: string;
   /** Version id or stage. */
   readonly version?: string;
-  /** Other `?opt=x` options. */
+  /** `?version_id=` / `?version_stage=` (AWS Secrets Manager). */
   readonly options?: Readonly<Record<string, string>>;
 }
 
@@ -24,12 +27,35 @@ export function isStoreUri(s: string): boolean {
   return s.startsWith(SCHEME);
 }
 
-/** Split `key#field` (the first `#`). Store-native keys such as `op://…` keep their own syntax. */
-export function splitField(key: string): { key: string; field?: string } {
+/** Query parameters a `store://` reference may carry (`version_id` and `version_stage` are AWS Secrets Manager's). */
+export const refQueryKeys = ["version", "version_id", "version_stage"] as const;
+
+/**
+ * Check the field of a reference (`password`, `.db.hosts[0]`, `["a.b"]`, `.list[-1]`): it must
+ * name at least one step, and every step must be well formed. `what` names the reference.
+ */
+export function checkField(field: string, what: string): void {
+  let steps: unknown[];
+  try {
+    steps = parsePath(field);
+  } catch (e) {
+    throw new RefError(`${what}: bad field "#${field}": ${(e as Error).message.replace(/^path "[^"]*": /, "")}`, { hint: 'e.g. #password, #.db.host, #.hosts[0], #["key.with.dots"]' });
+  }
+  if (steps.length === 0)
+    throw new RefError(`${what}: the field "#${field}" names no field (to read the whole secret, leave out "#")`, { hint: "e.g. #password or #.db.host" });
+}
+
+/**
+ * Split `key#field` (the first `#`). Store-native keys such as `op://…` keep their own syntax.
+ * An empty field (`key#`) or a malformed one (`key#..`) is an error naming the reference.
+ */
+export function splitField(key: string, what = `key "${key}"`): { key: string; field?: string } {
   const hash = key.indexOf("#");
   if (hash < 0) return { key };
   const field = key.slice(hash + 1);
-  return { key: key.slice(0, hash), field: field === "" ? undefined : field };
+  if (field === "") throw new RefError(`${what}: nothing after "#" (to read the whole secret, leave out "#")`, { hint: "e.g. #password or #.db.host" });
+  checkField(field, what);
+  return { key: key.slice(0, hash), field };
 }
 
 function decode(part: string, uri: string): string {
@@ -52,24 +78,54 @@ export function parseStoreUri(uri: string): SecretRef {
   const slash = rest.indexOf("/");
   if (slash <= 0) throw new RefError(`reference "${uri}": expected ${SCHEME}<store>/<path>`, { hint: "e.g. store://aws/myapp/prod#password" });
   const store = decode(rest.slice(0, slash), uri);
-  const { key, field } = splitField(rest.slice(slash + 1));
-  if (key === "") throw new RefError(`reference "${uri}": empty path`);
+  const what = `reference "${uri}"`;
+  const { key, field } = splitField(rest.slice(slash + 1), what);
+  if (key === "") throw new RefError(`${what}: empty path`);
   const options: Record<string, string> = {};
   let version: string | undefined;
-  if (query) {
-    for (const [k, v] of new URLSearchParams(query)) {
-      // URLSearchParams never throws: malformed escapes stay as they are.
-      if (k === "version") version = v;
-      else options[k] = v;
-    }
+  if (q >= 0) {
+    const params = parseQuery(query, what);
+    version = params.get("version");
+    for (const [k, v] of params) if (k !== "version") options[k] = v;
   }
+  const decodedField = field === undefined ? undefined : decode(field, uri);
+  if (decodedField !== undefined && decodedField !== field) checkField(decodedField, what);
   return {
     store,
     key: decode(key, uri),
-    ...(field !== undefined ? { field: decode(field, uri) } : {}),
+    ...(decodedField !== undefined ? { field: decodedField } : {}),
     ...(version !== undefined ? { version } : {}),
     ...(Object.keys(options).length ? { options } : {}),
   };
+}
+
+/**
+ * The query of a reference: `version=…`, or `version_id=…` / `version_stage=…` (AWS Secrets
+ * Manager), at most one of them, each once and with a value. Anything else is an error rather
+ * than ignored: an unknown or repeated parameter, `??`, an empty one, a `#` after the query.
+ */
+function parseQuery(query: string, what: string): Map<string, string> {
+  const allowed: readonly string[] = refQueryKeys;
+  const hint = `e.g. store://<store>/<key>#<field>?version=<v>; parameters: ${refQueryKeys.join(", ")}`;
+  if (query === "") throw new RefError(`${what}: "?" with no query after it`, { hint });
+  if (query.startsWith("?")) throw new RefError(`${what}: "??": the query starts after a single "?"`, { hint });
+  if (query.includes("#")) throw new RefError(`${what}: "#" inside the query: the field goes before it (…/<key>#<field>?version=<v>)`, { hint });
+  const out = new Map<string, string>();
+  for (const part of query.split("&")) {
+    if (part === "") throw new RefError(`${what}: an empty query parameter ("&&", or "&" at an end)`, { hint });
+    const eq = part.indexOf("=");
+    // URLSearchParams decodes as browsers do ("+" is a space) and never throws.
+    const [[k, v]] = [...new URLSearchParams(eq < 0 ? `${part}=` : part)];
+    if (!allowed.includes(k)) {
+      const near = suggest(k, refQueryKeys);
+      throw new RefError(`${what}: unknown query parameter "${k}"${near ? ` (did you mean "${near}"?)` : ""}; a reference takes ${refQueryKeys.join(", ")}`, { hint });
+    }
+    if (out.has(k)) throw new RefError(`${what}: query parameter "${k}" is given twice`, { hint });
+    if (eq < 0 || v === "") throw new RefError(`${what}: query parameter "${k}" has no value`, { hint });
+    out.set(k, v);
+  }
+  if (out.size > 1) throw new RefError(`${what}: give one of ${refQueryKeys.join(", ")}, not ${[...out.keys()].join(" and ")}`, { hint });
+  return out;
 }
 
 /** Format a reference as a `store://` URI that `parseStoreUri` reads back as the same reference. */
@@ -99,7 +155,8 @@ export function parseFrom(from: FromSpec): SecretRef {
     return from.version !== undefined ? { ...ref, version: from.version } : ref;
   }
   if (!from.key) throw new RefError(`reference to store "${storeName}": missing key`);
-  const { key, field } = splitField(from.key);
+  const { key, field } = splitField(from.key, `reference to store "${storeName}", key "${from.key}"`);
+  if (key === "") throw new RefError(`reference to store "${storeName}": missing key before "#"`);
   return {
     store: storeName,
     key,

@@ -881,6 +881,11 @@ export class RotationEngine {
 
   private async dryRun(subject: Subject, strategy: ResolvedStrategy, reason?: string): Promise<RotationResult> {
     const current = await this.readStage(subject, "current");
+    // A first rotation creates the secret; a typo in the key would too, so say so before the checks.
+    const missing = current
+      ? undefined
+      : `${subject.secret} has no current version in store "${subject.ref.store}" (it does not exist yet, or its first rotation never finished): a rotation creates it; check the key if you expected an existing secret`;
+    if (missing) this.event(`warning: ${missing}`);
     const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
     if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
     const rollout = await this.planRollout(subject, plan);
@@ -911,6 +916,7 @@ export class RotationEngine {
       steps.push(`on failure: ${rollout.onFailure}`);
     }
     if (holder) steps.unshift(`(a rotation is in progress by ${holder.who}, pid ${holder.pid}: a real run would be refused now)`);
+    if (missing) steps.unshift(`(${missing})`);
     const rec: RotationRecord = {
       id: "dry-run",
       kind: "rotate",
@@ -1158,7 +1164,15 @@ export class RotationEngine {
         throw new ConfigError(`${path}: unknown service "${service}"${names.length ? ` (services: ${names.join(", ")})` : " (no services are defined)"}`);
       }
       t = createTarget(service, raw, {
-        resolveRef: async (ref) => (await this.resolver.resolveRef(parseStoreUri(ref))).value,
+        resolveRef: async (ref) => {
+          try {
+            return (await this.resolver.resolveRef(parseStoreUri(ref))).value;
+          } catch (e) {
+            // The admin credential (or signing secret) named in services: is missing: say whose.
+            if (e instanceof NotFoundError) throw new NotFoundError(`service "${service}": ${ref} does not exist: ${e.message}`, { hint: `check services.${service} in dsops.yaml, or store the credential there` });
+            throw e;
+          }
+        },
         clock: this.clock,
         configDir: this.config.dir,
       });

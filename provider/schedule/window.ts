@@ -1,4 +1,4 @@
-import { CronExpressionParser } from "cron-parser";
+import { CronExpressionParser, type CronExpression } from "cron-parser";
 import { DsopsError } from "../engine/errors";
 import { parseDuration } from "./duration";
 import { checkZone, instantOf, wallTime } from "./zone";
@@ -25,14 +25,12 @@ export interface WindowSpec {
   enabled?: boolean;
 }
 
+/** A checked cron expression: the minutes and hours of a matching day, and the day test. */
 interface Fields {
   minutes: number[];
   hours: number[];
-  days: Set<number>;
-  months: Set<number>;
-  weekdays: Set<number>;
-  domRestricted: boolean;
-  dowRestricted: boolean;
+  /** cron-parser's expression read in UTC: days are tested on their wall-clock date. */
+  days: CronExpression;
 }
 
 /** A checked window that answers "is it open, and when does it open and close next". */
@@ -131,38 +129,48 @@ export class Window {
   }
 }
 
+/**
+ * Does the cron match this calendar day (of the window's zone)? cron-parser decides, so every
+ * day syntax it iterates works: `L` (last day of the month), `5L` (last Friday), `5#3` (third
+ * Friday), names, ranges, steps, and the classic rule that either day field may match when both
+ * are restricted. The wall date is tested as a UTC date at the day's first listed time.
+ */
 function matchesDay(c: Fields, w: { year: number; month: number; day: number }): boolean {
-  if (!c.months.has(w.month)) return false;
-  const dow = new Date(Date.UTC(w.year, w.month - 1, w.day)).getUTCDay();
-  const domOk = c.days.has(w.day);
-  const dowOk = c.weekdays.has(dow);
-  // Classic cron: when both day fields are restricted, either one matching is enough.
-  if (c.domRestricted && c.dowRestricted) return domOk || dowOk;
-  return domOk && dowOk;
+  return c.days.includesDate(new Date(Date.UTC(w.year, w.month - 1, w.day, c.hours[0], c.minutes[0])));
 }
 
-/** Parse and check a 5-field cron expression (minute hour day-of-month month day-of-week). */
+/**
+ * Parse and check a 5-field cron expression (minute hour day-of-month month day-of-week).
+ * `L`, `<weekday>L` and `<weekday>#<n>` are supported; `W` (nearest weekday) and `H` (a hashed,
+ * random value) are refused with a field error rather than read as something else.
+ */
 export function parseCron(expr: string, field = "schedule"): Fields {
   const text = String(expr).trim();
-  if (text.split(/\s+/).length !== 5)
+  const parts = text.split(/\s+/);
+  if (parts.length !== 5)
     throw new DsopsError(`${field}: "${expr}" must have 5 fields (minute hour day-of-month month day-of-week)`, { hint: 'e.g. "0 2 * * SUN" for Sundays at 02:00' });
-  let f;
+  const names = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+  parts.forEach((p, i) => {
+    if (/W/i.test(p.replace(/WED/gi, "")))
+      throw new DsopsError(`${field}: "${expr}": "W" (nearest weekday) in the ${names[i]} field is not supported`, {
+        hint: 'name the days instead: "0 2 1-3 * MON-FRI" is a weekday among the 1st to the 3rd; "L" (last day of the month), "5L" (last Friday) and "5#1" (first Friday) are supported',
+      });
+    if (/H/i.test(p.replace(/THU/gi, "")))
+      throw new DsopsError(`${field}: "${expr}": "H" (a hashed value) in the ${names[i]} field picks a different time on every run`, { hint: "write the value itself" });
+  });
+  let e: CronExpression;
   try {
-    f = CronExpressionParser.parse(text).fields;
-  } catch (e) {
-    throw new DsopsError(`${field}: "${expr}" is not a valid cron expression: ${(e as Error).message}`);
+    // A fixed start: nothing here iterates from "now" (time comes from the project clock).
+    e = CronExpressionParser.parse(text, { tz: "UTC", currentDate: 0 });
+  } catch (err) {
+    throw new DsopsError(`${field}: "${expr}" is not a valid cron expression: ${(err as Error).message}`, {
+      hint: 'fields: minute hour day-of-month month day-of-week; e.g. "0 2 * * SUN", "0 3 L * *" (last day of the month), "0 2 * * 6#1" (first Saturday)',
+    });
   }
-  // "L" (last day of month) is not supported: only numeric days are kept.
-  const days = (f.dayOfMonth.values as unknown[]).filter((d): d is number => typeof d === "number");
-  const weekdays = f.dayOfWeek.values.map((d) => (Number(d) === 7 ? 0 : Number(d)));
-  const [, , domText, , dowText] = text.split(/\s+/);
+  const f = e.fields;
   return {
     minutes: [...f.minute.values].map(Number),
     hours: [...f.hour.values].map(Number),
-    days: new Set(days),
-    months: new Set([...f.month.values].map(Number)),
-    weekdays: new Set(weekdays),
-    domRestricted: domText !== "*" && domText !== "?",
-    dowRestricted: dowText !== "*" && dowText !== "?",
+    days: e,
   };
 }

@@ -84,6 +84,156 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
     yaml: "version: 3\n",
     stderr: "error: invalid configuration:\n  - version: expected 0 or 1 at dsops.yaml:1:10\n",
   },
+  // Issue 17: bad input that crashed (exit 70) or was silently accepted.
+  {
+    name: "YAML alias bomb (nested aliases)",
+    yaml: "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+    stderr: "error: invalid configuration:\n  - too many uses of YAML aliases: *c crosses the limit of 100 expanded uses of one anchor (nested aliases multiply) at dsops.yaml:4:8\nhint: write the values out, or use fewer aliases: expanding them would build a huge document\n",
+  },
+  {
+    name: "a wide alias list",
+    yaml: "x: &x 1\ny: [" + Array(120).fill("*x").join(", ") + "]\n",
+    stderr: "error: invalid configuration:\n  - too many uses of YAML aliases: *x crosses the limit of 100 expanded uses of one anchor (nested aliases multiply) at dsops.yaml:2:401\nhint: write the values out, or use fewer aliases: expanding them would build a huge document\n",
+  },
+  {
+    name: "an undefined alias",
+    yaml: "envs: *nope\n",
+    stderr: "error: invalid configuration:\n  - unknown alias *nope: no anchor &nope before it at dsops.yaml:1:7\nhint: an alias (*name) repeats the node its anchor (&name) marks earlier in the file\n",
+  },
+  {
+    name: "an alias inside the node it names",
+    yaml: "envs: &e { dev: *e }\n",
+    stderr: "error: invalid configuration:\n  - alias *e is inside the node &e it names (a cycle) at dsops.yaml:1:17\nhint: an alias (*name) repeats the node its anchor (&name) marks earlier in the file\n",
+  },
+  {
+    name: "YAML nested too deeply",
+    yaml: "x: " + "[".repeat(1000) + "]".repeat(1000) + "\n",
+    stderr: "error: invalid configuration:\n  - the YAML is nested too deeply at dsops.yaml:1:781\nhint: dsops.yaml must be valid YAML\n",
+  },
+  {
+    name: "__proto__ as a variable name",
+    yaml: "envs:\n  dev:\n    __proto__: { literal: x }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.__proto__: \"__proto__\" cannot be a name here (JavaScript reserves it, so it would be lost); rename it at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a variable name with =",
+    yaml: "envs:\n  dev:\n    \"A=B\": { literal: x }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev[\"A=B\"]: a variable name cannot contain \"=\": no environment can hold it (an entry NAME=value ends its name at the first \"=\") at dsops.yaml:3:5\n",
+  },
+  {
+    name: "an empty variable name",
+    yaml: "envs:\n  dev:\n    \"\": { literal: x }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev[\"\"]: an empty variable name: no environment can hold it at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a variable name with NUL",
+    yaml: "envs:\n  dev:\n    \"A\\0B\": { literal: x }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev[\"A\\u0000B\"]: a variable name cannot contain NUL: no environment can hold it at dsops.yaml:3:5\n",
+  },
+  {
+    name: "an unknown query parameter in a reference",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k?foo=bar\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference \"store://s/k?foo=bar\": unknown query parameter \"foo\"; a reference takes version, version_id, version_stage at dsops.yaml:5:16\n",
+  },
+  {
+    name: "a repeated query parameter",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k?version=1&version=2\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference \"store://s/k?version=1&version=2\": query parameter \"version\" is given twice at dsops.yaml:5:16\n",
+  },
+  {
+    name: "?? in a reference",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k??version=1\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference \"store://s/k??version=1\": \"??\": the query starts after a single \"?\" at dsops.yaml:5:16\n",
+  },
+  {
+    name: "an empty field",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k#\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference \"store://s/k#\": nothing after \"#\" (to read the whole secret, leave out \"#\") at dsops.yaml:5:16\n",
+  },
+  {
+    name: "a field of dots",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k#..\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference \"store://s/k#..\": bad field \"#..\": empty step after \".\" (at character 1) at dsops.yaml:5:16\n",
+  },
+  {
+    name: "an empty field in the key form",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: { store: s, key: \"k#\" } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: reference to store \"s\", key \"k#\": nothing after \"#\" (to read the whole secret, leave out \"#\") at dsops.yaml:5:16\n",
+  },
+  {
+    name: "an AWS version option on another store",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nenvs:\n  dev:\n    X: { from: \"store://s/k?version_stage=blue\" }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.X.from: ?version_stage= is read only by aws.secretsmanager stores; store \"s\" is file (use ?version=) at dsops.yaml:5:16\n",
+  },
+  {
+    name: "a typo in a rotated service's type",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresqll, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db\", rotation: { service: app-db, user: app } }\n",
+    stderr: "error: invalid configuration:\n  - services.app-db.type: unknown rotation target type \"postgresqll\" (did you mean \"postgresql\"?) at dsops.yaml:4:19\n",
+  },
+  {
+    name: "a typo in a service's setting",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\", prot: 5432 }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - services.app-db.prot: unknown key \"prot\" (did you mean \"port\"?) at dsops.yaml:4:60\n",
+  },
+  {
+    name: "an unknown rotation.service",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db\", rotation: { service: app_db, user: app } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.DB.rotation.service: unknown service \"app_db\" (did you mean \"app-db\"?) at dsops.yaml:7:58\n",
+  },
+  {
+    name: "alternating-users without users",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db\", rotation: { service: app-db, strategy: alternating-users } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.DB.rotation.users: alternating-users rotation needs two users, e.g. users: [app_a, app_b] at dsops.yaml:7:47\n",
+  },
+  {
+    name: "single-user without user",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db\", rotation: { service: app-db } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.DB.rotation.user: single-user rotation needs the user whose password is rotated (user: <name>) at dsops.yaml:7:47\n",
+  },
+  {
+    name: "a #field on a rotated secret",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db#password\", rotation: { service: app-db, user: app } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.DB.from: rotation rotates a whole secret; remove \"#password\" (read a field of it in another variable) at dsops.yaml:7:17\n",
+  },
+  {
+    name: "an admin reference to an unknown store",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://local/pg/admin\" }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - services.app-db.admin: unknown store \"local\" (stores: s) at dsops.yaml:4:38\n",
+  },
+  {
+    name: "rotation.schedule with W",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  app-db: { type: postgresql, admin: \"store://s/pg/admin\" }\nenvs:\n  dev:\n    DB: { from: \"store://s/app/db\", rotation: { service: app-db, user: app, schedule: \"0 2 15W * *\" } }\n",
+    stderr: "error: invalid configuration:\n  - envs.dev.DB.rotation.schedule: \"0 2 15W * *\": \"W\" (nearest weekday) in the day-of-month field is not supported at dsops.yaml:7:87\n",
+  },
+];
+
+/** Accepted, with a warning on stderr (`dsops plan` exits 0 and prints the plan). */
+const warnings: Array<{ name: string; yaml: string; stderr: string }> = [
+  {
+    name: "a variable name a shell cannot use",
+    yaml: "envs:\n  dev:\n    1BAD: { literal: x }\n",
+    stderr: "warning: envs.dev.1BAD: not a name a shell can use (letters, digits and _, not starting with a digit): exec and render pass it on, but $NAME cannot read it at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a variable name with a space",
+    yaml: "envs:\n  dev:\n    \"A B\": { literal: x }\n",
+    stderr: "warning: envs.dev[\"A B\"]: not a name a shell can use (letters, digits and _, not starting with a digit): exec and render pass it on, but $NAME cannot read it at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a variable name with a bidi override",
+    yaml: "envs:\n  dev:\n    \"AB\\u202eC\": { literal: x }\n",
+    stderr: "warning: envs.dev[\"AB\\u202eC\"]: the name holds invisible or direction-changing characters (U+202E): it shows as \"ABC\" but is another name; a shell cannot use it either at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a variable name with a zero-width space",
+    yaml: "envs:\n  dev:\n    \"A\\u200bB\": { literal: x }\n",
+    stderr: "warning: envs.dev[\"A\\u200bB\"]: the name holds invisible or direction-changing characters (U+200B): it shows as \"AB\" but is another name; a shell cannot use it either at dsops.yaml:3:5\n",
+  },
+  {
+    name: "a service type of dsops's catalogue that is not rotated yet",
+    yaml: "secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  gh: { type: github, org: acme }\nenvs:\n  dev:\n    GH_TOKEN: { from: \"store://s/gh/token\", rotation: { service: gh, user: bot } }\n",
+    stderr: "warning: services.gh.type: service type \"github\" is in dsops's service catalogue, but this version cannot rotate it yet (rotation targets: postgresql, mysql, redis, aws.iam, webhook, script); rotating envs.dev.GH_TOKEN.rotation fails until then at dsops.yaml:4:15\n",
+  },
 ];
 
 describe("bad input: the exact errors users see", function () {
@@ -105,6 +255,37 @@ describe("bad input: the exact errors users see", function () {
       assert.equal(r.stdout, "");
     });
   }
+
+  for (const c of warnings) {
+    it(`${c.name}: a warning, exit 0`, () => {
+      writeFileSync(join(dir, "dsops.yaml"), c.yaml);
+      const r = dsops(["plan", "--env", "dev"], { cwd: dir });
+      assert.equal(r.stderr, c.stderr);
+      assert.equal(r.status, 0);
+      assert.match(r.stdout, /^VARIABLE +SOURCE/);
+      const j = dsops(["plan", "--env", "dev", "--json"], { cwd: dir });
+      assert.equal(j.status, 0);
+      assert.deepEqual((JSON.parse(j.stdout) as { warnings: string[] }).warnings.map((w) => `warning: ${w}\n`).join(""), c.stderr);
+    });
+  }
+
+  it("names of JavaScript's object members are names like any other (constructor, toString), never inherited", () => {
+    writeFileSync(join(dir, "dsops.yaml"), "envs:\n  dev:\n    constructor: { literal: c }\n    prototype: { literal: p }\n");
+    const plan = dsops(["plan", "--env", "dev", "--json"], { cwd: dir });
+    assert.equal(plan.status, 0, plan.stderr);
+    assert.deepEqual((JSON.parse(plan.stdout) as { variables: Array<{ name: string }> }).variables.map((v) => v.name).sort(), ["constructor", "prototype"]);
+    const get = dsops(["get", "--env", "dev", "--var", "constructor"], { cwd: dir });
+    assert.equal(get.stdout, "c\n");
+    assert.equal(get.status, 0);
+    for (const env of ["constructor", "toString", "__proto__"]) {
+      const r = dsops(["plan", "--env", env], { cwd: dir });
+      assert.equal(r.stderr, `error: unknown env "${env}"\nhint: envs: dev\n`);
+      assert.equal(r.status, 1);
+    }
+    const missing = dsops(["get", "--env", "dev", "--var", "toString"], { cwd: dir });
+    assert.equal(missing.stderr, 'error: env "dev" has no variable "toString"\n');
+    assert.equal(missing.status, 1);
+  });
 });
 
 /**

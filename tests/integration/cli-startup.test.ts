@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dsops } from "../support/cli";
@@ -49,6 +49,35 @@ envs:
     const pkgs = packagesLoaded(r.stderr);
     assert.deepEqual(pkgs.filter((p) => /^@aws-sdk|^@smithy|^@google-cloud|^google-gax|^@grpc|^node-vault/.test(p)), []);
     assert.ok(pkgs.includes("zod") && pkgs.includes("yaml"), pkgs.join(","));
+  });
+
+  it("plan checks services: and rotation: blocks without loading any target's client library", () => {
+    writeFileSync(
+      join(dir, "rotations.yaml"),
+      `secretStores:
+  local: { type: file }
+services:
+  pg: { type: postgresql, admin: "store://local/pg" }
+  my: { type: mysql, admin: "store://local/my" }
+  cache: { type: redis, admin: "store://local/redis" }
+  iam: { type: aws.iam, region: us-east-1 }
+envs:
+  dev:
+    A: { from: "store://local/a", rotation: { service: pg, user: a, schedule: "0 3 L * *" } }
+    B: { from: "store://local/b", rotation: { service: my, user: b } }
+    C: { from: "store://local/c", rotation: { service: cache, strategy: two-secret, user: c } }
+    D: { from: "store://local/d", rotation: { service: iam, strategy: two-secret, user: d } }
+`,
+    );
+    const r = run(["--config", "rotations.yaml", "plan", "--env", "dev"]);
+    assert.equal(r.status, 0, r.stderr);
+    const pkgs = packagesLoaded(r.stderr);
+    assert.deepEqual(pkgs.filter((p) => /^pg$|^pg-|^mysql2$|^redis$|^@redis\/|^@aws-sdk|^@smithy/.test(p)), [], pkgs.join(","));
+    // A typo in a rotated service's type fails here, not at the first rotation.
+    writeFileSync(join(dir, "typo.yaml"), readFileSync(join(dir, "rotations.yaml"), "utf8").replace("type: postgresql", "type: postgressql"));
+    const t = run(["--config", "typo.yaml", "plan", "--env", "dev"], {});
+    assert.equal(t.stderr, 'error: invalid configuration:\n  - services.pg.type: unknown rotation target type "postgressql" (did you mean "postgresql"?) at typo.yaml:4:15\n');
+    assert.equal(t.status, 1);
   });
 
   it("get from the file store loads no SDK either", () => {

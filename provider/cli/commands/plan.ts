@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { loadConfig, printJson, table } from "../util";
+import { loadConfig, printJson, table, warn } from "../util";
 
 /** `dsops plan`: where each variable of an env comes from; no store is called, no value shown. */
 export function register(program: Command): void {
@@ -10,16 +10,20 @@ export function register(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (o: { env: string; json?: boolean }, cmd: Command) => {
       const { Resolver } = require("../../engine/resolve") as typeof import("../../engine/resolve");
-      const r = new Resolver(loadConfig(cmd));
+      const config = loadConfig(cmd);
+      const r = new Resolver(config);
       const plan = r.plan(o.env);
+      // What loads but deserves a look (names a shell cannot use, services not rotated yet …), for every env.
+      for (const w of config.warnings) warn(w);
       if (o.json) {
-        printJson({ env: o.env, variables: plan });
+        printJson({ env: o.env, variables: plan, warnings: config.warnings });
         return;
       }
+      const { showName } = require("../../engine/config/load") as typeof import("../../engine/config/load");
       const rows = [["VARIABLE", "SOURCE", "STORE", "KEY", "TRANSFORMS"]];
       for (const p of plan)
         rows.push([
-          p.name + (p.optional ? " (optional)" : ""),
+          showName(p.name) + (p.optional ? " (optional)" : ""),
           p.source,
           p.store ? `${p.store} (${p.storeType})` : "-",
           p.key ? `${p.key}${p.field ? `#${p.field}` : ""}${p.version ? `@${p.version}` : ""}` : "-",

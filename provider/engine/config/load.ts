@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import YAML, { LineCounter, isMap, isPair, isScalar, type Document } from "yaml";
+import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, type Node as YamlNode } from "yaml";
 import { z } from "zod";
 import { ConfigError, DsopsError } from "../errors";
 import { parseFrom, type SecretRef } from "../refs";
+import { checkRotations, type Findings } from "./rotation";
 import { suggest } from "../suggest";
 import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeSettingsSchemas, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
@@ -29,6 +30,12 @@ export interface Config {
   /** Every store by name: `secretStores` first, then legacy `providers`, settings expanded and checked. */
   readonly stores: Readonly<Record<string, StoreSettings>>;
   readonly envs: Readonly<Record<string, Readonly<Record<string, Variable>>>>;
+  /**
+   * What loads but deserves a look, each formatted like a problem (path, message, position):
+   * variable names a shell cannot use, `services:` of types this version cannot rotate yet, a
+   * strategy its target cannot run. `dsops plan` prints them.
+   */
+  readonly warnings: readonly string[];
 }
 
 export interface LoadOptions {
@@ -38,7 +45,21 @@ export interface LoadOptions {
   dir?: string;
   /** Name shown in errors (default the file path, or "config"). */
   label?: string;
+  /**
+   * Check `rotation:` blocks against `services:` (default true). Off only for a configuration
+   * built to read rotation history, whose rotation block names no real service.
+   */
+  checkRotations?: boolean;
+  /**
+   * Refuse, rather than warn about, a rotation that cannot run: its service's type is not
+   * rotated yet, or its strategy needs what the target cannot do (a RotationPolicy, which
+   * exists only to rotate). Default false.
+   */
+  strictRotations?: boolean;
 }
+
+/** At most this many uses of one YAML anchor (nested aliases count as many): the yaml library's own limit, against alias bombs. */
+export const MAX_YAML_ALIASES = 100;
 
 type Path = Array<string | number>;
 
@@ -84,7 +105,42 @@ class Locator {
 
 export function formatPath(path: Path): string {
   if (path.length === 0) return "(top level)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : !PLAIN_NAME.test(p) ? `[${quoteName(p)}]` : i === 0 ? p : `.${p}`)).join("");
+}
+
+/** Names shown bare in a path; others are quoted (`envs.dev["A=B"]`, `envs.dev[""]`). */
+const PLAIN_NAME = /^[A-Za-z0-9_.:@\/-]+$/;
+
+/** Characters that are invisible or reorder text (zero-width, bidi controls, BOM …). */
+const INVISIBLE = /[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]/gu;
+
+/** A name in double quotes, with control, invisible and direction-changing characters escaped (`\u202e`), so a message shows what is there. */
+export function quoteName(name: string): string {
+  return JSON.stringify(name).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A name as printed in a table: quoted and escaped when it holds control, invisible or direction-changing characters. */
+export function showName(name: string): string {
+  return new RegExp(INVISIBLE.source, "u").test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoteName(name) : name;
+}
+
+/** What a shell accepts as a variable name. */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A variable name's problem: an error when no environment can hold it (empty, `=`, NUL), a
+ * warning when a shell cannot use it (`1BAD`, a space, invisible or direction-changing
+ * characters), else undefined.
+ */
+export function checkVariableName(name: string): { error?: string; warning?: string } | undefined {
+  if (name === "") return { error: "an empty variable name: no environment can hold it" };
+  if (name.includes("=")) return { error: 'a variable name cannot contain "=": no environment can hold it (an entry NAME=value ends its name at the first "=")' };
+  if (name.includes("\0")) return { error: "a variable name cannot contain NUL: no environment can hold it" };
+  if (SHELL_NAME.test(name)) return undefined;
+  const hidden = [...new Set(name.match(INVISIBLE) ?? [])].map((c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`);
+  if (hidden.length)
+    return { warning: `the name holds invisible or direction-changing characters (${hidden.join(", ")}): it shows as "${name.replace(INVISIBLE, "")}" but is another name; a shell cannot use it either` };
+  return { warning: "not a name a shell can use (letters, digits and _, not starting with a digit): exec and render pass it on, but $NAME cannot read it" };
 }
 
 /** Keys a schema accepts at `path`, for "did you mean" on unknown keys. */
@@ -138,7 +194,8 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       out.push(`${formatPath(path)}: ${unionMessage(path)}${loc.at(path)}`);
       continue;
     }
-    if (issue.code === "invalid_type" && (issue as { input?: unknown }).input === undefined) {
+    // zod leaves `input` out of issues: a missing value is the one "received undefined".
+    if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
       out.push(`${formatPath(path)}: required (${issue.expected}) but missing${loc.at(path)}`);
       continue;
     }
@@ -204,19 +261,63 @@ export function parseStoreSettings(
   return { settings: parsed.success ? (parsed.data as StoreSettings) : undefined, problems };
 }
 
+/** Paths of every `__proto__` key under `value` (zod and plain objects would drop them silently). Iterative: deep nesting cannot overflow the stack. */
+function protoKeyPaths(value: unknown): Path[] {
+  const out: Path[] = [];
+  const todo: Array<[unknown, Path]> = [[value, []]];
+  while (todo.length) {
+    const [v, path] = todo.pop() as [unknown, Path];
+    if (Array.isArray(v)) v.forEach((x, i) => todo.push([x, [...path, i]]));
+    else if (v && typeof v === "object")
+      for (const [k, x] of Object.entries(v)) {
+        if (k === "__proto__") out.push([...path, k]);
+        else todo.push([x, [...path, k]]);
+      }
+  }
+  return out.sort((a, b) => formatPath(a).localeCompare(formatPath(b)));
+}
+
+/** A copy of a record without a prototype: `constructor`, `toString` … are names like any other, never inherited members. */
+function ownRecord<T>(r: Record<string, T>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, r);
+}
+
+/** zod issues, keeping only those `only` accepts (for an unknown key, the path ends with the key). */
+function issuesOnly(issues: z.core.$ZodIssue[], only?: (path: Path) => boolean): z.core.$ZodIssue[] {
+  if (!only) return issues;
+  return issues.flatMap((i): z.core.$ZodIssue[] => {
+    if (i.code === "unrecognized_keys") {
+      const keys = i.keys.filter((k) => only([...(i.path as Path), k]));
+      return keys.length ? [{ ...i, keys } as z.core.$ZodIssue] : [];
+    }
+    return only(i.path as Path) ? [i] : [];
+  });
+}
+
 /** Build a checked Config from a plain object (already parsed YAML, or an inline Pulumi config). */
 function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
+  // Checked first: the schema would drop such keys without a word.
+  const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
   const parsed = configSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    const problems = issueMessages(configSchema, parsed.error.issues, [], loc);
+    problems.push(...issueMessages(configSchema, parsed.error.issues, [], loc));
     throw new ConfigError(problems.join("\n"), problems);
   }
-  const raw = parsed.data;
-  const problems: string[] = [];
+  const data = parsed.data;
+  let raw: RawConfig = {
+    ...data,
+    secretStores: ownRecord(data.secretStores),
+    providers: ownRecord(data.providers),
+    services: ownRecord(data.services),
+    transforms: ownRecord(data.transforms),
+    envs: ownRecord(Object.fromEntries(Object.entries(data.envs).map(([k, v]) => [k, ownRecord(v)]))),
+    templates: ownRecord(data.templates),
+  };
+  const warnings: string[] = [];
 
-  const stores: Record<string, StoreSettings> = {};
+  const stores: Record<string, StoreSettings> = Object.create(null);
   for (const section of ["secretStores", "providers"] as const) {
     for (const [name, entry] of Object.entries(raw[section])) {
       if (stores[name]) continue; // secretStores win over legacy providers of the same name
@@ -235,11 +336,17 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
     }
   }
 
-  const envs: Record<string, Record<string, Variable>> = {};
+  const envs: Record<string, Record<string, Variable>> = Object.create(null);
   for (const [envName, vars] of Object.entries(raw.envs)) {
-    envs[envName] = {};
+    envs[envName] = Object.create(null);
     for (const [varName, spec] of Object.entries(vars)) {
       const path: Path = ["envs", envName, varName];
+      const badName = checkVariableName(varName);
+      if (badName?.error) {
+        problems.push(`${formatPath(path)}: ${badName.error}${loc.at(path, true)}`);
+        continue;
+      }
+      if (badName?.warning) warnings.push(`${formatPath(path)}: ${badName.warning}${loc.at(path, true)}`);
       if (spec.literal === undefined && spec.from === undefined) {
         problems.push(`${formatPath(path)}: needs "literal" or "from"${loc.at(path)}`);
         continue;
@@ -252,9 +359,9 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
           problems.push(`${formatPath([...path, "from"])}: ${(e as Error).message}${loc.at([...path, "from"])}`);
           continue;
         }
+        const where = typeof spec.from === "string" || (typeof spec.from === "object" && "store" in spec.from && spec.from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in (spec.from as object) ? "store" : "provider"];
         if (!allStoreNames.includes(ref.store)) {
-          const where = typeof spec.from === "string" || (typeof spec.from === "object" && "store" in spec.from && spec.from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in (spec.from as object) ? "store" : "provider"];
-          if (raw.services[ref.store])
+          if (Object.hasOwn(raw.services, ref.store))
             problems.push(`${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where)}`);
           else {
             const hint = suggest(ref.store, allStoreNames);
@@ -262,6 +369,13 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
               `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where)}`,
             );
           }
+          continue;
+        }
+        const type = stores[ref.store]?.type;
+        if (ref.options && type && type !== "aws.secretsmanager") {
+          problems.push(
+            `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where)}`,
+          );
           continue;
         }
       }
@@ -276,8 +390,86 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
     }
   }
 
+  if (opts.checkRotations !== false) {
+    const findings: Findings = {
+      error: (path, message, key) => problems.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
+      warn: (path, message, key) => warnings.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
+      parse: (schema, value, prefix, only) => {
+        const r = schema.safeParse(value);
+        if (r.success) return r.data;
+        problems.push(...issueMessages(schema, issuesOnly(r.error.issues, only), prefix, loc));
+        return undefined;
+      },
+    };
+    raw = { ...raw, services: checkRotations(raw, (e, v) => envs[e]?.[v]?.ref, findings, opts.strictRotations === true) };
+  }
+
   if (problems.length) throw new ConfigError(problems.join("\n"), problems);
-  return { ...(opts.file ? { file: opts.file } : {}), dir: opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()), raw, stores, envs };
+  return { ...(opts.file ? { file: opts.file } : {}), dir: opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()), raw, stores, envs, warnings };
+}
+
+/**
+ * YAML aliases that cannot be resolved, before anything is built from them, with their position:
+ * an alias with no anchor before it (`*nope`), one inside the node it names, too many of them.
+ */
+function aliasProblems(doc: Document, where: (node: YamlNode) => string): string[] {
+  const problems: string[] = [];
+  const anchors = new Set<string>();
+  let aliases = 0;
+  YAML.visit(doc, {
+    Node(_key, node, path) {
+      if (isAlias(node)) {
+        aliases++;
+        if (!anchors.has(node.source)) problems.push(`unknown alias *${node.source}: no anchor &${node.source} before it${where(node)}`);
+        else if (path.some((p) => (p as { anchor?: string }).anchor === node.source))
+          problems.push(`alias *${node.source} is inside the node &${node.source} it names (a cycle)${where(node)}`);
+      } else if (node.anchor) anchors.add(node.anchor);
+    },
+  });
+  if (aliases > 10 * MAX_YAML_ALIASES) problems.push(`too many YAML aliases (${aliases}; at most ${10 * MAX_YAML_ALIASES})`);
+  return problems;
+}
+
+/**
+ * The alias at which the yaml library's alias limit (`maxAliasCount`) is crossed: each use of an
+ * anchor counts as many as the aliases nested in what it names, in document order, as the library
+ * counts them when it builds values. Undefined when no alias crosses it.
+ */
+function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
+  const uses = new Map<unknown, { count: number; weight: number }>();
+  const latest = new Map<string, unknown>();
+  const target = new Map<unknown, unknown>();
+  const weight = (node: unknown): number => {
+    if (isAlias(node)) {
+      const u = uses.get(target.get(node));
+      return u ? u.count * u.weight : 0;
+    }
+    if (isPair(node)) return Math.max(weight(node.key), weight(node.value));
+    if (node && typeof node === "object" && "items" in node) return Math.max(0, ...(node as { items: unknown[] }).items.map(weight));
+    return 1;
+  };
+  let found: YamlNode | undefined;
+  YAML.visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        const src = latest.get(node.source);
+        const u = uses.get(src);
+        if (!u) return;
+        target.set(node, src);
+        u.count++;
+        if (u.weight === 0) u.weight = weight(src);
+        if (u.count * u.weight > max) {
+          found = node;
+          return YAML.visit.BREAK;
+        }
+      } else if (node.anchor) {
+        latest.set(node.anchor, node);
+        uses.set(node, { count: 1, weight: 0 }); // the anchored node itself is one use
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /** Parse dsops.yaml text. */
@@ -288,11 +480,30 @@ export function parseConfig(text: string, opts: LoadOptions & { file?: string } 
   if (doc.errors.length) {
     const problems = doc.errors.map((e) => {
       const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-      return `${e.message.split("\n")[0]}${pos ? ` at ${label}:${pos.line}:${pos.col}` : ""}`;
+      const message = /Maximum call stack/.test(e.message) ? "the YAML is nested too deeply" : e.message.split("\n")[0];
+      return `${message}${pos ? ` at ${label}:${pos.line}:${pos.col}` : ""}`;
     });
     throw new ConfigError(problems.join("\n"), problems, { hint: "dsops.yaml must be valid YAML" });
   }
-  return build(doc.toJS(), { ...opts, loc: new Locator(doc, lines, label) });
+  const where = (node: YamlNode) => {
+    const r = node.range;
+    if (!r) return "";
+    const { line, col } = lines.linePos(r[0]);
+    return ` at ${label}:${line}:${col}`;
+  };
+  const bad = aliasProblems(doc, where);
+  if (bad.length) throw new ConfigError(bad.join("\n"), bad, { hint: "an alias (*name) repeats the node its anchor (&name) marks earlier in the file" });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (e) {
+    const over = aliasOverLimit(doc, MAX_YAML_ALIASES);
+    const problem = over
+      ? `too many uses of YAML aliases: *${(over as { source?: string }).source} crosses the limit of ${MAX_YAML_ALIASES} expanded uses of one anchor (nested aliases multiply)${where(over)}`
+      : `cannot read the YAML: ${(e as Error).message}`;
+    throw new ConfigError(problem, [problem], { hint: "write the values out, or use fewer aliases: expanding them would build a huge document" });
+  }
+  return build(value, { ...opts, loc: new Locator(doc, lines, label) });
 }
 
 /** Load a dsops.yaml file. */

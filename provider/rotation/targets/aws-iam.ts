@@ -7,29 +7,15 @@ import {
   UpdateAccessKeyCommand,
 } from "@aws-sdk/client-iam";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
-import { z } from "zod";
 import { DsopsError } from "../../engine/errors";
 import { Secret } from "../../engine/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import { awsIamSettingsSchema, type AwsIamSettings } from "./settings";
 
-/** `services.<name>` of type aws.iam: the access keys of IAM users. */
-export const awsIamSettingsSchema = z.strictObject({
-  type: z.literal("aws.iam"),
-  region: z.string().min(1).optional(),
-  /** An endpoint for IAM and STS (moto, LocalStack, a VPC endpoint). */
-  endpoint: z.url().optional(),
-  /**
-   * Reference to the credential that manages the keys, a JSON value {"access_key_id",
-   * "secret_access_key", "session_token"?}; without it, the SDK's default chain.
-   */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"access_key_id\", \"secret_access_key\"}").optional(),
-  /** `delete` (default): deactivate, then delete the old key; `deactivate`: leave it inactive (it can be re-enabled by hand). */
-  revoke: z.enum(["delete", "deactivate"]).default("delete"),
-  description: z.string().optional(),
-});
-export type AwsIamSettings = z.infer<typeof awsIamSettingsSchema>;
+/** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { awsIamSettingsSchema, type AwsIamSettings } from "./settings";
 
 /** AWS lets a user hold at most two access keys. */
 const MAX_KEYS = 2;

@@ -1,35 +1,14 @@
 import { createHash } from "node:crypto";
 import { createConnection, type Connection, type ConnectionOptions } from "mysql2/promise";
-import { z } from "zod";
 import { DsopsError } from "../../engine/errors";
 import type { Secret } from "../../engine/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import { mysqlSettingsSchema, type MysqlSettings } from "./settings";
 
-/** `services.<name>` of type mysql (MySQL and MariaDB). */
-export const mysqlSettingsSchema = z.strictObject({
-  type: z.literal("mysql"),
-  host: z.string().min(1).default("127.0.0.1"),
-  port: z.number().int().min(1).max(65535).default(3306),
-  /** Database the rotated user logs in to for verification (none by default). */
-  database: z.string().min(1).optional(),
-  /** Reference to the admin credential, a JSON value {"username", "password"}. */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
-  /** Host part of the rotated accounts (`'user'@'<host>'`); a principal `name@host` names its own. */
-  user_host: z.string().min(1).default("%"),
-  /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
-  ssl: z.enum(["disable", "require", "verify-full"]).default("disable"),
-  /**
-   * `client-native` (default): the mysql_native_password hash is computed here and sent
-   * (`IDENTIFIED BY PASSWORD '*…'`), so the plaintext never reaches the server nor its logs.
-   * `server`: send the password (escaped) and let the server hash it with its default plugin.
-   */
-  password_hashing: z.enum(["client-native", "server"]).default("client-native"),
-  connect_timeout_ms: z.number().int().positive().default(10000),
-  description: z.string().optional(),
-});
-export type MysqlSettings = z.infer<typeof mysqlSettingsSchema>;
+/** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { mysqlSettingsSchema, type MysqlSettings } from "./settings";
 
 /** The mysql_native_password hash of a password, as the server stores it: `*` + hex(SHA1(SHA1(pw))), upper case. */
 export function nativePasswordHash(password: string): string {

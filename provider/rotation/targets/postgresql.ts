@@ -1,33 +1,14 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from "pg";
-import { z } from "zod";
 import { DsopsError } from "../../engine/errors";
 import type { Secret } from "../../engine/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import { postgresSettingsSchema, type PostgresSettings } from "./settings";
 
-/** `services.<name>` of type postgresql. */
-export const postgresSettingsSchema = z.strictObject({
-  type: z.literal("postgresql"),
-  host: z.string().min(1).default("127.0.0.1"),
-  port: z.number().int().min(1).max(65535).default(5432),
-  /** Database the admin connects to and the rotated user logs in to for verification. */
-  database: z.string().min(1).default("postgres"),
-  /** Reference to the admin credential, a JSON value {"username", "password"}. */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
-  /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
-  ssl: z.enum(["disable", "require", "verify-full"]).default("disable"),
-  /**
-   * `client-scram` (default): the SCRAM-SHA-256 verifier is computed here and sent instead of
-   * the password, so the plaintext never reaches the server (nor its statement log).
-   * `server`: send the password (escaped) and let the server hash it.
-   */
-  password_hashing: z.enum(["client-scram", "server"]).default("client-scram"),
-  connect_timeout_ms: z.number().int().positive().default(10000),
-  description: z.string().optional(),
-});
-export type PostgresSettings = z.infer<typeof postgresSettingsSchema>;
+/** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { postgresSettingsSchema, type PostgresSettings } from "./settings";
 
 /** SCRAM-SHA-256 verifier of a password, as PostgreSQL stores it (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`). */
 export function scramVerifier(password: string, iterations = 4096, salt: Buffer = randomBytes(16)): string {

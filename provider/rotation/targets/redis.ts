@@ -1,30 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createClient, type RedisClientType } from "redis";
-import { z } from "zod";
 import { DsopsError } from "../../engine/errors";
 import { Secret } from "../../engine/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import { redisSettingsSchema, type RedisSettings } from "./settings";
 
-/** `services.<name>` of type redis (Redis 6+ ACL users). */
-export const redisSettingsSchema = z.strictObject({
-  type: z.literal("redis"),
-  host: z.string().min(1).default("127.0.0.1"),
-  port: z.number().int().min(1).max(65535).default(6379),
-  /** Reference to the admin credential, a JSON value {"username", "password"} (username `default` for requirepass setups). */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
-  /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
-  tls: z.enum(["disable", "require", "verify-full"]).default("disable"),
-  /**
-   * ACL rules a rotated user is created with when it does not exist yet (e.g. `["~app:*",
-   * "+@read"]`); without them a missing user is an error.
-   */
-  create_with: z.array(z.string().min(1)).optional(),
-  connect_timeout_ms: z.number().int().positive().default(10000),
-  description: z.string().optional(),
-});
-export type RedisSettings = z.infer<typeof redisSettingsSchema>;
+/** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { redisSettingsSchema, type RedisSettings } from "./settings";
 
 /** The SHA-256 of a password as Redis ACLs keep it: passwords are sent hashed (`#<hex>`), never in plaintext. */
 export function redisPasswordHash(password: string): string {

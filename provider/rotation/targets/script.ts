@@ -1,25 +1,13 @@
 import { spawn } from "node:child_process";
 import { isAbsolute, resolve } from "node:path";
-import { z } from "zod";
 import type { Secret } from "../../engine/secret";
 import { TargetError, parseServiceSettings, scrubError } from "./errors";
 import type { TargetContext } from "./types";
-import { ProtocolTarget, protocolCapabilities, type ProtocolAction } from "./webhook";
+import { ProtocolTarget, type ProtocolAction } from "./webhook";
+import { scriptSettingsSchema, type ScriptSettings } from "./settings";
 
-/** `services.<name>` of type script. */
-export const scriptSettingsSchema = z.strictObject({
-  type: z.literal("script"),
-  /** The executable (relative paths are relative to dsops.yaml's folder). Run without a shell. */
-  command: z.string().min(1),
-  /** Fixed arguments (never a secret: those travel in the request on stdin). */
-  args: z.array(z.string()).default([]),
-  /** Extra environment variables (no secrets). The request's action is also in DSOPS_ACTION. */
-  env: z.record(z.string(), z.string()).default({}),
-  timeout_ms: z.number().int().positive().default(30000),
-  capabilities: protocolCapabilities,
-  description: z.string().optional(),
-});
-export type ScriptSettings = z.infer<typeof scriptSettingsSchema>;
+/** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { scriptSettingsSchema, type ScriptSettings } from "./settings";
 
 /** Most bytes of stdout read (a protocol answer is small). */
 const MAX_OUTPUT = 1 << 20;

@@ -7,9 +7,11 @@ import type { ValueRules } from "../generator";
  *
  * To add a target type (mysql, redis, aws.iam, webhook, script …):
  * 1. add its name to `targetTypes` below;
- * 2. write `provider/rotation/targets/<type>.ts` exporting a zod settings schema and a class
- *    implementing `Target` (import the client library at the top of that file);
- * 3. add its factory to `targetFactories` in `./registry.ts` (the compiler refuses a type in
+ * 2. add its zod settings schema to `./settings.ts` (`targetSettingsSchemas`, and what it can
+ *    do to `targetCapabilities`): dsops.yaml is checked with it at load, without the client library;
+ * 3. write `provider/rotation/targets/<type>.ts` with a class implementing `Target` (import the
+ *    client library at the top of that file);
+ * 4. add its factory to `targetFactories` in `./registry.ts` (the compiler refuses a type in
  *    `targetTypes` without one); the factory `require`s the file, so its client library is
  *    loaded only when a service of that type is used.
  * Errors leaving a target must not contain a secret value: run messages through
@@ -18,8 +20,18 @@ import type { ValueRules } from "../generator";
 export const targetTypes = ["postgresql", "mysql", "redis", "aws.iam", "webhook", "script"] as const;
 export type TargetType = (typeof targetTypes)[number];
 
-/** Types dsops.yaml may name that have no target here yet (a clear "not supported yet" error). */
-export const plannedTargetTypes = [] as const;
+/**
+ * Service types of dsops's service catalogue that have no target here yet: a `services:` entry
+ * of one of these types loads (a warning at `dsops plan`), and rotating it is a clear "not
+ * supported yet" error. The one table of them.
+ */
+export const plannedTargetTypes = [
+  "github", "stripe", "datadog", "sendgrid", "twilio", "slack", "mongodb", "elasticsearch", "rabbitmq",
+  "kafka", "snowflake", "auth0", "okta", "cloudflare", "heroku", "npm", "docker", "vercel",
+] as const;
+
+/** Other names of target types (dsops's catalogue writes `postgres`): read as the type they name. */
+export const targetTypeAliases: Readonly<Record<string, TargetType>> = { postgres: "postgresql" };
 
 /** What a target can do; the strategy's steps run only where the capability is there. */
 export type TargetCapability =

@@ -4,6 +4,10 @@ import type { Secret } from "../../engine/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, TargetType, VerifyOptions } from "./types";
+import { webhookSettingsSchema, type WebhookSettings } from "./settings";
+
+/** The settings schemas live in ./settings.ts (no client library), so configurations are checked without loading this file. */
+export { protocolCapabilities, webhookSettingsSchema, type WebhookSettings } from "./settings";
 
 /**
  * dsops's JSON protocol for external rotators (webhook and script targets), so existing dsops
@@ -63,9 +67,6 @@ export function parseResponse(body: string, service: string, secrets: Array<Secr
     ...(d.metadata ? { metadata: d.metadata } : {}),
   };
 }
-
-/** Capabilities a protocol target may declare: what its endpoint implements. */
-export const protocolCapabilities = z.array(z.enum(["rotate", "verify"])).min(1).default(["rotate", "verify"]);
 
 /**
  * A target speaking the protocol; subclasses carry the request (HTTP POST, a process's stdin).
@@ -129,21 +130,6 @@ export abstract class ProtocolTarget implements Target {
     await this.request("status");
   }
 }
-
-/** `services.<name>` of type webhook. */
-export const webhookSettingsSchema = z.strictObject({
-  type: z.literal("webhook"),
-  /** Where requests are POSTed (http or https). */
-  url: z.url({ protocol: /^https?$/ }),
-  /** Extra request headers (no secrets here: use `signing_secret`). */
-  headers: z.record(z.string(), z.string()).default({}),
-  /** Reference to a shared secret; when set, each request carries `X-Dsops-Signature: sha256=<HMAC-SHA256 of timestamp "." body>` and `X-Dsops-Timestamp`. */
-  signing_secret: z.string().startsWith("store://", "expected a reference store://<store>/<key>").optional(),
-  timeout_ms: z.number().int().positive().default(30000),
-  capabilities: protocolCapabilities,
-  description: z.string().optional(),
-});
-export type WebhookSettings = z.infer<typeof webhookSettingsSchema>;
 
 /** The signature header value of a request body. */
 export function webhookSignature(key: string, timestamp: string, body: string): string {
