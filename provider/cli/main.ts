@@ -112,7 +112,7 @@ function printError(e: unknown): number {
     return EXIT.user;
   }
   process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return 70;
+  return EXIT.internal;
 }
 
 function exitOverrideAll(cmd: Command): void {
@@ -161,10 +161,32 @@ export async function main(rawArgv: string[]): Promise<void> {
     return;
   }
   exitOverrideAll(program);
+  const stop = exitIfAbandoned();
   try {
     await program.parseAsync(argv);
   } catch (e) {
     process.exitCode = printError(e);
+  } finally {
+    stop();
   }
   if (wantsHardExit()) process.exit();
+}
+
+/**
+ * The safety net under every command: Node ends a process whose event loop has nothing left
+ * to wait on, with code 0, even while the command's promise is still pending (a timer that does
+ * not keep the process alive, a promise nothing will settle). The command then did not do its
+ * job, so that end is an internal error (exit 70), never a success. Returns the function that
+ * takes the net away once the command has finished.
+ */
+function exitIfAbandoned(): () => void {
+  const abandoned = () => {
+    process.stderr.write(
+      "internal error: dsops stopped waiting before the command finished (nothing was left to wait on); " +
+        "the command may not have done its work. Please report this bug.\n",
+    );
+    process.exit(EXIT.internal);
+  };
+  process.on("beforeExit", abandoned);
+  return () => process.off("beforeExit", abandoned);
 }

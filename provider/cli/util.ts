@@ -11,8 +11,8 @@ import type { Resolver, ResolverOptions } from "../engine/resolve";
  * completion, install-hook, leak) start without loading it: the pre-commit hook stays fast.
  */
 
-/** Exit codes: 0 ok, 1 user error, 2 usage; `exec` passes the child's code through. */
-export const EXIT = { ok: 0, user: 1, usage: 2 } as const;
+/** Exit codes: 0 ok, 1 user error, 2 usage, 70 internal error (a bug); `exec` passes the child's code through. */
+export const EXIT = { ok: 0, user: 1, usage: 2, internal: 70 } as const;
 
 export interface GlobalOptions {
   config: string;

@@ -2,8 +2,8 @@ import type { Clock } from "./clock";
 import { StoreError, TimeoutError } from "./errors";
 
 export interface CallPolicy {
-  /** Milliseconds one attempt may take. */
-  readonly timeoutMs: number;
+  /** Milliseconds (of `clock`) one attempt may take; undefined: no timeout of its own (the client's applies). */
+  readonly timeoutMs: number | undefined;
   /** Further attempts after a retryable failure. */
   readonly retries: number;
   /** First backoff ceiling in ms; doubles each attempt (full jitter), capped at `maxBackoffMs`. */
@@ -25,7 +25,7 @@ export async function callWithPolicy<T>(what: string, fn: () => Promise<T>, p: C
   const random = p.random ?? Math.random;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await withTimeout(what, fn, p.timeoutMs, p.clock);
+      return p.timeoutMs === undefined ? await fn() : await withTimeout(what, fn, p.timeoutMs, p.clock);
     } catch (e) {
       if (!isRetryable(e) || attempt >= p.retries) throw e;
       const ceiling = Math.min(p.maxBackoffMs, p.baseBackoffMs * 2 ** attempt);
@@ -36,16 +36,27 @@ export async function callWithPolicy<T>(what: string, fn: () => Promise<T>, p: C
   }
 }
 
+/**
+ * One attempt, abandoned after `ms` of the clock. The timeout's sleep is cancelled as soon as
+ * the call settles: a left-over timer would keep the process waiting the full timeout after
+ * the work was done.
+ */
 async function withTimeout<T>(what: string, fn: () => Promise<T>, ms: number, clock: Clock): Promise<T> {
-  let timedOut = false;
-  const timer = clock.sleep(ms).then(() => {
-    timedOut = true;
-  });
-  const call = fn();
-  const winner = await Promise.race([call.then((v) => ({ v })), timer.then(() => undefined)]);
-  if (winner === undefined && timedOut) {
-    call.catch(() => undefined); // the abandoned call's late failure is not unhandled
-    throw new TimeoutError(`${what}: no answer within ${ms} ms (timeout_ms)`);
+  const cancel = new AbortController();
+  const timedOut = Symbol("timeout");
+  const timer = clock.sleep(ms, cancel.signal).then(
+    () => timedOut,
+    () => undefined, // cancelled: the call settled first
+  );
+  try {
+    const call = fn();
+    const winner = await Promise.race([call.then((v) => ({ v })), timer]);
+    if (winner === timedOut) {
+      call.catch(() => undefined); // the abandoned call's late failure is not unhandled
+      throw new TimeoutError(`${what}: no answer within ${ms} ms (timeout_ms)`);
+    }
+    return (winner as { v: T }).v;
+  } finally {
+    cancel.abort();
   }
-  return (winner as { v: T }).v;
 }

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from "node:timers/promises";
+
 /**
  * The one clock. Nothing else reads the system time: tests and drills set
  * `DSOPS_CLOCK=<ISO-8601 instant>` or install a clock with `setClock`.
@@ -5,8 +7,12 @@
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  /** Resolve after `ms` milliseconds of this clock's time. */
-  sleep(ms: number): Promise<void>;
+  /**
+   * Resolve after `ms` milliseconds of this clock's time. A pending sleep keeps the process
+   * alive, like any timer the program waits on. When `signal` aborts first, the sleep is
+   * cancelled (its timer cleared) and the promise rejects with the signal's reason.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const systemClock: Clock = {
@@ -19,7 +25,9 @@ export const systemClock: Clock = {
     }
     return Date.now();
   },
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref?.()),
+  // A referenced timer: an unreferenced one let Node exit (with code 0) in the middle of a
+  // retry backoff, when the sleep was all the command was waiting on.
+  sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : undefined),
 };
 
 let current: Clock = systemClock;
@@ -42,9 +50,22 @@ export class ManualClock implements Clock {
   now(): number {
     return this.t;
   }
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.waiters.push({ at: this.t + ms, resolve });
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const w = {
+        at: this.t + ms,
+        resolve: () => {
+          signal?.removeEventListener("abort", cancel);
+          resolve();
+        },
+      };
+      const cancel = () => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", cancel, { once: true });
+      this.waiters.push(w);
     });
   }
   /** Move time forward and wake every sleeper that is due. */

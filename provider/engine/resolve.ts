@@ -1,5 +1,5 @@
 import { clock as currentClock, type Clock } from "./clock";
-import { callWithPolicy } from "./call";
+import { callWithPolicy, type CallPolicy } from "./call";
 import type { Config, Variable } from "./config/load";
 import { DsopsError, ResolveError, errorMessage, type VariableFailure } from "./errors";
 import { extractJsonField } from "./jsonpath";
@@ -8,7 +8,7 @@ import { fetchId, type SecretRef } from "./refs";
 import { Secret } from "./secret";
 import { applyTransforms } from "./transforms";
 import { createStore } from "../stores/registry";
-import type { SecretVersion, Store, StoreKey } from "../stores/types";
+import type { SecretVersion, Staging, Store, StoreKey } from "../stores/types";
 
 /** One resolved variable of an env. */
 export interface ResolvedVariable {
@@ -101,6 +101,21 @@ export class Resolver {
       this.stores.set(name, s);
     }
     return s;
+  }
+
+  /**
+   * The store of that name with its call policy around each call (get, getMany, describe, put,
+   * listCurrentVersions and the staging calls): transient failures (throttling, 5xx, refused or
+   * reset connections, timeouts) are retried `retries` times with backoff, and, unless
+   * `timeout: false`, each attempt is abandoned after `timeout_ms` of the resolver's clock.
+   * `timeout: false` is for callers whose clock is moved far ahead while they wait (rotation
+   * drills): each store client's own timeout (timeout_ms, in real time) still bounds a call.
+   * A retried `put` may leave one extra version holding the same value.
+   */
+  guardedStore(name: string, opts: { timeout?: boolean } = {}): Store {
+    const store = this.store(name);
+    const policy = this.callPolicy(name);
+    return guarded(store, name, opts.timeout === false ? { ...policy, timeoutMs: undefined } : policy);
   }
 
   /** Fetch the version a reference points at (field not applied). */
@@ -225,6 +240,20 @@ export class Resolver {
     });
   }
 
+  /** Timeout, retries and backoff of the calls to a store (its `timeout_ms` and `retries` settings). */
+  private callPolicy(storeName: string): CallPolicy {
+    const settings = this.config.stores[storeName];
+    return {
+      timeoutMs: settings?.timeout_ms ?? 30000,
+      retries: settings?.retries ?? 3,
+      baseBackoffMs: 200,
+      maxBackoffMs: 5000,
+      clock: this.clock,
+      random: this.opts.random,
+      onRetry: (n: number, ms: number, e: Error) => this.opts.onWarning?.(`store "${storeName}": retry ${n} in ${ms} ms after: ${e.message}`),
+    };
+  }
+
   private flush(storeName: string): void {
     const q = this.queues.get(storeName) ?? [];
     this.queues.delete(storeName);
@@ -235,16 +264,7 @@ export class Resolver {
       for (const p of q) p.reject(e as Error);
       return;
     }
-    const settings = this.config.stores[storeName];
-    const policy = {
-      timeoutMs: settings?.timeout_ms ?? 30000,
-      retries: settings?.retries ?? 3,
-      baseBackoffMs: 200,
-      maxBackoffMs: 5000,
-      clock: this.clock,
-      random: this.opts.random,
-      onRetry: (n: number, ms: number, e: Error) => this.opts.onWarning?.(`store "${storeName}": retry ${n} in ${ms} ms after: ${e.message}`),
-    };
+    const policy = this.callPolicy(storeName);
     const count = () => {
       this.stats.calls++;
       this.stats.byStore[storeName] = (this.stats.byStore[storeName] ?? 0) + 1;
@@ -278,6 +298,26 @@ export class Resolver {
         .then(p.resolve, p.reject);
     }
   }
+}
+
+/** The store calls `guardedStore` puts under the call policy; each may be repeated safely. */
+const GUARDED_CALLS = ["get", "getMany", "describe", "put", "listCurrentVersions", "putPending", "promote", "discardPending", "stagesOf"] as const satisfies ReadonlyArray<keyof (Store & Staging)>;
+
+/** `store` with `policy` around each of its GUARDED_CALLS; its other members pass through. */
+function guarded(store: Store, storeName: string, policy: CallPolicy): Store {
+  const out: Record<string, unknown> = { name: store.name, type: store.type, capabilities: store.capabilities };
+  const raw = store as unknown as Record<string, unknown>;
+  for (const m of ["check", "close"] as const) if (typeof store[m] === "function") out[m] = (store[m] as () => Promise<void>).bind(store);
+  for (const m of GUARDED_CALLS) {
+    const fn = raw[m];
+    if (typeof fn !== "function") continue;
+    out[m] = (...args: unknown[]) => {
+      const first = args[0];
+      const key = typeof first === "string" ? first : first && typeof first === "object" && "key" in first ? String((first as StoreKey).key) : undefined;
+      return callWithPolicy(`store "${storeName}": ${m}${key !== undefined ? ` "${key}"` : ""}`, () => (fn as (...a: unknown[]) => Promise<unknown>).apply(store, args), policy);
+    };
+  }
+  return out as unknown as Store;
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {

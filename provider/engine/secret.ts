@@ -24,12 +24,12 @@ export class Secret {
     return this.reveal().length;
   }
 
-  /** A masked form for `--print`: first and last character kept only for long values. */
+  /**
+   * A masked form for `--print`: eight asterisks whatever the value (empty stays empty). No
+   * character of the value is shown, and the length is not given away.
+   */
   masked(): string {
-    const v = this.reveal();
-    if (v.length === 0) return "";
-    if (v.length < 12) return "*".repeat(8);
-    return `${v[0]}${"*".repeat(8)}${v[v.length - 1]}`;
+    return this.reveal().length === 0 ? "" : "*".repeat(8);
   }
 
   /** A new Secret with the plaintext mapped through `fn`. */

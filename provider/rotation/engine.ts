@@ -148,7 +148,9 @@ export class RotationEngine {
   ) {
     this.clock = opts.clock ?? currentClock();
     this.ownResolver = !opts.resolver;
-    this.resolver = opts.resolver ?? new Resolver(config, { clock: this.clock, ...(opts.env ? { env: opts.env } : {}) });
+    this.resolver =
+      opts.resolver ??
+      new Resolver(config, { clock: this.clock, ...(opts.env ? { env: opts.env } : {}), ...(opts.onEvent ? { onWarning: (m: string) => opts.onEvent?.(`warning: ${m}`) } : {}) });
     this.fault = opts.fault ?? envFaultHook(opts.env ?? process.env);
     this.who = opts.who ?? whoAmI();
   }
@@ -1137,7 +1139,9 @@ export class RotationEngine {
     if (!v.ref || v.spec.literal !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: rotation needs a secret in a store (from: store://…)`);
     if (v.ref.field !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: rotation rotates a whole secret; remove "#${v.ref.field}"`);
     if (v.ref.version !== undefined) throw new ConfigError(`envs.${env}.${variable}.from: a rotated secret cannot pin a version ("${v.ref.version}")`);
-    const store = this.resolver.store(v.ref.store);
+    // Transient store failures are retried (each staging call is idempotent); the engine's clock
+    // is moved ahead in drills while a rotation waits, so each client's own timeout bounds a call.
+    const store = this.resolver.guardedStore(v.ref.store, { timeout: false });
     if (!hasStaging(store))
       throw new DsopsError(`${path}: store "${v.ref.store}" (${store.type}) cannot stage rotations (pending/current/previous) yet`, { hint: "keep rotated secrets in a file store for now" });
     return {

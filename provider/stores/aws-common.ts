@@ -8,6 +8,7 @@ export interface AwsConnectionSettings {
   readonly access_key_id?: string;
   readonly secret_access_key?: string;
   readonly session_token?: string;
+  readonly timeout_ms?: number;
 }
 
 /** The part of an SDK v3 client configuration the AWS stores set. */
@@ -18,6 +19,12 @@ export interface AwsClientConfig {
   endpoint?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   profile?: string;
+  /**
+   * Time limits of each HTTP request (timeout_ms): the engine abandons a read after timeout_ms
+   * on its own clock, and this ends the request itself, for every call (writes and rotation
+   * steps included), so no call can hang on a server that never answers.
+   */
+  requestHandler: { connectionTimeout: number; requestTimeout: number; throwOnRequestTimeout: true };
 }
 
 /**
@@ -33,6 +40,7 @@ export function awsClientConfig(storeName: string, s: AwsConnectionSettings, env
   const cfg: AwsClientConfig = {
     region: s.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
     maxAttempts: 1,
+    requestHandler: { connectionTimeout: s.timeout_ms ?? 30000, requestTimeout: s.timeout_ms ?? 30000, throwOnRequestTimeout: true },
   };
   if (s.endpoint !== undefined) {
     let url: URL;

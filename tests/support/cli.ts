@@ -24,3 +24,21 @@ export function dsops(args: string[], opts: { cwd: string; input?: string; env?:
 export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }) {
   return spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
 }
+
+/**
+ * Run `dsops` without blocking the test's event loop (unlike `dsops`, whose spawnSync would
+ * stop servers the test itself runs, such as a fault-injecting proxy, from answering).
+ */
+export function dsopsRun(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (status) => resolvePromise({ status, stdout, stderr }));
+    child.stdin.on("error", () => undefined); // a command that does not read its input
+    child.stdin.end(opts.input ?? "");
+  });
+}

@@ -44,6 +44,8 @@ interface Injected {
   readonly message: string;
   /** Only calls of this method (e.g. "AccessSecretVersion"); any method when absent. */
   readonly method?: string;
+  /** Never answer the call (a server that hangs) instead of answering `code`. */
+  readonly hang?: boolean;
 }
 
 export interface GcpSecretManagerServerOptions {
@@ -58,8 +60,19 @@ export interface GcpSecretManagerServer {
   readonly port: number;
   /** Calls received per RPC method name (`AccessSecretVersion` …), failed ones included. */
   readonly calls: Readonly<Record<string, number>>;
+  /** Calls answered with an injected failure (failNext, failFraction) so far. */
+  injectedFailures(): number;
   /** Answer the next `count` calls (of `method`, or of any method) with `code` (default UNAVAILABLE). */
   failNext(count: number, opts?: { code?: grpc.status; method?: string; message?: string }): void;
+  /**
+   * Answer a `fraction` of the calls from now on with UNAVAILABLE, spread evenly from the first
+   * one (call i, from 0, fails when ⌈(i+1)·fraction⌉ > ⌈i·fraction⌉), until `clearFaults`.
+   */
+  failFraction(fraction: number): void;
+  /** Leave the next `count` calls (of `method`, or of any method) unanswered: the caller's deadline ends them. */
+  hangNext(count: number, opts?: { method?: string }): void;
+  /** Forget the injected failures and hangs not used up yet. */
+  clearFaults(): void;
   /** Send a wrong data_crc32c with the next AccessSecretVersion answer (a corrupted payload in transit). */
   corruptNextChecksum(): void;
   /** Client options that reach this server with the real client and no credentials lookup. */
@@ -161,6 +174,11 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   const calls: Record<string, number> = {};
   const injected: Injected[] = [];
   let corruptChecksum = false;
+  /** Calls left unanswered (hangNext) whose caller has not given up yet. */
+  let hung = 0;
+  /** failFraction: the fraction, and the calls counted since it was set. */
+  let fractional: { fraction: number; seen: number } | undefined;
+  let injectedFailures = 0;
 
   const checkProject = (project: string, permission: string, resource: string) => {
     if (options.projects && !options.projects.includes(project)) {
@@ -370,9 +388,23 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   for (const [method, fn] of Object.entries(methods)) {
     implementation[method] = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       calls[method] = (calls[method] ?? 0) + 1;
+      if (fractional) {
+        const i = fractional.seen++;
+        if (Math.ceil((i + 1) * fractional.fraction) > Math.ceil(i * fractional.fraction)) {
+          injectedFailures++;
+          callback({ code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." });
+          return;
+        }
+      }
       const inj = injected.find((i) => i.remaining > 0 && (!i.method || i.method === method));
       if (inj) {
         inj.remaining--;
+        if (inj.hang) {
+          hung++;
+          call.on("cancelled", () => hung--);
+          return;
+        }
+        injectedFailures++;
         callback({ code: inj.code, details: inj.message });
         return;
       }
@@ -394,6 +426,7 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   return {
     port,
     calls,
+    injectedFailures: () => injectedFailures,
     failNext(count, opts) {
       injected.push({
         remaining: count,
@@ -401,6 +434,16 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
         message: opts?.message ?? "The service is currently unavailable.",
         method: opts?.method,
       });
+    },
+    hangNext(count, opts) {
+      injected.push({ remaining: count, code: grpc.status.UNAVAILABLE, message: "", method: opts?.method, hang: true });
+    },
+    failFraction(fraction) {
+      fractional = { fraction, seen: 0 };
+    },
+    clearFaults() {
+      injected.length = 0;
+      fractional = undefined;
     },
     corruptNextChecksum() {
       corruptChecksum = true;
@@ -416,7 +459,11 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
     },
     stop: () =>
       new Promise<void>((resolve) => {
-        server.tryShutdown(() => resolve());
+        // A call left hanging would hold a graceful shutdown forever.
+        if (hung > 0) {
+          server.forceShutdown();
+          resolve();
+        } else server.tryShutdown(() => resolve());
       }),
   };
 }

@@ -86,7 +86,8 @@ describe("resolver", () => {
     mem.failNext = 2;
     const p = resolver.resolveEnv("dev");
     // random() = 0.5: first backoff 0.5*200 = 100 ms, second 0.5*400 = 200 ms
-    while (clock.sleepers < 2) await new Promise((r) => setImmediate(r));
+    // (waits for the first retry's warning: the attempt's timeout no longer lingers as a sleeper)
+    while (warnings.length < 1) await new Promise((r) => setImmediate(r));
     clock.advance(100);
     while (warnings.length < 2) await new Promise((r) => setImmediate(r));
     clock.advance(200);
@@ -111,6 +112,20 @@ describe("resolver", () => {
     clock.advance(1000);
     await assert.rejects(p, (e: unknown) => e instanceof ResolveError && /no answer within 1000 ms \(timeout_ms\)/.test(e.failures[0].cause));
     assert.ok(new TimeoutError("x").retryable);
+  });
+
+  it("clears each attempt's timeout when the call settles: no sleeper is left behind", async () => {
+    const { resolver, mem, clock, warnings } = setup({ A: { from: "store://mem/a" } }, { settings: { retries: 1, timeout_ms: 1000 } });
+    mem.set("a", "x");
+    mem.failNext = 1;
+    const p = resolver.resolveEnv("dev");
+    while (warnings.length < 1) await new Promise((r) => setImmediate(r));
+    // the failed attempt's timeout is gone; only the backoff sleeps
+    assert.equal(clock.sleepers, 1);
+    clock.advance(100);
+    const r = await p;
+    assert.equal(r.variables.A.value.reveal(), "x");
+    assert.equal(clock.sleepers, 0, "a timeout sleep outlived its call");
   });
 
   it("keeps at most `concurrency` store calls in flight", async () => {

@@ -14,7 +14,9 @@ export function register(program: Command): void {
     .action(async (o: { store: string; key: string; description?: string }, cmd: Command) => {
       const { Secret } = require("../../engine/secret") as typeof import("../../engine/secret");
       await withResolver(cmd, async (r) => {
-        const store = r.store(o.store);
+        // Through the store's call policy: throttling and transient failures are retried, and
+        // each attempt is bounded by timeout_ms.
+        const store = r.guardedStore(o.store);
         if (!store.capabilities.write || !store.put) throw new DsopsError(`store "${o.store}" (${store.type}) is read-only`);
         let value = readStdin();
         if (value.endsWith("\n")) value = value.slice(0, -1);
