@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../engine/errors";
@@ -59,12 +58,20 @@ export function printJson(data: unknown): void {
   process.stdout.write(JSON.stringify(data, null, 2) + "\n");
 }
 
-export function readStdin(): string {
+/**
+ * All of standard input, read as a stream: a pipe whose writer has not written yet is waited
+ * for (a synchronous read of a non-blocking pipe fails with EAGAIN instead).
+ */
+export async function readStdin(): Promise<string> {
+  const none = () => new DsopsError("no value on standard input", { hint: "pipe the value in: printf %s \"$VALUE\" | dsops secrets set …" });
+  if (process.stdin.isTTY) throw none();
+  const chunks: Buffer[] = [];
   try {
-    return readFileSync(0, "utf8");
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   } catch {
-    throw new DsopsError("no value on standard input", { hint: "pipe the value in: printf %s \"$VALUE\" | dsops secrets set …" });
+    throw none();
   }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

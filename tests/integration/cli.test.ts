@@ -55,6 +55,19 @@ envs:
     assert.ok(!readFileSync(join(dir, "secrets.store"), "utf8").includes(TOKEN));
   });
 
+  it("secrets set waits for a writer that is late on the pipe (no EAGAIN on a non-blocking stdin)", async () => {
+    const child = dsopsAsync(["secrets", "set", "--store", "local", "--key", "late/writer"], { cwd: dir, stdin: "pipe" });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    // The child is started and reading before anything is written: the producer is slow.
+    await new Promise((r) => child.once("spawn", r));
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdin!.end(TOKEN + "\n");
+    const status = await new Promise<number | null>((r) => child.on("close", r));
+    assert.equal(status, 0, stderr);
+    assert.match(stderr, /^store local: late\/writer → version 1\n$/);
+  });
+
   it("plan lists sources without values or store calls", () => {
     const r = record(run(["plan", "--env", "dev"]));
     assert.equal(r.status, 0, r.stderr);

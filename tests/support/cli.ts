@@ -1,4 +1,5 @@
-import { spawnSync, spawn } from "node:child_process";
+import { spawnSync, spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
 import { join } from "node:path";
 
 /** The built `dsops` command, run as users run it. */
@@ -21,8 +22,8 @@ export function dsops(args: string[], opts: { cwd: string; input?: string; env?:
 }
 
 /** Start `dsops` without waiting (signals, long runs). */
-export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }) {
-  return spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; stdin?: "ignore" | "pipe" }) {
+  return spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: [opts.stdin ?? "ignore", "pipe", "pipe"] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
 }
 
 /**

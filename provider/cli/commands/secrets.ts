@@ -18,7 +18,7 @@ export function register(program: Command): void {
         // each attempt is bounded by timeout_ms.
         const store = r.guardedStore(o.store);
         if (!store.capabilities.write || !store.put) throw new DsopsError(`store "${o.store}" (${store.type}) is read-only`);
-        let value = readStdin();
+        let value = await readStdin();
         if (value.endsWith("\n")) value = value.slice(0, -1);
         if (value.endsWith("\r")) value = value.slice(0, -1);
         if (value === "") throw new DsopsError("empty value on standard input");
