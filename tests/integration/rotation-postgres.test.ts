@@ -96,7 +96,7 @@ describe("rotation: PostgreSQL target (real server)", function () {
     pg = await startPostgres();
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
-    for (const r of ["app", "app_a", "app_b", "bad", "emer_a", "emer_b", "crash", "crash_a", "crash_b", "multi", "live_a", "live_b"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
+    for (const r of ["app", "app_a", "app_b", "bad", "emer_a", "emer_b", "crash", "crash_a", "crash_b", "multi", "live_a", "live_b", "disabled"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
     await admin.query("CREATE TABLE guarded (x int)"); // no grants: a verification query on it fails
     dir = mkdtempSync(join(tmpdir(), "dsops-rot-pg-"));
     const yaml = `version: 1
@@ -138,6 +138,9 @@ envs:
     KEYS:
       from: "store://local/app/keys"
       rotation: { service: app-db, strategy: two-secret, user: app }
+    DISABLED:
+      from: "store://local/app/disabled"
+      rotation: { service: app-db, strategy: single-user, user: disabled }
 `;
     writeFileSync(join(dir, "dsops.yaml"), yaml);
     config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
@@ -149,6 +152,7 @@ envs:
       ["app/bad", "bad"],
       ["app/crash", "crash"],
       ["app/multi", "multi"],
+      ["app/disabled", "disabled"],
     ]) {
       const pw = init(user);
       await setRole(user, pw);
@@ -271,6 +275,36 @@ envs:
       rec.steps.map((s) => `${s.name}:${s.outcome}`),
       ["generate:ok", "stage:ok", "apply:ok", "verify:failed", "restore:ok", "discard:ok"],
     );
+  });
+
+  it("a role an administrator disabled (NOLOGIN) stays disabled: verification fails, the rotation rolls back, the verifier is the same, exit 1", async () => {
+    await admin.query("ALTER ROLE disabled NOLOGIN");
+    const authid = async () =>
+      (await admin.query<{ rolcanlogin: boolean; rolpassword: string }>("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = 'disabled'")).rows[0];
+    const before = await authid();
+    assert.equal(before.rolcanlogin, false);
+    const old = await stored("app/disabled");
+    const r = cli(["secrets", "rotate", "--env", "prod", "--var", "DISABLED"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /rotation rot-\S+ rolled back: .*login as "disabled" failed: role "disabled" is not permitted to log in/);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    const after = await authid();
+    assert.equal(after.rolcanlogin, false, "the role is still NOLOGIN");
+    assert.equal(after.rolpassword, before.rolpassword, "the role's password verifier is the one it had");
+    assert.equal(await stored("app/disabled"), old);
+    assert.equal((await store().stagesOf("app/disabled")).pending, undefined);
+    const rec = history().filter((x) => x.variable === "DISABLED")[0];
+    assert.equal(rec.status, "rolled-back");
+    assert.deepEqual(
+      rec.steps.map((x) => `${x.name}:${x.outcome}`),
+      ["generate:ok", "stage:ok", "apply:ok", "verify:failed", "restore:ok", "discard:ok"],
+    );
+    // Enabled again by its administrator, the role rotates (the old password worked all along).
+    await admin.query("ALTER ROLE disabled LOGIN");
+    assert.equal(await canLogin("disabled", old), true);
+    const again = cli(["secrets", "rotate", "--env", "prod", "--var", "DISABLED"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(await currentWorks("app/disabled", "disabled"), true);
   });
 
   it("emergency: needs a reason; revokes the old user at once", async () => {
@@ -490,7 +524,8 @@ envs:
         ["PostgreSQL statement log", pg.log()],
         ["postgres history table", JSON.stringify((await admin.query("SELECT record FROM dsops_rotation_history")).rows)],
       ];
-      assert.match(pg.log(), /ALTER ROLE "app" WITH LOGIN PASSWORD 'SCRAM-SHA-256\$4096:/, "the log does show the statements");
+      // The statement sets the password only (it used to say WITH LOGIN PASSWORD, which re-enabled NOLOGIN roles).
+      assert.match(pg.log(), /ALTER ROLE "app" WITH PASSWORD 'SCRAM-SHA-256\$4096:/, "the log does show the statements");
       for (const [what, text] of haystacks)
         for (const v of values) if (v.length >= 8 && !v.startsWith("{")) assert.ok(!text.includes(v), `a value appears in the ${what}`);
       assert.ok(existsSync(file));
