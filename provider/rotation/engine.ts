@@ -285,6 +285,7 @@ export class RotationEngine {
     const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
     if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
     const rollout = await this.planRollout(subject, plan);
+    await this.prepareTargets(subject, rollout);
     const rec: RolloutRecord = {
       id,
       kind: "rotate",
@@ -375,7 +376,7 @@ export class RotationEngine {
             for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
           }
           const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-          st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules));
+          st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules), plan.old);
           st.secrets.push(st.pending.secret);
         });
         await this.step(st, "stage", async () => {
@@ -519,6 +520,12 @@ export class RotationEngine {
       if (!t.setSecret) throw new DsopsError(`${path}: instance "${i.name}" (${t.type}) cannot set a secret`);
     }
     return progress;
+  }
+
+  /** `Target.prepare` of the target (or of each rollout instance): refuse before anything changes. */
+  private async prepareTargets(subject: Subject, rollout: RolloutProgress | undefined): Promise<void> {
+    const targets = rollout ? rollout.instances.map((i) => this.instanceTarget(subject, rollout, i.name)) : [subject.target];
+    for (const t of targets) await t.prepare?.();
   }
 
   /** The target of one instance: the service's entry with the instance's settings laid over it. */
@@ -886,6 +893,7 @@ export class RotationEngine {
     const rollout = await this.planRollout(subject, plan);
     if (rollout) for (const i of rollout.instances) await this.instanceTarget(subject, rollout, i.name).check?.();
     else await subject.target.check?.();
+    await this.prepareTargets(subject, rollout);
     const holder = await subject.history.holder(subject.secret);
     const steps = [
       ...(plan.apply === "set"
