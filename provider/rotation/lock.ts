@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "../engine/clock";
-import { RotationInProgressError } from "./errors";
+import { fsErrorCode, fsErrorText, writeAll } from "../engine/fsutil";
+import { HistoryWriteError, RotationInProgressError } from "./errors";
 import type { HeldLock, LockOwner } from "./types";
 
 /** `user@host` of this process. */
@@ -57,7 +58,19 @@ export class FileLocks {
     return readOwner(this.pathOf(secret));
   }
 
+  /** Take the lock; a full or read-only disk is a HistoryWriteError (nothing is left behind). */
   async acquire(secret: string, owner: LockOwner): Promise<HeldLock> {
+    try {
+      return this.acquireOnDisk(secret, owner);
+    } catch (e) {
+      if (!fsErrorCode(e)) throw e;
+      throw new HistoryWriteError(`cannot take the rotation lock of ${secret} in ${this.dir}: ${fsErrorText(e)}`, {
+        hint: "nothing was changed; free space on that disk (or make it writable) and run again",
+      });
+    }
+  }
+
+  private acquireOnDisk(secret: string, owner: LockOwner): HeldLock {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = this.pathOf(secret);
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -111,15 +124,24 @@ export class FileLocks {
       return false;
     }
     try {
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
+      try {
+        writeAll(fd, String(process.pid));
+      } finally {
+        closeSync(fd);
+      }
       const again = readOwner(path);
       const same = JSON.stringify(again) === JSON.stringify(stale);
       if (!same) return tryCreate(path, owner);
       // Write the new owner beside it and rename over the stale lock (atomic).
       const tmp = `${path}.${process.pid}.tmp`;
       const tfd = openSync(tmp, "w", 0o600);
-      writeSync(tfd, JSON.stringify(owner));
+      try {
+        writeAll(tfd, JSON.stringify(owner));
+      } catch (e) {
+        closeSync(tfd);
+        unlinkQuietly(tmp);
+        throw e;
+      }
       closeSync(tfd);
       renameSync(tmp, path);
       return true;
@@ -151,11 +173,23 @@ function tryCreate(path: string, owner: LockOwner): boolean {
     throw e;
   }
   try {
-    writeSync(fd, JSON.stringify(owner));
-  } finally {
+    writeAll(fd, JSON.stringify(owner));
+  } catch (e) {
+    // A lock file without its owner would block the next run: remove it.
     closeSync(fd);
+    unlinkQuietly(path);
+    throw e;
   }
+  closeSync(fd);
   return true;
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* gone, or a read-only disk */
+  }
 }
 
 function readOwner(path: string): LockOwner | undefined {

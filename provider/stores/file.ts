@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from "node:crypto";
-import { existsSync, readFileSync, openSync, closeSync, writeSync, unlinkSync, statSync } from "node:fs";
+import { existsSync, readFileSync, openSync, closeSync, unlinkSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { DsopsError, NotFoundError, StoreError } from "../engine/errors";
 import { Secret } from "../engine/secret";
-import { writeFileAtomic } from "../engine/fsutil";
+import { fsErrorCode, fsErrorText, writeAll, writeFileAtomic } from "../engine/fsutil";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -239,7 +239,20 @@ export class FileStore implements Store, Staging {
     }
   }
 
+  /**
+   * Run a write under the store's lock. A failed file-system call (a full or read-only disk)
+   * becomes a StoreError naming the file; the store file is then unchanged (writes are atomic).
+   */
   private withLock<T>(fn: () => T): Promise<T> {
+    return this.lockedWrite(fn).catch((e: unknown) => {
+      if (!fsErrorCode(e)) throw e;
+      throw new StoreError(`store "${this.name}": cannot write ${this.path}: ${fsErrorText(e)}`, false, {
+        hint: fsErrorCode(e) === "ENOSPC" || fsErrorCode(e) === "EDQUOT" ? "free space on that disk; the store file was left as it was" : "the store file was left as it was",
+      });
+    });
+  }
+
+  private lockedWrite<T>(fn: () => T): Promise<T> {
     const lockPath = `${this.path}.lock`;
     const attempt = (): T | undefined => {
       let fd: number;
@@ -257,8 +270,11 @@ export class FileStore implements Store, Staging {
         return undefined;
       }
       try {
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
+        try {
+          writeAll(fd, String(process.pid));
+        } finally {
+          closeSync(fd);
+        }
         return fn();
       } finally {
         unlinkSync(lockPath);
