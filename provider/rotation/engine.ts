@@ -8,7 +8,7 @@ import { parseStoreUri, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";
 import { Secret, scrub } from "../engine/secret";
 import { hasStaging, type Staging, type Store } from "../stores/types";
-import { RotationError, RotationInProgressError } from "./errors";
+import { HistoryWriteError, RotationError, RotationInProgressError } from "./errors";
 import { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
 import { checkPolicy, defaultGeneratorPolicy, generate } from "./generator";
 import { FileHistory, defaultHistoryPath, type HistoryBackend, type HistoryFilter } from "./history/index";
@@ -122,6 +122,8 @@ interface RunState {
   pending?: Credential;
   /** Values to scrub from every message of this run. */
   readonly secrets: Secret[];
+  /** The store made the new version current in this run (known even when the history could not record it). */
+  promoted?: boolean;
 }
 
 /**
@@ -190,7 +192,18 @@ export class RotationEngine {
   private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined): Promise<RotationResult> {
     {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
-      if (open?.status === "running") {
+      if (open?.status === "running" && rollingBack(open)) {
+        // An earlier run failed and did not finish its rollback (killed, or its disk was full):
+        // finish that rollback, then rotate as asked.
+        this.event(`${subject.secret}: finishing the rollback of rotation ${open.id} left unfinished by ${open.who}`);
+        const earlier: RotationRecord = open; // resume() rolls this very record back
+        try {
+          await this.resume(subject, earlier);
+        } catch (e) {
+          if (!(e instanceof RotationError) || earlier.status !== "rolled-back") throw e;
+          this.event(errorMessage(e));
+        }
+      } else if (open?.status === "running") {
         this.event(`${subject.secret}: resuming rotation ${open.id} left unfinished by ${open.who}`);
         const rec = await this.resume(subject, open);
         return { record: rec, resumed: true, dryRun: false };
@@ -326,11 +339,79 @@ export class RotationEngine {
       if (plan.retire === "grace") st.plan = { ...plan, retire: "now" };
       const s = rec.steps.find((x) => x.name === "retire");
       if (s) delete s.outcome;
+    } else if (plan.apply === "set" && !progressOf(rec) && !rollingBack(rec) && !rec.steps.some((x) => x.name === "promote" && x.outcome === "ok")) {
+      // Not promoted yet: the earlier run may have put the old password back without being able
+      // to record it (a full disk). Setting the pending value again is harmless, and verified again.
+      for (const x of rec.steps)
+        if (x.name === "apply" || x.name === "verify") {
+          delete x.outcome;
+          delete x.message;
+          delete x.finishedAt;
+        }
     }
     return this.run(st);
   }
 
+  /** The step machine, and what is done when it ends in an error none of its steps handled. */
   private async run(st: RunState): Promise<RotationRecord> {
+    try {
+      return await this.runSteps(st);
+    } catch (e) {
+      throw await this.salvage(st, e);
+    }
+  }
+
+  /**
+   * A run ended in an error its steps did not handle (the history or the store could not be
+   * written, promote failed, a bug). A single-user target changed in place may then hold the
+   * new password while the store's current version is still the old one: it gets the old
+   * password back, so the credential stored as current works. This is not recorded (the history
+   * may be what failed): the record stays `running`, and the next run resumes it and sets the
+   * pending value again. Returns the error to throw, saying what was left how.
+   */
+  private async salvage(st: RunState, e: unknown): Promise<unknown> {
+    const { rec, subject, plan } = st;
+    const ok = (n: StepName) => rec.steps.some((x) => x.name === n && x.outcome === "ok");
+    const applied = rec.steps.some((x) => x.name === "apply");
+    const promoted = st.promoted || ok("promote");
+    const inPlace = plan.apply === "set" && !!plan.old && plan.old.principal === plan.principal && !progressOf(rec);
+    let note: string | undefined;
+    if (progressOf(rec)) note = undefined;
+    else if (!applied) note = `nothing was changed at service "${subject.target.name}"`;
+    else if (promoted) note = `version ${rec.newVersionId} (verified) is current`;
+    else if (ok("restore")) note = `the old credential was put back at service "${subject.target.name}"`;
+    else if (!inPlace) note = `the credential stored as current was not changed at service "${subject.target.name}"`;
+    else {
+      let current: string | undefined | null;
+      try {
+        current = (await subject.store.stagesOf(subject.ref.key)).current;
+      } catch {
+        current = null;
+      }
+      if (current === null) note = `the store could not be read to tell whether version ${rec.newVersionId} became current; "${plan.principal}" may hold that new password`;
+      else if (current === rec.newVersionId) note = `version ${rec.newVersionId} (verified) is current`;
+      else {
+        try {
+          await this.restoreOn(st, subject.target);
+          note = `the old password of "${plan.principal}" was put back at service "${subject.target.name}", so the credential stored as current (version ${rec.oldVersionId}) is the one it accepts`;
+        } catch (e2) {
+          note = `putting the old password of "${plan.principal}" back failed too (${scrub(errorMessage(e2), st.secrets)}): it may hold the new password (pending version ${rec.newVersionId}) until the next run finishes the rotation`;
+        }
+        this.event(`${subject.secret}: rotation ${rec.id}: ${note}`);
+      }
+    }
+    // Bugs (and the crash tests' simulated crashes) surface as they are; so does a run that recorded its end.
+    if (!(e instanceof DsopsError) || e instanceof RotationInProgressError || (e instanceof RotationError && rec.status !== "running")) return e;
+    const msg = e instanceof RotationError ? e.message : `${subject.secret}: rotation ${rec.id} did not finish: ${scrub(errorMessage(e), st.secrets)}`;
+    const disk = e instanceof HistoryWriteError || /ENOSPC|EDQUOT|EROFS/.test(errorMessage(e)) ? "free space on that disk (or make it writable), then " : "";
+    return new RotationError(`${msg}${note ? `; ${note}` : ""}`, rec.id, {
+      hint: `${disk}run \`dsops secrets rotate --env ${subject.env} --var ${subject.variable}\` again: it finishes rotation ${rec.id}`,
+      cause: e,
+    });
+  }
+
+  private async runSteps(st: RunState): Promise<RotationRecord> {
+
     const { rec, subject, plan } = st;
     const { store, target } = subject;
     const key = subject.ref.key;
@@ -399,6 +480,7 @@ export class RotationEngine {
 
     await this.step(st, "promote", async () => {
       await store.promote(key, rec.newVersionId as string);
+      st.promoted = true;
     });
     await this.healthGate(st);
     return this.retire(st);
@@ -1279,6 +1361,11 @@ export class RotationEngine {
 
 /** A step that decides the rotation's fate failed: roll back. */
 class StepFailure extends Error {}
+
+/** A record whose run failed at apply, stage or verify (or began its rollback): the next run finishes the rollback. */
+function rollingBack(rec: RotationRecord): boolean {
+  return rec.steps.some((s) => (s.outcome === "failed" && (s.name === "apply" || s.name === "verify" || s.name === "stage")) || s.name === "restore" || s.name === "discard");
+}
 
 /** A history backend created on first use (its connection needs a resolved credential). */
 class LazyHistory implements HistoryBackend {
