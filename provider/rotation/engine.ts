@@ -12,7 +12,7 @@ import { HistoryWriteError, RotationError, RotationInProgressError } from "./err
 import { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
 import { checkPolicy, defaultGeneratorPolicy, generate } from "./generator";
 import { FileHistory, defaultHistoryPath, type HistoryBackend, type HistoryFilter } from "./history/index";
-import { lockOwner, whoAmI } from "./lock";
+import { lockOwner, ownerIsDead, whoAmI } from "./lock";
 import { resolveStrategy, type ResolvedStrategy, type RotationPlan } from "./strategies/index";
 import { VerificationError } from "./targets/errors";
 import { createTarget } from "./targets/registry";
@@ -65,6 +65,11 @@ export interface SecretStatus {
   readonly updatedAt?: string;
   readonly last?: Pick<RotationRecord, "id" | "status" | "startedAt" | "finishedAt" | "strategy" | "error" | "retireAfter">;
   readonly lockedBy?: LockOwner;
+  /**
+   * True when the lock's holder is a process of this host that no longer exists (killed): its
+   * rotation is unfinished, and the next `dsops secrets rotate` of the variable finishes it.
+   */
+  readonly lockHolderDead?: boolean;
   /** Why the status could not be read in full (store or history unreachable). */
   readonly problem?: string;
 }
@@ -260,7 +265,7 @@ export class RotationEngine {
           ...(last
             ? { last: { id: last.id, status: last.status, startedAt: last.startedAt, strategy: last.strategy, ...(last.finishedAt ? { finishedAt: last.finishedAt } : {}), ...(last.error ? { error: last.error } : {}), ...(last.retireAfter ? { retireAfter: last.retireAfter } : {}) } }
             : {}),
-          ...(lockedBy ? { lockedBy } : {}),
+          ...(lockedBy ? { lockedBy, ...(ownerIsDead(lockedBy) ? { lockHolderDead: true } : {}) } : {}),
         });
       } catch (e) {
         const ref = this.config.envs[v.env][v.variable].ref;
