@@ -333,7 +333,17 @@ export class RotationEngine {
   /** Continue a record left `running` (or finish the retire step of one in `grace`). */
   private async resume(subject: Subject, rec: RotationRecord, retireNow = false): Promise<RotationRecord> {
     rec.resumedBy = [...(rec.resumedBy ?? []), `${this.who} pid ${process.pid}`];
-    if (rec.kind === "rollback") return this.runManualRollback(subject, rec);
+    if (rec.kind === "rollback") {
+      // As for a rotation: the version is set again at the target unless it was made current.
+      if (!rec.steps.some((x) => x.outcome === "failed" || x.name === "restore" || (x.name === "promote" && x.outcome === "ok")))
+        for (const x of rec.steps)
+          if (x.name === "apply" || x.name === "verify") {
+            delete x.outcome;
+            delete x.message;
+            delete x.finishedAt;
+          }
+      return this.runManualRollback(subject, rec);
+    }
     const strategy = resolveStrategy(subject.policy, rec.strategy as RotationStrategyName);
     // The plan is rebuilt from the value that was current when the rotation started.
     const oldValue = rec.oldVersionId ? (await subject.store.get({ key: subject.ref.key, version: rec.oldVersionId })).value : undefined;
@@ -376,43 +386,51 @@ export class RotationEngine {
    */
   private async salvage(st: RunState, e: unknown): Promise<unknown> {
     const { rec, subject, plan } = st;
+    const inPlace = plan.apply === "set" && !!plan.old && plan.old.principal === plan.principal;
+    const note = progressOf(rec) ? undefined : await this.putCurrentBack(st, inPlace, () => this.restoreOn(st, subject.target));
+    return this.unfinishedError(st, e, note, `rotation ${rec.id}`, `dsops secrets rotate --env ${subject.env} --var ${subject.variable}`);
+  }
+
+  /**
+   * After a run ended in an unhandled error: when the target may hold the new credential of a
+   * principal changed in place (`inPlace`) while the store's current version is still the old
+   * one, `restore` gives it back the credential stored as current. Says what was left how.
+   */
+  private async putCurrentBack(st: RunState, inPlace: boolean, restore: () => Promise<unknown>): Promise<string> {
+    const { rec, subject } = st;
     const ok = (n: StepName) => rec.steps.some((x) => x.name === n && x.outcome === "ok");
-    const applied = rec.steps.some((x) => x.name === "apply");
-    const promoted = st.promoted || ok("promote");
-    const inPlace = plan.apply === "set" && !!plan.old && plan.old.principal === plan.principal && !progressOf(rec);
-    let note: string | undefined;
-    if (progressOf(rec)) note = undefined;
-    else if (!applied) note = `nothing was changed at service "${subject.target.name}"`;
-    else if (promoted) note = `version ${rec.newVersionId} (verified) is current`;
-    else if (ok("restore")) note = `the old credential was put back at service "${subject.target.name}"`;
-    else if (!inPlace) note = `the credential stored as current was not changed at service "${subject.target.name}"`;
-    else {
-      let current: string | undefined | null;
-      try {
-        current = (await subject.store.stagesOf(subject.ref.key)).current;
-      } catch {
-        current = null;
-      }
-      if (current === null) note = `the store could not be read to tell whether version ${rec.newVersionId} became current; "${plan.principal}" may hold that new password`;
-      else if (current === rec.newVersionId) note = `version ${rec.newVersionId} (verified) is current`;
-      else {
-        try {
-          await this.restoreOn(st, subject.target);
-          note = `the old password of "${plan.principal}" was put back at service "${subject.target.name}", so the credential stored as current (version ${rec.oldVersionId}) is the one it accepts`;
-        } catch (e2) {
-          note = `putting the old password of "${plan.principal}" back failed too (${scrub(errorMessage(e2), st.secrets)}): it may hold the new password (pending version ${rec.newVersionId}) until the next run finishes the rotation`;
-        }
-        this.event(`${subject.secret}: rotation ${rec.id}: ${note}`);
-      }
+    const service = `service "${subject.target.name}"`;
+    if (!rec.steps.some((x) => x.name === "apply")) return `nothing was changed at ${service}`;
+    if (st.promoted || ok("promote")) return `version ${rec.newVersionId} (verified) is current`;
+    if (ok("restore")) return `the credential stored as current was put back at ${service}`;
+    if (!inPlace) return `the credential stored as current was not changed at ${service}`;
+    let current: string | undefined | null;
+    try {
+      current = (await subject.store.stagesOf(subject.ref.key)).current;
+    } catch {
+      current = null;
     }
+    if (current === null) return `the store could not be read to tell whether version ${rec.newVersionId} became current; "${st.plan.principal}" may hold that version's password`;
+    if (current === rec.newVersionId) return `version ${rec.newVersionId} (verified) is current`;
+    let note: string;
+    try {
+      await restore();
+      note = `the password of "${st.plan.principal}" stored as current (version ${current}) was put back at ${service}, so it is the one the target accepts`;
+    } catch (e2) {
+      note = `putting the password stored as current back at ${service} failed too (${scrub(errorMessage(e2), st.secrets)}): "${st.plan.principal}" may hold version ${rec.newVersionId}'s password until the next run finishes`;
+    }
+    this.event(`${subject.secret}: ${rec.kind === "rollback" ? "rollback" : "rotation"} ${rec.id}: ${note}`);
+    return note;
+  }
+
+  /** The error a run that did not finish throws: what happened, what was left how, and the command that finishes it. */
+  private unfinishedError(st: RunState, e: unknown, note: string | undefined, what: string, again: string): unknown {
+    const { rec, subject } = st;
     // Bugs (and the crash tests' simulated crashes) surface as they are; so does a run that recorded its end.
     if (!(e instanceof DsopsError) || e instanceof RotationInProgressError || (e instanceof RotationError && rec.status !== "running")) return e;
-    const msg = e instanceof RotationError ? e.message : `${subject.secret}: rotation ${rec.id} did not finish: ${scrub(errorMessage(e), st.secrets)}`;
+    const msg = e instanceof RotationError ? e.message : `${subject.secret}: ${what} did not finish: ${scrub(errorMessage(e), st.secrets)}`;
     const disk = e instanceof HistoryWriteError || /ENOSPC|EDQUOT|EROFS/.test(errorMessage(e)) ? "free space on that disk (or make it writable), then " : "";
-    return new RotationError(`${msg}${note ? `; ${note}` : ""}`, rec.id, {
-      hint: `${disk}run \`dsops secrets rotate --env ${subject.env} --var ${subject.variable}\` again: it finishes rotation ${rec.id}`,
-      cause: e,
-    });
+    return new RotationError(`${msg}${note ? `; ${note}` : ""}`, rec.id, { hint: `${disk}run \`${again}\` again: it finishes ${what}`, cause: e });
   }
 
   private async runSteps(st: RunState): Promise<RotationRecord> {
@@ -806,9 +824,15 @@ export class RotationEngine {
       if (open && progressOf(open)?.halted) return await this.abortHalted(subject, open, options.reason);
       if (open) {
         // Finish (or roll back) what a crashed run left first; then roll back as asked.
-        await this.resume(subject, open).catch((e) => {
+        const finished = await this.resume(subject, open).catch((e) => {
           if (!(e instanceof RotationError)) throw e;
+          return undefined;
         });
+        // The unfinished run was this same rollback (killed, or its disk was full): finishing it is what was asked.
+        if (finished?.kind === "rollback" && finished.status === "succeeded" && (!options.version || options.version === finished.newVersionId)) {
+          this.emit("rollback", subject, finished, { trigger: "manual" });
+          return finished;
+        }
       }
       const stages = await subject.store.stagesOf(subject.ref.key);
       const to = options.version ?? stages.previous;
@@ -848,6 +872,28 @@ export class RotationEngine {
 
   /** Manual rollback machine: apply the chosen version at the target, verify it, promote it. A failure puts the target back to current. */
   private async runManualRollback(subject: Subject, rec: RotationRecord): Promise<RotationRecord> {
+    let st: RunState | undefined;
+    let cur: Credential | undefined;
+    try {
+      return await this.runManualRollbackSteps(subject, rec, (s, c) => ((st = s), (cur = c)));
+    } catch (e) {
+      if (!st) throw e;
+      const run: RunState = st;
+      // The credential stored as current when the rollback began: put back where the rollback changed that very principal.
+      const current: Credential | undefined = cur;
+      const targets = () => {
+        const p = progressOf(rec);
+        return p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [subject.target];
+      };
+      const inPlace = !!current && current.principal === run.plan.principal && !!subject.target.setSecret;
+      const note = await this.putCurrentBack(run, inPlace, async () => {
+        for (const t of targets()) await (t.setSecret as NonNullable<Target["setSecret"]>).call(t, current as Credential);
+      });
+      throw this.unfinishedError(run, e, note, `rollback ${rec.id}`, `dsops rotation rollback --service ${subject.target.name} --env ${subject.env} --var ${subject.variable} --reason …`);
+    }
+  }
+
+  private async runManualRollbackSteps(subject: Subject, rec: RotationRecord, started: (st: RunState, cur: Credential | undefined) => void): Promise<RotationRecord> {
     const strategy = resolveStrategy(subject.policy);
     const target = subject.target;
     const key = subject.ref.key;
@@ -856,6 +902,7 @@ export class RotationEngine {
     rec.newPrincipal = back.principal;
     if (cur) rec.oldPrincipal = cur.principal;
     const st: RunState = { subject, strategy, rec, plan: { principal: back.principal, apply: "set", retire: "none" }, pending: back, secrets: [back.secret, ...(cur ? [cur.secret] : [])] };
+    started(st, cur);
     if (rec.steps.some((s) => s.outcome === "failed") || rec.steps.some((s) => s.name === "restore")) return this.failManualRollback(st, cur);
     const p = progressOf(rec);
     const targets = p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [target];
@@ -879,6 +926,7 @@ export class RotationEngine {
     }
     await this.step(st, "promote", async () => {
       await subject.store.promote(key, rec.newVersionId as string);
+      st.promoted = true;
     });
     rec.status = "succeeded";
     rec.finishedAt = this.nowIso();

@@ -14,8 +14,9 @@ import { dsops } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 /**
- * Disk drills on a real PostgreSQL 15 role rotated by the built `dsops` CLI (single-user, the
- * strategy that changes the password in place). The file store and its rotation history live on
+ * Disk drills on real PostgreSQL 15 roles rotated by the built `dsops` CLI: single-user (the
+ * strategy that changes the password in place), alternating-users, and a manual rollback
+ * (`dsops rotation rollback`). The file store and its rotation history live on
  * a small tmpfs mounted by the test (root only). At each step of the rotation the disk is
  * filled (DSOPS_FAULT=<point>:fill) or remounted read-only (<point>:readonly): the run must end
  * with exit 1 and a message (no stack trace), the password the store calls current must log in
@@ -42,7 +43,12 @@ describe("rotation: a full or read-only disk during a rotation (tmpfs, real Post
     outputs.push(r.stdout, r.stderr);
     return r;
   };
-  const rotate = (extra: NodeJS.ProcessEnv = {}) => cli(["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"], extra);
+  type Drill = { variable: string; key: string; args: string[] };
+  const single: Drill = { variable: "DB_PASSWORD", key: "app/db-password", args: ["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"] };
+  const alternating: Drill = { variable: "DB_LOGIN", key: "app/db-login", args: ["secrets", "rotate", "--env", "prod", "--var", "DB_LOGIN"] };
+  const rollback: Drill = { variable: "DB_PASSWORD", key: "app/db-password", args: ["rotation", "rollback", "--service", "app-db", "--env", "prod", "--var", "DB_PASSWORD", "--reason", "drill"] };
+  const run = (d: Drill, extra: NodeJS.ProcessEnv = {}) => cli(d.args, extra);
+  const rotate = (extra: NodeJS.ProcessEnv = {}) => run(single, extra);
 
   async function canLogin(user: string, password: string): Promise<boolean> {
     const c = new Client({ host: pg.host, port: pg.port, user, password, database: "postgres" });
@@ -58,11 +64,21 @@ describe("rotation: a full or read-only disk during a rotation (tmpfs, real Post
     }
   }
 
-  async function current(): Promise<string> {
-    const v = (await store().get({ key: "app/db-password" })).value.reveal();
-    values.add(v);
-    return v;
+  /** The stored current credential of a drill's variable (single-user: the password of `app`). */
+  async function current(d: Drill = single): Promise<{ username: string; password: string }> {
+    const v = (await store().get({ key: d.key })).value.reveal();
+    if (d.key === single.key) {
+      values.add(v);
+      return { username: "app", password: v };
+    }
+    const c = JSON.parse(v) as { username: string; password: string };
+    values.add(c.password);
+    return c;
   }
+  const currentLogsIn = async (d: Drill = single) => {
+    const c = await current(d);
+    return canLogin(c.username, c.password);
+  };
 
   function records(): RotationRecord[] {
     const recs = new Map<string, RotationRecord>();
@@ -90,20 +106,20 @@ describe("rotation: a full or read-only disk during a rotation (tmpfs, real Post
     assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, `${point}: ${r.stderr}`);
   }
 
-  /** After a drill, with the disk still full or read-only: the stored current password logs in; no lock is left of a process that ended. */
-  async function storedCurrentWorks(point: string): Promise<void> {
-    assert.equal(await canLogin("app", await current()), true, `${point}: the password stored as current logs in while the disk is still full`);
+  /** After a drill, with the disk still full or read-only: the stored current credential logs in. */
+  async function storedCurrentWorks(point: string, d: Drill = single): Promise<void> {
+    assert.equal(await currentLogsIn(d), true, `${point}: the credential stored as current logs in while the disk is still full`);
   }
 
-  /** Free the disk, run again: the rotation finishes; nothing pending; the current password logs in. */
-  async function rerunSucceeds(point: string): Promise<void> {
-    const again = rotate();
+  /** Free the disk, run again: the rotation (or rollback) finishes; nothing pending; the current credential logs in; no lock left. */
+  async function rerunSucceeds(point: string, d: Drill = single): Promise<void> {
+    const again = run(d);
     assert.equal(again.status, 0, `${point}: the run after freeing the disk: ${again.stderr}`);
-    assert.match(again.stdout, /succeeded; version \d+ current/, point);
+    assert.match(again.stdout, d === rollback ? /rolled back to version \d+ .*succeeded/ : /succeeded; version \d+ current/, point);
     assert.doesNotMatch(again.stderr, /^error:/m, `${point}: the run after freeing the disk reports no error`);
-    assert.equal(await canLogin("app", await current()), true, `${point}: current works after the re-run`);
-    assert.equal((await store().stagesOf("app/db-password")).pending, undefined, `${point}: nothing pending`);
-    assert.equal(records()[0].status, "succeeded", point);
+    assert.equal(await currentLogsIn(d), true, `${point}: current works after the re-run`);
+    assert.equal((await store().stagesOf(d.key)).pending, undefined, `${point}: nothing pending`);
+    assert.equal(records().filter((r) => r.variable === d.variable)[0].status, "succeeded", point);
     assert.deepEqual(readdirSync(join(disk, "dsops-rotation-history.jsonl.locks")).filter((f) => f.endsWith(".lock")), [], `${point}: no lock left`);
   }
 
@@ -137,6 +153,9 @@ envs:
     DB_PASSWORD:
       from: "store://local/app/db-password"
       rotation: { service: app-db, strategy: single-user, user: app }
+    DB_LOGIN:
+      from: "store://local/app/db-login"
+      rotation: { service: app-db, strategy: alternating-users, users: [alt_a, alt_b] }
 `,
     );
     await store().put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
@@ -144,6 +163,11 @@ envs:
     values.add(pw);
     await admin.query(`CREATE ROLE app LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
     await store().put("app/db-password", new Secret(pw));
+    const alt = `Init-${Math.random().toString(36).slice(2)}`;
+    values.add(alt);
+    await admin.query(`CREATE ROLE alt_a LOGIN PASSWORD ${escapeLiteral(scramVerifier(alt))}`);
+    await admin.query("CREATE ROLE alt_b LOGIN");
+    await store().put("app/db-login", new Secret(JSON.stringify({ username: "alt_a", password: alt })));
   });
 
   after(async () => {
@@ -153,23 +177,37 @@ envs:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("the disk fills up at each of 12 points: exit 1 and a message; the stored current password logs in; a run after freeing space finishes", async () => {
+  /** Fill the disk at each point of `drillPoints`; see the `it`s below. */
+  async function fillDrill(d: Drill, drillPoints: string[]): Promise<void> {
     const outcomes: string[] = [];
-    for (const point of points) {
+    for (const point of drillPoints) {
       assert.equal(rotate().status, 0, `${point}: a clean rotation first`); // the history's last page is then in any state
-      const r = rotate({ DSOPS_FAULT: `${point}:fill`, DSOPS_FAULT_DISK: disk });
+      if (d !== single) assert.equal(run(d === rollback ? single : d).status, 0, `${point}: a clean run of ${d.variable} first`);
+      const r = run(d, { DSOPS_FAULT: `${point}:fill`, DSOPS_FAULT_DISK: disk });
       assert.ok(existsSync(join(disk, FILL_FILE)), `${point}: the disk was filled`);
       if (beforePromote.includes(point)) handled(r, point, /ENOSPC: no space left on device/);
       else if (r.status !== 0) handled(r, point, /ENOSPC: no space left on device/);
       // After promote only history lines remain to be written: they may still fit in the last
-      // page of the history file (exit 0, rotation recorded), else the run fails as above.
+      // page of the history file (exit 0, recorded), else the run fails as above.
       else assert.match(r.stdout, /succeeded/, point);
       outcomes.push(`${point}:${r.status}`);
-      await storedCurrentWorks(point);
+      await storedCurrentWorks(point, d);
       rmSync(join(disk, FILL_FILE));
-      await rerunSucceeds(point);
+      await rerunSucceeds(point, d);
     }
-    for (const p of beforePromote) assert.ok(outcomes.includes(`${p}:1`), `${p}: ${outcomes.join(" ")}`);
+    for (const p of drillPoints.filter((x) => beforePromote.includes(x))) assert.ok(outcomes.includes(`${p}:1`), `${p}: ${outcomes.join(" ")}`);
+  }
+
+  it("single-user: the disk fills up at each of 12 points: exit 1 and a message; the stored current password logs in; a run after freeing space finishes", async () => {
+    await fillDrill(single, points);
+  });
+
+  it("alternating-users: the disk fills up at each of 12 points: exit 1 and a message; the stored current login works; a run after freeing space finishes", async () => {
+    await fillDrill(alternating, points);
+  });
+
+  it("manual rollback: the disk fills up at each of its steps: exit 1 and a message; the stored current password logs in; the rollback run again finishes", async () => {
+    await fillDrill(rollback, points.filter((p) => /:(apply|verify|promote)$/.test(p)));
   });
 
   it("the disk turns read-only at each point from apply on: exit 1 and a message; the stored current password logs in; a run after it is writable again finishes", async () => {
