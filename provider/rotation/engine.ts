@@ -434,7 +434,6 @@ export class RotationEngine {
   }
 
   private async runSteps(st: RunState): Promise<RotationRecord> {
-
     const { rec, subject, plan } = st;
     const { store, target } = subject;
     const key = subject.ref.key;
