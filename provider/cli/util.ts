@@ -47,6 +47,36 @@ export async function withResolver<T>(cmd: Command, fn: (r: Resolver) => Promise
   }
 }
 
+/**
+ * Warn on stderr about unfinished rotations of the rotated variables among those a reader
+ * (`get`, `render`, `exec`) hands out: the value stored as current may already be refused by
+ * the target (single-user). Nothing is loaded and nothing is asked when no variable read has a
+ * `rotation:` block; a failed check is a warning too, never an error of the reader.
+ */
+export async function warnUnfinishedRotations(cmd: Command, r: Resolver, env: string, variables?: readonly string[]): Promise<void> {
+  const vars = r.config.envs[env];
+  if (!vars) return;
+  const rotated = (variables ?? Object.keys(vars)).filter((n) => vars[n]?.spec.rotation);
+  if (!rotated.length) return;
+  const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
+  const { unfinishedRotations } = require("../rotation/unfinished") as typeof import("../rotation/unfinished");
+  const engine = new RotationEngine(r.config, { resolver: r, notifications: false, metrics: false });
+  const given = (cmd.optsWithGlobals() as GlobalOptions).config;
+  const config = given === (process.env.DSOPS_CONFIG ?? "dsops.yaml") ? "" : ` --config ${shellWord(given)}`;
+  try {
+    for (const m of await unfinishedRotations(engine, env, rotated, (v) => `dsops${config} secrets rotate --env ${shellWord(env)} --var ${shellWord(v)}`)) warn(m);
+  } catch (e) {
+    warn(`could not check for unfinished rotations: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    await engine.close();
+  }
+}
+
+/** A word as a shell reads it back (quoted when it holds anything but safe characters). */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
 /** A plain-text table: columns padded to their widest cell, the last column unpadded. */
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { DsopsError } from "./errors";
+import { writeAll } from "./fsutil";
 
 /**
  * Who holds a lock: a process (`pid`) on a host. `who`, `since` and `rotationId` only serve
@@ -247,7 +248,7 @@ export class LockFile<O extends LockOwner = LockOwner> {
     const tmp = join(this.dir, `.${this.base}.${hostTag()}-${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
     const fd = openSync(tmp, "wx", 0o600);
     try {
-      writeSync(fd, content);
+      writeAll(fd, content);
     } catch (e) {
       closeSync(fd);
       removeQuietly(tmp);
@@ -337,10 +338,14 @@ function publish(tmp: string, path: string, content: string): boolean {
     throw e;
   }
   try {
-    writeSync(fd, content);
-  } finally {
+    writeAll(fd, content);
+  } catch (e) {
+    // A lock file without its owner would hold the next run back: remove it.
     closeSync(fd);
+    removeQuietly(path);
+    throw e;
   }
+  closeSync(fd);
   return true;
 }
 

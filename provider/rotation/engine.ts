@@ -8,11 +8,11 @@ import { parseStoreUri, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";
 import { Secret, scrub } from "../engine/secret";
 import { hasStaging, type Staging, type Store } from "../stores/types";
-import { RotationError, RotationInProgressError } from "./errors";
+import { HistoryWriteError, RotationError, RotationInProgressError } from "./errors";
 import { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
 import { checkPolicy, defaultGeneratorPolicy, generate } from "./generator";
 import { FileHistory, defaultHistoryPath, type HistoryBackend, type HistoryFilter } from "./history/index";
-import { lockOwner, whoAmI } from "./lock";
+import { lockOwner, ownerIsDead, whoAmI } from "./lock";
 import { resolveStrategy, type ResolvedStrategy, type RotationPlan } from "./strategies/index";
 import { VerificationError } from "./targets/errors";
 import { createTarget } from "./targets/registry";
@@ -65,6 +65,11 @@ export interface SecretStatus {
   readonly updatedAt?: string;
   readonly last?: Pick<RotationRecord, "id" | "status" | "startedAt" | "finishedAt" | "strategy" | "error" | "retireAfter">;
   readonly lockedBy?: LockOwner;
+  /**
+   * True when the lock's holder is a process of this host that no longer exists (killed): its
+   * rotation is unfinished, and the next `dsops secrets rotate` of the variable finishes it.
+   */
+  readonly lockHolderDead?: boolean;
   /** Why the status could not be read in full (store or history unreachable). */
   readonly problem?: string;
 }
@@ -122,6 +127,8 @@ interface RunState {
   pending?: Credential;
   /** Values to scrub from every message of this run. */
   readonly secrets: Secret[];
+  /** The store made the new version current in this run (known even when the history could not record it). */
+  promoted?: boolean;
 }
 
 /**
@@ -192,7 +199,18 @@ export class RotationEngine {
   private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined): Promise<RotationResult> {
     {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
-      if (open?.status === "running") {
+      if (open?.status === "running" && rollingBack(open)) {
+        // An earlier run failed and did not finish its rollback (killed, or its disk was full):
+        // finish that rollback, then rotate as asked.
+        this.event(`${subject.secret}: finishing the rollback of rotation ${open.id} left unfinished by ${open.who}`);
+        const earlier: RotationRecord = open; // resume() rolls this very record back
+        try {
+          await this.resume(subject, earlier);
+        } catch (e) {
+          if (!(e instanceof RotationError) || earlier.status !== "rolled-back") throw e;
+          this.event(errorMessage(e));
+        }
+      } else if (open?.status === "running") {
         this.event(`${subject.secret}: resuming rotation ${open.id} left unfinished by ${open.who}`);
         const rec = await this.resume(subject, open);
         return { record: rec, resumed: true, dryRun: false };
@@ -249,7 +267,7 @@ export class RotationEngine {
           ...(last
             ? { last: { id: last.id, status: last.status, startedAt: last.startedAt, strategy: last.strategy, ...(last.finishedAt ? { finishedAt: last.finishedAt } : {}), ...(last.error ? { error: last.error } : {}), ...(last.retireAfter ? { retireAfter: last.retireAfter } : {}) } }
             : {}),
-          ...(lockedBy ? { lockedBy } : {}),
+          ...(lockedBy ? { lockedBy, ...(ownerIsDead(lockedBy) ? { lockHolderDead: true } : {}) } : {}),
         });
       } catch (e) {
         const ref = this.config.envs[v.env][v.variable].ref;
@@ -287,6 +305,7 @@ export class RotationEngine {
     const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
     if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
     const rollout = await this.planRollout(subject, plan);
+    await this.prepareTargets(subject, rollout);
     const rec: RolloutRecord = {
       id,
       kind: "rotate",
@@ -316,7 +335,17 @@ export class RotationEngine {
   /** Continue a record left `running` (or finish the retire step of one in `grace`). */
   private async resume(subject: Subject, rec: RotationRecord, retireNow = false): Promise<RotationRecord> {
     rec.resumedBy = [...(rec.resumedBy ?? []), `${this.who} pid ${process.pid}`];
-    if (rec.kind === "rollback") return this.runManualRollback(subject, rec);
+    if (rec.kind === "rollback") {
+      // As for a rotation: the version is set again at the target unless it was made current.
+      if (!rec.steps.some((x) => x.outcome === "failed" || x.name === "restore" || (x.name === "promote" && x.outcome === "ok")))
+        for (const x of rec.steps)
+          if (x.name === "apply" || x.name === "verify") {
+            delete x.outcome;
+            delete x.message;
+            delete x.finishedAt;
+          }
+      return this.runManualRollback(subject, rec);
+    }
     const strategy = resolveStrategy(subject.policy, rec.strategy as RotationStrategyName);
     // The plan is rebuilt from the value that was current when the rotation started.
     const oldValue = rec.oldVersionId ? (await subject.store.get({ key: subject.ref.key, version: rec.oldVersionId })).value : undefined;
@@ -327,11 +356,86 @@ export class RotationEngine {
       if (plan.retire === "grace") st.plan = { ...plan, retire: "now" };
       const s = rec.steps.find((x) => x.name === "retire");
       if (s) delete s.outcome;
+    } else if (plan.apply === "set" && !progressOf(rec) && !rollingBack(rec) && !rec.steps.some((x) => x.name === "promote" && x.outcome === "ok")) {
+      // Not promoted yet: the earlier run may have put the old password back without being able
+      // to record it (a full disk). Setting the pending value again is harmless, and verified again.
+      for (const x of rec.steps)
+        if (x.name === "apply" || x.name === "verify") {
+          delete x.outcome;
+          delete x.message;
+          delete x.finishedAt;
+        }
     }
     return this.run(st);
   }
 
+  /** The step machine, and what is done when it ends in an error none of its steps handled. */
   private async run(st: RunState): Promise<RotationRecord> {
+    try {
+      return await this.runSteps(st);
+    } catch (e) {
+      throw await this.salvage(st, e);
+    }
+  }
+
+  /**
+   * A run ended in an error its steps did not handle (the history or the store could not be
+   * written, promote failed, a bug). A single-user target changed in place may then hold the
+   * new password while the store's current version is still the old one: it gets the old
+   * password back, so the credential stored as current works. This is not recorded (the history
+   * may be what failed): the record stays `running`, and the next run resumes it and sets the
+   * pending value again. Returns the error to throw, saying what was left how.
+   */
+  private async salvage(st: RunState, e: unknown): Promise<unknown> {
+    const { rec, subject, plan } = st;
+    const inPlace = plan.apply === "set" && !!plan.old && plan.old.principal === plan.principal;
+    const note = progressOf(rec) ? undefined : await this.putCurrentBack(st, inPlace, () => this.restoreOn(st, subject.target));
+    return this.unfinishedError(st, e, note, `rotation ${rec.id}`, `dsops secrets rotate --env ${subject.env} --var ${subject.variable}`);
+  }
+
+  /**
+   * After a run ended in an unhandled error: when the target may hold the new credential of a
+   * principal changed in place (`inPlace`) while the store's current version is still the old
+   * one, `restore` gives it back the credential stored as current. Says what was left how.
+   */
+  private async putCurrentBack(st: RunState, inPlace: boolean, restore: () => Promise<unknown>): Promise<string> {
+    const { rec, subject } = st;
+    const ok = (n: StepName) => rec.steps.some((x) => x.name === n && x.outcome === "ok");
+    const service = `service "${subject.target.name}"`;
+    if (!rec.steps.some((x) => x.name === "apply")) return `nothing was changed at ${service}`;
+    if (st.promoted || ok("promote")) return `version ${rec.newVersionId} (verified) is current`;
+    if (ok("restore")) return `the credential stored as current was put back at ${service}`;
+    if (!inPlace) return `the credential stored as current was not changed at ${service}`;
+    let current: string | undefined | null;
+    try {
+      current = (await subject.store.stagesOf(subject.ref.key)).current;
+    } catch {
+      current = null;
+    }
+    if (current === null) return `the store could not be read to tell whether version ${rec.newVersionId} became current; "${st.plan.principal}" may hold that version's password`;
+    if (current === rec.newVersionId) return `version ${rec.newVersionId} (verified) is current`;
+    let note: string;
+    try {
+      await restore();
+      note = `the password of "${st.plan.principal}" stored as current (version ${current}) was put back at ${service}, so it is the one the target accepts`;
+    } catch (e2) {
+      note = `putting the password stored as current back at ${service} failed too (${scrub(errorMessage(e2), st.secrets)}): "${st.plan.principal}" may hold version ${rec.newVersionId}'s password until the next run finishes`;
+    }
+    this.event(`${subject.secret}: ${rec.kind === "rollback" ? "rollback" : "rotation"} ${rec.id}: ${note}`);
+    return note;
+  }
+
+  /** The error a run that did not finish throws: what happened, what was left how, and the command that finishes it. */
+  private unfinishedError(st: RunState, e: unknown, note: string | undefined, what: string, again: string): unknown {
+    const { rec, subject } = st;
+    // Bugs (and the crash tests' simulated crashes) surface as they are; so does a run that recorded its end.
+    if (!(e instanceof DsopsError) || e instanceof RotationInProgressError || (e instanceof RotationError && rec.status !== "running")) return e;
+    const msg = e instanceof RotationError ? e.message : `${subject.secret}: ${what} did not finish: ${scrub(errorMessage(e), st.secrets)}`;
+    const disk = e instanceof HistoryWriteError || /ENOSPC|EDQUOT|EROFS/.test(errorMessage(e)) ? "free space on that disk (or make it writable), then " : "";
+    return new RotationError(`${msg}${note ? `; ${note}` : ""}`, rec.id, { hint: `${disk}run \`${again}\` again: it finishes ${what}`, cause: e });
+  }
+
+  private async runSteps(st: RunState): Promise<RotationRecord> {
     const { rec, subject, plan } = st;
     const { store, target } = subject;
     const key = subject.ref.key;
@@ -377,7 +481,7 @@ export class RotationEngine {
             for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
           }
           const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-          st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules));
+          st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules), plan.old);
           st.secrets.push(st.pending.secret);
         });
         await this.step(st, "stage", async () => {
@@ -400,6 +504,7 @@ export class RotationEngine {
 
     await this.step(st, "promote", async () => {
       await store.promote(key, rec.newVersionId as string);
+      st.promoted = true;
     });
     await this.healthGate(st);
     return this.retire(st);
@@ -521,6 +626,12 @@ export class RotationEngine {
       if (!t.setSecret) throw new DsopsError(`${path}: instance "${i.name}" (${t.type}) cannot set a secret`);
     }
     return progress;
+  }
+
+  /** `Target.prepare` of the target (or of each rollout instance): refuse before anything changes. */
+  private async prepareTargets(subject: Subject, rollout: RolloutProgress | undefined): Promise<void> {
+    const targets = rollout ? rollout.instances.map((i) => this.instanceTarget(subject, rollout, i.name)) : [subject.target];
+    for (const t of targets) await t.prepare?.();
   }
 
   /** The target of one instance: the service's entry with the instance's settings laid over it. */
@@ -714,9 +825,15 @@ export class RotationEngine {
       if (open && progressOf(open)?.halted) return await this.abortHalted(subject, open, options.reason);
       if (open) {
         // Finish (or roll back) what a crashed run left first; then roll back as asked.
-        await this.resume(subject, open).catch((e) => {
+        const finished = await this.resume(subject, open).catch((e) => {
           if (!(e instanceof RotationError)) throw e;
+          return undefined;
         });
+        // The unfinished run was this same rollback (killed, or its disk was full): finishing it is what was asked.
+        if (finished?.kind === "rollback" && finished.status === "succeeded" && (!options.version || options.version === finished.newVersionId)) {
+          this.emit("rollback", subject, finished, { trigger: "manual" });
+          return finished;
+        }
       }
       const stages = await subject.store.stagesOf(subject.ref.key);
       const to = options.version ?? stages.previous;
@@ -756,6 +873,28 @@ export class RotationEngine {
 
   /** Manual rollback machine: apply the chosen version at the target, verify it, promote it. A failure puts the target back to current. */
   private async runManualRollback(subject: Subject, rec: RotationRecord): Promise<RotationRecord> {
+    let st: RunState | undefined;
+    let cur: Credential | undefined;
+    try {
+      return await this.runManualRollbackSteps(subject, rec, (s, c) => ((st = s), (cur = c)));
+    } catch (e) {
+      if (!st) throw e;
+      const run: RunState = st;
+      // The credential stored as current when the rollback began: put back where the rollback changed that very principal.
+      const current: Credential | undefined = cur;
+      const targets = () => {
+        const p = progressOf(rec);
+        return p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [subject.target];
+      };
+      const inPlace = !!current && current.principal === run.plan.principal && !!subject.target.setSecret;
+      const note = await this.putCurrentBack(run, inPlace, async () => {
+        for (const t of targets()) await (t.setSecret as NonNullable<Target["setSecret"]>).call(t, current as Credential);
+      });
+      throw this.unfinishedError(run, e, note, `rollback ${rec.id}`, `dsops rotation rollback --service ${subject.target.name} --env ${subject.env} --var ${subject.variable} --reason …`);
+    }
+  }
+
+  private async runManualRollbackSteps(subject: Subject, rec: RotationRecord, started: (st: RunState, cur: Credential | undefined) => void): Promise<RotationRecord> {
     const strategy = resolveStrategy(subject.policy);
     const target = subject.target;
     const key = subject.ref.key;
@@ -764,6 +903,7 @@ export class RotationEngine {
     rec.newPrincipal = back.principal;
     if (cur) rec.oldPrincipal = cur.principal;
     const st: RunState = { subject, strategy, rec, plan: { principal: back.principal, apply: "set", retire: "none" }, pending: back, secrets: [back.secret, ...(cur ? [cur.secret] : [])] };
+    started(st, cur);
     if (rec.steps.some((s) => s.outcome === "failed") || rec.steps.some((s) => s.name === "restore")) return this.failManualRollback(st, cur);
     const p = progressOf(rec);
     const targets = p ? p.waves.flatMap((w) => w.instances).map((n) => this.instanceTarget(subject, p, n)) : [target];
@@ -787,6 +927,7 @@ export class RotationEngine {
     }
     await this.step(st, "promote", async () => {
       await subject.store.promote(key, rec.newVersionId as string);
+      st.promoted = true;
     });
     rec.status = "succeeded";
     rec.finishedAt = this.nowIso();
@@ -893,6 +1034,7 @@ export class RotationEngine {
     const rollout = await this.planRollout(subject, plan);
     if (rollout) for (const i of rollout.instances) await this.instanceTarget(subject, rollout, i.name).check?.();
     else await subject.target.check?.();
+    await this.prepareTargets(subject, rollout);
     const holder = await subject.history.holder(subject.secret);
     const steps = [
       ...(plan.apply === "set"
@@ -1289,6 +1431,11 @@ export class RotationEngine {
 
 /** A step that decides the rotation's fate failed: roll back. */
 class StepFailure extends Error {}
+
+/** A record whose run failed at apply, stage or verify (or began its rollback): the next run finishes the rollback. */
+function rollingBack(rec: RotationRecord): boolean {
+  return rec.steps.some((s) => (s.outcome === "failed" && (s.name === "apply" || s.name === "verify" || s.name === "stage")) || s.name === "restore" || s.name === "discard");
+}
 
 /** A history backend created on first use (its connection needs a resolved credential). */
 class LazyHistory implements HistoryBackend {

@@ -24,3 +24,6 @@ export class RotationError extends DsopsError {
     super(message, options);
   }
 }
+
+/** The rotation history could not record a step (a full or read-only disk, a lost database). */
+export class HistoryWriteError extends DsopsError {}

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Clock } from "../engine/clock";
+import { fsErrorCode, fsErrorText } from "../engine/fsutil";
 import { LockFile, ownerIsDead, whoAmI } from "../engine/lock";
-import { RotationInProgressError } from "./errors";
+import { HistoryWriteError, RotationInProgressError } from "./errors";
 import type { HeldLock, LockOwner } from "./types";
 
 export { ownerIsDead, whoAmI };
@@ -34,8 +35,17 @@ export class FileLocks {
     return new LockFile<LockOwner>(this.pathOf(secret)).holder();
   }
 
+  /** Take the lock; a full or read-only disk is a HistoryWriteError (nothing is left behind). */
   async acquire(secret: string, owner: LockOwner): Promise<HeldLock> {
-    const r = new LockFile<LockOwner>(this.pathOf(secret)).tryAcquire(owner);
+    let r: ReturnType<LockFile<LockOwner>["tryAcquire"]>;
+    try {
+      r = new LockFile<LockOwner>(this.pathOf(secret)).tryAcquire(owner);
+    } catch (e) {
+      if (!fsErrorCode(e)) throw e;
+      throw new HistoryWriteError(`cannot take the rotation lock of ${secret} in ${this.dir}: ${fsErrorText(e)}`, {
+        hint: "nothing was changed; free space on that disk (or make it writable) and run again",
+      });
+    }
     if (!("held" in r)) throw new RotationInProgressError(secret, r.busy as LockOwner | undefined);
     const held = r.held;
     return {

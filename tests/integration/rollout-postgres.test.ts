@@ -68,7 +68,7 @@ describe("rotation rollout: one credential, four real PostgreSQL instances", fun
     return v;
   };
   /** `ALTER ROLE "<user>" … PASSWORD` statements each server has run so far. */
-  const alters = (user: string) => pgs.map((p) => p.log().split(`ALTER ROLE "${user}" WITH LOGIN PASSWORD`).length - 1);
+  const alters = (user: string) => pgs.map((p) => p.log().split(`ALTER ROLE "${user}" WITH PASSWORD`).length - 1);
   function history(): RolloutRecord[] {
     const m = new Map<string, RolloutRecord>();
     for (const l of readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8").split("\n")) if (l.trim()) m.set((JSON.parse(l) as RolloutRecord).id, JSON.parse(l) as RolloutRecord);

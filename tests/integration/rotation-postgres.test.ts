@@ -11,7 +11,7 @@ import { RotationEngine, RotationError, RotationInProgressError } from "../../pr
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { FileStore } from "../../provider/stores/file";
-import { DSOPS_BIN, dsops } from "../support/cli";
+import { DSOPS_BIN, dsops, dsopsAsync } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 /**
@@ -96,7 +96,7 @@ describe("rotation: PostgreSQL target (real server)", function () {
     pg = await startPostgres();
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
-    for (const r of ["app", "app_a", "app_b", "bad", "emer_a", "emer_b", "crash", "crash_a", "crash_b", "multi", "live_a", "live_b"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
+    for (const r of ["app", "app_a", "app_b", "bad", "emer_a", "emer_b", "crash", "crash_a", "crash_b", "multi", "live_a", "live_b", "disabled", "reader"]) await admin.query(`CREATE ROLE ${r} LOGIN`);
     await admin.query("CREATE TABLE guarded (x int)"); // no grants: a verification query on it fails
     dir = mkdtempSync(join(tmpdir(), "dsops-rot-pg-"));
     const yaml = `version: 1
@@ -138,6 +138,12 @@ envs:
     KEYS:
       from: "store://local/app/keys"
       rotation: { service: app-db, strategy: two-secret, user: app }
+    DISABLED:
+      from: "store://local/app/disabled"
+      rotation: { service: app-db, strategy: single-user, user: disabled }
+    READER:
+      from: "store://local/app/reader"
+      rotation: { service: app-db, strategy: single-user, user: reader }
 `;
     writeFileSync(join(dir, "dsops.yaml"), yaml);
     config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
@@ -149,6 +155,8 @@ envs:
       ["app/bad", "bad"],
       ["app/crash", "crash"],
       ["app/multi", "multi"],
+      ["app/disabled", "disabled"],
+      ["app/reader", "reader"],
     ]) {
       const pw = init(user);
       await setRole(user, pw);
@@ -273,6 +281,36 @@ envs:
     );
   });
 
+  it("a role an administrator disabled (NOLOGIN) stays disabled: verification fails, the rotation rolls back, the verifier is the same, exit 1", async () => {
+    await admin.query("ALTER ROLE disabled NOLOGIN");
+    const authid = async () =>
+      (await admin.query<{ rolcanlogin: boolean; rolpassword: string }>("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = 'disabled'")).rows[0];
+    const before = await authid();
+    assert.equal(before.rolcanlogin, false);
+    const old = await stored("app/disabled");
+    const r = cli(["secrets", "rotate", "--env", "prod", "--var", "DISABLED"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /rotation rot-\S+ rolled back: .*login as "disabled" failed: role "disabled" is not permitted to log in/);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    const after = await authid();
+    assert.equal(after.rolcanlogin, false, "the role is still NOLOGIN");
+    assert.equal(after.rolpassword, before.rolpassword, "the role's password verifier is the one it had");
+    assert.equal(await stored("app/disabled"), old);
+    assert.equal((await store().stagesOf("app/disabled")).pending, undefined);
+    const rec = history().filter((x) => x.variable === "DISABLED")[0];
+    assert.equal(rec.status, "rolled-back");
+    assert.deepEqual(
+      rec.steps.map((x) => `${x.name}:${x.outcome}`),
+      ["generate:ok", "stage:ok", "apply:ok", "verify:failed", "restore:ok", "discard:ok"],
+    );
+    // Enabled again by its administrator, the role rotates (the old password worked all along).
+    await admin.query("ALTER ROLE disabled LOGIN");
+    assert.equal(await canLogin("disabled", old), true);
+    const again = cli(["secrets", "rotate", "--env", "prod", "--var", "DISABLED"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(await currentWorks("app/disabled", "disabled"), true);
+  });
+
   it("emergency: needs a reason; revokes the old user at once", async () => {
     const e = engine();
     try {
@@ -351,6 +389,87 @@ envs:
       await a.close();
       await b.close();
     }
+  });
+
+  it("single-user killed between apply and promote: get and render warn (rotation id, the command that finishes it), status says the holder is dead; the command finishes it", async () => {
+    const old = await stored("app/reader");
+    const finish = "dsops secrets rotate --env prod --var READER";
+    // `get` prints the value on purpose: only its stderr joins the outputs searched for values.
+    const get = () => {
+      const r = dsops(["get", "--env", "prod", "--var", "READER"], { cwd: dir, env });
+      outputs.push(r.stderr);
+      return r;
+    };
+    // 1. Stopped (alive, holding the lock) right after apply: readers are told a rotation is in progress.
+    const stopped = dsopsAsync(["secrets", "rotate", "--env", "prod", "--var", "READER"], { cwd: dir, env: { ...env, DSOPS_FAULT: "after:apply:stop" } });
+    let out = "";
+    await new Promise<void>((resolve, reject) => {
+      const seen = (d: Buffer) => {
+        out += d;
+        if (out.includes("fault injected at after:apply")) resolve();
+      };
+      stopped.stderr.on("data", seen);
+      stopped.stdout.on("data", (d: Buffer) => (out += d));
+      stopped.on("exit", (code) => reject(new Error(`the rotation ended (${code}) before apply: ${out}`)));
+    });
+    const exited = new Promise<NodeJS.Signals | null>((r) => stopped.on("exit", (_c, sig) => r(sig)));
+    let live: ReturnType<typeof cli>;
+    try {
+      live = get();
+    } finally {
+      stopped.kill("SIGKILL"); // 2. …and now it dies there, its lock left behind
+    }
+    assert.equal(await exited, "SIGKILL");
+    outputs.push(out);
+    assert.equal(live.status, 0, live.stderr);
+    assert.match(live.stderr, new RegExp(`^warning: READER \\(store://local/app/reader\\): rotation rot-\\S+ is in progress \\(tester@\\S+, pid ${stopped.pid} on `, "m"));
+    assert.match(live.stderr, /may already reject the value stored as current/);
+
+    const rec = history().filter((r) => r.variable === "READER" && r.status === "running")[0];
+    assert.ok(rec, "the killed run's record is open");
+    const g = get();
+    assert.equal(g.status, 0, g.stderr);
+    assert.equal(g.stdout, `${old}\n`, "get hands out the value stored as current");
+    assert.equal(await canLogin("reader", old), false, "…which the database already rejects (the window of single-user)");
+    assert.ok(
+      g.stderr.includes(
+        `warning: READER (store://local/app/reader): rotation ${rec.id} did not finish (its process, pid ${stopped.pid} on `,
+      ),
+      g.stderr,
+    );
+    assert.match(g.stderr, new RegExp(`is gone\\); until it is finished, service "app-db" may already reject the value stored as current .*\\. Finish it: ${finish}\\n`));
+    if (!(await store().stagesOf("app/keys")).current) await seed("app/keys", JSON.stringify({ username: "app", password: `Keys-${Math.random()}` })); // render reads the whole env
+    const out1 = join(dir, "reader.env");
+    const rd = cli(["render", "--env", "prod", "--out", out1]);
+    assert.equal(rd.status, 0, rd.stderr);
+    assert.ok(rd.stderr.includes(`rotation ${rec.id} did not finish`), rd.stderr);
+    assert.ok(rd.stderr.includes(`Finish it: ${finish}`), rd.stderr);
+    assert.equal((rd.stderr.match(/^warning: /gm) ?? []).length, 1, "one warning: only READER's rotation is unfinished");
+    rmSync(out1);
+    const ex = cli(["exec", "--env", "prod", "--", process.execPath, "-e", "process.exit(0)"]);
+    assert.equal(ex.status, 0, ex.stderr);
+    assert.ok(ex.stderr.includes(`rotation ${rec.id} did not finish`) && ex.stderr.includes(`Finish it: ${finish}`), ex.stderr);
+    const st = cli(["secrets", "status", "--json", "--env", "prod"]);
+    assert.equal(st.status, 0, st.stderr);
+    const row = (JSON.parse(st.stdout) as Array<{ variable: string; lockedBy?: { pid: number; rotationId?: string }; lockHolderDead?: boolean; last?: { status: string } }>).find((x) => x.variable === "READER");
+    assert.equal(row?.lockedBy?.pid, stopped.pid);
+    assert.equal(row?.lockedBy?.rotationId, rec.id);
+    assert.equal(row?.lockHolderDead, true);
+    assert.equal(row?.last?.status, "running");
+    const table = cli(["secrets", "status", "--env", "prod"]);
+    assert.match(table.stdout, new RegExp(`READER .* pid ${stopped.pid} \\(dead: rotation ${rec.id} unfinished; run ${finish}\\)`));
+
+    // 3. The command the warning names finishes it; readers are no longer warned.
+    const done = cli(finish.split(" ").slice(1));
+    assert.equal(done.status, 0, done.stderr);
+    assert.match(done.stdout, new RegExp(`finished rotation ${rec.id} left unfinished by tester@\\S+: succeeded`));
+    const after = get();
+    assert.equal(after.status, 0, after.stderr);
+    assert.equal(after.stderr, "");
+    assert.equal(await canLogin("reader", after.stdout.trimEnd()), true);
+    values.add(after.stdout.trimEnd());
+    const st2 = JSON.parse(cli(["secrets", "status", "--json", "--env", "prod"]).stdout) as Array<{ variable: string; lockedBy?: unknown }>;
+    assert.equal(st2.find((x) => x.variable === "READER")?.lockedBy, undefined);
   });
 
   describe("a process killed at every step, then run again, converges", () => {
@@ -490,7 +609,8 @@ envs:
         ["PostgreSQL statement log", pg.log()],
         ["postgres history table", JSON.stringify((await admin.query("SELECT record FROM dsops_rotation_history")).rows)],
       ];
-      assert.match(pg.log(), /ALTER ROLE "app" WITH LOGIN PASSWORD 'SCRAM-SHA-256\$4096:/, "the log does show the statements");
+      // The statement sets the password only (it used to say WITH LOGIN PASSWORD, which re-enabled NOLOGIN roles).
+      assert.match(pg.log(), /ALTER ROLE "app" WITH PASSWORD 'SCRAM-SHA-256\$4096:/, "the log does show the statements");
       for (const [what, text] of haystacks)
         for (const v of values) if (v.length >= 8 && !v.startsWith("{")) assert.ok(!text.includes(v), `a value appears in the ${what}`);
       assert.ok(existsSync(file));

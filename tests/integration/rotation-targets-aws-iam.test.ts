@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, ListAccessKeysCommand } from "@aws-sdk/client-iam";
+import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, ListAccessKeysCommand, UpdateAccessKeyCommand } from "@aws-sdk/client-iam";
 import { ManualClock, systemClock } from "../../provider/engine/clock";
 import { parseConfig, type Config } from "../../provider/engine/config/load";
 import { Secret } from "../../provider/engine/secret";
@@ -93,6 +93,9 @@ envs:
     WRONG:
       from: "store://local/app/wrong"
       rotation: { service: iam, strategy: single-user, user: deployer }
+    BENCHED:
+      from: "store://local/app/benched"
+      rotation: { service: iam, strategy: two-secret, user: benched, grace_period: 1h }
 `;
     writeFileSync(join(dir, "dsops.yaml"), yaml);
     config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
@@ -100,6 +103,7 @@ envs:
     await seedUser("deployer", "app/key");
     await seedUser("ci", "app/now");
     await seedUser("crashy", "app/crash");
+    await seedUser("benched", "app/benched");
   });
 
   after(async () => {
@@ -239,6 +243,37 @@ envs:
       assert.equal(await works(now.username, now.password), true, `${point}: current works after the resume`);
       assert.deepEqual(await keysOf("crashy"), [`${now.username}:Active`], `${point}: only the stored key is left`);
     }
+  });
+
+  it("a stored key someone deactivated (Inactive) is not rotated: no new (active) key is minted, the rotation fails clearly", async () => {
+    const old = await storedCred("app/benched");
+    await iam.send(new UpdateAccessKeyCommand({ UserName: "benched", AccessKeyId: old.username, Status: "Inactive" }));
+    const e = engine();
+    let err: unknown;
+    try {
+      await e.rotate("prod", "BENCHED");
+    } catch (x) {
+      err = x;
+    } finally {
+      await e.close();
+    }
+    assert.ok(err instanceof RotationError, String(err));
+    outputs.push((err as Error).message);
+    assert.match((err as Error).message, new RegExp(`access key ${old.username} of IAM user "benched" is Inactive: it was deactivated outside dsops, and a new key would be active; nothing was changed`));
+    assert.deepEqual(await keysOf("benched"), [`${old.username}:Inactive`], "no key was minted; the old one is still Inactive");
+    assert.deepEqual(await storedCred("app/benched"), old);
+    assert.equal((await store().stagesOf("app/benched")).pending, undefined);
+    const rec = history().find((r) => r.id === (err as RotationError).recordId) as RotationRecord;
+    assert.equal(rec.status, "rolled-back");
+    // Re-activated by its administrator, the key rotates as usual.
+    await iam.send(new UpdateAccessKeyCommand({ UserName: "benched", AccessKeyId: old.username, Status: "Active" }));
+    const again = engine();
+    try {
+      assert.equal((await again.rotate("prod", "BENCHED")).record.status, "grace");
+    } finally {
+      await again.close();
+    }
+    assert.equal((await keysOf("benched")).length, 2);
   });
 
   it("single-user is refused: IAM keys cannot be set in place", async () => {

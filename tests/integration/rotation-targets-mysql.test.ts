@@ -16,8 +16,9 @@ import { startMariaDb, type RunningMariaDb } from "../support/mariadb";
 /**
  * Rotation of real MariaDB accounts (a server started by the test on a free loopback port)
  * through the rotation engine: single-user, alternating-users, a failing verification rolled
- * back, a crash resumed, revoke (ACCOUNT LOCK), and a search for every value in records, errors
- * and the server's general query log.
+ * back, a crash resumed, revoke (an unknown password), an account locked by its administrator
+ * that stays locked, the server detection, and a search for every value in records, errors and
+ * the server's general query log.
  */
 describe("rotation: mysql target (real MariaDB)", function () {
   this.timeout(120000);
@@ -122,6 +123,9 @@ envs:
     EMER:
       from: "store://local/app/emer"
       rotation: { service: app-db, strategy: alternating-users, users: [emer_a, emer_b] }
+    LOCKED:
+      from: "store://local/app/locked"
+      rotation: { service: app-db, strategy: single-user, user: locked }
 `;
     writeFileSync(join(dir, "dsops.yaml"), yaml);
     config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
@@ -132,6 +136,7 @@ envs:
       ["app/bad", "bad"],
       ["app/crash", "crash"],
       ["app/srv", "srv"],
+      ["app/locked", "locked"],
     ]) {
       const pw = init(user);
       await createUser(user, pw);
@@ -291,7 +296,53 @@ envs:
     });
   }
 
-  it("emergency (alternating-users): revokes the old user at once (ACCOUNT LOCK); a later rotation unlocks it", async () => {
+  it("detects the server (MariaDB) and sets passwords with MariaDB's statement", async () => {
+    const t = new MysqlTarget("app-db", config.raw.services["app-db"], {
+      resolveRef: async () => new Secret(JSON.stringify({ username: db.adminUser, password: db.adminPassword })),
+      clock: systemClock,
+      configDir: dir,
+    });
+    try {
+      const info = await t.serverInfo();
+      assert.equal(info.flavor, "mariadb");
+      assert.match(info.version, /MariaDB/i);
+      await t.prepare(); // MariaDB: nothing refused
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("an account its administrator locked (ACCOUNT LOCK) stays locked: verification fails, the rotation rolls back, the password hash is the same", async () => {
+    await admin.query("ALTER USER 'locked'@'%' ACCOUNT LOCK");
+    const account = async () => {
+      const [rows] = await admin.query("SHOW CREATE USER 'locked'@'%'");
+      return Object.values((rows as Array<Record<string, string>>)[0])[0];
+    };
+    const before = await account();
+    assert.match(before, /ACCOUNT LOCK/);
+    const old = await stored("app/locked");
+    const e = engine();
+    let err: unknown;
+    try {
+      await e.rotate("prod", "LOCKED");
+    } catch (x) {
+      err = x;
+    } finally {
+      await e.close();
+    }
+    assert.ok(err instanceof RotationError, String(err));
+    outputs.push((err as Error).message);
+    assert.match((err as Error).message, /rolled back: .*login as "locked" failed: .*locked/i);
+    const after = await account();
+    assert.match(after, /ACCOUNT LOCK/, "the account is still locked");
+    assert.equal(after, before, "the account (and its password hash) is as it was");
+    assert.equal(await stored("app/locked"), old);
+    assert.equal((await store().stagesOf("app/locked")).pending, undefined);
+    const rec = history().find((r) => r.id === (err as RotationError).recordId) as RotationRecord;
+    assert.equal(rec.status, "rolled-back");
+  });
+
+  it("emergency (alternating-users): revokes the old user at once (an unknown password, no lock); a later rotation gives it a new one", async () => {
     const e = engine();
     try {
       const old = JSON.parse(await stored("app/emer")) as { username: string; password: string };
@@ -299,11 +350,13 @@ envs:
       const now = JSON.parse(await stored("app/emer")) as { username: string; password: string };
       assert.equal(now.username, "emer_b");
       assert.equal(await canLogin("emer_b", now.password), true);
-      assert.equal(await canLogin(old.username, old.password), false, "the old account is locked");
+      assert.equal(await canLogin(old.username, old.password), false, "the old password no longer works");
+      const [rows] = await admin.query("SHOW CREATE USER 'emer_a'@'%'");
+      assert.doesNotMatch(Object.values((rows as Array<Record<string, string>>)[0])[0], /ACCOUNT LOCK/, "revoke does not lock the account");
       await e.rotate("prod", "EMER");
       const again = JSON.parse(await stored("app/emer")) as { username: string; password: string };
       assert.equal(again.username, "emer_a");
-      assert.equal(await canLogin("emer_a", again.password), true, "setting a password unlocks the account");
+      assert.equal(await canLogin("emer_a", again.password), true, "the revoked account gets a new password");
     } finally {
       await e.close();
     }

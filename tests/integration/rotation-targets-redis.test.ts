@@ -102,6 +102,12 @@ envs:
     NEWUSER:
       from: "store://local/app/newuser"
       rotation: { service: cache, strategy: single-user, user: fresh }
+    OFF:
+      from: "store://local/app/off"
+      rotation: { service: cache, strategy: single-user, user: offuser }
+    OFF_TOKEN:
+      from: "store://local/app/off-token"
+      rotation: { service: cache, strategy: two-secret, user: offsvc }
 `;
     writeFileSync(join(dir, "dsops.yaml"), yaml);
     config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
@@ -110,6 +116,7 @@ envs:
     for (const [key, user] of [
       ["app/pw", "app"],
       ["app/bad", "bad"],
+      ["app/off", "offuser"],
     ]) {
       const pw = init(user);
       await createUser(user, pw, user === "bad" ? ["~app:*", "+ping", "+get"] : undefined);
@@ -120,6 +127,7 @@ envs:
       ["app/token", "svc"],
       ["app/bad-token", "badsvc"],
       ["app/crash", "crashsvc"],
+      ["app/off-token", "offsvc"],
     ]) {
       const pw = init(user);
       await createUser(user, pw, user === "badsvc" ? ["~app:*", "+ping", "+get"] : undefined);
@@ -294,6 +302,48 @@ envs:
       assert.equal(await redis.canLogin(now.username, now.password), true, `${point}: current works after the resume`);
       // An orphan (a password minted by a crashed apply and never staged) may remain: the target cannot list passwords by owner.
       assert.ok((await passwordsOf("crashsvc")).includes(redisPasswordHash(now.password)));
+    }
+  });
+
+  it("a user its administrator switched off stays off (single-user and two-secret): verification fails, the rotation rolls back, its passwords are as they were", async () => {
+    // ACL GETUSER answers a flat field/value list or a map, depending on protocol and client.
+    const flags = async (user: string) => {
+      const info = await redis.command(["ACL", "GETUSER", user]);
+      let f: unknown;
+      if (Array.isArray(info)) f = info[info.findIndex((x) => String(x) === "flags") + 1];
+      else if (info instanceof Map) f = info.get("flags");
+      else f = (info as Record<string, unknown>).flags;
+      assert.ok(Array.isArray(f), `ACL GETUSER ${user}: no flags in ${JSON.stringify(info)}`);
+      return (f as unknown[]).map(String);
+    };
+    for (const [variable, key, user, json] of [
+      ["OFF", "app/off", "offuser", false],
+      ["OFF_TOKEN", "app/off-token", "offsvc", true],
+    ] as const) {
+      await redis.command(["ACL", "SETUSER", user, "off"]);
+      const before = await passwordsOf(user);
+      const old = await stored(key);
+      const e = engine();
+      let err: unknown;
+      try {
+        await e.rotate("prod", variable);
+      } catch (x) {
+        err = x;
+      } finally {
+        await e.close();
+      }
+      assert.ok(err instanceof RotationError, `${variable}: ${String(err)}`);
+      outputs.push((err as Error).message);
+      assert.match((err as Error).message, new RegExp(`rolled back: .*AUTH as "${user}" failed`), variable);
+      assert.ok((await flags(user)).includes("off"), `${variable}: the user is still off`);
+      assert.ok(!(await flags(user)).includes("on"), variable);
+      assert.deepEqual(await passwordsOf(user), before, `${variable}: the user's passwords are the ones it had`);
+      assert.equal(await stored(key), old, variable);
+      assert.equal((await store().stagesOf(key)).pending, undefined, variable);
+      // Switched on by its administrator, the stored password works (it was never changed).
+      await redis.command(["ACL", "SETUSER", user, "on"]);
+      const pw = json ? (JSON.parse(old) as { password: string }).password : old;
+      assert.equal(await redis.canLogin(user, pw), true, variable);
     }
   });
 

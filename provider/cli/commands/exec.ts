@@ -3,7 +3,7 @@ import { constants } from "node:os";
 import type { Command } from "commander";
 import { DsopsError } from "../../engine/errors";
 import { progress } from "../progress";
-import { withResolver } from "../util";
+import { warnUnfinishedRotations, withResolver } from "../util";
 
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
@@ -19,7 +19,16 @@ export function register(program: Command): void {
     .argument("<command...>", "command and its arguments (after --)")
     .action(async (command: string[], o: { env: string; print?: boolean; allowOverride?: boolean; timeout?: string }, cmd: Command) => {
       const bar = progress("resolving");
-      const vars = await withResolver(cmd, async (r) => (await r.resolveEnv(o.env)).variables, { onProgress: bar.update }).finally(bar.end);
+      const vars = await withResolver(
+        cmd,
+        async (r) => {
+          const res = await r.resolveEnv(o.env);
+          bar.end();
+          await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
+          return res.variables;
+        },
+        { onProgress: bar.update },
+      ).finally(bar.end);
       const conflicts = Object.keys(vars).filter((k) => process.env[k] !== undefined);
       if (conflicts.length && !o.allowOverride)
         throw new DsopsError(`already set in the environment: ${conflicts.join(", ")}`, { hint: "pass --allow-override to replace them" });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DsopsError } from "../../engine/errors";
-import { withResolver } from "../util";
+import { warnUnfinishedRotations, withResolver } from "../util";
 
 /** `dsops get`: one variable's value on stdout (the only command that prints a secret). */
 export function register(program: Command): void {
@@ -15,6 +15,7 @@ export function register(program: Command): void {
         const res = await r.resolveEnv(o.env, [o.var]);
         const v = res.variables[o.var];
         if (!v) throw new DsopsError(`${o.var} is optional and could not be resolved`);
+        await warnUnfinishedRotations(cmd, r, o.env, [o.var]);
         if (o.json) {
           const { value, ...meta } = v;
           process.stdout.write(JSON.stringify({ ...meta, value: value.reveal() }) + "\n");

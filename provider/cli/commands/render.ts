@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { DsopsError } from "../../engine/errors";
 import { progress } from "../progress";
-import { formatDuration, parseDuration, withResolver } from "../util";
+import { formatDuration, parseDuration, warnUnfinishedRotations, withResolver } from "../util";
 
 /** Same list as the engine's `outputFormats` (kept here so `--help` does not load the engine; checked by a test). */
 export const renderFormats = ["dotenv", "json", "yaml", "template"] as const;
@@ -45,6 +45,7 @@ export function register(program: Command): void {
         async (r) => {
           const res = await r.resolveEnv(o.env);
           bar.end();
+          await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
           const vars = Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value]));
           const text = engine.render(format, { variables: vars, generatedAt: isoNow(), template, templateName: o.template });
           const out = resolve(o.out);

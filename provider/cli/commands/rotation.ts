@@ -72,7 +72,9 @@ export function register(program: Command): void {
             s.previousVersion ?? "-",
             s.pendingVersion ?? "-",
             s.problem ? `error: ${s.problem}` : s.last ? `${s.last.status} ${s.last.finishedAt ?? s.last.startedAt}${s.last.retireAfter && s.last.status === "grace" ? ` (retire after ${s.last.retireAfter})` : ""}` : "never",
-            s.lockedBy ? `${s.lockedBy.who} pid ${s.lockedBy.pid}` : "-",
+            s.lockedBy
+              ? `${s.lockedBy.who} pid ${s.lockedBy.pid}${s.lockHolderDead ? ` (dead: rotation ${s.lockedBy.rotationId ?? "-"} unfinished; run dsops secrets rotate --env ${s.env} --var ${s.variable})` : ""}`
+              : "-",
           ]);
         process.stdout.write(table(rows));
       });

@@ -1,7 +1,9 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync, chmodSync, existsSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, chmodSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Clock } from "../../engine/clock";
 import { DsopsError } from "../../engine/errors";
+import { fsErrorCode, fsErrorText, writeAll } from "../../engine/fsutil";
+import { HistoryWriteError } from "../errors";
 import { FileLocks } from "../lock";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";
 import type { HistoryBackend, HistoryFilter } from "./index";
@@ -27,23 +29,29 @@ export class FileHistory implements HistoryBackend {
     this.locks = new FileLocks(`${path}.locks`, clock);
   }
 
+  /** Append the record; a full or read-only disk is a HistoryWriteError (a torn line it leaves is skipped by readers). */
   async save(rec: RotationRecord): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const fd = openSync(this.path, "a+", 0o600);
     try {
-      // A line torn by a crash must not swallow this one: start on a fresh line.
-      const size = fstatSync(fd).size;
-      let lead = "";
-      if (size > 0) {
-        const last = Buffer.alloc(1);
-        readSync(fd, last, 0, 1, size - 1);
-        if (last[0] !== 0x0a) lead = "\n";
+      mkdirSync(dirname(this.path), { recursive: true });
+      const fd = openSync(this.path, "a+", 0o600);
+      try {
+        // A line torn by a crash (or a full disk) must not swallow this one: start on a fresh line.
+        const size = fstatSync(fd).size;
+        let lead = "";
+        if (size > 0) {
+          const last = Buffer.alloc(1);
+          readSync(fd, last, 0, 1, size - 1);
+          if (last[0] !== 0x0a) lead = "\n";
+        }
+        writeAll(fd, lead + JSON.stringify(rec) + "\n");
+      } finally {
+        closeSync(fd);
       }
-      writeSync(fd, lead + JSON.stringify(rec) + "\n");
-    } finally {
-      closeSync(fd);
+      chmodSync(this.path, 0o600);
+    } catch (e) {
+      if (!fsErrorCode(e)) throw e;
+      throw new HistoryWriteError(`rotation history ${this.path}: cannot write: ${fsErrorText(e)}`);
     }
-    chmodSync(this.path, 0o600);
   }
 
   async get(id: string): Promise<RotationRecord | undefined> {

@@ -1,6 +1,6 @@
 import { Client, escapeIdentifier, type ClientConfig } from "pg";
 import { DsopsError } from "../../engine/errors";
-import { RotationInProgressError } from "../errors";
+import { HistoryWriteError, RotationInProgressError } from "../errors";
 import { scrubError } from "../targets/errors";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";
 import type { HistoryBackend, HistoryFilter } from "./index";
@@ -53,12 +53,17 @@ export class PostgresHistory implements HistoryBackend {
   }
 
   async save(rec: RotationRecord): Promise<void> {
-    const c = await this.db();
-    await c.query(
-      `INSERT INTO ${this.t} (id, secret, service, env, variable, status, started_at, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
-       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record`,
-      [rec.id, rec.secret, rec.service, rec.env, rec.variable, rec.status, rec.startedAt, JSON.stringify(rec)],
-    );
+    try {
+      const c = await this.db();
+      await c.query(
+        `INSERT INTO ${this.t} (id, secret, service, env, variable, status, started_at, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record`,
+        [rec.id, rec.secret, rec.service, rec.env, rec.variable, rec.status, rec.startedAt, JSON.stringify(rec)],
+      );
+    } catch (e) {
+      if (e instanceof DsopsError) throw new HistoryWriteError(e.message);
+      throw new HistoryWriteError(`rotation history (postgres table ${this.table}): cannot write: ${scrubError(e, this.secrets)}`);
+    }
   }
 
   async get(id: string): Promise<RotationRecord | undefined> {

@@ -95,20 +95,37 @@ export class AwsIamTarget implements Target {
     }
   }
 
-  async list(principal: string): Promise<string[]> {
+  /** The access keys of an IAM user with their status (`Active`, `Inactive`). */
+  private async keysOf(principal: string): Promise<Array<{ id: string; status: string }>> {
     const iam = await this.iam();
     try {
       const out = await iam.send(new ListAccessKeysCommand({ UserName: principal }));
-      return (out.AccessKeyMetadata ?? []).map((k) => k.AccessKeyId).filter((x): x is string => !!x);
+      return (out.AccessKeyMetadata ?? []).filter((k) => !!k.AccessKeyId).map((k) => ({ id: k.AccessKeyId as string, status: String(k.Status ?? "") }));
     } catch (e) {
       if (noSuchEntity(e)) throw new TargetError(`service "${this.name}": IAM user "${principal}" does not exist`);
       throw this.fail(`listing the access keys of "${principal}"`, e);
     }
   }
 
-  /** A new access key for the IAM user `principal` (AWS draws the secret; `value` is ignored). */
-  async create(principal: string): Promise<Credential> {
-    const keys = await this.list(principal);
+  async list(principal: string): Promise<string[]> {
+    return (await this.keysOf(principal)).map((k) => k.id);
+  }
+
+  /**
+   * A new access key for the IAM user `principal` (AWS draws the secret; `value` is ignored).
+   * Refused, before anything is minted, when the stored key it replaces (`replacing`) is
+   * Inactive: someone deactivated it, and a new key (AWS creates keys Active) would silently
+   * give the user its access back.
+   */
+  async create(principal: string, _value?: Secret, replacing?: Credential): Promise<Credential> {
+    const all = await this.keysOf(principal);
+    const old = replacing ? all.find((k) => k.id === replacing.principal) : undefined;
+    if (old && old.status !== "Active")
+      throw new TargetError(
+        `service "${this.name}": access key ${old.id} of IAM user "${principal}" is ${old.status || "not active"}: it was deactivated outside dsops, and a new key would be active; nothing was changed. ` +
+          `Re-activate it (aws iam update-access-key --status Active) to rotate it, or delete it and store a new key by hand`,
+      );
+    const keys = all.map((k) => k.id);
     if (keys.length >= MAX_KEYS)
       throw new TargetError(`service "${this.name}": IAM user "${principal}" already has ${keys.length} access keys (${keys.join(", ")}), the most AWS allows; revoke one first`);
     const iam = await this.iam();
@@ -154,6 +171,8 @@ export class AwsIamTarget implements Target {
       if (owner === undefined) throw new VerificationError(`service "${this.name}": access key ${cred.principal} does not exist`);
       if (!arn || !arn.endsWith(`:user/${owner}`) && !arn.endsWith(`/${owner}`))
         throw new VerificationError(`service "${this.name}": access key ${cred.principal} answers as ${arn ?? "nobody"}, not as IAM user "${owner}"`);
+      const status = (await this.keysOf(owner)).find((k) => k.id === cred.principal)?.status;
+      if (status !== "Active") throw new VerificationError(`service "${this.name}": access key ${cred.principal} of IAM user "${owner}" is ${status || "gone"}, not Active`);
     } finally {
       sts.destroy();
     }

@@ -19,10 +19,23 @@ export function scramVerifier(password: string, iterations = 4096, salt: Buffer 
   return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
 }
 
+/** True when `verifier` (as PostgreSQL stores it) is the SCRAM-SHA-256 verifier of `password`. */
+export function scramMatches(verifier: string, password: string): boolean {
+  const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier);
+  if (!m) return false;
+  const iterations = Number(m[1]);
+  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000) return false;
+  return scramVerifier(password, iterations, Buffer.from(m[2], "base64")) === verifier;
+}
+
 /** Printable ASCII: SASLprep leaves it unchanged, so a verifier computed here matches the server's. */
 const SASLPREP_SAFE = /^[\x20-\x7e]*$/;
 
-/** PostgreSQL roles: ALTER ROLE … PASSWORD through an admin connection; verify by logging in. */
+/**
+ * PostgreSQL roles: ALTER ROLE … PASSWORD through an admin connection; verify by logging in.
+ * Only the password changes: a role an administrator disabled (NOLOGIN) stays disabled, so its
+ * verification fails and the rotation rolls back.
+ */
 export class PostgresTarget implements Target {
   readonly type = "postgresql" as const;
   readonly capabilities: ReadonlySet<TargetCapability> = new Set<TargetCapability>(["rotate", "revoke", "verify"]);
@@ -30,6 +43,12 @@ export class PostgresTarget implements Target {
   readonly valueRules: ValueRules = { minLength: 8, maxLength: 1000, forbidden: "\0" };
   readonly settings: PostgresSettings;
   private admin?: Promise<Client>;
+  /**
+   * The verifier each role had before this instance last changed it (when the admin may read
+   * pg_authid): setting that password back restores the very same verifier, so a rollback
+   * leaves the role exactly as it was. Verifiers only, never a password; memory only.
+   */
+  private readonly before = new Map<string, string>();
 
   constructor(
     readonly name: string,
@@ -79,10 +98,11 @@ export class PostgresTarget implements Target {
     return this.admin;
   }
 
+  /** Only the password: `LOGIN`, `VALID UNTIL` and every other attribute of the role stay as they are. */
   private async alter(role: string, passwordSql: string, secrets: Array<Secret | string>): Promise<void> {
     const c = await this.adminClient();
     try {
-      await c.query(`ALTER ROLE ${escapeIdentifier(role)} WITH LOGIN PASSWORD ${passwordSql}`);
+      await c.query(`ALTER ROLE ${escapeIdentifier(role)} WITH PASSWORD ${passwordSql}`);
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "42704") throw new TargetError(`service "${this.name}": role "${role}" does not exist`);
@@ -91,12 +111,33 @@ export class PostgresTarget implements Target {
     }
   }
 
+  /** The role's stored verifier; undefined when it has none or the admin may not read pg_authid (not a superuser). */
+  private async verifierOf(role: string): Promise<string | undefined> {
+    const c = await this.adminClient();
+    try {
+      const r = await c.query<{ rolpassword: string | null }>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role]);
+      return r.rows[0]?.rolpassword ?? undefined;
+    } catch (e) {
+      if (isNetwork(e)) throw new TargetError(`service "${this.name}": reading the password verifier of "${role}" failed: ${scrubError(e, [])}`, true);
+      return undefined; // 42501 permission denied: a CREATEROLE admin; the password is set without this check
+    }
+  }
+
   async setSecret(cred: Credential): Promise<void> {
     const pw = cred.secret.reveal();
     if (pw.includes("\0")) throw new TargetError(`service "${this.name}": a PostgreSQL password cannot contain NUL`);
+    const role = cred.principal;
+    const current = await this.verifierOf(role);
+    if (current && scramMatches(current, pw)) return; // already set: nothing to change
+    const earlier = this.before.get(role);
+    if (current !== undefined) this.before.set(role, current);
     const literal =
-      this.settings.password_hashing === "client-scram" && SASLPREP_SAFE.test(pw) ? escapeLiteral(scramVerifier(pw)) : escapeLiteral(pw);
-    await this.alter(cred.principal, literal, [cred.secret]);
+      earlier !== undefined && scramMatches(earlier, pw)
+        ? escapeLiteral(earlier)
+        : this.settings.password_hashing === "client-scram" && SASLPREP_SAFE.test(pw)
+          ? escapeLiteral(scramVerifier(pw))
+          : escapeLiteral(pw);
+    await this.alter(role, literal, [cred.secret]);
   }
 
   /** Disable the role's password login (`PASSWORD NULL`); the role stays, a later rotation sets a new one. */

@@ -16,8 +16,11 @@ export function redisPasswordHash(password: string): string {
 }
 
 /**
- * Redis ACL users. `rotate` replaces every password of a user (`ACL SETUSER u on resetpass #…`);
- * `create` adds one next to the others, so two passwords are valid at once (two-secret);
+ * Redis ACL users. `rotate` replaces every password of a user (`ACL SETUSER u resetpass #…`);
+ * `create` adds one next to the others, so two passwords are valid at once (two-secret); neither
+ * touches the user's `on`/`off` flag: a user an administrator switched off stays off (its
+ * verification fails and the rotation rolls back), and only a user dsops creates (`create_with`)
+ * is created `on`;
  * `revoke` removes one password (`!<hash>`), or every password when the secret is empty (the
  * user can no longer log in); `verify` is AUTH as the user and PING. Passwords travel as their
  * SHA-256 (`#`/`!` rules), so neither MONITOR, the slow log nor an error echoes a plaintext.
@@ -86,26 +89,30 @@ export class RedisTarget implements Target {
     return (await this.command(["ACL", "GETUSER", user], `ACL GETUSER "${user}"`, [])) !== null;
   }
 
-  /** Make sure the user exists before a rule that would create it bare; creates it with `create_with` when set. */
-  private async ensureUser(user: string): Promise<void> {
-    if (await this.exists(user)) return;
+  /**
+   * The rules that give `user` this password: for an existing user, the password rules only
+   * (its on/off flag and permissions stay); for a missing one, `on` plus `create_with`, in the
+   * same command (a missing user without `create_with` is an error).
+   */
+  private async passwordRules(user: string, rules: string[]): Promise<string[]> {
+    if (await this.exists(user)) return rules;
     if (!this.settings.create_with) throw new TargetError(`service "${this.name}": Redis user "${user}" does not exist (set create_with to create it)`);
-    await this.command(["ACL", "SETUSER", user, "off", "resetpass", ...this.settings.create_with], `creating Redis user "${user}"`, []);
+    return ["on", "resetpass", ...rules.filter((r) => r !== "resetpass"), ...this.settings.create_with];
   }
 
-  /** Replace every password of the user with this one, and enable the user. */
+  /** Replace every password of the user with this one (an `off` user stays off). */
   async setSecret(cred: Credential): Promise<void> {
     const hash = redisPasswordHash(cred.secret.reveal());
-    await this.ensureUser(cred.principal);
-    await this.command(["ACL", "SETUSER", cred.principal, "resetpass", `#${hash}`, "on"], `ACL SETUSER "${cred.principal}"`, [cred.secret, hash]);
+    const rules = await this.passwordRules(cred.principal, ["resetpass", `#${hash}`]);
+    await this.command(["ACL", "SETUSER", cred.principal, ...rules], `ACL SETUSER "${cred.principal}"`, [cred.secret, hash]);
   }
 
-  /** Add a password next to the user's others (both valid at once). */
+  /** Add a password next to the user's others (both valid at once; an `off` user stays off). */
   async create(principal: string, value?: Secret): Promise<Credential> {
     const secret = value ?? new Secret(randomBytes(24).toString("base64url"));
     const hash = redisPasswordHash(secret.reveal());
-    await this.ensureUser(principal);
-    await this.command(["ACL", "SETUSER", principal, `#${hash}`, "on"], `adding a password to "${principal}"`, [secret, hash]);
+    const rules = await this.passwordRules(principal, [`#${hash}`]);
+    await this.command(["ACL", "SETUSER", principal, ...rules], `adding a password to "${principal}"`, [secret, hash]);
     return { principal, secret };
   }
 

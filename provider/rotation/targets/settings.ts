@@ -47,9 +47,10 @@ export const mysqlSettingsSchema = z.strictObject({
   /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
   ssl: z.enum(["disable", "require", "verify-full"]).default("disable"),
   /**
-   * `client-native` (default): the mysql_native_password hash is computed here and sent
-   * (`IDENTIFIED BY PASSWORD '*…'`), so the plaintext never reaches the server nor its logs.
-   * `server`: send the password (escaped) and let the server hash it with its default plugin.
+   * `client-native` (default, MariaDB only): the mysql_native_password hash is computed here and
+   * sent (`IDENTIFIED BY PASSWORD '*…'`), so the plaintext never reaches the server nor its logs.
+   * `server`: send the password (escaped) and let the server hash it (on MySQL, with the
+   * account's own plugin: `IDENTIFIED WITH <plugin> BY …`).
    */
   password_hashing: z.enum(["client-native", "server"]).default("client-native"),
   connect_timeout_ms: z.number().int().positive().default(10000),

@@ -70,13 +70,26 @@ export interface Target {
   readonly capabilities: ReadonlySet<TargetCapability>;
   /** What a generated value must satisfy (length, forbidden characters). */
   readonly valueRules: ValueRules;
-  /** `rotate`: make `cred.secret` the secret of `cred.principal`. Setting the same value again is a no-op in effect. */
+  /**
+   * `rotate`: make `cred.secret` the secret of `cred.principal`, and change nothing else: a
+   * principal an administrator disabled (NOLOGIN, ACCOUNT LOCK, an ACL user `off`) stays
+   * disabled, so its verification fails and the rotation rolls back. Setting the same value
+   * again is a no-op in effect.
+   */
   setSecret?(cred: Credential): Promise<void>;
   /**
    * `create`: mint a new credential for `principal` (the target draws the secret; `value`, when
    * given, is a generated value the target may use instead). Two at once must be allowed.
+   * `replacing` is the stored credential the new one is to replace: a target refuses (a
+   * TargetError, before minting anything) when an administrator disabled it, since a new
+   * credential would silently give the principal its access back.
    */
-  create?(principal: string, value?: Secret): Promise<Credential>;
+  create?(principal: string, value?: Secret, replacing?: Credential): Promise<Credential>;
+  /**
+   * Before a rotation changes anything (and in a dry run): refuse, with a DsopsError saying why,
+   * when this target cannot rotate here (MySQL where only MariaDB statements are configured).
+   */
+  prepare?(): Promise<void>;
   /** `revoke`: invalidate this credential (a user's password: disable the login). Already revoked: no-op. */
   revoke?(cred: Credential): Promise<void>;
   /** `verify`: use the credential; throws VerificationError (./errors.ts) when it does not work. */
