@@ -208,28 +208,16 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
 
 /**
  * Rotate through the engine. A run left open by an earlier `up` whose rotation failed and whose
- * rollback could not finish (the target refused the admin login, say) can only be rolled back:
- * once the cause is fixed, the engine finishes that rollback, and this `up` then rotates as asked
- * instead of failing with the old error and leaving the rotation to yet another `up`.
+ * rollback could not finish (the target refused the admin login, say) is finished by the engine
+ * first, once the cause is fixed; this `up` then rotates as asked and says so.
  */
 async function rotateNow(inputs: RotationPolicyInputs, why: string) {
   const s = subject(inputs);
-  const secret = secretOf(s.ref);
-  const { res, closed } = await named(`RotationPolicy ${inputs.secret}`, async (): Promise<{ res: RotationResult; closed?: RotationRecord }> => {
-    const open = (await s.engine.history({ variable: VARIABLE, secret, status: ["running"], limit: 1 }))[0];
-    const failedEarlier = open?.kind === "rotate" && open.steps.some((st) => st.outcome === "failed" || st.name === "restore" || st.name === "discard");
-    if (!failedEarlier) return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
-    try {
-      return { res: await s.engine.rotate(ENV, VARIABLE, {}) };
-    } catch (e) {
-      const rec = (await s.engine.history({ variable: VARIABLE, secret, limit: 20 })).find((r) => r.id === open.id);
-      if (rec?.status !== "rolled-back") throw e;
-    }
-    return { res: await s.engine.rotate(ENV, VARIABLE, {}), closed: open };
-  });
+  const res = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rotate(ENV, VARIABLE, {}));
   const r = res.record;
   if (r.status !== "succeeded" && r.status !== "grace")
     throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
+  const closed = res.finishedRollback;
   const summary =
     `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}` +
     `${r.status === "grace" ? `, old credential revoked after ${r.retireAfter}` : ""}` +

@@ -40,6 +40,8 @@ export interface RotationResult {
   readonly record: RotationRecord;
   /** True when this run finished a rotation an earlier run left unfinished (crash) instead of starting one. */
   readonly resumed: boolean;
+  /** The earlier run whose unfinished rollback this run finished before rotating (its id and error). */
+  readonly finishedRollback?: { readonly id: string; readonly error?: string };
   readonly dryRun: boolean;
   /** Dry run: the steps that would run, each with what it would do. */
   readonly plan?: string[];
@@ -199,6 +201,7 @@ export class RotationEngine {
   private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined): Promise<RotationResult> {
     {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
+      let finishedRollback: RotationResult["finishedRollback"];
       if (open?.status === "running" && rollingBack(open)) {
         // An earlier run failed and did not finish its rollback (killed, or its disk was full):
         // finish that rollback, then rotate as asked.
@@ -210,6 +213,7 @@ export class RotationEngine {
           if (!(e instanceof RotationError) || earlier.status !== "rolled-back") throw e;
           this.event(errorMessage(e));
         }
+        finishedRollback = { id: earlier.id, ...(earlier.error ? { error: earlier.error } : {}) };
       } else if (open?.status === "running") {
         this.event(`${subject.secret}: resuming rotation ${open.id} left unfinished by ${open.who}`);
         const rec = await this.resume(subject, open);
@@ -225,7 +229,7 @@ export class RotationEngine {
         if (!strategy.emergency) return { record: rec, resumed: true, dryRun: false };
       }
       const rec = await this.start(subject, strategy, id, reason);
-      return { record: rec, resumed: false, dryRun: false };
+      return { record: rec, resumed: false, dryRun: false, ...(finishedRollback ? { finishedRollback } : {}) };
     }
   }
 

@@ -58,6 +58,8 @@ describe("Pulumi end to end: refresh and preview --diff show what changed in the
     };
     await put("app/token", "token1");
     await put("app/login", "login1");
+    // The policy's check asks the store that its admin credential exists (it is never used here).
+    await put("pg/admin", "admin1");
     project.ok(["stack", "init", name]);
     project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
     project.ok(["up", "--yes", "--skip-preview"]);
