@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider, secretReferenceProvider } from "../provider/dynamic/providers";
 import { MODULE } from "./tokens";
-import { DsopsError } from "../provider/engine/errors";
+import { DsopsError } from "../provider/core/errors";
 import type { PlanRow } from "../provider/dynamic/types";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 
 /**
  * The git plumbing `guard` and `install-hook` use: the git CLI, run in the repository. Paths are

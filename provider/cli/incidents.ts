@@ -1,8 +1,8 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { DsopsError } from "../engine/errors";
-import { isoNow } from "../engine/clock";
-import { writeFileAtomic } from "../engine/fsutil";
+import { DsopsError } from "../core/errors";
+import { isoNow } from "../core/clock";
+import { writeFileAtomic } from "../core/fsutil";
 
 export const severities = ["low", "medium", "high", "critical"] as const;
 export type Severity = (typeof severities)[number];

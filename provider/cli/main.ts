@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { ConfigError, DsopsError } from "../engine/errors";
+import { ConfigError, DsopsError } from "../core/errors";
 import { EXIT, wantsHardExit } from "./util";
 
 export { EXIT } from "./util";

@@ -1,6 +1,6 @@
 import { randomFillSync } from "node:crypto";
 import { closeSync, fstatSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync, constants } from "node:fs";
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 
 const CHUNK = 1 << 20;
 

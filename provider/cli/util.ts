@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 import type { Config } from "../engine/config/load";
 import type { Resolver, ResolverOptions } from "../engine/resolve";
 
@@ -104,40 +104,8 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/**
- * A duration such as `10m`, `2s`, `1h30m`, `500ms` or a plain number of seconds, in
- * milliseconds. `what` names the option in the error message.
- */
-export function parseDuration(text: string, what: string): number {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
-  let total = 0;
-  let pos = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(t))) {
-    total += Number(m[1]) * UNITS[m[2]];
-    pos = re.lastIndex;
-  }
-  if (pos !== t.length || t.length === 0) throw new DsopsError(`${what} ${text}: expected a duration such as 30s, 10m, 1h or 1h30m`);
-  return Math.round(total);
-}
-
-/** Show a duration the way users write it (`10m`, `1h30m`, `2s`). */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  let rest = Math.round(ms / 1000);
-  const parts: string[] = [];
-  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-  }
-  return parts.join("");
-}
+/** Durations of flags (`--ttl`, `--timeout`, `--within`): the one grammar of provider/core/duration. */
+export { parseDuration, formatDuration } from "../core/duration";
 
 let hardExit = false;
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
-import { DsopsError, errorMessage } from "../engine/errors";
+import { DsopsError, errorMessage } from "../core/errors";
 import { Resolver } from "../engine/resolve";
 
 /**

@@ -1,12 +1,12 @@
 import { resolve } from "node:path";
 import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
-import { DsopsError, errorMessage } from "../engine/errors";
+import { DsopsError, errorMessage } from "../core/errors";
 import { formatStoreUri, parseStoreUri, splitField, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";
 import { applyTransforms, compileTransforms } from "../engine/transforms";
-import { suggest } from "../engine/suggest";
+import { suggest } from "../core/suggest";
 import { environmentInputsSchema, maintenanceWindowInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type MaintenanceWindowInputs, type SecretReferenceInputs } from "./inputs";
-import { clock } from "../engine/clock";
+import { clock } from "../core/clock";
 import { Window } from "../schedule/window";
 import type { PlanRow } from "./types";
 

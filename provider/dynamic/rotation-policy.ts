@@ -1,9 +1,9 @@
 import { configFromObject, type Config } from "../engine/config/load";
-import { clock } from "../engine/clock";
-import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../engine/errors";
+import { clock } from "../core/clock";
+import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../core/errors";
 import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
-import { suggest } from "../engine/suggest";
-import { parseDuration } from "../schedule/duration";
+import { suggest } from "../core/suggest";
+import { parseDuration } from "../core/duration";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
 import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";

@@ -1,4 +1,4 @@
-import { TransformError } from "./errors";
+import { TransformError } from "../core/errors";
 
 export type PathStep = string | number;
 

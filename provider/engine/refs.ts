@@ -1,6 +1,6 @@
-import { RefError } from "./errors";
+import { RefError } from "../core/errors";
 import { parsePath } from "./jsonpath";
-import { suggest } from "./suggest";
+import { suggest } from "../core/suggest";
 
 /**
  * A parsed secret reference: which store, which key, which field and version.

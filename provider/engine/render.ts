@@ -1,7 +1,7 @@
 import { extname } from "node:path";
 import YAML from "yaml";
-import { DsopsError } from "./errors";
-import type { Secret } from "./secret";
+import { DsopsError } from "../core/errors";
+import type { Secret } from "../core/secret";
 
 export const outputFormats = ["dotenv", "json", "yaml", "template"] as const;
 export type OutputFormat = (typeof outputFormats)[number];

@@ -1,11 +1,11 @@
-import { clock as currentClock, type Clock } from "./clock";
-import { callWithPolicy, type CallPolicy } from "./call";
+import { clock as currentClock, type Clock } from "../core/clock";
+import { callWithPolicy, type CallPolicy } from "../core/call";
 import type { Config, Variable } from "./config/load";
-import { DsopsError, ResolveError, errorMessage, type VariableFailure } from "./errors";
+import { DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
 import { extractJsonField } from "./jsonpath";
-import { Limiter } from "./limit";
+import { Limiter } from "../core/limit";
 import { fetchId, type SecretRef } from "./refs";
-import { Secret } from "./secret";
+import { Secret } from "../core/secret";
 import { applyTransforms } from "./transforms";
 import { createStore } from "../stores/registry";
 import type { SecretVersion, Staging, Store, StoreKey } from "../stores/types";

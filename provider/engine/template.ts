@@ -17,7 +17,7 @@
  * never values (where Go's `range can't iterate over <value>` shows the value).
  */
 import { createHash } from "node:crypto";
-import { DsopsError } from "./errors";
+import { DsopsError } from "../core/errors";
 
 /** A template cannot be parsed or executed. The message never contains a variable's value. */
 export class TemplateError extends DsopsError {}

@@ -1,8 +1,8 @@
 import YAML from "yaml";
-import { TransformError } from "./errors";
+import { TransformError } from "../core/errors";
 import { extractJsonField, extractPath, parsePath, stringifyExtracted } from "./jsonpath";
-import { Secret } from "./secret";
-import { suggest } from "./suggest";
+import { Secret } from "../core/secret";
+import { suggest } from "../core/suggest";
 
 /** One step of a transform chain. */
 export interface TransformStep {

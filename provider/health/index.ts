@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { isAbsolute, resolve } from "node:path";
-import type { Clock } from "../engine/clock";
-import { errorMessage } from "../engine/errors";
+import type { Clock } from "../core/clock";
+import { errorMessage } from "../core/errors";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
 
 export * from "./settings";

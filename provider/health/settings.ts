@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { durationMs, durationSchema } from "../core/duration";
 
 /**
  * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
@@ -7,7 +8,7 @@ import { z } from "zod";
  * rotation back through the engine.
  */
 
-const duration = z.union([z.number().min(0), z.string().regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration such as "30s", "15m" or "1h"')]);
+const duration = durationSchema;
 
 const base = {
   /** Names the check in messages and metrics (default `<type>-<index>`). */
@@ -59,11 +60,4 @@ export const monitorSchema = z.strictObject({
 });
 export type MonitorSettings = z.infer<typeof monitorSchema>;
 
-/** Milliseconds of a schema duration (a number is seconds). */
-export function durationMs(d: number | string): number {
-  if (typeof d === "number") return Math.round(d * 1000);
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
-  let total = 0;
-  for (const m of d.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * units[m[2]];
-  return total;
-}
+export { durationMs };

@@ -1,4 +1,4 @@
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 import type { VariableRotation } from "../engine/config/schema";
 import type { RotationEngine } from "../rotation/engine";
 import { Window } from "../schedule/window";

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import nodemailer from "nodemailer";
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 import { emailSettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 import { eventFacts, parseSettings, wants } from "./util";

@@ -1,4 +1,4 @@
-import type { Clock } from "../engine/clock";
+import type { Clock } from "../core/clock";
 
 /** A delivery failed; `retryable` for network errors, timeouts, 408, 429 and 5xx. */
 export class DeliveryError extends Error {

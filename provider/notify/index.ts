@@ -1,5 +1,5 @@
-import type { Clock } from "../engine/clock";
-import { errorMessage } from "../engine/errors";
+import type { Clock } from "../core/clock";
+import { errorMessage } from "../core/errors";
 import { notifierFactories } from "./registry";
 import type { NotificationsSettings, VariableNotifications } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";

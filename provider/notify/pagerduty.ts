@@ -1,4 +1,4 @@
-import { ConfigError } from "../engine/errors";
+import { ConfigError } from "../core/errors";
 import { post } from "./http";
 import { pagerdutySettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";

@@ -1,4 +1,4 @@
-import type { Clock } from "../engine/clock";
+import type { Clock } from "../core/clock";
 
 /**
  * Rotation events and the notifier interface. An event carries names, version ids, principals

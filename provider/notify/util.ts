@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { ConfigError } from "../engine/errors";
+import { ConfigError } from "../core/errors";
 import type { RotationEvent, RotationEventType } from "./types";
 
 /** Check one channel's settings; a problem names the field (`notifications.slack.webhook_url: …`). */

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
-import { clock as currentClock, type Clock } from "../engine/clock";
+import { clock as currentClock, type Clock } from "../core/clock";
 import type { Config } from "../engine/config/load";
 import type { RotationStrategyName, VariableRotation } from "../engine/config/schema";
-import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../engine/errors";
+import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../core/errors";
 import { parseStoreUri, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";
-import { Secret, scrub } from "../engine/secret";
+import { Secret, scrub } from "../core/secret";
 import { hasStaging, type Staging, type Store } from "../stores/types";
 import { HistoryWriteError, RotationError, RotationInProgressError } from "./errors";
 import { envFaultHook, type FaultHook, type FaultPoint } from "./fault";

@@ -1,4 +1,4 @@
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 import type { LockOwner } from "./types";
 
 /** Another run holds the secret's rotation lock. */

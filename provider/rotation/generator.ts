@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from "node:crypto";
-import { DsopsError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { DsopsError } from "../core/errors";
+import { Secret } from "../core/secret";
 import { generatorSchema, type GeneratorPolicy } from "../engine/config/schema";
 
 /** What a target accepts as a secret value; the generator checks its policy against these. */

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { Clock } from "../engine/clock";
-import { fsErrorCode, fsErrorText } from "../engine/fsutil";
-import { LockFile, ownerIsDead, whoAmI } from "../engine/lock";
+import type { Clock } from "../core/clock";
+import { fsErrorCode, fsErrorText } from "../core/fsutil";
+import { LockFile, ownerIsDead, whoAmI } from "../core/lock";
 import { HistoryWriteError, RotationInProgressError } from "./errors";
 import type { HeldLock, LockOwner } from "./types";
 

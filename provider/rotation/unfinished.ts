@@ -1,5 +1,5 @@
 import type { VariableRotation } from "../engine/config/schema";
-import { errorMessage } from "../engine/errors";
+import { errorMessage } from "../core/errors";
 import type { RotationEngine } from "./engine";
 import { FileHistory } from "./history/file";
 import { ownerIsDead } from "./lock";

@@ -1,6 +1,6 @@
 import { CronExpressionParser, type CronExpression } from "cron-parser";
-import { DsopsError } from "../engine/errors";
-import { parseDuration } from "./duration";
+import { DsopsError } from "../core/errors";
+import { parseDuration } from "../core/duration";
 import { checkZone, instantOf, wallTime } from "./zone";
 
 /** A period when nothing may rotate, even inside a window. */

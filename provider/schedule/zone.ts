@@ -1,4 +1,4 @@
-import { DsopsError } from "../engine/errors";
+import { DsopsError } from "../core/errors";
 
 /** A wall-clock time in some zone. Months are 1-12. */
 export interface WallTime {

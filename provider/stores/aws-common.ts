@@ -1,4 +1,4 @@
-import { AuthError, ConfigError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
+import { AuthError, ConfigError, DsopsError, NotFoundError, StoreError } from "../core/errors";
 
 /** The connection settings every AWS store shares (`awsCommon` in settings.ts). */
 export interface AwsConnectionSettings {

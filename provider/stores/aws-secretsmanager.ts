@@ -11,8 +11,8 @@ import {
   type SecretValueEntry,
   type GetSecretValueCommandOutput,
 } from "@aws-sdk/client-secrets-manager";
-import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
+import { Secret } from "../core/secret";
 import {
   awsClientConfig,
   awsErrorName,

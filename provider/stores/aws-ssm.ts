@@ -10,8 +10,8 @@ import {
   type GetParametersCommandOutput,
   type Parameter,
 } from "@aws-sdk/client-ssm";
-import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
+import { Secret } from "../core/secret";
 import {
   awsClientConfig,
   awsErrorName,

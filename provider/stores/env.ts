@@ -1,5 +1,5 @@
-import { NotFoundError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { NotFoundError } from "../core/errors";
+import { Secret } from "../core/secret";
 import { contentVersion } from "./literal";
 import type { StoreSettings } from "./settings";
 import type { SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";

@@ -3,10 +3,11 @@ import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from "nod
 import { hostname } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { DsopsError, NotFoundError, StoreError } from "../engine/errors";
-import { atomicTempPattern, writeFileAtomic } from "../engine/fsutil";
-import { LockBusyError, LockFile, whoAmI } from "../engine/lock";
-import { Secret } from "../engine/secret";
+import { DsopsError, NotFoundError, StoreError } from "../core/errors";
+import { atomicTempPattern, writeFileAtomic } from "../core/fsutil";
+import { LockBusyError, LockFile, whoAmI } from "../core/lock";
+import { parseDuration } from "../core/duration";
+import { Secret } from "../core/secret";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -359,9 +360,7 @@ export class FileStore implements Store, Staging {
   private lockWaitMs(): number {
     const text = this.ctx.env.DSOPS_LOCK_TIMEOUT;
     if (text === undefined || text === "") return 30_000;
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-    if (!m) throw new DsopsError(`DSOPS_LOCK_TIMEOUT: expected a duration such as 30s or 500ms, got "${text}"`);
-    return Math.round(Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000));
+    return parseDuration(text, "DSOPS_LOCK_TIMEOUT");
   }
 
   /** Under the lock no other writer is at work: temporary files of the store and its key are leftovers of killed writers. */

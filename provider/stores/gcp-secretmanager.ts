@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
-import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
-import { Secret, scrub } from "../engine/secret";
+import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
+import { Secret, scrub } from "../core/secret";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { NotFoundError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { NotFoundError } from "../core/errors";
+import { Secret } from "../core/secret";
 import type { StoreSettings } from "./settings";
 import type { SecretVersion, Store, StoreCapabilities, StoreKey, VersionInfo } from "./types";
 

@@ -1,5 +1,5 @@
-import type { Secret } from "../engine/secret";
-import type { Clock } from "../engine/clock";
+import type { Secret } from "../core/secret";
+import type { Clock } from "../core/clock";
 import type { StoreType, StoreSettings } from "./settings";
 
 /** What the engine asks a store for: a key in the store's own terms, and a version. */

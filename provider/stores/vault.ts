@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { resolve as resolvePath } from "node:path";
 import nodeVault from "node-vault";
-import { AuthError, DsopsError, NotFoundError, StoreError } from "../engine/errors";
-import { Secret } from "../engine/secret";
+import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
+import { Secret } from "../core/secret";
 import { contentVersion } from "./literal";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { ManualClock } from "../../provider/engine/clock";
-import { Secret } from "../../provider/engine/secret";
+import { ManualClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
 

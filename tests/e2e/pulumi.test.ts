@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { Secret } from "../../provider/engine/secret";
-import { ManualClock } from "../../provider/engine/clock";
+import { Secret } from "../../provider/core/secret";
+import { ManualClock } from "../../provider/core/clock";
 import { createStore } from "../../provider/stores/registry";
 import { configFromObject } from "../../provider/engine/config/load";
 import type { Store } from "../../provider/stores/types";

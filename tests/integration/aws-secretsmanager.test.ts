@@ -12,9 +12,9 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
-import { systemClock } from "../../provider/engine/clock";
-import { AuthError, ConfigError, DsopsError, NotFoundError, StoreError } from "../../provider/engine/errors";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { AuthError, ConfigError, DsopsError, NotFoundError, StoreError } from "../../provider/core/errors";
+import { Secret } from "../../provider/core/secret";
 import { awsClientConfig } from "../../provider/stores/aws-common";
 import { AwsSecretsManagerStore, versionSelector } from "../../provider/stores/aws-secretsmanager";
 import type { StoreSettings } from "../../provider/stores/settings";

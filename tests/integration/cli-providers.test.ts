@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { storeTypeInfo } from "../../provider/cli/capabilities";
-import { systemClock } from "../../provider/engine/clock";
+import { systemClock } from "../../provider/core/clock";
 import { createStore } from "../../provider/stores/registry";
 import { plannedStoreTypes, storeSettingsSchemas, storeTypes, type StoreSettings, type StoreType } from "../../provider/stores/settings";
 import { dsops } from "../support/cli";

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSyn
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { systemClock } from "../../provider/engine/clock";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
 import { createStore } from "../../provider/stores/registry";
 import { storeSettingsSchemas, type StoreSettings } from "../../provider/stores/settings";
 import type { Store } from "../../provider/stores/types";

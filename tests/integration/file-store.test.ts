@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ManualClock } from "../../provider/engine/clock";
+import { ManualClock } from "../../provider/core/clock";
 import { FileStore } from "../../provider/stores/file";
 import { DSOPS_BIN, dsops } from "../support/cli";
 

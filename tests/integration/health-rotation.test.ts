@@ -4,9 +4,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { ManualClock, systemClock, type Clock } from "../../provider/engine/clock";
+import { ManualClock, systemClock, type Clock } from "../../provider/core/clock";
 import { parseConfig } from "../../provider/engine/config/load";
-import { Secret } from "../../provider/engine/secret";
+import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics } from "../../provider/metrics/index";
 import type { RotationEvent } from "../../provider/notify/types";
 import { RotationEngine, RotationError, type RotationResult } from "../../provider/rotation/engine";

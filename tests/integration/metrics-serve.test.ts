@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { systemClock } from "../../provider/engine/clock";
+import { systemClock } from "../../provider/core/clock";
 import { parseConfig, type Config } from "../../provider/engine/config/load";
-import { Secret } from "../../provider/engine/secret";
+import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics, serveMetrics } from "../../provider/metrics/index";
 import { RotationEngine, RotationError } from "../../provider/rotation/engine";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";

@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { ManualClock, systemClock } from "../../provider/engine/clock";
+import { ManualClock, systemClock } from "../../provider/core/clock";
 import { parseConfig, type Config } from "../../provider/engine/config/load";
-import { Secret } from "../../provider/engine/secret";
+import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics } from "../../provider/metrics/index";
 import type { RotationEvent } from "../../provider/notify/types";
 import { RotationEngine, RotationError } from "../../provider/rotation/engine";

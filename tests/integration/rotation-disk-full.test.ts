@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeLiteral } from "pg";
-import { systemClock } from "../../provider/engine/clock";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
 import { FILL_FILE } from "../../provider/rotation/fault";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";

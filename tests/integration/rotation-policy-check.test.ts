@@ -2,8 +2,8 @@ import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
-import { systemClock } from "../../provider/engine/clock";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
 
 /**

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { systemClock } from "../../provider/engine/clock";
+import { systemClock } from "../../provider/core/clock";
 import { FileStore } from "../../provider/stores/file";
 import { stagingContract } from "../support/staging-contract";
 

@@ -2,9 +2,9 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
-import { systemClock } from "../../provider/engine/clock";
-import { NotFoundError } from "../../provider/engine/errors";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { NotFoundError } from "../../provider/core/errors";
+import { Secret } from "../../provider/core/secret";
 import { GcpSecretManagerStore } from "../../provider/stores/gcp-secretmanager";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { startGcpSecretManagerServer, type GcpSecretManagerServer } from "../support/gcp-secretmanager-server";

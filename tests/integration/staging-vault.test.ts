@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
-import { systemClock } from "../../provider/engine/clock";
-import { NotFoundError, StoreError } from "../../provider/engine/errors";
-import { Secret } from "../../provider/engine/secret";
+import { systemClock } from "../../provider/core/clock";
+import { NotFoundError, StoreError } from "../../provider/core/errors";
+import { Secret } from "../../provider/core/secret";
 import type { StoreSettings } from "../../provider/stores/settings";
 import { VaultStore } from "../../provider/stores/vault";
 import { startOpenBao, vaultApi, type OpenBao } from "../support/openbao";

@@ -3,8 +3,8 @@ import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { SecretManagerServiceClient } from "@google-cloud/secret-manager";
-import type { Clock } from "../../provider/engine/clock";
-import { systemClock } from "../../provider/engine/clock";
+import type { Clock } from "../../provider/core/clock";
+import { systemClock } from "../../provider/core/clock";
 
 /**
  * An in-memory Google Cloud Secret Manager (v1) behind the service's own protos, shipped in

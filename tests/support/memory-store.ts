@@ -1,6 +1,6 @@
-import { NotFoundError, StoreError } from "../../provider/engine/errors";
-import { Secret } from "../../provider/engine/secret";
-import type { Clock } from "../../provider/engine/clock";
+import { NotFoundError, StoreError } from "../../provider/core/errors";
+import { Secret } from "../../provider/core/secret";
+import type { Clock } from "../../provider/core/clock";
 import type { SecretVersion, Store, StoreCapabilities, StoreKey, VersionInfo } from "../../provider/stores/types";
 
 /**

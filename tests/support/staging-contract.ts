@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { NotFoundError } from "../../provider/engine/errors";
-import { Secret } from "../../provider/engine/secret";
+import { NotFoundError } from "../../provider/core/errors";
+import { Secret } from "../../provider/core/secret";
 import { hasStaging, type Staging, type Store } from "../../provider/stores/types";
 
 /** What a store's test provides to the staging contract. */

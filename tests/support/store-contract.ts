@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { Secret } from "../../provider/engine/secret";
-import { NotFoundError, DsopsError } from "../../provider/engine/errors";
+import { Secret } from "../../provider/core/secret";
+import { NotFoundError, DsopsError } from "../../provider/core/errors";
 import { extractJsonField } from "../../provider/engine/jsonpath";
 import type { Store } from "../../provider/stores/types";
 

@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { callWithPolicy } from "../../provider/engine/call";
-import { ManualClock } from "../../provider/engine/clock";
-import { StoreError, TimeoutError } from "../../provider/engine/errors";
+import { callWithPolicy } from "../../provider/core/call";
+import { ManualClock } from "../../provider/core/clock";
+import { StoreError, TimeoutError } from "../../provider/core/errors";
 
 const CLOCK_MODULE = join(__dirname, "..", "..", "provider", "engine", "clock.js");
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { parseConfig, configFromObject } from "../../provider/engine/config/load";
-import { ConfigError } from "../../provider/engine/errors";
+import { ConfigError } from "../../provider/core/errors";
 
 function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {

@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileStore } from "../../provider/stores/file";
-import { Secret } from "../../provider/engine/secret";
-import { ManualClock } from "../../provider/engine/clock";
-import { StoreError } from "../../provider/engine/errors";
+import { Secret } from "../../provider/core/secret";
+import { ManualClock } from "../../provider/core/clock";
+import { StoreError } from "../../provider/core/errors";
 import { storeContract } from "../support/store-contract";
 
 function makeStore(dir: string, env: NodeJS.ProcessEnv = {}, path = "s.store", warnings?: string[]) {

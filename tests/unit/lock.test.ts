@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { LockBusyError, LockFile, type LockOwner } from "../../provider/engine/lock";
+import { LockBusyError, LockFile, type LockOwner } from "../../provider/core/lock";
 
 /** A pid that existed a moment ago and is gone now. */
 function deadPid(): number {

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { FileStore } from "../../provider/stores/file";
-import { Secret } from "../../provider/engine/secret";
-import { ManualClock } from "../../provider/engine/clock";
+import { Secret } from "../../provider/core/secret";
+import { ManualClock } from "../../provider/core/clock";
 import { dynamicToken } from "../../sdk/tokens";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

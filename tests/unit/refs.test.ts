@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import { parseStoreUri, formatStoreUri, parseFrom, type SecretRef } from "../../provider/engine/refs";
-import { DsopsError, RefError } from "../../provider/engine/errors";
+import { DsopsError, RefError } from "../../provider/core/errors";
 import { extractJsonField } from "../../provider/engine/jsonpath";
 
 describe("references", () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import YAML from "yaml";
 import { dotenvValue, formatFromPath, render } from "../../provider/engine/render";
-import { Secret } from "../../provider/engine/secret";
+import { Secret } from "../../provider/core/secret";
 
 const vars = { B: new Secret("has space"), A: new Secret("plain"), C: new Secret('q"\\\n\r\t'), E: new Secret(""), D: new Secret("x=$y#z") };
 

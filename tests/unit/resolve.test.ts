@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { configFromObject } from "../../provider/engine/config/load";
 import { Resolver } from "../../provider/engine/resolve";
-import { ResolveError, TimeoutError } from "../../provider/engine/errors";
-import { ManualClock } from "../../provider/engine/clock";
+import { ResolveError, TimeoutError } from "../../provider/core/errors";
+import { ManualClock } from "../../provider/core/clock";
 import { MemoryStore } from "../support/memory-store";
 
 function setup(envVars: Record<string, unknown>, opts: { batch?: number; settings?: Record<string, unknown>; resolver?: Record<string, unknown> } = {}) {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { Window } from "../../provider/schedule/window";
-import { parseDuration, formatDuration } from "../../provider/schedule/duration";
+import { parseDuration, formatDuration } from "../../provider/core/duration";
 import { instantOf, wallTime } from "../../provider/schedule/zone";
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());

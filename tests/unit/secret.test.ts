@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { inspect, format } from "node:util";
-import { Secret, scrub } from "../../provider/engine/secret";
+import { Secret, scrub } from "../../provider/core/secret";
 
 describe("Secret", () => {
   const value = "hunter2-very-secret";

@@ -4,9 +4,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Secret } from "../../provider/engine/secret";
+import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
-import { ManualClock } from "../../provider/engine/clock";
+import { ManualClock } from "../../provider/core/clock";
 import { DSOPS_BIN } from "../support/cli";
 
 /** Security properties, each able to fail: where a secret value must never appear. */

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { renderTemplate, TemplateError } from "../../provider/engine/template";
-import { DsopsError } from "../../provider/engine/errors";
+import { DsopsError } from "../../provider/core/errors";
 
 // The expected outputs below were checked against Go 1.26's text/template executing over a
 // map[string]string with the dsops helpers (plus sprig-like default/upper/lower/trim/list).

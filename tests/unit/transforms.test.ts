@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import { applyTransforms, compileTransforms, formatStep, parseStep, splitChain } from "../../provider/engine/transforms";
-import { Secret } from "../../provider/engine/secret";
-import { DsopsError, TransformError } from "../../provider/engine/errors";
+import { Secret } from "../../provider/core/secret";
+import { DsopsError, TransformError } from "../../provider/core/errors";
 
 const run = (chain: string | string[], input: string, named = {}) => applyTransforms(compileTransforms(chain, named), new Secret(input)).reveal();
 

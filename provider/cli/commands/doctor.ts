@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Command } from "commander";
-import { DsopsError, errorMessage } from "../../engine/errors";
+import { DsopsError, errorMessage } from "../../core/errors";
 import type { Store } from "../../stores/types";
 import { progress } from "../progress";
 import { EXIT, exitWhenDone, loadConfig, parseDuration, printJson, table, warn } from "../util";
@@ -38,7 +38,7 @@ export function register(program: Command): void {
       // A check abandoned at its timeout may leave a socket open: end the process when done.
       exitWhenDone();
       const { createStore } = require("../../stores/registry") as typeof import("../../stores/registry");
-      const { clock } = require("../../engine/clock") as typeof import("../../engine/clock");
+      const { clock } = require("../../core/clock") as typeof import("../../core/clock");
       const bar = progress("checking stores");
       let done = 0;
       // Create every store first (loading SDKs is synchronous work that would count against the

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { warnUnfinishedRotations, withResolver } from "../util";
 
 /** `dsops get`: one variable's value on stdout (the only command that prints a secret). */

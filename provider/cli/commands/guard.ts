@@ -1,7 +1,7 @@
 import { appendFileSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import type { Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { forEachAddedLine, git, hasCommits, repoRoot } from "../git";
 import { IgnoreList, globToRegExp, scanLine, type Finding } from "../secret-scan";
 import { EXIT, commandGroup, configPath, printJson, table } from "../util";

@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Option, type Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { configPath } from "../util";
 
 export const initExamples = ["aws", "vault", "gcp"] as const;

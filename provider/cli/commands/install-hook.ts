@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { DsopsError } from "../../engine/errors";
-import { writeFileAtomic } from "../../engine/fsutil";
+import { DsopsError } from "../../core/errors";
+import { writeFileAtomic } from "../../core/fsutil";
 import { git, repoRoot } from "../git";
 
 /** The line that marks a hook as dsops's own (safe to replace). */

@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
 import { Option, type Command } from "commander";
 import { IncidentBook, severities, type Incident, type Severity } from "../incidents";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { commandGroup, configDir, printJson, table } from "../util";
 
 function who(): string {

@@ -3,7 +3,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import type { StoreSettings } from "../../stores/settings";
 import { EXIT, configPath, loadConfig } from "../util";
 

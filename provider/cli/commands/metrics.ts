@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { VariableRotation } from "../../engine/config/schema";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import type { RotationEngine } from "../../rotation/engine";
 import { commandGroup, loadConfig, parseDuration, printJson, table } from "../util";
 
@@ -83,7 +83,7 @@ export function register(program: Command): void {
       const withinMs = parseDuration(o.within, "--within");
       await withEngine(cmd, async (engine) => {
         const { dueSoon, dueSoonEvent } = require("../../notify/due") as typeof import("../../notify/due");
-        const { clock } = require("../../engine/clock") as typeof import("../../engine/clock");
+        const { clock } = require("../../core/clock") as typeof import("../../core/clock");
         const now = clock().now();
         const due = await dueSoon(engine, { now, withinMs, ...(o.env ? { env: o.env } : {}) });
         if (o.notify) {

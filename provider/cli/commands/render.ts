@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Option, type Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { progress } from "../progress";
 import { formatDuration, parseDuration, warnUnfinishedRotations, withResolver } from "../util";
 
@@ -22,8 +22,8 @@ export function register(program: Command): void {
     .option("--ttl <duration>", "shred and delete the file after this long (30s, 10m, 1h), even after dsops has exited")
     .action(async (o: { env: string; out: string; format?: (typeof renderFormats)[number]; template?: string; permissions: string; ttl?: string }, cmd: Command) => {
       const engine = require("../../engine/render") as typeof import("../../engine/render");
-      const { isoNow } = require("../../engine/clock") as typeof import("../../engine/clock");
-      const { writeFileAtomic } = require("../../engine/fsutil") as typeof import("../../engine/fsutil");
+      const { isoNow } = require("../../core/clock") as typeof import("../../core/clock");
+      const { writeFileAtomic } = require("../../core/fsutil") as typeof import("../../core/fsutil");
       const format = o.format ?? (o.template ? "template" : engine.formatFromPath(o.out));
       if (!format) throw new DsopsError(`cannot tell the format of ${o.out} from its name`, { hint: `pass --format ${engine.outputFormats.join("|")}` });
       const mode = parseInt(o.permissions, 8);

@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import type { RotationStrategyName } from "../../engine/config/schema";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import type { RotationEngine } from "../../rotation/engine";
 import type { RotationRecord } from "../../rotation/types";
 import { commandGroup, loadConfig, printJson, table } from "../util";

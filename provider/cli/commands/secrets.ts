@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { commandGroup, readStdin, withResolver } from "../util";
 
 /** `dsops secrets set` (the rotation module adds `secrets rotate|status|history` to the same group). */
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .requiredOption("-k, --key <key>", "key in the store")
     .option("--description <text>", "description kept with the version")
     .action(async (o: { store: string; key: string; description?: string }, cmd: Command) => {
-      const { Secret } = require("../../engine/secret") as typeof import("../../engine/secret");
+      const { Secret } = require("../../core/secret") as typeof import("../../core/secret");
       await withResolver(cmd, async (r) => {
         // Through the store's call policy: throttling and transient failures are retried, and
         // each attempt is bounded by timeout_ms.

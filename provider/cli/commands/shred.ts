@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { errorMessage } from "../../engine/errors";
+import { errorMessage } from "../../core/errors";
 import { shredFile } from "../shred";
 import { EXIT } from "../util";
 

@@ -3,7 +3,7 @@ import { baseShapeOf, resolveStrategy } from "../../rotation/strategies/index";
 import { targetCapabilities, targetSettingsSchemas, type TargetSettings } from "../../rotation/targets/settings";
 import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetType } from "../../rotation/targets/types";
 import { parseStoreUri, type SecretRef } from "../refs";
-import { suggest } from "../suggest";
+import { suggest } from "../../core/suggest";
 import type { RawConfig, VariableRotation } from "./schema";
 
 /**

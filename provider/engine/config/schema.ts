@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { durationSchema } from "../../core/duration";
 import { healthCheckSchema, monitorSchema } from "../../health/settings";
 import { notificationsSchema as notifySettingsSchema, variableNotificationsSchema } from "../../notify/settings";
 import { rolloutSchema } from "../../rotation/rollout/settings";
@@ -42,8 +43,8 @@ export const generatorSchema = z.strictObject({
 });
 export type GeneratorPolicy = z.infer<typeof generatorSchema>;
 
-/** A duration: seconds as a number, or "90s", "15m", "24h", "7d". */
-export const durationSchema = z.union([z.number().min(0), z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as "30s", "15m", "24h" or "7d"')]);
+/** A duration (the one grammar of provider/core/duration). */
+export { durationSchema };
 
 /** Where rotation records and locks are kept. Default: a JSON-lines file next to the file store. */
 export const rotationHistorySchema = z.union([

@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, chmodSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Clock } from "../../engine/clock";
-import { DsopsError } from "../../engine/errors";
-import { fsErrorCode, fsErrorText, writeAll } from "../../engine/fsutil";
+import type { Clock } from "../../core/clock";
+import { DsopsError } from "../../core/errors";
+import { fsErrorCode, fsErrorText, writeAll } from "../../core/fsutil";
 import { HistoryWriteError } from "../errors";
 import { FileLocks } from "../lock";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";

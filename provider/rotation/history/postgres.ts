@@ -1,5 +1,5 @@
 import { Client, escapeIdentifier, type ClientConfig } from "pg";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { HistoryWriteError, RotationInProgressError } from "../errors";
 import { scrubError } from "../targets/errors";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";

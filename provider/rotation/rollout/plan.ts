@@ -1,5 +1,5 @@
-import { DsopsError, errorMessage } from "../../engine/errors";
-import type { Secret } from "../../engine/secret";
+import { DsopsError, errorMessage } from "../../core/errors";
+import type { Secret } from "../../core/secret";
 import type { RotationRecord } from "../types";
 import { defaultWaves, rolloutInstanceSchema, type RolloutSettings } from "./settings";
 

@@ -1,4 +1,4 @@
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { decodeJsonCredential, encodeJsonCredential } from "./json-credential";
 import type { Strategy } from "./types";
 

@@ -1,5 +1,5 @@
 import type { RotationStrategyName, VariableRotation } from "../../engine/config/schema";
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import { alternatingUsers } from "./alternating-users";
 import { singleUserFor } from "./single-user";
 import { twoSecret } from "./two-secret";

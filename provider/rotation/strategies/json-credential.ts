@@ -1,5 +1,5 @@
-import { DsopsError } from "../../engine/errors";
-import { Secret } from "../../engine/secret";
+import { DsopsError } from "../../core/errors";
+import { Secret } from "../../core/secret";
 import type { Credential } from "../targets/types";
 
 /** A credential stored as JSON {"username", "password"} (alternating-users, two-secret). */

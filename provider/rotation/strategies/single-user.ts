@@ -1,4 +1,4 @@
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
 import type { Strategy } from "./types";
 
 /** One user; its password changes in place. The stored value is the password of `user`. */

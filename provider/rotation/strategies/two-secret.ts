@@ -1,17 +1,14 @@
-import { DsopsError } from "../../engine/errors";
+import { DsopsError } from "../../core/errors";
+import { durationMs as coreDurationMs, type Duration } from "../../core/duration";
 import { decodeJsonCredential, encodeJsonCredential } from "./json-credential";
 import type { Strategy } from "./types";
 
 /** Default grace period of two-secret: one day. */
 export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;
 
-export function durationMs(d: number | string | undefined, fallback: number): number {
-  if (d === undefined) return fallback;
-  if (typeof d === "number") return d * 1000;
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
-  if (!m) throw new DsopsError(`bad duration "${d}"`);
-  const n = Number(m[1]);
-  return n * { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+/** Milliseconds of an optional schema duration, `fallback` when it is not set. */
+export function durationMs(d: Duration | undefined, fallback: number): number {
+  return d === undefined ? fallback : coreDurationMs(d);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { VariableRotation } from "../../engine/config/schema";
-import type { Secret } from "../../engine/secret";
+import type { Secret } from "../../core/secret";
 import type { Credential, Target, TargetCapability } from "../targets/types";
 
 /** The value shapes: how a credential is stored, and who gets the new one. */

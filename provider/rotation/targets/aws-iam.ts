@@ -7,8 +7,8 @@ import {
   UpdateAccessKeyCommand,
 } from "@aws-sdk/client-iam";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
-import { DsopsError } from "../../engine/errors";
-import { Secret } from "../../engine/secret";
+import { DsopsError } from "../../core/errors";
+import { Secret } from "../../core/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";

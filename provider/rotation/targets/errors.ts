@@ -1,6 +1,6 @@
 import type { z } from "zod";
-import { ConfigError, DsopsError } from "../../engine/errors";
-import { scrub, type Secret } from "../../engine/secret";
+import { ConfigError, DsopsError } from "../../core/errors";
+import { scrub, type Secret } from "../../core/secret";
 
 /** The credential did not work at the target (login refused, check query failed). */
 export class VerificationError extends DsopsError {}

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createConnection, type Connection, type ConnectionOptions } from "mysql2/promise";
-import { DsopsError } from "../../engine/errors";
-import type { Secret } from "../../engine/secret";
+import { DsopsError } from "../../core/errors";
+import type { Secret } from "../../core/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createClient, type RedisClientType } from "redis";
-import { DsopsError } from "../../engine/errors";
-import { Secret } from "../../engine/secret";
+import { DsopsError } from "../../core/errors";
+import { Secret } from "../../core/secret";
 import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";

@@ -1,5 +1,5 @@
-import { ConfigError } from "../../engine/errors";
-import { suggest } from "../../engine/suggest";
+import { ConfigError } from "../../core/errors";
+import { suggest } from "../../core/suggest";
 import { plannedTargetTypes, targetTypes, type Target, type TargetContext, type TargetFactory, type TargetType } from "./types";
 
 /**

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { isAbsolute, resolve } from "node:path";
-import type { Secret } from "../../engine/secret";
+import type { Secret } from "../../core/secret";
 import { TargetError, parseServiceSettings, scrubError } from "./errors";
 import type { TargetContext } from "./types";
 import { ProtocolTarget, type ProtocolAction } from "./webhook";

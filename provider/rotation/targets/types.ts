@@ -1,5 +1,5 @@
-import type { Clock } from "../../engine/clock";
-import type { Secret } from "../../engine/secret";
+import type { Clock } from "../../core/clock";
+import type { Secret } from "../../core/secret";
 import type { ValueRules } from "../generator";
 
 /**
