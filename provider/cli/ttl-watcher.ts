@@ -10,7 +10,7 @@
  * early once the file is gone or replaced, so no watcher outlives its file for long.
  */
 import { statSync } from "node:fs";
-import { shredFile } from "./shred";
+import { shredFile } from "../guard/shred";
 
 /** How often the watcher looks whether the file is still there (it exits early when not). */
 const CHECK_EVERY_MS = 60_000;

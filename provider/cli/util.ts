@@ -105,7 +105,12 @@ export async function readStdin(): Promise<string> {
 }
 
 /** Durations of flags (`--ttl`, `--timeout`, `--within`): the one grammar of provider/core/duration. */
-export { parseDuration, formatDuration } from "../core/duration";
+// Loaded on call: core/duration holds the zod duration schema too, and commands that read no
+// dsops.yaml (guard, shred, leak, completion) must not load zod.
+export const parseDuration: typeof import("../core/duration").parseDuration = (...args) =>
+  (require("../core/duration") as typeof import("../core/duration")).parseDuration(...args);
+export const formatDuration: typeof import("../core/duration").formatDuration = (...args) =>
+  (require("../core/duration") as typeof import("../core/duration")).formatDuration(...args);
 
 let hardExit = false;
 

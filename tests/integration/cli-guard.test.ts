@@ -51,7 +51,11 @@ const LETTERS = UPPER + UPPER.toLowerCase();
 const PASSWORD = shuffle(shuffle(LETTERS).slice(0, 12) + shuffle("0123456789").slice(0, 4));
 const B64 = shuffle(shuffle(LETTERS).slice(0, 38) + shuffle("0123456789").slice(0, 6));
 const HEX = shuffle("0123456789abcdef".repeat(4));
-const ALL = [AWS_KEY, GH_TOKEN, SLACK, STRIPE, JWT, PASSWORD, B64, HEX];
+/** Formats only secretlint's recommended preset knows (our rules have no npm, GitLab or basic-auth rule). */
+const NPM_TOKEN = "npm_" + pick(ALNUM, 36);
+const GITLAB_TOKEN = "glpat-" + pick(ALNUM, 20);
+const BASIC_AUTH_PASSWORD = shuffle(shuffle(LETTERS).slice(0, 10) + "4821");
+const ALL = [AWS_KEY, GH_TOKEN, SLACK, STRIPE, JWT, PASSWORD, B64, HEX, NPM_TOKEN, GITLAB_TOKEN, BASIC_AUTH_PASSWORD];
 
 describe("dsops guard (built binary, real git repositories)", function () {
   this.timeout(60000);
@@ -180,6 +184,85 @@ describe("dsops guard (built binary, real git repositories)", function () {
     r = run(dir, ["guard", "repo"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /\.dsopsignore:1: unknown rule "no-such-rule"/);
+  });
+
+  it("reports secrets only secretlint's recommended preset knows, with secretlint's rule id, masked", () => {
+    const dir = repo();
+    writeFileSync(
+      join(dir, "deploy.sh"),
+      [`#!/bin/sh`, `export NPM_TOKEN=${NPM_TOKEN}`, `gitlab ${GITLAB_TOKEN}`, `mirror=https://deploy:${BASIC_AUTH_PASSWORD}@mirror.example.com/npm`].join("\n") + "\n",
+    );
+    const r = run(dir, ["guard", "repo", "--json"]);
+    assert.equal(r.status, 1, r.stderr);
+    const j = JSON.parse(r.stdout) as { findings: Array<{ file: string; line: number; rule: string; masked: string; length: number }> };
+    assert.deepEqual(
+      j.findings.map((f) => `${f.file}:${f.line} ${f.rule}`),
+      ["deploy.sh:2 @secretlint/secretlint-rule-npm", "deploy.sh:3 @secretlint/secretlint-rule-gitlab", "deploy.sh:4 @secretlint/secretlint-rule-basicauth"],
+    );
+    assert.equal(j.findings[0].masked, "npm_****************");
+    assert.equal(j.findings[0].length, NPM_TOKEN.length);
+    assert.equal(j.findings[1].masked, "glpat-****************");
+    const text = run(dir, ["guard", "repo"]);
+    assert.match(text.stdout, /worktree +deploy\.sh +2 +@secretlint\/secretlint-rule-npm +npm_\*{16} \(40 chars\)/);
+
+    // the same through the staged changes and the history (the lines each diff adds)
+    gitIn(dir, "add", ".");
+    const staged = run(dir, ["guard", "repo", "--staged", "--json"]);
+    assert.equal(staged.status, 1);
+    assert.deepEqual(JSON.parse(staged.stdout).findings.map((f: { line: number; rule: string }) => `${f.line} ${f.rule}`), [
+      "2 @secretlint/secretlint-rule-npm",
+      "3 @secretlint/secretlint-rule-gitlab",
+      "4 @secretlint/secretlint-rule-basicauth",
+    ]);
+    gitIn(dir, "commit", "-qm", "deploy");
+    writeFileSync(join(dir, "deploy.sh"), "#!/bin/sh\n");
+    gitIn(dir, "commit", "-qam", "clean");
+    const history = run(dir, ["guard", "repo", "--json"]);
+    assert.deepEqual(JSON.parse(history.stdout).findings.map((f: { source: string; line: number; rule: string }) => `${f.source} ${f.line} ${f.rule}`), [
+      "history 2 @secretlint/secretlint-rule-npm",
+      "history 3 @secretlint/secretlint-rule-gitlab",
+      "history 4 @secretlint/secretlint-rule-basicauth",
+    ]);
+
+    // a rule: line turns one secretlint rule off (our keyword rule then sees NPM_TOKEN=…); the preset's id turns them all off
+    writeFileSync(join(dir, ".dsopsignore"), "rule: @secretlint/secretlint-rule-npm\n");
+    assert.deepEqual(JSON.parse(run(dir, ["guard", "repo", "--json"]).stdout).findings.map((f: { rule: string }) => f.rule), [
+      "generic-secret",
+      "@secretlint/secretlint-rule-gitlab",
+      "@secretlint/secretlint-rule-basicauth",
+    ]);
+    writeFileSync(join(dir, ".dsopsignore"), "rule: @secretlint/secretlint-rule-preset-recommend\n");
+    assert.deepEqual(JSON.parse(run(dir, ["guard", "repo", "--json"]).stdout).findings.map((f: { rule: string }) => f.rule), ["generic-secret"]);
+    writeFileSync(join(dir, ".dsopsignore"), "rule: @secretlint/secretlint-rule-preset-recommend\nrule: generic-secret\n");
+    const off = run(dir, ["guard", "repo", "--json"]);
+    assert.equal(off.status, 0, off.stdout + off.stderr);
+  });
+
+  it(".dsopsignore has .gitignore's semantics: negation, folders, ** and anchoring", () => {
+    const dir = repo();
+    const files = ["a.env", "keep.env", "sub/b.env", "build/out.txt", "build/keep.txt", "docs/a/b/c.md", "docs/top.txt", "root.txt", "sub/root.txt", "logs/x/debug.log"];
+    for (const f of files) {
+      mkdirSync(join(dir, f, ".."), { recursive: true });
+      writeFileSync(join(dir, f), `token: ${GH_TOKEN}\n`);
+    }
+    writeFileSync(
+      join(dir, ".dsopsignore"),
+      [
+        "# env files, but one",
+        "*.env",
+        "!keep.env",
+        "# a folder; a file under an ignored folder cannot be re-included (as in git)",
+        "build/",
+        "!build/keep.txt",
+        "docs/**/*.md",
+        "/root.txt",
+        "**/x/*.log",
+      ].join("\n") + "\n",
+    );
+    const r = run(dir, ["guard", "repo", "--json"]);
+    assert.equal(r.status, 1, r.stderr);
+    const scanned = (JSON.parse(r.stdout).findings as Array<{ file: string }>).map((f) => f.file).sort();
+    assert.deepEqual(scanned, ["docs/top.txt", "keep.env", "sub/root.txt"]);
   });
 
   it("leaves lock files' hashes, placeholders and references alone", () => {

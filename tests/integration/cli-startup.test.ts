@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,6 +98,26 @@ envs:
       const r = run(args);
       const pkgs = packagesLoaded(r.stderr);
       assert.deepEqual(pkgs.filter((p) => p !== "commander"), args[0] === "providers" ? ["zod"] : [], `${args.join(" ")}: ${pkgs.join(",")}`);
+    }
+  });
+
+  it("get and render load neither secretlint nor ignore; a scan in a repository does", () => {
+    for (const args of [["get", "--env", "local", "--var", "A"], ["render", "--env", "local", "--out", "rendered.env"]]) {
+      const r = run(args);
+      assert.equal(r.status, 0, r.stderr);
+      const pkgs = packagesLoaded(r.stderr);
+      assert.deepEqual(pkgs.filter((p) => /^@secretlint\/|^ignore$/.test(p)), [], `${args.join(" ")}: ${pkgs.join(",")}`);
+    }
+    const repo = mkdtempSync(join(tmpdir(), "dsops-startup-git-"));
+    try {
+      assert.equal(spawnSync("git", ["init", "-q"], { cwd: repo }).status, 0);
+      const r = dsops(["guard", "repo", "--staged"], { cwd: repo, env: { DSOPS_DEBUG_MODULES: "1" } });
+      assert.equal(r.status, 0, r.stderr);
+      const pkgs = packagesLoaded(r.stderr);
+      assert.ok(pkgs.includes("@secretlint/core") && pkgs.includes("@secretlint/secretlint-rule-preset-recommend") && pkgs.includes("ignore"), pkgs.join(","));
+      assert.ok(!pkgs.includes("yaml"), pkgs.join(","));
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
     }
   });
 

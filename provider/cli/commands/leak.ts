@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import { Option, type Command } from "commander";
-import { IncidentBook, severities, type Incident, type Severity } from "../incidents";
+import { IncidentBook, severities, type Incident, type Severity } from "../../guard/incidents";
 import { DsopsError } from "../../core/errors";
 import { commandGroup, configDir, printJson, table } from "../util";
 

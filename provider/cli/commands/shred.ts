@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { errorMessage } from "../../core/errors";
-import { shredFile } from "../shred";
+import { shredFile } from "../../guard/shred";
 import { EXIT } from "../util";
 
 /** `dsops shred <file…>`: overwrite each file with random bytes, fsync, unlink. */

@@ -3,7 +3,7 @@ import { createInterface } from "node:readline";
 import { DsopsError } from "../core/errors";
 
 /**
- * The git plumbing `guard` and `install-hook` use: the git CLI, run in the repository. Paths are
+ * The git plumbing the repository scan and the pre-commit hook use: the git CLI, run in the repository. Paths are
  * printed verbatim (core.quotePath off); no external diff driver or colour is used.
  */
 const BASE = ["-c", "core.quotePath=false", "-c", "color.ui=false"];
@@ -42,12 +42,13 @@ const COMMIT_MARK = "\u0001dsops-commit ";
 
 /**
  * Stream the lines a diff adds (`git diff --cached`, `git log -p`), with their file and line
- * number, without holding the whole history in memory. Counts what it saw in `stats`.
+ * number, without holding the whole history in memory (`onLine` may return a promise: the
+ * next line waits for it). Counts what it saw in `stats`.
  */
 export async function forEachAddedLine(
   root: string,
   kind: "staged" | "history",
-  onLine: (l: AddedLine) => void,
+  onLine: (l: AddedLine) => void | Promise<void>,
   opts: { allRefs?: boolean } = {},
 ): Promise<{ commits: number; files: number; lines: number }> {
   const args =
@@ -88,7 +89,7 @@ export async function forEachAddedLine(
       // index, mode, rename and --- lines
     } else if (raw.startsWith("+") && file) {
       stats.lines++;
-      onLine({ file, line: next++, text: raw.slice(1), ...(commit ? { commit } : {}) });
+      await onLine({ file, line: next++, text: raw.slice(1), ...(commit ? { commit } : {}) });
     } else if (raw.startsWith(" ")) {
       next++;
     }

@@ -1,8 +1,9 @@
 /**
- * The secret scanner behind `dsops guard` and the pre-commit hook: known token formats, keyword
- * assignments with high-entropy values, and long high-entropy base64/hex strings. It never
- * returns a secret: a finding carries the rule and a masked form (the format's public prefix,
- * then asterisks).
+ * dsops's own detection rules, line by line and synchronous: known token formats, keyword
+ * assignments with high-entropy values, and long high-entropy base64/hex strings. The repository
+ * scan (scan.ts) adds secretlint's recommended preset between the format rules and the weak
+ * (keyword and entropy) rules. Nothing here returns a secret: a match carries the rule and a
+ * masked form (the format's public prefix, then asterisks).
  */
 
 /** A rule: a pattern, the group holding the secret, how much of it is a public prefix. */
@@ -20,6 +21,8 @@ export interface Rule {
   readonly entropy?: boolean;
   /** The match is a marker, not a secret (a PEM header): shown as is. */
   readonly showMatch?: boolean;
+  /** A heuristic (keyword or entropy), not a token format: a format rule, ours or secretlint's, found on the same span wins. */
+  readonly weak?: boolean;
 }
 
 /** Shannon entropy of `s`, in bits per character. */
@@ -97,6 +100,7 @@ export const rules: readonly Rule[] = [
     pattern: new RegExp(`(?:^|[^A-Za-z0-9])${KEYWORD}["']?\\s*(?::=|=>|=|:)\\s*(["'\`]?)([^\\s"'\`,;()\\[\\]{}<>]+)\\1`, "gi"),
     group: 2,
     keep: 0,
+    weak: true,
     accept: (v) => looksLikeValue(v),
   },
   {
@@ -105,6 +109,7 @@ export const rules: readonly Rule[] = [
     pattern: /(?<![A-Za-z0-9+/_=-])([A-Za-z0-9+/_-]{32,}={0,2})(?![A-Za-z0-9+/_=-])/g,
     keep: 0,
     entropy: true,
+    weak: true,
     accept: (v, line) => {
       const core = v.replace(/=+$/, "");
       if ((core.match(/\//g) ?? []).length > 2 || (core.match(/[-_]/g) ?? []).length > 3) return false; // paths, identifiers
@@ -119,6 +124,7 @@ export const rules: readonly Rule[] = [
     pattern: /(?<![0-9A-Za-z])([0-9a-fA-F]{64,})(?![0-9A-Za-z])/g,
     keep: 0,
     entropy: true,
+    weak: true,
     accept: (v, line) => !/\b(?:sha\d*|hash|digest|checksum|integrity|commit|fingerprint)\b/i.test(line) && shannonEntropy(v) >= 3.5,
   },
 ];
@@ -148,13 +154,32 @@ export const INLINE_IGNORE = /dsops:ignore\b/;
 /** Longest line scanned: minified files would only cost time. */
 const MAX_LINE = 10_000;
 
-/** Secrets on one line of text (no inline-marker handling). */
-export function findSecrets(line: string, opts: { disabled?: ReadonlySet<string>; noEntropy?: boolean } = {}): LineMatch[] {
+/** A match another engine (secretlint) found on a line: its span and how to show it. */
+export interface ExternalMatch {
+  readonly rule: string;
+  readonly description: string;
+  /** 0-based start and end (exclusive) on the line. */
+  readonly start: number;
+  readonly end: number;
+  readonly masked: string;
+  readonly length: number;
+}
+
+/**
+ * Secrets on one line of text (no inline-marker handling). Our format rules run first, then the
+ * `external` matches (secretlint's), then our weak rules; a span taken by one is not reported
+ * again by a later one.
+ */
+export function findSecrets(
+  line: string,
+  opts: { disabled?: ReadonlySet<string>; noEntropy?: boolean; external?: readonly ExternalMatch[] } = {},
+): LineMatch[] {
   const text = line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line;
   const taken: Array<[number, number]> = [];
   const out: LineMatch[] = [];
-  for (const rule of rules) {
-    if (opts.disabled?.has(rule.id) || (rule.entropy && opts.noEntropy)) continue;
+  const overlaps = (start: number, end: number) => taken.some(([a, b]) => start < b && a < end);
+  const runRule = (rule: Rule) => {
+    if (opts.disabled?.has(rule.id) || (rule.entropy && opts.noEntropy)) return;
     rule.pattern.lastIndex = 0;
     let m: RegExpExecArray | null;
     while ((m = rule.pattern.exec(text))) {
@@ -163,7 +188,7 @@ export function findSecrets(line: string, opts: { disabled?: ReadonlySet<string>
       if (value === undefined) continue;
       const start = m.index + m[0].lastIndexOf(value);
       const end = start + value.length;
-      if (taken.some(([a, b]) => start < b && a < end)) continue;
+      if (overlaps(start, end)) continue;
       if (rule.accept && !rule.accept(value, text)) continue;
       taken.push([start, end]);
       out.push({
@@ -174,68 +199,19 @@ export function findSecrets(line: string, opts: { disabled?: ReadonlySet<string>
         length: value.length,
       });
     }
+  };
+  for (const rule of rules) if (!rule.weak) runRule(rule);
+  for (const x of opts.external ?? []) {
+    if (opts.disabled?.has(x.rule) || overlaps(x.start, x.end)) continue;
+    taken.push([x.start, x.end]);
+    out.push({ rule: x.rule, description: x.description, column: x.start + 1, masked: x.masked, length: x.length });
   }
+  for (const rule of rules) if (rule.weak) runRule(rule);
   return out.sort((a, b) => a.column - b.column);
 }
 
 /** Lock files: full of hashes, so the entropy rules are off in them. */
-const LOCK_FILES = /(?:^|\/)(?:package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|go\.sum|Cargo\.lock|poetry\.lock|Pipfile\.lock|Gemfile\.lock|composer\.lock|flake\.lock|bun\.lockb?)$/;
-
-/** `.dsopsignore`: path patterns (gitignore-like) and `rule:<id>` lines. */
-export class IgnoreList {
-  private readonly paths: RegExp[] = [];
-  readonly disabledRules = new Set<string>();
-  /** Lines that could not be understood. */
-  readonly problems: string[] = [];
-
-  constructor(text = "") {
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.trim();
-      if (!line || line.startsWith("#")) return;
-      const rule = /^rule:\s*(\S+)$/.exec(line);
-      if (rule) {
-        if (ruleIds.includes(rule[1])) this.disabledRules.add(rule[1]);
-        else this.problems.push(`.dsopsignore:${i + 1}: unknown rule "${rule[1]}" (rules: ${ruleIds.join(", ")})`);
-        return;
-      }
-      this.paths.push(globToRegExp(line));
-    });
-  }
-
-  /** True when `file` (relative to the repository root, `/`-separated) is ignored. */
-  ignores(file: string): boolean {
-    return file === ".dsopsignore" || this.paths.some((re) => re.test(file));
-  }
-}
-
-/**
- * A gitignore-style pattern as a regular expression over `/`-separated relative paths: a
- * pattern without `/` (but a trailing one) matches a name at any depth; `*` and `?` stay within
- * one name, `**` crosses folders; a trailing `/` matches everything under a folder.
- */
-export function globToRegExp(pattern: string): RegExp {
-  let p = pattern;
-  const dirOnly = p.endsWith("/");
-  if (dirOnly) p = p.slice(0, -1);
-  const anchored = p.includes("/");
-  if (p.startsWith("/")) p = p.slice(1);
-  let re = "";
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i];
-    if (c === "*" && p[i + 1] === "*") {
-      if (p[i + 2] === "/") {
-        re += "(?:.*/)?";
-        i += 2;
-      } else {
-        re += ".*";
-        i += 1;
-      }
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${anchored ? "" : "(?:.*/)?"}${re}(?:/.*)?$`);
-}
+export const LOCK_FILES = /(?:^|\/)(?:package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|go\.sum|Cargo\.lock|poetry\.lock|Pipfile\.lock|Gemfile\.lock|composer\.lock|flake\.lock|bun\.lockb?)$/;
 
 /** A finding, located. */
 export interface Finding extends LineMatch {
@@ -245,20 +221,4 @@ export interface Finding extends LineMatch {
   readonly line: number;
   /** The commit that added the line (history). */
   readonly commit?: string;
-}
-
-/** Scan one line of `file` (relative path) for findings, honouring the ignore list and the inline marker. */
-export function scanLine(
-  text: string,
-  where: { source: Finding["source"]; file: string; line: number; commit?: string },
-  ignore: IgnoreList,
-): Finding[] {
-  if (INLINE_IGNORE.test(text)) return [];
-  return findSecrets(text, { disabled: ignore.disabledRules, noEntropy: LOCK_FILES.test(where.file) }).map((m) => ({
-    ...m,
-    source: where.source,
-    file: where.file,
-    line: where.line,
-    ...(where.commit ? { commit: where.commit } : {}),
-  }));
 }

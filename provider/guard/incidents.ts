@@ -187,7 +187,7 @@ function checkText(text: string, what: string): string {
  * long high-entropy string) is refused, so a value pasted by mistake never lands in a record.
  */
 function checkNames(names: string[]): string[] {
-  const { findSecrets } = require("./secret-scan") as typeof import("./secret-scan");
+  const { findSecrets } = require("./rules") as typeof import("./rules");
   const out: string[] = [];
   for (const n of names.flatMap((x) => x.split(",")).map((x) => x.trim()).filter(Boolean)) {
     if (!NAME.test(n)) throw new DsopsError("--secret: not a secret name (a name is letters, digits and _ . / : @ # + = -, without spaces)", {
