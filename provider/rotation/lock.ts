@@ -16,7 +16,7 @@ export function lockOwner(clock: Clock, rotationId?: string): LockOwner {
 /**
  * One lock file per secret in `dir` (`<sha256 of the secret id>.lock`), holding its owner as
  * JSON (pid, host, who, since, rotation id), so a refused run can say who rotates. The lock
- * is the engine's LockFile (see provider/engine/lock.ts): a lock whose owner pid is dead
+ * is the engine's LockFile (see provider/core/lock.ts): a lock whose owner pid is dead
  * (same host) is taken over safely; a live one refuses the run at once (no waiting).
  */
 export class FileLocks {

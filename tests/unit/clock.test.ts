@@ -5,7 +5,7 @@ import { callWithPolicy } from "../../provider/core/call";
 import { ManualClock } from "../../provider/core/clock";
 import { StoreError, TimeoutError } from "../../provider/core/errors";
 
-const CLOCK_MODULE = join(__dirname, "..", "..", "provider", "engine", "clock.js");
+const CLOCK_MODULE = join(__dirname, "..", "..", "provider", "core", "clock.js");
 
 /** Run a Node snippet in a process of its own (what keeps a process alive is a whole-process matter). */
 function node(code: string): { status: number | null; stdout: string; stderr: string } {
@@ -125,7 +125,7 @@ describe("callWithPolicy", () => {
 
   it("the system clock's timeout timer is cleared when the call answers (the process does not wait it out)", () => {
     // A 10-minute timeout around a call that answers at once: the process must end right after.
-    const call = join(__dirname, "..", "..", "provider", "engine", "call.js");
+    const call = join(__dirname, "..", "..", "provider", "core", "call.js");
     const r = spawnSync(
       process.execPath,
       ["-e", `require(${JSON.stringify(call)}).callWithPolicy("x", async () => "done", { timeoutMs: 600000, retries: 0, baseBackoffMs: 1, maxBackoffMs: 1, clock: require(${JSON.stringify(CLOCK_MODULE)}).systemClock }).then((v) => process.stdout.write(v));`],

@@ -151,7 +151,7 @@ describe("lock primitive (LockFile)", () => {
     this.timeout(120_000);
     const counter = join(dir, "counter");
     writeFileSync(counter, "0");
-    const lockModule = join(__dirname, "..", "..", "provider", "engine", "lock.js");
+    const lockModule = join(__dirname, "..", "..", "provider", "core", "lock.js");
     // Each worker adds 1 to the counter under the lock (read, write beside, rename), logs it,
     // and worker k < 4 kills itself (SIGKILL) at iteration 3k+2 while still holding the lock.
     const worker = `

@@ -16,7 +16,7 @@ describe("security: secret values stay where they belong", function () {
   it("console.log, console.error, thrown errors and their stack traces print [secret]", () => {
     const value = "console-needle-7f3a9c";
     const script = `
-      const { Secret } = require(${JSON.stringify(join(__dirname, "..", "..", "provider", "engine", "secret.js"))});
+      const { Secret } = require(${JSON.stringify(join(__dirname, "..", "..", "provider", "core", "secret.js"))});
       const s = new Secret(${JSON.stringify(value)});
       console.log(s, { s }, [s], \`\${s}\`, "" + s);
       console.error("%s %o %j", s, s, { s });
