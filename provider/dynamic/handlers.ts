@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
+import { configFromObject, loadConfigFile, type Config } from "../compose/config";
 import { DsopsError, errorMessage } from "../core/errors";
 import { formatStoreUri, parseStoreUri, splitField, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";

@@ -1,7 +1,7 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { DsopsError } from "../core/errors";
 import { Secret } from "../core/secret";
-import { generatorSchema, type GeneratorPolicy } from "../engine/config/schema";
+import { generatorSchema, type GeneratorPolicy } from "./settings";
 
 /** What a target accepts as a secret value; the generator checks its policy against these. */
 export interface ValueRules {

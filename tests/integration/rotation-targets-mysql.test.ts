@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { systemClock } from "../../provider/core/clock";
 import { ConfigError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { configFromObject } from "../../provider/engine/config/load";
+import { configFromObject } from "../../provider/compose/config";
 import { Resolver } from "../../provider/engine/resolve";
 import { ResolveError, TimeoutError } from "../../provider/core/errors";
 import { ManualClock } from "../../provider/core/clock";

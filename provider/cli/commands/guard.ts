@@ -119,7 +119,7 @@ function configuredPaths(root: string, cmd: Command): OutputPattern[] {
   const standard = OUTPUT_PATTERNS.map((p) => globToRegExp(p.pattern));
   let config;
   try {
-    const { loadConfigFile } = require("../../engine/config/load") as typeof import("../../engine/config/load");
+    const { loadConfigFile } = require("../../compose/config") as typeof import("../../compose/config");
     config = loadConfigFile(configPath(cmd));
   } catch {
     return out; // no (valid) configuration: the standard patterns only
