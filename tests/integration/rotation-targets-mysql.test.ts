@@ -390,7 +390,6 @@ envs:
     const recs = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8");
     const log = db.log();
     assert.ok(log.includes("ALTER USER"), "the general log records statements");
-    const srvValues = new Set<string>();
     for (const v of values) {
       assert.ok(!recs.includes(v), "a value is in the history");
       for (const o of outputs) assert.ok(!o.includes(v), "a value is in an event or error");

@@ -145,9 +145,10 @@ export function formatPath(path: Path): string {
 }
 
 /** Names shown bare in a path; others are quoted (`envs.dev["A=B"]`, `envs.dev[""]`). */
-const PLAIN_NAME = /^[A-Za-z0-9_.:@\/-]+$/;
+const PLAIN_NAME = /^[A-Za-z0-9_.:@/-]+$/;
 
 /** Characters that are invisible or reorder text (zero-width, bidi controls, BOM …). */
+// eslint-disable-next-line no-misleading-character-class -- the class lists joiners and variation selectors one by one, on purpose: they are what it finds
 const INVISIBLE = /[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]/gu;
 
 /** A name in double quotes, with control, invisible and direction-changing characters escaped (`\u202e`), so a message shows what is there. */
@@ -157,6 +158,7 @@ export function quoteName(name: string): string {
 
 /** A name as printed in a table: quoted and escaped when it holds control, invisible or direction-changing characters. */
 export function showName(name: string): string {
+  // eslint-disable-next-line no-misleading-character-class, no-control-regex -- INVISIBLE again, and control characters: what it finds
   return new RegExp(INVISIBLE.source, "u").test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoteName(name) : name;
 }
 
@@ -415,7 +417,7 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
           continue;
         }
       }
-      let transforms: TransformStep[] = [];
+      let transforms: TransformStep[];
       try {
         transforms = compileTransforms(spec.transform, raw.transforms);
       } catch (e) {

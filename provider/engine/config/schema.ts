@@ -102,7 +102,8 @@ export interface ConfigSections {}
 export interface VariableSections {}
 
 type CoreRaw = z.infer<typeof coreConfigSchema>;
-const coreVariableSchema = z.strictObject(variableShape);
+/** A variable with the engine's keys alone. */
+export const coreVariableSchema = z.strictObject(variableShape);
 
 /** A variable as parsed: the engine's keys and the features'. */
 export type VariableSpec = z.infer<typeof coreVariableSchema> & VariableSections;
