@@ -5,7 +5,7 @@
  *   npm run bench -- resolve-moto      (or: node dist/bench/resolve-moto.js [count])
  */
 import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { configFromObject } from "../provider/engine/config/load";
+import { configFromObject } from "../provider/compose/config";
 import { Resolver } from "../provider/engine/resolve";
 import { startMoto, motoCredentials } from "../tests/support/moto";
 

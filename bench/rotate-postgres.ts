@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { parseConfig } from "../provider/engine/config/load";
+import { parseConfig } from "../provider/compose/config";
 import { systemClock } from "../provider/core/clock";
 import { Secret } from "../provider/core/secret";
 import { RotationEngine } from "../provider/rotation/engine";

@@ -3,7 +3,7 @@
 // branches). Reads the thresholds from .c8rc.json (perFolderLines) and c8's json-summary.
 "use strict";
 const { readFileSync } = require("node:fs");
-const { join, relative, dirname } = require("node:path");
+const { join, relative } = require("node:path");
 
 const root = join(__dirname, "..");
 const config = JSON.parse(readFileSync(join(root, ".c8rc.json"), "utf8"));

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command (`npm test`): sets up what the tests need, builds, and runs the
-# whole suite under c8. Integration tests start their own servers on loopback.
+# The README's test command (`npm test`): sets up what the tests need, builds, lints, and runs
+# the whole suite under c8. Integration tests start their own servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
 bash scripts/setup.sh --peers --pulumi
+# Lint first (ESLint, and dependency-cruiser's layer rules): a finding fails the run.
+echo "[test] npm run lint"
+npm run --silent lint
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../core/errors";
-import type { Config } from "../engine/config/load";
+import type { Config } from "../compose/config";
 import type { Resolver, ResolverOptions } from "../engine/resolve";
 
 /**
@@ -28,7 +28,7 @@ export function configDir(cmd: Command): string {
 }
 
 export function loadConfig(cmd: Command): Config {
-  const { loadConfigFile } = require("../engine/config/load") as typeof import("../engine/config/load");
+  const { loadConfigFile } = require("../compose/config") as typeof import("../compose/config");
   return loadConfigFile(configPath(cmd));
 }
 

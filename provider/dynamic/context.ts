@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
-import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
+import { configFromObject, loadConfigFile, type Config } from "../compose/config";
 import { DsopsError, errorMessage } from "../core/errors";
 import { Resolver } from "../engine/resolve";
 

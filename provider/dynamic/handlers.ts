@@ -1,8 +1,7 @@
 import { resolve } from "node:path";
-import { configFromObject, loadConfigFile, type Config } from "../engine/config/load";
+import { configFromObject, loadConfigFile, type Config } from "../compose/config";
 import { DsopsError, errorMessage } from "../core/errors";
 import { formatStoreUri, parseStoreUri, splitField, type SecretRef } from "../engine/refs";
-import { Resolver } from "../engine/resolve";
 import { applyTransforms, compileTransforms } from "../engine/transforms";
 import { suggest } from "../core/suggest";
 import { environmentInputsSchema, maintenanceWindowInputsSchema, secretReferenceInputsSchema, type EnvironmentInputs, type MaintenanceWindowInputs, type SecretReferenceInputs } from "./inputs";
@@ -309,7 +308,7 @@ function windowOutputs(inputs: MaintenanceWindowInputs) {
 /** "field: reason" messages of the schedule module become check failures on that field. */
 function fieldFailure(e: unknown): { property: string; reason: string } {
   const msg = errorMessage(e);
-  const m = /^([A-Za-z_][\w.\[\]]*): (.*)$/s.exec(msg);
+  const m = /^([A-Za-z_][\w.[\]]*): (.*)$/s.exec(msg);
   return m ? { property: m[1], reason: m[2] } : { property: "schedule", reason: msg };
 }
 

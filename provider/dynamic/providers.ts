@@ -6,7 +6,6 @@ import type * as pulumi from "@pulumi/pulumi";
  * closure serialization emits a require (not a copy of the engine) and every resource of a
  * type carries the same small serialized provider.
  */
-/* eslint-disable @typescript-eslint/no-require-imports */
 export const secretReferenceProvider: pulumi.dynamic.ResourceProvider = {
   configure: async (req) => require("@dsops/pulumi/provider/dynamic/handlers").configure((k: string) => req.config.get(k)),
   check: (olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").secretReference.check(olds, news),

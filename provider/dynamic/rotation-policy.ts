@@ -1,4 +1,4 @@
-import { configFromObject, type Config } from "../engine/config/load";
+import { configFromObject, type Config } from "../compose/config";
 import { clock } from "../core/clock";
 import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../core/errors";
 import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";

@@ -40,7 +40,7 @@ export function parsePath(path: string): PathStep[] {
 /** Format steps back into a path string that `parsePath` reads as the same steps. */
 export function formatPath(steps: PathStep[]): string {
   return steps
-    .map((p) => (typeof p === "number" ? `[${p}]` : /^[A-Za-z0-9_\-]+$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`))
+    .map((p) => (typeof p === "number" ? `[${p}]` : /^[A-Za-z0-9_-]+$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`))
     .join("");
 }
 

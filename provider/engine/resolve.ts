@@ -70,8 +70,9 @@ interface Pending {
 
 /**
  * Resolves references and envs of one configuration. One instance is one run: each distinct
- * store fetch happens once (several fields of one secret share it), requests made in the same
- * tick are batched per store, and at most `concurrency` store calls are in flight.
+ * store fetch that succeeds happens once (several fields of one secret share it; a failed one is
+ * asked again by the next call), requests made in the same tick are batched per store, and at
+ * most `concurrency` store calls are in flight.
  */
 export class Resolver {
   readonly stats: ResolverStats = { calls: 0, byStore: {} };
@@ -118,13 +119,21 @@ export class Resolver {
     return guarded(store, name, opts.timeout === false ? { ...policy, timeoutMs: undefined } : policy);
   }
 
-  /** Fetch the version a reference points at (field not applied). */
+  /**
+   * Fetch the version a reference points at (field not applied). A fetch that fails leaves the
+   * cache once it has failed (its callers still get the error), so the next call asks the store
+   * again: a long-lived resolver (the Pulumi provider's) never keeps an error.
+   */
   fetch(ref: SecretRef): Promise<SecretVersion> {
     const id = fetchId(ref);
     let p = this.cache.get(id);
     if (!p) {
-      p = this.enqueue(ref.store, { key: ref.key, ...(ref.version !== undefined ? { version: ref.version } : {}), ...(ref.options ? { options: ref.options } : {}) });
-      this.cache.set(id, p);
+      const fetching = this.enqueue(ref.store, { key: ref.key, ...(ref.version !== undefined ? { version: ref.version } : {}), ...(ref.options ? { options: ref.options } : {}) });
+      fetching.catch(() => {
+        if (this.cache.get(id) === fetching) this.cache.delete(id);
+      });
+      this.cache.set(id, fetching);
+      p = fetching;
     }
     return p;
   }

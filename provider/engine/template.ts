@@ -627,7 +627,10 @@ class Exec {
   private pipe(pipe: Pipe, dot: Val): Val {
     let v: Val | undefined;
     for (const cmd of pipe.cmds) v = this.command(cmd, dot, v);
-    for (const d of pipe.decl) pipe.assign ? this.set(d, v!) : this.vars.push({ n: d, v: v! });
+    for (const d of pipe.decl) {
+      if (pipe.assign) this.set(d, v!);
+      else this.vars.push({ n: d, v: v! });
+    }
     return v!;
   }
 

@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import { DsopsError } from "../core/errors";
+import type { Config } from "../engine/config/load";
 import { git } from "./git";
 
 /**
@@ -40,19 +41,14 @@ export interface GitignoreCheck {
 /**
  * Paths a dsops.yaml writes to (file stores and their key files, template `out:` files),
  * relative to the repository, that the standard patterns do not cover. No (valid) configuration
- * at `configFile`: none.
+ * (`config` undefined): none. The caller loads the configuration (the guard sits below the
+ * composition of dsops.yaml's schema).
  */
-export function configuredPaths(root: string, configFile: string): OutputPattern[] {
+export function configuredPaths(root: string, config: Config | undefined): OutputPattern[] {
   const out: OutputPattern[] = [];
   const ignore = require("ignore") as typeof import("ignore");
   const standard = ignore().add(OUTPUT_PATTERNS.map((p) => p.pattern));
-  let config;
-  try {
-    const { loadConfigFile } = require("../engine/config/load") as typeof import("../engine/config/load");
-    config = loadConfigFile(configFile);
-  } catch {
-    return out;
-  }
+  if (!config) return out;
   const add = (p: string) => {
     const rel = relative(root, p);
     if (rel.startsWith("..") || rel === "") return;

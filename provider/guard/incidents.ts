@@ -36,7 +36,7 @@ export interface Incident {
 
 const ID = /^INC-(\d{4,})$/;
 /** A secret's name: a variable, a store key or reference; not a value. */
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.\/:@#+=-]{0,199}$/;
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_./:@#+=-]{0,199}$/;
 
 /**
  * Incident records: one JSON file per incident in `.dsops/incidents/` beside dsops.yaml, folder

@@ -30,7 +30,7 @@ export function shredFile(path: string, expect?: FileIdentity): number {
   } catch (e) {
     throw new DsopsError(`${path}: cannot open for writing (${(e as NodeJS.ErrnoException).code ?? "error"})`);
   }
-  let size = 0;
+  let size: number;
   try {
     if (expect && !sameIdentity(fstatSync(fd, { bigint: true }), expect)) {
       throw new DsopsError(`${path}: replaced since it was written; left alone`);

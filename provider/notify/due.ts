@@ -1,5 +1,5 @@
 import { DsopsError } from "../core/errors";
-import type { VariableRotation } from "../engine/config/schema";
+import type { VariableRotation } from "../rotation/settings";
 import type { RotationEngine } from "../rotation/engine";
 import { Window } from "../schedule/window";
 import { eventTitles, type RotationEvent } from "./types";

@@ -103,3 +103,17 @@ export const variableNotificationsSchema = z.looseObject({
   channels: z.array(z.string().min(1)).optional(),
 });
 export type VariableNotifications = z.infer<typeof variableNotificationsSchema>;
+
+declare module "../engine/config/schema" {
+  interface ConfigSections {
+    /** Notification channels (`notifications:`). */
+    notifications?: NotificationsSettings;
+  }
+}
+
+declare module "../rotation/settings" {
+  interface RotationSections {
+    /** Which rotation events this variable sends, and to which channels (see `notifications:`). */
+    notifications?: VariableNotifications;
+  }
+}

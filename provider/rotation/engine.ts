@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { clock as currentClock, type Clock } from "../core/clock";
 import type { Config } from "../engine/config/load";
-import type { RotationStrategyName, VariableRotation } from "../engine/config/schema";
+import type { RotationStrategyName, VariableRotation } from "./settings";
 import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../core/errors";
 import { parseStoreUri, type SecretRef } from "../engine/refs";
 import { Resolver } from "../engine/resolve";

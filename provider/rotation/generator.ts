@@ -1,17 +1,10 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { DsopsError } from "../core/errors";
 import { Secret } from "../core/secret";
-import { generatorSchema, type GeneratorPolicy } from "../engine/config/schema";
+import { generatorSchema, type GeneratorPolicy } from "./settings";
+import type { ValueRules } from "./targets/types";
 
-/** What a target accepts as a secret value; the generator checks its policy against these. */
-export interface ValueRules {
-  /** Shortest value the target accepts. */
-  readonly minLength?: number;
-  /** Longest value the target accepts. */
-  readonly maxLength?: number;
-  /** Characters the target refuses (or mangles) in a value. */
-  readonly forbidden?: string;
-}
+export type { ValueRules };
 
 const LOWER = "abcdefghijklmnopqrstuvwxyz";
 const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";

@@ -1,4 +1,4 @@
-import type { VariableRotation } from "../engine/config/schema";
+import type { VariableRotation } from "./settings";
 import { errorMessage } from "../core/errors";
 import type { RotationEngine } from "./engine";
 import { FileHistory } from "./history/file";

@@ -571,6 +571,7 @@ export class VaultStore implements Store, Staging {
   }
 
   /** Run one API call and map its failure; `what` and `action` only describe it in messages. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- node-vault's client answers untyped JSON; each caller reads the fields it needs
   private async call<T = any>(op: (c: VaultClient) => Promise<T>, what: string, action: string): Promise<T> {
     const client = await this.ready();
     try {

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { Secret } from "../../provider/core/secret";
 import { ManualClock } from "../../provider/core/clock";
-import { configFromObject } from "../../provider/engine/config/load";
+import { configFromObject } from "../../provider/compose/config";
 import { createStore } from "../../provider/stores/registry";
 import { startOpenBao, type OpenBao } from "../support/openbao";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";

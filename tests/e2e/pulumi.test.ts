@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Secret } from "../../provider/core/secret";
 import { ManualClock } from "../../provider/core/clock";
 import { createStore } from "../../provider/stores/registry";
-import { configFromObject } from "../../provider/engine/config/load";
+import { configFromObject } from "../../provider/compose/config";
 import type { Store } from "../../provider/stores/types";
 import { startMoto, type Moto } from "../support/moto";
 import { startOpenBao, type OpenBao } from "../support/openbao";

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfigFile } from "../../provider/engine/config/load";
+import { loadConfigFile } from "../../provider/compose/config";
 import { dsops } from "../support/cli";
 
 describe("dsops init (built binary)", function () {

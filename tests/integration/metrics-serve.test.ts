@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { systemClock } from "../../provider/core/clock";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics, serveMetrics } from "../../provider/metrics/index";
 import { RotationEngine, RotationError } from "../../provider/rotation/engine";

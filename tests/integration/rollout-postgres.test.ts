@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { ManualClock, systemClock, type Clock } from "../../provider/core/clock";
-import { parseConfig } from "../../provider/engine/config/load";
+import { parseConfig } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import type { RotationEvent } from "../../provider/notify/types";
 import { RotationEngine, RotationError, type RotationResult } from "../../provider/rotation/engine";

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError, RotationInProgressError } from "../../provider/rotation/engine";

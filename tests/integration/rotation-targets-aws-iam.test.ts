@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateAccessKeyCommand, CreateUserCommand, IAMClient, ListAccessKeysCommand, UpdateAccessKeyCommand } from "@aws-sdk/client-iam";
 import { ManualClock, systemClock } from "../../provider/core/clock";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError, createTarget, type FaultPoint } from "../../provider/rotation/index";
 import { AwsIamTarget } from "../../provider/rotation/targets/aws-iam";

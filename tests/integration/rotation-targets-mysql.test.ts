@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { systemClock } from "../../provider/core/clock";
 import { ConfigError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";
@@ -390,7 +390,6 @@ envs:
     const recs = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8");
     const log = db.log();
     assert.ok(log.includes("ALTER USER"), "the general log records statements");
-    const srvValues = new Set<string>();
     for (const v of values) {
       assert.ok(!recs.includes(v), "a value is in the history");
       for (const o of outputs) assert.ok(!o.includes(v), "a value is in an event or error");

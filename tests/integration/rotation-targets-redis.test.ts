@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock, systemClock } from "../../provider/core/clock";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { ConfigError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError, createTarget, type FaultPoint } from "../../provider/rotation/index";

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemClock } from "../../provider/core/clock";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError, createTarget } from "../../provider/rotation/index";
 import type { ScriptTarget } from "../../provider/rotation/targets/script";

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemClock } from "../../provider/core/clock";
-import { parseConfig, type Config } from "../../provider/engine/config/load";
+import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError, TargetError, createTarget } from "../../provider/rotation/index";
 import { WebhookTarget, webhookSignature } from "../../provider/rotation/targets/webhook";

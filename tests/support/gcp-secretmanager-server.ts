@@ -241,7 +241,7 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
     return { items: slice, next };
   };
 
-  type Req = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  type Req = Record<string, any>;
   const methods: Record<string, (req: Req) => unknown> = {
     ListSecrets(req) {
       const project = parseProject(req.parent);

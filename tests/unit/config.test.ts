@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { parseConfig, configFromObject } from "../../provider/engine/config/load";
+import { parseConfig, configFromObject } from "../../provider/compose/config";
 import { ConfigError } from "../../provider/core/errors";
 
 function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {

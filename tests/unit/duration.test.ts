@@ -3,7 +3,7 @@ import { durationMs, durationSchema, formatDuration, parseDuration, tryParseDura
 import { parseDuration as cliParseDuration } from "../../provider/cli/util";
 import { monitorSchema } from "../../provider/health/settings";
 import { durationMs as graceMs } from "../../provider/rotation/strategies";
-import { parseConfig } from "../../provider/engine/config/load";
+import { parseConfig } from "../../provider/compose/config";
 import { Window } from "../../provider/schedule/window";
 
 describe("durations: one grammar everywhere", () => {

@@ -8,7 +8,6 @@ import { Secret } from "../../provider/core/secret";
 import { ManualClock } from "../../provider/core/clock";
 import { dynamicToken } from "../../sdk/tokens";
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require("require-from-string") as (code: string) => { handler: () => pulumi.dynamic.ResourceProvider };
 
 /**
@@ -48,7 +47,6 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
   });
 
   it("registers typed dynamic resources whose serialized provider resolves from the file store", async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const dsops = require("../../sdk") as typeof import("../../sdk");
     new dsops.SecretReference("token", { ref: "store://local/app/token" });
     new dsops.SecretReference("db", { store: "local", key: "app/db#password", transform: "trim" });
@@ -79,7 +77,6 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
   });
 
   it("getSecretOutput and getEnvironmentOutput take Inputs and return secret Outputs; a bad argument fails naming it", async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const dsops = require("../../sdk") as typeof import("../../sdk");
     // `promise()` is the SDK's own way to await an Output (what `pulumi.all` uses underneath).
     const settle = <T>(o: pulumi.Output<T>) => (o as unknown as { promise(): Promise<T> }).promise();

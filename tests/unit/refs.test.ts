@@ -94,7 +94,7 @@ describe("references", () => {
           parseStoreUri("store://" + s);
         } catch (e) {
           if (!(e instanceof DsopsError) && !(e instanceof URIError)) throw e;
-          if (e instanceof URIError) throw new Error("URIError escaped for " + JSON.stringify(s));
+          if (e instanceof URIError) throw new Error("URIError escaped for " + JSON.stringify(s), { cause: e });
         }
       }),
     );

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { configFromObject } from "../../provider/engine/config/load";
+import { configFromObject } from "../../provider/compose/config";
 import { Resolver } from "../../provider/engine/resolve";
 import { ResolveError, TimeoutError } from "../../provider/core/errors";
 import { ManualClock } from "../../provider/core/clock";
@@ -173,5 +173,28 @@ describe("resolver", () => {
       assert.equal(res.variables.W.value.reveal(), "s");
     });
     assert.equal(mem.calls.flatMap((c) => c.keys).filter((k) => k === "shared").length, 1);
+  });
+
+  it("asks the store again after a failed fetch: a long-lived resolver keeps no error, and keeps its successes", async () => {
+    // one resolver for every call, as the Pulumi provider process holds it
+    const { resolver, mem } = setup({ A: { from: "store://mem/a" }, B: { from: "store://mem/b" } }, { batch: 5 });
+    mem.set("b", "value-b");
+    await assert.rejects(resolver.resolveEnv("dev"), (e: unknown) => e instanceof ResolveError && e.failures.map((f) => f.variable).join() === "A");
+    mem.set("a", "value-a");
+    const r = await resolver.resolveEnv("dev");
+    assert.equal(r.variables.A.value.reveal(), "value-a");
+    assert.equal(r.variables.B.value.reveal(), "value-b");
+    const fetched = (key: string) => mem.calls.flatMap((c) => c.keys).filter((k) => k === key).length;
+    assert.equal(fetched("a"), 2, "the failed fetch is made again");
+    assert.equal(fetched("b"), 1, "a fetch that succeeded is not");
+  });
+
+  it("asks the store again after a fetch that failed every retry", async () => {
+    const { resolver, mem } = setup({ A: { from: "store://mem/a" } }, { settings: { retries: 0 } });
+    mem.set("a", "value-a");
+    mem.failNext = 1;
+    await assert.rejects(resolver.resolveRef({ store: "mem", key: "a" }), /throttled/);
+    assert.equal((await resolver.resolveRef({ store: "mem", key: "a" })).value.reveal(), "value-a");
+    assert.equal(mem.calls.length, 2);
   });
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../provider/core/clock";
-import { parseConfig } from "../../provider/engine/config/load";
+import { parseConfig } from "../../provider/compose/config";
 import { ConfigError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";
 import { RotationEngine, RotationError } from "../../provider/rotation/engine";

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { generatorSchema } from "../../provider/engine/config/schema";
+import { generatorSchema } from "../../provider/rotation/settings";
 import { checkPolicy, generate } from "../../provider/rotation/generator";
 
 const policy = (o: Record<string, unknown> = {}) => generatorSchema.parse(o);

@@ -5,6 +5,16 @@ import type { Finding } from "../../guard/rules";
 import { scanRepository } from "../../guard/scan";
 import { EXIT, commandGroup, configPath, printJson, table } from "../util";
 
+/** The configuration at `file`, or undefined when there is none or it does not load (the standard patterns are checked then). */
+function configIfValid(file: string) {
+  try {
+    const { loadConfigFile } = require("../../compose/config") as typeof import("../../compose/config");
+    return loadConfigFile(file);
+  } catch {
+    return undefined;
+  }
+}
+
 function where(f: Finding): string {
   return f.source === "history" ? `commit ${f.commit?.slice(0, 10)}` : f.source;
 }
@@ -54,7 +64,7 @@ export function register(program: Command): void {
     .option("--json", "machine-readable output")
     .action((dir: string, o: { fix?: boolean; json?: boolean }, cmd: Command) => {
       const root = repoRoot(dir);
-      const patterns = [...OUTPUT_PATTERNS, ...configuredPaths(root, configPath(cmd))];
+      const patterns = [...OUTPUT_PATTERNS, ...configuredPaths(root, configIfValid(configPath(cmd)))];
       let checks = checkGitignore(root, patterns);
       const missing = missingPatterns(checks, patterns);
       let added: string[] = [];

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { VariableRotation } from "../../engine/config/schema";
+import type { VariableRotation } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
 import type { RotationEngine } from "../../rotation/engine";
 import { commandGroup, loadConfig, parseDuration, printJson, table } from "../util";

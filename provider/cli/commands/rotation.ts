@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import type { RotationStrategyName } from "../../engine/config/schema";
+import type { RotationStrategyName } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
 import type { RotationEngine } from "../../rotation/engine";
 import type { RotationRecord } from "../../rotation/types";

@@ -4,11 +4,10 @@ import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, typ
 import { z } from "zod";
 import { ConfigError, DsopsError } from "../../core/errors";
 import { parseFrom, type SecretRef } from "../refs";
-import { checkRotations, type Findings } from "./rotation";
 import { suggest } from "../../core/suggest";
 import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeSettingsSchemas, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
-import { configSchema, type RawConfig, type VariableSpec } from "./schema";
+import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
 
 /** A variable of an env, checked and compiled. */
 export interface Variable {
@@ -46,7 +45,8 @@ export interface LoadOptions {
   /** Name shown in errors (default the file path, or "config"). */
   label?: string;
   /**
-   * Check `rotation:` blocks against `services:` (default true). Off only for a configuration
+   * Options of the features' checks, read by the rotation check (provider/rotation/config-check.ts):
+   * check `rotation:` blocks against `services:` (default true). Off only for a configuration
    * built to read rotation history, whose rotation block names no real service.
    */
   checkRotations?: boolean;
@@ -58,10 +58,46 @@ export interface LoadOptions {
   strictRotations?: boolean;
 }
 
+export type Path = Array<string | number>;
+
+/** Where a check's findings go; the loader adds the line and column of `path`. */
+export interface Findings {
+  error(path: Path, message: string, key?: boolean): void;
+  warn(path: Path, message: string, key?: boolean): void;
+  /**
+   * Check `value` against `schema`; each issue is an error under `prefix` (with `only`, just the
+   * issues whose path, relative to `value`, it accepts; an unknown key's path ends with the key).
+   * The parsed value, or undefined.
+   */
+  parse<S extends z.ZodType>(schema: S, value: unknown, prefix: Path, only?: (issuePath: Path) => boolean): z.infer<S> | undefined;
+}
+
+/** What a check of a feature's sections is given. */
+export interface ConfigCheckContext {
+  /** A variable's checked reference (undefined when it has none or it failed its own checks). */
+  refOf(env: string, variable: string): SecretRef | undefined;
+  readonly findings: Findings;
+  readonly options: LoadOptions;
+}
+
+/**
+ * A feature's check of the parsed file, run after the engine's own (stores, transforms,
+ * variables), in the order given; it may return the configuration with its sections normalised.
+ */
+export type ConfigCheck = (raw: RawConfig, ctx: ConfigCheckContext) => RawConfig;
+
+/** What a loader checks a file with: the composed schema and the features' checks. */
+export interface ConfigRules {
+  /** The whole file's schema (`composeConfigSchema` of the features' sections). */
+  readonly schema: z.ZodType;
+  readonly checks: readonly ConfigCheck[];
+}
+
+/** The engine's sections only, no feature's (a test or tool that needs no feature). */
+export const coreConfigRules: ConfigRules = { schema: coreConfigSchema, checks: [] };
+
 /** At most this many uses of one YAML anchor (nested aliases count as many): the yaml library's own limit, against alias bombs. */
 export const MAX_YAML_ALIASES = 100;
-
-type Path = Array<string | number>;
 
 /** Where each path of the document is, so errors can say line and column. */
 class Locator {
@@ -109,9 +145,10 @@ export function formatPath(path: Path): string {
 }
 
 /** Names shown bare in a path; others are quoted (`envs.dev["A=B"]`, `envs.dev[""]`). */
-const PLAIN_NAME = /^[A-Za-z0-9_.:@\/-]+$/;
+const PLAIN_NAME = /^[A-Za-z0-9_.:@/-]+$/;
 
 /** Characters that are invisible or reorder text (zero-width, bidi controls, BOM …). */
+// eslint-disable-next-line no-misleading-character-class -- the class lists joiners and variation selectors one by one, on purpose: they are what it finds
 const INVISIBLE = /[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]/gu;
 
 /** A name in double quotes, with control, invisible and direction-changing characters escaped (`\u202e`), so a message shows what is there. */
@@ -121,6 +158,7 @@ export function quoteName(name: string): string {
 
 /** A name as printed in a table: quoted and escaped when it holds control, invisible or direction-changing characters. */
 export function showName(name: string): string {
+  // eslint-disable-next-line no-misleading-character-class, no-control-regex -- INVISIBLE again, and control characters: what it finds
   return new RegExp(INVISIBLE.source, "u").test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoteName(name) : name;
 }
 
@@ -295,17 +333,17 @@ function issuesOnly(issues: z.core.$ZodIssue[], only?: (path: Path) => boolean):
 }
 
 /** Build a checked Config from a plain object (already parsed YAML, or an inline Pulumi config). */
-function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
+function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
   // Checked first: the schema would drop such keys without a word.
   const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
-  const parsed = configSchema.safeParse(input ?? {});
+  const parsed = rules.schema.safeParse(input ?? {});
   if (!parsed.success) {
-    problems.push(...issueMessages(configSchema, parsed.error.issues, [], loc));
+    problems.push(...issueMessages(rules.schema, parsed.error.issues, [], loc));
     throw new ConfigError(problems.join("\n"), problems);
   }
-  const data = parsed.data;
+  const data = parsed.data as RawConfig;
   let raw: RawConfig = {
     ...data,
     secretStores: ownRecord(data.secretStores),
@@ -379,7 +417,7 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
           continue;
         }
       }
-      let transforms: TransformStep[] = [];
+      let transforms: TransformStep[];
       try {
         transforms = compileTransforms(spec.transform, raw.transforms);
       } catch (e) {
@@ -390,7 +428,7 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
     }
   }
 
-  if (opts.checkRotations !== false) {
+  if (rules.checks.length) {
     const findings: Findings = {
       error: (path, message, key) => problems.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
       warn: (path, message, key) => warnings.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
@@ -401,7 +439,8 @@ function build(input: unknown, opts: LoadOptions & { loc: Locator; file?: string
         return undefined;
       },
     };
-    raw = { ...raw, services: checkRotations(raw, (e, v) => envs[e]?.[v]?.ref, findings, opts.strictRotations === true) };
+    const ctx: ConfigCheckContext = { refOf: (e, v) => envs[e]?.[v]?.ref, findings, options: opts };
+    for (const check of rules.checks) raw = check(raw, ctx);
   }
 
   if (problems.length) throw new ConfigError(problems.join("\n"), problems);
@@ -472,8 +511,7 @@ function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
   return found;
 }
 
-/** Parse dsops.yaml text. */
-export function parseConfig(text: string, opts: LoadOptions & { file?: string } = {}): Config {
+function parseWith(rules: ConfigRules, text: string, opts: LoadOptions & { file?: string } = {}): Config {
   const label = opts.label ?? opts.file ?? "config";
   const lines = new LineCounter();
   const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -503,11 +541,10 @@ export function parseConfig(text: string, opts: LoadOptions & { file?: string } 
       : `cannot read the YAML: ${(e as Error).message}`;
     throw new ConfigError(problem, [problem], { hint: "write the values out, or use fewer aliases: expanding them would build a huge document" });
   }
-  return build(value, { ...opts, loc: new Locator(doc, lines, label) });
+  return build(rules, value, { ...opts, loc: new Locator(doc, lines, label) });
 }
 
-/** Load a dsops.yaml file. */
-export function loadConfigFile(file: string, opts: LoadOptions = {}): Config {
+function loadWith(rules: ConfigRules, file: string, opts: LoadOptions = {}): Config {
   const abs = resolve(file);
   let text: string;
   try {
@@ -518,10 +555,26 @@ export function loadConfigFile(file: string, opts: LoadOptions = {}): Config {
       hint: code === "ENOENT" ? "run `dsops init` to create one, or pass --config PATH" : undefined,
     });
   }
-  return parseConfig(text, { ...opts, file: abs, label: opts.label ?? file });
+  return parseWith(rules, text, { ...opts, file: abs, label: opts.label ?? file });
 }
 
-/** Build a Config from an object (inline configuration in a Pulumi program or stack config). */
-export function configFromObject(obj: unknown, opts: LoadOptions = {}): Config {
-  return build(obj, { ...opts, loc: new Locator(undefined, undefined, opts.label ?? "config") });
+/** The three ways to load dsops.yaml, each checking with the same rules. */
+export interface ConfigLoader {
+    parseConfig(text: string, opts?: LoadOptions & { file?: string }): Config;
+  /** Load a dsops.yaml file. */
+  loadConfigFile(file: string, opts?: LoadOptions): Config;
+  /** Build a Config from an object (inline configuration in a Pulumi program or stack config). */
+  configFromObject(obj: unknown, opts?: LoadOptions): Config;
+}
+
+/**
+ * A loader checking with `rules`. The engine has no loader of its own that knows the features:
+ * provider/compose/config.ts makes the one every face uses, from the composed schema.
+ */
+export function createConfigLoader(rules: ConfigRules): ConfigLoader {
+  return {
+    parseConfig: (text, opts) => parseWith(rules, text, opts),
+    loadConfigFile: (file, opts) => loadWith(rules, file, opts),
+    configFromObject: (obj, opts = {}) => build(rules, obj, { ...opts, loc: new Locator(undefined, undefined, opts.label ?? "config") }),
+  };
 }

@@ -1,4 +1,4 @@
-import type { RotationStrategyName, VariableRotation } from "../../engine/config/schema";
+import type { RotationStrategyName, VariableRotation } from "../settings";
 import { DsopsError } from "../../core/errors";
 import { alternatingUsers } from "./alternating-users";
 import { singleUserFor } from "./single-user";

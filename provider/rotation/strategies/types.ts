@@ -1,4 +1,4 @@
-import type { VariableRotation } from "../../engine/config/schema";
+import type { VariableRotation } from "../settings";
 import type { Secret } from "../../core/secret";
 import type { Credential, Target, TargetCapability } from "../targets/types";
 

@@ -9,9 +9,8 @@ import {
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { DsopsError } from "../../core/errors";
 import { Secret } from "../../core/secret";
-import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 import { awsIamSettingsSchema, type AwsIamSettings } from "./settings";
 
 /** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */

@@ -2,9 +2,8 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from "pg";
 import { DsopsError } from "../../core/errors";
 import type { Secret } from "../../core/secret";
-import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 import { postgresSettingsSchema, type PostgresSettings } from "./settings";
 
 /** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */

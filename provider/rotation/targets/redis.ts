@@ -2,9 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createClient, type RedisClientType } from "redis";
 import { DsopsError } from "../../core/errors";
 import { Secret } from "../../core/secret";
-import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions } from "./types";
+import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 import { redisSettingsSchema, type RedisSettings } from "./settings";
 
 /** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */

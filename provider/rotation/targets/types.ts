@@ -1,6 +1,15 @@
 import type { Clock } from "../../core/clock";
 import type { Secret } from "../../core/secret";
-import type { ValueRules } from "../generator";
+
+/** What a target accepts as a secret value; the generator checks its policy against these. */
+export interface ValueRules {
+  /** Shortest value the target accepts. */
+  readonly minLength?: number;
+  /** Longest value the target accepts. */
+  readonly maxLength?: number;
+  /** Characters the target refuses (or mangles) in a value. */
+  readonly forbidden?: string;
+}
 
 /**
  * Rotation targets: the systems whose credentials are rotated (`services:` in dsops.yaml).

@@ -1,9 +1,8 @@
 import { createHmac } from "node:crypto";
 import { z } from "zod";
 import type { Secret } from "../../core/secret";
-import type { ValueRules } from "../generator";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, TargetType, VerifyOptions } from "./types";
+import type { Credential, Target, TargetCapability, TargetContext, TargetType, VerifyOptions, ValueRules } from "./types";
 import { webhookSettingsSchema, type WebhookSettings } from "./settings";
 
 /** The settings schemas live in ./settings.ts (no client library), so configurations are checked without loading this file. */

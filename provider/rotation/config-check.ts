@@ -1,10 +1,11 @@
-import type { z } from "zod";
-import { baseShapeOf, resolveStrategy } from "../../rotation/strategies/index";
-import { targetCapabilities, targetSettingsSchemas, type TargetSettings } from "../../rotation/targets/settings";
-import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetType } from "../../rotation/targets/types";
-import { parseStoreUri, type SecretRef } from "../refs";
-import { suggest } from "../../core/suggest";
-import type { RawConfig, VariableRotation } from "./schema";
+import type { ConfigCheck, Findings, Path } from "../engine/config/load";
+import type { RawConfig } from "../engine/config/schema";
+import { parseStoreUri, type SecretRef } from "../engine/refs";
+import { suggest } from "../core/suggest";
+import type { VariableRotation } from "./settings";
+import { baseShapeOf, resolveStrategy } from "./strategies/index";
+import { targetCapabilities, targetSettingsSchemas, type TargetSettings } from "./targets/settings";
+import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetType } from "./targets/types";
 
 /**
  * The checks of `services:` entries and `rotation:` blocks that used to wait for a rotation to
@@ -14,21 +15,15 @@ import type { RawConfig, VariableRotation } from "./schema";
  * instances. They run where dsops.yaml loads (`dsops plan`, the Pulumi resources' `check`), so a
  * typo fails there, with its path, line and column, instead of weeks later in a night window.
  * No target's client library is loaded: the schemas live in `rotation/targets/settings.ts`.
+ * The composed loader (provider/compose/config.ts) runs them as `rotationConfigCheck`.
  */
 
-export type Path = Array<string | number>;
-
-/** Where findings go; the loader adds the line and column of `path`. */
-export interface Findings {
-  error(path: Path, message: string, key?: boolean): void;
-  warn(path: Path, message: string, key?: boolean): void;
-  /**
-   * Check `value` against `schema`; each issue is an error under `prefix` (with `only`, just the
-   * issues whose path, relative to `value`, it accepts; an unknown key's path ends with the key).
-   * The parsed value, or undefined.
-   */
-  parse<S extends z.ZodType>(schema: S, value: unknown, prefix: Path, only?: (issuePath: Path) => boolean): z.infer<S> | undefined;
-}
+/**
+ * The loader's check: `checkRotations` unless the caller turned it off (`checkRotations: false`),
+ * strict when asked (`strictRotations`); the services come back with alias types replaced.
+ */
+export const rotationConfigCheck: ConfigCheck = (raw, { refOf, findings, options }) =>
+  options.checkRotations === false ? raw : { ...raw, services: checkRotations(raw, refOf, findings, options.strictRotations === true) };
 
 const known = targetTypes as readonly string[];
 const catalogue = plannedTargetTypes as readonly string[];
@@ -142,7 +137,7 @@ export function checkRotations(
         out.error([...r, "rollout"], "strategy two-secret mints a credential per target; a rollout applies one credential to many instances (use single-user or alternating-users)");
 
       if (policy.schedule !== undefined) {
-        const { parseCron } = require("../../schedule/window") as typeof import("../../schedule/window");
+        const { parseCron } = require("../schedule/window") as typeof import("../schedule/window");
         try {
           parseCron(policy.schedule, "");
         } catch (e) {

@@ -1,0 +1,42 @@
+import { z } from "zod";
+import { composeConfigSchema, type RawConfig } from "../engine/config/schema";
+import type { ConfigRules } from "../engine/config/load";
+import { healthCheckSchema } from "../health/settings";
+import { metricsSchema } from "../metrics/settings";
+import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
+import { rotationConfigCheck } from "../rotation/config-check";
+import { rotationShapeHead, rotationShapeTail } from "../rotation/settings";
+
+/**
+ * The dsops.yaml schema, composed: the one module that knows every feature's part of the file.
+ * The engine gives its sections (stores, variables, transforms, templates, policies, resolver),
+ * each feature its own (zod only, from its settings.ts: no client library loads), and the
+ * features' checks run after the engine's. Key order is the documented one, so "expected one
+ * of" lists read the same everywhere.
+ */
+
+/** A variable's `rotation:` block: the rotation's keys with the ops' (`notifications`, `health`) laid in. */
+export const variableRotationSchema = z.strictObject({
+  ...rotationShapeHead,
+  /** Which rotation events this variable sends, and to which channels (see `notifications:`). */
+  notifications: variableNotificationsSchema.optional(),
+  /** Health checks run once the new credential is current; failures roll the rotation back. */
+  health: z.array(healthCheckSchema).optional(),
+  ...rotationShapeTail,
+});
+
+/** The whole file; it parses to `RawConfig`, the type the features declared (the compiler checks they agree). */
+export const configSchema = composeConfigSchema({
+  sections: {
+    /** Notification channels (provider/notify/settings.ts). */
+    notifications: notificationsSchema.optional(),
+    /** Prometheus metrics (provider/metrics/settings.ts). */
+    metrics: metricsSchema.optional(),
+  },
+  variable: {
+    rotation: variableRotationSchema.optional(),
+  },
+}) satisfies z.ZodType<RawConfig>;
+
+/** What the composed loader checks with: the schema, then the rotation check of `services:` and `rotation:` blocks. */
+export const configRules: ConfigRules = { schema: configSchema, checks: [rotationConfigCheck] };

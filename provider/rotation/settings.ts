@@ -1,0 +1,101 @@
+import { z } from "zod";
+import { durationSchema } from "../core/duration";
+import { monitorSchema } from "./monitor";
+import { rolloutSchema } from "./rollout/settings";
+
+/**
+ * A variable's `rotation:` block (zod only), the rotation feature's part of dsops.yaml.
+ * provider/compose/config-schema.ts lays the ops' keys (`notifications`, `health`) into it and
+ * the block into the engine's variable; the ops add their keys' types to `RotationSections`.
+ */
+
+/** Rotation strategies (see provider/rotation/strategies). */
+export const rotationStrategies = ["single-user", "alternating-users", "two-secret", "immediate", "emergency"] as const;
+export type RotationStrategyName = (typeof rotationStrategies)[number];
+
+/** Formats of generated values. */
+export const generatorFormats = ["password", "alphanumeric", "hex", "base64", "uuid"] as const;
+
+/** How new values are generated (provider/rotation/generator.ts). */
+export const generatorSchema = z.strictObject({
+  /** Characters of the value (ignored by `uuid`). */
+  length: z.number().int().min(8).max(4096).default(32),
+  format: z.enum(generatorFormats).default("password"),
+  /** Minimum count of each class (`password` and `alphanumeric` formats); 0 leaves a class out. */
+  lower: z.number().int().min(0).default(1),
+  upper: z.number().int().min(0).default(1),
+  digits: z.number().int().min(0).default(1),
+  symbols: z.number().int().min(0).default(1),
+  /** The symbol alphabet of the `password` format. */
+  symbol_set: z.string().min(1).default("!#%&()*+,-./:;<=>?@[]^_{|}~"),
+  /** Characters never used. */
+  exclude: z.string().default(""),
+});
+export type GeneratorPolicy = z.infer<typeof generatorSchema>;
+
+/** Where rotation records and locks are kept. Default: a JSON-lines file next to the file store. */
+export const rotationHistorySchema = z.union([
+  z.strictObject({ type: z.literal("file"), path: z.string().optional() }),
+  z.strictObject({
+    type: z.literal("postgres"),
+    /** A `postgresql` service whose host, port, database and admin credential reach the history database. */
+    service: z.string(),
+    table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default("dsops_rotation_history"),
+  }),
+]);
+
+/** The rotation's own keys before those of the ops (in the order dsops.yaml documents them). */
+export const rotationShapeHead = {
+  /** The target (`services:` entry) whose credential this secret is. */
+  service: z.string(),
+  strategy: z.enum(rotationStrategies).default("single-user"),
+  /** single-user / immediate / emergency: the user (role, account) whose secret is rotated. */
+  user: z.string().optional(),
+  /** alternating-users: the two users; the stored value names the current one. */
+  users: z.tuple([z.string(), z.string()]).optional(),
+  generator: generatorSchema.optional(),
+  verification: z
+    .strictObject({
+      /** A query run as the rotated user after `SELECT 1` (SQL targets). */
+      query: z.string().optional(),
+      /** Further attempts after a failed verification before rolling back. */
+      retries: z.number().int().min(0).max(20).default(0),
+      timeout_ms: z.number().int().positive().default(10000),
+    })
+    .optional(),
+  /** two-secret: how long the old credential stays valid after the new one is current. */
+  grace_period: durationSchema.optional(),
+  /** When rotations are due (cron); recorded, acted on by the scheduler. */
+  schedule: z.string().optional(),
+  /** emergency: a reason is required on the command line; a default can sit here. */
+  reason: z.string().optional(),
+  history: rotationHistorySchema.optional(),
+};
+
+/** The rotation's own keys after those of the ops. */
+export const rotationShapeTail = {
+  /** How long and how often health checks run after a rotation, and how many consecutive failures roll back. */
+  monitor: monitorSchema.optional(),
+  /** Gradual rollout to many instances of the service: waves (canary, percentages), groups, failure policy. */
+  rollout: rolloutSchema.optional(),
+  /** dsops policy fields, accepted so existing files load; not acted on yet. */
+  cutover: z.looseObject({}).optional(),
+  constraints: z.looseObject({}).optional(),
+};
+
+/** The rotation block with the rotation's keys alone (no op's). */
+export const rotationOnlySchema = z.strictObject({ ...rotationShapeHead, ...rotationShapeTail });
+
+/** Keys of a rotation block the ops add (`notifications`, `health`), each declared next to its schema. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface RotationSections {}
+
+/** The rotation block of a variable (`envs.<env>.<VAR>.rotation`) as parsed. */
+export type VariableRotation = z.infer<typeof rotationOnlySchema> & RotationSections;
+
+declare module "../engine/config/schema" {
+  interface VariableSections {
+    /** How the variable's secret is rotated. */
+    rotation?: VariableRotation;
+  }
+}
