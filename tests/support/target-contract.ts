@@ -114,7 +114,7 @@ export type FailingVerification =
   /** The target refuses to verify principals whose name starts with `bad` (a protocol endpoint run by the test). */
   | { readonly refusesBad: true; readonly reason: RegExp }
   /** A fault hook that breaks the new credential just before verification (in-process only). */
-  | { readonly fault: (point: FaultPoint, stored: Cred) => void; readonly reason?: RegExp };
+  | { readonly fault: (point: FaultPoint, stored: Cred, principal: string) => void; readonly reason?: RegExp };
 
 /** What a target's test gives the contract once its server runs. */
 export interface TargetFixture {
@@ -380,7 +380,7 @@ export function targetContract(row: TargetRow, more?: (bench: RotationBench, fx:
       const fv = fx.failingVerification;
       const old = await bench.stored(v.key);
       const oldCred: Cred = v.shape === "single" ? { username: userOf(name), password: old } : (JSON.parse(old) as Cred);
-      const err = failed(await bench.rotate(name, {}, "fault" in fv ? { fault: (p) => fv.fault(p, oldCred) } : {}));
+      const err = failed(await bench.rotate(name, {}, "fault" in fv ? { fault: (p) => fv.fault(p, oldCred, (v.rotation.user as string | undefined) ?? oldCred.username) } : {}));
       if (fv.reason) assert.match(err.message, new RegExp(`rolled back: .*${fv.reason.source}`));
       else assert.match(err.message, /rolled back/);
       assert.equal(await bench.stored(v.key), old);
