@@ -18,6 +18,8 @@ export interface RunningMariaDb {
   readonly adminPassword: string;
   /** A connection as `user` (throws when the login is refused). */
   connect(user: string, password: string): Promise<Connection>;
+  /** True when `user`/`password` logs in and `SELECT 1` answers. */
+  canLogin(user: string, password: string): Promise<boolean>;
   /** The server's general query log so far (every statement: tests search it for values). */
   log(): string;
   stop(): Promise<void>;
@@ -106,6 +108,19 @@ export async function startMariaDb(): Promise<RunningMariaDb> {
     await rootConn.end();
   }
   const connect = (user: string, password: string) => createConnection({ host, port, user, password, connectTimeout: 5000 });
+  const canLogin = async (user: string, password: string): Promise<boolean> => {
+    try {
+      const c = await connect(user, password);
+      try {
+        await c.query("SELECT 1");
+        return true;
+      } finally {
+        await c.end();
+      }
+    } catch {
+      return false;
+    }
+  };
   let stopped = false;
   return {
     host,
@@ -113,6 +128,7 @@ export async function startMariaDb(): Promise<RunningMariaDb> {
     adminUser,
     adminPassword,
     connect,
+    canLogin,
     log: () => readFile(logFile),
     stop: async () => {
       if (stopped) return;

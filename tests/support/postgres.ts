@@ -16,6 +16,8 @@ export interface RunningPostgres {
   readonly adminPassword: string;
   /** `postgresql://user:pw@127.0.0.1:port/db` (values percent-encoded). */
   connectionString(user: string, password: string, database?: string): string;
+  /** True when `user`/`password` logs in over TCP and `SELECT 1` answers. */
+  canLogin(user: string, password: string): Promise<boolean>;
   /** The server's log so far (every statement is logged: tests search it for values). */
   log(): string;
   stop(): Promise<void>;
@@ -64,6 +66,19 @@ export async function startPostgres(): Promise<RunningPostgres> {
   const c = new Client({ host, port, user: "postgres", password: adminPassword, database: "postgres" });
   await c.connect();
   await c.end();
+  const canLogin = async (user: string, password: string): Promise<boolean> => {
+    const client = new Client({ host, port, user, password, database: "postgres" });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
   let stopped = false;
   return {
     host,
@@ -71,6 +86,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
     adminUser: "postgres",
     adminPassword,
     connectionString,
+    canLogin,
     log: () => {
       try {
         return readFileSync(join(root, "server.log"), "utf8");

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createConnection, type Connection, type ConnectionOptions } from "mysql2/promise";
+import { createConnection, type ConnectionOptions } from "mysql2/promise";
 import { DsopsError } from "../../core/errors";
 import type { Secret } from "../../core/secret";
-import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
+import { isNetworkError } from "./admin";
+import { TargetError } from "./errors";
 import { mysqlSettingsSchema, type MysqlSettings } from "./settings";
+import { MissingPrincipal, SqlTarget, type SqlConnection, type SqlDialect, type SqlSession } from "./sql";
+import type { TargetContext } from "./types";
 
 /** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
 export { mysqlSettingsSchema, type MysqlSettings } from "./settings";
@@ -51,209 +53,131 @@ function account(principal: string, defaultHost: string): { user: string; host: 
   return { user: principal, host: defaultHost };
 }
 
-/**
- * MariaDB (and, with `password_hashing: server`, MySQL) accounts: ALTER USER … IDENTIFIED BY
- * through an admin connection (user, host and hash passed as escaped values, never spliced);
- * the server is told apart on first use (`SELECT VERSION(), @@version_comment`), see
- * `passwordForm`. Only the password changes: a locked account (ACCOUNT LOCK) stays locked, so its
- * verification fails and the rotation rolls back. Verify by logging in as the user and running
- * SELECT 1. Revoke replaces the password by a random one nobody knows (it does not lock).
- */
-export class MysqlTarget implements Target {
-  readonly type = "mysql" as const;
-  readonly capabilities: ReadonlySet<TargetCapability> = new Set<TargetCapability>(["rotate", "revoke", "verify"]);
-  /** NUL ends a C string in older clients; very long passwords are pointless. */
-  readonly valueRules: ValueRules = { minLength: 8, maxLength: 1000, forbidden: "\0" };
-  readonly settings: MysqlSettings;
-  private admin?: Promise<Connection>;
-  private server?: { flavor: MysqlFlavor; version: string };
+/** What the MySQL dialect keeps per target: the server it reached, asked once. */
+interface MysqlMemory {
+  server?: { flavor: MysqlFlavor; version: string };
+}
+type Session = SqlSession<MysqlSettings, MysqlMemory>;
 
-  constructor(
-    readonly name: string,
-    raw: unknown,
-    private readonly ctx: TargetContext,
-  ) {
-    this.settings = parseServiceSettings(mysqlSettingsSchema, name, raw);
-  }
+/** MariaDB or MySQL and its version, asked once (`SELECT VERSION(), @@version_comment`). */
+async function serverInfo(s: Session): Promise<{ flavor: MysqlFlavor; version: string }> {
+  if (s.memory.server) return s.memory.server;
+  const rows = await s.exec("SELECT VERSION() AS v, @@version_comment AS c", [], "asking the server's version", []);
+  const version = String(rows[0]?.v ?? "");
+  s.memory.server = { flavor: serverFlavor(version, String(rows[0]?.c ?? "")), version };
+  return s.memory.server;
+}
 
-  private base(timeoutMs?: number): ConnectionOptions {
-    const s = this.settings;
-    return {
-      host: s.host,
-      port: s.port,
-      connectTimeout: timeoutMs ?? s.connect_timeout_ms,
-      ...(s.ssl === "disable" ? {} : { ssl: s.ssl === "require" ? { rejectUnauthorized: false } : {} }),
-    };
-  }
+/** How passwords are set on this server; a DsopsError (nothing changed) when there is no way. */
+async function form(s: Session): Promise<Exclude<PasswordForm, { form: "refuse" }>> {
+  const f = passwordForm(await serverInfo(s), s.settings.password_hashing, s.name);
+  if (f.form === "refuse") throw new DsopsError(f.message, { hint: f.hint });
+  return f;
+}
 
-  private async adminConn(): Promise<Connection> {
-    if (!this.admin) {
-      this.admin = (async () => {
-        const raw = await this.ctx.resolveRef(this.settings.admin);
-        let cred: { username?: unknown; password?: unknown };
-        try {
-          cred = JSON.parse(raw.reveal()) as typeof cred;
-        } catch {
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) is not JSON {"username", "password"}`);
-        }
-        if (typeof cred.username !== "string" || typeof cred.password !== "string")
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) needs string fields "username" and "password"`);
-        let c: Connection;
-        try {
-          c = await createConnection({ ...this.base(), user: cred.username, password: cred.password });
-        } catch (e) {
-          throw new TargetError(`service "${this.name}": admin login as "${cred.username}" failed: ${scrubError(e, [cred.password])}`, isNetwork(e));
-        }
-        c.on("error", () => {
-          this.admin = undefined; // a broken connection is replaced on next use
-        });
-        return c;
-      })();
-      this.admin.catch(() => (this.admin = undefined));
-    }
-    return this.admin;
-  }
+/** MySQL: the account's authentication plugin (kept when its password changes). */
+async function pluginOf(s: Session, a: { user: string; host: string }, what: string): Promise<string> {
+  const rows = await s.exec("SELECT plugin FROM mysql.user WHERE user = ? AND host = ?", [a.user, a.host], `${what}: reading the account's plugin`, []);
+  const plugin = String(rows[0]?.plugin ?? "");
+  if (!plugin) throw new MissingPrincipal(what);
+  if (!/^[A-Za-z0-9_]+$/.test(plugin)) throw new TargetError(`service "${s.name}": ${what}: unexpected authentication plugin name "${plugin.slice(0, 64)}"`);
+  return plugin;
+}
 
-  /** MariaDB or MySQL and its version, asked once (`SELECT VERSION(), @@version_comment`). */
-  async serverInfo(): Promise<{ flavor: MysqlFlavor; version: string }> {
-    if (this.server) return this.server;
-    const c = await this.adminConn();
-    let row: { v?: unknown; c?: unknown } | undefined;
-    try {
-      const [rows] = await c.query({ sql: "SELECT VERSION() AS v, @@version_comment AS c", timeout: this.settings.connect_timeout_ms });
-      row = (rows as Array<{ v?: unknown; c?: unknown }>)[0];
-    } catch (e) {
-      if (isNetwork(e)) this.admin = undefined;
-      throw new TargetError(`service "${this.name}": asking the server's version failed: ${scrubError(e, [])}`, isNetwork(e));
-    }
-    const version = String(row?.v ?? "");
-    this.server = { flavor: serverFlavor(version, String(row?.c ?? "")), version };
-    return this.server;
-  }
-
-  /** How passwords are set on this server; a DsopsError (nothing changed) when there is no way. */
-  private async form(): Promise<Exclude<PasswordForm, { form: "refuse" }>> {
-    const f = passwordForm(await this.serverInfo(), this.settings.password_hashing, this.name);
-    if (f.form === "refuse") throw new DsopsError(f.message, { hint: f.hint });
-    return f;
-  }
-
-  /** Before a rotation changes anything: the server must be one this target can set passwords on. */
-  async prepare(): Promise<void> {
-    await this.form();
-  }
-
-  /** Set the password of an account, and nothing else. */
-  private async setPassword(a: { user: string; host: string }, pw: string, what: string, secrets: Array<Secret | string>): Promise<void> {
-    const f = await this.form();
-    if (f.form === "hash") {
-      const hash = nativePasswordHash(pw);
-      await this.exec("ALTER USER ?@? IDENTIFIED BY PASSWORD ?", [a.user, a.host, hash], what, [...secrets, hash]);
-    } else if (f.form === "plain") {
-      await this.exec("ALTER USER ?@? IDENTIFIED BY ?", [a.user, a.host, pw], what, secrets);
-    } else {
-      const plugin = await this.pluginOf(a, what);
-      await this.exec(`ALTER USER ?@? IDENTIFIED WITH ${plugin} BY ?`, [a.user, a.host, pw], what, secrets);
-    }
-  }
-
-  /** MySQL: the account's authentication plugin (kept when its password changes). */
-  private async pluginOf(a: { user: string; host: string }, what: string): Promise<string> {
-    const c = await this.adminConn();
-    let rows: unknown;
-    try {
-      [rows] = await c.query({ sql: "SELECT plugin FROM mysql.user WHERE user = ? AND host = ?", values: [a.user, a.host], timeout: this.settings.connect_timeout_ms });
-    } catch (e) {
-      if (isNetwork(e)) this.admin = undefined;
-      throw new TargetError(`service "${this.name}": ${what}: reading the account's plugin failed: ${scrubError(e, [])}`, isNetwork(e));
-    }
-    const plugin = String((rows as Array<{ plugin?: unknown }>)[0]?.plugin ?? "");
-    if (!plugin) throw new MissingAccount(`service "${this.name}": ${what}: the account does not exist`);
-    if (!/^[A-Za-z0-9_]+$/.test(plugin)) throw new TargetError(`service "${this.name}": ${what}: unexpected authentication plugin name "${plugin.slice(0, 64)}"`);
-    return plugin;
-  }
-
-  /** Run an admin statement; user, host and password go as escaped values (`?`), never spliced. */
-  private async exec(sql: string, values: string[], what: string, secrets: Array<Secret | string>): Promise<void> {
-    const c = await this.adminConn();
-    try {
-      await c.query({ sql, values, timeout: this.settings.connect_timeout_ms });
-    } catch (e) {
-      if (isNetwork(e)) this.admin = undefined;
-      // 1396 ER_CANNOT_USER: no such account
-      if ((e as { errno?: number }).errno === 1396) throw new MissingAccount(`service "${this.name}": ${what}: the account does not exist`);
-      throw new TargetError(`service "${this.name}": ${what} failed: ${scrubError(e, secrets)}`, isNetwork(e));
-    }
-  }
-
-  async setSecret(cred: Credential): Promise<void> {
-    const pw = cred.secret.reveal();
-    if (pw.includes("\0")) throw new TargetError(`service "${this.name}": a MySQL password cannot contain NUL`);
-    const a = account(cred.principal, this.settings.user_host);
-    try {
-      await this.setPassword(a, pw, `ALTER USER '${a.user}'@'${a.host}'`, [cred.secret]);
-    } catch (e) {
-      if (e instanceof MissingAccount) throw new TargetError(`service "${this.name}": account '${a.user}'@'${a.host}' does not exist`);
-      throw e;
-    }
-  }
-
-  /**
-   * Replace the account's password by a random one that is never kept (no login with any known
-   * password; a later setSecret gives it a new one). The account is not locked: whether it is
-   * locked stays the administrator's decision. No account: no-op.
-   */
-  async revoke(cred: Credential): Promise<void> {
-    const a = account(cred.principal, this.settings.user_host);
-    const unknown = randomBytes(32).toString("base64");
-    try {
-      await this.setPassword(a, unknown, `revoking the password of '${a.user}'@'${a.host}'`, [cred.secret, unknown]);
-    } catch (e) {
-      if (e instanceof MissingAccount) return;
-      throw e;
-    }
-  }
-
-  async verify(cred: Credential, options: VerifyOptions = {}): Promise<void> {
-    const timeout = options.timeoutMs ?? this.settings.connect_timeout_ms;
-    const a = account(cred.principal, this.settings.user_host);
-    let c: Connection;
-    try {
-      c = await createConnection({ ...this.base(timeout), user: a.user, password: cred.secret.reveal(), ...(this.settings.database ? { database: this.settings.database } : {}) });
-    } catch (e) {
-      throw new VerificationError(`service "${this.name}": login as "${a.user}" failed: ${scrubError(e, [cred.secret])}`);
-    }
-    c.on("error", () => undefined);
-    try {
-      const [rows] = await c.query({ sql: "SELECT 1 AS ok", timeout });
-      if ((rows as Array<{ ok?: unknown }>)[0]?.ok !== 1) throw new Error("SELECT 1 returned no row");
-      if (options.query) await c.query({ sql: options.query, timeout });
-    } catch (e) {
-      throw new VerificationError(`service "${this.name}": check as "${a.user}" failed: ${scrubError(e, [cred.secret])}`);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
-
-  async check(): Promise<void> {
-    const c = await this.adminConn();
-    await c.query("SELECT 1");
-  }
-
-  async close(): Promise<void> {
-    const a = this.admin;
-    this.admin = undefined;
-    if (a) await a.then((c) => c.end()).catch(() => undefined);
+/** Set the password of an account, and nothing else; user, host and password go as escaped values (`?`), never spliced. */
+async function setAccountPassword(s: Session, a: { user: string; host: string }, pw: string, what: string, secrets: Array<Secret | string>): Promise<void> {
+  const f = await form(s);
+  if (f.form === "hash") {
+    const hash = nativePasswordHash(pw);
+    await s.exec("ALTER USER ?@? IDENTIFIED BY PASSWORD ?", [a.user, a.host, hash], what, [...secrets, hash]);
+  } else if (f.form === "plain") {
+    await s.exec("ALTER USER ?@? IDENTIFIED BY ?", [a.user, a.host, pw], what, secrets);
+  } else {
+    const plugin = await pluginOf(s, a, what);
+    await s.exec(`ALTER USER ?@? IDENTIFIED WITH ${plugin} BY ?`, [a.user, a.host, pw], what, secrets);
   }
 }
 
-/** ALTER USER named an account that does not exist. */
-class MissingAccount extends Error {}
+/**
+ * MariaDB (and, with `password_hashing: server`, MySQL) accounts: ALTER USER … IDENTIFIED BY
+ * through an admin connection; the server is told apart on first use (`SELECT VERSION(),
+ * @@version_comment`), see `passwordForm`. Only the password changes: a locked account
+ * (ACCOUNT LOCK) stays locked, so its verification fails and the rotation rolls back. Revoke
+ * replaces the password by a random one nobody knows (it does not lock: whether an account is
+ * locked stays the administrator's decision; a later setSecret gives it a new one).
+ */
+export const mysqlDialect: SqlDialect<MysqlSettings, MysqlMemory> = {
+  type: "mysql",
+  product: "MySQL",
+  schema: mysqlSettingsSchema,
+  memory: () => ({}),
 
-function isNetwork(e: unknown): boolean {
-  const code = (e as { code?: string }).code ?? "";
-  return (
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "PROTOCOL_CONNECTION_LOST", "PROTOCOL_SEQUENCE_TIMEOUT"].includes(code) ||
-    /timeout|closed state/i.test((e as Error)?.message ?? "")
-  );
+  async connect(settings, login, verifyTimeoutMs) {
+    const timeout = verifyTimeoutMs ?? settings.connect_timeout_ms;
+    const options: ConnectionOptions = {
+      host: settings.host,
+      port: settings.port,
+      connectTimeout: timeout,
+      ...(settings.ssl === "disable" ? {} : { ssl: settings.ssl === "require" ? { rejectUnauthorized: false } : {} }),
+      user: login.username,
+      password: login.password,
+      // the rotated user logs in to the configured database; the admin to none
+      ...(verifyTimeoutMs !== undefined && settings.database ? { database: settings.database } : {}),
+    };
+    const c = await createConnection(options);
+    let onBreak = () => undefined as void;
+    c.on("error", () => onBreak());
+    const conn: SqlConnection = {
+      query: async (sql, values) => {
+        const [rows] = await c.query({ sql, ...(values ? { values: [...values] } : {}), timeout });
+        return Array.isArray(rows) ? (rows as Array<Record<string, unknown>>) : [];
+      },
+      onBreak: (f) => (onBreak = f),
+      end: () => c.end(),
+    };
+    return conn;
+  },
+
+  isNetwork: (e) => isNetworkError(e, { codes: ["PROTOCOL_CONNECTION_LOST", "PROTOCOL_SEQUENCE_TIMEOUT"], message: /timeout|closed state/i }),
+  // 1396 ER_CANNOT_USER: no such account
+  isMissing: (e) => (e as { errno?: number } | undefined)?.errno === 1396,
+  loginName: (principal, settings) => account(principal, settings.user_host).user,
+
+  async setPassword(s, principal, secret) {
+    const a = account(principal, s.settings.user_host);
+    try {
+      await setAccountPassword(s, a, secret.reveal(), `ALTER USER '${a.user}'@'${a.host}'`, [secret]);
+    } catch (e) {
+      if (e instanceof MissingPrincipal) throw new TargetError(`service "${s.name}": account '${a.user}'@'${a.host}' does not exist`);
+      throw e;
+    }
+  },
+
+  async revoke(s, cred) {
+    const a = account(cred.principal, s.settings.user_host);
+    const unknown = randomBytes(32).toString("base64");
+    try {
+      await setAccountPassword(s, a, unknown, `revoking the password of '${a.user}'@'${a.host}'`, [cred.secret, unknown]);
+    } catch (e) {
+      if (e instanceof MissingPrincipal) return; // no account: nothing to revoke
+      throw e;
+    }
+  },
+
+  /** Before a rotation changes anything: the server must be one this target can set passwords on. */
+  async prepare(s) {
+    await form(s);
+  },
+};
+
+/** A mysql target (`services.<name>` of type mysql: MariaDB, or MySQL with `password_hashing: server`). */
+export class MysqlTarget extends SqlTarget<MysqlSettings, MysqlMemory> {
+  constructor(name: string, raw: unknown, ctx: TargetContext) {
+    super(mysqlDialect, name, raw, ctx);
+  }
+
+  /** MariaDB or MySQL and its version, asked once. */
+  serverInfo(): Promise<{ flavor: MysqlFlavor; version: string }> {
+    return serverInfo(this);
+  }
 }

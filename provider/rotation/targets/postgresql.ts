@@ -1,10 +1,11 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { Client, escapeIdentifier, escapeLiteral, type ClientConfig } from "pg";
-import { DsopsError } from "../../core/errors";
 import type { Secret } from "../../core/secret";
-import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
-import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
+import { isNetworkError } from "./admin";
+import { TargetError } from "./errors";
 import { postgresSettingsSchema, type PostgresSettings } from "./settings";
+import { MissingPrincipal, SqlTarget, type SqlConnection, type SqlDialect, type SqlSession } from "./sql";
+import type { TargetContext } from "./types";
 
 /** The settings schema lives in ./settings.ts (no client library), so configurations are checked without loading this file. */
 export { postgresSettingsSchema, type PostgresSettings } from "./settings";
@@ -31,158 +32,109 @@ export function scramMatches(verifier: string, password: string): boolean {
 const SASLPREP_SAFE = /^[\x20-\x7e]*$/;
 
 /**
- * PostgreSQL roles: ALTER ROLE … PASSWORD through an admin connection; verify by logging in.
- * Only the password changes: a role an administrator disabled (NOLOGIN) stays disabled, so its
- * verification fails and the rotation rolls back.
+ * What the PostgreSQL dialect keeps per target: the verifier each role had before this target
+ * last changed it (when the admin may read pg_authid). Setting that password back restores the
+ * very same verifier, so a rollback leaves the role exactly as it was. Verifiers only, never a
+ * password; memory only.
  */
-export class PostgresTarget implements Target {
-  readonly type = "postgresql" as const;
-  readonly capabilities: ReadonlySet<TargetCapability> = new Set<TargetCapability>(["rotate", "revoke", "verify"]);
-  /** NUL cannot be in a PostgreSQL string; very long passwords are pointless. */
-  readonly valueRules: ValueRules = { minLength: 8, maxLength: 1000, forbidden: "\0" };
-  readonly settings: PostgresSettings;
-  private admin?: Promise<Client>;
-  /**
-   * The verifier each role had before this instance last changed it (when the admin may read
-   * pg_authid): setting that password back restores the very same verifier, so a rollback
-   * leaves the role exactly as it was. Verifiers only, never a password; memory only.
-   */
-  private readonly before = new Map<string, string>();
+type PostgresMemory = Map<string, string>;
+type Session = SqlSession<PostgresSettings, PostgresMemory>;
 
-  constructor(
-    readonly name: string,
-    raw: unknown,
-    private readonly ctx: TargetContext,
-  ) {
-    this.settings = parseServiceSettings(postgresSettingsSchema, name, raw);
-  }
+function clientConfig(s: PostgresSettings): ClientConfig {
+  return {
+    host: s.host,
+    port: s.port,
+    database: s.database,
+    connectionTimeoutMillis: s.connect_timeout_ms,
+    ssl: s.ssl === "disable" ? false : s.ssl === "require" ? { rejectUnauthorized: false } : true,
+    application_name: "dsops-rotation",
+  };
+}
 
-  private base(): ClientConfig {
-    const s = this.settings;
-    return {
-      host: s.host,
-      port: s.port,
-      database: s.database,
-      connectionTimeoutMillis: s.connect_timeout_ms,
-      ssl: s.ssl === "disable" ? false : s.ssl === "require" ? { rejectUnauthorized: false } : true,
-      application_name: "dsops-rotation",
-    };
-  }
-
-  private async adminClient(): Promise<Client> {
-    if (!this.admin) {
-      this.admin = (async () => {
-        const raw = await this.ctx.resolveRef(this.settings.admin);
-        let cred: { username?: unknown; password?: unknown };
-        try {
-          cred = JSON.parse(raw.reveal()) as typeof cred;
-        } catch {
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) is not JSON {"username", "password"}`);
-        }
-        if (typeof cred.username !== "string" || typeof cred.password !== "string")
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) needs string fields "username" and "password"`);
-        const c = new Client({ ...this.base(), user: cred.username, password: cred.password });
-        c.on("error", () => {
-          this.admin = undefined; // a broken connection is replaced on next use
-        });
-        try {
-          await c.connect();
-        } catch (e) {
-          throw new TargetError(`service "${this.name}": admin login as "${cred.username}" failed: ${scrubError(e, [cred.password])}`, isNetwork(e));
-        }
-        return c;
-      })();
-      this.admin.catch(() => (this.admin = undefined));
-    }
-    return this.admin;
-  }
-
-  /** Only the password: `LOGIN`, `VALID UNTIL` and every other attribute of the role stay as they are. */
-  private async alter(role: string, passwordSql: string, secrets: Array<Secret | string>): Promise<void> {
-    const c = await this.adminClient();
-    try {
-      await c.query(`ALTER ROLE ${escapeIdentifier(role)} WITH PASSWORD ${passwordSql}`);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "42704") throw new TargetError(`service "${this.name}": role "${role}" does not exist`);
-      if (isNetwork(e)) this.admin = undefined;
-      throw new TargetError(`service "${this.name}": ALTER ROLE "${role}" failed: ${scrubError(e, secrets)}`, isNetwork(e));
-    }
-  }
-
-  /** The role's stored verifier; undefined when it has none or the admin may not read pg_authid (not a superuser). */
-  private async verifierOf(role: string): Promise<string | undefined> {
-    const c = await this.adminClient();
-    try {
-      const r = await c.query<{ rolpassword: string | null }>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role]);
-      return r.rows[0]?.rolpassword ?? undefined;
-    } catch (e) {
-      if (isNetwork(e)) throw new TargetError(`service "${this.name}": reading the password verifier of "${role}" failed: ${scrubError(e, [])}`, true);
-      return undefined; // 42501 permission denied: a CREATEROLE admin; the password is set without this check
-    }
-  }
-
-  async setSecret(cred: Credential): Promise<void> {
-    const pw = cred.secret.reveal();
-    if (pw.includes("\0")) throw new TargetError(`service "${this.name}": a PostgreSQL password cannot contain NUL`);
-    const role = cred.principal;
-    const current = await this.verifierOf(role);
-    if (current && scramMatches(current, pw)) return; // already set: nothing to change
-    const earlier = this.before.get(role);
-    if (current !== undefined) this.before.set(role, current);
-    const literal =
-      earlier !== undefined && scramMatches(earlier, pw)
-        ? escapeLiteral(earlier)
-        : this.settings.password_hashing === "client-scram" && SASLPREP_SAFE.test(pw)
-          ? escapeLiteral(scramVerifier(pw))
-          : escapeLiteral(pw);
-    await this.alter(role, literal, [cred.secret]);
-  }
-
-  /** Disable the role's password login (`PASSWORD NULL`); the role stays, a later rotation sets a new one. */
-  async revoke(cred: Credential): Promise<void> {
-    const c = await this.adminClient();
-    try {
-      await c.query(`ALTER ROLE ${escapeIdentifier(cred.principal)} WITH PASSWORD NULL`);
-    } catch (e) {
-      if ((e as { code?: string }).code === "42704") return; // no role, nothing to revoke
-      throw new TargetError(`service "${this.name}": revoking "${cred.principal}" failed: ${scrubError(e, [cred.secret])}`, isNetwork(e));
-    }
-  }
-
-  async verify(cred: Credential, options: VerifyOptions = {}): Promise<void> {
-    const timeout = options.timeoutMs ?? this.settings.connect_timeout_ms;
-    const c = new Client({ ...this.base(), user: cred.principal, password: cred.secret.reveal(), connectionTimeoutMillis: timeout, query_timeout: timeout });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-    } catch (e) {
-      throw new VerificationError(`service "${this.name}": login as "${cred.principal}" failed: ${scrubError(e, [cred.secret])}`);
-    }
-    try {
-      const r = await c.query("SELECT 1 AS ok");
-      if (r.rows[0]?.ok !== 1) throw new Error("SELECT 1 returned no row");
-      if (options.query) await c.query(options.query);
-    } catch (e) {
-      throw new VerificationError(`service "${this.name}": check as "${cred.principal}" failed: ${scrubError(e, [cred.secret])}`);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
-
-  async check(): Promise<void> {
-    const c = await this.adminClient();
-    await c.query("SELECT 1");
-  }
-
-  async close(): Promise<void> {
-    const a = this.admin;
-    this.admin = undefined;
-    if (a) await a.then((c) => c.end()).catch(() => undefined);
+/** Only the password: `LOGIN`, `VALID UNTIL` and every other attribute of the role stay as they are. */
+async function alter(s: Session, role: string, passwordSql: string, secrets: Array<Secret | string>): Promise<void> {
+  try {
+    await s.exec(`ALTER ROLE ${escapeIdentifier(role)} WITH PASSWORD ${passwordSql}`, [], `ALTER ROLE "${role}"`, secrets);
+  } catch (e) {
+    if (e instanceof MissingPrincipal) throw new TargetError(`service "${s.name}": role "${role}" does not exist`);
+    throw e;
   }
 }
 
-function isNetwork(e: unknown): boolean {
-  const code = (e as { code?: string }).code ?? "";
-  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"].includes(code) || /timeout|terminated/i.test((e as Error)?.message ?? "");
+/** The role's stored verifier; undefined when it has none or the admin may not read pg_authid (not a superuser). */
+async function verifierOf(s: Session, role: string): Promise<string | undefined> {
+  try {
+    const rows = await s.exec("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role], `reading the password verifier of "${role}"`, []);
+    return (rows[0]?.rolpassword as string | null | undefined) ?? undefined;
+  } catch (e) {
+    if (e instanceof TargetError && e.retryable) throw e;
+    return undefined; // 42501 permission denied: a CREATEROLE admin; the password is set without this check
+  }
+}
+
+/**
+ * PostgreSQL roles: ALTER ROLE … PASSWORD through an admin connection, the SCRAM-SHA-256
+ * verifier computed here (`password_hashing: client-scram`) so the plaintext never reaches the
+ * server; verify by logging in. Only the password changes: a role an administrator disabled
+ * (NOLOGIN) stays disabled, so its verification fails and the rotation rolls back.
+ */
+export const postgresDialect: SqlDialect<PostgresSettings, PostgresMemory> = {
+  type: "postgresql",
+  product: "PostgreSQL",
+  schema: postgresSettingsSchema,
+  memory: () => new Map(),
+
+  async connect(settings, login, verifyTimeoutMs) {
+    const c = new Client({
+      ...clientConfig(settings),
+      user: login.username,
+      password: login.password,
+      ...(verifyTimeoutMs !== undefined ? { connectionTimeoutMillis: verifyTimeoutMs, query_timeout: verifyTimeoutMs } : {}),
+    });
+    let onBreak = () => undefined as void;
+    c.on("error", () => onBreak());
+    await c.connect();
+    const conn: SqlConnection = {
+      query: async (sql, values) => (await c.query(sql, values ? [...values] : undefined)).rows,
+      onBreak: (f) => (onBreak = f),
+      end: () => c.end(),
+    };
+    return conn;
+  },
+
+  isNetwork: (e) => isNetworkError(e, { message: /timeout|terminated/i }),
+  isMissing: (e) => (e as { code?: string } | undefined)?.code === "42704",
+  loginName: (principal) => principal,
+
+  async setPassword(s, role, secret) {
+    const pw = secret.reveal();
+    const current = await verifierOf(s, role);
+    if (current && scramMatches(current, pw)) return; // already set: nothing to change
+    const earlier = s.memory.get(role);
+    if (current !== undefined) s.memory.set(role, current);
+    const literal =
+      earlier !== undefined && scramMatches(earlier, pw)
+        ? escapeLiteral(earlier)
+        : s.settings.password_hashing === "client-scram" && SASLPREP_SAFE.test(pw)
+          ? escapeLiteral(scramVerifier(pw))
+          : escapeLiteral(pw);
+    await alter(s, role, literal, [secret]);
+  },
+
+  /** Disable the role's password login (`PASSWORD NULL`); the role stays, a later rotation sets a new one. */
+  async revoke(s, cred) {
+    try {
+      await s.exec(`ALTER ROLE ${escapeIdentifier(cred.principal)} WITH PASSWORD NULL`, [], `revoking "${cred.principal}"`, [cred.secret]);
+    } catch (e) {
+      if (e instanceof MissingPrincipal) return; // no role, nothing to revoke
+      throw e;
+    }
+  },
+};
+
+/** A postgresql target (`services.<name>` of type postgresql). */
+export class PostgresTarget extends SqlTarget<PostgresSettings, PostgresMemory> {
+  constructor(name: string, raw: unknown, ctx: TargetContext) {
+    super(postgresDialect, name, raw, ctx);
+  }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createClient, type RedisClientType } from "redis";
-import { DsopsError } from "../../core/errors";
 import { Secret } from "../../core/secret";
+import { AdminConnection, adminLogin, adminLoginError, isNetworkError } from "./admin";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 import { redisSettingsSchema, type RedisSettings } from "./settings";
@@ -29,7 +29,10 @@ export class RedisTarget implements Target {
   readonly capabilities: ReadonlySet<TargetCapability> = new Set<TargetCapability>(["rotate", "create", "revoke", "verify"]);
   readonly valueRules: ValueRules = { minLength: 8, maxLength: 1000, forbidden: "\0" };
   readonly settings: RedisSettings;
-  private admin?: Promise<RedisClientType>;
+  private readonly admin = new AdminConnection<RedisClientType>(
+    () => this.openAdmin(),
+    (c) => (c.isOpen ? c.destroy() : undefined),
+  );
 
   constructor(
     readonly name: string,
@@ -46,40 +49,26 @@ export class RedisTarget implements Target {
     return { ...base, tls: true as const, rejectUnauthorized: s.tls === "verify-full" };
   }
 
-  private async adminClient(): Promise<RedisClientType> {
-    if (!this.admin) {
-      this.admin = (async () => {
-        const raw = await this.ctx.resolveRef(this.settings.admin);
-        let cred: { username?: unknown; password?: unknown };
-        try {
-          cred = JSON.parse(raw.reveal()) as typeof cred;
-        } catch {
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) is not JSON {"username", "password"}`);
-        }
-        if (typeof cred.username !== "string" || typeof cred.password !== "string")
-          throw new DsopsError(`service "${this.name}": the admin credential (${this.settings.admin}) needs string fields "username" and "password"`);
-        const c = createClient({ socket: this.socket(), username: cred.username, password: cred.password }) as RedisClientType;
-        c.on("error", () => undefined);
-        c.on("end", () => (this.admin = undefined)); // a closed connection is replaced on next use
-        try {
-          await c.connect();
-        } catch (e) {
-          if (c.isOpen) c.destroy();
-          throw new TargetError(`service "${this.name}": admin login as "${cred.username}" failed: ${scrubError(e, [cred.password])}`, isNetwork(e));
-        }
-        return c;
-      })();
-      this.admin.catch(() => (this.admin = undefined));
+  private async openAdmin(): Promise<RedisClientType> {
+    const login = await adminLogin(this.ctx, this.name, this.settings.admin);
+    const c = createClient({ socket: this.socket(), username: login.username, password: login.password }) as RedisClientType;
+    c.on("error", () => undefined);
+    c.on("end", () => this.admin.drop()); // a closed connection is replaced on next use
+    try {
+      await c.connect();
+    } catch (e) {
+      if (c.isOpen) c.destroy();
+      throw adminLoginError(this.name, login, e, isNetwork(e));
     }
-    return this.admin;
+    return c;
   }
 
   private async command(args: string[], what: string, secrets: Array<Secret | string>): Promise<unknown> {
-    const c = await this.adminClient();
+    const c = await this.admin.get();
     try {
       return await c.sendCommand(args);
     } catch (e) {
-      if (isNetwork(e)) this.admin = undefined;
+      if (isNetwork(e)) this.admin.drop();
       throw new TargetError(`service "${this.name}": ${what} failed: ${scrubError(e, secrets)}`, isNetwork(e));
     }
   }
@@ -152,14 +141,12 @@ export class RedisTarget implements Target {
   }
 
   async check(): Promise<void> {
-    const c = await this.adminClient();
+    const c = await this.admin.get();
     await c.ping();
   }
 
   async close(): Promise<void> {
-    const a = this.admin;
-    this.admin = undefined;
-    if (a) await a.then((c) => (c.isOpen ? c.destroy() : undefined)).catch(() => undefined);
+    await this.admin.close();
   }
 }
 
@@ -175,11 +162,5 @@ export function userPasswords(info: unknown): string[] {
 }
 
 function isNetwork(e: unknown): boolean {
-  const code = (e as { code?: string }).code ?? "";
-  const name = (e as Error)?.name ?? "";
-  return (
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"].includes(code) ||
-    /ConnectionTimeout|SocketClosedUnexpectedly|ClientClosed/.test(name) ||
-    /timeout|closed/i.test((e as Error)?.message ?? "")
-  );
+  return isNetworkError(e, { names: /ConnectionTimeout|SocketClosedUnexpectedly|ClientClosed/, message: /timeout|closed/i });
 }

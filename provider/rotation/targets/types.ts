@@ -19,12 +19,14 @@ export interface ValueRules {
  * 2. add its zod settings schema to `./settings.ts` (`targetSettingsSchemas`, and what it can
  *    do to `targetCapabilities`): dsops.yaml is checked with it at load, without the client library;
  * 3. write `provider/rotation/targets/<type>.ts` with a class implementing `Target` (import the
- *    client library at the top of that file);
+ *    client library at the top of that file); a SQL database is a dialect of `./sql.ts` (see
+ *    postgresql.ts, mysql.ts), and a target logging in as an administrator uses `./admin.ts`;
  * 4. add its factory to `targetFactories` in `./registry.ts` (the compiler refuses a type in
  *    `targetTypes` without one); the factory `require`s the file, so its client library is
  *    loaded only when a service of that type is used.
  * Errors leaving a target must not contain a secret value: run messages through
- * `scrubError` (./errors.ts) with the credentials in play.
+ * `scrubError` (./errors.ts) with the credentials in play. Every target passes the contract
+ * suite tests/support/target-contract.ts: its test file adds a row.
  */
 export const targetTypes = ["postgresql", "mysql", "redis", "aws.iam", "webhook", "script"] as const;
 export type TargetType = (typeof targetTypes)[number];
