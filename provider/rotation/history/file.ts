@@ -6,7 +6,7 @@ import { fsErrorCode, fsErrorText, writeAll } from "../../core/fsutil";
 import { HistoryWriteError } from "../errors";
 import { FileLocks } from "../lock";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";
-import type { HistoryBackend, HistoryFilter } from "./index";
+import type { HistoryBackend, HistoryFilter } from "./types";
 
 /**
  * The embedded default history: a JSON-lines file (mode 0600), one full snapshot of a record

@@ -3,7 +3,7 @@ import { DsopsError } from "../../core/errors";
 import { HistoryWriteError, RotationInProgressError } from "../errors";
 import { scrubError } from "../targets/errors";
 import type { HeldLock, LockOwner, RotationRecord } from "../types";
-import type { HistoryBackend, HistoryFilter } from "./index";
+import type { HistoryBackend, HistoryFilter } from "./types";
 
 /**
  * Rotation records and locks in PostgreSQL, shared by every runner that reaches the database.
