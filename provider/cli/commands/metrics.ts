@@ -82,7 +82,8 @@ export function register(program: Command): void {
     .action(async (o: { within: string; env?: string; notify?: boolean; json?: boolean }, cmd: Command) => {
       const withinMs = parseDuration(o.within, "--within");
       await withEngine(cmd, async (engine) => {
-        const { dueSoon, dueSoonEvent } = require("../../notify/due") as typeof import("../../notify/due");
+        const { dueSoon } = require("../../rotation/due") as typeof import("../../rotation/due");
+        const { dueSoonEvent } = require("../../notify/due") as typeof import("../../notify/due");
         const { clock } = require("../../core/clock") as typeof import("../../core/clock");
         const now = clock().now();
         const due = await dueSoon(engine, { now, withinMs, ...(o.env ? { env: o.env } : {}) });
