@@ -74,8 +74,8 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
   const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy", strictRotations: true }));
   let engine = engines.get(config);
   if (!engine) {
-    const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
-    engine = new RotationEngine(config);
+    const { composeRotation } = require("../compose/rotation") as typeof import("../compose/rotation");
+    engine = composeRotation(config);
     engines.set(config, engine);
   }
   return { config, ref, engine };
@@ -354,6 +354,7 @@ export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, vers
     const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
     let engine = engines.get(config);
     if (!engine) {
+      // Reads the history only: the bare engine, without notifications or metrics.
       const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
       engine = new RotationEngine(config);
       engines.set(config, engine);
