@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { durationMs, durationSchema } from "../core/duration";
+import { durationMs } from "../core/duration";
 
 /**
  * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
@@ -7,8 +7,6 @@ import { durationMs, durationSchema } from "../core/duration";
  * `period`; `failures` consecutive failed rounds (a round fails when any check fails) roll the
  * rotation back through the engine.
  */
-
-const duration = durationSchema;
 
 const base = {
   /** Names the check in messages and metrics (default `<type>-<index>`). */
@@ -50,14 +48,7 @@ export const scriptCheckSchema = z.strictObject({
 export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 
-export const monitorSchema = z.strictObject({
-  /** How long to keep checking after the first round (0: the first round only). */
-  period: duration.default(0),
-  /** Between rounds. */
-  interval: duration.default("30s"),
-  /** Consecutive failed rounds that roll the rotation back. */
-  failures: z.number().int().min(1).max(100).default(3),
-});
-export type MonitorSettings = z.infer<typeof monitorSchema>;
+// `monitor:` is the rotation engine's setting (its health gate); re-exported for the config schema and the RotationPolicy inputs.
+export { monitorSchema, type MonitorSettings } from "../rotation/monitor";
 
 export { durationMs };

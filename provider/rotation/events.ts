@@ -1,5 +1,4 @@
 import { errorMessage } from "../core/errors";
-import type { VariableRotation } from "../engine/config/schema";
 
 /**
  * Rotation events and the engine's event bus. An event carries names, version ids, principals
@@ -55,8 +54,12 @@ export const eventTitles: Readonly<Record<RotationEventType, string>> = {
   "due-soon": "Rotation due soon",
 };
 
-/** The per-variable notification settings (`rotation.notifications`) an event is sent under. */
-export type VariableNotificationSettings = VariableRotation["notifications"];
+/** The per-variable notification settings (`rotation.notifications`, checked by provider/notify's schema) an event is sent under. */
+export type VariableNotificationSettings = {
+  readonly enabled?: boolean;
+  readonly events?: RotationEventType[];
+  readonly channels?: string[];
+};
 
 /** One health check's result, as the health gate reports it (metrics count it). */
 export interface HealthCheckObserved {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { monitorSchema } from "../../health/settings";
+import { monitorSchema } from "../monitor";
 
 /**
  * `rotation.rollout` (zod only; the planner lives in ./plan.ts). A service with many instances:
