@@ -12,7 +12,7 @@ import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { parseConfig } from "../provider/compose/config";
 import { systemClock } from "../provider/core/clock";
 import { Secret } from "../provider/core/secret";
-import { RotationEngine } from "../provider/rotation/engine";
+import { composeRotation } from "../provider/compose/rotation";
 import { generate } from "../provider/rotation/generator";
 import { scramVerifier } from "../provider/rotation/targets/postgresql";
 import { FileStore } from "../provider/stores/file";
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       floor.push(performance.now() - t0);
     }
 
-    const engine = new RotationEngine(config, { env });
+    const engine = composeRotation(config, { env });
     const times: number[] = [];
     try {
       await engine.rotate("bench", "U0"); // warm: admin connection, modules

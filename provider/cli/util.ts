@@ -60,7 +60,8 @@ export async function warnUnfinishedRotations(cmd: Command, r: Resolver, env: st
   if (!rotated.length) return;
   const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
   const { unfinishedRotations } = require("../rotation/unfinished") as typeof import("../rotation/unfinished");
-  const engine = new RotationEngine(r.config, { resolver: r, notifications: false, metrics: false });
+  // Reads the history only: the bare engine, without notifications or metrics.
+  const engine = new RotationEngine(r.config, { resolver: r });
   const given = (cmd.optsWithGlobals() as GlobalOptions).config;
   const config = given === (process.env.DSOPS_CONFIG ?? "dsops.yaml") ? "" : ` --config ${shellWord(given)}`;
   try {

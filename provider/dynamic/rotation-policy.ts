@@ -3,11 +3,11 @@ import { clock } from "../core/clock";
 import { ConfigError, DsopsError, NotFoundError, errorMessage } from "../core/errors";
 import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
 import { suggest } from "../core/suggest";
-import { parseDuration } from "../core/duration";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
 import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
+import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule } from "../rotation/due";
 import type { RotationEngine, RotationResult } from "../rotation/engine";
 import type { RotationRecord } from "../rotation/types";
 
@@ -74,8 +74,8 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
   const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy", strictRotations: true }));
   let engine = engines.get(config);
   if (!engine) {
-    const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
-    engine = new RotationEngine(config);
+    const { composeRotation } = require("../compose/rotation") as typeof import("../compose/rotation");
+    engine = composeRotation(config);
     engines.set(config, engine);
   }
   return { config, ref, engine };
@@ -96,13 +96,12 @@ function windowsOf(inputs: RotationPolicyInputs): Window[] {
   return (inputs.windows ?? []).map((w, i) => new Window(w as unknown as WindowSpec, `windows[${i}]`));
 }
 
-/** When the next rotation is due after `last`. */
-function dueAfter(inputs: RotationPolicyInputs, last: number): number {
-  if (inputs.schedule.every) return last + parseDuration(inputs.schedule.every, "schedule.every");
-  const cron = new Window({ schedule: inputs.schedule.cron as string, duration: "1m", timezone: inputs.schedule.timezone }, "schedule");
-  const next = cron.openings(last + 60000).next();
-  if (next.done) throw new DsopsError(`schedule.cron: "${inputs.schedule.cron}" has no occurrence in the next two years`);
-  return next.value;
+/** The policy's schedule, as the due decision reads it (the paths its errors name are the policy's inputs). */
+function scheduleOf(inputs: RotationPolicyInputs): { schedule: DueSchedule; paths: DuePaths } {
+  return {
+    schedule: { ...(inputs.schedule.every ? { every: inputs.schedule.every } : {}), ...(inputs.schedule.cron ? { cron: inputs.schedule.cron } : {}), ...(inputs.schedule.timezone ? { timezone: inputs.schedule.timezone } : {}) },
+    paths: { cron: "schedule.cron", window: "schedule", every: "schedule.every" },
+  };
 }
 
 /** What the policy sees now: versions, age, due date and windows. No value is read. */
@@ -125,30 +124,11 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
   const store = stagingStore(s);
   const now = clock().now();
   const stages = await store.stagesOf(s.ref.key);
-  let last: number | undefined;
-  if (stages.current) {
-    const info = await store.describe({ key: s.ref.key });
-    if (info.updatedAt) last = Date.parse(info.updatedAt);
-    else {
-      const rec = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === stages.current);
-      if (rec?.finishedAt) last = Date.parse(rec.finishedAt);
-    }
-  }
-  const nextDue = last === undefined ? undefined : dueAfter(inputs, last);
-  const due = nextDue === undefined || now >= nextDue;
-  const windows = windowsOf(inputs);
-  let windowOpen = windows.length === 0;
-  let closesAt: number | undefined;
-  let nextOpen: number | undefined;
-  let blockedBy: string | undefined;
-  for (const w of windows) {
-    const st = w.state(now);
-    if (st.isOpen) {
-      windowOpen = true;
-      closesAt = Math.max(closesAt ?? 0, st.nextCloseAt as number);
-    } else if (st.nextOpenAt !== undefined && (nextOpen === undefined || st.nextOpenAt < nextOpen)) nextOpen = st.nextOpenAt;
-    blockedBy ??= st.blockedBy;
-  }
+  const last = await currentVersionAge(store, s.ref.key, stages.current, s.engine, { variable: VARIABLE, secret: secretOf(s.ref) });
+  const decision = decideDue({ ...scheduleOf(inputs), windows: windowsOf(inputs), now, ...(last !== undefined ? { lastRotatedAt: last } : {}) });
+  const nextDue = decision.nextDueAt;
+  const due = decision.due;
+  const { open: windowOpen, closesAt, nextOpenAt: nextOpen, blockedBy } = decision.window;
   return {
     ...(stages.current ? { currentVersionId: stages.current } : {}),
     ...(stages.previous ? { previousVersionId: stages.previous } : {}),
@@ -287,7 +267,8 @@ export const rotationPolicy = {
     if (hasUnknown(news)) return { inputs: news };
     try {
       windowsOf(parsed.data);
-      dueAfter(parsed.data, 0);
+      const { schedule, paths } = scheduleOf(parsed.data);
+      dueAfter(schedule, paths)(0);
       const ev = await evaluate(parsed.data);
       const missing = await missingTargetSecrets(parsed.data);
       if (missing.length) return { inputs: news, failures: missing };
@@ -361,6 +342,7 @@ export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, vers
     const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
     let engine = engines.get(config);
     if (!engine) {
+      // Reads the history only: the bare engine, without notifications or metrics.
       const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
       engine = new RotationEngine(config);
       engines.set(config, engine);

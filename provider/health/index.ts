@@ -3,6 +3,7 @@ import { performance } from "node:perf_hooks";
 import { isAbsolute, resolve } from "node:path";
 import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
+import type { HealthContext, HealthPort } from "../rotation/ports";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
 
 export * from "./settings";
@@ -13,23 +14,7 @@ export * from "./settings";
  * the sql check goes through the engine's callback, scripts get names and version ids only.
  */
 
-/** What a check knows about the rotation it checks. */
-export interface HealthContext {
-  readonly service: string;
-  readonly env: string;
-  readonly variable: string;
-  /** `store://<store>/<key>` (a name). */
-  readonly secret: string;
-  readonly rotationId: string;
-  readonly strategy: string;
-  readonly oldVersionId?: string;
-  readonly newVersionId?: string;
-  readonly oldPrincipal?: string;
-  readonly newPrincipal?: string;
-  readonly configDir: string;
-  /** Log in at the service with the new credential and run `query` (throws when it fails); absent when the target cannot verify. */
-  readonly sql?: (query: string, timeoutMs: number) => Promise<void>;
-}
+export type { HealthContext };
 
 export interface HealthResult {
   readonly check: string;
@@ -176,3 +161,6 @@ export async function monitorHealth(
     await o.clock.sleep(intervalMs);
   }
 }
+
+/** The health port the rotation engine runs its checks through (plugged in by provider/compose/rotation.ts). */
+export const healthPort: HealthPort = { monitor: monitorHealth };

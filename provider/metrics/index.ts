@@ -2,14 +2,15 @@ import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { dirname } from "node:path";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { RotationEvent } from "../notify/types";
+import type { RotationEvent } from "../rotation/events";
+import type { MetricsPort } from "../rotation/ports";
 
 /**
  * dsops's Prometheus metrics (names as dsops defines them), in a registry of their own (not
  * prom-client's global one). The rotation engine updates them from its events; `dsops metrics
  * serve` exposes them; `writeTextfile` writes them for node_exporter's textfile collector.
  */
-export class DsopsMetrics {
+export class DsopsMetrics implements MetricsPort {
   readonly registry = new Registry();
   readonly rotationStarted: Counter<"service" | "env" | "strategy">;
   readonly rotationCompleted: Counter<"service" | "env" | "status">;

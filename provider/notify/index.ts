@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
 import { notifierFactories } from "./registry";
 import type { NotificationsSettings, VariableNotifications } from "./settings";
+import type { NotifyPort } from "../rotation/ports";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 
 export * from "./types";
@@ -29,7 +30,7 @@ export interface NotificationsOptions {
  * event to the channels that want it, in the background. A delivery never throws into the
  * caller and never blocks it: `settle(capMs)` waits for what is in flight, at most `capMs`.
  */
-export class Notifications {
+export class Notifications implements NotifyPort {
   readonly notifiers: Notifier[] = [];
   readonly waitMs: number;
   private readonly abandoned = new Set<Promise<void>>();

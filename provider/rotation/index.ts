@@ -1,6 +1,9 @@
 /** The rotation engine's public surface (the CLI, the Pulumi RotationPolicy resource, library users). */
 export { RotationEngine, rotate, newRotationId, type RotateOptions, type RotationResult, type RollbackOptions, type SecretStatus, type RotationEngineOptions } from "./engine";
 export { RotationError, RotationInProgressError } from "./errors";
+export { RotationEventBus, rotationEventTypes, eventTitles, type RotationEvent, type RotationEventType, type RotationEventMap } from "./events";
+export type { NotifyPort, MetricsPort, HealthPort, HealthContext } from "./ports";
+export { dueSoon, decideDue, type DueSecret, type DueDecision } from "./due";
 export { generate, checkPolicy, defaultGeneratorPolicy, type ValueRules } from "./generator";
 export { resolveStrategy, baseShapeOf, type Strategy, type RotationPlan, type ResolvedStrategy } from "./strategies/index";
 export { FileHistory, type HistoryBackend, type HistoryFilter } from "./history/index";

@@ -9,7 +9,8 @@ import { parseConfig } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics } from "../../provider/metrics/index";
 import type { RotationEvent } from "../../provider/notify/types";
-import { RotationEngine, RotationError, type RotationResult } from "../../provider/rotation/engine";
+import { composeRotation } from "../../provider/compose/rotation";
+import { RotationError, type RotationResult } from "../../provider/rotation/engine";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { FileStore } from "../../provider/stores/file";
@@ -61,7 +62,7 @@ envs:
     const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
     const events: RotationEvent[] = [];
     const metrics = new DsopsMetrics();
-    const engine = new RotationEngine(config, { env: { ...process.env, ...env }, clock, metrics, onRotationEvent: (e) => events.push(e) });
+    const engine = composeRotation(config, { env: { ...process.env, ...env }, clock, metrics, onRotationEvent: (e) => events.push(e) });
     return { user, pw, engine, events, metrics };
   }
 

@@ -7,7 +7,8 @@ import { systemClock } from "../../provider/core/clock";
 import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics, serveMetrics } from "../../provider/metrics/index";
-import { RotationEngine, RotationError } from "../../provider/rotation/engine";
+import { composeRotation } from "../../provider/compose/rotation";
+import { RotationError } from "../../provider/rotation/engine";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
 import { dsopsAsync } from "../support/cli";
@@ -76,7 +77,7 @@ envs:
   });
 
   it("in process: rotations update the registry; served over HTTP and scraped with fetch", async () => {
-    const e = new RotationEngine(config, { env: { ...process.env, ...env }, metrics });
+    const e = composeRotation(config, { env: { ...process.env, ...env }, metrics });
     try {
       await e.rotate("prod", "APP");
       await e.rotate("prod", "APP");

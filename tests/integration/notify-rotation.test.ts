@@ -10,7 +10,8 @@ import { parseConfig, type Config } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import { DsopsMetrics } from "../../provider/metrics/index";
 import type { RotationEvent } from "../../provider/notify/types";
-import { RotationEngine, RotationError } from "../../provider/rotation/engine";
+import { composeRotation, type ComposedRotationEngine } from "../../provider/compose/rotation";
+import { RotationError } from "../../provider/rotation/engine";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
 import { dsopsAsync } from "../support/cli";
@@ -165,7 +166,7 @@ ${extra}envs:
     hook.setBehaviour((_n, req) => (req.body.includes('"started"') && hook.requests.filter((r) => r.body.includes('"started"')).length <= 2 ? 503 : 200));
     const events: RotationEvent[] = [];
     const metrics = new DsopsMetrics();
-    const e = new RotationEngine(config, { env: { ...process.env, ...env }, metrics, onRotationEvent: (x) => events.push(x) });
+    const e = composeRotation(config, { env: { ...process.env, ...env }, metrics, onRotationEvent: (x) => events.push(x) });
     let rec;
     try {
       rec = (await e.rotate("prod", "DB_PASSWORD")).record;
@@ -228,7 +229,7 @@ ${extra}envs:
 
   it("a failed verification rolls back: mentions on Slack, a PagerDuty trigger, the error (scrubbed) everywhere", async () => {
     const events: RotationEvent[] = [];
-    const e = new RotationEngine(config, { env: { ...process.env, ...env }, metrics: new DsopsMetrics(), onRotationEvent: (x) => events.push(x) });
+    const e = composeRotation(config, { env: { ...process.env, ...env }, metrics: new DsopsMetrics(), onRotationEvent: (x) => events.push(x) });
     try {
       await assert.rejects(e.rotate("prod", "BAD"), RotationError);
     } finally {
@@ -263,7 +264,7 @@ ${extra}envs:
   });
 
   it("per-variable rotation.notifications picks events and channels", async () => {
-    const e = new RotationEngine(config, { env: { ...process.env, ...env }, metrics: new DsopsMetrics() });
+    const e = composeRotation(config, { env: { ...process.env, ...env }, metrics: new DsopsMetrics() });
     try {
       await e.rotate("prod", "QUIET");
     } finally {
@@ -296,7 +297,7 @@ envs:
       const cfg = parseConfig(text, { file: join(dir, "other.yaml"), env: { ...process.env, ...env } });
       const metrics = new DsopsMetrics();
       const drops: string[] = [];
-      const e = new RotationEngine(cfg, { env: { ...process.env, ...env }, metrics, onNotificationDropped: (ch, ev, msg) => drops.push(`${ch} ${ev.type}: ${msg}`) });
+      const e = composeRotation(cfg, { env: { ...process.env, ...env }, metrics, onNotificationDropped: (ch, ev, msg) => drops.push(`${ch} ${ev.type}: ${msg}`) });
       const t0 = performance.now();
       let status;
       try {
@@ -329,9 +330,9 @@ envs:
     writeFileSync(join(dir, "digest.yaml"), text);
     const cfg = parseConfig(text, { file: join(dir, "digest.yaml"), env: { ...process.env, ...env } });
     const clock = new ManualClock(Date.parse("2026-06-01T10:10:00Z"));
-    const only = (e: RotationEngine) => e.notifications?.notifiers.filter((n) => n.type === "email").length;
+    const only = (e: ComposedRotationEngine) => e.notifications?.notifiers.filter((n) => n.type === "email").length;
     try {
-      let e = new RotationEngine(cfg, { env: { ...process.env, ...env }, clock, metrics: new DsopsMetrics() });
+      let e = composeRotation(cfg, { env: { ...process.env, ...env }, clock, metrics: new DsopsMetrics() });
       assert.equal(only(e), 1);
       try {
         await e.rotate("prod", "DB_PASSWORD");
@@ -348,7 +349,7 @@ envs:
       assert.equal((JSON.parse(readFileSync(q, "utf8")) as { events: unknown[] }).events.length, 4);
       // A new engine (a restart) at 11:00:01 finds the queue and sends one digest.
       clock.advance(10 * 60000 + 1000);
-      e = new RotationEngine(cfg, { env: { ...process.env, ...env }, clock, metrics: new DsopsMetrics() });
+      e = composeRotation(cfg, { env: { ...process.env, ...env }, clock, metrics: new DsopsMetrics() });
       try {
         assert.equal(await e.notifications?.flush(), 4);
       } finally {

@@ -9,7 +9,8 @@ import { ManualClock, systemClock, type Clock } from "../../provider/core/clock"
 import { parseConfig } from "../../provider/compose/config";
 import { Secret } from "../../provider/core/secret";
 import type { RotationEvent } from "../../provider/notify/types";
-import { RotationEngine, RotationError, type RotationResult } from "../../provider/rotation/engine";
+import { composeRotation, type ComposedRotationEngine } from "../../provider/compose/rotation";
+import { RotationError, type RotationResult } from "../../provider/rotation/engine";
 import type { RolloutRecord } from "../../provider/rotation/rollout/plan";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
@@ -111,7 +112,7 @@ ${o.rotation ? `        ${o.rotation}\n` : ""}        rollout: { instances: ${in
     const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
     const events: RotationEvent[] = [];
     const progress: string[] = [];
-    const engine = new RotationEngine(config, {
+    const engine = composeRotation(config, {
       env: { ...process.env, ...env },
       clock: o.clock ?? systemClock,
       metrics: false,
@@ -127,7 +128,7 @@ ${o.rotation ? `        ${o.rotation}\n` : ""}        rollout: { instances: ${in
     return { user, pw, engine, events, progress };
   }
 
-  async function rotate(engine: RotationEngine): Promise<{ result?: RotationResult; error?: unknown }> {
+  async function rotate(engine: ComposedRotationEngine): Promise<{ result?: RotationResult; error?: unknown }> {
     try {
       return { result: await engine.rotate("prod", "X") };
     } catch (error) {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { VariableRotation } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
-import type { RotationEngine } from "../../rotation/engine";
+import type { ComposedRotationEngine } from "../../compose/rotation";
 import { commandGroup, loadConfig, parseDuration, printJson, table } from "../util";
 
 /**
@@ -29,8 +29,9 @@ export function register(program: Command): void {
       if (!path.startsWith("/")) throw new DsopsError(`--path ${path}: must start with /`);
       const { DsopsMetrics, serveMetrics } = require("../../metrics/index") as typeof import("../../metrics/index");
       const { metricsFromHistory } = require("../../metrics/history") as typeof import("../../metrics/history");
+      // Reads the history only: the bare engine, without notifications or metrics.
       const { RotationEngine: Engine } = require("../../rotation/engine") as typeof import("../../rotation/engine");
-      const engine = new Engine(config, { notifications: false, metrics: false });
+      const engine = new Engine(config);
       // A registry whose text is rebuilt from the history at each scrape.
       const live = new DsopsMetrics();
       const fresh = async () => metricsFromHistory(await engine.history()).text();
@@ -82,7 +83,8 @@ export function register(program: Command): void {
     .action(async (o: { within: string; env?: string; notify?: boolean; json?: boolean }, cmd: Command) => {
       const withinMs = parseDuration(o.within, "--within");
       await withEngine(cmd, async (engine) => {
-        const { dueSoon, dueSoonEvent } = require("../../notify/due") as typeof import("../../notify/due");
+        const { dueSoon } = require("../../rotation/due") as typeof import("../../rotation/due");
+        const { dueSoonEvent } = require("../../notify/due") as typeof import("../../notify/due");
         const { clock } = require("../../core/clock") as typeof import("../../core/clock");
         const now = clock().now();
         const due = await dueSoon(engine, { now, withinMs, ...(o.env ? { env: o.env } : {}) });
@@ -104,9 +106,9 @@ export function register(program: Command): void {
     });
 }
 
-async function withEngine(cmd: Command, fn: (e: RotationEngine) => Promise<void>, opts: { notifications?: false } = {}): Promise<void> {
-  const { RotationEngine: Engine } = require("../../rotation/engine") as typeof import("../../rotation/engine");
-  const engine = new Engine(loadConfig(cmd), { metrics: false, ...opts });
+async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts: { notifications?: false } = {}): Promise<void> {
+  const { composeRotation } = require("../../compose/rotation") as typeof import("../../compose/rotation");
+  const engine = composeRotation(loadConfig(cmd), { metrics: false, ...opts });
   try {
     await fn(engine);
   } finally {

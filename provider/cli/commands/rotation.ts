@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import type { RotationStrategyName } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
-import type { RotationEngine } from "../../rotation/engine";
+import type { ComposedRotationEngine } from "../../compose/rotation";
 import type { RotationRecord } from "../../rotation/types";
 import { commandGroup, loadConfig, printJson, table } from "../util";
 
@@ -129,9 +129,9 @@ export function register(program: Command): void {
     });
 }
 
-async function withEngine(cmd: Command, fn: (e: RotationEngine) => Promise<void>): Promise<void> {
-  const { RotationEngine } = require("../../rotation/engine") as typeof import("../../rotation/engine");
-  const engine = new RotationEngine(loadConfig(cmd), { onEvent: (m) => process.stderr.write(`${m}\n`) });
+async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>): Promise<void> {
+  const { composeRotation } = require("../../compose/rotation") as typeof import("../../compose/rotation");
+  const engine = composeRotation(loadConfig(cmd), { onEvent: (m) => process.stderr.write(`${m}\n`) });
   try {
     await fn(engine);
   } finally {

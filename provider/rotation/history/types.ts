@@ -1,5 +1,7 @@
 import type { HeldLock, LockOwner, RotationRecord, RotationStatus } from "../types";
 
+/* The history backend interface: the file and postgres backends import it from here, not from the barrel (no cycle). */
+
 /** Which records `list` returns. */
 export interface HistoryFilter {
   readonly secret?: string;

@@ -1,0 +1,158 @@
+import { DsopsError } from "../core/errors";
+import { parseDuration } from "../core/duration";
+import type { Config } from "../engine/config/load";
+import type { VariableRotation } from "./settings";
+import type { Store } from "../stores/types";
+import { Window } from "../schedule/window";
+import type { HistoryFilter } from "./history/types";
+import type { RotationRecord } from "./types";
+
+/**
+ * The due decision, asked by every face (the Pulumi RotationPolicy at plan time, `dsops secrets
+ * due`): what is due now (schedule + last rotation + clock), and may it run (maintenance
+ * windows and their blackouts). No face computes it; no value is read.
+ */
+
+/** When rotations are due: a cron expression (read in `timezone`, default UTC) or a period after the last rotation. */
+export interface DueSchedule {
+  readonly cron?: string;
+  readonly timezone?: string;
+  readonly every?: string;
+}
+
+/** The setting paths errors name: `cron` (also the window's, unless `window` is given) and `every`. */
+export interface DuePaths {
+  readonly cron: string;
+  readonly window?: string;
+  readonly every?: string;
+}
+
+/** The schedule, checked: when the next rotation is due after one at `last` (ms). */
+export function dueAfter(schedule: DueSchedule, paths: DuePaths): (last: number) => number {
+  if (schedule.every) {
+    const every = schedule.every;
+    return (last) => last + parseDuration(every, paths.every ?? "every");
+  }
+  const cron = new Window({ schedule: schedule.cron as string, duration: "1m", timezone: schedule.timezone }, paths.window ?? paths.cron);
+  return (last) => {
+    const next = cron.openings(last + 60000).next();
+    if (next.done) throw new DsopsError(`${paths.cron}: "${schedule.cron}" has no occurrence in the next two years`);
+    return next.value;
+  };
+}
+
+/** Whether a rotation may run at `now`: a window is open (no window declared: always). */
+export interface WindowDecision {
+  readonly open: boolean;
+  /** The latest close of the open windows. */
+  readonly closesAt?: number;
+  /** All closed: the earliest next opening. */
+  readonly nextOpenAt?: number;
+  /** The reason of the first blackout that keeps a window shut. */
+  readonly blockedBy?: string;
+}
+
+export function windowsAt(windows: readonly Window[], now: number): WindowDecision {
+  let open = windows.length === 0;
+  let closesAt: number | undefined;
+  let nextOpenAt: number | undefined;
+  let blockedBy: string | undefined;
+  for (const w of windows) {
+    const st = w.state(now);
+    if (st.isOpen) {
+      open = true;
+      closesAt = Math.max(closesAt ?? 0, st.nextCloseAt as number);
+    } else if (st.nextOpenAt !== undefined && (nextOpenAt === undefined || st.nextOpenAt < nextOpenAt)) nextOpenAt = st.nextOpenAt;
+    blockedBy ??= st.blockedBy;
+  }
+  return { open, ...(closesAt !== undefined ? { closesAt } : {}), ...(nextOpenAt !== undefined ? { nextOpenAt } : {}), ...(blockedBy ? { blockedBy } : {}) };
+}
+
+/** The due decision at `now`. */
+export interface DueDecision {
+  /** When the rotation is (was) due; absent when never rotated (due at once). */
+  readonly nextDueAt?: number;
+  readonly due: boolean;
+  readonly window: WindowDecision;
+}
+
+export function decideDue(o: { schedule: DueSchedule; paths: DuePaths; lastRotatedAt?: number; windows?: readonly Window[]; now: number }): DueDecision {
+  const next = dueAfter(o.schedule, o.paths);
+  const nextDueAt = o.lastRotatedAt === undefined ? undefined : next(o.lastRotatedAt);
+  return { ...(nextDueAt !== undefined ? { nextDueAt } : {}), due: nextDueAt === undefined || o.now >= nextDueAt, window: windowsAt(o.windows ?? [], o.now) };
+}
+
+/** What the due decision reads rotation records from (a RotationEngine). */
+export interface DueHistory {
+  history(filter: HistoryFilter & { env?: string }): Promise<RotationRecord[]>;
+}
+
+/**
+ * When the secret's current version was made (a RotationPolicy: the store's own date of the
+ * current version, else the finish of the rotation that made it current); absent when there is
+ * no current version or its age is unknown.
+ */
+export async function currentVersionAge(store: Pick<Store, "describe">, key: string, current: string | undefined, source: DueHistory, filter: { variable: string; secret: string }): Promise<number | undefined> {
+  if (!current) return undefined;
+  const info = await store.describe({ key });
+  if (info.updatedAt) return Date.parse(info.updatedAt);
+  const rec = (await source.history({ ...filter, limit: 20 })).find((r) => r.status === "succeeded" && r.newVersionId === current);
+  return rec?.finishedAt ? Date.parse(rec.finishedAt) : undefined;
+}
+
+/** When the last rotation of `secret` that made a version current finished (records newest first). */
+export function lastRotationAt(records: readonly RotationRecord[], secret: string): number | undefined {
+  const last = records.find((r) => r.secret === secret && r.kind === "rotate" && (r.status === "succeeded" || r.status === "grace"));
+  return last ? Date.parse(last.finishedAt ?? last.steps.find((s) => s.name === "promote")?.finishedAt ?? last.startedAt) : undefined;
+}
+
+/** A rotated secret whose next rotation falls within the lead time (or is overdue). */
+export interface DueSecret {
+  readonly env: string;
+  readonly variable: string;
+  readonly service: string;
+  readonly secret: string;
+  /** The cron of `rotation.schedule` (UTC). */
+  readonly schedule: string;
+  /** When the last rotation that made a version current finished (absent: never rotated). */
+  readonly lastRotatedAt?: string;
+  /** The first cron occurrence after the last rotation (never rotated: now). */
+  readonly dueAt: string;
+  readonly overdue: boolean;
+}
+
+/** What `dueSoon` reads: the configuration, its rotated variables and their history (a RotationEngine). */
+export interface DueSource extends DueHistory {
+  readonly config: Config;
+  rotated(env?: string): Array<{ env: string; variable: string }>;
+}
+
+/**
+ * Secrets with a `rotation.schedule` whose rotation is due within `withinMs` of `now` (both on
+ * the project clock): the due date is the schedule's first occurrence after the last rotation
+ * in the history (a secret never rotated is due now). Secrets without a schedule are skipped.
+ */
+export async function dueSoon(source: DueSource, o: { now: number; withinMs: number; env?: string }): Promise<DueSecret[]> {
+  const out: DueSecret[] = [];
+  for (const v of source.rotated(o.env)) {
+    const variable = source.config.envs[v.env][v.variable];
+    const policy = variable.spec.rotation as VariableRotation;
+    if (!policy.schedule) continue;
+    const secret = variable.ref ? `store://${variable.ref.store}/${variable.ref.key}` : "-";
+    const lastAt = lastRotationAt(await source.history({ env: v.env, variable: v.variable }), secret);
+    const decision = decideDue({ schedule: { cron: policy.schedule }, paths: { cron: `envs.${v.env}.${v.variable}.rotation.schedule` }, now: o.now, ...(lastAt !== undefined ? { lastRotatedAt: lastAt } : {}) });
+    const due = decision.nextDueAt ?? o.now;
+    if (due > o.now + o.withinMs) continue;
+    out.push({
+      env: v.env,
+      variable: v.variable,
+      service: policy.service,
+      secret,
+      schedule: policy.schedule,
+      ...(lastAt !== undefined ? { lastRotatedAt: new Date(lastAt).toISOString() } : {}),
+      dueAt: new Date(due).toISOString(),
+      overdue: due <= o.now,
+    });
+  }
+  return out.sort((a, b) => (a.dueAt < b.dueAt ? -1 : a.dueAt > b.dueAt ? 1 : 0));
+}

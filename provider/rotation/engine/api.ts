@@ -1,0 +1,94 @@
+import type { Clock } from "../../core/clock";
+import type { RotationStrategyName } from "../settings";
+import type { Resolver } from "../../engine/resolve";
+import type { RotationEvent } from "../events";
+import type { FaultHook } from "../fault";
+import type { HistoryBackend } from "../history/types";
+import type { HealthPort, MetricsPort, NotifyPort } from "../ports";
+import type { Target } from "../targets/types";
+import type { LockOwner, RotationRecord } from "../types";
+
+/* The engine's public options and results (the CLI, the Pulumi RotationPolicy resource, library users). */
+
+/** Options of one rotation. */
+export interface RotateOptions {
+  /** Run this strategy instead of the configured one (`immediate`, `emergency`, or the same shape). */
+  readonly strategy?: RotationStrategyName;
+  /** Check everything and report the plan; change nothing, record nothing. */
+  readonly dryRun?: boolean;
+  /** Why (required by `emergency`; kept in the record). */
+  readonly reason?: string;
+}
+
+/** What a rotation did. */
+export interface RotationResult {
+  /** The record as finished (a dry run: a record that was not saved). */
+  readonly record: RotationRecord;
+  /** True when this run finished a rotation an earlier run left unfinished (crash) instead of starting one. */
+  readonly resumed: boolean;
+  /** The earlier run whose unfinished rollback this run finished before rotating (its id and error). */
+  readonly finishedRollback?: { readonly id: string; readonly error?: string };
+  readonly dryRun: boolean;
+  /** Dry run: the steps that would run, each with what it would do. */
+  readonly plan?: string[];
+}
+
+/** Options of a manual rollback. */
+export interface RollbackOptions {
+  readonly reason: string;
+  /** A version id to go back to (default: the previous version). */
+  readonly version?: string;
+}
+
+/** One rotated secret's state, for `dsops secrets status`. */
+export interface SecretStatus {
+  readonly env: string;
+  readonly variable: string;
+  readonly secret: string;
+  readonly service: string;
+  readonly strategy: string;
+  readonly currentVersion?: string;
+  readonly previousVersion?: string;
+  readonly pendingVersion?: string;
+  readonly updatedAt?: string;
+  readonly last?: Pick<RotationRecord, "id" | "status" | "startedAt" | "finishedAt" | "strategy" | "error" | "retireAfter">;
+  readonly lockedBy?: LockOwner;
+  /**
+   * True when the lock's holder is a process of this host that no longer exists (killed): its
+   * rotation is unfinished, and the next `dsops secrets rotate` of the variable finishes it.
+   */
+  readonly lockHolderDead?: boolean;
+  /** Why the status could not be read in full (store or history unreachable). */
+  readonly problem?: string;
+}
+
+/** What the engine is built with (all optional; defaults from the configuration). */
+export interface RotationEngineOptions {
+  readonly clock?: Clock;
+  readonly env?: NodeJS.ProcessEnv;
+  /** A Resolver to share (its stores are reused); default one of its own. */
+  readonly resolver?: Resolver;
+  /** Target instances by service name, instead of building them from `services:` (library users). */
+  readonly targets?: Readonly<Record<string, Target>>;
+  /** The history backend for every secret, instead of the configured/default one. */
+  readonly history?: HistoryBackend;
+  /** Called at each fault point (crash tests); default from DSOPS_FAULT. */
+  readonly fault?: FaultHook;
+  /** Progress lines (never values). */
+  readonly onEvent?: (message: string) => void;
+  /** Structured rotation events (started, completed, failed, rollback), as notifiers and metrics get them. */
+  readonly onRotationEvent?: (event: RotationEvent) => void;
+  /**
+   * Where rotation events are sent (default: nowhere). provider/compose/rotation.ts builds the
+   * configured `notifications:` hub (provider/notify) and passes it here.
+   */
+  readonly notify?: NotifyPort;
+  /** What counts the events and health checks (default: nothing; the composition passes provider/metrics). */
+  readonly metrics?: MetricsPort;
+  /** What runs `rotation.health` checks (default: none, and a rotation with checks is refused; the composition passes provider/health). */
+  readonly health?: HealthPort;
+  /** Run `rotation.health` checks after a rotation (default true). */
+  readonly healthChecks?: boolean;
+  /** `user@host` recorded as who rotated (default from the OS). */
+  readonly who?: string;
+}

@@ -1,0 +1,10 @@
+/**
+ * The rotation engine, split along its seams: engine.ts (the RotationEngine: rotate, rollback,
+ * status, history), machine.ts (the step machine), step.ts (one recorded step and the other
+ * primitives of a run), rollout.ts (waves), health-gate.ts (health checks and the rollback they
+ * start), manual-rollback.ts, dry-run.ts, publish.ts (events on the bus), wiring.ts (targets and
+ * history backends built from the configuration), context.ts (what the parts share).
+ */
+export { RotationEngine, rotate, newRotationId } from "./engine";
+export type { RotateOptions, RotationResult, RollbackOptions, SecretStatus, RotationEngineOptions } from "./api";
+export { RotationError, RotationInProgressError } from "../errors";
