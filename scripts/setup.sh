@@ -16,6 +16,9 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 log "building"
+# From scratch: tsc never deletes the output of a moved or removed source file, and a stale
+# dist/provider/rotation/engine.js would shadow the engine/ folder that replaced it.
+rm -rf dist
 npx tsc -p tsconfig.json
 
 # Programs in this repository (the quickstart, examples) use the package as users do:

@@ -8,8 +8,7 @@ import { hasStaging, type Store } from "../stores/types";
 import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
 import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule } from "../rotation/due";
-import type { RotationEngine, RotationResult } from "../rotation/engine";
-import type { RotationRecord } from "../rotation/types";
+import type { RotationEngine } from "../rotation/engine";
 
 /**
  * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan

@@ -1,6 +1,6 @@
 // An in-memory API-key target (the reference implementation of a `create`-capable target) stands in for a real one; the store is the real file store, the metrics a real prom-client registry.
 import { strict as assert } from "node:assert";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { composeRotation } from "../../provider/compose/rotation";
