@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the lock-file protocol (publish, stale detection, takeover, sweep) is one
+// state machine whose invariants span all of its functions; split up, a reader would lose them.
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { hostname, userInfo } from "node:os";

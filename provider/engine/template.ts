@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the lexer, parser and evaluator of one small language, read together.
 /**
  * A renderer for the subset of Go's text/template that dsops templates use, so templates
  * written for the Go dsops render the same here (checked against Go 1.26 with map[string]string).

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one file per store type (the registry's rule); SSM's reads, batch reads,
+// writes, version labels (rotation staging) and listings are that one type's surface.
 import {
   DescribeParametersCommand,
   GetParameterCommand,

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one file per store type (the registry's rule); the embedded store's
+// format, encryption, integrity (HMAC, key check), versions, staging and locked writes are one unit.
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one file per store type (the registry's rule); GCP's reads, versions,
+// aliases (rotation staging), writes and credentials are that one type's surface.
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";

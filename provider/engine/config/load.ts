@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: parsing YAML with positions, alias limits, `${VAR}` expansion and the
+// translation of schema issues into path + line:column share one document's node map.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, type Node as YamlNode } from "yaml";
