@@ -3,6 +3,8 @@ import { randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { systemClock, ManualClock, type Clock } from "../../provider/core/clock";
+import { callWithPolicy } from "../../provider/core/call";
+import { parseStoreSettings } from "../../provider/engine/config/load";
 import { AuthError, NotFoundError, StoreError } from "../../provider/core/errors";
 import { extractJsonField } from "../../provider/engine/jsonpath";
 import { Secret } from "../../provider/core/secret";
@@ -295,6 +297,62 @@ describe("vault store (OpenBao dev server)", function () {
         assert.match((e as Error).message, /ECONNREFUSED/);
         return true;
       });
+    });
+  });
+
+  describe("auth methods", () => {
+    /** Every message, hint and stack of an error, to search for a credential. */
+    const everything = (e: unknown) => [String(e), (e as Error).stack ?? "", (e as { hint?: string }).hint ?? "", JSON.stringify(e)].join("\n");
+
+    /** A policy reading `secret/data/<prefix>/*`, and a KV v2 secret under it. */
+    async function readable(prefix: string, value: string): Promise<string> {
+      await vaultApi(bao, "PUT", `sys/policies/acl/${prefix}-read`, { policy: `path "secret/data/${prefix}/*" { capabilities = ["read"] }` });
+      await seedV2(`${prefix}/db`, [value]);
+      return `${prefix}-read`;
+    }
+
+    it("userpass: logs in with userpass_username/userpass_password (${VAR} expanded), reads; a wrong password is an AuthError without the password, not retried", async () => {
+      await vaultApi(bao, "POST", "sys/auth/userpass", { type: "userpass" });
+      const policy = await readable("up", "userpass-secret-value");
+      const password = `pw-${randomBytes(8).toString("hex")}`;
+      await vaultApi(bao, "POST", "auth/userpass/users/alice", { password, token_policies: [policy] });
+
+      // As written in dsops.yaml: the password comes from the environment.
+      const parsed = parseStoreSettings(
+        { type: "vault", address: bao.address, auth_method: "userpass", userpass_username: "alice", userpass_password: "${VAULT_PW}" },
+        ["secretStores", "v"],
+        { VAULT_PW: password },
+      );
+      assert.deepEqual(parsed.problems, []);
+      const store = new VaultStore("v", parsed.settings as VaultSettings, { configDir: tmpdir(), clock: systemClock, env: {} });
+      await store.check();
+      assert.equal((await store.get({ key: "secret/up/db" })).value.reveal(), "userpass-secret-value");
+      // the token has the user's policy only
+      await seedV2("other/userpass", ["not-for-alice"]);
+      await assert.rejects(store.get({ key: "secret/other/userpass" }), AuthError);
+
+      const wrongPassword = `wrong-${randomBytes(8).toString("hex")}`;
+      const proxy = await recordingProxy(bao.address);
+      try {
+        const wrong = makeStore(bao, { address: proxy.address, auth_method: "userpass", token: undefined, userpass_username: "alice", userpass_password: wrongPassword });
+        const err = await callWithPolicy("get", () => wrong.get({ key: "secret/up/db" }), { timeoutMs: undefined, retries: 3, baseBackoffMs: 1, maxBackoffMs: 1, clock: systemClock }).then(
+          () => assert.fail("a wrong password logged in"),
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof AuthError, String(err));
+        assert.equal((err as Error).message, 'store "vault": userpass login at auth/userpass refused (HTTP 400)');
+        assert.match((err as AuthError).hint ?? "", /check userpass_username \("alice"\) and userpass_password/);
+        assert.ok(!everything(err).includes(wrongPassword), "the password is not in the error");
+        assert.equal(proxy.seen.filter((r) => r.url === "/v1/auth/userpass/login/alice").length, 1, "an AuthError is not retried");
+        await assert.rejects(wrong.check(), (e: unknown) => e instanceof AuthError && !everything(e).includes(wrongPassword));
+      } finally {
+        await proxy.close();
+      }
+      // a mount where userpass is not enabled
+      await assert.rejects(
+        makeStore(bao, { auth_method: "userpass", token: undefined, auth_mount: "nowhere", userpass_username: "alice", userpass_password: password }).check(),
+        (e: unknown) => e instanceof AuthError && /userpass login at auth\/nowhere/.test((e as Error).message) && /auth_mount/.test((e as AuthError).hint ?? "") && !everything(e).includes(password),
+      );
     });
   });
 
