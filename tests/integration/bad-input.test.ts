@@ -66,6 +66,11 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
     stderr: "error: invalid configuration:\n  - secretStores.v.aws_role: belongs to auth_method aws, but auth_method is ldap; set auth_method: aws or remove it at dsops.yaml:8:15\n",
   },
   {
+    name: "vault: flat ca_cert disagreeing with tls.ca_cert",
+    yaml: "secretStores:\n  v:\n    type: vault\n    address: https://v\n    ca_cert: a.pem\n    tls: { ca_cert: b.pem }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one at dsops.yaml:5:14\n",
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

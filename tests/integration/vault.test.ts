@@ -380,5 +380,31 @@ describe("vault store (OpenBao dev server)", function () {
       assert.equal((await makeStore(tlsBao, { tls: { skip_verify: true } }).get({ key: "secret/tls/x" })).value.reveal(), "over-tls");
       await assert.rejects(makeStore(tlsBao, { tls: { ca_cert: "/nonexistent/ca.pem" } }).get({ key: "secret/tls/x" }), /cannot read tls\.ca_cert/);
     });
+
+    it("takes dsops's flat keys ca_cert, client_cert, client_key and tls_skip (parsed from settings), and refuses them disagreeing with tls:", async () => {
+      const parse = (extra: Record<string, unknown>) =>
+        parseStoreSettings({ type: "vault", address: tlsBao.address, token: tlsBao.rootToken, ...extra }, ["secretStores", "v"], {});
+      const store = (extra: Record<string, unknown>) => {
+        const p = parse(extra);
+        assert.deepEqual(p.problems, []);
+        return new VaultStore("v", p.settings as VaultSettings, { configDir: tmpdir(), clock: systemClock, env: {} });
+      };
+      await store({ tls: { ca_cert: tlsBao.caCertPath } }).put("secret/tls/flat", new Secret("flat-tls"));
+      assert.equal((await store({ ca_cert: tlsBao.caCertPath }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      // the same value in both spellings is accepted
+      assert.equal((await store({ ca_cert: tlsBao.caCertPath, tls: { ca_cert: tlsBao.caCertPath } }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      assert.equal((await store({ tls_skip: true }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      await assert.rejects(store({ tls_skip: false }).get({ key: "secret/tls/flat" }), (e: unknown) => e instanceof StoreError && /TLS/.test((e as Error).message));
+      await assert.rejects(store({ ca_cert: tlsBao.caCertPath, client_cert: "/nonexistent/client.pem" }).get({ key: "secret/tls/flat" }), /cannot read tls\.client_cert \/nonexistent\/client\.pem/);
+      await assert.rejects(store({ ca_cert: tlsBao.caCertPath, client_key: "/nonexistent/client.key" }).get({ key: "secret/tls/flat" }), /cannot read tls\.client_key/);
+
+      assert.deepEqual(parse({ ca_cert: "a.pem", tls: { ca_cert: "b.pem" } }).problems, [
+        "secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one",
+      ]);
+      assert.deepEqual(parse({ tls_skip: true, tls: { skip_verify: false } }).problems, [
+        "secretStores.v.tls_skip: tls_skip and tls.skip_verify are the same setting with different values; keep one",
+      ]);
+      assert.deepEqual(parse({ tls_skip: "yes" }).problems, ["secretStores.v.tls_skip: Invalid input: expected boolean, received string"]);
+    });
   });
 });
