@@ -1,7 +1,9 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { systemClock, ManualClock, type Clock } from "../../provider/core/clock";
 import { callWithPolicy } from "../../provider/core/call";
 import { parseStoreSettings } from "../../provider/engine/config/load";
@@ -15,6 +17,7 @@ import { storeContract } from "../support/store-contract";
 import { freePort } from "../support/server";
 import { startOpenBao, vaultApi, type OpenBao } from "../support/openbao";
 import { startSlapd, type Slapd } from "../support/slapd";
+import { startTokenReviewServer, type TokenReviewServer } from "../support/kube-tokenreview";
 
 type VaultSettings = Extract<StoreSettings, { type: "vault" }>;
 
@@ -364,6 +367,66 @@ describe("vault store (OpenBao dev server)", function () {
         makeStore(bao, { auth_method: "userpass", token: undefined, auth_mount: "nowhere", userpass_username: "alice", userpass_password: password }).check(),
         (e: unknown) => e instanceof AuthError && /userpass login at auth\/nowhere/.test((e as Error).message) && /auth_mount/.test((e as AuthError).hint ?? "") && !everything(e).includes(password),
       );
+    });
+
+    describe("kubernetes / k8s (against a local server speaking the TokenReview API)", () => {
+      let kube: TokenReviewServer;
+      let dir: string;
+      before(async () => {
+        kube = await startTokenReviewServer();
+        dir = mkdtempSync(join(tmpdir(), "vault-k8s-"));
+      });
+      after(async () => {
+        await kube?.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+
+      it("kubernetes and k8s: log in with k8s_role and the JWT file, OpenBao asks the TokenReview API; an unknown token or a missing file is an AuthError", async () => {
+        await vaultApi(bao, "POST", "sys/auth/kubernetes", { type: "kubernetes" });
+        await vaultApi(bao, "POST", "auth/kubernetes/config", { kubernetes_host: kube.url, kubernetes_ca_cert: kube.caCert, disable_local_ca_jwt: true });
+        const policy = await readable("k8s", "k8s-secret-value");
+        await vaultApi(bao, "POST", "auth/kubernetes/role/app", { bound_service_account_names: ["app"], bound_service_account_namespaces: ["prod"], token_policies: [policy], token_ttl: "1h" });
+        const sa = kube.serviceAccount("prod", "app");
+        const jwtFile = join(dir, "token");
+        writeFileSync(jwtFile, sa.jwt + "\n");
+
+        for (const method of ["kubernetes", "k8s"] as const) {
+          const before = kube.reviews.length;
+          const store = makeStore(bao, { auth_method: method, token: undefined, k8s_role: "app", k8s_token_path: jwtFile });
+          await store.check();
+          assert.equal((await store.get({ key: "secret/k8s/db" })).value.reveal(), "k8s-secret-value");
+          const asked = kube.reviews.slice(before);
+          assert.equal(asked.length, 1, "one login, one TokenReview");
+          assert.equal(asked[0].token, sa.jwt);
+          assert.ok(asked[0].authenticated);
+        }
+        // the token's policy reads secret/data/k8s/* only
+        await seedV2("other/k8s", ["not-for-app"]);
+        await assert.rejects(makeStore(bao, { auth_method: "k8s", token: undefined, k8s_role: "app", k8s_token_path: jwtFile }).get({ key: "secret/other/k8s" }), AuthError);
+
+        // a token the Kubernetes API does not vouch for
+        const forgedFile = join(dir, "forged");
+        const forged = kube.forged(sa);
+        writeFileSync(forgedFile, forged);
+        await assert.rejects(makeStore(bao, { auth_method: "k8s", token: undefined, k8s_role: "app", k8s_token_path: forgedFile }).get({ key: "secret/k8s/db" }), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.match((e as Error).message, /^store "vault": kubernetes login at auth\/kubernetes refused \(HTTP 403\)$/);
+          assert.match((e as AuthError).hint ?? "", /role "app" exists at auth\/kubernetes and binds this service account/);
+          assert.ok(!everything(e).includes(forged));
+          return true;
+        });
+        assert.equal(kube.reviews[kube.reviews.length - 1].authenticated, false);
+        // a role that binds another namespace
+        await vaultApi(bao, "POST", "auth/kubernetes/role/staging", { bound_service_account_names: ["app"], bound_service_account_namespaces: ["staging"], token_policies: [policy] });
+        await assert.rejects(makeStore(bao, { auth_method: "kubernetes", token: undefined, k8s_role: "staging", k8s_token_path: jwtFile }).check(), AuthError);
+        // no token file: the default path outside a pod
+        await assert.rejects(makeStore(bao, { auth_method: "kubernetes", token: undefined, k8s_role: "app" }).check(), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.equal((e as Error).message, 'store "vault": kubernetes login: cannot read the service-account token /var/run/secrets/kubernetes.io/serviceaccount/token: ENOENT');
+          assert.match((e as AuthError).hint ?? "", /k8s_token_path/);
+          return true;
+        });
+      });
     });
 
     describe("ldap (against a real slapd)", () => {
