@@ -74,7 +74,7 @@ export async function startTokenReviewServer(): Promise<TokenReviewServer> {
         res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ kind: "Status", status: "Failure", code: 404 }));
         return;
       }
-      let token = "";
+      let token: string;
       try {
         token = String((JSON.parse(Buffer.concat(chunks).toString("utf8")) as { spec?: { token?: unknown } }).spec?.token ?? "");
       } catch {
