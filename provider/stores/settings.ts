@@ -22,6 +22,29 @@ const awsCommon = {
   session_token: z.string().optional(),
 };
 
+/** Vault auth methods; `k8s` is dsops's spelling of `kubernetes`. */
+export const vaultAuthMethods = ["token", "approle", "userpass", "ldap", "aws", "kubernetes", "k8s"] as const;
+export type VaultAuthMethod = (typeof vaultAuthMethods)[number];
+
+/** The settings each Vault auth method needs (a token may also come from VAULT_TOKEN, a secret_id is optional). */
+const vaultAuthNeeds: Record<VaultAuthMethod, ReadonlyArray<"role_id" | "userpass_username" | "userpass_password" | "ldap_username" | "ldap_password" | "aws_role" | "k8s_role">> = {
+  token: [],
+  approle: ["role_id"],
+  userpass: ["userpass_username", "userpass_password"],
+  ldap: ["ldap_username", "ldap_password"],
+  aws: ["aws_role"],
+  kubernetes: ["k8s_role"],
+  k8s: ["k8s_role"],
+};
+
+/** dsops's flat TLS keys and the `tls:` fields they stand for. */
+export const vaultFlatTls = [
+  ["ca_cert", "ca_cert"],
+  ["client_cert", "client_cert"],
+  ["client_key", "client_key"],
+  ["tls_skip", "skip_verify"],
+] as const;
+
 export const storeSettingsSchemas = {
   literal: z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
   env: z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
@@ -42,28 +65,76 @@ export const storeSettingsSchemas = {
     /** Decrypt SecureString parameters (default true). */
     with_decryption: z.boolean().default(true),
   }),
-  vault: z.strictObject({
-    type: z.literal("vault"),
-    ...common,
-    address: z.string(),
-    auth_method: z.enum(["token", "approle"]).default("token"),
-    token: z.string().optional(),
-    role_id: z.string().optional(),
-    secret_id: z.string().optional(),
-    /** Mount path of the AppRole auth method (default approle). */
-    approle_mount: z.string().default("approle"),
-    namespace: z.string().optional(),
-    /** Force the KV version of every mount; by default it is read from the mount. */
-    kv_version: z.union([z.literal(1), z.literal(2)]).optional(),
-    tls: z
-      .strictObject({
-        ca_cert: z.string().optional(),
-        client_cert: z.string().optional(),
-        client_key: z.string().optional(),
-        skip_verify: z.boolean().optional(),
-      })
-      .optional(),
-  }),
+  vault: z
+    .strictObject({
+      type: z.literal("vault"),
+      ...common,
+      address: z.string(),
+      /** How the store gets its token; `k8s` is dsops's spelling of `kubernetes`. */
+      auth_method: z
+        .enum(vaultAuthMethods, {
+          error: (iss) => `unknown auth_method ${JSON.stringify(iss.input)} (supported: ${vaultAuthMethods.join(", ")})`,
+        })
+        .default("token"),
+      token: z.string().optional(),
+      role_id: z.string().optional(),
+      secret_id: z.string().optional(),
+      /** Mount path of the AppRole auth method (default approle). */
+      approle_mount: z.string().default("approle"),
+      /** Mount path of the userpass, ldap, aws or kubernetes auth method (default: the method's name). */
+      auth_mount: z.string().optional(),
+      userpass_username: z.string().optional(),
+      userpass_password: z.string().optional(),
+      ldap_username: z.string().optional(),
+      ldap_password: z.string().optional(),
+      /** The Vault role of the aws (IAM) auth method. */
+      aws_role: z.string().optional(),
+      /** Region the signed sts:GetCallerIdentity request names (default AWS_REGION, else us-east-1). */
+      aws_region: z.string().optional(),
+      /** Value of the X-Vault-AWS-IAM-Server-ID header, when the aws auth method requires one. */
+      aws_header_value: z.string().optional(),
+      /** The Vault role of the kubernetes auth method. */
+      k8s_role: z.string().optional(),
+      /** The service-account JWT (default /var/run/secrets/kubernetes.io/serviceaccount/token). */
+      k8s_token_path: z.string().optional(),
+      namespace: z.string().optional(),
+      /** Force the KV version of every mount; by default it is read from the mount. */
+      kv_version: z.union([z.literal(1), z.literal(2)]).optional(),
+      tls: z
+        .strictObject({
+          ca_cert: z.string().optional(),
+          client_cert: z.string().optional(),
+          client_key: z.string().optional(),
+          skip_verify: z.boolean().optional(),
+        })
+        .optional(),
+      /** dsops's flat spellings of tls.ca_cert, tls.client_cert, tls.client_key and tls.skip_verify. */
+      ca_cert: z.string().optional(),
+      client_cert: z.string().optional(),
+      client_key: z.string().optional(),
+      tls_skip: z.boolean().optional(),
+    })
+    .superRefine((s, ctx) => {
+      for (const [flat, nested] of vaultFlatTls) {
+        const a = s[flat];
+        const b = s.tls?.[nested];
+        if (a !== undefined && b !== undefined && a !== b)
+          ctx.addIssue({ code: "custom", path: [flat], message: `${flat} and tls.${nested} are the same setting with different values; keep one` });
+      }
+      const needs = vaultAuthNeeds[s.auth_method];
+      for (const field of needs) {
+        // An empty value (an unset ${VAR}) is reported when the store logs in, not here.
+        if (s[field] === undefined)
+          ctx.addIssue({ code: "custom", path: [field], message: `required for auth_method ${s.auth_method} but missing` });
+      }
+      for (const [method, fields] of Object.entries(vaultAuthNeeds)) {
+        if (method === s.auth_method || method === "k8s") continue;
+        for (const field of fields) {
+          if (s[field] !== undefined && !needs.includes(field))
+            ctx.addIssue({ code: "custom", path: [field], message: `belongs to auth_method ${method}, but auth_method is ${s.auth_method}; set auth_method: ${method} or remove it` });
+        }
+      }
+    }),
   "gcp.secretmanager": z.strictObject({
     type: z.literal("gcp.secretmanager"),
     ...common,

@@ -55,6 +55,31 @@ const TRANSIENT_CODES = new Set([
   "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "ERR_NETWORK", "ERR_SOCKET_CONNECTION_TIMEOUT",
 ]);
 
+/** Where a pod's service-account token is mounted. */
+const DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/** The store's auth method, with dsops's `k8s` read as `kubernetes`. */
+export function authMethodOf(s: VaultSettings): Exclude<VaultSettings["auth_method"], "k8s"> {
+  return s.auth_method === "k8s" ? "kubernetes" : s.auth_method;
+}
+
+type TlsSettings = { ca_cert?: string; client_cert?: string; client_key?: string; skip_verify?: boolean };
+
+/** The TLS settings, from `tls:` or dsops's flat keys (the schema refuses the two disagreeing). */
+export function vaultTls(s: VaultSettings): TlsSettings {
+  const t = s.tls ?? {};
+  const out: TlsSettings = {};
+  const ca = t.ca_cert ?? s.ca_cert;
+  const cert = t.client_cert ?? s.client_cert;
+  const key = t.client_key ?? s.client_key;
+  const skip = t.skip_verify ?? s.tls_skip;
+  if (ca !== undefined) out.ca_cert = ca;
+  if (cert !== undefined) out.client_cert = cert;
+  if (key !== undefined) out.client_key = key;
+  if (skip !== undefined) out.skip_verify = skip;
+  return out;
+}
+
 /**
  * HashiCorp Vault / OpenBao KV secrets, through node-vault.
  *
@@ -88,7 +113,7 @@ export class VaultStore implements Store, Staging {
   readonly type = "vault" as const;
   readonly capabilities: StoreCapabilities;
   private client?: VaultClient;
-  /** The AppRole login in progress or done, and when its token stops being valid (clock ms). */
+  /** The login (AppRole, userpass, ldap, aws, kubernetes) in progress or done, and when its token stops being valid (clock ms). */
   private login?: Promise<void>;
   private loginExpiresAt = Infinity;
   /** Mounts seen so far, longest path first. */
@@ -497,7 +522,7 @@ export class VaultStore implements Store, Staging {
   // Client, authentication, errors
 
   private makeClient(): VaultClient {
-    const tls = this.settings.tls ?? {};
+    const tls = vaultTls(this.settings);
     const file = (field: string, p: string | undefined): Buffer | undefined => {
       if (p === undefined) return undefined;
       const full = resolvePath(this.ctx.configDir, p);
@@ -534,9 +559,9 @@ export class VaultStore implements Store, Staging {
   private async ready(): Promise<VaultClient> {
     this.client ??= this.makeClient();
     const client = this.client;
-    if (this.settings.auth_method === "approle") {
+    if (this.settings.auth_method !== "token") {
       if (this.login && this.ctx.clock.now() >= this.loginExpiresAt) this.login = undefined;
-      this.login ??= this.approleLogin(client).catch((e: unknown) => {
+      this.login ??= this.methodLogin(client).catch((e: unknown) => {
         this.login = undefined;
         throw e;
       });
@@ -547,27 +572,145 @@ export class VaultStore implements Store, Staging {
     return client;
   }
 
-  private async approleLogin(client: VaultClient): Promise<void> {
-    const s = this.settings;
-    if (!s.role_id) throw new AuthError(`store "${this.name}": auth_method approle needs role_id`, { hint: "set role_id (and secret_id) in the store settings" });
-    const mount = s.approle_mount.replace(/^\/+|\/+$/g, "");
+  /**
+   * Log in with the store's auth method and keep the client token. Every refusal is an
+   * AuthError naming the store, the method and the mount; no credential is ever part of it.
+   */
+  private async methodLogin(client: VaultClient): Promise<void> {
+    const method = authMethodOf(this.settings);
+    if (method === "token") return;
+    const { path, body, hint } = await this.loginRequest(method);
+    const mount = path.slice("auth/".length, path.lastIndexOf("/login"));
+    const label = `${method === "approle" ? "AppRole" : method} login at auth/${mount}`;
     let res: { auth?: { client_token?: string; lease_duration?: number } };
     try {
-      res = await client.write(`auth/${encodePath(mount)}/login`, { role_id: s.role_id, ...(s.secret_id ? { secret_id: s.secret_id } : {}) });
+      res = await client.write(path, body);
     } catch (e) {
       const status = statusOf(e);
-      // Vault answers a wrong role_id or secret_id with 400.
-      if (status === 400 || status === 401 || status === 403) {
-        throw new AuthError(`store "${this.name}": AppRole login at auth/${mount} refused (HTTP ${status})`, { hint: "check role_id and secret_id" });
+      // Vault answers wrong credentials with 400 (approle, userpass, ldap, aws) or 403.
+      if (status === 400 || status === 401) throw new AuthError(`store "${this.name}": ${label} refused (HTTP ${status})`, { hint });
+      // A login at a path where no auth method is mounted is also answered 403.
+      if (status === 403) {
+        throw new AuthError(`store "${this.name}": ${label} refused (HTTP 403)`, {
+          hint: `${hint}; and that a ${method} auth method is enabled at auth/${mount} (else set auth_mount)`,
+        });
+      }
+      if (status === 404 || status === 405) {
+        throw new AuthError(`store "${this.name}": ${label}: no such auth method is enabled there (HTTP ${status})`, {
+          hint: `enable it (vault auth enable -path=${mount} ${method}) or set auth_mount to the path it is mounted at`,
+        });
       }
       throw this.mapError(e, `auth/${mount}/login`, "log in at");
     }
     const token = res?.auth?.client_token;
-    if (!token) throw new AuthError(`store "${this.name}": AppRole login at auth/${mount} returned no token`);
+    if (!token) throw new AuthError(`store "${this.name}": ${label} returned no token`, { hint });
     client.token = token;
     const ttl = res.auth?.lease_duration ?? 0;
     // Log in again shortly before the token's lease runs out.
     this.loginExpiresAt = ttl > 0 ? this.ctx.clock.now() + ttl * 900 : Infinity;
+  }
+
+  /** The login path, its body and what to check when it is refused, for the store's auth method. */
+  private async loginRequest(method: Exclude<VaultSettings["auth_method"], "token" | "k8s">): Promise<{ path: string; body: Record<string, unknown>; hint: string }> {
+    const s = this.settings;
+    const missing = (field: string) =>
+      new AuthError(`store "${this.name}": auth_method ${method} needs ${field}`, { hint: `set ${field} in the store settings` });
+    const mountOf = (fallback: string) => encodePath((s.auth_mount ?? fallback).replace(/^\/+|\/+$/g, ""));
+    switch (method) {
+      case "approle": {
+        if (!s.role_id) throw missing("role_id");
+        return {
+          path: `auth/${encodePath(s.approle_mount.replace(/^\/+|\/+$/g, ""))}/login`,
+          body: { role_id: s.role_id, ...(s.secret_id ? { secret_id: s.secret_id } : {}) },
+          hint: "check role_id and secret_id",
+        };
+      }
+      case "userpass":
+      case "ldap": {
+        const user = method === "userpass" ? s.userpass_username : s.ldap_username;
+        const password = method === "userpass" ? s.userpass_password : s.ldap_password;
+        if (!user) throw missing(`${method}_username`);
+        if (!password) throw missing(`${method}_password`);
+        return {
+          path: `auth/${mountOf(method)}/login/${encodeURIComponent(user)}`,
+          body: { password },
+          hint:
+            method === "userpass"
+              ? `check userpass_username ("${user}") and userpass_password, and that the user exists at auth/${s.auth_mount ?? "userpass"}`
+              : `check ldap_username ("${user}") and ldap_password, and the LDAP server settings at auth/${s.auth_mount ?? "ldap"}/config (url, userdn, binddn)`,
+        };
+      }
+      case "aws": {
+        if (!s.aws_role) throw missing("aws_role");
+        return {
+          path: `auth/${mountOf("aws")}/login`,
+          body: { role: s.aws_role, ...(await this.signedCallerIdentity()) },
+          hint: `check that role "${s.aws_role}" exists at auth/${s.auth_mount ?? "aws"} and binds the IAM principal of this process's AWS credentials (bound_iam_principal_arn), and the server's sts_endpoint`,
+        };
+      }
+      case "kubernetes": {
+        if (!s.k8s_role) throw missing("k8s_role");
+        const jwtPath = resolvePath(this.ctx.configDir, s.k8s_token_path ?? DEFAULT_K8S_TOKEN_PATH);
+        let jwt: string;
+        try {
+          jwt = readFileSync(jwtPath, "utf8").trim();
+        } catch (e) {
+          throw new AuthError(`store "${this.name}": kubernetes login: cannot read the service-account token ${jwtPath}: ${(e as NodeJS.ErrnoException).code ?? "error"}`, {
+            hint: "run inside a pod with a service account, or set k8s_token_path to a file holding the JWT",
+          });
+        }
+        return {
+          path: `auth/${mountOf("kubernetes")}/login`,
+          body: { role: s.k8s_role, jwt },
+          hint: `check that role "${s.k8s_role}" exists at auth/${s.auth_mount ?? "kubernetes"} and binds this service account and namespace, and that the server's kubernetes_host accepts the token (TokenReview)`,
+        };
+      }
+    }
+  }
+
+  /**
+   * The aws (IAM) auth method's proof of identity: an sts:GetCallerIdentity request signed with
+   * this process's AWS credentials (the context's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else
+   * the SDK's default chain). Vault sends it to STS itself; the request is never sent from here.
+   */
+  private async signedCallerIdentity(): Promise<Record<string, string>> {
+    const s = this.settings;
+    const env = this.ctx.env;
+    const region = s.aws_region || env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1";
+    const { STSClient } = await import("@aws-sdk/client-sts");
+    const { SignatureV4 } = await import("@smithy/signature-v4");
+    const keys =
+      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+        : undefined;
+    const sts = new STSClient({ region, ...(keys ? { credentials: keys } : {}) });
+    let credentials;
+    try {
+      credentials = await sts.config.credentials();
+    } catch (e) {
+      throw new AuthError(`store "${this.name}": aws login: no AWS credentials (${e instanceof Error ? e.name : "error"})`, {
+        hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance or container role",
+      });
+    } finally {
+      sts.destroy();
+    }
+    const body = "Action=GetCallerIdentity&Version=2011-06-15";
+    const headers: Record<string, string> = {
+      host: "sts.amazonaws.com",
+      "content-type": "application/x-www-form-urlencoded; charset=utf-8",
+      ...(s.aws_header_value ? { "x-vault-aws-iam-server-id": s.aws_header_value } : {}),
+    };
+    const signer = new SignatureV4({ service: "sts", region, credentials, sha256: sts.config.sha256, applyChecksum: false });
+    const signed = await signer.sign({ method: "POST", protocol: "https:", hostname: "sts.amazonaws.com", path: "/", query: {}, headers, body });
+    const b64 = (x: string) => Buffer.from(x, "utf8").toString("base64");
+    const out: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(signed.headers)) out[k] = [String(v)];
+    return {
+      iam_http_request_method: "POST",
+      iam_request_url: b64("https://sts.amazonaws.com/"),
+      iam_request_body: b64(body),
+      iam_request_headers: b64(JSON.stringify(out)),
+    };
   }
 
   /** Run one API call and map its failure; `what` and `action` only describe it in messages. */

