@@ -8,7 +8,8 @@ import { dsops } from "../support/cli";
  * Bad input as its own category: malformed dsops.yaml files, references and transform strings,
  * each with the exact message a user sees from `dsops plan` (field, line and column, hint).
  */
-const cases: Array<{ name: string; yaml: string; stderr: string }> = [
+/** `args`: the command run (default `plan --env dev`). */
+const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[] }> = [
   {
     name: "YAML syntax error",
     yaml: "envs:\n  dev: [\n",
@@ -43,6 +44,8 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
     name: "unset environment variable in a store setting",
     yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: {} }\n',
     stderr: "error: invalid configuration:\n  - secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n",
+    // Issue 18: plan answers without the variable (tests/compat/compat.test.ts); a command that reads values refuses as before.
+    args: ["get", "--env", "dev", "--var", "X"],
   },
   {
     name: "reference to an unknown store",
@@ -249,7 +252,7 @@ describe("bad input: the exact errors users see", function () {
       writeFileSync(join(dir, "dsops.yaml"), c.yaml);
       const env = { ...process.env };
       delete env.DSOPS_TEST_UNSET_ADDR;
-      const r = dsops(["plan", "--env", "dev"], { cwd: dir, env });
+      const r = dsops(c.args ?? ["plan", "--env", "dev"], { cwd: dir, env });
       assert.equal(r.stderr, c.stderr);
       assert.equal(r.status, 1);
       assert.equal(r.stdout, "");
