@@ -27,9 +27,13 @@ export function configDir(cmd: Command): string {
   return dirname(resolve(configPath(cmd)));
 }
 
+/**
+ * The command's dsops.yaml. An unset `${VAR}` in a store's settings is reported when that store
+ * is called (a command that never calls it, and `plan`, go on without it).
+ */
 export function loadConfig(cmd: Command, opts: LoadOptions = {}): Config {
   const { loadConfigFile } = require("../compose/config") as typeof import("../compose/config");
-  return loadConfigFile(configPath(cmd), opts);
+  return loadConfigFile(configPath(cmd), { deferUnsetEnv: true, ...opts });
 }
 
 export function warn(message: string): void {

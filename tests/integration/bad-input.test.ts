@@ -42,9 +42,10 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
   },
   {
     name: "unset environment variable in a store setting",
-    yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: {} }\n',
-    stderr: "error: invalid configuration:\n  - secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n",
-    // Issue 18: plan answers without the variable (tests/compat/compat.test.ts); a command that reads values refuses as before.
+    yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: { X: { from: "store://v/k" } } }\n',
+    // Issue 18: reported when the store is called (plan answers without it: tests/compat/compat.test.ts).
+    stderr:
+      'error: env "dev": 1 variable failed to resolve:\n  - X (store v, key k): store "v" cannot be used: secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n',
     args: ["get", "--env", "dev", "--var", "X"],
   },
   {
@@ -65,7 +66,7 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
   {
     name: "from of the wrong shape",
     yaml: "secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: 42 }\n",
-    stderr: 'error: invalid configuration:\n  - envs.dev.X.from: expected "store://<store>/<key>", {store, key, version} or {provider, key, version} at dsops.yaml:5:16\n',
+    stderr: 'error: invalid configuration:\n  - envs.dev.X.from: expected "store://<store>/<key>", "<store>:<key>", {store, key, version}, {provider, key, version} or {service: "svc://<type>/<instance>"} at dsops.yaml:5:16\n',
   },
   {
     name: "unknown transform",

@@ -12,7 +12,7 @@ export function register(program: Command): void {
       const { Resolver } = require("../../engine/resolve") as typeof import("../../engine/resolve");
       // plan answers without credentials: an unset ${VAR} of a store waits for the store's use,
       // and other envs' problems are warnings (the whole file is still checked).
-      const config = loadConfig(cmd, { deferUnsetEnv: true, focusEnv: o.env });
+      const config = loadConfig(cmd, { focusEnv: o.env });
       const r = new Resolver(config);
       const plan = r.plan(o.env);
       // What loads but deserves a look (names a shell cannot use, services not rotated yet …), for every env.

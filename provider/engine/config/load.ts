@@ -250,6 +250,12 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       continue;
     }
     if (issue.code === "invalid_union") {
+      // When one form alone fits the value's shape (its issues are all inside the value), say what is wrong inside it.
+      const fits = (issue.errors ?? []).filter((errs) => errs.length > 0 && errs.every((e) => e.path.length > 0));
+      if (fits.length === 1 && path[path.length - 1] === "templates") {
+        out.push(...issueMessages(schema, fits[0].map((e) => ({ ...e, path: [...(issue.path as Path), ...(e.path as Path)] }) as z.core.$ZodIssue), prefix, loc, written));
+        continue;
+      }
       out.push(`${formatPath(path)}: ${unionMessage(path)}${loc.at(path)}`);
       continue;
     }
@@ -265,7 +271,8 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
 
 function unionMessage(path: Path): string {
   const last = path[path.length - 1];
-  if (last === "from") return `expected "store://<store>/<key>", {store, key, version} or {provider, key, version}`;
+  if (last === "from") return `expected "store://<store>/<key>", "<store>:<key>", {store, key, version}, {provider, key, version} or {service: "svc://<type>/<instance>"}`;
+  if (last === "templates") return "expected a map of templates by name, or a list of {name, format, env, out, template_path}";
   if (last === "transform") return "expected a transform chain string or a list of transform strings";
   if (last === "version") return "expected 0 or 1";
   return "value has the wrong shape";
@@ -326,10 +333,13 @@ export function normaliseStoreEntry(raw: Record<string, unknown>): { entry: Reco
     const at = moved.get(theirs) ?? [theirs];
     if (Object.hasOwn(entry, ours)) {
       problems.push({ path: at, message: `"${theirs}" is another spelling of "${ours}", which is given too; keep one`, key: true });
+      delete entry[theirs];
       continue;
     }
-    entry[ours] = entry[theirs];
-    delete entry[theirs];
+    // Renamed in place: messages keep the order the settings are written in.
+    const renamed = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k === theirs ? ours : k, v]));
+    for (const k of Object.keys(entry)) delete entry[k];
+    Object.assign(entry, renamed);
     moved.delete(theirs);
     moved.set(ours, at);
   }
