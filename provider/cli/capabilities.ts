@@ -29,6 +29,16 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: false,
     description: "variables of dsops's own environment, with an optional prefix",
   },
+  mock: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: false,
+    description: "fixed values for tests (dsops's mock: values, plus test-secret and api-key)",
+  },
+  json: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: false,
+    description: "the names of a JSON object, from a file (path) or inline (data)",
+  },
   file: {
     capabilities: { write: true, versions: true, batch: 1000, binary: false, staging: true },
     check: true,

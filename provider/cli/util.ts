@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../core/errors";
-import type { Config } from "../compose/config";
+import type { Config, LoadOptions } from "../compose/config";
 import type { Resolver, ResolverOptions } from "../engine/resolve";
 
 /**
@@ -27,9 +27,13 @@ export function configDir(cmd: Command): string {
   return dirname(resolve(configPath(cmd)));
 }
 
-export function loadConfig(cmd: Command): Config {
+/**
+ * The command's dsops.yaml. An unset `${VAR}` in a store's settings is reported when that store
+ * is called (a command that never calls it, and `plan`, go on without it).
+ */
+export function loadConfig(cmd: Command, opts: LoadOptions = {}): Config {
   const { loadConfigFile } = require("../compose/config") as typeof import("../compose/config");
-  return loadConfigFile(configPath(cmd));
+  return loadConfigFile(configPath(cmd), { deferUnsetEnv: true, ...opts });
 }
 
 export function warn(message: string): void {

@@ -146,9 +146,38 @@ export type FromSpec =
   | { store: string; key?: string; version?: string }
   | { provider: string; key: string; version?: string };
 
+/** A store name as the `<store>:<key>` shorthand writes it (letters, digits, `_`, `-`, `.`). */
+const SHORTHAND = /^([A-Za-z0-9_][A-Za-z0-9_.-]*):(.*)$/s;
+
+/**
+ * dsops's shorthand `<store-or-provider>:<key>` (`ssm:/database/url`, `doppler:TEST`,
+ * `onepass:op://Vault/Item/field`): the store is what comes before the first `:`, the key all
+ * after it (colons included), `#field` as in other forms. A `scheme://…` string (`op://…`) is a
+ * store-native key without its store, not a shorthand: undefined.
+ */
+export function parseShorthand(s: string): SecretRef | undefined {
+  const m = SHORTHAND.exec(s);
+  if (!m || m[2].startsWith("//")) return undefined;
+  const [, store, rest] = m;
+  const what = `reference "${s}"`;
+  if (rest === "") throw new RefError(`${what}: nothing after "${store}:"`, { hint: `e.g. ${store}:<key> or store://${store}/<key>` });
+  const { key, field } = splitField(rest, what);
+  if (key === "") throw new RefError(`${what}: missing key before "#"`, { hint: `e.g. ${store}:<key>#<field>` });
+  return { store, key, ...(field !== undefined ? { field } : {}) };
+}
+
 /** Normalise any `from:` form into a SecretRef. */
 export function parseFrom(from: FromSpec): SecretRef {
-  if (typeof from === "string") return parseStoreUri(from);
+  if (typeof from === "string") {
+    if (isStoreUri(from)) return parseStoreUri(from);
+    const short = parseShorthand(from);
+    if (short) return short;
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(from);
+    const hint = 'e.g. store://aws/myapp/prod#password, aws:myapp/prod#password, {store: aws, key: "myapp/prod"}';
+    if (scheme)
+      throw new RefError(`reference "${from}": a ${scheme[1]}:// key is read by a store; name the store: <store>:${from}, or {store: <store>, key: "${from}"}`, { hint });
+    throw new RefError(`reference "${from}": expected store://<store>/<key> or <store>:<key>`, { hint });
+  }
   const storeName = "store" in from ? from.store : from.provider;
   if (isStoreUri(storeName)) {
     const ref = parseStoreUri(storeName);

@@ -1,7 +1,7 @@
 import { clock as currentClock, type Clock } from "../core/clock";
 import { callWithPolicy, type CallPolicy } from "../core/call";
 import type { Config, Variable } from "./config/load";
-import { DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
+import { ConfigError, DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
 import { extractJsonField } from "./jsonpath";
 import { Limiter } from "../core/limit";
 import { fetchId, type SecretRef } from "./refs";
@@ -32,7 +32,8 @@ export interface EnvResult {
 /** What `plan` shows of a variable: where it comes from, never its value. */
 export interface PlanEntry {
   readonly name: string;
-  readonly source: "literal" | "store";
+  /** `service`: dsops's `from: {service: "svc://…"}`, which names a rotation target, never a value. */
+  readonly source: "literal" | "store" | "service";
   readonly store?: string;
   readonly storeType?: string;
   readonly key?: string;
@@ -40,7 +41,16 @@ export interface PlanEntry {
   readonly version?: string;
   readonly transforms: string[];
   readonly optional: boolean;
+  /** The `svc://…` a service reference names (source `service`), or the variable's `service:`. */
+  readonly service?: string;
+  /** Why a `service` source has no value. */
+  readonly note?: string;
+  /** The variable's free-form `metadata:`, as written. */
+  readonly metadata?: Readonly<Record<string, unknown>>;
 }
+
+/** What `plan` says of a service reference; the resolver refuses it with the same words. */
+export const SERVICE_REF_NOTE = "names a rotation target, never a value: nothing to resolve";
 
 export interface ResolverOptions {
   /** Store calls in flight at once (default the config's resolver.concurrency, else 16). */
@@ -93,6 +103,8 @@ export class Resolver {
     if (!s) {
       const settings = this.config.stores[name];
       if (!settings) throw new DsopsError(`unknown store "${name}"`);
+      const deferred = this.config.storeProblems?.[name];
+      if (deferred?.length) throw new ConfigError(`store "${name}" cannot be used: ${deferred.join("; ")}`, [...deferred], { hint: "set the variable, or give a default: ${NAME:-default}" });
       s = createStore(name, settings, {
         configDir: this.config.dir,
         clock: this.clock,
@@ -151,7 +163,9 @@ export class Resolver {
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((v) => ({
         name: v.name,
-        source: v.spec.literal !== undefined ? ("literal" as const) : ("store" as const),
+        source: v.spec.literal !== undefined ? ("literal" as const) : v.serviceRef !== undefined ? ("service" as const) : ("store" as const),
+        ...(v.spec.literal === undefined && v.serviceRef !== undefined ? { service: v.serviceRef, note: SERVICE_REF_NOTE } : v.spec.service !== undefined ? { service: v.spec.service } : {}),
+        ...(v.spec.metadata !== undefined ? { metadata: v.spec.metadata } : {}),
         ...(v.ref && v.spec.literal === undefined
           ? { store: v.ref.store, storeType: this.config.stores[v.ref.store]?.type, key: v.ref.key, field: v.ref.field, version: v.ref.version }
           : {}),
@@ -219,6 +233,10 @@ export class Resolver {
     if (v.spec.literal !== undefined) {
       return { name: v.name, value: applyTransforms(v.transforms, new Secret(v.spec.literal)), source: "literal" };
     }
+    if (v.serviceRef !== undefined)
+      throw new DsopsError(`from: {service: "${v.serviceRef}"} ${SERVICE_REF_NOTE} (dsops does not resolve it either)`, {
+        hint: `give the credential's own reference in from: (store://<store>/<key> or <store>:<key>) and keep service: "${v.serviceRef}" to tie it to its target`,
+      });
     const ref = v.ref as SecretRef;
     const type = this.config.stores[ref.store]?.type;
     const p = this.config.raw.policies;

@@ -29,28 +29,57 @@ function isTransformName(s: string): s is TransformName {
   return Object.prototype.hasOwnProperty.call(builtins, s);
 }
 
-function startsStep(piece: string, named: ReadonlySet<string>): boolean {
-  const name = piece.split(":")[0].trim();
-  return isTransformName(name) || named.has(name);
+/** True when `text` (after blanks) begins with a transform's or a named chain's name, ending there or at `:`, a blank, `|` or `,`. */
+function startsStepAt(text: string, named: ReadonlySet<string>): boolean {
+  const m = /^\s*([A-Za-z0-9_.-]+)(?=$|[:\s|,])/.exec(text);
+  return m !== null && (isTransformName(m[1]) || named.has(m[1]));
 }
 
 /**
  * Split a chain string into step strings. `|` always separates; `,` separates only where the
  * next piece begins with a transform name, so `join:,` and `replace:a,b:c` keep their commas.
+ * `join:`'s first character is its separator whatever it is (`join:|`, `join:,`, `join:;`),
+ * and its separator runs to the next `|` or `,` that begins a step; a separator that holds
+ * `|` or `,` and then a transform's name (`join:|trim`) is refused as ambiguous.
  */
 export function splitChain(chain: string, named: ReadonlySet<string> = new Set()): string[] {
   const steps: string[] = [];
-  for (const segment of chain.split("|")) {
-    const parts = segment.split(",");
-    let cur: string | undefined;
-    for (const part of parts) {
-      if (cur === undefined) cur = part;
-      else if (startsStep(part, named)) {
-        steps.push(cur);
-        cur = part;
-      } else cur += "," + part;
+  let rest = chain;
+  for (;;) {
+    const join = /^\s*join:/.exec(rest);
+    if (join) {
+      const start = join[0].length;
+      let end = rest.length;
+      for (let i = start + 1; i < rest.length; i++) {
+        if ((rest[i] === "|" || rest[i] === ",") && startsStepAt(rest.slice(i + 1), named)) {
+          end = i;
+          break;
+        }
+      }
+      const sep = rest.slice(start, end);
+      const at = [...sep].findIndex((c, j) => (c === "|" || c === ",") && startsStepAt(sep.slice(j + 1), named));
+      if (at >= 0) {
+        const shown = sep.trim();
+        throw new TransformError(`transform "join:${shown}" is ambiguous: is "${shown}" join's separator, or does "${sep[at]}" start the next step "${sep.slice(at + 1).trim()}"?`, {
+          hint: `write join:${sep.slice(0, Math.max(at, 1))} | ${sep.slice(at + 1).trim()} for a separator and a next step, or give the steps as a list`,
+        });
+      }
+      steps.push(rest.slice(0, end));
+      if (end >= rest.length) break;
+      rest = rest.slice(end + 1);
+      continue;
     }
-    if (cur !== undefined) steps.push(cur);
+    // Up to the next "|", or "," that begins a step.
+    let end = rest.length;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === "|" || (rest[i] === "," && startsStepAt(rest.slice(i + 1), named))) {
+        end = i;
+        break;
+      }
+    }
+    steps.push(rest.slice(0, end));
+    if (end >= rest.length) break;
+    rest = rest.slice(end + 1);
   }
   return steps.map((s) => s.trim()).filter((s, i, all) => s !== "" || all.length === 1);
 }
@@ -155,7 +184,9 @@ function applyStep(step: TransformStep, input: string): string {
         items = undefined;
       }
       if (Array.isArray(items)) return items.map(stringifyExtracted).join(sep);
-      return input.split(/\r?\n/).filter((l) => l !== "").join(sep);
+      // Lines; else the items of a comma-separated string ("a, b, c"), as dsops users expect.
+      if (/[\r\n]/.test(input)) return input.split(/\r?\n/).filter((l) => l !== "").join(sep);
+      return input.split(",").map((i) => i.trim()).filter((i) => i !== "").join(sep);
     }
   }
 }

@@ -8,6 +8,8 @@ import type { Store, StoreContext, StoreFactory } from "./types";
  */
 export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   literal: (name, s) => new (require("./literal") as typeof import("./literal")).LiteralStore(name, s),
+  mock: (name, s) => new (require("./mock") as typeof import("./mock")).MockStore(name, s),
+  json: (name, s, ctx) => new (require("./json") as typeof import("./json")).JsonStore(name, s, ctx),
   env: (name, s, ctx) => new (require("./env") as typeof import("./env")).EnvStore(name, s, ctx),
   file: (name, s, ctx) => new (require("./file") as typeof import("./file")).FileStore(name, s, ctx),
   "aws.secretsmanager": (name, s, ctx) =>

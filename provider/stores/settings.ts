@@ -48,6 +48,21 @@ export const vaultFlatTls = [
 export const storeSettingsSchemas = {
   literal: z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
   env: z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
+  /** Fixed values for tests (dsops's `mock`): `values`, plus dsops's two defaults `test-secret` and `api-key` unless given. */
+  mock: z.strictObject({ type: z.literal("mock"), ...common, values: z.record(z.string(), z.string()).default({}) }),
+  /**
+   * Values of a JSON object (dsops's `json`): from the file `path` (read at each call, relative to
+   * the configuration's folder), or inline `data` (a JSON text or a YAML map). A key is a
+   * top-level name; a value that is not a string is given as its JSON text.
+   */
+  json: z
+    .strictObject({
+      type: z.literal("json"),
+      ...common,
+      path: z.string().optional(),
+      data: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+    })
+    .refine((s) => (s.path === undefined) !== (s.data === undefined), { message: "give either path (a JSON file) or data (inline JSON), not both and not neither" }),
   file: z.strictObject({
     type: z.literal("file"),
     ...common,
@@ -153,8 +168,20 @@ export type StoreType = keyof typeof storeSettingsSchemas;
 export const storeTypes = Object.keys(storeSettingsSchemas) as StoreType[];
 export type StoreSettings = { [T in StoreType]: z.infer<(typeof storeSettingsSchemas)[T]> }[StoreType];
 
+/** Other names of store types that dsops's files use: alias → the type. */
+export const storeTypeAliases: Readonly<Record<string, StoreType | (typeof plannedStoreTypes)[number]>> = {
+  "hashicorp.vault": "vault",
+  "aws-secretsmanager": "aws.secretsmanager",
+  "1password": "onepassword",
+};
+
+/** Store settings dsops spells otherwise, per type: the other spelling → ours. */
+export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record<string, string>>>>> = {
+  vault: { addr: "address" },
+};
+
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "mock", "json", "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
+  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
   "azure.identity", "azure", "doppler", "pass", "keychain", "infisical", "akeyless",
 ] as const;

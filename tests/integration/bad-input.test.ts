@@ -8,7 +8,8 @@ import { dsops } from "../support/cli";
  * Bad input as its own category: malformed dsops.yaml files, references and transform strings,
  * each with the exact message a user sees from `dsops plan` (field, line and column, hint).
  */
-const cases: Array<{ name: string; yaml: string; stderr: string }> = [
+/** `args`: the command run (default `plan --env dev`). */
+const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[] }> = [
   {
     name: "YAML syntax error",
     yaml: "envs:\n  dev: [\n",
@@ -41,8 +42,11 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
   },
   {
     name: "unset environment variable in a store setting",
-    yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: {} }\n',
-    stderr: "error: invalid configuration:\n  - secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n",
+    yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: { X: { from: "store://v/k" } } }\n',
+    // Issue 18: reported when the store is called (plan answers without it: tests/compat/compat.test.ts).
+    stderr:
+      'error: env "dev": 1 variable failed to resolve:\n  - X (store v, key k): store "v" cannot be used: secretStores.v.address: environment variable DSOPS_TEST_UNSET_ADDR is not set (use ${DSOPS_TEST_UNSET_ADDR:-default} for a default) at dsops.yaml:2:30\n',
+    args: ["get", "--env", "dev", "--var", "X"],
   },
   {
     name: "vault: unknown auth_method",
@@ -88,7 +92,7 @@ const cases: Array<{ name: string; yaml: string; stderr: string }> = [
   {
     name: "from of the wrong shape",
     yaml: "secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: 42 }\n",
-    stderr: 'error: invalid configuration:\n  - envs.dev.X.from: expected "store://<store>/<key>", {store, key, version} or {provider, key, version} at dsops.yaml:5:16\n',
+    stderr: 'error: invalid configuration:\n  - envs.dev.X.from: expected "store://<store>/<key>", "<store>:<key>", {store, key, version}, {provider, key, version} or {service: "svc://<type>/<instance>"} at dsops.yaml:5:16\n',
   },
   {
     name: "unknown transform",
@@ -275,7 +279,7 @@ describe("bad input: the exact errors users see", function () {
       writeFileSync(join(dir, "dsops.yaml"), c.yaml);
       const env = { ...process.env };
       delete env.DSOPS_TEST_UNSET_ADDR;
-      const r = dsops(["plan", "--env", "dev"], { cwd: dir, env });
+      const r = dsops(c.args ?? ["plan", "--env", "dev"], { cwd: dir, env });
       assert.equal(r.stderr, c.stderr);
       assert.equal(r.status, 1);
       assert.equal(r.stdout, "");

@@ -15,6 +15,8 @@ import { dsops } from "../support/cli";
 const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   literal: {},
   env: {},
+  mock: {},
+  json: { data: "{}" },
   file: { path: "./unused.store" },
   "aws.secretsmanager": { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },
   "aws.ssm": { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },

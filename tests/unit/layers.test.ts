@@ -33,7 +33,7 @@ describe("layers: the composed dsops.yaml schema", () => {
   it("the engine's loader alone knows no feature: notifications:, metrics: and rotation: are unknown to it", () => {
     const core = createConfigLoader(coreConfigRules);
     assert.deepEqual(problemsOf(() => core.parseConfig("notifications: {}\nenvs:\n  dev:\n    A: {literal: x, rotation: {service: db}}\n", { label: "dsops.yaml" })), [
-      'envs.dev.A.rotation: unknown key "rotation" (expected one of: literal, from, transform, optional, description) at dsops.yaml:4:21',
+      'envs.dev.A.rotation: unknown key "rotation" (expected one of: literal, from, transform, optional, description, service, metadata) at dsops.yaml:4:21',
       'notifications: unknown key "notifications" (expected one of: version, secretStores, providers, services, transforms, envs, templates, policies, resolver) at dsops.yaml:1:1',
     ]);
   });

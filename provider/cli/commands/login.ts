@@ -29,6 +29,8 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
   switch (s.type) {
     case "literal":
     case "env":
+    case "mock":
+    case "json":
       return { nothingToDo: true, guidance: `store "${name}" (${s.type}) needs no login` };
     case "file":
       return {

@@ -10,7 +10,9 @@ export function register(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (o: { env: string; json?: boolean }, cmd: Command) => {
       const { Resolver } = require("../../engine/resolve") as typeof import("../../engine/resolve");
-      const config = loadConfig(cmd);
+      // plan answers without credentials: an unset ${VAR} of a store waits for the store's use,
+      // and other envs' problems are warnings (the whole file is still checked).
+      const config = loadConfig(cmd, { focusEnv: o.env });
       const r = new Resolver(config);
       const plan = r.plan(o.env);
       // What loads but deserves a look (names a shell cannot use, services not rotated yet …), for every env.
@@ -26,9 +28,12 @@ export function register(program: Command): void {
           showName(p.name) + (p.optional ? " (optional)" : ""),
           p.source,
           p.store ? `${p.store} (${p.storeType})` : "-",
-          p.key ? `${p.key}${p.field ? `#${p.field}` : ""}${p.version ? `@${p.version}` : ""}` : "-",
+          p.source === "service" ? (p.service as string) : p.key ? `${p.key}${p.field ? `#${p.field}` : ""}${p.version ? `@${p.version}` : ""}` : "-",
           p.transforms.join(" | ") || "-",
         ]);
-      process.stdout.write(table(rows));
+      let out = table(rows);
+      const services = plan.filter((p) => p.source === "service");
+      if (services.length) out += `\nSOURCE service: ${services.map((p) => showName(p.name)).join(", ")} ${services[0].note} (a secret needs a store reference in from:)\n`;
+      process.stdout.write(out);
     });
 }

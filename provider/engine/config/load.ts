@@ -8,7 +8,7 @@ import { ConfigError, DsopsError } from "../../core/errors";
 import { parseFrom, type SecretRef } from "../refs";
 import { suggest } from "../../core/suggest";
 import { compileTransforms, type TransformStep } from "../transforms";
-import { plannedStoreTypes, storeSettingsSchemas, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
+import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAliases, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
 
 /** A variable of an env, checked and compiled. */
@@ -19,6 +19,11 @@ export interface Variable {
   readonly ref?: SecretRef;
   readonly transforms: TransformStep[];
   readonly optional: boolean;
+  /**
+   * dsops's service reference (`from: {service: "svc://<type>/<instance>"}`): it names a rotation
+   * target, never a value, so there is nothing to resolve (the resolver says so for this variable).
+   */
+  readonly serviceRef?: string;
 }
 
 /** A loaded, checked configuration. */
@@ -37,6 +42,11 @@ export interface Config {
    * strategy its target cannot run. `dsops plan` prints them.
    */
   readonly warnings: readonly string[];
+  /**
+   * Problems of a store that only its use reveals, by store name (loaded with `deferUnsetEnv`:
+   * an unset `${VAR}` in its settings): the resolver refuses to create the store with them.
+   */
+  readonly storeProblems?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface LoadOptions {
@@ -58,6 +68,16 @@ export interface LoadOptions {
    * exists only to rotate). Default false.
    */
   strictRotations?: boolean;
+  /**
+   * An unset `${VAR}` in a store's settings is reported when the store is called, not when the
+   * file loads (`dsops plan`: it answers without credentials). Default false.
+   */
+  deferUnsetEnv?: boolean;
+  /**
+   * The env a command works on: problems under other envs (`envs.<other>.…`) are warnings, not
+   * errors, so one broken env does not refuse another (`dsops plan --env E`).
+   */
+  focusEnv?: string;
 }
 
 export type Path = Array<string | number>;
@@ -216,7 +236,7 @@ function knownKeys(schema: z.ZodType, path: Path): string[] {
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
 
-function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Path, loc: Locator): string[] {
+function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Path, loc: Locator, written: (p: Path) => Path = (p) => p): string[] {
   const out: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...(issue.path as Path)];
@@ -224,13 +244,20 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       const known = knownKeys(schema, issue.path as Path);
       for (const k of issue.keys) {
         const hint = suggest(k, known);
+        const at = written([...path, k]);
         out.push(
-          `${formatPath([...path, k])}: unknown key "${k}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (expected one of: ${known.join(", ")})` : ""}${loc.at([...path, k], true)}`,
+          `${formatPath(at)}: unknown key "${k}"${hint ? ` (did you mean "${hint}"?)` : known.length ? ` (expected one of: ${known.join(", ")})` : ""}${loc.at(at, true)}`,
         );
       }
       continue;
     }
     if (issue.code === "invalid_union") {
+      // When one form alone fits the value's shape (its issues are all inside the value), say what is wrong inside it.
+      const fits = (issue.errors ?? []).filter((errs) => errs.length > 0 && errs.every((e) => e.path.length > 0));
+      if (fits.length === 1 && path[path.length - 1] === "templates") {
+        out.push(...issueMessages(schema, fits[0].map((e) => ({ ...e, path: [...(issue.path as Path), ...(e.path as Path)] }) as z.core.$ZodIssue), prefix, loc, written));
+        continue;
+      }
       out.push(`${formatPath(path)}: ${unionMessage(path)}${loc.at(path)}`);
       continue;
     }
@@ -246,7 +273,8 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
 
 function unionMessage(path: Path): string {
   const last = path[path.length - 1];
-  if (last === "from") return `expected "store://<store>/<key>", {store, key, version} or {provider, key, version}`;
+  if (last === "from") return `expected "store://<store>/<key>", "<store>:<key>", {store, key, version}, {provider, key, version} or {service: "svc://<type>/<instance>"}`;
+  if (last === "templates") return "expected a map of templates by name, or a list of {name, format, env, out, template_path}";
   if (last === "transform") return "expected a transform chain string or a list of transform strings";
   if (last === "version") return "expected 0 or 1";
   return "value has the wrong shape";
@@ -272,33 +300,123 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: Path, pr
   return value;
 }
 
+/**
+ * A store entry as dsops's files write it, brought to ours: a type alias (`hashicorp.vault`),
+ * settings nested under `config:` (dsops's newer examples), another spelling of a setting
+ * (Vault's `addr`). `moved` maps each key of the result to where it was written, relative to
+ * the entry, so messages point at what the user wrote; the problems are the conflicts.
+ */
+export function normaliseStoreEntry(raw: Record<string, unknown>): { entry: Record<string, unknown>; moved: Map<string, Path>; problems: Array<{ path: Path; message: string; key?: boolean }> } {
+  const moved = new Map<string, Path>();
+  const problems: Array<{ path: Path; message: string; key?: boolean }> = [];
+  const entry: Record<string, unknown> = Object.create(null);
+  for (const [k, v] of Object.entries(raw)) if (k !== "config") entry[k] = v;
+  if (typeof entry.type === "string" && Object.hasOwn(storeTypeAliases, entry.type)) entry.type = storeTypeAliases[entry.type];
+  if (Object.hasOwn(raw, "config")) {
+    const nested = raw.config;
+    if (!nested || typeof nested !== "object" || Array.isArray(nested)) problems.push({ path: ["config"], message: "expected a map of the store's settings (config: {values: …})" });
+    else
+      for (const [k, v] of Object.entries(nested)) {
+        if (k === "type") {
+          problems.push({ path: ["config", k], message: "the store type goes beside config:, not inside it", key: true });
+          continue;
+        }
+        if (Object.hasOwn(entry, k)) {
+          problems.push({ path: ["config", k], message: `"${k}" is given both beside config: and inside it; keep one`, key: true });
+          continue;
+        }
+        entry[k] = v;
+        moved.set(k, ["config", k]);
+      }
+  }
+  const aliases = storeKeyAliases[entry.type as StoreType] ?? {};
+  for (const [theirs, ours] of Object.entries(aliases)) {
+    if (!Object.hasOwn(entry, theirs)) continue;
+    const at = moved.get(theirs) ?? [theirs];
+    if (Object.hasOwn(entry, ours)) {
+      problems.push({ path: at, message: `"${theirs}" is another spelling of "${ours}", which is given too; keep one`, key: true });
+      delete entry[theirs];
+      continue;
+    }
+    // Renamed in place: messages keep the order the settings are written in.
+    const renamed = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k === theirs ? ours : k, v]));
+    for (const k of Object.keys(entry)) delete entry[k];
+    Object.assign(entry, renamed);
+    moved.delete(theirs);
+    moved.set(ours, at);
+  }
+  return { entry, moved, problems };
+}
+
+/** Options of `parseStoreSettings`. */
+export interface StoreSettingsOptions {
+  /**
+   * An unset `${VAR}` is not a problem of the file but of the store's use: it comes back in
+   * `deferred` (each formatted like a problem), and the settings are checked without it (plan).
+   */
+  deferUnsetEnv?: boolean;
+}
+
 /** Check a store entry against its type's settings schema. */
 export function parseStoreSettings(
   raw: unknown,
   path: Path,
   env: NodeJS.ProcessEnv,
   loc: Locator = new Locator(),
-): { settings?: StoreSettings; problems: string[] } {
+  opts: StoreSettingsOptions = {},
+): { settings?: StoreSettings; problems: string[]; deferred: string[] } {
   const problems: string[] = [];
-  const type = (raw as { type?: unknown })?.type;
-  if (typeof type !== "string") return { problems: [`${formatPath([...path, "type"])}: missing store type${loc.at(path)}`] };
+  const deferred: string[] = [];
+  const given = (raw as { type?: unknown })?.type;
+  if (typeof given !== "string") return { problems: [`${formatPath([...path, "type"])}: missing store type${loc.at(path)}`], deferred };
+  const norm = normaliseStoreEntry(raw as Record<string, unknown>);
+  for (const p of norm.problems) problems.push(`${formatPath([...path, ...p.path])}: ${p.message}${loc.at([...path, ...p.path], p.key)}`);
+  const type = norm.entry.type as string;
+  const shown = type === given ? `"${type}"` : `"${given}" (= ${type})`;
   if (!(storeTypes as string[]).includes(type)) {
     if ((plannedStoreTypes as readonly string[]).includes(type))
-      return { problems: [`${formatPath([...path, "type"])}: store type "${type}" is not supported yet (supported: ${storeTypes.join(", ")})${loc.at([...path, "type"])}`] };
-    const hint = suggest(type, [...storeTypes, ...plannedStoreTypes]);
+      return { problems: [`${formatPath([...path, "type"])}: store type ${shown} is not supported yet (supported: ${storeTypes.join(", ")})${loc.at([...path, "type"])}`], deferred };
+    const hint = suggest(type, [...storeTypes, ...plannedStoreTypes, ...Object.keys(storeTypeAliases)]);
     return {
       problems: [
         `${formatPath([...path, "type"])}: unknown store type "${type}"${hint ? ` (did you mean "${hint}"?)` : ` (supported: ${storeTypes.join(", ")})`}${loc.at([...path, "type"])}`,
       ],
+      deferred,
     };
   }
+  // A path inside the normalised entry, back to where the user wrote it.
+  const written = (p: Path): Path => {
+    const rel = p.slice(path.length);
+    const at = rel.length ? norm.moved.get(String(rel[0])) : undefined;
+    return at ? [...path, ...at, ...rel.slice(1)] : p;
+  };
   const envProblems: Array<{ path: Path; message: string }> = [];
-  const expanded = expandEnv(raw, env, path, envProblems);
-  for (const p of envProblems) problems.push(`${formatPath(p.path)}: ${p.message}${loc.at(p.path)}`);
+  const expanded = expandEnv(norm.entry, env, path, envProblems);
+  const unsetAt = new Set<string>();
+  for (const p of envProblems) {
+    const w = written(p.path);
+    if (opts.deferUnsetEnv) {
+      unsetAt.add(formatPath(p.path));
+      deferred.push(`${formatPath(w)}: ${p.message}${loc.at(w)}`);
+    } else problems.push(`${formatPath(w)}: ${p.message}${loc.at(w)}`);
+  }
   const schema = storeSettingsSchemas[type as StoreType];
   const parsed = schema.safeParse(expanded);
-  if (!parsed.success) problems.push(...issueMessages(schema, parsed.error.issues, path, loc));
-  return { settings: parsed.success ? (parsed.data as StoreSettings) : undefined, problems };
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .filter((i) => !unsetAt.has(formatPath([...path, ...(i.path as Path)])))
+      .map((i) => {
+        const at = i.path.length ? norm.moved.get(String(i.path[0])) : undefined;
+        if (i.code === "unrecognized_keys") return i; // keys of the entry itself; mapped below
+        return at ? ({ ...i, path: [...at, ...i.path.slice(1)] } as z.core.$ZodIssue) : i;
+      });
+    problems.push(...issueMessages(schema, issues, path, loc, written));
+    if (!issues.length && deferred.length) {
+      // Only the unset variables spoil the settings: plan goes on with what the file says.
+      return { settings: { ...(norm.entry as object), type } as StoreSettings, problems, deferred };
+    }
+  }
+  return { settings: parsed.success ? (parsed.data as StoreSettings) : undefined, problems, deferred };
 }
 
 /** Paths of every `__proto__` key under `value` (zod and plain objects would drop them silently). Iterative: deep nesting cannot overflow the stack. */
@@ -334,13 +452,50 @@ function issuesOnly(issues: z.core.$ZodIssue[], only?: (path: Path) => boolean):
   });
 }
 
+/**
+ * dsops's service reference `svc://<type>/<instance>[?kind=<kind>]`: its parts, or what is wrong
+ * with it.
+ */
+export function parseServiceUri(uri: string): { type: string; instance: string; kind?: string } | string {
+  const m = /^svc:\/\/([^/?#]+)\/([^/?#]+)(?:\?kind=([^&#]+))?$/.exec(uri);
+  if (!m) return `service reference "${uri}": expected svc://<type>/<instance> or svc://<type>/<instance>?kind=<kind> (e.g. svc://postgresql/prod-db?kind=password)`;
+  return { type: m[1], instance: m[2], ...(m[3] ? { kind: m[3] } : {}) };
+}
+
+/** Why a variable's `service:` (a `services:` name or `svc://…`) names no service of the file, or undefined. */
+function checkServiceName(service: string, names: readonly string[]): string | undefined {
+  let name = service;
+  if (service.startsWith("svc://")) {
+    const p = parseServiceUri(service);
+    if (typeof p === "string") return p;
+    name = p.instance;
+  }
+  if (names.includes(name)) return undefined;
+  const hint = suggest(name, names);
+  return `service "${name}" is not in services:${hint ? ` (did you mean "${hint}"?)` : ""}; kept as a note, nothing rotates it`;
+}
+
 /** Build a checked Config from a plain object (already parsed YAML, or an inline Pulumi config). */
 function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
   // Checked first: the schema would drop such keys without a word.
   const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
-  const parsed = rules.schema.safeParse(input ?? {});
+  const warnings: string[] = [];
+  const focus = opts.focusEnv;
+  /** A path under another env than the one the command works on. */
+  const elsewhere = (path: Path) => focus !== undefined && path[0] === "envs" && path.length > 1 && String(path[1]) !== focus;
+  let parsed = rules.schema.safeParse(input ?? {});
+  if (!parsed.success && focus !== undefined && input && typeof input === "object") {
+    // Other envs' shape problems become warnings; the file is read again without those envs.
+    const other = parsed.error.issues.filter((i) => elsewhere(i.path as Path));
+    if (other.length) {
+      warnings.push(...issueMessages(rules.schema, other, [], loc));
+      const envs = { ...((input as { envs?: Record<string, unknown> }).envs ?? {}) };
+      for (const i of other) delete envs[String(i.path[1])];
+      parsed = rules.schema.safeParse({ ...(input as object), envs });
+    }
+  }
   if (!parsed.success) {
     problems.push(...issueMessages(rules.schema, parsed.error.issues, [], loc));
     throw new ConfigError(problems.join("\n"), problems);
@@ -355,15 +510,21 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
     envs: ownRecord(Object.fromEntries(Object.entries(data.envs).map(([k, v]) => [k, ownRecord(v)]))),
     templates: ownRecord(data.templates),
   };
-  const warnings: string[] = [];
+  /** An error, or a warning when it belongs to another env than the one in focus. */
+  const problem = (path: Path, message: string) => (elsewhere(path) ? warnings : problems).push(message);
+  const storeProblems: Record<string, string[]> = Object.create(null);
 
   const stores: Record<string, StoreSettings> = Object.create(null);
   for (const section of ["secretStores", "providers"] as const) {
     for (const [name, entry] of Object.entries(raw[section])) {
       if (stores[name]) continue; // secretStores win over legacy providers of the same name
-      const r = parseStoreSettings(entry, [section, name], env, loc);
+      const r = parseStoreSettings(entry, [section, name], env, loc, { deferUnsetEnv: opts.deferUnsetEnv });
       problems.push(...r.problems);
       if (r.settings) stores[name] = r.settings;
+      if (r.deferred.length) {
+        storeProblems[name] = r.deferred;
+        for (const d of r.deferred) warnings.push(d.replace(/( at [^ ]+:\d+:\d+)?$/, (at) => `; a command that calls store "${name}" stops here${at}`));
+      }
     }
   }
   const allStoreNames = [...new Set([...Object.keys(raw.secretStores), ...Object.keys(raw.providers)])];
@@ -377,35 +538,54 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
   }
 
   const envs: Record<string, Record<string, Variable>> = Object.create(null);
+  const serviceNames = Object.keys(raw.services);
   for (const [envName, vars] of Object.entries(raw.envs)) {
     envs[envName] = Object.create(null);
     for (const [varName, spec] of Object.entries(vars)) {
       const path: Path = ["envs", envName, varName];
       const badName = checkVariableName(varName);
       if (badName?.error) {
-        problems.push(`${formatPath(path)}: ${badName.error}${loc.at(path, true)}`);
+        problem(path, `${formatPath(path)}: ${badName.error}${loc.at(path, true)}`);
         continue;
       }
       if (badName?.warning) warnings.push(`${formatPath(path)}: ${badName.warning}${loc.at(path, true)}`);
       if (spec.literal === undefined && spec.from === undefined) {
-        problems.push(`${formatPath(path)}: needs "literal" or "from"${loc.at(path)}`);
+        problem(path, `${formatPath(path)}: needs "literal" or "from"${loc.at(path)}`);
         continue;
       }
+      if (spec.service !== undefined) {
+        const why = checkServiceName(spec.service, serviceNames);
+        if (why) warnings.push(`${formatPath([...path, "service"])}: ${why}${loc.at([...path, "service"])}`);
+      }
       let ref: SecretRef | undefined;
-      if (spec.literal === undefined && spec.from !== undefined) {
-        try {
-          ref = parseFrom(spec.from);
-        } catch (e) {
-          problems.push(`${formatPath([...path, "from"])}: ${(e as Error).message}${loc.at([...path, "from"])}`);
+      let serviceRef: string | undefined;
+      const from = spec.from;
+      const svc = typeof from === "string" ? (from.startsWith("svc://") ? from : undefined) : from && "service" in from ? from.service : undefined;
+      if (spec.literal === undefined && svc !== undefined) {
+        const where = typeof from === "string" ? [...path, "from"] : [...path, "from", "service"];
+        const bad = parseServiceUri(svc);
+        if (typeof bad === "string") {
+          problem(path, `${formatPath([...path, "from"])}: ${bad}${loc.at(where)}`);
           continue;
         }
-        const where = typeof spec.from === "string" || (typeof spec.from === "object" && "store" in spec.from && spec.from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in (spec.from as object) ? "store" : "provider"];
+        const why = checkServiceName(svc, serviceNames);
+        if (why) warnings.push(`${formatPath([...path, "from"])}: ${why}${loc.at(where)}`);
+        serviceRef = svc;
+      } else if (spec.literal === undefined && from !== undefined) {
+        try {
+          ref = parseFrom(from as Exclude<typeof from, { service: string }>);
+        } catch (e) {
+          problem(path, `${formatPath([...path, "from"])}: ${(e as Error).message}${loc.at([...path, "from"])}`);
+          continue;
+        }
+        const where = typeof from === "string" || ("store" in from && from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in from ? "store" : "provider"];
         if (!allStoreNames.includes(ref.store)) {
           if (Object.hasOwn(raw.services, ref.store))
-            problems.push(`${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where)}`);
+            problem(path, `${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where)}`);
           else {
             const hint = suggest(ref.store, allStoreNames);
-            problems.push(
+            problem(
+              path,
               `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where)}`,
             );
           }
@@ -413,7 +593,8 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
         }
         const type = stores[ref.store]?.type;
         if (ref.options && type && type !== "aws.secretsmanager") {
-          problems.push(
+          problem(
+            path,
             `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where)}`,
           );
           continue;
@@ -423,16 +604,16 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
       try {
         transforms = compileTransforms(spec.transform, raw.transforms);
       } catch (e) {
-        problems.push(`${formatPath([...path, "transform"])}: ${(e as Error).message}${loc.at([...path, "transform"])}`);
+        problem(path, `${formatPath([...path, "transform"])}: ${(e as Error).message}${loc.at([...path, "transform"])}`);
         continue;
       }
-      envs[envName][varName] = { name: varName, spec, ...(ref ? { ref } : {}), transforms, optional: spec.optional === true };
+      envs[envName][varName] = { name: varName, spec, ...(ref ? { ref } : {}), ...(serviceRef ? { serviceRef } : {}), transforms, optional: spec.optional === true };
     }
   }
 
   if (rules.checks.length) {
     const findings: Findings = {
-      error: (path, message, key) => problems.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
+      error: (path, message, key) => problem(path, `${formatPath(path)}: ${message}${loc.at(path, key)}`),
       warn: (path, message, key) => warnings.push(`${formatPath(path)}: ${message}${loc.at(path, key)}`),
       parse: (schema, value, prefix, only) => {
         const r = schema.safeParse(value);
@@ -446,7 +627,15 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
   }
 
   if (problems.length) throw new ConfigError(problems.join("\n"), problems);
-  return { ...(opts.file ? { file: opts.file } : {}), dir: opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()), raw, stores, envs, warnings };
+  return {
+    ...(opts.file ? { file: opts.file } : {}),
+    dir: opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()),
+    raw,
+    stores,
+    envs,
+    warnings,
+    ...(Object.keys(storeProblems).length ? { storeProblems } : {}),
+  };
 }
 
 /**

@@ -14,11 +14,17 @@ import { z } from "zod";
  * typed with every section without the engine naming one.
  */
 
-/** A `from:` in any form: `store://…`, `{store, key, version}`, `{store: "store://…"}`, legacy `{provider, key, version}`. */
+/**
+ * A `from:` in any form: `store://…`, dsops's shorthand `<store>:<key>`, `{store, key, version}`,
+ * `{store: "store://…"}`, legacy `{provider, key, version}`, and dsops's service reference
+ * `{service: "svc://<type>/<instance>"}` (or the string `svc://…`), which names a rotation
+ * target, never a value.
+ */
 export const fromSchema = z.union([
   z.string(),
   z.strictObject({ store: z.string(), key: z.string().optional(), version: z.string().optional() }),
   z.strictObject({ provider: z.string(), key: z.string(), version: z.string().optional() }),
+  z.strictObject({ service: z.string() }),
 ]);
 
 const transformSpec = z.union([z.string(), z.array(z.string())]);
@@ -30,6 +36,10 @@ export const variableShape = {
   transform: transformSpec.optional(),
   optional: z.boolean().optional(),
   description: z.string().optional(),
+  /** The rotation target (a `services:` name or `svc://<type>/<instance>`) this secret belongs to; kept and shown by `plan`. */
+  service: z.string().optional(),
+  /** Free-form notes (owner, ticket, …): kept, shown by `plan --json`, never read by the engine. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
 };
 
 /** A store entry before its type-specific check. */
@@ -46,6 +56,18 @@ export const templateSchema = z.strictObject({
   template_path: z.string().optional(),
   out: z.string().optional(),
 });
+
+/** dsops's list form of `templates:`: `[{name, format, env, out, template_path}]`, read as the map keyed by `name`. */
+export const templateListSchema = z.array(z.strictObject({ name: z.string().min(1), ...templateSchema.shape })).transform((list, ctx) => {
+  const out: Record<string, z.infer<typeof templateSchema>> = Object.create(null);
+  list.forEach(({ name, ...t }, i) => {
+    if (Object.hasOwn(out, name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `a second template named "${name}" (names are unique)`, input: name });
+    else out[name] = t;
+  });
+  return out;
+});
+
+export type TemplateSpec = z.infer<typeof templateSchema>;
 
 export const policiesSchema = z.strictObject({
   allowed_store_types: z.array(z.string()).optional(),
@@ -83,7 +105,7 @@ export function composeConfigSchema(ext: ConfigExtension) {
     services: z.record(z.string(), serviceSchema).default({}),
     transforms: z.record(z.string(), transformSpec).default({}),
     envs: z.record(z.string(), z.record(z.string(), variable)).default({}),
-    templates: z.record(z.string(), templateSchema).default({}),
+    templates: z.union([z.record(z.string(), templateSchema), templateListSchema]).default({}),
     policies: policiesSchema.optional(),
     ...ext.sections,
     resolver: resolverSchema.optional(),
