@@ -127,7 +127,12 @@ class Operations {
   get metrics(): DsopsMetrics | undefined {
     if (this.sink === undefined) {
       if (this.opts.metrics !== undefined) this.sink = this.opts.metrics;
-      else this.sink = (require("../metrics/index") as typeof import("../metrics/index")).defaultMetrics();
+      else {
+        this.sink = (require("../metrics/index") as typeof import("../metrics/index")).defaultMetrics();
+        // The process's registry carries the configuration's constant labels (`metrics.prometheus.labels`).
+        const labels = this.config.raw.metrics?.prometheus?.labels;
+        if (labels && Object.keys(labels).length) this.sink.registry.setDefaultLabels({ ...labels });
+      }
     }
     return this.sink || undefined;
   }
@@ -138,7 +143,8 @@ class Operations {
     if (!file || this.opts.metrics === false || !this.engine) return;
     try {
       const { metricsFromHistory } = require("../metrics/history") as typeof import("../metrics/history");
-      await metricsFromHistory(await this.engine.history()).writeTextfile(isAbsolute(file) ? file : resolvePath(this.config.dir, file));
+      const { DsopsMetrics } = require("../metrics/index") as typeof import("../metrics/index");
+      await metricsFromHistory(await this.engine.history(), new DsopsMetrics(this.config.raw.metrics?.prometheus?.labels)).writeTextfile(isAbsolute(file) ? file : resolvePath(this.config.dir, file));
     } catch (e) {
       process.stderr.write(`warning: metrics textfile ${file}: ${errorMessage(e)}\n`);
     }

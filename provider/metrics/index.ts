@@ -20,7 +20,9 @@ export class DsopsMetrics implements MetricsPort {
   readonly healthStatus: Gauge<"service" | "env" | "check" | "type">;
   readonly notificationsDropped: Counter<"channel" | "event">;
 
-  constructor() {
+  /** `labels`: constant labels on every metric (`metrics.prometheus.labels`). */
+  constructor(labels: Readonly<Record<string, string>> = {}) {
+    if (Object.keys(labels).length) this.registry.setDefaultLabels({ ...labels });
     const registers = [this.registry];
     this.rotationStarted = new Counter({ name: "dsops_rotation_started_total", help: "Rotations started", labelNames: ["service", "env", "strategy"], registers });
     this.rotationCompleted = new Counter({

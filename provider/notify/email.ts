@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "n
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import nodemailer from "nodemailer";
 import { DsopsError } from "../core/errors";
-import { emailSettingsSchema } from "./settings";
+import { channelTimeoutMs, emailSettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 import { eventFacts, parseSettings, wants } from "./util";
 
@@ -38,6 +38,17 @@ export function digestMessage(events: RotationEvent[], mode: string): { subject:
   return { subject, text, html };
 }
 
+/**
+ * nodemailer's TLS options of the `smtp:` settings: dsops's `tls` (true: TLS from the first byte;
+ * `starttls`: STARTTLS required; false: plaintext, STARTTLS not tried) wins over ours.
+ */
+export function smtpTls(smtp: { tls?: boolean | "starttls"; secure: boolean; require_tls: boolean }): { secure: boolean; requireTLS: boolean; ignoreTLS: boolean } {
+  if (smtp.tls === true) return { secure: true, requireTLS: false, ignoreTLS: false };
+  if (smtp.tls === "starttls") return { secure: false, requireTLS: true, ignoreTLS: false };
+  if (smtp.tls === false) return { secure: false, requireTLS: false, ignoreTLS: true };
+  return { secure: smtp.secure, requireTLS: smtp.require_tls, ignoreTLS: false };
+}
+
 interface Queue {
   events: RotationEvent[];
 }
@@ -54,18 +65,30 @@ export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: st
   const to = Array.isArray(s.to) ? s.to : [s.to];
   const queuePath = s.queue_path ? (isAbsolute(s.queue_path) ? s.queue_path : resolve(ctx.configDir, s.queue_path)) : join(ctx.configDir, ".dsops", "email-queue.json");
 
+  const tls = smtpTls(s.smtp);
+  const port = s.smtp.port ?? (tls.secure ? 465 : 587);
+  const timeoutMs = channelTimeoutMs(s);
+  const caPath = s.smtp.ca_file ? (isAbsolute(s.smtp.ca_file) ? s.smtp.ca_file : resolve(ctx.configDir, s.smtp.ca_file)) : undefined;
+
   async function transport() {
     const password = s.smtp.password !== undefined ? await ctx.resolveSetting(s.smtp.password) : undefined;
+    let ca: string | undefined;
+    if (caPath) {
+      try {
+        ca = readFileSync(caPath, "utf8");
+      } catch (e) {
+        throw new DsopsError(`${path}.smtp.ca_file: cannot read ${caPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
     return nodemailer.createTransport({
       host: s.smtp.host,
-      port: s.smtp.port,
-      secure: s.smtp.secure,
-      requireTLS: s.smtp.require_tls,
+      port,
+      ...tls,
       ...(s.smtp.username ? { auth: { user: s.smtp.username, pass: password ?? "" } } : {}),
-      tls: { rejectUnauthorized: s.smtp.tls_verify },
-      connectionTimeout: s.timeout_ms,
-      greetingTimeout: s.timeout_ms,
-      socketTimeout: s.timeout_ms,
+      tls: { rejectUnauthorized: s.smtp.tls_verify, ...(ca ? { ca } : {}) },
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
     });
   }
 
@@ -75,7 +98,7 @@ export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: st
       await t.sendMail({ from: s.from, to, subject, text, html, headers: { "X-Dsops": "rotation" } });
     } catch (e) {
       // nodemailer's messages name the server and the SMTP reply; never the password.
-      throw new DsopsError(`smtp ${s.smtp.host}:${s.smtp.port}: ${(e as Error).message}`);
+      throw new DsopsError(`smtp ${s.smtp.host}:${port}: ${(e as Error).message}`);
     } finally {
       t.close();
     }

@@ -1,6 +1,6 @@
 import { ConfigError } from "../core/errors";
 import { post } from "./http";
-import { pagerdutySettingsSchema } from "./settings";
+import { channelRetry, channelTimeoutMs, pagerdutySettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 import { parseSettings, wants } from "./util";
 
@@ -8,7 +8,7 @@ import { parseSettings, wants } from "./util";
 export const pagerdutyDedupKey = (e: Pick<RotationEvent, "service" | "env">): string => `dsops-${e.service}-${e.env}`;
 
 /** The Events v2 body of an event, or undefined when PagerDuty is not told about it. */
-export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; severity: string; autoResolve: boolean }): Record<string, unknown> | undefined {
+export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; severity: string; autoResolve: boolean; serviceId?: string }): Record<string, unknown> | undefined {
   const dedup_key = pagerdutyDedupKey(e);
   if (e.type === "completed") return o.autoResolve ? { routing_key: o.routingKey, event_action: "resolve", dedup_key } : undefined;
   if (e.type !== "failed" && e.type !== "rollback") return undefined;
@@ -37,6 +37,7 @@ export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; seve
         ...(e.trigger ? { trigger: e.trigger } : {}),
         ...(e.error ? { error: e.error } : {}),
         ...(e.who ? { who: e.who } : {}),
+        ...(o.serviceId ? { service_id: o.serviceId } : {}),
       },
     },
   };
@@ -53,9 +54,9 @@ export function createPagerdutyNotifier(raw: unknown, ctx: NotifierContext, path
     accepts: (e) => s.enabled && (e.type === "failed" || e.type === "rollback" || (e.type === "completed" && s.auto_resolve)) && wants(s.events, e),
     async send(e) {
       const routingKey = await ctx.resolveSetting(key);
-      const body = pagerdutyPayload(e, { routingKey, severity: s.severity, autoResolve: s.auto_resolve });
+      const body = pagerdutyPayload(e, { routingKey, severity: s.severity, autoResolve: s.auto_resolve, serviceId: s.service_id });
       if (!body) return;
-      await post(s.events_url, { headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeoutMs: s.timeout_ms, retries: 2, backoffMs: 500, clock: ctx.clock });
+      await post(s.events_url, { headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeoutMs: channelTimeoutMs(s), ...channelRetry(s.retry, { retries: 2, backoffMs: 500 }), clock: ctx.clock });
     },
   };
 }

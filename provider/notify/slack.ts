@@ -1,5 +1,5 @@
 import { post } from "./http";
-import { slackSettingsSchema } from "./settings";
+import { channelRetry, channelTimeoutMs, slackSettingsSchema } from "./settings";
 import { parseSettings, eventFacts, wants } from "./util";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 
@@ -13,6 +13,17 @@ export function slackMention(m: string): string {
   return `@${t}`;
 }
 
+/** Our list (failure and rollback alike), or dsops's `{on_failure, on_rollback}`. */
+export type SlackMentions = string[] | { on_failure?: string | string[]; on_rollback?: string | string[] };
+
+/** Who is mentioned in an event's message: nobody but on failure and rollback. */
+export function mentionsFor(e: RotationEvent, m: SlackMentions | undefined): string[] {
+  if (!m || (e.type !== "failed" && e.type !== "rollback")) return [];
+  if (Array.isArray(m)) return m;
+  const who = (e.type === "failed" ? m.on_failure : m.on_rollback) ?? [];
+  return typeof who === "string" ? [who] : who;
+}
+
 const ICONS: Record<RotationEvent["type"], string> = {
   started: ":arrows_counterclockwise:",
   completed: ":white_check_mark:",
@@ -22,9 +33,9 @@ const ICONS: Record<RotationEvent["type"], string> = {
 };
 
 /** The Block Kit message of an event (plain data: tests and `--dry-run` can show it). */
-export function slackPayload(e: RotationEvent, opts: { mentions?: string[]; channel?: string; username?: string; icon_emoji?: string } = {}): Record<string, unknown> {
-  const alarm = e.type === "failed" || e.type === "rollback";
-  const mentions = alarm && opts.mentions?.length ? opts.mentions.map(slackMention).join(" ") : "";
+export function slackPayload(e: RotationEvent, opts: { mentions?: SlackMentions; channel?: string; username?: string; icon_emoji?: string } = {}): Record<string, unknown> {
+  const who = mentionsFor(e, opts.mentions);
+  const mentions = who.length ? who.map(slackMention).join(" ") : "";
   const headline = `${e.title}: ${e.service} (${e.env})`;
   const fields = eventFacts(e).map(([k, v]) => ({ type: "mrkdwn", text: `*${k}:*\n${v}` }));
   const blocks: Array<Record<string, unknown>> = [
@@ -62,9 +73,8 @@ export function createSlackNotifier(raw: unknown, ctx: NotifierContext, path: st
       await post(url, {
         headers: { "content-type": "application/json" },
         body: JSON.stringify(slackPayload(e, s)),
-        timeoutMs: s.timeout_ms,
-        retries: 1,
-        backoffMs: 250,
+        timeoutMs: channelTimeoutMs(s),
+        ...channelRetry(s.retry, { retries: 1, backoffMs: 250 }),
         clock: ctx.clock,
       });
     },

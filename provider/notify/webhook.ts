@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from "node:crypto";
 import { renderTemplate } from "../engine/template";
 import { post } from "./http";
-import { webhookSettingsSchema } from "./settings";
+import { channelRetry, channelTimeoutMs, webhookSettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 import { parseSettings, wants } from "./util";
 
@@ -24,13 +24,16 @@ export function templateVariables(e: RotationEvent): Record<string, string> {
 /** A generic webhook: method, headers, body template, HMAC signature, timeout, retries with backoff. */
 export function createWebhookNotifier(raw: unknown, ctx: NotifierContext, path: string): Notifier {
   const s = parseSettings(webhookSettingsSchema, raw, path);
+  const template = s.template ?? s.payload_template;
+  const templateName = `${path}.${s.template !== undefined ? "template" : "payload_template"}`;
+  const retry = channelRetry(s.retry, { retries: s.retries, backoffMs: s.backoff_ms });
   const name = `webhook:${s.name ?? path.replace(/^.*\[(\d+)\]$/, "$1")}`;
   return {
     type: "webhook",
     name,
     accepts: (e) => s.enabled && wants(s.events, e),
     async send(e) {
-      const body = s.template ? renderTemplate(s.template, templateVariables(e), { name: `${path}.template`, env: {} }) : JSON.stringify(e);
+      const body = template ? renderTemplate(template, templateVariables(e), { name: templateName, env: {} }) : JSON.stringify(e);
       const url = await ctx.resolveSetting(s.url);
       const key = s.secret ? await ctx.resolveSetting(s.secret) : undefined;
       const delivery = randomUUID();
@@ -45,9 +48,8 @@ export function createWebhookNotifier(raw: unknown, ctx: NotifierContext, path: 
           ...(key ? { [s.signature_header]: webhookSignature(key, body) } : {}),
         },
         body,
-        timeoutMs: s.timeout_ms,
-        retries: s.retries,
-        backoffMs: s.backoff_ms,
+        timeoutMs: channelTimeoutMs(s),
+        ...retry,
         clock: ctx.clock,
       });
     },

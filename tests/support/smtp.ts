@@ -6,6 +6,15 @@ export interface ReceivedMail {
   readonly to: string[];
   readonly raw: string;
   readonly user?: string;
+  /** Whether the session ran over TLS (implicit or after STARTTLS). */
+  readonly secure: boolean;
+}
+
+/** TLS of the test server: `implicit` TLS from the first byte, or `starttls` offered; key and certificate in PEM. */
+export interface SmtpTls {
+  readonly mode: "implicit" | "starttls";
+  readonly key: string;
+  readonly cert: string;
 }
 
 /**
@@ -19,12 +28,13 @@ export interface SmtpReceiver {
   close(): Promise<void>;
 }
 
-export async function startSmtp(auth?: { user: string; password: string }): Promise<SmtpReceiver> {
+export async function startSmtp(auth?: { user: string; password: string }, tls?: SmtpTls): Promise<SmtpReceiver> {
   const mails: ReceivedMail[] = [];
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   const server = new SMTPServer({
-    secure: false,
-    disabledCommands: auth ? ["STARTTLS"] : ["STARTTLS", "AUTH"],
+    secure: tls?.mode === "implicit",
+    ...(tls ? { key: tls.key, cert: tls.cert } : {}),
+    disabledCommands: [...(tls?.mode === "starttls" ? [] : ["STARTTLS"]), ...(auth ? [] : ["AUTH"])],
     authOptional: !auth,
     allowInsecureAuth: true,
     logger: false,
@@ -41,6 +51,7 @@ export async function startSmtp(auth?: { user: string; password: string }): Prom
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks).toString("utf8"),
           ...(typeof session.user === "string" ? { user: session.user } : {}),
+          secure: Boolean((session as { secure?: boolean }).secure),
         });
         for (const w of waiters.filter((w) => mails.length >= w.count)) {
           waiters.splice(waiters.indexOf(w), 1);
@@ -50,6 +61,8 @@ export async function startSmtp(auth?: { user: string; password: string }): Prom
       });
     },
   });
+  // A client refusing the certificate closes the TLS handshake: the server reports it, the test checks the client's side.
+  server.on("error", () => undefined);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.server.address() as { port: number }).port;
   return {

@@ -33,8 +33,8 @@ export function register(program: Command): void {
       const { RotationEngine: Engine } = require("../../rotation/engine") as typeof import("../../rotation/engine");
       const engine = new Engine(config);
       // A registry whose text is rebuilt from the history at each scrape.
-      const live = new DsopsMetrics();
-      const fresh = async () => metricsFromHistory(await engine.history()).text();
+      const live = new DsopsMetrics(prom?.labels);
+      const fresh = async () => metricsFromHistory(await engine.history(), new DsopsMetrics(prom?.labels)).text();
       live.text = fresh;
       const srv = await serveMetrics(live, { port, path, host: o.host });
       process.stderr.write(`dsops: serving metrics at ${srv.url}\n`);
@@ -53,7 +53,8 @@ export function register(program: Command): void {
     .action(async (path: string, _o: unknown, cmd: Command) => {
       await withEngine(cmd, async (engine) => {
         const { metricsFromHistory } = require("../../metrics/history") as typeof import("../../metrics/history");
-        await metricsFromHistory(await engine.history()).writeTextfile(path);
+        const { DsopsMetrics } = require("../../metrics/index") as typeof import("../../metrics/index");
+        await metricsFromHistory(await engine.history(), new DsopsMetrics(engine.config.raw.metrics?.prometheus?.labels)).writeTextfile(path);
         process.stderr.write(`dsops: metrics written to ${path}\n`);
       }, { notifications: false });
     });
