@@ -1,14 +1,13 @@
 import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
-import ignore from "ignore";
 import { isoNow } from "../core/clock";
 import { durationMs, formatDuration } from "../core/duration";
 import { DsopsError } from "../core/errors";
 import { suggest } from "../core/suggest";
 import type { Config, ConfigCheck, Findings, Path } from "../engine/config/load";
 import type { RawConfig } from "../engine/config/schema";
-import { git } from "./git";
+import type { GeneratorPolicy } from "../rotation/settings";
 import type { EnvironmentRule, PolicySettings } from "./policy-settings";
 
 /**
@@ -144,7 +143,8 @@ export function checkOutput(config: Config, env: string, out: string, ttlMs: num
   const abs = resolve(out);
   const rel = relative(config.dir, abs);
   const inside = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
-  const matches = (patterns: string[]) => inside && ignore().add(patterns).ignores(rel);
+  // Loaded only here: `get` and `render` without path rules load no matcher (start-up time).
+  const matches = (patterns: string[]) => inside && (require("ignore") as typeof import("ignore"))().add(patterns).ignores(rel);
   if (r.blocked_paths?.length && matches(r.blocked_paths))
     throw new DsopsError(`--out ${out}: the path is blocked by policies.output_restrictions.blocked_paths (${r.blocked_paths.join(", ")}); nothing was written`, {
       hint: "write the file elsewhere, or change the policy",
@@ -163,6 +163,7 @@ export function checkOutput(config: Config, env: string, out: string, ttlMs: num
       });
   }
   if (r.require_gitignore) {
+    const { git } = require("./git") as typeof import("./git");
     const g = git(dirname(abs), ["check-ignore", "-q", "--", abs], { allowFail: true });
     if (g.status === 1)
       throw new DsopsError(`--out ${out}: the path is not ignored by git and policies.output_restrictions.require_gitignore is on; nothing was written`, {
@@ -297,6 +298,15 @@ function checkPolicySettings(raw: RawConfig, p: PolicySettings, refOf: (env: str
     }
     checkRules(rule, [...base, "environment_rules", env]);
   }
+  // Rotated variables: their generator must draw values that meet the complexity rules of their env.
+  for (const [env, vars] of Object.entries(raw.envs))
+    for (const [name, spec] of Object.entries(vars)) {
+      if (!spec.rotation) continue;
+      const { defaultGeneratorPolicy } = require("../rotation/generator") as typeof import("../rotation/generator");
+      const scope = p.environment_rules?.[env] ? `policies.environment_rules.${env}` : "policies";
+      for (const problem of generatorProblems(spec.rotation.generator ?? defaultGeneratorPolicy, rulesFor(p, env)))
+        out.error(["envs", env, name, "rotation", ...(spec.rotation.generator ? ["generator"] : [])], `${problem} (${scope}.secret_complexity)`);
+    }
   // Stores: the top-level rules apply to every store; an env's rules to the stores its variables read.
   const stores: Array<[string, { type: string; [k: string]: unknown }, Path]> = [
     ...Object.entries(raw.secretStores).map(([n, s]): [string, typeof s, Path] => [n, s, ["secretStores", n]]),
@@ -321,4 +331,33 @@ function checkPolicySettings(raw: RawConfig, p: PolicySettings, refOf: (env: str
       if (why && !storeProblem(top, ref.store, store, "")) out.error(["envs", env, name, "from"], why);
     }
   }
+}
+
+/**
+ * Why a rotation's generator cannot guarantee the complexity rules: its length (36 for uuid)
+ * outside min_length..max_length, or a required class the format does not always draw (only
+ * `password` and `alphanumeric` guarantee classes, through their minimum counts; a uuid always
+ * holds a digit and a "-"). Patterns are not checked here: they cannot be proved of a random value.
+ */
+export function generatorProblems(g: GeneratorPolicy, rules: Rules): string[] {
+  const c = rules.secret_complexity ?? {};
+  const out: string[] = [];
+  const len = g.format === "uuid" ? 36 : g.length;
+  const lenText = g.format === "uuid" ? "a uuid has 36 characters" : `generator length ${len}`;
+  if (c.min_length !== undefined && len < c.min_length) out.push(`${lenText}, shorter than min_length ${c.min_length}`);
+  if (c.max_length !== undefined && len > c.max_length) out.push(`${lenText}, longer than max_length ${c.max_length}`);
+  const excluded = (chars: string) => [...chars].every((ch) => g.exclude.includes(ch));
+  const guaranteed: Record<(typeof CLASSES)[number][0], boolean> = {
+    require_upper: (g.format === "password" || g.format === "alphanumeric") && g.upper > 0 && !excluded("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    require_lower: (g.format === "password" || g.format === "alphanumeric") && g.lower > 0 && !excluded("abcdefghijklmnopqrstuvwxyz"),
+    require_numbers: g.format === "uuid" || ((g.format === "password" || g.format === "alphanumeric") && g.digits > 0 && !excluded("0123456789")),
+    require_special: g.format === "uuid" || (g.format === "password" && g.symbols > 0 && !excluded(g.symbol_set)),
+  };
+  for (const [key, , what] of CLASSES)
+    if (c[key] && !guaranteed[key])
+      out.push(
+        `a generator of format ${g.format}${g.format === "password" || g.format === "alphanumeric" ? " with these class minimums" : ""} does not always draw ${/^[aeiou]/.test(what) ? "an" : "a"} ${what} (${key}); ` +
+          `use format password${key === "require_special" ? "" : " or alphanumeric"} with at least 1`,
+      );
+  return out;
 }

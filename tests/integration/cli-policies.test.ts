@@ -127,6 +127,32 @@ describe("policies: dsops's keys accepted and enforced", function () {
     assert.equal(r.status, 0);
   });
 
+  it("rotation: a generator that cannot always meet the complexity rules is refused at load (exit 1); one that can loads", () => {
+    const rotYaml = (generator: string, policies: string) =>
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        `secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  db: { type: postgresql, admin: "store://s/pg/admin" }\nenvs:\n  prod:\n    DB: { from: "store://s/app/db", rotation: { service: db, user: app${generator} } }\npolicies:\n${policies}`,
+      );
+    rotYaml("", "  environment_rules:\n    prod: { secret_complexity: { max_length: 20 } }\n");
+    let r = run(["plan", "--env", "prod"]);
+    assert.equal(
+      r.stderr,
+      "error: invalid configuration:\n  - envs.prod.DB.rotation: generator length 32, longer than max_length 20 (policies.environment_rules.prod.secret_complexity) at dsops.yaml:7:47\n",
+    );
+    assert.equal(r.status, 1);
+    rotYaml(", generator: { format: hex, length: 40 }", "  secret_complexity: { require_upper: true }\n");
+    r = run(["plan", "--env", "prod"]);
+    assert.equal(
+      r.stderr,
+      "error: invalid configuration:\n  - envs.prod.DB.rotation.generator: a generator of format hex does not always draw an upper-case letter (require_upper); use format password or alphanumeric with at least 1 (policies.secret_complexity) at dsops.yaml:7:84\n",
+    );
+    assert.equal(r.status, 1);
+    rotYaml(", generator: { format: alphanumeric, length: 16 }", "  secret_complexity: { min_length: 12, max_length: 20, require_upper: true, require_numbers: true }\n");
+    r = run(["plan", "--env", "prod"]);
+    assert.equal(r.stderr, "");
+    assert.equal(r.status, 0);
+  });
+
   it("secrets set refuses a value that breaks complexity or patterns (exit 1, nothing written, the value in no message)", () => {
     yaml(
       '  secret_complexity: { min_length: 12, require_upper: true, require_numbers: true }\n  forbidden_patterns: ["[Pp]assword"]\n',
