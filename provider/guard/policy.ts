@@ -185,6 +185,8 @@ export interface AuditEntry {
   store?: string;
   key?: string;
   out?: string;
+  /** `secrets rotate --dry-run`: nothing was changed. */
+  dryRun?: boolean;
   outcome: "ok" | "refused" | "failed";
   error?: string;
 }
@@ -225,6 +227,7 @@ export function audit(config: Config, entry: AuditEntry): void {
     ...(entry.store !== undefined ? { store: entry.store } : {}),
     ...(entry.key !== undefined ? { key: entry.key } : {}),
     ...(entry.out !== undefined ? { out: entry.out } : {}),
+    ...(entry.dryRun ? { dryRun: true } : {}),
     outcome: entry.outcome,
     ...(entry.error !== undefined ? { error: entry.error } : {}),
   };

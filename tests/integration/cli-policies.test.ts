@@ -274,6 +274,40 @@ describe("policies: dsops's keys accepted and enforced", function () {
     assert.match(String(lines[3].error), /blocked by policies\.output_restrictions\.blocked_paths/);
   });
 
+  it("audit_logging: secrets rotate (dry run, a real rotation at a script target, a refused one) logged, never the old or new value", () => {
+    writeFileSync(join(dir, "rotate.sh"), '#!/bin/sh\ncat > /dev/null\necho \'{"success": true}\'\n', { mode: 0o755 });
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      'secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  job: { type: script, command: ./rotate.sh }\nenvs:\n  dev:\n    TOKEN: { from: "store://s/app/token", rotation: { service: job, user: app } }\n' +
+        "policies:\n  audit_logging: { enabled: true, log_path: ./audit.log, log_level: debug }\n",
+    );
+    const first = "Initial-rotated-value-1";
+    assert.equal(run(["secrets", "set", "--store", "s", "--key", "app/token"], first).status, 0);
+    assert.equal(run(["secrets", "rotate", "--env", "dev", "--var", "TOKEN", "--dry-run"]).status, 0);
+    const rot = run(["secrets", "rotate", "--env", "dev", "--var", "TOKEN"]);
+    assert.equal(rot.status, 0, rot.stderr);
+    const unknown = run(["secrets", "rotate", "--env", "dev", "--var", "NOPE"]);
+    assert.equal(unknown.status, 1);
+    const now = run(["get", "--env", "dev", "--var", "TOKEN"]).stdout.trim();
+    assert.ok(now.length === 32 && now !== first);
+    const text = readFileSync(join(dir, "audit.log"), "utf8");
+    assert.ok(!text.includes(first) && !text.includes(now), "no value in the audit log");
+    const lines = auditLines();
+    assert.deepEqual(
+      lines.map((l) => [l.command, l.outcome, l.dryRun ?? false]),
+      [
+        ["secrets set", "ok", false],
+        ["secrets rotate", "ok", true],
+        ["secrets rotate", "ok", false],
+        ["secrets rotate", "refused", false],
+        ["get", "ok", false],
+      ],
+    );
+    assert.deepEqual(lines[2].variables, [{ name: "TOKEN", store: "s", key: "app/token", versionId: "2" }]);
+    assert.deepEqual(lines[3].variables, [{ name: "NOPE" }]);
+    assert.deepEqual(lines[4].variables, [{ name: "TOKEN", store: "s", key: "app/token", versionId: "2" }]);
+  });
+
   it("audit_logging at level warn logs only refused accesses; a log path that cannot be written refuses the access", () => {
     yaml("  secret_complexity: { min_length: 20 }\n  audit_logging: { enabled: true, log_path: ./audit.log, log_level: warn }\n");
     assert.equal(run(["secrets", "set", "--store", "local", "--key", "a"], "short-refused-1").status, 1);
