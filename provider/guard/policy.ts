@@ -231,12 +231,17 @@ export function audit(config: Config, entry: AuditEntry): void {
     outcome: entry.outcome,
     ...(entry.error !== undefined ? { error: entry.error } : {}),
   };
+  appendLog(path, JSON.stringify(line) + "\n");
+}
+
+/** Append `text` to the log at `path` (created mode 0600; a wider mode is tightened). */
+function appendLog(path: string, text: string): void {
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const fd = openSync(path, "a", 0o600);
     try {
       if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600);
-      writeSync(fd, JSON.stringify(line) + "\n");
+      if (text) writeSync(fd, text);
     } finally {
       closeSync(fd);
     }
@@ -250,6 +255,9 @@ export function audit(config: Config, entry: AuditEntry): void {
 /** Run an access and log it: ok, or refused (a DsopsError) / failed (anything else) with the error's message. */
 export async function audited<T>(config: Config, entry: Omit<AuditEntry, "outcome">, fn: (note: (more: Partial<AuditEntry>) => void) => Promise<T>): Promise<T> {
   let extra: Partial<AuditEntry> = {};
+  // An unwritable log refuses the access before anything is read or written.
+  const path = auditPath(config);
+  if (path) appendLog(path, "");
   try {
     const result = await fn((more) => (extra = { ...extra, ...more }));
     audit(config, { ...entry, ...extra, outcome: "ok" });

@@ -308,7 +308,7 @@ describe("policies: dsops's keys accepted and enforced", function () {
     assert.deepEqual(lines[4].variables, [{ name: "TOKEN", store: "s", key: "app/token", versionId: "2" }]);
   });
 
-  it("audit_logging at level warn logs only refused accesses; a log path that cannot be written refuses the access", () => {
+  it("audit_logging at level warn logs only refused accesses; a log path that cannot be written refuses the access before any write; a wide log is tightened", () => {
     yaml("  secret_complexity: { min_length: 20 }\n  audit_logging: { enabled: true, log_path: ./audit.log, log_level: warn }\n");
     assert.equal(run(["secrets", "set", "--store", "local", "--key", "a"], "short-refused-1").status, 1);
     assert.equal(run(["secrets", "set", "--store", "local", "--key", "a"], "a-long-enough-value-000").status, 0);
@@ -321,5 +321,15 @@ describe("policies: dsops's keys accepted and enforced", function () {
     assert.equal(r.status, 1);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /^error: cannot write the audit log .*blocker\/audit\.log: (ENOTDIR|EEXIST)\n/);
+    const before = readFileSync(join(dir, "s.store"), "utf8");
+    const set = run(["secrets", "set", "--store", "local", "--key", "a"], "never-written-value-9");
+    assert.equal(set.status, 1);
+    assert.match(set.stderr, /^error: cannot write the audit log /);
+    assert.equal(readFileSync(join(dir, "s.store"), "utf8"), before, "nothing was written");
+    // A log created wider than 0600 (by hand) is tightened on the next access.
+    writeFileSync(join(dir, "wide.log"), "", { mode: 0o644 });
+    yaml("  audit_logging: { enabled: true, log_path: ./wide.log }\n");
+    assert.equal(run(["get", "--env", "dev", "--var", "A"]).status, 0);
+    assert.equal(statSync(join(dir, "wide.log")).mode & 0o777, 0o600);
   });
 });
