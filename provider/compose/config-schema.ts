@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { composeConfigSchema, type RawConfig } from "../engine/config/schema";
 import type { ConfigRules } from "../engine/config/load";
+import { policyConfigCheck } from "../guard/policy";
+import { policySettingsSchema } from "../guard/policy-settings";
 import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
@@ -28,6 +30,8 @@ export const variableRotationSchema = z.strictObject({
 /** The whole file; it parses to `RawConfig`, the type the features declared (the compiler checks they agree). */
 export const configSchema = composeConfigSchema({
   sections: {
+    /** `policies:` with dsops's keys (provider/guard/policy-settings.ts); it keeps the engine's place in the file. */
+    policies: policySettingsSchema.optional(),
     /** Notification channels (provider/notify/settings.ts). */
     notifications: notificationsSchema.optional(),
     /** Prometheus metrics (provider/metrics/settings.ts). */
@@ -38,5 +42,5 @@ export const configSchema = composeConfigSchema({
   },
 }) satisfies z.ZodType<RawConfig>;
 
-/** What the composed loader checks with: the schema, then the rotation check of `services:` and `rotation:` blocks. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [rotationConfigCheck] };
+/** What the composed loader checks with: the schema, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
+export const configRules: ConfigRules = { schema: configSchema, checks: [rotationConfigCheck, policyConfigCheck] };

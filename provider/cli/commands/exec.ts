@@ -22,10 +22,14 @@ export function register(program: Command): void {
       const vars = await withResolver(
         cmd,
         async (r) => {
-          const res = await r.resolveEnv(o.env);
-          bar.end();
-          await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
-          return res.variables;
+          const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
+          return audited(r.config, { command: "exec", env: o.env }, async (note) => {
+            const res = await r.resolveEnv(o.env);
+            note({ variables: Object.values(res.variables).map((v) => ({ name: v.name, store: v.store, key: v.key, versionId: v.versionId })) });
+            bar.end();
+            await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
+            return res.variables;
+          });
         },
         { onProgress: bar.update },
       ).finally(bar.end);

@@ -12,9 +12,14 @@ export function register(program: Command): void {
     .option("--json", "print {name, value, store, key, versionId}")
     .action(async (o: { env: string; var: string; json?: boolean }, cmd: Command) => {
       await withResolver(cmd, async (r) => {
-        const res = await r.resolveEnv(o.env, [o.var]);
-        const v = res.variables[o.var];
-        if (!v) throw new DsopsError(`${o.var} is optional and could not be resolved`);
+        const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
+        const v = await audited(r.config, { command: "get", env: o.env, variables: [{ name: o.var }] }, async (note) => {
+          const res = await r.resolveEnv(o.env, [o.var]);
+          const got = res.variables[o.var];
+          if (!got) throw new DsopsError(`${o.var} is optional and could not be resolved`);
+          note({ variables: [{ name: got.name, store: got.store, key: got.key, versionId: got.versionId }] });
+          return got;
+        });
         await warnUnfinishedRotations(cmd, r, o.env, [o.var]);
         if (o.json) {
           const { value, ...meta } = v;

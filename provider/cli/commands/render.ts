@@ -43,18 +43,23 @@ export function register(program: Command): void {
       await withResolver(
         cmd,
         async (r) => {
-          const res = await r.resolveEnv(o.env);
-          bar.end();
-          await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
-          const vars = Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value]));
-          const text = engine.render(format, { variables: vars, generatedAt: isoNow(), template, templateName: o.template });
-          const out = resolve(o.out);
-          writeFileAtomic(out, text, mode);
-          process.stderr.write(`wrote ${Object.keys(vars).length} variables to ${o.out} (${format}, mode ${o.permissions})\n`);
-          if (ttlMs !== undefined) {
-            const pid = scheduleDeletion(out, ttlMs);
-            process.stderr.write(`${o.out} will be shredded and deleted in ${formatDuration(ttlMs)} (watcher pid ${pid})\n`);
-          }
+          const policy = require("../../guard/policy") as typeof import("../../guard/policy");
+          return policy.audited(r.config, { command: "render", env: o.env, out: resolve(o.out) }, async (note) => {
+            policy.checkOutput(r.config, o.env, o.out, ttlMs);
+            const res = await r.resolveEnv(o.env);
+            note({ variables: Object.values(res.variables).map((v) => ({ name: v.name, store: v.store, key: v.key, versionId: v.versionId })) });
+            bar.end();
+            await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
+            const vars = Object.fromEntries(Object.entries(res.variables).map(([k, v]) => [k, v.value]));
+            const text = engine.render(format, { variables: vars, generatedAt: isoNow(), template, templateName: o.template });
+            const out = resolve(o.out);
+            writeFileAtomic(out, text, mode);
+            process.stderr.write(`wrote ${Object.keys(vars).length} variables to ${o.out} (${format}, mode ${o.permissions})\n`);
+            if (ttlMs !== undefined) {
+              const pid = scheduleDeletion(out, ttlMs);
+              process.stderr.write(`${o.out} will be shredded and deleted in ${formatDuration(ttlMs)} (watcher pid ${pid})\n`);
+            }
+          });
         },
         { onProgress: bar.update },
       ).finally(bar.end);

@@ -26,7 +26,15 @@ export function register(program: Command): void {
     .option("--json", "print the rotation record as JSON")
     .action(async (o: { env: string; var: string; strategy?: RotationStrategyName; dryRun?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
       await withEngine(cmd, async (engine) => {
-        const r = await engine.rotate(o.env, o.var, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+        const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
+        const ref = engine.config.envs[o.env]?.[o.var]?.ref;
+        const variable = { name: o.var, ...(ref ? { store: ref.store, key: ref.key } : {}) };
+        const r = await audited(engine.config, { command: "secrets rotate", env: o.env, variables: [variable], ...(o.dryRun ? { dryRun: true } : {}) }, (note) =>
+          engine.rotate(o.env, o.var, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) }).then((res) => {
+            note({ variables: [{ ...variable, ...(res.record.newVersionId ? { versionId: res.record.newVersionId } : {}) }] });
+            return res;
+          }),
+        );
         if (o.json) {
           process.stdout.write(JSON.stringify({ ...r.record, resumed: r.resumed, dryRun: r.dryRun, ...(r.plan ? { plan: r.plan } : {}) }, null, 2) + "\n");
           return;

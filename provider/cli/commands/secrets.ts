@@ -13,7 +13,8 @@ export function register(program: Command): void {
     .option("--description <text>", "description kept with the version")
     .action(async (o: { store: string; key: string; description?: string }, cmd: Command) => {
       const { Secret } = require("../../core/secret") as typeof import("../../core/secret");
-      await withResolver(cmd, async (r) => {
+      const policy = require("../../guard/policy") as typeof import("../../guard/policy");
+      await withResolver(cmd, async (r) => policy.audited(r.config, { command: "secrets set", store: o.store, key: o.key }, async () => {
         // Through the store's call policy: throttling and transient failures are retried, and
         // each attempt is bounded by timeout_ms.
         const store = r.guardedStore(o.store);
@@ -22,8 +23,9 @@ export function register(program: Command): void {
         if (value.endsWith("\n")) value = value.slice(0, -1);
         if (value.endsWith("\r")) value = value.slice(0, -1);
         if (value === "") throw new DsopsError("empty value on standard input");
+        policy.checkValue(r.config, o.store, o.key, value);
         const info = await store.put(o.key, new Secret(value), o.description ? { description: o.description } : undefined);
         process.stderr.write(`store ${o.store}: ${o.key} → version ${info.versionId}\n`);
-      });
+      }));
     });
 }
