@@ -48,7 +48,7 @@ function runChild(command: string[], env: NodeJS.ProcessEnv, timeoutSeconds?: nu
     const timer = timeoutSeconds ? setTimeout(() => child.kill("SIGTERM"), timeoutSeconds * 1000) : undefined;
     child.on("error", (e: NodeJS.ErrnoException) => {
       for (const [s, h] of handlers) process.off(s, h);
-      reject(new DsopsError(`cannot run ${command[0]}: ${e.code === "ENOENT" ? "command not found" : e.code ?? e.message}`));
+      reject(new DsopsError(`cannot run ${command[0]}: ${e.code === "ENOENT" ? "command not found" : e.code ?? e.message}`, { cause: e }));
     });
     child.on("exit", (code, signal) => {
       if (timer) clearTimeout(timer);

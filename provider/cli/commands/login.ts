@@ -5,6 +5,7 @@ import { delimiter, join } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../../core/errors";
 import type { StoreSettings } from "../../stores/settings";
+import { termOptions } from "../term";
 import { EXIT, configPath, loadConfig } from "../util";
 
 /** What logging in to a store means: run a CLI, or nothing to do, with words for the user. */
@@ -120,6 +121,13 @@ export function register(program: Command): void {
       if (plan.nothingToDo) {
         process.stderr.write(plan.guidance + "\n");
         return;
+      }
+      if (!termOptions().interactive) {
+        process.stderr.write(plan.guidance + "\n");
+        const clis = (plan.commands ?? []).map((c) => `${c.cli} ${c.args.join(" ")}`.trim()).join(" or ");
+        throw new DsopsError(`store "${storeName}": logging in needs an interactive program (${clis}), and --non-interactive forbids starting one`, {
+          hint: "run the login in a terminal without --non-interactive, or give the store credentials it can use by itself (see above)",
+        });
       }
       const found = (plan.commands ?? []).map((c) => ({ ...c, path: findOnPath(c.cli) })).find((c) => c.path);
       if (!found?.path) {
