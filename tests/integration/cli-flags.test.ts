@@ -30,6 +30,8 @@ envs:
     TOKEN: { from: "store://local/app/token" }
   broken:
     X: { from: "store://bad/nope" }
+  plain:
+    MODE: { literal: "dev mode" }
 `,
     );
     assert.equal(run(["secrets", "set", "--store", "local", "--key", "app/token"], { input: VALUE }).status, 0);
@@ -60,6 +62,34 @@ envs:
       const ok = run(["exec", "--env", "broken", "--working-dir", ".", "--", process.execPath, "-e", "0"]);
       assert.equal(ok.status, 1);
       assert.match(ok.stderr, /damaged/);
+    });
+  });
+
+  describe("doctor --env", () => {
+    it("checks only the stores that env uses", () => {
+      const dev = run(["doctor", "--env", "dev"]);
+      assert.equal(dev.status, 0, dev.stderr);
+      assert.match(dev.stdout, /^local\s+file\s+ok/m);
+      assert.doesNotMatch(dev.stdout, /^bad/m);
+      const broken = run(["doctor", "--env", "broken", "--json"]);
+      assert.equal(broken.status, 1, broken.stderr);
+      assert.deepEqual((JSON.parse(broken.stdout) as { stores: Array<{ store: string; status: string }> }).stores.map((x) => [x.store, x.status]), [["bad", "failed"]]);
+      // Control: without --env every store is checked.
+      const all = run(["doctor", "--json"]);
+      assert.equal(all.status, 1);
+      assert.deepEqual((JSON.parse(all.stdout) as { stores: Array<{ store: string }> }).stores.map((x) => x.store), ["local", "bad"]);
+    });
+
+    it("an env using no store has nothing to check; an unknown env is exit 1; with --store exit 2", () => {
+      const plain = run(["doctor", "--env", "plain"]);
+      assert.equal(plain.status, 0, plain.stderr);
+      assert.equal(plain.stderr, 'env "plain" uses no store: nothing to check\n');
+      const unknown = run(["doctor", "--env", "devv"]);
+      assert.equal(unknown.status, 1);
+      assert.equal(unknown.stderr, 'error: unknown env "devv"\nhint: did you mean "dev"?\n');
+      const both = run(["doctor", "--env", "dev", "--store", "local"]);
+      assert.equal(both.status, 2);
+      assert.match(both.stderr, /cannot be used with option '-s, --store/);
     });
   });
 });
