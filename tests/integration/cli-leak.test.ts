@@ -123,4 +123,44 @@ describe("dsops leak (built binary, incident records beside dsops.yaml)", functi
     assert.equal(run(["leak", "show", "banana"]).status, 1);
     assert.equal(run(["leak", "report", "--summary", "x", "--severity", "apocalyptic"]).status, 2);
   });
+
+  it("report takes dsops's --type --title --description --file --commit; shown and kept in the record", () => {
+    const r = run(["leak", "report", "--title", "AWS key in a public gist", "--type", "api-key", "--description", "found by a scanner; the gist is deleted", "--file", "deploy/env.sh", "config/aws.ini", "--commit", "9F2C4E1A0B", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const inc = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(inc.summary, "AWS key in a public gist");
+    assert.equal(inc.type, "api-key");
+    assert.equal(inc.description, "found by a scanner; the gist is deleted");
+    assert.deepEqual(inc.files, ["deploy/env.sh", "config/aws.ini"]);
+    assert.deepEqual(inc.commits, ["9f2c4e1a0b"]);
+    assert.deepEqual(JSON.parse(readFileSync(join(incidents(), "INC-0001.json"), "utf8")), inc);
+    const show = run(["leak", "show", "1"]);
+    assert.match(show.stdout, /^type: {5}api-key\ndescription: found by a scanner; the gist is deleted\nfiles: {4}deploy\/env\.sh, config\/aws\.ini\ncommits: {2}9f2c4e1a0b\n/m);
+    // Errors: not a commit id (exit 1), both --summary and --title different, neither (exit 2).
+    const bad = run(["leak", "report", "--title", "x", "--commit", "not-a-sha"]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--commit not-a-sha: not a commit id/);
+    assert.equal(run(["leak", "report", "--title", "x", "--summary", "y"]).status, 2);
+    const none = run(["leak", "report", "--type", "api-key"]);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /required option '--summary <text>' \(or --title\) not specified/);
+    assert.deepEqual(readdirSync(incidents()), ["INC-0001.json"]);
+  });
+
+  it("an investigating status: at report or by update, listed with the open ones, then resolved", () => {
+    assert.equal(run(["leak", "report", "--summary", "token in CI log", "--status", "investigating"]).status, 0);
+    assert.equal(run(["leak", "report", "--summary", "second"]).status, 0);
+    const up = run(["leak", "update", "2", "--status", "investigating", "--json"], T1);
+    assert.equal(up.status, 0, up.stderr);
+    const inc = JSON.parse(up.stdout) as { status: string; notes: Array<{ changes?: string[] }> };
+    assert.equal(inc.status, "investigating");
+    assert.deepEqual(inc.notes.at(-1)?.changes, ["status: open → investigating"]);
+    const inv = run(["leak", "list", "--status", "investigating", "--json"]);
+    assert.deepEqual((JSON.parse(inv.stdout) as { incidents: Array<{ id: string }> }).incidents.map((i) => i.id), ["INC-0001", "INC-0002"]);
+    assert.equal(run(["leak", "resolve", "1"]).status, 0);
+    const open = run(["leak", "list", "--status", "open", "--json"]);
+    assert.deepEqual((JSON.parse(open.stdout) as { incidents: Array<{ id: string; status: string }> }).incidents.map((i) => [i.id, i.status]), [["INC-0002", "investigating"]]);
+    assert.equal(run(["leak", "update", "2", "--status", "bogus"]).status, 2);
+    assert.equal(run(["leak", "report", "--summary", "x", "--status", "resolved"]).status, 2);
+  });
 });
