@@ -2,7 +2,28 @@ import { userInfo } from "node:os";
 import { Option, type Command } from "commander";
 import { IncidentBook, incidentStatuses, severities, type Incident, type IncidentStatus, type Severity } from "../../guard/incidents";
 import { DsopsError } from "../../core/errors";
-import { commandGroup, configDir, printJson, table } from "../util";
+import { EXIT, commandGroup, configDir, printJson, table, withResolver } from "../util";
+
+/** `leak report --notify`: the record is kept whatever happens; a channel that failed is exit 1. */
+async function notifyIncident(cmd: Command, inc: Incident): Promise<void> {
+  const { sendIncident } = require("../../notify/incident") as typeof import("../../notify/incident");
+  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const results = await withResolver(cmd, async (r) => {
+    const settings = r.config.raw.notifications;
+    if (!settings) throw new DsopsError(`${inc.id} is recorded, but no notification channel is configured`, { hint: "add notifications: (slack, webhooks) to dsops.yaml" });
+    return sendIncident(
+      settings,
+      { id: inc.id, status: inc.status, severity: inc.severity, summary: inc.summary, ...(inc.type ? { type: inc.type } : {}), ...(inc.description ? { description: inc.description } : {}), secrets: inc.secrets, ...(inc.files ? { files: inc.files } : {}), ...(inc.commits ? { commits: inc.commits } : {}), created: inc.created, by: inc.notes[0]?.by ?? who() },
+      { clock: clock(), resolveSetting: async (v) => (v.startsWith("store://") ? (await r.resolveRef(parseStoreUri(v))).value.reveal() : v) },
+    );
+  });
+  for (const d of results) process.stderr.write(`${d.ok ? "notified" : "error: not notified"} ${d.channel}: ${d.detail}\n`);
+  if (!results.some((d) => d.ok)) {
+    if (!results.length) process.stderr.write("error: no enabled notification channel\n");
+    process.exitCode = EXIT.user;
+  } else if (results.some((d) => !d.ok)) process.exitCode = EXIT.user;
+}
 
 interface ReportOptions {
   summary?: string;
@@ -15,6 +36,7 @@ interface ReportOptions {
   status: "open" | "investigating";
   secret?: string[];
   note?: string;
+  notify?: boolean;
   json?: boolean;
 }
 
@@ -67,8 +89,9 @@ export function register(program: Command): void {
     .addOption(new Option("--status <status>", "initial status").choices(["open", "investigating"]).default("open"))
     .option("--secret <names...>", "names of the affected secrets (variables or store keys)")
     .option("--note <text>", "first note (default: reported)")
+    .option("--notify", "send the incident through the configured notifications (Slack, webhooks)")
     .option("--json", "print the record")
-    .action((o: ReportOptions, cmd: Command) => {
+    .action(async (o: ReportOptions, cmd: Command) => {
       if (o.summary !== undefined && o.title !== undefined && o.summary !== o.title) cmd.error("error: --summary and --title are the same field; pass one", { exitCode: 2 });
       const summary = o.summary ?? o.title;
       if (summary === undefined) cmd.error("error: required option '--summary <text>' (or --title) not specified", { exitCode: 2 });
@@ -87,6 +110,7 @@ export function register(program: Command): void {
       if (o.json) printJson(inc);
       else process.stdout.write(inc.id + "\n");
       process.stderr.write(`opened ${inc.id}; rotate the affected secrets, then: dsops leak resolve ${inc.id} --note "rotated …"\n`);
+      if (o.notify) await notifyIncident(cmd, inc);
     });
 
   leak
