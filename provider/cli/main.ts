@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, DsopsError } from "../core/errors";
+import { debugDetail, setTermOptions, termOptions } from "./term";
 import { EXIT, wantsHardExit } from "./util";
 
 export { EXIT } from "./util";
@@ -84,6 +85,9 @@ export function buildProgram(argv?: readonly string[]): Command {
     .description("Resolve secrets from your stores into files and processes, and rotate them")
     .version(version(), "-V, --version", "print the version")
     .option("-c, --config <path>", "configuration file", process.env.DSOPS_CONFIG ?? "dsops.yaml")
+    .option("--debug", "more detail on errors (where they came from, their causes; never values)")
+    .option("--no-color", "no colours or terminal control codes (also: NO_COLOR set)")
+    .option("--non-interactive", "never prompt nor start an interactive program; fail instead (also: DSOPS_NON_INTERACTIVE=1)")
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -101,6 +105,12 @@ export function buildProgram(argv?: readonly string[]): Command {
 
 function printError(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  const code = printErrorMessage(e);
+  if (termOptions().debug && code !== EXIT.internal) process.stderr.write(debugDetail(e));
+  return code;
+}
+
+function printErrorMessage(e: unknown): number {
   if (e instanceof ConfigError) {
     process.stderr.write(`error: invalid configuration:\n${e.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
@@ -152,6 +162,7 @@ export function rewriteArgv(argv: string[]): string[] {
 
 export async function main(rawArgv: string[]): Promise<void> {
   const argv = rewriteArgv(rawArgv);
+  setTermOptions(argv.slice(2));
   debugModules();
   let program: Command;
   try {

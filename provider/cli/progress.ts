@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { termOptions } from "./term";
 
 /** A progress line for long work: `label 12/200` on stderr. */
 export interface Progress {
@@ -16,7 +17,8 @@ const quiet: Progress = { update: () => undefined, end: () => undefined };
  * redrawn at most every 50 ms, and always for the last item.
  */
 export function progress(label: string, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (!stream.isTTY || process.env.DSOPS_PROGRESS === "0") return quiet;
+  // The line is redrawn with terminal control codes: none under --no-color / NO_COLOR.
+  if (!stream.isTTY || process.env.DSOPS_PROGRESS === "0" || !termOptions().color || !termOptions().interactive) return quiet;
   let shown = false;
   let last = -Infinity;
   return {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { DsopsError } from "../core/errors";
 import { writeFileAtomic } from "../core/fsutil";
@@ -36,9 +36,7 @@ export interface HookInstall {
  * `pre-commit.dsops-backup`.
  */
 export function installHook(dir: string, opts: { bin: string; node?: string; force?: boolean }): HookInstall {
-  const root = repoRoot(dir);
-  const rel = git(root, ["rev-parse", "--git-path", "hooks/pre-commit"]).stdout.trim();
-  const hook = isAbsolute(rel) ? rel : resolve(root, rel);
+  const hook = hookPath(dir);
   let existing: string | undefined;
   try {
     existing = readFileSync(hook, "utf8");
@@ -58,4 +56,44 @@ export function installHook(dir: string, opts: { bin: string; node?: string; for
   writeFileAtomic(hook, hookScript(opts.node ?? process.execPath, opts.bin), 0o755);
   chmodSync(hook, 0o755);
   return { hook, action: existing?.includes(HOOK_MARKER) ? "updated" : "installed", ...(backup ? { backup } : {}) };
+}
+
+/** The pre-commit hook file of the repository that holds `dir` (`core.hooksPath` honoured). */
+function hookPath(dir: string): string {
+  const root = repoRoot(dir);
+  const rel = git(root, ["rev-parse", "--git-path", "hooks/pre-commit"]).stdout.trim();
+  return isAbsolute(rel) ? rel : resolve(root, rel);
+}
+
+/** What uninstallHook did. */
+export interface HookUninstall {
+  readonly hook: string;
+  /** removed: dsops's hook deleted; none: there was no pre-commit hook. */
+  readonly action: "removed" | "none";
+  /** The hook that `install-hook --force` had put aside, put back in place. */
+  readonly restored?: string;
+}
+
+/**
+ * Remove dsops's pre-commit hook, and only it: a hook dsops did not write is an error, left as
+ * it is. A hook `install-hook --force` had kept as `pre-commit.dsops-backup` is put back.
+ */
+export function uninstallHook(dir: string): HookUninstall {
+  const hook = hookPath(dir);
+  let existing: string | undefined;
+  try {
+    existing = readFileSync(hook, "utf8");
+  } catch {
+    // none
+  }
+  if (existing === undefined) return { hook, action: "none" };
+  if (!existing.includes(HOOK_MARKER))
+    throw new DsopsError(`${hook} was not written by dsops; not removing it`, { hint: "remove it yourself if you mean to, or take the `dsops guard repo --staged` line out of it" });
+  const backup = `${hook}.dsops-backup`;
+  if (existsSync(backup)) {
+    renameSync(backup, hook);
+    return { hook, action: "removed", restored: backup };
+  }
+  unlinkSync(hook);
+  return { hook, action: "removed" };
 }

@@ -6,7 +6,8 @@ import { writeFileAtomic } from "../core/fsutil";
 
 export const severities = ["low", "medium", "high", "critical"] as const;
 export type Severity = (typeof severities)[number];
-export type IncidentStatus = "open" | "resolved";
+export const incidentStatuses = ["open", "investigating", "resolved"] as const;
+export type IncidentStatus = (typeof incidentStatuses)[number];
 
 /** One entry of an incident's history. */
 export interface IncidentNote {
@@ -26,7 +27,16 @@ export interface Incident {
   created: string;
   updated: string;
   severity: Severity;
+  /** The headline (`--summary`, or dsops's `--title`). */
   summary: string;
+  /** What kind of leak (`--type`: free text such as `api-key`, `password`, `certificate`). */
+  type?: string;
+  /** The longer account (`--description`). */
+  description?: string;
+  /** Files that held the secret (`--file`), as given. */
+  files?: string[];
+  /** Commits that added it (`--commit`), as given (7 to 64 hex digits). */
+  commits?: string[];
   /** Names of the affected secrets (variables, store keys), never their values. */
   secrets: string[];
   status: IncidentStatus;
@@ -49,9 +59,26 @@ export class IncidentBook {
     this.dir = join(configDir, ".dsops", "incidents");
   }
 
-  create(input: { summary: string; severity: Severity; secrets: string[]; note?: string; by: string }): Incident {
+  create(input: {
+    summary: string;
+    severity: Severity;
+    secrets: string[];
+    note?: string;
+    by: string;
+    type?: string;
+    description?: string;
+    files?: string[];
+    commits?: string[];
+    status?: IncidentStatus;
+  }): Incident {
     const names = checkNames(input.secrets);
     const summary = checkText(input.summary, "--summary");
+    const extra = {
+      ...(input.type !== undefined ? { type: checkText(input.type, "--type") } : {}),
+      ...(input.description !== undefined ? { description: checkText(input.description, "--description") } : {}),
+      ...(input.files?.length ? { files: input.files.map((f) => checkText(f, "--file")) } : {}),
+      ...(input.commits?.length ? { commits: checkCommits(input.commits) } : {}),
+    };
     this.ensureDir();
     const now = isoNow();
     for (let n = this.maxNumber() + 1; ; n++) {
@@ -70,8 +97,9 @@ export class IncidentBook {
         updated: now,
         severity: input.severity,
         summary,
+        ...extra,
         secrets: names,
-        status: "open",
+        status: input.status ?? "open",
         notes: [{ at: now, by: input.by, text: input.note !== undefined ? checkText(input.note, "--note") : "reported" }],
       };
       this.save(inc);
@@ -174,6 +202,13 @@ export function normalizeId(id: string): string {
   const m = /^(?:inc-)?(\d+)$/i.exec(id.trim());
   if (!m) throw new DsopsError(`${id}: not an incident id (INC-0001)`);
   return `INC-${m[1].padStart(4, "0")}`;
+}
+
+/** Commit ids: 7 to 64 hex digits (SHA-1 or SHA-256, abbreviated or not). */
+function checkCommits(commits: string[]): string[] {
+  const out = commits.flatMap((c) => c.split(",")).map((c) => c.trim()).filter(Boolean);
+  for (const c of out) if (!/^[0-9a-f]{7,64}$/i.test(c)) throw new DsopsError(`--commit ${c}: not a commit id (7 to 64 hex digits)`, { hint: "git log --oneline shows them" });
+  return [...new Set(out.map((c) => c.toLowerCase()))];
 }
 
 function checkText(text: string, what: string): string {

@@ -6,6 +6,8 @@
  * masked form (the format's public prefix, then asterisks).
  */
 
+import { DsopsError } from "../core/errors";
+
 /** A rule: a pattern, the group holding the secret, how much of it is a public prefix. */
 export interface Rule {
   readonly id: string;
@@ -172,7 +174,7 @@ export interface ExternalMatch {
  */
 export function findSecrets(
   line: string,
-  opts: { disabled?: ReadonlySet<string>; noEntropy?: boolean; external?: readonly ExternalMatch[] } = {},
+  opts: { disabled?: ReadonlySet<string>; noEntropy?: boolean; external?: readonly ExternalMatch[]; extra?: readonly Rule[] } = {},
 ): LineMatch[] {
   const text = line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line;
   const taken: Array<[number, number]> = [];
@@ -201,6 +203,7 @@ export function findSecrets(
     }
   };
   for (const rule of rules) if (!rule.weak) runRule(rule);
+  for (const rule of opts.extra ?? []) runRule(rule);
   for (const x of opts.external ?? []) {
     if (opts.disabled?.has(x.rule) || overlaps(x.start, x.end)) continue;
     taken.push([x.start, x.end]);
@@ -221,4 +224,24 @@ export interface Finding extends LineMatch {
   readonly line: number;
   /** The commit that added the line (history). */
   readonly commit?: string;
+}
+
+/**
+ * The rules of `guard repo --pattern REGEX` (each a JavaScript regular expression; the whole
+ * match is the secret, shown fully masked), with ids `pattern-1`, `pattern-2` … A pattern that
+ * does not compile, or matches the empty string, is refused with the reason.
+ */
+export function patternRules(patterns: readonly string[]): Rule[] {
+  return patterns.map((source, i) => {
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(source, "g");
+    } catch (e) {
+      throw new DsopsError(`--pattern ${JSON.stringify(source)}: not a valid regular expression (${e instanceof Error ? e.message.replace(/^Invalid regular expression: /, "") : String(e)})`, {
+        hint: "JavaScript regular expression syntax, e.g. --pattern 'ACME-[0-9A-F]{32}'",
+      });
+    }
+    if (new RegExp(source).test("")) throw new DsopsError(`--pattern ${JSON.stringify(source)}: matches the empty string`, { hint: "make it match at least one character" });
+    return { id: `pattern-${i + 1}`, description: `--pattern ${source}`, pattern, group: 0, keep: 0 };
+  });
 }

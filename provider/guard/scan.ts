@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { forEachAddedLine, git, hasCommits, repoRoot } from "./git";
 import { IgnoreList } from "./ignore-list";
-import { INLINE_IGNORE, LOCK_FILES, findSecrets, ruleIds, type Finding } from "./rules";
+import { INLINE_IGNORE, LOCK_FILES, findSecrets, ruleIds, type Finding, type Rule } from "./rules";
 import { SECRETLINT_PRESET, secretlintMatches, secretlintRuleIds, type LocatedMatch } from "./secretlint";
 
 /**
@@ -47,7 +47,7 @@ export async function loadIgnoreList(root: string): Promise<IgnoreList> {
  * Secrets in `lines` (the lines of one file, or the lines a diff added to it; `numbers[i]` is
  * the line number of `lines[i]`, default i + 1).
  */
-export async function scanLines(lines: readonly string[], origin: TextOrigin, ignore: IgnoreList, numbers?: readonly number[]): Promise<Finding[]> {
+export async function scanLines(lines: readonly string[], origin: TextOrigin, ignore: IgnoreList, numbers?: readonly number[], extra?: readonly Rule[]): Promise<Finding[]> {
   const external = new Map<number, LocatedMatch[]>();
   if (!ignore.disabledRules.has(SECRETLINT_PRESET)) {
     for (const m of await secretlintMatches(origin.file, lines.join("\n"))) {
@@ -60,7 +60,7 @@ export async function scanLines(lines: readonly string[], origin: TextOrigin, ig
   const out: Finding[] = [];
   lines.forEach((text, i) => {
     if (INLINE_IGNORE.test(text)) return;
-    for (const m of findSecrets(text, { disabled: ignore.disabledRules, noEntropy, external: external.get(i) }))
+    for (const m of findSecrets(text, { disabled: ignore.disabledRules, noEntropy, external: external.get(i), extra }))
       out.push({ ...m, source: origin.source, file: origin.file, line: numbers?.[i] ?? i + 1, ...(origin.commit ? { commit: origin.commit } : {}) });
   });
   return out;
@@ -72,7 +72,7 @@ export async function scanText(content: string, file: string, ignore: IgnoreList
 }
 
 /** Scan the work tree: tracked files and untracked files that are not ignored. */
-async function scanWorktree(root: string, ignore: IgnoreList, findings: Finding[]): Promise<{ files: number; skipped: number }> {
+async function scanWorktree(root: string, ignore: IgnoreList, findings: Finding[], extra?: readonly Rule[]): Promise<{ files: number; skipped: number }> {
   const names = git(root, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]).stdout.split("\0").filter(Boolean);
   let files = 0;
   let skipped = 0;
@@ -93,19 +93,19 @@ async function scanWorktree(root: string, ignore: IgnoreList, findings: Finding[
     }
     if (data.subarray(0, 8000).includes(0)) continue; // binary
     files++;
-    findings.push(...(await scanLines(data.toString("utf8").split(/\r?\n/), { source: "worktree", file }, ignore)));
+    findings.push(...(await scanLines(data.toString("utf8").split(/\r?\n/), { source: "worktree", file }, ignore, undefined, extra)));
   }
   return { files, skipped };
 }
 
 /** Scan the lines a diff adds, one (commit, file) at a time, so secretlint sees each file's added lines together. */
-async function scanDiff(root: string, kind: "staged" | "history", ignore: IgnoreList, findings: Finding[], allRefs = false) {
+async function scanDiff(root: string, kind: "staged" | "history", ignore: IgnoreList, findings: Finding[], allRefs = false, extra?: readonly Rule[]) {
   let key = "";
   let origin: TextOrigin | undefined;
   let lines: string[] = [];
   let numbers: number[] = [];
   const flush = async () => {
-    if (origin && lines.length) findings.push(...(await scanLines(lines, origin, ignore, numbers)));
+    if (origin && lines.length) findings.push(...(await scanLines(lines, origin, ignore, numbers, extra)));
     lines = [];
     numbers = [];
   };
@@ -135,6 +135,8 @@ export interface ScanScope {
   readonly staged: boolean;
   readonly history: boolean;
   readonly allRefs?: boolean;
+  /** Extra rules (`guard repo --pattern`), run after the token-format rules. */
+  readonly extraRules?: readonly Rule[];
 }
 
 /** The result of a repository scan; `problems` are `.dsopsignore` lines that were not understood. */
@@ -154,8 +156,8 @@ export async function scanRepository(dir: string, what: ScanScope): Promise<Repo
   let skipped = 0;
   let stagedLines = 0;
   let commits = 0;
-  if (what.worktree) ({ files, skipped } = await scanWorktree(root, ignore, findings));
-  if (what.staged) stagedLines = (await scanDiff(root, "staged", ignore, findings)).lines;
-  if (what.history && hasCommits(root)) commits = (await scanDiff(root, "history", ignore, findings, what.allRefs)).commits;
+  if (what.worktree) ({ files, skipped } = await scanWorktree(root, ignore, findings, what.extraRules));
+  if (what.staged) stagedLines = (await scanDiff(root, "staged", ignore, findings, false, what.extraRules)).lines;
+  if (what.history && hasCommits(root)) commits = (await scanDiff(root, "history", ignore, findings, what.allRefs, what.extraRules)).commits;
   return { root, findings, summary: { files, stagedLines, commits, skipped }, problems: ignore.problems };
 }

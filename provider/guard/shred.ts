@@ -1,5 +1,6 @@
 import { randomFillSync } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, lstatSync, openSync, unlinkSync, writeSync, constants } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, rmdirSync, unlinkSync, writeSync, constants } from "node:fs";
+import { join } from "node:path";
 import { DsopsError } from "../core/errors";
 
 const CHUNK = 1 << 20;
@@ -12,9 +13,9 @@ const CHUNK = 1 << 20;
  *
  * On copy-on-write or journaling file systems (btrfs, ZFS, data=journal ext4) and on SSDs
  * older copies of the blocks may survive; the overwrite still removes the plaintext from the
- * file every other hard link shows.
+ * file every other hard link shows. `passes` overwrites (each fsync'd) are made before the unlink.
  */
-export function shredFile(path: string, expect?: FileIdentity): number {
+export function shredFile(path: string, expect?: FileIdentity, passes = 1): number {
   let st;
   try {
     st = lstatSync(path);
@@ -37,12 +38,15 @@ export function shredFile(path: string, expect?: FileIdentity): number {
     }
     size = fstatSync(fd).size;
     const buf = Buffer.alloc(Math.min(CHUNK, Math.max(size, 1)));
-    for (let pos = 0; pos < size; ) {
-      const n = Math.min(buf.length, size - pos);
-      randomFillSync(buf, 0, n);
-      pos += writeSync(fd, buf, 0, n, pos);
+    // Each pass writes new random bytes over the whole file and reaches the disk before the next.
+    for (let pass = 0; pass < passes; pass++) {
+      for (let pos = 0; pos < size; ) {
+        const n = Math.min(buf.length, size - pos);
+        randomFillSync(buf, 0, n);
+        pos += writeSync(fd, buf, 0, n, pos);
+      }
+      fsyncSync(fd);
     }
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -62,4 +66,53 @@ export interface FileIdentity {
 
 function sameIdentity(st: { dev: bigint; ino: bigint; mtimeNs: bigint }, id: FileIdentity, mtime = true): boolean {
   return String(st.dev) === id.dev && String(st.ino) === id.ino && (!mtime || String(st.mtimeNs) === id.mtimeNs);
+}
+
+/** What shredTree did: files shredded (with their sizes), and the problems met (each a message). */
+export interface ShredTreeResult {
+  readonly shredded: Array<{ path: string; bytes: number }>;
+  readonly errors: string[];
+  readonly removedDirs: string[];
+}
+
+/**
+ * Shred every regular file under the folder `dir` (depth first), then remove the folders left
+ * empty. Symbolic links are not followed: each is a problem left in place (so its folder stays).
+ */
+export function shredTree(dir: string, passes = 1): ShredTreeResult {
+  const out: ShredTreeResult = { shredded: [], errors: [], removedDirs: [] };
+  const walk = (d: string): boolean => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch (e) {
+      out.errors.push(`${d}: cannot list (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      return false;
+    }
+    let empty = true;
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (!walk(p)) empty = false;
+        continue;
+      }
+      try {
+        out.shredded.push({ path: p, bytes: shredFile(p, undefined, passes) });
+      } catch (err) {
+        empty = false;
+        out.errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (!empty) return false;
+    try {
+      rmdirSync(d);
+      out.removedDirs.push(d);
+      return true;
+    } catch (e) {
+      out.errors.push(`${d}: cannot remove the folder (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      return false;
+    }
+  };
+  walk(dir);
+  return out;
 }

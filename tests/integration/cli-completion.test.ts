@@ -49,7 +49,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
     assert.deepEqual(bashComplete("dsops render --f"), ["--format"]);
     assert.deepEqual(bashComplete("dsops render --format "), ["dotenv", "json", "yaml", "template"]);
     assert.deepEqual(bashComplete("dsops init --example "), ["aws", "vault", "gcp"]);
-    assert.deepEqual(bashComplete("dsops completion "), ["bash", "zsh", "fish"]);
+    assert.deepEqual(bashComplete("dsops completion "), ["bash", "zsh", "fish", "powershell"]);
     // global options before the command, with their value skipped
     assert.deepEqual(bashComplete("dsops -c other.yaml pl"), ["plan"]);
     assert.deepEqual(bashComplete("dsops --config other.yaml plan --j"), ["--json"]);
@@ -93,5 +93,40 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
     const r = dsops(["completion", "tcsh"], { cwd: dir });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /Allowed choices are bash, zsh, fish/);
+  });
+
+  // PowerShell is not in Debian's archive (Microsoft ships it from its own repository), so pwsh
+  // cannot be installed here: the script's structure is asserted instead of running it.
+  it("powershell: a Register-ArgumentCompleter script embedding the command tree", () => {
+    const r = dsops(["completion", "powershell"], { cwd: dir });
+    assert.equal(r.status, 0, r.stderr);
+    const ps = r.stdout;
+    assert.match(ps, /^Register-ArgumentCompleter -Native -CommandName 'dsops' -ScriptBlock \{\n    param\(\$wordToComplete, \$commandAst, \$cursorPosition\)$/m);
+    assert.match(ps, /\[System\.Management\.Automation\.CompletionResult\]::new\(/);
+    // Balanced braces and parentheses outside quoted strings.
+    const bare = ps.replace(/'(?:[^']|'')*'/g, "''").replace(/"[^"\n]*"/g, '""').replace(/^#.*$/gm, "");
+    for (const [open, close] of [["{", "}"], ["(", ")"]]) assert.equal(bare.split(open).length, bare.split(close).length, `unbalanced ${open}${close}`);
+    /** The entries of one embedded hashtable: key → words. */
+    const table = (name: string): Record<string, string[]> => {
+      const m = new RegExp(`\\$${name} = @\\{\\n([\\s\\S]*?)\\n    \\}`).exec(ps);
+      assert.ok(m, `no $${name} table`);
+      return Object.fromEntries(
+        m[1].split("\n").map((line) => {
+          const e = /^ {8}'((?:[^']|'')*)' = @\((.*)\)$/.exec(line);
+          assert.ok(e, `bad entry: ${line}`);
+          return [e[1], [...e[2].matchAll(/'((?:[^']|'')*)'/g)].map((w) => w[1])];
+        }),
+      );
+    };
+    const subs = table("subcommands");
+    for (const c of ["init", "plan", "exec", "secrets", "doctor", "login", "completion", "leak", "guard"]) assert.ok(subs[""].includes(c), c);
+    assert.deepEqual(subs.guard, ["repo", "gitignore"]);
+    const options = table("options");
+    for (const f of ["--env", "--working-dir", "--config", "--debug", "--no-color", "--non-interactive", "--help"]) assert.ok(options.exec.includes(f), f);
+    assert.ok(options["leak report"].includes("--severity"));
+    const valued = table("valueOptions");
+    assert.ok(valued.exec.includes("--working-dir") && valued.exec.includes("-c") && !valued.exec.includes("--print"));
+    assert.deepEqual(table("choices")["render|--format"], ["dotenv", "json", "yaml", "template"]);
+    assert.deepEqual(table("argumentChoices").completion, ["bash", "zsh", "fish", "powershell"]);
   });
 });

@@ -55,7 +55,9 @@ const HEX = shuffle("0123456789abcdef".repeat(4));
 const NPM_TOKEN = "npm_" + pick(ALNUM, 36);
 const GITLAB_TOKEN = "glpat-" + pick(ALNUM, 20);
 const BASIC_AUTH_PASSWORD = shuffle(shuffle(LETTERS).slice(0, 10) + "4821");
-const ALL = [AWS_KEY, GH_TOKEN, SLACK, STRIPE, JWT, PASSWORD, B64, HEX, NPM_TOKEN, GITLAB_TOKEN, BASIC_AUTH_PASSWORD];
+/** A token format no rule knows: found only with --pattern. */
+const ACME = "acme_" + pick("0123456789ABCDEF", 20);
+const ALL = [ACME, AWS_KEY, GH_TOKEN, SLACK, STRIPE, JWT, PASSWORD, B64, HEX, NPM_TOKEN, GITLAB_TOKEN, BASIC_AUTH_PASSWORD];
 
 describe("dsops guard (built binary, real git repositories)", function () {
   this.timeout(60000);
@@ -286,6 +288,40 @@ describe("dsops guard (built binary, real git repositories)", function () {
     );
     const r = run(dir, ["guard", "repo"]);
     assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  it("--pattern REGEX reports what it matches (rule pattern-N, fully masked); --exit-code N is the code on findings", () => {
+    const dir = repo();
+    writeFileSync(join(dir, "settings.txt"), `id ${ACME}\n`);
+    gitIn(dir, "add", ".");
+    gitIn(dir, "commit", "-qm", "add settings");
+    const plain = run(dir, ["guard", "repo"]);
+    assert.equal(plain.status, 0, plain.stdout + plain.stderr);
+    const r = run(dir, ["guard", "repo", "--pattern", "nomatch_[0-9]{40}", "--pattern", "acme_[0-9A-F]{20}"]);
+    assert.equal(r.status, 1, r.stderr);
+    const rows = r.stdout.trimEnd().split("\n").slice(1).map((l) => l.split(/\s{2,}/));
+    assert.deepEqual(rows.map((x) => [x[0].replace(/ [0-9a-f]{10}$/, ""), x[1], x[2], x[3], x[4]]), [
+      ["worktree", "settings.txt", "1", "pattern-2", "**************** (25 chars)"],
+      ["commit", "settings.txt", "1", "pattern-2", "**************** (25 chars)"],
+    ]);
+    const code = run(dir, ["guard", "repo", "--pattern", "acme_[0-9A-F]{20}", "--exit-code", "3", "--json"]);
+    assert.equal(code.status, 3, code.stderr);
+    assert.equal((JSON.parse(code.stdout) as { findings: unknown[] }).findings.length, 2);
+    // The staged scan (the pre-commit hook) uses them too.
+    writeFileSync(join(dir, "more.txt"), `other ${ACME}\n`);
+    gitIn(dir, "add", "more.txt");
+    assert.equal(run(dir, ["guard", "repo", "--staged", "--pattern", "acme_[0-9A-F]{20}", "--exit-code", "9"]).status, 9);
+    // Nothing found: exit 0 whatever --exit-code says.
+    const clean = repo();
+    writeFileSync(join(clean, "a.txt"), "nothing here\n");
+    assert.equal(run(clean, ["guard", "repo", "--exit-code", "3"]).status, 0);
+    // Bad values are usage errors.
+    for (const bad of [["--exit-code", "256"], ["--exit-code", "x"], ["--exit-code", "-1"], ["--pattern", "acme_("], ["--pattern", "x*"]]) {
+      const b = run(dir, ["guard", "repo", ...bad]);
+      assert.equal(b.status, 2, bad.join(" ") + b.stderr);
+    }
+    assert.match(run(dir, ["guard", "repo", "--pattern", "acme_("]).stderr, /^error: --pattern "acme_\(": not a valid regular expression/);
+    assert.match(run(dir, ["guard", "repo", "--pattern", "x*"]).stderr, /^error: --pattern "x\*": matches the empty string\nhint: /);
   });
 
   it("is a user error outside a git repository", () => {

@@ -133,4 +133,46 @@ describe("dsops install-hook (a real pre-commit hook in a real repository)", fun
     assert.equal(r.status, 1);
     assert.match(r.stderr, /not inside a git repository/);
   });
+
+  it("--uninstall removes only dsops's hook; a commit adding a key then goes through", () => {
+    const dir = repo();
+    const hook = join(dir, ".git", "hooks", "pre-commit");
+    assert.equal(run(dir, ["install-hook"]).status, 0);
+    writeFileSync(join(dir, "creds.txt"), `aws_access_key_id = ${AWS_KEY}\n`);
+    git(dir, "add", ".");
+    assert.notEqual(git(dir, "commit", "-m", "blocked").status, 0, "the hook blocks first");
+    const r = run(dir, ["install-hook", "--uninstall"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^removed .*\.git\/hooks\/pre-commit\n$/);
+    assert.ok(!existsSync(hook));
+    assert.equal(git(dir, "commit", "-m", "now allowed").status, 0);
+    // Nothing left: says so, exit 0.
+    const again = run(dir, ["install-hook", "--uninstall"]);
+    assert.equal(again.status, 0);
+    assert.match(again.stderr, /^no pre-commit hook at .*; nothing to remove\n$/);
+  });
+
+  it("--uninstall puts back the hook --force had kept aside, and never removes a hook dsops did not write", () => {
+    const dir = repo();
+    const hook = join(dir, ".git", "hooks", "pre-commit");
+    const mine = `#!/bin/sh\necho ran > '${join(dir, "mine-ran")}'\n`;
+    writeFileSync(hook, mine, { mode: 0o755 });
+    const refused = run(dir, ["install-hook", "--uninstall"]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /was not written by dsops; not removing it\nhint: /);
+    assert.equal(readFileSync(hook, "utf8"), mine);
+    assert.equal(run(dir, ["install-hook", "--force"]).status, 0);
+    const r = run(dir, ["install-hook", "--uninstall"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /; put back the previous hook from .*pre-commit\.dsops-backup\n$/);
+    assert.equal(readFileSync(hook, "utf8"), mine);
+    assert.equal(statSync(hook).mode & 0o777, 0o755);
+    assert.ok(!existsSync(`${hook}.dsops-backup`));
+    // The restored hook runs again.
+    writeFileSync(join(dir, "a.txt"), "a\n");
+    git(dir, "add", ".");
+    assert.equal(git(dir, "commit", "-m", "a").status, 0);
+    assert.ok(existsSync(join(dir, "mine-ran")));
+    assert.equal(run(dir, ["install-hook", "--uninstall", "--force"]).status, 2);
+  });
 });

@@ -57,6 +57,33 @@ describe("dsops init (built binary)", function () {
     loadConfigFile(join(dir, "conf", "dsops.yaml"));
     const bad = run(["init", "--example", "azure"]);
     assert.equal(bad.status, 2);
-    assert.match(bad.stderr, /Allowed choices are aws, vault, gcp/);
+    assert.match(bad.stderr, /Allowed choices are aws, vault, gcp, node, go, python/);
   });
+
+  for (const [app, run_, secrets] of [
+    ["node", "npm start", ["DATABASE_URL", "SESSION_SECRET"]],
+    ["go", "go run .", ["DATABASE_URL", "JWT_SIGNING_KEY"]],
+    ["python", "python app.py", ["DATABASE_URL", "SECRET_KEY"]],
+  ] as const) {
+    it(`--example ${app} writes a dev env for a ${app} app that plans, and runs the app's variables through exec`, () => {
+      const r = run(["init", "--example", app]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /next: printf %s "\$VALUE" \| dsops secrets set --store local --key myapp\/database_url\n/);
+      const text = readFileSync(join(dir, "dsops.yaml"), "utf8");
+      assert.ok(text.includes(`dsops exec --env dev -- ${run_}`), "shows how to run the app");
+      const config = loadConfigFile(join(dir, "dsops.yaml"));
+      assert.deepEqual(Object.keys(config.stores), ["local"]);
+      assert.deepEqual(Object.keys(config.envs), ["dev"]);
+      const plan = run(["plan", "--env", "dev", "--json"]);
+      assert.equal(plan.status, 0, plan.stderr);
+      // Every store key the file names is set the way its comments say; then exec hands them over.
+      const keys = [...text.matchAll(/--key (\S+)/g)].map((m) => m[1]);
+      assert.equal(keys.length, secrets.length);
+      for (const k of keys) assert.equal(run(["secrets", "set", "--store", "local", "--key", k], `v-${k}`).status, 0);
+      const script = `process.stdout.write(${JSON.stringify(secrets)}.map((n) => process.env[n]).join("|"))`;
+      const exec = run(["exec", "--env", "dev", "--", process.execPath, "-e", script]);
+      assert.equal(exec.status, 0, exec.stderr);
+      assert.equal(exec.stdout, keys.map((k) => `v-${k}`).join("|"));
+    });
+  }
 });

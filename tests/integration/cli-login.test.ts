@@ -114,4 +114,36 @@ secretStores:
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /no store "nope" in dsops\.yaml/);
   });
+
+  it("--list shows each store with whether and how it signs in, running nothing", () => {
+    fakeCli("aws");
+    const r = run(["login", "--list"], bin);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.match(lines[0], /^STORE\s+TYPE\s+LOGIN\s+CLI\s+HOW$/);
+    const row = (name: string) => lines.find((l) => l.startsWith(name + " ")) ?? "";
+    assert.match(row("local"), /^local\s+file\s+none\s+-\s+needs no login/);
+    assert.match(row("aws"), /^aws\s+aws\.secretsmanager\s+interactive\s+aws found\s+dsops login aws runs aws sso login --profile team-sso$/);
+    assert.match(row("ssm"), /^ssm\s+aws\.ssm\s+interactive\s+aws found\s+dsops login ssm runs aws sso login$/);
+    assert.match(row("keys"), /^keys\s+aws\.ssm\s+automatic\s+-\s+uses the access keys in its settings/);
+    assert.match(row("vault"), /^vault\s+vault\s+interactive\s+CLI not on PATH\s+dsops login vault runs vault login \| bao login$/);
+    assert.match(row("approle"), /^approle\s+vault\s+automatic\s+-\s+logs in by itself with AppRole/);
+    assert.match(row("userpass"), /^userpass\s+vault\s+automatic\s+-\s+logs in by itself with userpass/);
+    assert.match(row("gcp"), /^gcp\s+gcp\.secretmanager\s+interactive\s+CLI not on PATH\s+dsops login gcp runs gcloud auth application-default login$/);
+    assert.equal(lines.length, 9);
+    assert.equal(calls(), "");
+    const json = run(["login", "--list", "--json"], bin);
+    assert.equal(json.status, 0, json.stderr);
+    const rows = JSON.parse(json.stdout) as Array<{ store: string; login: string; cli?: string }>;
+    assert.deepEqual(rows.map((x) => [x.store, x.login, x.cli ?? null]).slice(0, 3), [["local", "none", null], ["aws", "interactive", "aws"], ["ssm", "interactive", "aws"]]);
+    // Usage errors: a store name with --list, neither.
+    assert.equal(run(["login", "--list", "aws"], bin).status, 2);
+    const none = run(["login"], bin);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /missing required argument 'store' \(or pass --list\)/);
+    // Without a dsops.yaml: exit 1, the loader's message.
+    const missing = run(["--config", "none.yaml", "login", "--list"], bin);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /cannot read configuration none\.yaml: no such file/);
+  });
 });

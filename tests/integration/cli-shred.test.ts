@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dsops } from "../support/cli";
@@ -46,5 +46,55 @@ describe("dsops shred (built binary)", function () {
 
   it("needs at least one file (usage error)", () => {
     assert.equal(run(["shred"]).status, 2);
+  });
+
+  it("--passes N overwrites N times before deleting; a bad N is a usage error", () => {
+    const content = "PASSES_SECRET=" + "y".repeat(3000);
+    writeFileSync(join(dir, "p.env"), content);
+    linkSync(join(dir, "p.env"), join(dir, "p.view"));
+    const r = run(["shred", "--passes", "3", "p.env"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, `shredded p.env (${content.length} bytes, 3 passes)\n`);
+    assert.ok(!existsSync(join(dir, "p.env")));
+    const left = readFileSync(join(dir, "p.view"));
+    assert.equal(left.length, content.length);
+    assert.ok(!left.toString("latin1").includes("PASSES_SECRET"));
+    for (const bad of ["0", "-1", "2.5", "x", "101"]) {
+      writeFileSync(join(dir, "q"), "q");
+      const b = run(["shred", "--passes", bad, "q"]);
+      assert.equal(b.status, 2, bad);
+      assert.match(b.stderr, /--passes <n>' must be a whole number from 1 to 100/);
+      assert.ok(existsSync(join(dir, "q")), "nothing shredded on a usage error");
+    }
+  });
+
+  it("--recursive shreds every file under a folder and removes it; a symbolic link inside is left (exit 1), its target untouched", () => {
+    mkdirSync(join(dir, "tree", "sub", "deeper"), { recursive: true });
+    writeFileSync(join(dir, "tree", "a.env"), "A=1");
+    writeFileSync(join(dir, "tree", "sub", "b.env"), "B=22");
+    writeFileSync(join(dir, "tree", "sub", "deeper", "c.env"), "");
+    linkSync(join(dir, "tree", "sub", "b.env"), join(dir, "b.view"));
+    const r = run(["shred", "--recursive", "--passes", "2", "tree"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, "shredded tree/a.env (3 bytes, 2 passes)\nshredded tree/sub/b.env (4 bytes, 2 passes)\nshredded tree/sub/deeper/c.env (0 bytes, 2 passes)\nremoved tree\n");
+    assert.ok(!existsSync(join(dir, "tree")));
+    assert.notEqual(readFileSync(join(dir, "b.view"), "utf8"), "B=22");
+    // A link inside: refused, so its folder stays; the other files are still shredded.
+    mkdirSync(join(dir, "t2"));
+    writeFileSync(join(dir, "keep"), "keep me");
+    writeFileSync(join(dir, "t2", "x"), "x");
+    symlinkSync(join(dir, "keep"), join(dir, "t2", "link"));
+    const l = run(["shred", "-r", "t2"]);
+    assert.equal(l.status, 1);
+    assert.match(l.stderr, /error: t2\/link: is a symbolic link/);
+    assert.ok(!existsSync(join(dir, "t2", "x")));
+    assert.ok(existsSync(join(dir, "t2", "link")));
+    assert.equal(readFileSync(join(dir, "keep"), "utf8"), "keep me");
+    // Without --recursive a folder is still refused.
+    mkdirSync(join(dir, "t3"));
+    writeFileSync(join(dir, "t3", "y"), "y");
+    const n = run(["shred", "t3"]);
+    assert.equal(n.status, 1);
+    assert.ok(existsSync(join(dir, "t3", "y")));
   });
 });

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { DsopsError, errorMessage } from "../../core/errors";
 import type { Store } from "../../stores/types";
 import { progress } from "../progress";
@@ -31,10 +31,16 @@ export function register(program: Command): void {
     .option("--json", "machine-readable output")
     .option("--timeout <duration>", "time each store's check may take (default: the store's timeout_ms, at most 10s)")
     .option("-s, --store <name...>", "check only these stores")
-    .action(async (o: { json?: boolean; timeout?: string; store?: string[] }, cmd: Command) => {
+    .addOption(new Option("-e, --env <env>", "check only the stores this env's variables use").conflicts("store"))
+    .action(async (o: { json?: boolean; timeout?: string; store?: string[]; env?: string }, cmd: Command) => {
       const timeout = o.timeout !== undefined ? parseDuration(o.timeout, "--timeout") : undefined;
       const config = loadConfig(cmd);
-      const names = o.store ?? Object.keys(config.stores);
+      const names = o.env !== undefined ? storesOfEnv(config, o.env) : (o.store ?? Object.keys(config.stores));
+      if (o.env !== undefined && names.length === 0) {
+        if (o.json) printJson({ ok: true, stores: [] });
+        else process.stderr.write(`env "${o.env}" uses no store: nothing to check\n`);
+        return;
+      }
       for (const n of names) if (!config.stores[n]) throw new DsopsError(`unknown store "${n}"`, { hint: `stores: ${Object.keys(config.stores).join(", ") || "none"}` });
       if (names.length === 0) throw new DsopsError("the configuration defines no stores", { hint: "add one under secretStores:" });
       // A check abandoned at its timeout may leave a socket open: end the process when done.
@@ -120,4 +126,17 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => P
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/** The stores the variables of `env` read from, in the order of secretStores. */
+function storesOfEnv(config: ReturnType<typeof loadConfig>, env: string): string[] {
+  const vars = config.envs[env];
+  if (!vars) {
+    const { suggest } = require("../../core/suggest") as typeof import("../../core/suggest");
+    const envs = Object.keys(config.envs);
+    const near = suggest(env, envs);
+    throw new DsopsError(`unknown env "${env}"`, { hint: near ? `did you mean "${near}"?` : `envs: ${envs.join(", ") || "none"}` });
+  }
+  const used = new Set(Object.values(vars).flatMap((v) => (v.ref ? [v.ref.store] : [])));
+  return Object.keys(config.stores).filter((n) => used.has(n));
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { repoRoot } from "../../guard/git";
 import { OUTPUT_PATTERNS, appendToGitignore, checkGitignore, configuredPaths, missingPatterns } from "../../guard/gitignore";
-import type { Finding } from "../../guard/rules";
+import { patternRules, type Finding } from "../../guard/rules";
 import { scanRepository } from "../../guard/scan";
 import { EXIT, commandGroup, configPath, printJson, table } from "../util";
 
@@ -31,8 +31,21 @@ export function register(program: Command): void {
     .option("--no-history", "skip the history")
     .option("--all", "scan the history of every branch and tag, not only HEAD")
     .option("--json", "machine-readable output")
-    .action(async (dir: string, o: { staged?: boolean; history: boolean; all?: boolean; json?: boolean }) => {
-      const what = o.staged ? { worktree: false, staged: true, history: false } : { worktree: true, staged: true, history: o.history, allRefs: o.all };
+    .option("--pattern <regex>", "also report what this regular expression matches (repeatable; rule pattern-N)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--exit-code <n>", "exit with this code (0-255) when secrets are found", "1")
+    .action(async (dir: string, o: { staged?: boolean; history: boolean; all?: boolean; json?: boolean; pattern: string[]; exitCode: string }, cmd: Command) => {
+      const exitCode = Number(o.exitCode);
+      if (!/^\d+$/.test(o.exitCode) || exitCode > 255) cmd.error(`error: option '--exit-code <n>' must be a whole number from 0 to 255, not "${o.exitCode}"`, { exitCode: EXIT.usage });
+      let extraRules;
+      try {
+        extraRules = patternRules(o.pattern);
+      } catch (e) {
+        // A pattern that cannot be used is a bad option value: a usage error.
+        const hint = (e as { hint?: string }).hint;
+        cmd.error(`error: ${(e as Error).message}${hint ? `\nhint: ${hint}` : ""}`, { exitCode: EXIT.usage });
+      }
+      const scope = o.staged ? { worktree: false, staged: true, history: false } : { worktree: true, staged: true, history: o.history, allRefs: o.all };
+      const what = { ...scope, extraRules };
       const { findings, summary, problems } = await scanRepository(dir, what);
       for (const p of problems) process.stderr.write(`warning: ${p}\n`);
       if (o.json) printJson({ findings, summary });
@@ -52,7 +65,7 @@ export function register(program: Command): void {
             `Remove ${findings.length === 1 ? "it" : "them"}, and rotate any real secret that was ever committed or pushed.\n` +
             `Not a secret? Add "dsops:ignore" in a comment on that line, or list the file in .dsopsignore.\n`,
         );
-        process.exitCode = EXIT.user;
+        process.exitCode = exitCode;
       } else if (!o.json) process.stderr.write(`dsops guard: no secrets found (scanned ${scanned})\n`);
     });
 

@@ -4,8 +4,11 @@ import { Option, type Command } from "commander";
 import { DsopsError } from "../../core/errors";
 import { configPath } from "../util";
 
-export const initExamples = ["aws", "vault", "gcp"] as const;
+export const initExamples = ["aws", "vault", "gcp", "node", "go", "python"] as const;
 export type InitExample = (typeof initExamples)[number];
+type StoreExample = "aws" | "vault" | "gcp";
+type AppExample = Exclude<InitExample, StoreExample>;
+const isApp = (e: InitExample): e is AppExample => e === "node" || e === "go" || e === "python";
 
 const HEADER = `# dsops.yaml: where secrets come from, and which variables each env gets.
 # Written by \`dsops init\`; the README's "dsops.yaml" section lists every setting.
@@ -21,7 +24,7 @@ secretStores:
     path: ./secrets.store
 `;
 
-const STORES: Record<InitExample, string> = {
+const STORES: Record<StoreExample, string> = {
   aws: `
   # AWS Secrets Manager. Credentials: \`profile\` (log in with \`dsops login aws\`), else the
   # SDK's default chain (AWS_* variables, SSO, container and instance roles).
@@ -63,7 +66,7 @@ envs:
       literal: debug
 `;
 
-const EXAMPLE_ENVS: Record<InitExample, string> = {
+const EXAMPLE_ENVS: Record<StoreExample, string> = {
   aws: `  production:
     # The field "password" of the JSON secret myapp/prod in Secrets Manager.
     DATABASE_PASSWORD:
@@ -87,8 +90,66 @@ const EXAMPLE_ENVS: Record<InitExample, string> = {
 `,
 };
 
+/** A dev env for an app in one language: the variables it reads, and how to run it. */
+const APPS: Record<AppExample, { run: string; vars: string }> = {
+  node: {
+    run: "npm start",
+    vars: `    NODE_ENV:
+      literal: development
+    PORT:
+      literal: "3000"
+    # The password inside a connection URL: the whole URL is one secret.
+    DATABASE_URL:
+      from: "store://local/myapp/database_url"
+    SESSION_SECRET:
+      from: "store://local/myapp/session_secret"
+`,
+  },
+  go: {
+    run: "go run .",
+    vars: `    APP_ENV:
+      literal: development
+    PORT:
+      literal: "8080"
+    DATABASE_URL:
+      from: "store://local/myapp/database_url"
+    JWT_SIGNING_KEY:
+      from: "store://local/myapp/jwt_signing_key"
+`,
+  },
+  python: {
+    run: "python app.py",
+    vars: `    APP_ENV:
+      literal: development
+    LOG_LEVEL:
+      literal: DEBUG
+    DATABASE_URL:
+      from: "store://local/myapp/database_url"
+    SECRET_KEY:
+      from: "store://local/myapp/secret_key"
+`,
+  },
+};
+
+function appEnvs(app: AppExample): string {
+  const a = APPS[app];
+  const keys = [...a.vars.matchAll(/store:\/\/local\/([^"]+)"/g)].map((m) => m[1]);
+  return `
+# A ${app} app's dev env: each variable is a literal or comes \`from\` a store:
+#   from: "store://<store>/<key>[#field][?version=<v>]"   (#field reads a field of a JSON value)
+# Put the secrets in the file store (read from standard input, never from the command line):
+${keys.map((k) => `#   printf %s "$VALUE" | dsops secrets set --store local --key ${k}`).join("\n")}
+# See what the env resolves, without values:  dsops plan --env dev
+# Run the app with it:                        dsops exec --env dev -- ${a.run}
+# Or write a .env file (mode 0600):           dsops render --env dev --out .env
+envs:
+  dev:
+${a.vars}`;
+}
+
 /** The text `dsops init` writes. */
 export function initConfigText(example?: InitExample): string {
+  if (example && isApp(example)) return HEADER + appEnvs(example);
   return HEADER + (example ? STORES[example] : "") + ENVS + (example ? EXAMPLE_ENVS[example] : "");
 }
 
@@ -97,7 +158,7 @@ export function register(program: Command): void {
   program
     .command("init")
     .description("write a commented dsops.yaml for the embedded file store (never overwrites)")
-    .addOption(new Option("--example <store>", "add an example store and env of this type").choices(initExamples))
+    .addOption(new Option("--example <kind>", "aws|vault|gcp: add an example store and env of this type; node|go|python: a dev env for an app in that language").choices(initExamples))
     .action((o: { example?: InitExample }, cmd: Command) => {
       const file = configPath(cmd);
       const abs = resolve(file);
@@ -115,8 +176,9 @@ export function register(program: Command): void {
       } finally {
         closeSync(fd);
       }
+      const key = o.example && isApp(o.example) ? "myapp/database_url" : "myapp/db";
       process.stderr.write(
-        `wrote ${file}\nnext: printf %s "$PASSWORD" | dsops secrets set --store local --key myapp/db\n      dsops guard gitignore --fix\n`,
+        `wrote ${file}\nnext: printf %s "$${key === "myapp/db" ? "PASSWORD" : "VALUE"}" | dsops secrets set --store local --key ${key}\n      dsops guard gitignore --fix\n`,
       );
     });
 }

@@ -1,7 +1,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { installHook } from "../../guard/hook";
+import { installHook, uninstallHook } from "../../guard/hook";
 
 /** The installed `bin/dsops` script of this installation. */
 export function dsopsBinPath(): string {
@@ -17,7 +17,15 @@ export function register(program: Command): void {
     .description("install a git pre-commit hook that blocks a commit when its staged changes add a secret")
     .argument("[dir]", "a folder in the repository", ".")
     .option("--force", "replace a pre-commit hook that dsops did not write (it is kept as pre-commit.dsops-backup)")
-    .action((dir: string, o: { force?: boolean }) => {
+    .option("--uninstall", "remove dsops's hook (only it), putting back a hook --force had kept aside")
+    .action((dir: string, o: { force?: boolean; uninstall?: boolean }, cmd: Command) => {
+      if (o.uninstall) {
+        if (o.force) cmd.error("error: --uninstall takes no --force: it never removes a hook dsops did not write", { exitCode: 2 });
+        const u = uninstallHook(dir);
+        if (u.action === "none") process.stderr.write(`no pre-commit hook at ${u.hook}; nothing to remove\n`);
+        else process.stderr.write(`removed ${u.hook}${u.restored ? `; put back the previous hook from ${u.restored}` : ""}\n`);
+        return;
+      }
       const r = installHook(dir, { bin: dsopsBinPath(), ...(o.force ? { force: true } : {}) });
       if (r.backup) process.stderr.write(`kept the previous hook as ${r.backup}\n`);
       process.stderr.write(`${r.action} ${r.hook}\n`);

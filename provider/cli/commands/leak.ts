@@ -1,8 +1,44 @@
 import { userInfo } from "node:os";
 import { Option, type Command } from "commander";
-import { IncidentBook, severities, type Incident, type Severity } from "../../guard/incidents";
+import { IncidentBook, incidentStatuses, severities, type Incident, type IncidentStatus, type Severity } from "../../guard/incidents";
 import { DsopsError } from "../../core/errors";
-import { commandGroup, configDir, printJson, table } from "../util";
+import { EXIT, commandGroup, configDir, printJson, table, withResolver } from "../util";
+
+/** `leak report --notify`: the record is kept whatever happens; a channel that failed is exit 1. */
+async function notifyIncident(cmd: Command, inc: Incident): Promise<void> {
+  const { sendIncident } = require("../../notify/incident") as typeof import("../../notify/incident");
+  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const results = await withResolver(cmd, async (r) => {
+    const settings = r.config.raw.notifications;
+    if (!settings) throw new DsopsError(`${inc.id} is recorded, but no notification channel is configured`, { hint: "add notifications: (slack, webhooks) to dsops.yaml" });
+    return sendIncident(
+      settings,
+      { id: inc.id, status: inc.status, severity: inc.severity, summary: inc.summary, ...(inc.type ? { type: inc.type } : {}), ...(inc.description ? { description: inc.description } : {}), secrets: inc.secrets, ...(inc.files ? { files: inc.files } : {}), ...(inc.commits ? { commits: inc.commits } : {}), created: inc.created, by: inc.notes[0]?.by ?? who() },
+      { clock: clock(), resolveSetting: async (v) => (v.startsWith("store://") ? (await r.resolveRef(parseStoreUri(v))).value.reveal() : v) },
+    );
+  });
+  for (const d of results) process.stderr.write(`${d.ok ? "notified" : "error: not notified"} ${d.channel}: ${d.detail}\n`);
+  if (!results.some((d) => d.ok)) {
+    if (!results.length) process.stderr.write("error: no enabled notification channel\n");
+    process.exitCode = EXIT.user;
+  } else if (results.some((d) => !d.ok)) process.exitCode = EXIT.user;
+}
+
+interface ReportOptions {
+  summary?: string;
+  title?: string;
+  description?: string;
+  type?: string;
+  file?: string[];
+  commit?: string[];
+  severity: Severity;
+  status: "open" | "investigating";
+  secret?: string[];
+  note?: string;
+  notify?: boolean;
+  json?: boolean;
+}
 
 function who(): string {
   try {
@@ -16,6 +52,10 @@ function showIncident(i: Incident): string {
   const lines = [
     `${i.id}  ${i.status.toUpperCase()}  severity ${i.severity}`,
     `summary:  ${i.summary}`,
+    ...(i.type ? [`type:     ${i.type}`] : []),
+    ...(i.description ? [`description: ${i.description}`] : []),
+    ...(i.files?.length ? [`files:    ${i.files.join(", ")}`] : []),
+    ...(i.commits?.length ? [`commits:  ${i.commits.join(", ")}`] : []),
     `secrets:  ${i.secrets.length ? i.secrets.join(", ") : "-"}`,
     `created:  ${i.created}`,
     `updated:  ${i.updated}`,
@@ -39,25 +79,49 @@ export function register(program: Command): void {
   leak
     .command("report")
     .description("open an incident record")
-    .requiredOption("--summary <text>", "what happened (never the value)")
+    .option("--summary <text>", "what happened, in a line (never the value)")
+    .option("--title <text>", "the same as --summary (dsops's name for it)")
+    .option("--description <text>", "the longer account (never the value)")
+    .option("--type <kind>", "what kind of secret leaked (api-key, password, certificate …)")
+    .option("--file <paths...>", "files that held it")
+    .option("--commit <ids...>", "commits that added it")
     .addOption(severityOption("how bad", "high"))
+    .addOption(new Option("--status <status>", "initial status").choices(["open", "investigating"]).default("open"))
     .option("--secret <names...>", "names of the affected secrets (variables or store keys)")
     .option("--note <text>", "first note (default: reported)")
+    .option("--notify", "send the incident through the configured notifications (Slack, webhooks)")
     .option("--json", "print the record")
-    .action((o: { summary: string; severity: Severity; secret?: string[]; note?: string; json?: boolean }, cmd: Command) => {
-      const inc = book(cmd).create({ summary: o.summary, severity: o.severity, secrets: o.secret ?? [], ...(o.note !== undefined ? { note: o.note } : {}), by: who() });
+    .action(async (o: ReportOptions, cmd: Command) => {
+      if (o.summary !== undefined && o.title !== undefined && o.summary !== o.title) cmd.error("error: --summary and --title are the same field; pass one", { exitCode: 2 });
+      const summary = o.summary ?? o.title;
+      if (summary === undefined) cmd.error("error: required option '--summary <text>' (or --title) not specified", { exitCode: 2 });
+      const inc = book(cmd).create({
+        summary,
+        severity: o.severity,
+        secrets: o.secret ?? [],
+        ...(o.note !== undefined ? { note: o.note } : {}),
+        ...(o.type !== undefined ? { type: o.type } : {}),
+        ...(o.description !== undefined ? { description: o.description } : {}),
+        ...(o.file ? { files: o.file } : {}),
+        ...(o.commit ? { commits: o.commit } : {}),
+        status: o.status,
+        by: who(),
+      });
       if (o.json) printJson(inc);
       else process.stdout.write(inc.id + "\n");
       process.stderr.write(`opened ${inc.id}; rotate the affected secrets, then: dsops leak resolve ${inc.id} --note "rotated …"\n`);
+      if (o.notify) await notifyIncident(cmd, inc);
     });
 
   leak
     .command("list")
     .description("list incident records")
-    .addOption(new Option("--status <status>", "which ones").choices(["open", "resolved", "all"]).default("all"))
+    .addOption(new Option("--status <status>", "which ones (open: not resolved, investigating included)").choices(["open", "investigating", "resolved", "all"]).default("all"))
     .option("--json", "machine-readable output")
     .action((o: { status: string; json?: boolean }, cmd: Command) => {
-      const all = book(cmd).list().filter((i) => o.status === "all" || i.status === o.status);
+      const all = book(cmd)
+        .list()
+        .filter((i) => o.status === "all" || i.status === o.status || (o.status === "open" && i.status === "investigating"));
       if (o.json) {
         printJson({ incidents: all });
         return;
@@ -91,14 +155,16 @@ export function register(program: Command): void {
     .option("--summary <text>", "new summary")
     .option("--secret <names...>", "more affected secrets (names)")
     .option("--reopen", "reopen a resolved incident")
+    .addOption(new Option("--status <status>", "set the status (investigating: someone is on it)").choices(incidentStatuses).conflicts("reopen"))
     .option("--json", "print the record")
-    .action((id: string, o: { note?: string; severity?: Severity; summary?: string; secret?: string[]; reopen?: boolean; json?: boolean }, cmd: Command) => {
+    .action((id: string, o: { note?: string; severity?: Severity; summary?: string; secret?: string[]; reopen?: boolean; status?: IncidentStatus; json?: boolean }, cmd: Command) => {
       const inc = book(cmd).update(id, {
         ...(o.note !== undefined ? { note: o.note } : {}),
         ...(o.severity ? { severity: o.severity } : {}),
         ...(o.summary !== undefined ? { summary: o.summary } : {}),
         ...(o.secret ? { addSecrets: o.secret } : {}),
         ...(o.reopen ? { status: "open" as const } : {}),
+        ...(o.status ? { status: o.status } : {}),
         by: who(),
       });
       if (o.json) printJson(inc);

@@ -5,7 +5,8 @@ import { delimiter, join } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../../core/errors";
 import type { StoreSettings } from "../../stores/settings";
-import { EXIT, configPath, loadConfig } from "../util";
+import { termOptions } from "../term";
+import { EXIT, configPath, loadConfig, printJson, table } from "../util";
 
 /** What logging in to a store means: run a CLI, or nothing to do, with words for the user. */
 export interface LoginPlan {
@@ -114,14 +115,29 @@ export function register(program: Command): void {
   program
     .command("login")
     .description("log in to a store with its own CLI (aws sso login, vault/bao login, gcloud auth …), or say how")
-    .argument("<store>", "store name in dsops.yaml (or a type: aws, vault, gcp)")
+    .argument("[store]", "store name in dsops.yaml (or a type: aws, vault, gcp)")
     .argument("[args...]", "extra arguments for the store's CLI (after --)")
-    .action(async (storeName: string, extra: string[], _o: unknown, cmd: Command) => {
+    .option("-l, --list", "list each store of dsops.yaml with whether and how it signs in")
+    .option("--json", "with --list: machine-readable output")
+    .action(async (storeName: string | undefined, extra: string[], o: { list?: boolean; json?: boolean }, cmd: Command) => {
+      if (o.list) {
+        if (storeName !== undefined) cmd.error("error: --list takes no store name", { exitCode: EXIT.usage });
+        listLogins(cmd, !!o.json);
+        return;
+      }
+      if (storeName === undefined) cmd.error("error: missing required argument 'store' (or pass --list)", { exitCode: EXIT.usage });
       const settings = findSettings(cmd, storeName);
       const plan = loginPlan(storeName, settings);
       if (plan.nothingToDo) {
         process.stderr.write(plan.guidance + "\n");
         return;
+      }
+      if (!termOptions().interactive) {
+        process.stderr.write(plan.guidance + "\n");
+        const clis = (plan.commands ?? []).map((c) => `${c.cli} ${c.args.join(" ")}`.trim()).join(" or ");
+        throw new DsopsError(`store "${storeName}": logging in needs an interactive program (${clis}), and --non-interactive forbids starting one`, {
+          hint: "run the login in a terminal without --non-interactive, or give the store credentials it can use by itself (see above)",
+        });
       }
       const found = (plan.commands ?? []).map((c) => ({ ...c, path: findOnPath(c.cli) })).find((c) => c.path);
       if (!found?.path) {
@@ -140,6 +156,37 @@ export function register(program: Command): void {
       if (code === 0 && plan.after) process.stderr.write(plan.after + "\n");
       process.exitCode = code;
     });
+}
+
+/** One store's line of `login --list`. */
+export interface LoginListing {
+  readonly store: string;
+  readonly type: string;
+  /** none: nothing to sign in to; automatic: the store signs in by itself; interactive: a CLI login. */
+  readonly login: "none" | "automatic" | "interactive";
+  /** What signs in, in a few words (the CLI command for an interactive login). */
+  readonly how: string;
+  /** For an interactive login: the CLI found on PATH, if any. */
+  readonly cli?: string;
+}
+
+function listLogins(cmd: Command, json: boolean): void {
+  const config = loadConfig(cmd);
+  const rows: LoginListing[] = Object.entries(config.stores).map(([name, settings]) => {
+    const plan = loginPlan(name, settings);
+    const first = plan.guidance.split("\n")[0].replace(`store "${name}" (${settings.type}) `, "");
+    if (plan.nothingToDo) return { store: name, type: settings.type, login: /needs no login|no credentials are sent/.test(first) ? "none" : "automatic", how: first };
+    const found = (plan.commands ?? []).find((c) => findOnPath(c.cli));
+    const how = (plan.commands ?? []).map((c) => `${c.cli} ${c.args.join(" ")}`.trim()).join(" | ");
+    return { store: name, type: settings.type, login: "interactive", how: `dsops login ${name} runs ${how}`, ...(found ? { cli: found.cli } : {}) };
+  });
+  if (json) return printJson(rows);
+  if (!rows.length) {
+    process.stderr.write("no stores in the configuration\n");
+    return;
+  }
+  const onPath = (r: LoginListing) => (r.login !== "interactive" ? "-" : r.cli ? `${r.cli} found` : "CLI not on PATH");
+  process.stdout.write(table([["STORE", "TYPE", "LOGIN", "CLI", "HOW"], ...rows.map((r) => [r.store, r.type, r.login, onPath(r), r.how])]));
 }
 
 function findSettings(cmd: Command, name: string): StoreSettings {

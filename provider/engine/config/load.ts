@@ -744,6 +744,7 @@ function loadWith(rules: ConfigRules, file: string, opts: LoadOptions = {}): Con
     const code = (e as NodeJS.ErrnoException).code;
     throw new DsopsError(`cannot read configuration ${file}: ${code === "ENOENT" ? "no such file" : code ?? "error"}`, {
       hint: code === "ENOENT" ? "run `dsops init` to create one, or pass --config PATH" : undefined,
+      cause: e,
     });
   }
   return parseWith(rules, text, { ...opts, file: abs, label: opts.label ?? file });
