@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
 import { post, safeUrl } from "./http";
-import type { NotificationsSettings } from "./settings";
+import { channelRetry, channelTimeoutMs, type NotificationsSettings } from "./settings";
 import { webhookSignature } from "./webhook";
 
 /**
@@ -74,7 +74,7 @@ export async function sendIncident(
       async () => {
         const url = await ctx.resolveSetting(s.webhook_url);
         const body = { text: incidentText(incident), ...(s.channel ? { channel: s.channel } : {}), ...(s.username ? { username: s.username } : {}), ...(s.icon_emoji ? { icon_emoji: s.icon_emoji } : {}) };
-        await post(url, { headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeoutMs: s.timeout_ms, retries: 1, backoffMs: 250, clock: ctx.clock });
+        await post(url, { headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeoutMs: channelTimeoutMs(s), ...channelRetry(s.retry, { retries: 1, backoffMs: 250 }), clock: ctx.clock });
       },
     );
   }
@@ -99,9 +99,8 @@ export async function sendIncident(
             ...(key ? { [w.signature_header]: webhookSignature(key, body) } : {}),
           },
           body,
-          timeoutMs: w.timeout_ms,
-          retries: w.retries,
-          backoffMs: w.backoff_ms,
+          timeoutMs: channelTimeoutMs(w),
+          ...channelRetry(w.retry, { retries: w.retries, backoffMs: w.backoff_ms }),
           clock: ctx.clock,
         });
       },
