@@ -48,7 +48,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
     assert.deepEqual(bashComplete("dsops leak re"), ["report", "resolve"]);
     assert.deepEqual(bashComplete("dsops render --f"), ["--format"]);
     assert.deepEqual(bashComplete("dsops render --format "), ["dotenv", "json", "yaml", "template"]);
-    assert.deepEqual(bashComplete("dsops init --example "), ["aws", "vault", "gcp"]);
+    assert.deepEqual(bashComplete("dsops init --example "), ["aws", "vault", "gcp", "node", "go", "python"]);
     assert.deepEqual(bashComplete("dsops completion "), ["bash", "zsh", "fish", "powershell"]);
     // global options before the command, with their value skipped
     assert.deepEqual(bashComplete("dsops -c other.yaml pl"), ["plan"]);
