@@ -1,15 +1,14 @@
 import { Option, type Command } from "commander";
 import type { RotationStrategyName } from "../../rotation/settings";
-import { DsopsError } from "../../core/errors";
 import type { ComposedRotationEngine } from "../../compose/rotation";
-import type { RotationRecord } from "../../rotation/types";
-import { commandGroup, loadConfig, printJson, table } from "../util";
+import { commandGroup, loadConfig } from "../util";
+import { registerViews } from "./rotation-views";
 
 /** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
 const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
 
 /**
- * `dsops secrets rotate|status|history` and `dsops rotation rollback`. Thin: every command
+ * `dsops secrets rotate|status|history`, `dsops rotation status|history|rollback`. Thin: every command
  * calls the RotationEngine and prints what it returns (never a value).
  */
 export function register(program: Command): void {
@@ -45,70 +44,11 @@ export function register(program: Command): void {
       });
     });
 
-  secrets
-    .command("status")
-    .description("rotation state of each rotated variable: versions, last rotation, lock holder")
-    .option("-e, --env <env>", "only this env")
-    .option("--json", "machine-readable output")
-    .action(async (o: { env?: string; json?: boolean }, cmd: Command) => {
-      await withEngine(cmd, async (engine) => {
-        const st = await engine.status(o.env);
-        if (o.json) {
-          printJson(st);
-          return;
-        }
-        if (!st.length) {
-          process.stdout.write("no variable has a rotation block\n");
-          return;
-        }
-        const rows = [["ENV", "VARIABLE", "SERVICE", "STRATEGY", "CURRENT", "PREVIOUS", "PENDING", "LAST ROTATION", "LOCK"]];
-        for (const s of st)
-          rows.push([
-            s.env,
-            s.variable,
-            s.service,
-            s.strategy,
-            s.currentVersion ?? "-",
-            s.previousVersion ?? "-",
-            s.pendingVersion ?? "-",
-            s.problem ? `error: ${s.problem}` : s.last ? `${s.last.status} ${s.last.finishedAt ?? s.last.startedAt}${s.last.retireAfter && s.last.status === "grace" ? ` (retire after ${s.last.retireAfter})` : ""}` : "never",
-            s.lockedBy
-              ? `${s.lockedBy.who} pid ${s.lockedBy.pid}${s.lockHolderDead ? ` (dead: rotation ${s.lockedBy.rotationId ?? "-"} unfinished; run dsops secrets rotate --env ${s.env} --var ${s.variable})` : ""}`
-              : "-",
-          ]);
-        process.stdout.write(table(rows));
-      });
-    });
-
-  secrets
-    .command("history")
-    .description("rotation records, newest first (who, when, strategy, steps, versions; never values)")
-    .option("-e, --env <env>", "only this env")
-    .option("--var <name>", "only this variable")
-    .option("--service <service>", "only this service")
-    .option("-n, --limit <n>", "at most this many", "50")
-    .option("--json", "print the records as JSON")
-    .action(async (o: { env?: string; var?: string; service?: string; limit: string; json?: boolean }, cmd: Command) => {
-      const limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new DsopsError(`--limit ${o.limit}: expected a positive whole number`);
-      await withEngine(cmd, async (engine) => {
-        const recs = await engine.history({ ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}), ...(o.service ? { service: o.service } : {}), limit });
-        if (o.json) {
-          printJson(recs);
-          return;
-        }
-        if (!recs.length) {
-          process.stdout.write("no rotations recorded\n");
-          return;
-        }
-        const rows = [["ID", "STARTED", "ENV/VARIABLE", "SERVICE", "STRATEGY", "WHO", "STATUS", "VERSIONS", "STEPS"]];
-        for (const r of recs)
-          rows.push([r.id, r.startedAt, `${r.env}/${r.variable}`, r.service, r.strategy, r.who, r.status + (r.error ? ` (${r.error})` : ""), `${r.oldVersionId ?? "-"}→${r.newVersionId ?? "-"}`, stepsLine(r)]);
-        process.stdout.write(table(rows));
-      });
-    });
+  registerViews(secrets, withEngine);
 
   const rotation = commandGroup(program, "rotation", "rotation operations");
+  // dsops spells the views `rotation status|history`: the same commands, the same flags.
+  registerViews(rotation, withEngine);
   rotation
     .command("rollback")
     .description("put back the previous (or a named) version of a service's secrets: applied at the target, verified, made current")
@@ -137,8 +77,4 @@ async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promi
   } finally {
     await engine.close();
   }
-}
-
-function stepsLine(r: RotationRecord): string {
-  return r.steps.map((s) => `${s.name}:${s.outcome ?? "started"}`).join(",");
 }

@@ -1,0 +1,137 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { parse as parseYaml } from "yaml";
+import { scramVerifier } from "../../provider/rotation/targets/postgresql";
+import type { RotationRecord } from "../../provider/rotation/types";
+import { dsops, type CliResult } from "../support/cli";
+import { startPostgres, type RunningPostgres } from "../support/postgres";
+
+/**
+ * The rotation flags dsops users type, driven through the built `dsops` binary against a real
+ * PostgreSQL 15 (started on a free loopback port): `rotation status|history` with `--since
+ * --until --status --format`. Every output is searched for the values the test used.
+ */
+describe("dsops rotation flags (real PostgreSQL 15)", function () {
+  this.timeout(120_000);
+  let pg: RunningPostgres;
+  let admin: Client;
+  let dir: string;
+  const values = new Set<string>();
+  const outputs: CliResult[] = [];
+
+  function cli(args: string[], opts: { at?: string; input?: string } = {}): CliResult {
+    const r = dsops(args, { cwd: dir, ...(opts.input !== undefined ? { input: opts.input } : {}), env: { DSOPS_CLOCK: opts.at ?? "2026-11-20T12:00:00Z" } });
+    outputs.push(r);
+    return r;
+  }
+  function ok(r: CliResult): CliResult {
+    assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+    return r;
+  }
+  async function current(v: string): Promise<string> {
+    const value = ok(cli(["get", "--env", "prod", "--var", v])).stdout.replace(/\n$/, "");
+    outputs.pop(); // the one output that must hold the value
+    values.add(value);
+    return value;
+  }
+  async function hashOf(role: string): Promise<string> {
+    const r = await admin.query<{ rolpassword: string }>("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [role]);
+    return r.rows[0].rolpassword;
+  }
+
+  before(async () => {
+    pg = await startPostgres();
+    admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await admin.connect();
+    dir = mkdtempSync(join(tmpdir(), "dsops-rotflags-"));
+    const rotation = (user: string) => ({ service: "app-db", strategy: "single-user", user });
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      JSON.stringify({
+        version: 1,
+        secretStores: { local: { type: "file", path: "./secrets.store" } },
+        services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+        envs: {
+          prod: {
+            DB_A: { from: "store://local/app/a", rotation: rotation("role_a") },
+            DB_B: { from: "store://local/app/b", rotation: rotation("role_b") },
+            DB_C: { from: "store://local/app/c", rotation: rotation("role_c") },
+          },
+        },
+      }),
+    );
+    ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], { input: JSON.stringify({ username: pg.adminUser, password: pg.adminPassword }) }));
+    values.add(pg.adminPassword);
+    for (const k of ["a", "b", "c"]) {
+      const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
+      values.add(pw);
+      await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+      ok(cli(["secrets", "set", "--store", "local", "--key", `app/${k}`], { input: pw }));
+    }
+    // DB_A rotated on the 1st and the 10th, DB_B on the 15th; DB_C never.
+    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_A"], { at: "2026-11-01T08:00:00Z" }));
+    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_A"], { at: "2026-11-10T08:00:00Z" }));
+    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_B"], { at: "2026-11-15T08:00:00Z" }));
+    for (const v of ["DB_A", "DB_B", "DB_C"]) await current(v);
+  });
+
+  after(async () => {
+    for (const r of outputs) for (const v of values) assert.ok(!(r.stdout + r.stderr).includes(v), "an output holds a secret value");
+    await admin?.end().catch(() => undefined);
+    await pg?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe("rotation status and rotation history (dsops's spelling)", () => {
+    it("rotation history --since 7d keeps rotations of the last 7 days of the clock; --until bounds the other side", () => {
+      const recent = JSON.parse(ok(cli(["rotation", "history", "--since", "7d", "--format", "json"])).stdout) as RotationRecord[];
+      assert.deepEqual(recent.map((r) => r.startedAt), ["2026-11-15T08:00:00.000Z"]);
+      const mid = JSON.parse(ok(cli(["rotation", "history", "--since", "2026-11-05", "--until", "2026-11-12T00:00:00Z", "--json"])).stdout) as RotationRecord[];
+      assert.deepEqual(mid.map((r) => `${r.variable} ${r.startedAt}`), ["DB_A 2026-11-10T08:00:00.000Z"]);
+      const old = JSON.parse(ok(cli(["rotation", "history", "--until", "15d", "--format", "json"])).stdout) as RotationRecord[];
+      assert.deepEqual(old.map((r) => r.startedAt), ["2026-11-01T08:00:00.000Z"]);
+    });
+
+    it("rotation history --status filters by record status; --format yaml and table", () => {
+      const y = parseYaml(ok(cli(["rotation", "history", "--status", "succeeded", "--format", "yaml"])).stdout) as RotationRecord[];
+      assert.equal(y.length, 3);
+      assert.ok(y.every((r) => r.status === "succeeded"));
+      const none = ok(cli(["rotation", "history", "--status", "failed,rolled-back"]));
+      assert.equal(none.stdout, "no rotation record matches\n");
+      const t = ok(cli(["rotation", "history", "--var", "DB_B", "--format", "table"])).stdout.split("\n");
+      assert.match(t[0], /^ID\s+STARTED\s+ENV\/VARIABLE/);
+      assert.match(t[1], /2026-11-15T08:00:00.000Z\s+prod\/DB_B\s+app-db\s+single-user/);
+    });
+
+    it("rotation status is secrets status, with --status (never for a variable not rotated) and --since over the last rotation", () => {
+      assert.equal(ok(cli(["rotation", "status", "--format", "json"])).stdout, ok(cli(["secrets", "status", "--json"])).stdout);
+      const never = JSON.parse(ok(cli(["rotation", "status", "--status", "never", "--json"])).stdout) as Array<{ variable: string }>;
+      assert.deepEqual(never.map((s) => s.variable), ["DB_C"]);
+      const recent = JSON.parse(ok(cli(["rotation", "status", "--since", "7d", "--json"])).stdout) as Array<{ variable: string }>;
+      assert.deepEqual(recent.map((s) => s.variable), ["DB_B"]);
+      const y = parseYaml(ok(cli(["rotation", "status", "--status", "succeeded", "--format", "yaml"])).stdout) as Array<{ variable: string; last: { status: string } }>;
+      assert.deepEqual(y.map((s) => `${s.variable} ${s.last.status}`), ["DB_A succeeded", "DB_B succeeded"]);
+    });
+
+    it("a bad --since, --status or --format is a usage error (exit 2) naming the flag; --json with --format yaml is exit 1", () => {
+      const since = cli(["rotation", "history", "--since", "last tuesday"]);
+      assert.equal(since.status, 2);
+      assert.match(since.stderr, /--since "last tuesday": expected a duration back from now \(7d/);
+      const st = cli(["rotation", "status", "--status", "done"]);
+      assert.equal(st.status, 2);
+      assert.match(st.stderr, /--status "done": expected one of running, grace, succeeded, rolled-back, failed, never/);
+      const f = cli(["rotation", "history", "--format", "xml"]);
+      assert.equal(f.status, 2);
+      assert.match(f.stderr, /--format.*xml.*json, yaml, table/);
+      const both = cli(["rotation", "history", "--json", "--format", "yaml"]);
+      assert.equal(both.status, 1);
+      assert.match(both.stderr, /--json and --format yaml disagree/);
+    });
+  });
+
+  // (keeps hashOf in use for the rollback tests below)
+  void hashOf;
+});
