@@ -31,8 +31,8 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
     assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
     return r;
   }
-  async function current(v: string): Promise<string> {
-    const value = ok(cli(["get", "--env", "prod", "--var", v])).stdout.replace(/\n$/, "");
+  async function current(env: string, v: string): Promise<string> {
+    const value = ok(cli(["get", "--env", env, "--var", v])).stdout.replace(/\n$/, "");
     outputs.pop(); // the one output that must hold the value
     values.add(value);
     return value;
@@ -60,12 +60,16 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
             DB_B: { from: "store://local/app/b", rotation: rotation("role_b") },
             DB_C: { from: "store://local/app/c", rotation: rotation("role_c") },
           },
+          stage: {
+            DB_D: { from: "store://local/app/d", rotation: rotation("role_d") },
+            DB_E: { from: "store://local/app/e", rotation: rotation("role_e") },
+          },
         },
       }),
     );
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], { input: JSON.stringify({ username: pg.adminUser, password: pg.adminPassword }) }));
     values.add(pg.adminPassword);
-    for (const k of ["a", "b", "c"]) {
+    for (const k of ["a", "b", "c", "d", "e"]) {
       const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -75,7 +79,11 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
     ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_A"], { at: "2026-11-01T08:00:00Z" }));
     ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_A"], { at: "2026-11-10T08:00:00Z" }));
     ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_B"], { at: "2026-11-15T08:00:00Z" }));
-    for (const v of ["DB_A", "DB_B", "DB_C"]) await current(v);
+    for (const v of ["DB_A", "DB_B", "DB_C"]) await current("prod", v);
+    for (const v of ["DB_D", "DB_E"]) {
+      ok(cli(["secrets", "rotate", "--env", "stage", "--var", v], { at: "2026-10-01T08:00:00Z" }));
+      await current("stage", v);
+    }
   });
 
   after(async () => {
@@ -87,51 +95,84 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
 
   describe("rotation status and rotation history (dsops's spelling)", () => {
     it("rotation history --since 7d keeps rotations of the last 7 days of the clock; --until bounds the other side", () => {
-      const recent = JSON.parse(ok(cli(["rotation", "history", "--since", "7d", "--format", "json"])).stdout) as RotationRecord[];
+      const recent = JSON.parse(ok(cli(["rotation", "history", "--env", "prod", "--since", "7d", "--format", "json"])).stdout) as RotationRecord[];
       assert.deepEqual(recent.map((r) => r.startedAt), ["2026-11-15T08:00:00.000Z"]);
-      const mid = JSON.parse(ok(cli(["rotation", "history", "--since", "2026-11-05", "--until", "2026-11-12T00:00:00Z", "--json"])).stdout) as RotationRecord[];
+      const mid = JSON.parse(ok(cli(["rotation", "history", "--env", "prod", "--since", "2026-11-05", "--until", "2026-11-12T00:00:00Z", "--json"])).stdout) as RotationRecord[];
       assert.deepEqual(mid.map((r) => `${r.variable} ${r.startedAt}`), ["DB_A 2026-11-10T08:00:00.000Z"]);
-      const old = JSON.parse(ok(cli(["rotation", "history", "--until", "15d", "--format", "json"])).stdout) as RotationRecord[];
+      const old = JSON.parse(ok(cli(["rotation", "history", "--env", "prod", "--until", "15d", "--format", "json"])).stdout) as RotationRecord[];
       assert.deepEqual(old.map((r) => r.startedAt), ["2026-11-01T08:00:00.000Z"]);
     });
 
     it("rotation history --status filters by record status; --format yaml and table", () => {
-      const y = parseYaml(ok(cli(["rotation", "history", "--status", "succeeded", "--format", "yaml"])).stdout) as RotationRecord[];
+      const y = parseYaml(ok(cli(["rotation", "history", "--env", "prod", "--status", "succeeded", "--format", "yaml"])).stdout) as RotationRecord[];
       assert.equal(y.length, 3);
       assert.ok(y.every((r) => r.status === "succeeded"));
-      const none = ok(cli(["rotation", "history", "--status", "failed,rolled-back"]));
+      const none = ok(cli(["rotation", "history", "--env", "prod", "--status", "failed,rolled-back"]));
       assert.equal(none.stdout, "no rotation record matches\n");
-      const t = ok(cli(["rotation", "history", "--var", "DB_B", "--format", "table"])).stdout.split("\n");
+      const t = ok(cli(["rotation", "history", "--env", "prod", "--var", "DB_B", "--format", "table"])).stdout.split("\n");
       assert.match(t[0], /^ID\s+STARTED\s+ENV\/VARIABLE/);
       assert.match(t[1], /2026-11-15T08:00:00.000Z\s+prod\/DB_B\s+app-db\s+single-user/);
     });
 
     it("rotation status is secrets status, with --status (never for a variable not rotated) and --since over the last rotation", () => {
-      assert.equal(ok(cli(["rotation", "status", "--format", "json"])).stdout, ok(cli(["secrets", "status", "--json"])).stdout);
-      const never = JSON.parse(ok(cli(["rotation", "status", "--status", "never", "--json"])).stdout) as Array<{ variable: string }>;
+      assert.equal(ok(cli(["rotation", "status", "--env", "prod", "--format", "json"])).stdout, ok(cli(["secrets", "status", "--env", "prod", "--json"])).stdout);
+      const never = JSON.parse(ok(cli(["rotation", "status", "--env", "prod", "--status", "never", "--json"])).stdout) as Array<{ variable: string }>;
       assert.deepEqual(never.map((s) => s.variable), ["DB_C"]);
-      const recent = JSON.parse(ok(cli(["rotation", "status", "--since", "7d", "--json"])).stdout) as Array<{ variable: string }>;
+      const recent = JSON.parse(ok(cli(["rotation", "status", "--env", "prod", "--since", "7d", "--json"])).stdout) as Array<{ variable: string }>;
       assert.deepEqual(recent.map((s) => s.variable), ["DB_B"]);
-      const y = parseYaml(ok(cli(["rotation", "status", "--status", "succeeded", "--format", "yaml"])).stdout) as Array<{ variable: string; last: { status: string } }>;
+      const y = parseYaml(ok(cli(["rotation", "status", "--env", "prod", "--status", "succeeded", "--format", "yaml"])).stdout) as Array<{ variable: string; last: { status: string } }>;
       assert.deepEqual(y.map((s) => `${s.variable} ${s.last.status}`), ["DB_A succeeded", "DB_B succeeded"]);
     });
 
     it("a bad --since, --status or --format is a usage error (exit 2) naming the flag; --json with --format yaml is exit 1", () => {
-      const since = cli(["rotation", "history", "--since", "last tuesday"]);
+      const since = cli(["rotation", "history", "--env", "prod", "--since", "last tuesday"]);
       assert.equal(since.status, 2);
       assert.match(since.stderr, /--since "last tuesday": expected a duration back from now \(7d/);
-      const st = cli(["rotation", "status", "--status", "done"]);
+      const st = cli(["rotation", "status", "--env", "prod", "--status", "done"]);
       assert.equal(st.status, 2);
       assert.match(st.stderr, /--status "done": expected one of running, grace, succeeded, rolled-back, failed, never/);
-      const f = cli(["rotation", "history", "--format", "xml"]);
+      const f = cli(["rotation", "history", "--env", "prod", "--format", "xml"]);
       assert.equal(f.status, 2);
       assert.match(f.stderr, /--format.*xml.*json, yaml, table/);
-      const both = cli(["rotation", "history", "--json", "--format", "yaml"]);
+      const both = cli(["rotation", "history", "--env", "prod", "--json", "--format", "yaml"]);
       assert.equal(both.status, 1);
       assert.match(both.stderr, /--json and --format yaml disagree/);
     });
   });
 
-  // (keeps hashOf in use for the rollback tests below)
-  void hashOf;
+  describe("rotation rollback --dry-run and --force", () => {
+    it("--dry-run shows the version it would go back to and the steps; the role's password hash, the stored value and the history are unchanged", async () => {
+      const hash = await hashOf("role_d");
+      const before = await current("stage", "DB_D");
+      const records = ok(cli(["rotation", "history", "--env", "stage", "--json"])).stdout;
+      const r = ok(cli(["rotation", "rollback", "--service", "app-db", "--env", "stage", "--var", "DB_D", "--reason", "drill", "--dry-run"]));
+      assert.match(r.stdout, /^dry run: store:\/\/local\/app\/d \(stage\/DB_D\) would go back from version \S+ to \S+ \(role_d\):\n  - apply: set version \S+'s credential \(role_d\) at app-db \(postgresql\)\n  - verify: log in to app-db with it\n  - promote: make version \S+ current in the store/);
+      assert.equal(await hashOf("role_d"), hash);
+      assert.equal(await current("stage", "DB_D"), before);
+      assert.equal(ok(cli(["rotation", "history", "--env", "stage", "--json"])).stdout, records);
+      const plans = JSON.parse(ok(cli(["rotation", "rollback", "--service", "app-db", "--env", "stage", "--var", "DB_D", "--reason", "drill", "--dry-run", "--json"])).stdout) as Array<{ toPrincipal: string; notes: string[] }>;
+      assert.equal(plans.length, 1);
+      assert.equal(plans[0].toPrincipal, "role_d");
+      assert.deepEqual(plans[0].notes, []);
+    });
+
+    it("--dry-run refuses what the real rollback refuses (exit 1): a variable with no previous version", () => {
+      const r = cli(["rotation", "rollback", "--service", "app-db", "--env", "prod", "--var", "DB_C", "--reason", "drill", "--dry-run"]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /store:\/\/local\/app\/c: no previous version to roll back to/);
+      assert.equal(r.stdout, "");
+    });
+
+    it("--force is accepted and the rollback runs as without it (nothing is asked): the old password logs in again", async () => {
+      const rotated = await current("stage", "DB_E");
+      const hash = await hashOf("role_e");
+      const r = ok(cli(["rotation", "rollback", "--service", "app-db", "--env", "stage", "--var", "DB_E", "--reason", "drill", "--force"]));
+      assert.match(r.stdout, /store:\/\/local\/app\/e \(stage\/DB_E\): rolled back to version \S+ \(role_e\); rollback \S+ succeeded\n/);
+      const back = await current("stage", "DB_E");
+      assert.notEqual(back, rotated);
+      assert.notEqual(await hashOf("role_e"), hash);
+      assert.ok(await pg.canLogin("role_e", back));
+      assert.ok(!(await pg.canLogin("role_e", rotated)));
+    });
+  });
 });

@@ -60,10 +60,25 @@ export function register(program: Command): void {
     // uses positional options; `--to-version` always reaches this command.
     .option("--to-version <id>", "same as --version")
     .option("--var <name>", "only this variable")
-    .action(async (o: { service: string; env: string; reason: string; version?: string; toVersion?: string; var?: string }, cmd: Command) => {
+    .option("--dry-run", "show what would be rolled back and how; change nothing (no lock, no record, the target untouched)")
+    .option("--force", "accepted for dsops users: this command never asks for confirmation (the --reason is the deliberate act), so --force changes nothing")
+    .option("--json", "print the records (or, with --dry-run, the plans) as JSON")
+    .action(async (o: { service: string; env: string; reason: string; version?: string; toVersion?: string; var?: string; dryRun?: boolean; force?: boolean; json?: boolean }, cmd: Command) => {
       const version = o.toVersion ?? o.version;
       await withEngine(cmd, async (engine) => {
+        if (o.dryRun) {
+          const plans = await engine.planRollback(o.env, o.service, { reason: o.reason, ...(version ? { version } : {}) }, o.var);
+          if (o.json) return void process.stdout.write(JSON.stringify(plans, null, 2) + "\n");
+          for (const p of plans)
+            process.stdout.write(
+              `dry run: ${p.secret} (${p.env}/${p.variable}) would go back from version ${p.fromVersion ?? "-"} to ${p.toVersion}${p.toPrincipal ? ` (${p.toPrincipal})` : ""}:\n` +
+                [...p.steps.map((s) => `  - ${s}`), ...p.notes.map((n) => `  note: ${n}`)].join("\n") +
+                "\n",
+            );
+          return;
+        }
         const recs = await engine.rollback(o.env, o.service, { reason: o.reason, ...(version ? { version } : {}) }, o.var);
+        if (o.json) return void process.stdout.write(JSON.stringify(recs, null, 2) + "\n");
         for (const r of recs) process.stdout.write(`${r.secret} (${r.env}/${r.variable}): rolled back to version ${r.newVersionId}${r.newPrincipal ? ` (${r.newPrincipal})` : ""}; rollback ${r.id} ${r.status}\n`);
       });
     });

@@ -40,6 +40,23 @@ export interface RollbackOptions {
   readonly version?: string;
 }
 
+/** What `dsops rotation rollback --dry-run` would do to one secret (nothing is changed to find out). */
+export interface RollbackPlan {
+  readonly secret: string;
+  readonly env: string;
+  readonly variable: string;
+  readonly service: string;
+  /** The version current now, and the one the rollback would make current. */
+  readonly fromVersion?: string;
+  readonly toVersion: string;
+  /** The principal (user name) the version holds, when the target's credential has one. */
+  readonly toPrincipal?: string;
+  /** The steps, in order, in words. */
+  readonly steps: readonly string[];
+  /** What would stop or change the run (a held lock, an unfinished rotation finished first). */
+  readonly notes: readonly string[];
+}
+
 /** One rotated secret's state, for `dsops secrets status`. */
 export interface SecretStatus {
   readonly env: string;

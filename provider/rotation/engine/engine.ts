@@ -11,12 +11,12 @@ import { lockOwner, ownerIsDead, whoAmI } from "../lock";
 import { connectPorts } from "../ports";
 import { resolveStrategy, type ResolvedStrategy } from "../strategies/index";
 import type { RotationRecord } from "../types";
-import type { RollbackOptions, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
+import type { RollbackOptions, RollbackPlan, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
 import { newRotationId, rollingBack, type EngineContext } from "./context";
 import { dryRun } from "./dry-run";
 import { healthPortOf } from "./health-gate";
 import { resume, start } from "./machine";
-import { rollbackOne, runManualRollback } from "./manual-rollback";
+import { planRollbackOne, rollbackOne, runManualRollback } from "./manual-rollback";
 import { failedEvent } from "./publish";
 import { Wiring, type Subject } from "./wiring";
 
@@ -148,11 +148,7 @@ export class RotationEngine {
 
   /** Put back the previous (or a named) version of each variable of `env` rotated by `service`. */
   async rollback(env: string, service: string, options: RollbackOptions, variable?: string): Promise<RotationRecord[]> {
-    if (!options.reason?.trim()) throw new DsopsError("a rollback needs a reason (--reason \"…\")");
-    const vars = this.rotated(env).filter((v) => (!variable || v.variable === variable) && this.config.envs[env][v.variable].spec.rotation?.service === service);
-    if (!vars.length) throw new DsopsError(`env "${env}" has no variable rotated by service "${service}"${variable ? ` named ${variable}` : ""}`);
-    if (options.version && vars.length > 1)
-      throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
+    const vars = this.rollbackVariables(env, service, options, variable);
     const out: RotationRecord[] = [];
     try {
       for (const v of vars) out.push(await rollbackOne(this.ctx, this.wiring.subject(env, v.variable), options));
@@ -160,6 +156,22 @@ export class RotationEngine {
       await this.events.runEnded();
     }
     return out;
+  }
+
+  /** What `rollback` would do, changing nothing (`dsops rotation rollback --dry-run`). */
+  async planRollback(env: string, service: string, options: RollbackOptions, variable?: string): Promise<RollbackPlan[]> {
+    const out: RollbackPlan[] = [];
+    for (const v of this.rollbackVariables(env, service, options, variable)) out.push(await planRollbackOne(this.ctx, this.wiring.subject(env, v.variable), options));
+    return out;
+  }
+
+  private rollbackVariables(env: string, service: string, options: RollbackOptions, variable?: string) {
+    if (!options.reason?.trim()) throw new DsopsError("a rollback needs a reason (--reason \"…\")");
+    const vars = this.rotated(env).filter((v) => (!variable || v.variable === variable) && this.config.envs[env][v.variable].spec.rotation?.service === service);
+    if (!vars.length) throw new DsopsError(`env "${env}" has no variable rotated by service "${service}"${variable ? ` named ${variable}` : ""}`);
+    if (options.version && vars.length > 1)
+      throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
+    return vars;
   }
 
   /** Rotation state of every rotated variable (of `env`). */
