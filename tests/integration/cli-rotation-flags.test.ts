@@ -6,7 +6,7 @@ import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { parse as parseYaml } from "yaml";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
-import { dsops, type CliResult } from "../support/cli";
+import { dsops, dsopsAsync, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 /**
@@ -64,12 +64,22 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
             DB_D: { from: "store://local/app/d", rotation: rotation("role_d") },
             DB_E: { from: "store://local/app/e", rotation: rotation("role_e") },
           },
+          multi: {
+            M1: { from: "store://local/app/m1", rotation: rotation("role_m1") },
+            M2: { from: "store://local/app/m2", rotation: rotation("ghost") },
+            M3: { from: "store://local/app/m3", rotation: rotation("role_m3") },
+          },
+          lock: {
+            L1: { from: "store://local/app/l1", rotation: rotation("role_l1") },
+          },
         },
       }),
     );
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], { input: JSON.stringify({ username: pg.adminUser, password: pg.adminPassword }) }));
     values.add(pg.adminPassword);
-    for (const k of ["a", "b", "c", "d", "e"]) {
+    ok(cli(["secrets", "set", "--store", "local", "--key", "app/m2"], { input: "Ghost-password-1" }));
+    values.add("Ghost-password-1");
+    for (const k of ["a", "b", "c", "d", "e", "m1", "m3", "l1"]) {
       const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -173,6 +183,67 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       assert.notEqual(await hashOf("role_e"), hash);
       assert.ok(await pg.canLogin("role_e", back));
       assert.ok(!(await pg.canLogin("role_e", rotated)));
+    });
+  });
+
+  describe("secrets rotate: several --key/--var, --on-conflict", () => {
+    it("rotates each named variable; a failure of one does not hide the others; a summary table; exit 1", async () => {
+      const before = { m1: await hashOf("role_m1"), m3: await hashOf("role_m3") };
+      const r = cli(["secrets", "rotate", "--env", "multi", "--var", "M1", "--key", "M2", "--key", "M3"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.notEqual(await hashOf("role_m1"), before.m1);
+      assert.notEqual(await hashOf("role_m3"), before.m3);
+      assert.ok(await pg.canLogin("role_m1", await current("multi", "M1")));
+      assert.ok(await pg.canLogin("role_m3", await current("multi", "M3")));
+      assert.match(r.stdout, /^store:\/\/local\/app\/m1 \(multi\/M1\): rotation \S+: succeeded/m);
+      assert.match(r.stdout, /^store:\/\/local\/app\/m3 \(multi\/M3\): rotation \S+: succeeded/m);
+      assert.match(r.stdout, /^VARIABLE\s+RESULT\s+VERSION\s+DETAIL\nM1\s+succeeded\s+\S+\s*\nM2\s+failed\s+-\s+\S.*ghost.*\nM3\s+succeeded\s+\S+\s*\n$/m);
+      assert.match(r.stderr, /^error: M2: .*ghost/m);
+      assert.match(r.stderr, /^error: 1 of 3 rotations failed: M2$/m);
+      assert.equal(await current("multi", "M2"), "Ghost-password-1");
+    });
+
+    it("no variable named is a usage error (exit 2)", () => {
+      const r = cli(["secrets", "rotate", "--env", "multi"]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /name the variable to rotate: --var NAME \(or --key NAME\)/);
+    });
+
+    it("--on-conflict fail (default) exits 1, skip exits 0 with a message, wait gives up after --wait-timeout (exit 1) or rotates once the holder is gone", async () => {
+      const holder = dsopsAsync(["secrets", "rotate", "--env", "lock", "--var", "L1"], { cwd: dir, env: { DSOPS_FAULT: "after:apply:stop" } });
+      let out = "";
+      await new Promise<void>((resolve, reject) => {
+        holder.stderr.on("data", (d: Buffer) => {
+          out += d;
+          if (out.includes("fault injected at after:apply")) resolve();
+        });
+        holder.stdout.on("data", (d: Buffer) => (out += d));
+        holder.on("exit", (code) => reject(new Error(`the holder ended (${code}) before apply: ${out}`)));
+      });
+      const exited = new Promise<void>((r) => holder.on("exit", () => r()));
+      try {
+        const fail = cli(["secrets", "rotate", "--env", "lock", "--var", "L1"]);
+        assert.equal(fail.status, 1);
+        assert.match(fail.stderr, new RegExp(`rotation of store://local/app/l1 in progress by \\S+ \\(pid ${holder.pid} on `));
+        const skip = cli(["secrets", "rotate", "--env", "lock", "--var", "L1", "--on-conflict", "skip"]);
+        assert.equal(skip.status, 0, skip.stderr);
+        assert.match(skip.stderr, /^skipped: L1: rotation of store:\/\/local\/app\/l1 in progress by /m);
+        assert.equal(skip.stdout, "");
+        const gaveUp = cli(["secrets", "rotate", "--env", "lock", "--var", "L1", "--on-conflict", "wait", "--wait-timeout", "1s"]);
+        assert.equal(gaveUp.status, 1);
+        assert.match(gaveUp.stderr, /still held after waiting 1s \(--wait-timeout 1s\)/);
+        const bad = cli(["secrets", "rotate", "--env", "lock", "--var", "L1", "--on-conflict", "later"]);
+        assert.equal(bad.status, 2);
+        assert.match(bad.stderr, /--on-conflict.*later.*fail, wait, skip/);
+      } finally {
+        holder.kill("SIGKILL"); // its lock is left behind, held by a dead process
+      }
+      await exited;
+      outputs.push({ status: null, stdout: out, stderr: "" });
+      const waited = cli(["secrets", "rotate", "--env", "lock", "--var", "L1", "--on-conflict", "wait", "--wait-timeout", "1m"]);
+      assert.equal(waited.status, 0, waited.stderr);
+      assert.match(waited.stdout, /\(lock\/L1\): finished rotation \S+ left unfinished by /);
+      assert.ok(await pg.canLogin("role_l1", await current("lock", "L1")));
     });
   });
 });

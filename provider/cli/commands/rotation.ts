@@ -1,7 +1,8 @@
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import type { RotationStrategyName } from "../../rotation/settings";
 import type { ComposedRotationEngine } from "../../compose/rotation";
 import { commandGroup, loadConfig } from "../util";
+import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
 
 /** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
@@ -14,36 +15,7 @@ const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-
 export function register(program: Command): void {
   const secrets = commandGroup(program, "secrets", "write and inspect secrets in writable stores");
 
-  secrets
-    .command("rotate")
-    .description("rotate a variable's secret at its target (generate, stage, apply, verify, promote, retire)")
-    .requiredOption("-e, --env <env>", "env name")
-    .requiredOption("--var <name>", "variable name (its rotation: block says how)")
-    .addOption(new Option("--strategy <strategy>", "override the configured strategy").choices(STRATEGIES))
-    .option("--dry-run", "check and show the steps; change nothing")
-    .option("--reason <text>", "why (required by --strategy emergency)")
-    .option("--json", "print the rotation record as JSON")
-    .action(async (o: { env: string; var: string; strategy?: RotationStrategyName; dryRun?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
-      await withEngine(cmd, async (engine) => {
-        const r = await engine.rotate(o.env, o.var, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) });
-        if (o.json) {
-          process.stdout.write(JSON.stringify({ ...r.record, resumed: r.resumed, dryRun: r.dryRun, ...(r.plan ? { plan: r.plan } : {}) }, null, 2) + "\n");
-          return;
-        }
-        const rec = r.record;
-        if (r.dryRun) {
-          process.stdout.write(`dry run: ${rec.secret} (${o.env}/${o.var}) with ${rec.strategy} at ${rec.service}:\n${(r.plan ?? []).map((s) => `  - ${s}`).join("\n")}\n`);
-          return;
-        }
-        const what = r.resumed ? `finished rotation ${rec.id} left unfinished by ${rec.who}` : `rotation ${rec.id}`;
-        const tail =
-          rec.status === "grace"
-            ? `new version ${rec.newVersionId} current; the old credential is revoked after ${rec.retireAfter}`
-            : `${rec.status}; version ${rec.newVersionId ?? "-"} current${rec.newPrincipal ? ` (${rec.newPrincipal})` : ""}`;
-        process.stdout.write(`${rec.secret} (${o.env}/${o.var}): ${what}: ${tail}\n`);
-      });
-    });
-
+  registerRotate(secrets, STRATEGIES, withEngine);
   registerViews(secrets, withEngine);
 
   const rotation = commandGroup(program, "rotation", "rotation operations");
