@@ -72,6 +72,9 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
           lock: {
             L1: { from: "store://local/app/l1", rotation: rotation("role_l1") },
           },
+          nv: {
+            N1: { from: "store://local/app/n1", rotation: rotation("role_n1") },
+          },
         },
       }),
     );
@@ -79,7 +82,7 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
     values.add(pg.adminPassword);
     ok(cli(["secrets", "set", "--store", "local", "--key", "app/m2"], { input: "Ghost-password-1" }));
     values.add("Ghost-password-1");
-    for (const k of ["a", "b", "c", "d", "e", "m1", "m3", "l1"]) {
+    for (const k of ["a", "b", "c", "d", "e", "m1", "m3", "l1", "n1"]) {
       const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -244,6 +247,37 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       assert.equal(waited.status, 0, waited.stderr);
       assert.match(waited.stdout, /\(lock\/L1\): finished rotation \S+ left unfinished by /);
       assert.ok(await pg.canLogin("role_l1", await current("lock", "L1")));
+    });
+  });
+
+  describe("secrets rotate --new-value", () => {
+    const chosen = `Chosen-${Math.random().toString(36).slice(2)}-Value`;
+    before(() => values.add(chosen));
+
+    it("--new-value - reads the value from standard input: the role logs in with it, the store holds it, no output or statement log shows it", async () => {
+      const r = ok(cli(["secrets", "rotate", "--env", "nv", "--var", "N1", "--new-value", "-"], { input: `${chosen}\n` }));
+      assert.match(r.stdout, /\(nv\/N1\): rotation \S+: succeeded; version \S+ current/);
+      assert.ok(await pg.canLogin("role_n1", chosen));
+      const stored = ok(cli(["get", "--env", "nv", "--var", "N1"])).stdout;
+      outputs.pop();
+      assert.equal(stored, `${chosen}\n`);
+      assert.ok(!pg.log().includes(chosen), "the statement log shows the new value");
+    });
+
+    it("a value on the command line is refused (exit 2) without echoing it, and nothing changes; an empty stdin is exit 1", async () => {
+      const hash = await hashOf("role_n1");
+      const argv = `Argv-${Math.random().toString(36).slice(2)}`;
+      values.add(argv);
+      const r = cli(["secrets", "rotate", "--env", "nv", "--var", "N1", "--new-value", argv]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /--new-value takes the value from standard input, not from the command line .*write --new-value - and pipe the value in/);
+      const empty = cli(["secrets", "rotate", "--env", "nv", "--var", "N1", "--new-value", "-"], { input: "" });
+      assert.equal(empty.status, 1);
+      assert.match(empty.stderr, /--new-value -: empty value on standard input|no value on standard input/);
+      const several = cli(["secrets", "rotate", "--env", "multi", "--var", "M1", "--var", "M3", "--new-value", "-"], { input: "x" });
+      assert.equal(several.status, 2);
+      assert.match(several.stderr, /--new-value gives one value: rotate one variable with it/);
+      assert.equal(await hashOf("role_n1"), hash);
     });
   });
 });

@@ -3,7 +3,8 @@ import type { ComposedRotationEngine } from "../../compose/rotation";
 import type { RotationResult } from "../../rotation/engine/api";
 import type { RotationStrategyName } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
-import { parseDuration, table } from "../util";
+import type { Secret } from "../../core/secret";
+import { parseDuration, readStdin, table } from "../util";
 
 /**
  * `dsops secrets rotate`: one or several variables (`--var`/`--key`, repeatable), each rotated
@@ -27,6 +28,7 @@ interface RotateFlags {
   json?: boolean;
   onConflict: Conflict;
   waitTimeout: string;
+  newValue?: string;
 }
 
 /** One variable's outcome. */
@@ -47,25 +49,40 @@ export function registerRotate(secrets: Command, strategies: string[], withEngin
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")
     .addOption(new Option("--on-conflict <what>", "another run holds the rotation lock: fail, wait for it (see --wait-timeout), or skip the variable (exit 0)").choices(CONFLICT).default("fail"))
     .option("--wait-timeout <duration>", "with --on-conflict wait: give up after waiting this long", "10m")
+    .option("--new-value <source>", "use this value instead of a generated one: only `-` (read from standard input); never a value on the command line")
     .action(async (o: RotateFlags, cmd: Command) => {
       const vars = [...new Set([...o.var, ...o.key])];
       if (!vars.length) cmd.error("error: name the variable to rotate: --var NAME (or --key NAME), repeatable", { exitCode: 2, code: "dsops.missingVar" });
       const waitMs = parseDuration(o.waitTimeout, "--wait-timeout");
+      if (o.newValue !== undefined && o.newValue !== "-")
+        cmd.error("error: --new-value takes the value from standard input, not from the command line (where ps and the shell history see it): write --new-value - and pipe the value in", { exitCode: 2, code: "dsops.newValueOnArgv" });
+      if (o.newValue !== undefined && vars.length > 1) cmd.error("error: --new-value gives one value: rotate one variable with it", { exitCode: 2, code: "dsops.newValueSeveral" });
+      const newValue = o.newValue === "-" ? await stdinValue() : undefined;
       await withEngine(cmd, async (engine) => {
         const outcomes: Outcome[] = [];
-        for (const v of vars) outcomes.push(await rotateOne(engine, o, v, waitMs));
+        for (const v of vars) outcomes.push(await rotateOne(engine, o, v, waitMs, newValue));
         report(o, outcomes);
       });
     });
 }
 
-async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variable: string, waitMs: number): Promise<Outcome> {
+/** The value piped in, without the one line ending a shell's echo adds. */
+async function stdinValue(): Promise<Secret> {
+  const { Secret } = require("../../core/secret") as typeof import("../../core/secret");
+  let value = await readStdin();
+  if (value.endsWith("\n")) value = value.slice(0, -1);
+  if (value.endsWith("\r")) value = value.slice(0, -1);
+  if (value === "") throw new DsopsError("--new-value -: empty value on standard input", { hint: "pipe the value in: printf %s \"$VALUE\" | dsops secrets rotate … --new-value -" });
+  return new Secret(value);
+}
+
+async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variable: string, waitMs: number, newValue?: Secret): Promise<Outcome> {
   const { RotationInProgressError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
   const { clock } = require("../../core/clock") as typeof import("../../core/clock");
   let waited = 0;
   for (;;) {
     try {
-      const result = await engine.rotate(o.env, variable, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+      const result = await engine.rotate(o.env, variable, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}) });
       return { variable, result };
     } catch (e) {
       if (!(e instanceof RotationInProgressError) || o.onConflict === "fail") return { variable, error: e };

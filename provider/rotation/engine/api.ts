@@ -1,4 +1,5 @@
 import type { Clock } from "../../core/clock";
+import type { Secret } from "../../core/secret";
 import type { RotationStrategyName } from "../settings";
 import type { Resolver } from "../../engine/resolve";
 import type { RotationEvent } from "../events";
@@ -18,6 +19,12 @@ export interface RotateOptions {
   readonly dryRun?: boolean;
   /** Why (required by `emergency`; kept in the record). */
   readonly reason?: string;
+  /**
+   * The new value, instead of a generated one (`secrets rotate --new-value -`, read from standard
+   * input). Only for strategies whose target sets a value (not one that mints its own
+   * credential); checked against the target's value rules.
+   */
+  readonly newValue?: Secret;
 }
 
 /** What a rotation did. */
