@@ -8,6 +8,8 @@ import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { dsops, dsopsAsync, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
+import { startRedis, type RunningRedis } from "../support/redis";
+import { redisPasswordHash } from "../../provider/rotation/targets/redis";
 
 /**
  * The rotation flags dsops users type, driven through the built `dsops` binary against a real
@@ -278,6 +280,68 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       assert.equal(several.status, 2);
       assert.match(several.stderr, /--new-value gives one value: rotate one variable with it/);
       assert.equal(await hashOf("role_n1"), hash);
+    });
+  });
+
+  // PostgreSQL cannot hold two passwords per role, so two-secret (and its grace period) runs on
+  // a real Redis 7, whose ACL users can.
+  describe("secrets rotate --force inside a grace period (two-secret on real Redis)", () => {
+    let redis: RunningRedis;
+    let rdir: string;
+    const rcli = (args: string[], input?: string) => {
+      const r = dsops(args, { cwd: rdir, ...(input !== undefined ? { input } : {}), env: { DSOPS_CLOCK: "2026-11-20T12:00:00Z" } });
+      outputs.push(r);
+      return r;
+    };
+    const cred = async (): Promise<{ username: string; password: string }> => {
+      const r = rcli(["get", "--env", "prod", "--var", "TOKEN"]);
+      outputs.pop();
+      assert.equal(r.status, 0, r.stderr);
+      const c = JSON.parse(r.stdout) as { username: string; password: string };
+      values.add(c.password);
+      return c;
+    };
+    before(async () => {
+      redis = await startRedis();
+      values.add(redis.adminPassword);
+      rdir = mkdtempSync(join(tmpdir(), "dsops-rotflags-redis-"));
+      writeFileSync(
+        join(rdir, "dsops.yaml"),
+        JSON.stringify({
+          version: 1,
+          secretStores: { local: { type: "file", path: "./secrets.store" } },
+          services: { cache: { type: "redis", host: "127.0.0.1", port: redis.port, admin: "store://local/redis/admin" } },
+          envs: { prod: { TOKEN: { from: "store://local/app/token", rotation: { service: "cache", strategy: "two-secret", user: "svc", grace_period: "1d" } } } },
+        }),
+      );
+      assert.equal(rcli(["secrets", "set", "--store", "local", "--key", "redis/admin"], JSON.stringify({ username: redis.adminUser, password: redis.adminPassword })).status, 0);
+      const first = `First-${Math.random().toString(36).slice(2)}`;
+      values.add(first);
+      await redis.command(["ACL", "SETUSER", "svc", "on", `#${redisPasswordHash(first)}`, "+ping"]);
+      assert.equal(rcli(["secrets", "set", "--store", "local", "--key", "app/token"], JSON.stringify({ username: "svc", password: first })).status, 0);
+    });
+    after(async () => {
+      await redis?.stop();
+      if (rdir) rmSync(rdir, { recursive: true, force: true });
+    });
+
+    it("without --force a rotation inside the grace period is refused (exit 1, the hint names --force); with it the oldest credential is revoked and a new one minted", async () => {
+      const c0 = await cred();
+      assert.equal(rcli(["secrets", "rotate", "--env", "prod", "--var", "TOKEN"]).status, 0);
+      const c1 = await cred();
+      assert.ok(await redis.canLogin("svc", c0.password), "c0 is valid in the grace period");
+      const refused = rcli(["secrets", "rotate", "--env", "prod", "--var", "TOKEN"]);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /is in its grace period until 2026-11-21T12:00:00.000Z/);
+      assert.match(refused.stderr, /hint: .*--force/);
+      const forced = rcli(["secrets", "rotate", "--env", "prod", "--var", "TOKEN", "--force"]);
+      assert.equal(forced.status, 0, forced.stderr);
+      assert.match(forced.stderr, /--force: ending the grace period of rotation \S+ now/);
+      assert.match(forced.stdout, /new version \S+ current; the old credential is revoked after 2026-11-21T12:00:00.000Z/);
+      const c2 = await cred();
+      assert.ok(!(await redis.canLogin("svc", c0.password)), "c0 was revoked by --force");
+      assert.ok(await redis.canLogin("svc", c1.password), "c1 is in the new grace period");
+      assert.ok(await redis.canLogin("svc", c2.password));
     });
   });
 });

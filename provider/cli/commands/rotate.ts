@@ -29,6 +29,7 @@ interface RotateFlags {
   onConflict: Conflict;
   waitTimeout: string;
   newValue?: string;
+  force?: boolean;
 }
 
 /** One variable's outcome. */
@@ -49,6 +50,7 @@ export function registerRotate(secrets: Command, strategies: string[], withEngin
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")
     .addOption(new Option("--on-conflict <what>", "another run holds the rotation lock: fail, wait for it (see --wait-timeout), or skip the variable (exit 0)").choices(CONFLICT).default("fail"))
     .option("--wait-timeout <duration>", "with --on-conflict wait: give up after waiting this long", "10m")
+    .option("--force", "inside the grace period of the last rotation: revoke the old credential now and rotate (instead of refusing)")
     .option("--new-value <source>", "use this value instead of a generated one: only `-` (read from standard input); never a value on the command line")
     .action(async (o: RotateFlags, cmd: Command) => {
       const vars = [...new Set([...o.var, ...o.key])];
@@ -82,7 +84,7 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
   let waited = 0;
   for (;;) {
     try {
-      const result = await engine.rotate(o.env, variable, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}) });
+      const result = await engine.rotate(o.env, variable, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}), ...(o.force ? { force: true } : {}) });
       return { variable, result };
     } catch (e) {
       if (!(e instanceof RotationInProgressError) || o.onConflict === "fail") return { variable, error: e };

@@ -25,6 +25,12 @@ export interface RotateOptions {
    * credential); checked against the target's value rules.
    */
   readonly newValue?: Secret;
+  /**
+   * Inside the grace period of the last rotation: retire the old credential now (clients still
+   * using it lose it) and rotate, instead of refusing. (A rotation by hand is never refused
+   * for not being due: the schedule only drives `rotation run --due` and Pulumi.)
+   */
+  readonly force?: boolean;
 }
 
 /** What a rotation did. */

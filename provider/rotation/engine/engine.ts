@@ -104,7 +104,7 @@ export class RotationEngine {
     const id = newRotationId(this.clock);
     const lock = await subject.history.lock(subject.secret, lockOwner(this.clock, id));
     try {
-      return await this.rotateLocked(subject, strategy, id, reason, options.newValue);
+      return await this.rotateLocked(subject, strategy, id, reason, options.newValue, options.force);
     } catch (e) {
       await failedEvent(this.ctx, subject, e, id, strategy.name, reason);
       throw e;
@@ -114,10 +114,10 @@ export class RotationEngine {
     }
   }
 
-  private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined, newValue?: Secret): Promise<RotationResult> {
+  private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined, newValue?: Secret, force = false): Promise<RotationResult> {
     {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
-      if (newValue && open)
+      if (newValue && open && !(force && open.status === "grace"))
         throw new DsopsError(`${subject.secret}: rotation ${open.id} is ${open.status === "grace" ? "in its grace period" : "unfinished"}: a new value is not used to finish it`, {
           hint: `finish it first: dsops secrets rotate --env ${subject.env} --var ${subject.variable} (without --new-value)`,
         });
@@ -141,12 +141,13 @@ export class RotationEngine {
       }
       if (open?.status === "grace") {
         const due = open.retireAfter !== undefined && this.clock.now() >= Date.parse(open.retireAfter);
-        if (!due && !strategy.emergency)
+        if (!due && !strategy.emergency && !force)
           throw new RotationError(`${subject.secret}: rotation ${open.id} is in its grace period until ${open.retireAfter}; the old credential is revoked then`, open.id, {
-            hint: "run again after that time, or rotate with --strategy emergency --reason … to revoke it now",
+            hint: "run again after that time, or rotate with --force (or --strategy emergency --reason …) to revoke it now",
           });
+        if (!due && force) this.ctx.log(`${subject.secret}: --force: ending the grace period of rotation ${open.id} now (due ${open.retireAfter}); the old credential is revoked`);
         const rec = await resume(this.ctx, subject, open, true);
-        if (!strategy.emergency) return { record: rec, resumed: true, dryRun: false };
+        if (!strategy.emergency && !(force && !due)) return { record: rec, resumed: true, dryRun: false };
       }
       const rec = await start(this.ctx, subject, strategy, id, reason, newValue);
       return { record: rec, resumed: false, dryRun: false, ...(finishedRollback ? { finishedRollback } : {}) };
