@@ -77,6 +77,10 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
           nv: {
             N1: { from: "store://local/app/n1", rotation: rotation("role_n1") },
           },
+          alias: {
+            R1: { from: "store://local/app/r1", rotation: { service: "app-db", strategy: "random", user: "role_r1" } },
+            R2: { from: "store://local/app/r2", rotation: rotation("role_r2") },
+          },
         },
       }),
     );
@@ -84,7 +88,7 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
     values.add(pg.adminPassword);
     ok(cli(["secrets", "set", "--store", "local", "--key", "app/m2"], { input: "Ghost-password-1" }));
     values.add("Ghost-password-1");
-    for (const k of ["a", "b", "c", "d", "e", "m1", "m3", "l1", "n1"]) {
+    for (const k of ["a", "b", "c", "d", "e", "m1", "m3", "l1", "n1", "r1", "r2"]) {
       const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -293,8 +297,8 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       outputs.push(r);
       return r;
     };
-    const cred = async (): Promise<{ username: string; password: string }> => {
-      const r = rcli(["get", "--env", "prod", "--var", "TOKEN"]);
+    const cred = async (v = "TOKEN"): Promise<{ username: string; password: string }> => {
+      const r = rcli(["get", "--env", "prod", "--var", v]);
       outputs.pop();
       assert.equal(r.status, 0, r.stderr);
       const c = JSON.parse(r.stdout) as { username: string; password: string };
@@ -311,14 +315,21 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
           version: 1,
           secretStores: { local: { type: "file", path: "./secrets.store" } },
           services: { cache: { type: "redis", host: "127.0.0.1", port: redis.port, admin: "store://local/redis/admin" } },
-          envs: { prod: { TOKEN: { from: "store://local/app/token", rotation: { service: "cache", strategy: "two-secret", user: "svc", grace_period: "1d" } } } },
+          envs: {
+            prod: {
+              TOKEN: { from: "store://local/app/token", rotation: { service: "cache", strategy: "two-secret", user: "svc", grace_period: "1d" } },
+              OVERLAP: { from: "store://local/app/overlap", rotation: { service: "cache", strategy: "overlap", user: "ovl", grace_period: "2h" } },
+            },
+          },
         }),
       );
       assert.equal(rcli(["secrets", "set", "--store", "local", "--key", "redis/admin"], JSON.stringify({ username: redis.adminUser, password: redis.adminPassword })).status, 0);
       const first = `First-${Math.random().toString(36).slice(2)}`;
       values.add(first);
       await redis.command(["ACL", "SETUSER", "svc", "on", `#${redisPasswordHash(first)}`, "+ping"]);
+      await redis.command(["ACL", "SETUSER", "ovl", "on", `#${redisPasswordHash(first)}`, "+ping"]);
       assert.equal(rcli(["secrets", "set", "--store", "local", "--key", "app/token"], JSON.stringify({ username: "svc", password: first })).status, 0);
+      assert.equal(rcli(["secrets", "set", "--store", "local", "--key", "app/overlap"], JSON.stringify({ username: "ovl", password: first })).status, 0);
     });
     after(async () => {
       await redis?.stop();
@@ -342,6 +353,41 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       assert.ok(!(await redis.canLogin("svc", c0.password)), "c0 was revoked by --force");
       assert.ok(await redis.canLogin("svc", c1.password), "c1 is in the new grace period");
       assert.ok(await redis.canLogin("svc", c2.password));
+    });
+
+    it("strategy overlap in dsops.yaml is two-secret with grace_period as the window: both credentials valid until retireAfter", async () => {
+      const c0 = await cred("OVERLAP");
+      const r = rcli(["secrets", "rotate", "--env", "prod", "--var", "OVERLAP", "--json"]);
+      assert.equal(r.status, 0, r.stderr);
+      const rec = JSON.parse(r.stdout) as RotationRecord;
+      assert.equal(rec.strategy, "two-secret");
+      assert.equal(rec.status, "grace");
+      assert.equal(rec.retireAfter, "2026-11-20T14:00:00.000Z");
+      const c1 = await cred("OVERLAP");
+      assert.ok(await redis.canLogin("ovl", c1.password));
+      assert.ok(await redis.canLogin("ovl", c0.password), "the old credential is valid inside the window");
+    });
+  });
+
+  describe("strategies random and overlap (dsops's names)", () => {
+    it("strategy random in dsops.yaml rotates as single-user: plan accepts it, the role logs in with the new value, the record says single-user", async () => {
+      ok(cli(["plan", "--env", "alias"]));
+      const before = await current("alias", "R1");
+      const rec = JSON.parse(ok(cli(["secrets", "rotate", "--env", "alias", "--var", "R1", "--json"])).stdout) as RotationRecord;
+      assert.equal(rec.strategy, "single-user");
+      const after = await current("alias", "R1");
+      assert.notEqual(after, before);
+      assert.ok(await pg.canLogin("role_r1", after));
+      assert.ok(!(await pg.canLogin("role_r1", before)));
+    });
+
+    it("--strategy random on the command line is single-user; an unknown strategy is a usage error (exit 2) listing random and overlap", async () => {
+      const rec = JSON.parse(ok(cli(["secrets", "rotate", "--env", "alias", "--var", "R2", "--strategy", "random", "--json"])).stdout) as RotationRecord;
+      assert.equal(rec.strategy, "single-user");
+      assert.ok(await pg.canLogin("role_r2", await current("alias", "R2")));
+      const bad = cli(["secrets", "rotate", "--env", "alias", "--var", "R2", "--strategy", "rando"]);
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /--strategy.*rando.*random, overlap/);
     });
   });
 });

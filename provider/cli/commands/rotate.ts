@@ -12,6 +12,11 @@ import { parseDuration, readStdin, table } from "../util";
  * any failed. `--on-conflict` says what to do when another run holds a secret's rotation lock.
  */
 
+/** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
+const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
+/** dsops's names for two of them (`strategyAliases` of the settings, kept here for the same reason). */
+const STRATEGY_ALIASES: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret" };
+
 type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>) => Promise<void>;
 const CONFLICT = ["fail", "wait", "skip"] as const;
 type Conflict = (typeof CONFLICT)[number];
@@ -37,14 +42,14 @@ type Outcome = { variable: string; result: RotationResult } | { variable: string
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-export function registerRotate(secrets: Command, strategies: string[], withEngine: WithEngine): void {
+export function registerRotate(secrets: Command, withEngine: WithEngine): void {
   secrets
     .command("rotate")
     .description("rotate variables' secrets at their targets (generate, stage, apply, verify, promote, retire)")
     .requiredOption("-e, --env <env>", "env name")
     .option("--var <name>", "variable name (its rotation: block says how); repeat for several", collect, [])
     .option("--key <name>", "same as --var (dsops's spelling); repeatable (rotated after the --var ones)", collect, [])
-    .addOption(new Option("--strategy <strategy>", "override the configured strategy").choices(strategies))
+    .addOption(new Option("--strategy <strategy>", "override the configured strategy (random = single-user, overlap = two-secret)").choices([...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)]))
     .option("--dry-run", "check and show the steps; change nothing")
     .option("--reason <text>", "why (required by --strategy emergency)")
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")
@@ -84,7 +89,8 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
   let waited = 0;
   for (;;) {
     try {
-      const result = await engine.rotate(o.env, variable, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}), ...(o.force ? { force: true } : {}) });
+      const strategy = o.strategy ? (STRATEGY_ALIASES[o.strategy] ?? o.strategy) : undefined;
+      const result = await engine.rotate(o.env, variable, { ...(strategy ? { strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}), ...(o.force ? { force: true } : {}) });
       return { variable, result };
     } catch (e) {
       if (!(e instanceof RotationInProgressError) || o.onConflict === "fail") return { variable, error: e };

@@ -1,12 +1,8 @@
 import type { Command } from "commander";
-import type { RotationStrategyName } from "../../rotation/settings";
 import type { ComposedRotationEngine } from "../../compose/rotation";
 import { commandGroup, loadConfig } from "../util";
 import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
-
-/** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
-const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
 
 /**
  * `dsops secrets rotate|status|history`, `dsops rotation status|history|rollback`. Thin: every command
@@ -15,7 +11,7 @@ const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-
 export function register(program: Command): void {
   const secrets = commandGroup(program, "secrets", "write and inspect secrets in writable stores");
 
-  registerRotate(secrets, STRATEGIES, withEngine);
+  registerRotate(secrets, withEngine);
   registerViews(secrets, withEngine);
 
   const rotation = commandGroup(program, "rotation", "rotation operations");
