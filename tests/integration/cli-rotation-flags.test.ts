@@ -6,9 +6,10 @@ import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { parse as parseYaml } from "yaml";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
-import { dsops, dsopsAsync, type CliResult } from "../support/cli";
+import { dsops, dsopsAsync, dsopsRun, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 import { startRedis, type RunningRedis } from "../support/redis";
+import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 import { redisPasswordHash } from "../../provider/rotation/targets/redis";
 
 /**
@@ -388,6 +389,65 @@ describe("dsops rotation flags (real PostgreSQL 15)", function () {
       const bad = cli(["secrets", "rotate", "--env", "alias", "--var", "R2", "--strategy", "rando"]);
       assert.equal(bad.status, 2);
       assert.match(bad.stderr, /--strategy.*rando.*random, overlap/);
+    });
+  });
+
+  describe("secrets rotate --notify / --no-notify", () => {
+    let hook: HttpReceiver;
+    let ndir: string;
+    // Not spawnSync: the receiver in this process must answer while the command runs.
+    const ncli = async (args: string[], input?: string) => {
+      const r = await dsopsRun(args, { cwd: ndir, ...(input !== undefined ? { input } : {}), env: { DSOPS_CLOCK: "2026-11-20T12:00:00Z" } });
+      outputs.push(r);
+      return r;
+    };
+    const types = () => hook.requests.map((r) => (JSON.parse(r.body) as { type: string; variable: string }).type);
+    before(async () => {
+      hook = await startHttpReceiver();
+      ndir = mkdtempSync(join(tmpdir(), "dsops-rotflags-notify-"));
+      const rotation = (user: string, more: Record<string, unknown> = {}) => ({ service: "app-db", strategy: "single-user", user, ...more });
+      writeFileSync(
+        join(ndir, "dsops.yaml"),
+        JSON.stringify({
+          version: 1,
+          secretStores: { local: { type: "file", path: "./secrets.store" } },
+          services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+          notifications: { webhooks: [{ name: "audit", url: `${hook.url}/events` }] },
+          envs: { prod: { Q1: { from: "store://local/app/q1", rotation: rotation("role_q1", { notifications: { enabled: false } }) }, Q2: { from: "store://local/app/q2", rotation: rotation("role_q2") } } },
+        }),
+      );
+      assert.equal((await ncli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword }))).status, 0);
+      for (const k of ["q1", "q2"]) {
+        const pw = `Init-${k}-${Math.random().toString(36).slice(2)}`;
+        values.add(pw);
+        await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${k}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+        assert.equal((await ncli(["secrets", "set", "--store", "local", "--key", `app/${k}`], pw)).status, 0);
+      }
+    });
+    after(async () => {
+      await hook?.close();
+      if (ndir) rmSync(ndir, { recursive: true, force: true });
+    });
+
+    it("a variable whose notifications are off sends nothing; with --notify its events go to the configured channels", async () => {
+      hook.reset();
+      assert.equal((await ncli(["secrets", "rotate", "--env", "prod", "--var", "Q1"])).status, 0);
+      assert.deepEqual(types(), []);
+      const r = await ncli(["secrets", "rotate", "--env", "prod", "--var", "Q1", "--notify"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(types(), ["started", "completed"]);
+      for (const q of hook.requests) for (const v of values) assert.ok(!q.body.includes(v), "a notification holds a value");
+    });
+
+    it("--no-notify sends nothing for a variable that notifies; --notify without a notifications: block is exit 1", async () => {
+      hook.reset();
+      assert.equal((await ncli(["secrets", "rotate", "--env", "prod", "--var", "Q2", "--no-notify"])).status, 0);
+      assert.deepEqual(types(), []);
+      assert.equal((await ncli(["secrets", "rotate", "--env", "prod", "--var", "Q2"])).status, 0);
+      assert.deepEqual(types(), ["started", "completed"]);
+      const none = cli(["secrets", "rotate", "--env", "prod", "--var", "DB_A", "--notify"]);
+      assert.equal(none.status, 1);
+      assert.match(none.stderr, /--notify: dsops.yaml has no notifications: channel to send to/);
     });
   });
 });

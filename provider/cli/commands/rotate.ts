@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import type { ComposedRotationEngine } from "../../compose/rotation";
+import type { ComposedRotationEngine, ComposedRotationOptions } from "../../compose/rotation";
 import type { RotationResult } from "../../rotation/engine/api";
 import type { RotationStrategyName } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
@@ -17,7 +17,7 @@ const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-
 /** dsops's names for two of them (`strategyAliases` of the settings, kept here for the same reason). */
 const STRATEGY_ALIASES: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret" };
 
-type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>) => Promise<void>;
+type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts?: Pick<ComposedRotationOptions, "notifyOverride">) => Promise<void>;
 const CONFLICT = ["fail", "wait", "skip"] as const;
 type Conflict = (typeof CONFLICT)[number];
 /** How often a waiting run asks for the lock again. */
@@ -35,6 +35,8 @@ interface RotateFlags {
   waitTimeout: string;
   newValue?: string;
   force?: boolean;
+  /** true: --notify; false: --no-notify; undefined: as configured. */
+  notify?: boolean;
 }
 
 /** One variable's outcome. */
@@ -55,6 +57,8 @@ export function registerRotate(secrets: Command, withEngine: WithEngine): void {
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")
     .addOption(new Option("--on-conflict <what>", "another run holds the rotation lock: fail, wait for it (see --wait-timeout), or skip the variable (exit 0)").choices(CONFLICT).default("fail"))
     .option("--wait-timeout <duration>", "with --on-conflict wait: give up after waiting this long", "10m")
+    .option("--notify", "send this run's events to every configured channel, even where the variable's rotation.notifications would not")
+    .option("--no-notify", "send no notification for this run")
     .option("--force", "inside the grace period of the last rotation: revoke the old credential now and rotate (instead of refusing)")
     .option("--new-value <source>", "use this value instead of a generated one: only `-` (read from standard input); never a value on the command line")
     .action(async (o: RotateFlags, cmd: Command) => {
@@ -65,11 +69,18 @@ export function registerRotate(secrets: Command, withEngine: WithEngine): void {
         cmd.error("error: --new-value takes the value from standard input, not from the command line (where ps and the shell history see it): write --new-value - and pipe the value in", { exitCode: 2, code: "dsops.newValueOnArgv" });
       if (o.newValue !== undefined && vars.length > 1) cmd.error("error: --new-value gives one value: rotate one variable with it", { exitCode: 2, code: "dsops.newValueSeveral" });
       const newValue = o.newValue === "-" ? await stdinValue() : undefined;
-      await withEngine(cmd, async (engine) => {
-        const outcomes: Outcome[] = [];
-        for (const v of vars) outcomes.push(await rotateOne(engine, o, v, waitMs, newValue));
-        report(o, outcomes);
-      });
+      const notifyOverride = o.notify === true ? "always" : o.notify === false ? "never" : undefined;
+      await withEngine(
+        cmd,
+        async (engine) => {
+          if (notifyOverride === "always" && !engine.notifications)
+            throw new DsopsError("--notify: dsops.yaml has no notifications: channel to send to", { hint: "add a notifications: block (slack, email, pagerduty, webhooks), or drop --notify" });
+          const outcomes: Outcome[] = [];
+          for (const v of vars) outcomes.push(await rotateOne(engine, o, v, waitMs, newValue));
+          report(o, outcomes);
+        },
+        notifyOverride ? { notifyOverride } : {},
+      );
     });
 }
 

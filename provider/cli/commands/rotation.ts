@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { ComposedRotationEngine } from "../../compose/rotation";
+import type { ComposedRotationEngine, ComposedRotationOptions } from "../../compose/rotation";
 import { commandGroup, loadConfig } from "../util";
 import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
@@ -52,9 +52,9 @@ export function register(program: Command): void {
     });
 }
 
-async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>): Promise<void> {
+async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts: Pick<ComposedRotationOptions, "notifyOverride"> = {}): Promise<void> {
   const { composeRotation } = require("../../compose/rotation") as typeof import("../../compose/rotation");
-  const engine = composeRotation(loadConfig(cmd), { onEvent: (m) => process.stderr.write(`${m}\n`) });
+  const engine = composeRotation(loadConfig(cmd), { ...opts, onEvent: (m) => process.stderr.write(`${m}\n`) });
   try {
     await fn(engine);
   } finally {
