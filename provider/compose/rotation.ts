@@ -26,6 +26,12 @@ export interface ComposedRotationOptions extends Omit<RotationEngineOptions, "no
   readonly metrics?: DsopsMetrics | false;
   /** A delivery that failed for good (default: a warning on stderr). */
   readonly onNotificationDropped?: (channel: string, event: RotationEvent, message: string) => void;
+  /**
+   * This engine's runs only (`secrets rotate --notify` / `--no-notify`): `always` sends every
+   * event to every configured channel, whatever the variable's `rotation.notifications` says (a
+   * channel's own `enabled`/`events` still hold); `never` sends nothing.
+   */
+  readonly notifyOverride?: "always" | "never";
 }
 
 /** A RotationEngine wired to notify, metrics and health; `notifications` and `metrics` are its hub and its metrics. */
@@ -33,7 +39,7 @@ export class ComposedRotationEngine extends RotationEngine {
   private readonly composed: Operations;
 
   constructor(config: Config, options: ComposedRotationOptions = {}) {
-    const { notifications: _n, metrics: _m, onNotificationDropped: _d, ...engineOptions } = options;
+    const { notifications: _n, metrics: _m, onNotificationDropped: _d, notifyOverride: _o, ...engineOptions } = options;
     const ops = new Operations(config, options);
     super(config, { ...engineOptions, metrics: ops.metricsPort, notify: ops.notifyPort, health: ops.healthPort });
     this.composed = ops;
@@ -89,7 +95,10 @@ class Operations {
   }
 
   readonly notifyPort: NotifyPort = {
-    emit: (event, perVariable) => this.notifications?.emit(event, perVariable),
+    emit: (event, perVariable) => {
+      if (this.opts.notifyOverride === "never") return undefined;
+      return this.notifications?.emit(event, this.opts.notifyOverride === "always" ? undefined : perVariable);
+    },
     settle: async () => this.notifications?.settle(),
   };
 

@@ -13,6 +13,13 @@ import { rolloutSchema } from "./rollout/settings";
 export const rotationStrategies = ["single-user", "alternating-users", "two-secret", "immediate", "emergency"] as const;
 export type RotationStrategyName = (typeof rotationStrategies)[number];
 
+/**
+ * dsops's strategy names that mean one of ours: `random` (a generated random value set on the
+ * one user) is single-user; `overlap` (old and new credential both valid for a window) is
+ * two-secret, whose `grace_period` is that window. Records and status show our name.
+ */
+export const strategyAliases: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret" };
+
 /** Formats of generated values. */
 export const generatorFormats = ["password", "alphanumeric", "hex", "base64", "uuid"] as const;
 
@@ -48,7 +55,7 @@ export const rotationHistorySchema = z.union([
 export const rotationShapeHead = {
   /** The target (`services:` entry) whose credential this secret is. */
   service: z.string(),
-  strategy: z.enum(rotationStrategies).default("single-user"),
+  strategy: z.preprocess((v) => (typeof v === "string" && Object.hasOwn(strategyAliases, v) ? strategyAliases[v] : v), z.enum(rotationStrategies).default("single-user")),
   /** single-user / immediate / emergency: the user (role, account) whose secret is rotated. */
   user: z.string().optional(),
   /** alternating-users: the two users; the stored value names the current one. */

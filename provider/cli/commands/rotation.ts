@@ -1,122 +1,22 @@
-import { Option, type Command } from "commander";
-import type { RotationStrategyName } from "../../rotation/settings";
-import { DsopsError } from "../../core/errors";
-import type { ComposedRotationEngine } from "../../compose/rotation";
-import type { RotationRecord } from "../../rotation/types";
-import { commandGroup, loadConfig, printJson, table } from "../util";
-
-/** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
-const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
+import type { Command } from "commander";
+import type { ComposedRotationEngine, ComposedRotationOptions } from "../../compose/rotation";
+import { commandGroup, loadConfig } from "../util";
+import { registerRotate } from "./rotate";
+import { registerViews } from "./rotation-views";
 
 /**
- * `dsops secrets rotate|status|history` and `dsops rotation rollback`. Thin: every command
+ * `dsops secrets rotate|status|history`, `dsops rotation status|history|rollback`. Thin: every command
  * calls the RotationEngine and prints what it returns (never a value).
  */
 export function register(program: Command): void {
   const secrets = commandGroup(program, "secrets", "write and inspect secrets in writable stores");
 
-  secrets
-    .command("rotate")
-    .description("rotate a variable's secret at its target (generate, stage, apply, verify, promote, retire)")
-    .requiredOption("-e, --env <env>", "env name")
-    .requiredOption("--var <name>", "variable name (its rotation: block says how)")
-    .addOption(new Option("--strategy <strategy>", "override the configured strategy").choices(STRATEGIES))
-    .option("--dry-run", "check and show the steps; change nothing")
-    .option("--reason <text>", "why (required by --strategy emergency)")
-    .option("--json", "print the rotation record as JSON")
-    .action(async (o: { env: string; var: string; strategy?: RotationStrategyName; dryRun?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
-      await withEngine(cmd, async (engine) => {
-        const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
-        const ref = engine.config.envs[o.env]?.[o.var]?.ref;
-        const variable = { name: o.var, ...(ref ? { store: ref.store, key: ref.key } : {}) };
-        const r = await audited(engine.config, { command: "secrets rotate", env: o.env, variables: [variable], ...(o.dryRun ? { dryRun: true } : {}) }, (note) =>
-          engine.rotate(o.env, o.var, { ...(o.strategy ? { strategy: o.strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}) }).then((res) => {
-            note({ variables: [{ ...variable, ...(res.record.newVersionId ? { versionId: res.record.newVersionId } : {}) }] });
-            return res;
-          }),
-        );
-        if (o.json) {
-          process.stdout.write(JSON.stringify({ ...r.record, resumed: r.resumed, dryRun: r.dryRun, ...(r.plan ? { plan: r.plan } : {}) }, null, 2) + "\n");
-          return;
-        }
-        const rec = r.record;
-        if (r.dryRun) {
-          process.stdout.write(`dry run: ${rec.secret} (${o.env}/${o.var}) with ${rec.strategy} at ${rec.service}:\n${(r.plan ?? []).map((s) => `  - ${s}`).join("\n")}\n`);
-          return;
-        }
-        const what = r.resumed ? `finished rotation ${rec.id} left unfinished by ${rec.who}` : `rotation ${rec.id}`;
-        const tail =
-          rec.status === "grace"
-            ? `new version ${rec.newVersionId} current; the old credential is revoked after ${rec.retireAfter}`
-            : `${rec.status}; version ${rec.newVersionId ?? "-"} current${rec.newPrincipal ? ` (${rec.newPrincipal})` : ""}`;
-        process.stdout.write(`${rec.secret} (${o.env}/${o.var}): ${what}: ${tail}\n`);
-      });
-    });
-
-  secrets
-    .command("status")
-    .description("rotation state of each rotated variable: versions, last rotation, lock holder")
-    .option("-e, --env <env>", "only this env")
-    .option("--json", "machine-readable output")
-    .action(async (o: { env?: string; json?: boolean }, cmd: Command) => {
-      await withEngine(cmd, async (engine) => {
-        const st = await engine.status(o.env);
-        if (o.json) {
-          printJson(st);
-          return;
-        }
-        if (!st.length) {
-          process.stdout.write("no variable has a rotation block\n");
-          return;
-        }
-        const rows = [["ENV", "VARIABLE", "SERVICE", "STRATEGY", "CURRENT", "PREVIOUS", "PENDING", "LAST ROTATION", "LOCK"]];
-        for (const s of st)
-          rows.push([
-            s.env,
-            s.variable,
-            s.service,
-            s.strategy,
-            s.currentVersion ?? "-",
-            s.previousVersion ?? "-",
-            s.pendingVersion ?? "-",
-            s.problem ? `error: ${s.problem}` : s.last ? `${s.last.status} ${s.last.finishedAt ?? s.last.startedAt}${s.last.retireAfter && s.last.status === "grace" ? ` (retire after ${s.last.retireAfter})` : ""}` : "never",
-            s.lockedBy
-              ? `${s.lockedBy.who} pid ${s.lockedBy.pid}${s.lockHolderDead ? ` (dead: rotation ${s.lockedBy.rotationId ?? "-"} unfinished; run dsops secrets rotate --env ${s.env} --var ${s.variable})` : ""}`
-              : "-",
-          ]);
-        process.stdout.write(table(rows));
-      });
-    });
-
-  secrets
-    .command("history")
-    .description("rotation records, newest first (who, when, strategy, steps, versions; never values)")
-    .option("-e, --env <env>", "only this env")
-    .option("--var <name>", "only this variable")
-    .option("--service <service>", "only this service")
-    .option("-n, --limit <n>", "at most this many", "50")
-    .option("--json", "print the records as JSON")
-    .action(async (o: { env?: string; var?: string; service?: string; limit: string; json?: boolean }, cmd: Command) => {
-      const limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new DsopsError(`--limit ${o.limit}: expected a positive whole number`);
-      await withEngine(cmd, async (engine) => {
-        const recs = await engine.history({ ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}), ...(o.service ? { service: o.service } : {}), limit });
-        if (o.json) {
-          printJson(recs);
-          return;
-        }
-        if (!recs.length) {
-          process.stdout.write("no rotations recorded\n");
-          return;
-        }
-        const rows = [["ID", "STARTED", "ENV/VARIABLE", "SERVICE", "STRATEGY", "WHO", "STATUS", "VERSIONS", "STEPS"]];
-        for (const r of recs)
-          rows.push([r.id, r.startedAt, `${r.env}/${r.variable}`, r.service, r.strategy, r.who, r.status + (r.error ? ` (${r.error})` : ""), `${r.oldVersionId ?? "-"}→${r.newVersionId ?? "-"}`, stepsLine(r)]);
-        process.stdout.write(table(rows));
-      });
-    });
+  registerRotate(secrets, withEngine);
+  registerViews(secrets, withEngine);
 
   const rotation = commandGroup(program, "rotation", "rotation operations");
+  // dsops spells the views `rotation status|history`: the same commands, the same flags.
+  registerViews(rotation, withEngine);
   rotation
     .command("rollback")
     .description("put back the previous (or a named) version of a service's secrets: applied at the target, verified, made current")
@@ -128,25 +28,36 @@ export function register(program: Command): void {
     // uses positional options; `--to-version` always reaches this command.
     .option("--to-version <id>", "same as --version")
     .option("--var <name>", "only this variable")
-    .action(async (o: { service: string; env: string; reason: string; version?: string; toVersion?: string; var?: string }, cmd: Command) => {
+    .option("--dry-run", "show what would be rolled back and how; change nothing (no lock, no record, the target untouched)")
+    .option("--force", "accepted for dsops users: this command never asks for confirmation (the --reason is the deliberate act), so --force changes nothing")
+    .option("--json", "print the records (or, with --dry-run, the plans) as JSON")
+    .action(async (o: { service: string; env: string; reason: string; version?: string; toVersion?: string; var?: string; dryRun?: boolean; force?: boolean; json?: boolean }, cmd: Command) => {
       const version = o.toVersion ?? o.version;
       await withEngine(cmd, async (engine) => {
+        if (o.dryRun) {
+          const plans = await engine.planRollback(o.env, o.service, { reason: o.reason, ...(version ? { version } : {}) }, o.var);
+          if (o.json) return void process.stdout.write(JSON.stringify(plans, null, 2) + "\n");
+          for (const p of plans)
+            process.stdout.write(
+              `dry run: ${p.secret} (${p.env}/${p.variable}) would go back from version ${p.fromVersion ?? "-"} to ${p.toVersion}${p.toPrincipal ? ` (${p.toPrincipal})` : ""}:\n` +
+                [...p.steps.map((s) => `  - ${s}`), ...p.notes.map((n) => `  note: ${n}`)].join("\n") +
+                "\n",
+            );
+          return;
+        }
         const recs = await engine.rollback(o.env, o.service, { reason: o.reason, ...(version ? { version } : {}) }, o.var);
+        if (o.json) return void process.stdout.write(JSON.stringify(recs, null, 2) + "\n");
         for (const r of recs) process.stdout.write(`${r.secret} (${r.env}/${r.variable}): rolled back to version ${r.newVersionId}${r.newPrincipal ? ` (${r.newPrincipal})` : ""}; rollback ${r.id} ${r.status}\n`);
       });
     });
 }
 
-async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>): Promise<void> {
+async function withEngine(cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts: Pick<ComposedRotationOptions, "notifyOverride"> = {}): Promise<void> {
   const { composeRotation } = require("../../compose/rotation") as typeof import("../../compose/rotation");
-  const engine = composeRotation(loadConfig(cmd), { onEvent: (m) => process.stderr.write(`${m}\n`) });
+  const engine = composeRotation(loadConfig(cmd), { ...opts, onEvent: (m) => process.stderr.write(`${m}\n`) });
   try {
     await fn(engine);
   } finally {
     await engine.close();
   }
-}
-
-function stepsLine(r: RotationRecord): string {
-  return r.steps.map((s) => `${s.name}:${s.outcome ?? "started"}`).join(",");
 }

@@ -1,4 +1,5 @@
 import type { Clock } from "../../core/clock";
+import type { Secret } from "../../core/secret";
 import type { RotationStrategyName } from "../settings";
 import type { Resolver } from "../../engine/resolve";
 import type { RotationEvent } from "../events";
@@ -18,6 +19,18 @@ export interface RotateOptions {
   readonly dryRun?: boolean;
   /** Why (required by `emergency`; kept in the record). */
   readonly reason?: string;
+  /**
+   * The new value, instead of a generated one (`secrets rotate --new-value -`, read from standard
+   * input). Only for strategies whose target sets a value (not one that mints its own
+   * credential); checked against the target's value rules.
+   */
+  readonly newValue?: Secret;
+  /**
+   * Inside the grace period of the last rotation: retire the old credential now (clients still
+   * using it lose it) and rotate, instead of refusing. (A rotation by hand is never refused
+   * for not being due: the schedule only drives `rotation run --due` and Pulumi.)
+   */
+  readonly force?: boolean;
 }
 
 /** What a rotation did. */
@@ -38,6 +51,23 @@ export interface RollbackOptions {
   readonly reason: string;
   /** A version id to go back to (default: the previous version). */
   readonly version?: string;
+}
+
+/** What `dsops rotation rollback --dry-run` would do to one secret (nothing is changed to find out). */
+export interface RollbackPlan {
+  readonly secret: string;
+  readonly env: string;
+  readonly variable: string;
+  readonly service: string;
+  /** The version current now, and the one the rollback would make current. */
+  readonly fromVersion?: string;
+  readonly toVersion: string;
+  /** The principal (user name) the version holds, when the target's credential has one. */
+  readonly toPrincipal?: string;
+  /** The steps, in order, in words. */
+  readonly steps: readonly string[];
+  /** What would stop or change the run (a held lock, an unfinished rotation finished first). */
+  readonly notes: readonly string[];
 }
 
 /** One rotated secret's state, for `dsops secrets status`. */

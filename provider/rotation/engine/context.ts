@@ -48,6 +48,8 @@ export interface RunState {
   plan: RotationPlan;
   /** The new credential, once generated (or read back from the pending version). */
   pending?: Credential;
+  /** A value the caller supplied, used instead of a generated one. */
+  readonly newValue?: Secret;
   /** Values to scrub from every message of this run. */
   readonly secrets: Secret[];
   /** The store made the new version current in this run (known even when the history could not record it). */

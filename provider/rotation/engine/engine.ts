@@ -11,12 +11,14 @@ import { lockOwner, ownerIsDead, whoAmI } from "../lock";
 import { connectPorts } from "../ports";
 import { resolveStrategy, type ResolvedStrategy } from "../strategies/index";
 import type { RotationRecord } from "../types";
-import type { RollbackOptions, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
+import type { Secret } from "../../core/secret";
+import type { ValueRules } from "../targets/types";
+import type { RollbackOptions, RollbackPlan, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
 import { newRotationId, rollingBack, type EngineContext } from "./context";
 import { dryRun } from "./dry-run";
 import { healthPortOf } from "./health-gate";
 import { resume, start } from "./machine";
-import { rollbackOne, runManualRollback } from "./manual-rollback";
+import { planRollbackOne, rollbackOne, runManualRollback } from "./manual-rollback";
 import { failedEvent } from "./publish";
 import { Wiring, type Subject } from "./wiring";
 
@@ -94,6 +96,7 @@ export class RotationEngine {
     for (const cap of strategy.shape.requires)
       if (!subject.target.capabilities.has(cap))
         throw new DsopsError(`${subject.path}: strategy ${strategy.shape.name} needs a target that can ${cap}; service "${subject.target.name}" (${subject.target.type}) cannot`);
+    if (options.newValue) checkNewValue(subject.path, subject.target.name, subject.target.valueRules, options.newValue);
     if (options.dryRun) return dryRun(this.ctx, subject, strategy, reason);
     // Health checks that cannot run are refused before anything changes.
     if (subject.policy.health?.length && this.ctx.healthChecks) healthPortOf(this.ctx, subject.path);
@@ -101,7 +104,7 @@ export class RotationEngine {
     const id = newRotationId(this.clock);
     const lock = await subject.history.lock(subject.secret, lockOwner(this.clock, id));
     try {
-      return await this.rotateLocked(subject, strategy, id, reason);
+      return await this.rotateLocked(subject, strategy, id, reason, options.newValue, options.force);
     } catch (e) {
       await failedEvent(this.ctx, subject, e, id, strategy.name, reason);
       throw e;
@@ -111,9 +114,13 @@ export class RotationEngine {
     }
   }
 
-  private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined): Promise<RotationResult> {
+  private async rotateLocked(subject: Subject, strategy: ResolvedStrategy, id: string, reason: string | undefined, newValue?: Secret, force = false): Promise<RotationResult> {
     {
       const open = (await subject.history.list({ secret: subject.secret, status: ["running", "grace"], limit: 5 }))[0];
+      if (newValue && open && !(force && open.status === "grace"))
+        throw new DsopsError(`${subject.secret}: rotation ${open.id} is ${open.status === "grace" ? "in its grace period" : "unfinished"}: a new value is not used to finish it`, {
+          hint: `finish it first: dsops secrets rotate --env ${subject.env} --var ${subject.variable} (without --new-value)`,
+        });
       let finishedRollback: RotationResult["finishedRollback"];
       if (open?.status === "running" && rollingBack(open)) {
         // An earlier run failed and did not finish its rollback (killed, or its disk was full):
@@ -134,25 +141,22 @@ export class RotationEngine {
       }
       if (open?.status === "grace") {
         const due = open.retireAfter !== undefined && this.clock.now() >= Date.parse(open.retireAfter);
-        if (!due && !strategy.emergency)
+        if (!due && !strategy.emergency && !force)
           throw new RotationError(`${subject.secret}: rotation ${open.id} is in its grace period until ${open.retireAfter}; the old credential is revoked then`, open.id, {
-            hint: "run again after that time, or rotate with --strategy emergency --reason … to revoke it now",
+            hint: "run again after that time, or rotate with --force (or --strategy emergency --reason …) to revoke it now",
           });
+        if (!due && force) this.ctx.log(`${subject.secret}: --force: ending the grace period of rotation ${open.id} now (due ${open.retireAfter}); the old credential is revoked`);
         const rec = await resume(this.ctx, subject, open, true);
-        if (!strategy.emergency) return { record: rec, resumed: true, dryRun: false };
+        if (!strategy.emergency && !(force && !due)) return { record: rec, resumed: true, dryRun: false };
       }
-      const rec = await start(this.ctx, subject, strategy, id, reason);
+      const rec = await start(this.ctx, subject, strategy, id, reason, newValue);
       return { record: rec, resumed: false, dryRun: false, ...(finishedRollback ? { finishedRollback } : {}) };
     }
   }
 
   /** Put back the previous (or a named) version of each variable of `env` rotated by `service`. */
   async rollback(env: string, service: string, options: RollbackOptions, variable?: string): Promise<RotationRecord[]> {
-    if (!options.reason?.trim()) throw new DsopsError("a rollback needs a reason (--reason \"…\")");
-    const vars = this.rotated(env).filter((v) => (!variable || v.variable === variable) && this.config.envs[env][v.variable].spec.rotation?.service === service);
-    if (!vars.length) throw new DsopsError(`env "${env}" has no variable rotated by service "${service}"${variable ? ` named ${variable}` : ""}`);
-    if (options.version && vars.length > 1)
-      throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
+    const vars = this.rollbackVariables(env, service, options, variable);
     const out: RotationRecord[] = [];
     try {
       for (const v of vars) out.push(await rollbackOne(this.ctx, this.wiring.subject(env, v.variable), options));
@@ -160,6 +164,22 @@ export class RotationEngine {
       await this.events.runEnded();
     }
     return out;
+  }
+
+  /** What `rollback` would do, changing nothing (`dsops rotation rollback --dry-run`). */
+  async planRollback(env: string, service: string, options: RollbackOptions, variable?: string): Promise<RollbackPlan[]> {
+    const out: RollbackPlan[] = [];
+    for (const v of this.rollbackVariables(env, service, options, variable)) out.push(await planRollbackOne(this.ctx, this.wiring.subject(env, v.variable), options));
+    return out;
+  }
+
+  private rollbackVariables(env: string, service: string, options: RollbackOptions, variable?: string) {
+    if (!options.reason?.trim()) throw new DsopsError("a rollback needs a reason (--reason \"…\")");
+    const vars = this.rotated(env).filter((v) => (!variable || v.variable === variable) && this.config.envs[env][v.variable].spec.rotation?.service === service);
+    if (!vars.length) throw new DsopsError(`env "${env}" has no variable rotated by service "${service}"${variable ? ` named ${variable}` : ""}`);
+    if (options.version && vars.length > 1)
+      throw new DsopsError(`--version names one version, but service "${service}" rotates ${vars.length} variables of env "${env}": pick one with --var`);
+    return vars;
   }
 
   /** Rotation state of every rotated variable (of `env`). */
@@ -234,3 +254,14 @@ export async function rotate(config: Config, env: string, variable: string, opti
 }
 
 export { newRotationId };
+
+/** A supplied new value meets the target's value rules (the message names the rule, never the value). */
+function checkNewValue(path: string, service: string, rules: ValueRules, value: Secret): void {
+  const v = value.reveal();
+  const bad = (why: string) => new DsopsError(`${path}: the new value ${why} (service "${service}")`);
+  if (!v) throw bad("is empty");
+  if (rules.minLength !== undefined && v.length < rules.minLength) throw bad(`is shorter than ${rules.minLength} characters`);
+  if (rules.maxLength !== undefined && v.length > rules.maxLength) throw bad(`is longer than ${rules.maxLength} characters`);
+  const forbidden = rules.forbidden ? [...new Set([...v].filter((c) => rules.forbidden?.includes(c)))] : [];
+  if (forbidden.length) throw bad(`holds ${forbidden.length} character(s) the target refuses (one of ${JSON.stringify(rules.forbidden)})`);
+}

@@ -6,5 +6,5 @@
  * history backends built from the configuration), context.ts (what the parts share).
  */
 export { RotationEngine, rotate, newRotationId } from "./engine";
-export type { RotateOptions, RotationResult, RollbackOptions, SecretStatus, RotationEngineOptions } from "./api";
+export type { RotateOptions, RotationResult, RollbackOptions, RollbackPlan, SecretStatus, RotationEngineOptions } from "./api";
 export { RotationError, RotationInProgressError } from "../errors";

@@ -1,6 +1,7 @@
 import type { RotationStrategyName } from "../settings";
 import { Secret, scrub } from "../../core/secret";
 import { RotationError } from "../errors";
+import { DsopsError } from "../../core/errors";
 import { checkPolicy, defaultGeneratorPolicy, generate } from "../generator";
 import { progressOf, type RolloutRecord } from "../rollout/plan";
 import { resolveStrategy, type ResolvedStrategy } from "../strategies/index";
@@ -20,10 +21,12 @@ import type { Subject } from "./wiring";
  * rolls back (restore, discard).
  */
 
-export async function start(ctx: EngineContext, subject: Subject, strategy: ResolvedStrategy, id: string, reason?: string): Promise<RotationRecord> {
+export async function start(ctx: EngineContext, subject: Subject, strategy: ResolvedStrategy, id: string, reason?: string, newValue?: Secret): Promise<RotationRecord> {
   const current = await readStage(subject, "current");
   const plan = strategy.plan({ policy: subject.policy, target: subject.target, ...(current ? { current: current.value } : {}), path: subject.path });
   if (plan.apply === "set") checkPolicy(subject.policy.generator ?? defaultGeneratorPolicy, subject.target.valueRules);
+  else if (newValue)
+    throw new DsopsError(`${subject.path}: service "${subject.target.name}" (${subject.target.type}) mints its own credential with strategy ${strategy.shape.name}: a new value cannot be given`, { hint: "rotate without --new-value" });
   const rollout = await planRollout(ctx, subject, plan);
   await prepareTargets(ctx, subject, rollout);
   const rec: RolloutRecord = {
@@ -46,7 +49,8 @@ export async function start(ctx: EngineContext, subject: Subject, strategy: Reso
     newPrincipal: plan.principal,
     ...(rollout ? { rollout } : {}),
   };
-  const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [] };
+  const st: RunState = { subject, strategy, rec, plan, secrets: plan.old ? [plan.old.secret] : [], ...(newValue ? { newValue } : {}) };
+  if (newValue) st.secrets.push(newValue);
   ctx.log(`${subject.secret}: rotation ${id} (${strategy.name}) of ${plan.principal} started${rollout ? ` on ${rollout.instances.length} instance(s) in ${rollout.waves.length} wave(s)` : ""}`);
   emit(ctx, "started", subject, rec);
   return run(ctx, st);
@@ -137,7 +141,7 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
     if (plan.apply === "set") {
       await step(ctx, st, "generate", async () => {
         const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-        st.pending = { principal: plan.principal, secret: generate(policy, target.valueRules) };
+        st.pending = { principal: plan.principal, secret: st.newValue ?? generate(policy, target.valueRules) };
         st.secrets.push(st.pending.secret);
       });
       await step(ctx, st, "stage", async () => {

@@ -7,7 +7,7 @@ import { resolveStrategy } from "../strategies/index";
 import type { Credential, Target } from "../targets/types";
 import type { RotationRecord } from "../types";
 import { StepFailure, newRotationId, type EngineContext, type RunState } from "./context";
-import type { RollbackOptions } from "./api";
+import type { RollbackOptions, RollbackPlan } from "./api";
 import { resume, rollBackRun } from "./machine";
 import { emit, failedEvent } from "./publish";
 import { planRollout } from "./rollout";
@@ -84,6 +84,41 @@ export async function rollbackOne(ctx: EngineContext, subject: Subject, options:
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * What `rollbackOne` would do, found without changing anything: no lock is taken, no record is
+ * written, the target is not touched. The same refusals as the real run (no previous version,
+ * the version already current, a version the store does not have).
+ */
+export async function planRollbackOne(ctx: EngineContext, subject: Subject, options: RollbackOptions): Promise<RollbackPlan> {
+  const notes: string[] = [];
+  const holder = await subject.history.holder(subject.secret);
+  if (holder) notes.push(`the rotation lock is held by ${holder.who} pid ${holder.pid}: the rollback would wait for nothing and fail`);
+  const open = (await subject.history.list({ secret: subject.secret, status: ["running"], limit: 1 }))[0];
+  if (open) notes.push(`${open.kind === "rollback" ? "rollback" : "rotation"} ${open.id} by ${open.who} is unfinished: it would be ${progressOf(open)?.halted ? "rolled back instead" : "finished (or rolled back) first"}`);
+  const stages = await subject.store.stagesOf(subject.ref.key);
+  const to = options.version ?? stages.previous;
+  if (!to) throw new DsopsError(`${subject.secret}: no previous version to roll back to`);
+  if (to === stages.current) throw new DsopsError(`${subject.secret}: version ${to} is already current`);
+  const back = resolveStrategy(subject.policy).shape.decode((await subject.store.get({ key: subject.ref.key, version: to })).value, subject.path);
+  const t = subject.target;
+  const steps = [
+    t.setSecret ? `apply: set version ${to}'s credential${back.principal ? ` (${back.principal})` : ""} at ${t.name} (${t.type})` : `apply: skipped (${t.type} cannot set a secret; version ${to} must still be valid there)`,
+    t.verify ? `verify: log in to ${t.name} with it` : `verify: skipped (${t.type} cannot verify)`,
+    `promote: make version ${to} current in the store${stages.current ? ` (version ${stages.current} becomes previous)` : ""}`,
+  ];
+  return {
+    secret: subject.secret,
+    env: subject.env,
+    variable: subject.variable,
+    service: t.name,
+    ...(stages.current ? { fromVersion: stages.current } : {}),
+    toVersion: to,
+    ...(back.principal ? { toPrincipal: back.principal } : {}),
+    steps,
+    notes,
+  };
 }
 
 /** Manual rollback machine: apply the chosen version at the target, verify it, promote it. A failure puts the target back to current. */
