@@ -25,19 +25,7 @@ describe("Pulumi end to end: RotationPolicy and MaintenanceWindow on PostgreSQL"
   const at = (iso: string) => ({ DSOPS_CLOCK: iso });
   const pw = (tag: string) => `Pw-${tag}-${randomBytes(12).toString("base64url")}`;
 
-  async function canLogin(user: string, password: string): Promise<boolean> {
-    const c = new Client({ host: pg.host, port: pg.port, user, password, database: "postgres" });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const canLogin = (user: string, password: string) => pg.canLogin(user, password);
 
   async function setRole(user: string, password: string): Promise<void> {
     values.add(password);

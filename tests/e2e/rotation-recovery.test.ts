@@ -23,19 +23,7 @@ describe("Pulumi end to end: rotations beside other secrets, and recovery from a
   const FILE_KEY = `e2e-key-${randomBytes(6).toString("hex")}`;
   const pw = (tag: string) => `Pw-${tag}-${randomBytes(12).toString("base64url")}`;
 
-  async function canLogin(user: string, password: string): Promise<boolean> {
-    const c = new Client({ host: pg.host, port: pg.port, user, password, database: "postgres" });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const canLogin = (user: string, password: string) => pg.canLogin(user, password);
 
   async function role(name: string): Promise<string> {
     const password = pw(name);

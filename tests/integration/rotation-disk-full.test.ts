@@ -50,19 +50,7 @@ describe("rotation: a full or read-only disk during a rotation (tmpfs, real Post
   const run = (d: Drill, extra: NodeJS.ProcessEnv = {}) => cli(d.args, extra);
   const rotate = (extra: NodeJS.ProcessEnv = {}) => run(single, extra);
 
-  async function canLogin(user: string, password: string): Promise<boolean> {
-    const c = new Client({ host: pg.host, port: pg.port, user, password, database: "postgres" });
-    c.on("error", () => undefined);
-    try {
-      await c.connect();
-      await c.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
+  const canLogin = (user: string, password: string) => pg.canLogin(user, password);
 
   /** The stored current credential of a drill's variable (single-user: the password of `app`). */
   async function current(d: Drill = single): Promise<{ username: string; password: string }> {
