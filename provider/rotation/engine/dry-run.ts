@@ -6,7 +6,7 @@ import type { RotationResult } from "./api";
 import type { EngineContext } from "./context";
 import { planRollout, prepareTargets } from "./rollout";
 import { readStage } from "./step";
-import type { Subject } from "./wiring";
+import { recordSubject, type Subject } from "./wiring";
 
 /** A dry run: everything a rotation checks (stores, target, rollout instances), and the steps it would run, in words. Nothing is changed or recorded. */
 
@@ -52,11 +52,7 @@ export async function dryRun(ctx: EngineContext, subject: Subject, strategy: Res
   const rec: RotationRecord = {
     id: "dry-run",
     kind: "rotate",
-    secret: subject.secret,
-    env: subject.env,
-    variable: subject.variable,
-    service: subject.target.name,
-    targetType: subject.target.type,
+    ...recordSubject(subject),
     strategy: strategy.name,
     who: ctx.who,
     ...(reason ? { reason } : {}),

@@ -7,6 +7,7 @@ import type { Target } from "../targets/types";
 import type { RotationRecord } from "../types";
 import { newRotationId, type EngineContext, type RunState } from "./context";
 import { emit } from "./publish";
+import { recordSubject } from "./wiring";
 
 /**
  * The health gate (`rotation.health`, through the health port): checks after promote and
@@ -69,11 +70,7 @@ export async function healthRollback(ctx: EngineContext, st: RunState, why: stri
   const rb: RotationRecord = {
     id: newRotationId(ctx.clock),
     kind: "rollback",
-    secret: subject.secret,
-    env: subject.env,
-    variable: subject.variable,
-    service: subject.target.name,
-    targetType: subject.target.type,
+    ...recordSubject(subject),
     strategy: "rollback",
     base: st.strategy.shape.name,
     who: ctx.who,

@@ -12,7 +12,7 @@ import { healthGate } from "./health-gate";
 import { emit } from "./publish";
 import { planRollout, prepareTargets, rolloutApply, rolloutRestore } from "./rollout";
 import { pendingOf, putCurrentBack, readPending, readStage, restoreOn, step, unfinishedError, verifyWithRetries } from "./step";
-import type { Subject } from "./wiring";
+import { recordSubject, type Subject } from "./wiring";
 
 /**
  * The step machine (see ../types.ts `rotationSteps`): create pending → apply → verify → promote
@@ -32,11 +32,7 @@ export async function start(ctx: EngineContext, subject: Subject, strategy: Reso
   const rec: RolloutRecord = {
     id,
     kind: "rotate",
-    secret: subject.secret,
-    env: subject.env,
-    variable: subject.variable,
-    service: subject.target.name,
-    targetType: subject.target.type,
+    ...recordSubject(subject),
     strategy: strategy.name,
     ...(strategy.name !== strategy.shape.name ? { base: strategy.shape.name } : {}),
     who: ctx.who,

@@ -12,7 +12,7 @@ import { resume, rollBackRun } from "./machine";
 import { emit, failedEvent } from "./publish";
 import { planRollout } from "./rollout";
 import { putCurrentBack, readPending, step, unfinishedError, verifyWithRetries } from "./step";
-import type { Subject } from "./wiring";
+import { recordSubject, type Subject } from "./wiring";
 
 /**
  * Manual rollback (`dsops rotation rollback`, RotationPolicy `rollback`): the chosen version is
@@ -57,11 +57,7 @@ export async function rollbackOne(ctx: EngineContext, subject: Subject, options:
     const rec: RotationRecord = {
       id: newRotationId(ctx.clock),
       kind: "rollback",
-      secret: subject.secret,
-      env: subject.env,
-      variable: subject.variable,
-      service: subject.target.name,
-      targetType: subject.target.type,
+      ...recordSubject(subject),
       strategy: "rollback",
       base: strategy.shape.name,
       who: ctx.who,

@@ -36,6 +36,11 @@ export interface Subject {
   readonly history: HistoryBackend;
 }
 
+/** What every rotation record says of its subject: the secret, where it is used, and its target. */
+export function recordSubject(subject: Subject) {
+  return { secret: subject.secret, env: subject.env, variable: subject.variable, service: subject.target.name, targetType: subject.target.type };
+}
+
 export interface WiringOptions {
   /** Target instances by service name, instead of building them from `services:` (library users). */
   readonly targets?: Readonly<Record<string, Target>>;
