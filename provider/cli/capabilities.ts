@@ -68,7 +68,6 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
   gcp: {
     capabilities: { write: true, versions: true, batch: 0, binary: true, staging: true },
     check: true,
-    description: "dsops's gcp router: the key's prefix (sm:, secretmanager:, secrets:) chooses the service; Secret Manager by default",
-    note: "Secret Manager is the one service it reads; Cloud KMS and Runtime Configurator keys are refused",
+    description: "dsops's gcp router: the key's prefix (sm:, secretmanager:, secrets:) chooses the service; Secret Manager, the one it reads, by default",
   },
 };

@@ -39,7 +39,7 @@ export interface Route {
 
 /**
  * A store that hands every call to the store of the service its key names. `route` throws
- * (a DsopsError naming the store and key) for a service it cannot serve. Staging calls are
+ * (a DsopsError naming the store and key) for a service it cannot serve; the calls reject with it. Staging calls are
  * handed on when the chosen store stages; otherwise refused with the service named.
  */
 export abstract class RouterStore implements Store, Staging {
@@ -53,20 +53,20 @@ export abstract class RouterStore implements Store, Staging {
   /** Every service store made so far (closed with the router). */
   protected abstract services(): readonly Store[];
 
-  get(k: StoreKey): Promise<SecretVersion> {
+  async get(k: StoreKey): Promise<SecretVersion> {
     const r = this.route(k.key);
-    return r.store.get({ ...k, key: r.key });
+    return await r.store.get({ ...k, key: r.key });
   }
 
-  describe(k: StoreKey): Promise<VersionInfo> {
+  async describe(k: StoreKey): Promise<VersionInfo> {
     const r = this.route(k.key);
-    return r.store.describe({ ...k, key: r.key });
+    return await r.store.describe({ ...k, key: r.key });
   }
 
-  put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const r = this.route(key);
     if (!r.store.put) throw new DsopsError(`store "${this.name}": ${r.service} keys cannot be written ("${key}")`);
-    return r.store.put(r.key, value, options);
+    return await r.store.put(r.key, value, options);
   }
 
   private staging(key: string, op: string): { store: Store & Staging; key: string } {
@@ -75,24 +75,24 @@ export abstract class RouterStore implements Store, Staging {
     return { store: r.store, key: r.key };
   }
 
-  putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const r = this.staging(key, "putPending");
-    return r.store.putPending(r.key, value, options);
+    return await r.store.putPending(r.key, value, options);
   }
 
-  promote(key: string, versionId: string): Promise<VersionInfo> {
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
     const r = this.staging(key, "promote");
-    return r.store.promote(r.key, versionId);
+    return await r.store.promote(r.key, versionId);
   }
 
-  discardPending(key: string, versionId?: string): Promise<void> {
+  async discardPending(key: string, versionId?: string): Promise<void> {
     const r = this.staging(key, "discardPending");
-    return r.store.discardPending(r.key, versionId);
+    await r.store.discardPending(r.key, versionId);
   }
 
-  stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
     const r = this.staging(key, "stagesOf");
-    return r.store.stagesOf(r.key);
+    return await r.store.stagesOf(r.key);
   }
 
   async close(): Promise<void> {
