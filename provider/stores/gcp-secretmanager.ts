@@ -588,12 +588,25 @@ export class GcpSecretManagerStore implements Store, Staging {
     if (code === Code.PERMISSION_DENIED || code === Code.UNAUTHENTICATED) {
       return new AuthError(`${prefix}: access to ${what} denied (${codeNames[code]}): ${details}`, keepCause);
     }
+    if (this.keyFile && /invalid_grant|Invalid JWT/i.test(details)) {
+      return new AuthError(`${prefix}: ${this.keyFile.setting} "${this.keyFile.path}": the token endpoint refused the key (${details.replace(/^.*?(invalid_grant)/is, "$1")})`, {
+        ...keepCause,
+        hint: "the key may have been deleted or disabled; create a new key for the service account",
+      });
+    }
     const target = this.settings.impersonate_service_account;
-    if (target && /unable to impersonate|generateAccessToken|iamcredentials/i.test(details)) {
-      return new AuthError(
-        `${prefix}: impersonate_service_account "${target}": the IAM Credentials API refused an access token (the source credentials need roles/iam.serviceAccountTokenCreator on it): ${details.replace(/^.*?unable to impersonate:\s*/is, "")}`,
-        { ...keepCause, hint: "grant the role, or check impersonate_service_account" },
-      );
+    const impersonation = target ? /(?:\b([A-Z_]+): )?unable to impersonate:\s*([\s\S]*)$/.exec(details) : null;
+    if (target && impersonation) {
+      const [, status, why] = impersonation;
+      const what = `${prefix}: impersonate_service_account "${target}"`;
+      // Refused (403, 401, 400, 404): an auth error. Throttled, unavailable or unreachable: retried like any transient failure.
+      if (status && !["UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"].includes(status)) {
+        return new AuthError(`${what}: the IAM Credentials API refused an access token (the source credentials need roles/iam.serviceAccountTokenCreator on it): ${why}`, {
+          ...keepCause,
+          hint: "grant the role, or check impersonate_service_account",
+        });
+      }
+      return new StoreError(`${what}: no access token from the IAM Credentials API (${status ?? "unreachable"}): ${why}`, true, keepCause);
     }
     if (typeof code !== "number" || code === Code.UNAVAILABLE) {
       // Credentials that cannot be loaded fail before any call (a file error from the auth

@@ -134,6 +134,45 @@ describe("gcp.secretmanager credentials and locations (service_account_key_path,
     assertNoKeyMaterial(r.stdout + r.stderr);
   });
 
+  it("an IAM Credentials outage (503) is a transient failure: the engine retries it (retries: N), then exit 1 naming the setting", async () => {
+    const id = unique("iam-down");
+    await seed(id, value());
+    const settings = (retries: number) => `    service_account_key_path: ${google.keyFile(DEPLOYER)}\n    impersonate_service_account: ${READER}\n    retries: ${retries}\n`;
+    google.failIam(503);
+    try {
+      let before = google.iamRequests();
+      const once = await get(settings(0), id);
+      const attempts = google.iamRequests() - before;
+      assert.equal(once.status, 1, once.stderr);
+      assert.match(once.stderr, new RegExp(`store "gcp": impersonate_service_account "${READER.replace(/\./g, "\\.")}": no access token from the IAM Credentials API \\(UNAVAILABLE\\): The service is currently unavailable\\.`));
+      assert.ok(attempts >= 1);
+      before = google.iamRequests();
+      const twice = await get(settings(1), id);
+      assert.equal(twice.status, 1, twice.stderr);
+      assert.equal(google.iamRequests() - before, 2 * attempts, "one engine retry repeats the whole token request");
+    } finally {
+      google.failIam(undefined);
+    }
+    // Once the service is back, the same settings read the value.
+    const ok = await get(settings(0), id);
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+
+  it("a key the token endpoint refuses (deleted from its account) is an auth error naming the setting and the file", async () => {
+    const id = unique("deleted-key");
+    await seed(id, value());
+    const { generateKeyPairSync } = await import("node:crypto");
+    const stale = JSON.parse(readFileSync(google.keyFile(DEPLOYER), "utf8")) as Record<string, string>;
+    const newKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    const path = join(dir, "stale.json");
+    writeFileSync(path, JSON.stringify({ ...stale, private_key: newKey }));
+    const r = await get(`    service_account_key_path: ${path}\n    impersonate_service_account: ${READER}\n`, id);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`store "gcp": service_account_key_path "${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}": the token endpoint refused the key \\(invalid_grant`));
+    for (const line of newKey.split("\n").slice(1, 4)) assert.ok(!r.stderr.includes(line));
+    assertNoKeyMaterial(r.stdout + r.stderr);
+  });
+
   it("location: regional names at secretmanager.<location>.rep.googleapis.com", async () => {
     const id = unique("regional");
     const v = value();

@@ -112,6 +112,10 @@ export interface GoogleFront {
   readonly connects: readonly string[];
   /** generateAccessToken calls: who asked, for whom, granted or not. */
   readonly impersonations: ReadonlyArray<{ source: string; target: string; granted: boolean }>;
+  /** generateAccessToken requests received, answered or not. */
+  iamRequests(): number;
+  /** Answer every generateAccessToken with this HTTP status (503, 429 …) from now on; undefined ends it. */
+  failIam(status: number | undefined): void;
   /** The service account's JSON key file (written under the server's folder). */
   keyFile(email: string): string;
   /** Environment that sends a child process's Google clients here: the proxy, and the CA trusted by Node and gRPC. */
@@ -684,6 +688,8 @@ function createGoogleFront(opts: GoogleFrontOptions, locations: readonly string[
 
   const connects: string[] = [];
   const impersonations: Array<{ source: string; target: string; granted: boolean }> = [];
+  let iamRequests = 0;
+  let iamFailure: number | undefined;
   const sockets = new Set<net.Socket>();
   const track = (sock: net.Socket) => {
     sockets.add(sock);
@@ -709,6 +715,11 @@ function createGoogleFront(opts: GoogleFrontOptions, locations: readonly string[
     }
     const m = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(url.pathname);
     if (host === "iamcredentials.googleapis.com" && req.method === "POST" && m) {
+      iamRequests++;
+      if (iamFailure !== undefined) {
+        const status = iamFailure === 429 ? "RESOURCE_EXHAUSTED" : "UNAVAILABLE";
+        return googleError(res, iamFailure, status, iamFailure === 429 ? "Quota exceeded for quota metric 'Generate access token requests'." : "The service is currently unavailable.");
+      }
       const target = decodeURIComponent(m[1]);
       const auth = req.headers.authorization ?? "";
       const source = auth.startsWith("Bearer ") ? principalOf(auth.slice("Bearer ".length), "iamcredentials") : undefined;
@@ -773,6 +784,10 @@ function createGoogleFront(opts: GoogleFrontOptions, locations: readonly string[
         proxyUrl,
         connects,
         impersonations,
+        iamRequests: () => iamRequests,
+        failIam(status) {
+          iamFailure = status;
+        },
         keyFile(email) {
           const a = accounts.get(email);
           if (!a) throw new Error(`no service account ${email} on this front`);
