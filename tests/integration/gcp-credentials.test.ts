@@ -9,6 +9,7 @@ import { systemClock } from "../../provider/core/clock";
 import { AuthError } from "../../provider/core/errors";
 import { GcpSecretManagerStore } from "../../provider/stores/gcp-secretmanager";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
+import { loginPlan } from "../../provider/cli/commands/login";
 import { dsopsRun } from "../support/cli";
 import { startGcpSecretManagerServer, type GcpSecretManagerServer, type GoogleFront } from "../support/gcp-secretmanager-server";
 
@@ -193,6 +194,18 @@ describe("gcp.secretmanager credentials and locations (service_account_key_path,
     const global = await get(`    service_account_key_path: ${google.keyFile(APP)}\n`, id);
     assert.equal(global.status, 1);
     assert.match(global.stderr, new RegExp(`store "gcp": secret "${id}" not found in project "${PROJECT}"`));
+  });
+
+  it("login says which key file and which impersonated account a store signs in with", () => {
+    const parse = (x: Record<string, unknown>) => storeSettingsSchemas["gcp.secretmanager"].parse({ type: "gcp.secretmanager", project_id: PROJECT, ...x });
+    assert.deepEqual(loginPlan("gcp", parse({ service_account_key_path: "~/gcp/app.json", impersonate_service_account: READER })), {
+      nothingToDo: true,
+      guidance: `store "gcp" (gcp.secretmanager) uses the key file ~/gcp/app.json, acting as ${READER} (impersonate_service_account); nothing to log in to`,
+    });
+    const adc = loginPlan("gcp", storeSettingsSchemas.gcp.parse({ type: "gcp", project_id: PROJECT, impersonate_service_account: READER }));
+    assert.deepEqual(adc.commands, [{ cli: "gcloud", args: ["auth", "application-default", "login"] }]);
+    assert.match(adc.guidance, new RegExp(`^store "gcp" \\(gcp\\) uses Application Default Credentials, acting as ${READER.replace(/\./g, "\\.")} \\(impersonate_service_account\\)\\.\n`));
+    assert.match(adc.guidance, /those credentials need roles\/iam\.serviceAccountTokenCreator on /);
   });
 
   describe("key files that cannot be used: AuthError naming the store and the setting, never the file's content", () => {
