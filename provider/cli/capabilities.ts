@@ -65,4 +65,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Google Cloud Secret Manager (versions, aliases, binary payloads)",
   },
+  gcp: {
+    capabilities: { write: true, versions: true, batch: 0, binary: true, staging: true },
+    check: true,
+    description: "dsops's gcp router: the key's prefix (sm:, secretmanager:, secrets:) chooses the service; Secret Manager, the one it reads, by default",
+  },
 };

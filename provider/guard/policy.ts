@@ -54,7 +54,7 @@ export function rulesFor(p: PolicySettings | undefined, env?: string): Rules {
  * Whether a store keeps values encrypted at rest and in transit, and why not. The table the
  * README documents: literal (values in dsops.yaml) and env (the process environment) never;
  * file (AES-256-GCM under its key) yes; aws.secretsmanager, aws.ssm (SecureString, KMS) and
- * gcp.secretmanager yes unless their endpoint is plain http / `insecure: true`; vault yes unless
+ * gcp.secretmanager and gcp yes unless their endpoint is plain http / `insecure: true`; vault yes unless
  * its address is http://. A type this table does not know is refused.
  */
 export function storeEncryption(store: { type: string; [k: string]: unknown }): { ok: true } | { ok: false; why: string } {
@@ -72,6 +72,7 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
     case "vault":
       return plainHttp(store.address) ? { ok: false, why: `its address ${String(store.address)} is plain http (not encrypted in transit)` } : { ok: true };
     case "gcp.secretmanager":
+    case "gcp":
       return store.insecure === true ? { ok: false, why: "insecure: true sends values in plain-text gRPC" } : { ok: true };
     default:
       return { ok: false, why: `dsops does not know whether a ${store.type} store encrypts its values` };

@@ -1,5 +1,8 @@
 // Over 400 lines on purpose: one file per store type (the registry's rule); GCP's reads, versions,
 // aliases (rotation staging), writes and credentials are that one type's surface.
+import { createPrivateKey } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
@@ -8,6 +11,8 @@ import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
 type Settings = Extract<StoreSettings, { type: "gcp.secretmanager" }>;
+/** The part of google-gax this store uses: grpc-js, and google-auth-library's clients. */
+type Gax = typeof import("google-gax");
 type ClientOptions = NonNullable<ConstructorParameters<typeof SecretManagerServiceClient>[0]>;
 /** Options of every call: `retry: null` turns the client's retries off (the engine retries); `timeout` is the call's deadline. */
 interface CallOptions {
@@ -18,6 +23,8 @@ interface CallOptions {
 /** A secret version as the reference names it. */
 interface SecretRef {
   readonly project: string;
+  /** The location of a regional secret; undefined for a global one. */
+  readonly location?: string;
   /** The secret id (`db-password`). */
   readonly secret: string;
   /** A version number, an alias, or `latest` (which follows the `current` alias when there is one). */
@@ -84,8 +91,14 @@ interface StageState {
 export class GcpSecretManagerStore implements Store, Staging {
   readonly type = "gcp.secretmanager" as const;
   readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 0, binary: true, staging: true };
-  private readonly client: SecretManagerServiceClient;
+  /** The client, made at the first call (credentials are read then, not when the store is created). */
+  private clientP?: Promise<SecretManagerServiceClient>;
+  private readonly clientOptions: ClientOptions;
   private readonly callOptions: CallOptions;
+  /** The location of regional secrets; undefined for global ones. */
+  private readonly location?: string;
+  /** The service-account key file (absolute), from service_account_key_path or credentials_file. */
+  private readonly keyFile?: { readonly path: string; readonly setting: "service_account_key_path" | "credentials_file" };
 
   constructor(
     readonly name: string,
@@ -93,6 +106,7 @@ export class GcpSecretManagerStore implements Store, Staging {
     ctx: StoreContext,
   ) {
     const opts: ClientOptions = { projectId: settings.project_id };
+    this.location = settings.location && settings.location !== "global" ? settings.location : undefined;
     if (settings.endpoint) {
       // "host", "host:port" or "https://host[:port]"
       const m = /^(?:[a-z]+:\/\/)?([^/:]+|\[[^\]]+\])(?::(\d+))?\/?$/i.exec(settings.endpoint);
@@ -100,29 +114,115 @@ export class GcpSecretManagerStore implements Store, Staging {
       opts.apiEndpoint = m[1];
       const port = settings.port ?? (m[2] ? Number(m[2]) : undefined);
       if (port !== undefined) opts.port = port;
-    } else if (settings.port !== undefined) {
-      opts.port = settings.port;
+    } else {
+      // Regional secrets live behind the location's own endpoint.
+      if (this.location) opts.apiEndpoint = `secretmanager.${this.location}.rep.googleapis.com`;
+      if (settings.port !== undefined) opts.port = settings.port;
     }
+    const keySetting = settings.service_account_key_path !== undefined ? "service_account_key_path" : settings.credentials_file !== undefined ? "credentials_file" : undefined;
     if (settings.insecure) {
       if (!settings.endpoint) {
         throw new DsopsError(`store "${name}": insecure needs an endpoint`, { hint: "insecure is for a local Secret Manager endpoint only" });
       }
       // Plain-text gRPC carries no credentials: no credentials lookup at all (a known universe
       // keeps the auth library from probing the metadata server).
-      opts.sslCreds = clientGrpc().credentials.createInsecure() as ClientOptions["sslCreds"];
+      opts.sslCreds = clientGax().grpc.credentials.createInsecure() as ClientOptions["sslCreds"];
       opts.universeDomain = "googleapis.com";
-    } else if (settings.credentials_file) {
-      opts.keyFilename = isAbsolute(settings.credentials_file) ? settings.credentials_file : resolve(ctx.configDir, settings.credentials_file);
+    } else if (keySetting) {
+      const raw = (settings[keySetting] as string).replace(/^~(?=$|\/)/, homedir());
+      this.keyFile = { path: isAbsolute(raw) ? raw : resolve(ctx.configDir, raw), setting: keySetting };
     }
-    this.client = new SecretManagerServiceClient(opts);
+    this.clientOptions = opts;
     this.callOptions = { retry: null, timeout: settings.timeout_ms ?? 30000 };
+  }
+
+  /** The client; its credentials are made on first use. A failure is not kept: the next call tries again. */
+  private client(): Promise<SecretManagerServiceClient> {
+    if (!this.clientP) {
+      this.clientP = this.makeClient();
+      this.clientP.catch(() => (this.clientP = undefined));
+    }
+    return this.clientP;
+  }
+
+  private async makeClient(): Promise<SecretManagerServiceClient> {
+    const opts: ClientOptions = { ...this.clientOptions };
+    if (this.settings.insecure) return new SecretManagerServiceClient(opts);
+    const gax = clientGax();
+    const key = this.keyFile ? await this.readKeyFile(this.keyFile.path, this.keyFile.setting) : undefined;
+    type AuthClient = InstanceType<Gax["googleAuthLibrary"]["AuthClient"]>;
+    // A service-account key: the auth library's JWT client (the constructor it recommends).
+    let source: AuthClient | undefined =
+      key?.type === "service_account"
+        ? new gax.googleAuthLibrary.JWT({ email: key.client_email as string, key: key.private_key as string, keyId: key.private_key_id as string | undefined, scopes: [CLOUD_PLATFORM] })
+        : undefined;
+    const target = this.settings.impersonate_service_account;
+    if (target) {
+      // The source credentials (the key file, else Application Default Credentials) call the
+      // IAM Credentials API's generateAccessToken for `target`; its tokens reach Secret Manager.
+      if (!source) {
+        try {
+          source = await new gax.GoogleAuth({ scopes: [CLOUD_PLATFORM], ...(this.keyFile ? { keyFilename: this.keyFile.path } : {}) }).getClient();
+        } catch (e) {
+          throw this.mapError(e, "list", undefined);
+        }
+      }
+      const sourceClient = source;
+      opts.authClient = withoutWarning(
+        // Its warning is about credential configurations from untrusted sources; this one is the user's own dsops.yaml.
+        "The `Impersonated` constructor does not validate",
+        () => new gax.googleAuthLibrary.Impersonated({ sourceClient, targetPrincipal: target, targetScopes: [CLOUD_PLATFORM], delegates: [], lifetime: 3600 }),
+      ) as unknown as ClientOptions["authClient"];
+    } else if (source) {
+      opts.authClient = source as unknown as ClientOptions["authClient"];
+    } else if (this.keyFile) {
+      // Other credential files (authorized_user, external_account …): the auth library reads them.
+      opts.keyFilename = this.keyFile.path;
+    }
+    return new SecretManagerServiceClient(opts);
+  }
+
+  /**
+   * A key file that cannot be read, is not JSON, or is a service-account key without its
+   * e-mail or a usable private key: an AuthError naming the store and the setting. Messages
+   * never quote the file (it holds a private key).
+   */
+  private async readKeyFile(path: string, setting: string): Promise<Record<string, unknown>> {
+    const what = `store "${this.name}": ${setting} "${path}"`;
+    const hint = "give the JSON key file of a service account (IAM → Service accounts → Keys → Add key → JSON)";
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "error";
+      throw new AuthError(`${what} cannot be read (${code})`, { hint: code === "ENOENT" ? `no such file; ${hint}` : hint });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new AuthError(`${what} is not a JSON key file (not valid JSON)`, { hint });
+    }
+    if (!json || typeof json !== "object" || Array.isArray(json)) throw new AuthError(`${what} is not a JSON key file (not a JSON object)`, { hint });
+    const k = json as Record<string, unknown>;
+    if (typeof k.type !== "string") throw new AuthError(`${what} is not a Google credentials file (no "type" field)`, { hint });
+    if (k.type !== "service_account") return k; // other ADC file types (authorized_user, external_account …): the auth library reads them
+    for (const f of ["client_email", "private_key"] as const) {
+      if (typeof k[f] !== "string" || k[f] === "") throw new AuthError(`${what} is a service-account key without "${f}"`, { hint });
+    }
+    try {
+      createPrivateKey(k.private_key as string);
+    } catch {
+      throw new AuthError(`${what}: its "private_key" is not a PEM private key`, { hint });
+    }
+    return k;
   }
 
   async get(k: StoreKey): Promise<SecretVersion> {
     const ref = this.parse(k.key, k.version);
     let resp;
     try {
-      resp = await this.followCurrent(ref, async (name) => (await this.client.accessSecretVersion({ name }, this.callOptions))[0]);
+      resp = await this.followCurrent(ref, async (name) => (await (await this.client()).accessSecretVersion({ name }, this.callOptions))[0]);
     } catch (e) {
       throw this.mapError(e, "read", ref);
     }
@@ -141,7 +241,7 @@ export class GcpSecretManagerStore implements Store, Staging {
     const ref = this.parse(k.key, k.version);
     let v;
     try {
-      v = await this.followCurrent(ref, async (name) => (await this.client.getSecretVersion({ name }, this.callOptions))[0]);
+      v = await this.followCurrent(ref, async (name) => (await (await this.client()).getSecretVersion({ name }, this.callOptions))[0]);
     } catch (e) {
       throw this.mapError(e, "describe", ref);
     }
@@ -157,10 +257,10 @@ export class GcpSecretManagerStore implements Store, Staging {
   async put(key: string, value: Secret, _options?: PutOptions): Promise<VersionInfo> {
     const ref = this.parse(key, undefined);
     if (ref.version !== LATEST) throw new DsopsError(`store "${this.name}": put takes a secret name without a version, got "${key}"`);
-    const parent = `projects/${ref.project}/secrets/${ref.secret}`;
+    const parent = secretName(ref);
     const data = Buffer.from(value.reveal(), "utf8");
     const add = async () => {
-      const [v] = await this.client.addSecretVersion({ parent, payload: { data, dataCrc32c: crc32c(data) } }, this.callOptions);
+      const [v] = await (await this.client()).addSecretVersion({ parent, payload: { data, dataCrc32c: crc32c(data) } }, this.callOptions);
       return v;
     };
     let v;
@@ -170,10 +270,7 @@ export class GcpSecretManagerStore implements Store, Staging {
       } catch (e) {
         if (codeOf(e) !== Code.NOT_FOUND) throw e;
         try {
-          await this.client.createSecret(
-            { parent: `projects/${ref.project}`, secretId: ref.secret, secret: { replication: { automatic: {} } } },
-            this.callOptions,
-          );
+          await (await this.client()).createSecret({ parent: parentName(ref), secretId: ref.secret, secret: newSecret(ref) }, this.callOptions);
         } catch (ce) {
           if (codeOf(ce) !== Code.ALREADY_EXISTS) throw ce;
         }
@@ -222,10 +319,10 @@ export class GcpSecretManagerStore implements Store, Staging {
 
   /** The secret's aliases and latest version; undefined when the secret does not exist. Errors are the SDK's. */
   private async stageState(ref: SecretRef): Promise<StageState | undefined> {
-    const secretName = `projects/${ref.project}/secrets/${ref.secret}`;
+    const name = secretName(ref);
     let secret;
     try {
-      [secret] = await this.client.getSecret({ name: secretName }, this.callOptions);
+      [secret] = await (await this.client()).getSecret({ name }, this.callOptions);
     } catch (e) {
       if (codeOf(e) === Code.NOT_FOUND) return undefined;
       throw e;
@@ -234,7 +331,7 @@ export class GcpSecretManagerStore implements Store, Staging {
     for (const [a, n] of Object.entries(secret.versionAliases ?? {})) aliases[a] = String(n);
     let latest: StageState["latest"];
     try {
-      const [v] = await this.client.getSecretVersion({ name: `${secretName}/versions/${LATEST}` }, this.callOptions);
+      const [v] = await (await this.client()).getSecretVersion({ name: `${name}/versions/${LATEST}` }, this.callOptions);
       const id = versionIdOf(v.name);
       if (id) latest = { id, enabled: String(v.state ?? "") === "ENABLED" };
     } catch (e) {
@@ -245,9 +342,9 @@ export class GcpSecretManagerStore implements Store, Staging {
 
   /** Replace the secret's version aliases (UpdateSecret, update mask `version_aliases`). */
   private async writeAliases(ref: SecretRef, aliases: Record<string, string>): Promise<void> {
-    await this.client.updateSecret(
+    await (await this.client()).updateSecret(
       {
-        secret: { name: `projects/${ref.project}/secrets/${ref.secret}`, versionAliases: Object.fromEntries(Object.entries(aliases).map(([a, n]) => [a, Number(n)])) },
+        secret: { name: secretName(ref), versionAliases: Object.fromEntries(Object.entries(aliases).map(([a, n]) => [a, Number(n)])) },
         updateMask: { paths: ["version_aliases"] },
       },
       this.callOptions,
@@ -256,7 +353,7 @@ export class GcpSecretManagerStore implements Store, Staging {
 
   private async disable(ref: SecretRef, id: string): Promise<void> {
     try {
-      await this.client.disableSecretVersion({ name: versionName({ ...ref, version: id }) }, this.callOptions);
+      await (await this.client()).disableSecretVersion({ name: versionName({ ...ref, version: id }) }, this.callOptions);
     } catch (e) {
       // already destroyed, or gone: nothing left to disable
       if (codeOf(e) !== Code.FAILED_PRECONDITION && codeOf(e) !== Code.NOT_FOUND) throw e;
@@ -278,7 +375,7 @@ export class GcpSecretManagerStore implements Store, Staging {
     if (before === undefined) {
       // The latest version before this one, unless it was pending.
       try {
-        const [versions] = await this.client.listSecretVersions({ parent: `projects/${ref.project}/secrets/${ref.secret}`, filter: "state:ENABLED", pageSize: 50 }, { ...this.callOptions, autoPaginate: false });
+        const [versions] = await (await this.client()).listSecretVersions({ parent: secretName(ref), filter: "state:ENABLED", pageSize: 50 }, { ...this.callOptions, autoPaginate: false });
         before = versions.map((x) => versionIdOf(x.name)).find((id) => id !== undefined && Number(id) < Number(v) && id !== a[STAGE_ALIASES.pending]);
       } catch (e) {
         throw this.mapError(e, "write", ref);
@@ -300,14 +397,14 @@ export class GcpSecretManagerStore implements Store, Staging {
    */
   async putPending(key: string, value: Secret, _options?: PutOptions): Promise<VersionInfo> {
     const ref = this.stagingRef(key, "putPending");
-    const parent = `projects/${ref.project}/secrets/${ref.secret}`;
+    const parent = secretName(ref);
     const data = Buffer.from(value.reveal(), "utf8");
     let v;
     try {
       let st = await this.stageState(ref);
       if (!st) {
         try {
-          await this.client.createSecret({ parent: `projects/${ref.project}`, secretId: ref.secret, secret: { replication: { automatic: {} } } }, this.callOptions);
+          await (await this.client()).createSecret({ parent: parentName(ref), secretId: ref.secret, secret: newSecret(ref) }, this.callOptions);
         } catch (ce) {
           if (codeOf(ce) !== Code.ALREADY_EXISTS) throw ce;
         }
@@ -317,7 +414,7 @@ export class GcpSecretManagerStore implements Store, Staging {
       if (current !== undefined && st.aliases[STAGE_ALIASES.current] === undefined) {
         await this.writeAliases(ref, { ...st.aliases, [STAGE_ALIASES.current]: current });
       }
-      [v] = await this.client.addSecretVersion({ parent, payload: { data, dataCrc32c: crc32c(data) } }, this.callOptions);
+      [v] = await (await this.client()).addSecretVersion({ parent, payload: { data, dataCrc32c: crc32c(data) } }, this.callOptions);
     } catch (e) {
       throw this.mapError(e, "write", ref, value);
     }
@@ -348,10 +445,10 @@ export class GcpSecretManagerStore implements Store, Staging {
     try {
       const st = await this.stageState(ref);
       if (!st) throw new NotFoundError(`store "${this.name}": secret "${ref.display}" not found in project "${ref.project}"`);
-      const [v] = await this.client.getSecretVersion({ name: versionName(vref) }, this.callOptions);
+      const [v] = await (await this.client()).getSecretVersion({ name: versionName(vref) }, this.callOptions);
       const state = String(v.state ?? "");
       if (state === "DESTROYED") throw new NotFoundError(`store "${this.name}": secret "${ref.display}" version ${versionId} is destroyed`);
-      if (state === "DISABLED") await this.client.enableSecretVersion({ name: versionName(vref) }, this.callOptions);
+      if (state === "DISABLED") await (await this.client()).enableSecretVersion({ name: versionName(vref) }, this.callOptions);
       const stages = stagesFrom(st);
       const next = { ...st.aliases };
       if (stages.current !== versionId) {
@@ -398,7 +495,7 @@ export class GcpSecretManagerStore implements Store, Staging {
 
   async check(): Promise<void> {
     try {
-      await this.client.listSecrets({ parent: `projects/${this.settings.project_id}`, pageSize: 1 }, { ...this.callOptions, autoPaginate: false });
+      await (await this.client()).listSecrets({ parent: parentName({ project: this.settings.project_id, location: this.location }), pageSize: 1 }, { ...this.callOptions, autoPaginate: false });
     } catch (e) {
       throw this.mapError(e, "list", undefined);
     }
@@ -406,21 +503,38 @@ export class GcpSecretManagerStore implements Store, Staging {
 
   async close(): Promise<void> {
     // A client whose start failed (unreadable credentials) rejects close with that same error.
-    await this.client.close().catch(() => undefined);
+    const p = this.clientP;
+    this.clientP = undefined;
+    if (p) await p.then((c) => c.close()).catch(() => undefined);
   }
 
-  /** Split a key into project, secret id and version; `version` (from the reference) wins. */
+  /**
+   * Split a key into project, location, secret id and version; `version` (from the reference)
+   * wins. A full resource name may name another project, but not another location than the
+   * store's (a regional endpoint serves its own location only). With `use_plaintext_names:
+   * false` every key is a full resource name.
+   */
   private parse(key: string, version: string | undefined): SecretRef {
     let project = this.settings.project_id;
     let rest = key;
     let fromPath: string | undefined;
     let full = false;
-    const m = /^projects\/([^/]+)\/secrets\/([^/]+?)(?:\/versions\/([^/]+))?$/.exec(key);
+    const m = /^projects\/([^/]+)(?:\/locations\/([^/]+))?\/secrets\/([^/]+?)(?:\/versions\/([^/]+))?$/.exec(key);
     if (m) {
-      [, project, rest, fromPath] = m;
+      const loc = m[2] === "global" ? undefined : m[2];
+      if (loc !== this.location) {
+        throw new DsopsError(`store "${this.name}": "${key}" is ${loc ? `a secret of location "${loc}"` : "a global secret"}, but the store's location is ${this.location ? `"${this.location}"` : "global"}`, {
+          hint: "use a store whose location: is the secret's (regional secrets are served by their location's endpoint)",
+        });
+      }
+      [, project, , rest, fromPath] = m;
       full = true;
     } else if (key.startsWith("projects/")) {
-      throw new DsopsError(`store "${this.name}": "${key}" is not a secret name (projects/<project>/secrets/<name>[/versions/<v>])`);
+      throw new DsopsError(`store "${this.name}": "${key}" is not a secret name (projects/<project>/${this.location ? `locations/${this.location}/` : ""}secrets/<name>[/versions/<v>])`);
+    } else if (this.settings.use_plaintext_names === false) {
+      throw new DsopsError(`store "${this.name}": "${key}" is not a full resource name, and use_plaintext_names is false`, {
+        hint: `write projects/${project}/${this.location ? `locations/${this.location}/` : ""}secrets/<name>[/versions/<v>], or set use_plaintext_names: true`,
+      });
     }
     const sep = rest.search(/[@:]/);
     let secret = rest;
@@ -441,8 +555,9 @@ export class GcpSecretManagerStore implements Store, Staging {
     const strict = v.toLowerCase() === "current";
     if (v === "" || v.toLowerCase() === LATEST || strict) v = LATEST;
     if (!/^[A-Za-z0-9_-]+$/.test(v)) throw new DsopsError(`store "${this.name}": "${v}" is not a version of secret "${secret}"`);
-    const display = full && project !== this.settings.project_id ? `projects/${project}/secrets/${secret}` : secret;
-    return { project, secret, version: v, display, ...(strict ? { strict } : {}) };
+    const location = this.location;
+    const display = full && project !== this.settings.project_id ? secretName({ project, location, secret, version: v, display: "" }) : secret;
+    return { project, secret, version: v, display, ...(location ? { location } : {}), ...(strict ? { strict } : {}) };
   }
 
   /** The SDK's error as a project error; never carries a value. */
@@ -472,6 +587,26 @@ export class GcpSecretManagerStore implements Store, Staging {
     }
     if (code === Code.PERMISSION_DENIED || code === Code.UNAUTHENTICATED) {
       return new AuthError(`${prefix}: access to ${what} denied (${codeNames[code]}): ${details}`, keepCause);
+    }
+    if (this.keyFile && /invalid_grant|Invalid JWT/i.test(details)) {
+      return new AuthError(`${prefix}: ${this.keyFile.setting} "${this.keyFile.path}": the token endpoint refused the key (${details.replace(/^.*?(invalid_grant)/is, "$1")})`, {
+        ...keepCause,
+        hint: "the key may have been deleted or disabled; create a new key for the service account",
+      });
+    }
+    const target = this.settings.impersonate_service_account;
+    const impersonation = target ? /(?:\b([A-Z_]+): )?unable to impersonate:\s*([\s\S]*)$/.exec(details) : null;
+    if (target && impersonation) {
+      const [, status, why] = impersonation;
+      const what = `${prefix}: impersonate_service_account "${target}"`;
+      // Refused (403, 401, 400, 404): an auth error. Throttled, unavailable or unreachable: retried like any transient failure.
+      if (status && !["UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL", "DEADLINE_EXCEEDED", "ABORTED"].includes(status)) {
+        return new AuthError(`${what}: the IAM Credentials API refused an access token (the source credentials need roles/iam.serviceAccountTokenCreator on it): ${why}`, {
+          ...keepCause,
+          hint: "grant the role, or check impersonate_service_account",
+        });
+      }
+      return new StoreError(`${what}: no access token from the IAM Credentials API (${status ?? "unreachable"}): ${why}`, true, keepCause);
     }
     if (typeof code !== "number" || code === Code.UNAVAILABLE) {
       // Credentials that cannot be loaded fail before any call (a file error from the auth
@@ -512,8 +647,22 @@ function codeOf(e: unknown): number | undefined {
   return typeof c === "number" ? c : undefined;
 }
 
+/** `projects/<p>` or, for a regional secret, `projects/<p>/locations/<l>`. */
+function parentName(ref: { project: string; location?: string }): string {
+  return ref.location ? `projects/${ref.project}/locations/${ref.location}` : `projects/${ref.project}`;
+}
+
+function secretName(ref: SecretRef): string {
+  return `${parentName(ref)}/secrets/${ref.secret}`;
+}
+
 function versionName(ref: SecretRef): string {
-  return `projects/${ref.project}/secrets/${ref.secret}/versions/${ref.version}`;
+  return `${secretName(ref)}/versions/${ref.version}`;
+}
+
+/** A new secret: global ones replicate automatically; regional ones have no replication. */
+function newSecret(ref: SecretRef): { replication?: { automatic: Record<string, never> } } {
+  return ref.location ? {} : { replication: { automatic: {} } };
 }
 
 function versionIdOf(name: string | null | undefined): string | undefined {
@@ -559,11 +708,26 @@ export function crc32c(buf: Uint8Array): number {
 }
 
 /**
- * The @grpc/grpc-js the client library itself uses (through its google-gax): channel
- * credentials must come from that copy.
+ * The google-gax the client library itself uses: channel credentials must come from its
+ * @grpc/grpc-js, and credentials from its google-auth-library.
  */
-function clientGrpc(): { credentials: { createInsecure(): unknown } } {
+function clientGax(): Gax {
   const pkgDir = join(dirname(require.resolve("@google-cloud/secret-manager")), "..", "..");
-  const gax = require(require.resolve("google-gax", { paths: [pkgDir] })) as { grpc: { credentials: { createInsecure(): unknown } } };
-  return gax.grpc;
+  return require(require.resolve("google-gax", { paths: [pkgDir] })) as Gax;
+}
+
+const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
+
+/** `make()`, with console warnings that start with `prefix` left out (a library's warning that does not apply). */
+function withoutWarning<T>(prefix: string, make: () => T): T {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === "string" && args[0].startsWith(prefix)) return;
+    warn(...args);
+  };
+  try {
+    return make();
+  } finally {
+    console.warn = warn;
+  }
 }

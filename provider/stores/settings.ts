@@ -45,6 +45,69 @@ export const vaultFlatTls = [
   ["tls_skip", "skip_verify"],
 ] as const;
 
+/** The names of Secret Manager as the gcp router's key prefix and default_service (dsops's). */
+export const gcpSecretManagerNames = ["secretmanager", "sm", "secrets"] as const;
+
+/**
+ * GCP services dsops's documentation routes to that the gcp router refuses, each with the
+ * reason: their key prefixes, and the start of a key of that service (`*` = one segment).
+ */
+export const gcpRefusedServices: ReadonlyArray<{ readonly service: string; readonly prefixes: readonly string[]; readonly paths: readonly string[]; readonly why: string }> = [
+  {
+    service: "Cloud KMS",
+    prefixes: ["kms", "cloudkms"],
+    paths: ["keys/", "projects/*/locations/*/keyRings/"],
+    why: "Cloud KMS keys never leave KMS, so there is no secret value to read (KMS encrypts, decrypts and signs data it is given)",
+  },
+  {
+    service: "Runtime Configurator",
+    prefixes: ["config", "runtimeconfig"],
+    paths: ["config/", "projects/*/configs/"],
+    why: "Runtime Configurator is a beta API without an official Node.js client library; keep such values in Secret Manager",
+  },
+];
+
+/** Settings of Secret Manager itself, which the `gcp` router also takes under `secretmanager:`. */
+const gcpSecretManagerOnly = {
+  /** Regional secrets: `projects/<p>/locations/<location>/secrets/<s>` at `secretmanager.<location>.rep.googleapis.com` (default `global`). */
+  location: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]*$/, { message: "expected a location such as us-central1 or global" })
+    .optional(),
+  /** dsops's setting: keys may be plain secret names (default true); false: every key is a full resource name. */
+  use_plaintext_names: z.boolean().optional(),
+};
+
+/** Settings of Google Cloud stores (gcp.secretmanager, and the gcp router). */
+const gcpCommon = {
+  ...common,
+  project_id: z.string(),
+  /** Host of the API (tests, private endpoints). */
+  endpoint: z.string().optional(),
+  port: z.number().int().positive().optional(),
+  /** Plain-text gRPC, only for a local endpoint. */
+  insecure: z.boolean().optional(),
+  /** Service-account key file; default is Application Default Credentials. */
+  credentials_file: z.string().optional(),
+  /** dsops's name of credentials_file: a service-account JSON key file (`~/` is the home folder). */
+  service_account_key_path: z.string().optional(),
+  /** A service account the credentials act as (IAM Credentials generateAccessToken). */
+  impersonate_service_account: z
+    .string()
+    .regex(/^[^@\s]+@[^@\s]+$/, { message: "expected a service account e-mail (name@project.iam.gserviceaccount.com)" })
+    .optional(),
+  ...gcpSecretManagerOnly,
+};
+
+function gcpRefine(s: { credentials_file?: string; service_account_key_path?: string; insecure?: boolean; impersonate_service_account?: string }, ctx: z.RefinementCtx): void {
+  if (s.credentials_file !== undefined && s.service_account_key_path !== undefined && s.credentials_file !== s.service_account_key_path)
+    ctx.addIssue({ code: "custom", path: ["service_account_key_path"], message: "service_account_key_path and credentials_file are the same setting with different values; keep one" });
+  if (s.insecure) {
+    for (const k of ["credentials_file", "service_account_key_path", "impersonate_service_account"] as const)
+      if (s[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: "insecure: true sends no credentials; remove insecure or this setting" });
+  }
+}
+
 export const storeSettingsSchemas = {
   literal: z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
   env: z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
@@ -150,18 +213,34 @@ export const storeSettingsSchemas = {
         }
       }
     }),
-  "gcp.secretmanager": z.strictObject({
-    type: z.literal("gcp.secretmanager"),
-    ...common,
-    project_id: z.string(),
-    /** Host of the API (tests, private endpoints). */
-    endpoint: z.string().optional(),
-    port: z.number().int().positive().optional(),
-    /** Plain-text gRPC, only for a local endpoint. */
-    insecure: z.boolean().optional(),
-    /** Service-account key file; default is Application Default Credentials. */
-    credentials_file: z.string().optional(),
-  }),
+  "gcp.secretmanager": z.strictObject({ type: z.literal("gcp.secretmanager"), ...gcpCommon }).superRefine(gcpRefine),
+  /**
+   * dsops's `gcp` (its "unified" type): one store whose key prefix chooses the service
+   * (`sm:`, `secretmanager:`, `secrets:` → Secret Manager), `default_service` for keys without
+   * one, one set of credentials. `secretmanager:` holds settings of that service only.
+   */
+  gcp: z
+    .strictObject({
+      type: z.literal("gcp"),
+      ...gcpCommon,
+      /** The service of a key without a prefix (secretmanager, the one service this store reads). */
+      default_service: z.string().default("secretmanager"),
+      secretmanager: z.strictObject(gcpSecretManagerOnly).optional(),
+    })
+    .superRefine(gcpRefine)
+    .superRefine((s, ctx) => {
+      if (s.secretmanager) gcpRefine({ ...s, ...s.secretmanager }, ctx);
+      if (!(gcpSecretManagerNames as readonly string[]).includes(s.default_service)) {
+        const other = gcpRefusedServices.find((r) => r.prefixes.includes(s.default_service.toLowerCase()));
+        ctx.addIssue({
+          code: "custom",
+          path: ["default_service"],
+          message: other
+            ? `${other.service} is not supported by the gcp store: ${other.why} (supported: secretmanager)`
+            : `unknown GCP service "${s.default_service}" (supported: secretmanager)`,
+        });
+      }
+    }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -182,6 +261,6 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
+  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "azure.keyvault",
   "azure.identity", "azure", "doppler", "pass", "keychain", "infisical", "akeyless",
 ] as const;

@@ -60,6 +60,18 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: "error: invalid configuration:\n  - secretStores.v.userpass_password: required for auth_method userpass but missing at dsops.yaml:2:6\n",
   },
   {
+    name: "gcp: default_service of a service the router refuses",
+    yaml: "secretStores:\n  g: { type: gcp, project_id: p, default_service: kms }\nenvs: { dev: {} }\n",
+    stderr:
+      "error: invalid configuration:\n  - secretStores.g.default_service: Cloud KMS is not supported by the gcp store: Cloud KMS keys never leave KMS, so there is no secret value to read (KMS encrypts, decrypts and signs data it is given) (supported: secretmanager) at dsops.yaml:2:51\n",
+  },
+  {
+    name: "gcp: impersonate_service_account that is not an e-mail",
+    yaml: "secretStores:\n  g: { type: gcp.secretmanager, project_id: p, impersonate_service_account: deployer }\nenvs: { dev: {} }\n",
+    stderr:
+      "error: invalid configuration:\n  - secretStores.g.impersonate_service_account: expected a service account e-mail (name@project.iam.gserviceaccount.com) at dsops.yaml:2:77\n",
+  },
+  {
     name: "vault: k8s without k8s_role",
     yaml: "secretStores:\n  v: { type: vault, address: http://v, auth_method: k8s }\nenvs: { dev: {} }\n",
     stderr: "error: invalid configuration:\n  - secretStores.v.k8s_role: required for auth_method k8s but missing at dsops.yaml:2:6\n",

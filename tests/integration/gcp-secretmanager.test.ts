@@ -50,7 +50,7 @@ describe("gcp.secretmanager store", function () {
   }
 
   before(async () => {
-    srv = await startGcpSecretManagerServer({ projects: [PROJECT, OTHER_PROJECT] });
+    srv = await startGcpSecretManagerServer({ projects: [PROJECT, OTHER_PROJECT], locations: ["europe-west1"] });
     admin = new SecretManagerServiceClient(srv.clientOptions());
   });
   after(async () => {
@@ -264,6 +264,82 @@ describe("gcp.secretmanager store", function () {
       await assert.rejects(store.get({ key: `${name}@7` }), (e: unknown) => e instanceof NotFoundError && (e as Error).message.includes(`"${name}" has no version "7"`));
       const absent = unique("absent");
       await assert.rejects(store.describe({ key: absent }), (e: unknown) => e instanceof NotFoundError && (e as Error).message.includes(`"${absent}"`));
+    });
+  });
+  describe("location (regional secrets) and use_plaintext_names", () => {
+    const LOC = "europe-west1";
+
+    it("location: every call names projects/<p>/locations/<l>/…, a new secret has no replication, and staging works there", async () => {
+      const store = makeStore({ location: LOC });
+      try {
+        const id = unique("regional");
+        const before = srv.received.length;
+        const first = await store.put(id, new Secret("regional-one"));
+        assert.equal(first.versionId, "1");
+        const got = await store.get({ key: id });
+        assert.equal(got.value.reveal(), "regional-one");
+        const names = srv.received.slice(before).map((c) => c.name ?? "");
+        assert.ok(names.length >= 3, names.join("\n"));
+        for (const n of names) assert.match(n, new RegExp(`^projects/${PROJECT}/locations/${LOC}(/secrets/${id}(/versions/[a-z0-9]+)?)?$`));
+        const [secret] = await admin.getSecret({ name: `projects/${PROJECT}/locations/${LOC}/secrets/${id}` });
+        assert.equal(secret.replication, null, "a regional secret has no replication policy");
+        // The full regional name reads the same secret; a global store does not see it.
+        assert.equal((await store.get({ key: `projects/${PROJECT}/locations/${LOC}/secrets/${id}/versions/1` })).value.reveal(), "regional-one");
+        const pending = await store.putPending(id, new Secret("regional-two"));
+        await store.promote(id, pending.versionId);
+        assert.equal((await store.get({ key: id })).value.reveal(), "regional-two");
+        await store.check();
+        const global = makeStore();
+        try {
+          await assert.rejects(global.get({ key: id }), NotFoundError);
+          await assert.rejects(global.get({ key: `projects/${PROJECT}/locations/${LOC}/secrets/${id}` }), (e: unknown) => {
+            assert.ok(e instanceof DsopsError);
+            assert.equal((e as Error).message, `store "gcp": "projects/${PROJECT}/locations/${LOC}/secrets/${id}" is a secret of location "${LOC}", but the store's location is global`);
+            return true;
+          });
+        } finally {
+          await global.close();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("location global is the default (global names)", async () => {
+      const store = makeStore({ location: "global" });
+      try {
+        const id = unique("global");
+        await seed(id, ["g"]);
+        const before = srv.received.length;
+        assert.equal((await store.get({ key: id })).value.reveal(), "g");
+        for (const c of srv.received.slice(before)) assert.match(c.name ?? "", new RegExp(`^projects/${PROJECT}/secrets/${id}/`));
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("use_plaintext_names: false takes full resource names only; true (dsops's default) takes plain names too", async () => {
+      const id = unique("plain");
+      await seed(id, ["p1", "p2"]);
+      const full = makeStore({ use_plaintext_names: false });
+      try {
+        await assert.rejects(full.get({ key: id }), (e: unknown) => {
+          assert.ok(e instanceof DsopsError && !(e instanceof NotFoundError), String(e));
+          assert.equal((e as Error).message, `store "gcp": "${id}" is not a full resource name, and use_plaintext_names is false`);
+          assert.equal((e as DsopsError).hint, `write projects/${PROJECT}/secrets/<name>[/versions/<v>], or set use_plaintext_names: true`);
+          return true;
+        });
+        assert.equal((await full.get({ key: `projects/${PROJECT}/secrets/${id}` })).value.reveal(), "p2");
+        assert.equal((await full.get({ key: `projects/${PROJECT}/secrets/${id}/versions/1` })).value.reveal(), "p1");
+      } finally {
+        await full.close();
+      }
+      const plain = makeStore({ use_plaintext_names: true });
+      try {
+        assert.equal((await plain.get({ key: `${id}:1` })).value.reveal(), "p1");
+      } finally {
+        await plain.close();
+      }
     });
   });
 });

@@ -1,4 +1,11 @@
 // Local server speaking the real SecretManagerService gRPC protocol to the real client library (@google-cloud/secret-manager): no real GCP Secret Manager server can run here.
+import { spawnSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -53,6 +60,66 @@ export interface GcpSecretManagerServerOptions {
   readonly projects?: readonly string[];
   /** Time source of create_time and destroy_time (default: the system clock). */
   readonly clock?: Clock;
+  /**
+   * Regional locations served (`projects/<p>/locations/<l>/secrets/<s>`): a regional secret has
+   * no replication, like the real service. Behind Google's front (`google`), a location's
+   * names are served only at `secretmanager.<l>.rep.googleapis.com`, global ones only at
+   * `secretmanager.googleapis.com`.
+   */
+  readonly locations?: readonly string[];
+  /** Serve as Google's front does: TLS, bearer tokens, the OAuth token and IAM Credentials endpoints, a proxy. */
+  readonly google?: GoogleFrontOptions;
+}
+
+/**
+ * Google's front, as the client libraries meet it: Secret Manager over TLS under the real host
+ * names (a CA of the test's own, reached through an HTTP CONNECT proxy, which is how a child
+ * process's client reaches `secretmanager.googleapis.com` unchanged), every call with a bearer
+ * token, and the two endpoints google-auth-library calls: the OAuth 2.0 token endpoint
+ * (`oauth2.googleapis.com/token`, JWT-bearer grant signed with a service account's key) and
+ * the IAM Credentials API (`iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/
+ * <sa>:generateAccessToken`). A token is accepted when it is a self-signed JWT of a known
+ * service account (what the Secret Manager client sends for a key file) or an access token
+ * these endpoints issued.
+ */
+export interface GoogleFrontOptions {
+  /** Service accounts with a key: their key files are `keyFile(email)`. */
+  readonly serviceAccounts: readonly string[];
+  /** Principals that may use Secret Manager (default: every service account). */
+  readonly readers?: readonly string[];
+  /** target service account → principals allowed to impersonate it (roles/iam.serviceAccountTokenCreator). */
+  readonly impersonation?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** One call as the server received it. */
+export interface ReceivedCall {
+  readonly method: string;
+  /** The resource name or parent of the request. */
+  readonly name?: string;
+  /** Who the bearer token stands for (Google's front only). */
+  readonly principal?: string;
+  /** The `:authority` the call was made to. */
+  readonly authority: string;
+}
+
+/** The handle on Google's front. */
+export interface GoogleFront {
+  /** PEM file of the CA that signed the servers' certificate. */
+  readonly caFile: string;
+  /** `http://127.0.0.1:<port>`, the CONNECT proxy in front of the Google host names. */
+  readonly proxyUrl: string;
+  /** Host names CONNECTed to through the proxy, in order. */
+  readonly connects: readonly string[];
+  /** generateAccessToken calls: who asked, for whom, granted or not. */
+  readonly impersonations: ReadonlyArray<{ source: string; target: string; granted: boolean }>;
+  /** generateAccessToken requests received, answered or not. */
+  iamRequests(): number;
+  /** Answer every generateAccessToken with this HTTP status (503, 429 …) from now on; undefined ends it. */
+  failIam(status: number | undefined): void;
+  /** The service account's JSON key file (written under the server's folder). */
+  keyFile(email: string): string;
+  /** Environment that sends a child process's Google clients here: the proxy, and the CA trusted by Node and gRPC. */
+  childEnv(): NodeJS.ProcessEnv;
 }
 
 /** The handle a test holds on a running server. */
@@ -75,6 +142,10 @@ export interface GcpSecretManagerServer {
   clearFaults(): void;
   /** Send a wrong data_crc32c with the next AccessSecretVersion answer (a corrupted payload in transit). */
   corruptNextChecksum(): void;
+  /** Every call, with its resource name, principal and authority. */
+  readonly received: readonly ReceivedCall[];
+  /** Google's front, when started with `google`. */
+  readonly google?: GoogleFront;
   /** Client options that reach this server with the real client and no credentials lookup. */
   clientOptions(): NonNullable<ConstructorParameters<typeof SecretManagerServiceClient>[0]>;
   stop(): Promise<void>;
@@ -129,26 +200,27 @@ const SECRET_ID = /^[A-Za-z0-9_-]{1,255}$/;
 /** A version alias: starts with a letter; letters, digits, '-' and '_'; at most 63 characters. */
 const ALIAS = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
 
-function parseProject(parent: string): string {
-  const m = /^projects\/([^/]+)$/.exec(parent ?? "");
+/** `projects/<p>` or `projects/<p>/locations/<l>`; `location` undefined for a global parent. */
+function parseProject(parent: string): { project: string; location?: string } {
+  const m = /^projects\/([^/]+)(?:\/locations\/([^/]+))?$/.exec(parent ?? "");
   if (!m) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: parent [${parent}].`);
-  return m[1];
+  return { project: m[1], location: m[2] };
 }
 
-function parseSecret(name: string): { project: string; secret: string } {
-  const m = /^projects\/([^/]+)\/secrets\/([^/]+)$/.exec(name ?? "");
+function parseSecret(name: string): { project: string; location?: string; secret: string } {
+  const m = /^projects\/([^/]+)(?:\/locations\/([^/]+))?\/secrets\/([^/]+)$/.exec(name ?? "");
   if (!m) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: name [${name}].`);
-  return { project: m[1], secret: m[2] };
+  return { project: m[1], location: m[2], secret: m[3] };
 }
 
-function parseVersion(name: string): { project: string; secret: string; version: string } {
-  const m = /^projects\/([^/]+)\/secrets\/([^/]+)\/versions\/([^/]+)$/.exec(name ?? "");
+function parseVersion(name: string): { project: string; location?: string; secretName: string; version: string } {
+  const m = /^(projects\/([^/]+)(?:\/locations\/([^/]+))?\/secrets\/([^/]+))\/versions\/([^/]+)$/.exec(name ?? "");
   if (!m) throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: name [${name}].`);
   // `latest`, a version number, or a version alias (accessed by name like the real service).
-  if (m[3] !== "latest" && !/^[1-9][0-9]*$/.test(m[3]) && !ALIAS.test(m[3])) {
-    throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: version [${m[3]}].`);
+  if (m[5] !== "latest" && !/^[1-9][0-9]*$/.test(m[5]) && !ALIAS.test(m[5])) {
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid resource field value in the request: version [${m[5]}].`);
   }
-  return { project: m[1], secret: m[2], version: m[3] };
+  return { project: m[2], location: m[3], secretName: m[1], version: m[5] };
 }
 
 /** Start the server on 127.0.0.1 and a free port. */
@@ -172,6 +244,8 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
 
   const secrets = new Map<string, SecretRecord>();
   const calls: Record<string, number> = {};
+  const received: ReceivedCall[] = [];
+  const front = options.google ? createGoogleFront(options.google, options.locations ?? []) : undefined;
   const injected: Injected[] = [];
   let corruptChecksum = false;
   /** Calls left unanswered (hangNext) whose caller has not given up yet. */
@@ -180,7 +254,10 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   let fractional: { fraction: number; seen: number } | undefined;
   let injectedFailures = 0;
 
-  const checkProject = (project: string, permission: string, resource: string) => {
+  const checkProject = (project: string, permission: string, resource: string, location?: string) => {
+    if (location !== undefined && !(options.locations ?? []).includes(location)) {
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `Location [${location}] is not a Secret Manager location of this server (${(options.locations ?? []).join(", ") || "none"}).`);
+    }
     if (options.projects && !options.projects.includes(project)) {
       throw new RpcError(
         grpc.status.PERMISSION_DENIED,
@@ -190,17 +267,16 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   };
 
   const findSecret = (name: string, permission: string): SecretRecord => {
-    const { project } = parseSecret(name);
-    checkProject(project, permission, name);
+    const { project, location } = parseSecret(name);
+    checkProject(project, permission, name, location);
     const s = secrets.get(name);
     if (!s) throw new RpcError(grpc.status.NOT_FOUND, `Secret [${name}] not found.`);
     return s;
   };
 
   const findVersion = (name: string, permission: string): { secret: SecretRecord; version: VersionRecord } => {
-    const { project, secret, version } = parseVersion(name);
-    const secretName = `projects/${project}/secrets/${secret}`;
-    checkProject(project, permission, name);
+    const { project, location, secretName, version } = parseVersion(name);
+    checkProject(project, permission, name, location);
     const s = secrets.get(secretName);
     if (!s) throw new RpcError(grpc.status.NOT_FOUND, `Secret [${secretName}] not found or has no versions.`);
     if (version === "latest") {
@@ -244,20 +320,23 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   type Req = Record<string, any>;
   const methods: Record<string, (req: Req) => unknown> = {
     ListSecrets(req) {
-      const project = parseProject(req.parent);
-      checkProject(project, "secretmanager.secrets.list", req.parent);
+      const { project, location } = parseProject(req.parent);
+      checkProject(project, "secretmanager.secrets.list", req.parent, location);
       const mine = [...secrets.values()].filter((s) => s.name.startsWith(`${req.parent}/secrets/`));
       const { items, next } = page(mine, req.page_size, req.page_token);
       return { secrets: items.map(secretMessage), next_page_token: next, total_size: mine.length };
     },
     CreateSecret(req) {
-      const project = parseProject(req.parent);
-      checkProject(project, "secretmanager.secrets.create", req.parent);
+      const { project, location } = parseProject(req.parent);
+      checkProject(project, "secretmanager.secrets.create", req.parent, location);
       if (!SECRET_ID.test(req.secret_id ?? "")) {
         throw new RpcError(grpc.status.INVALID_ARGUMENT, `Invalid secret_id [${req.secret_id}]: must match [a-zA-Z0-9_-]{1,255}.`);
       }
       const replication = req.secret?.replication;
-      if (!replication || (!replication.automatic && !replication.user_managed)) {
+      if (location !== undefined) {
+        // Regional secrets live in their location: no replication policy.
+        if (replication) throw new RpcError(grpc.status.INVALID_ARGUMENT, "Replication policy is not supported for regional secrets.");
+      } else if (!replication || (!replication.automatic && !replication.user_managed)) {
         throw new RpcError(grpc.status.INVALID_ARGUMENT, "Secret.replication is required.");
       }
       const name = `${req.parent}/secrets/${req.secret_id}`;
@@ -388,6 +467,31 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
   for (const [method, fn] of Object.entries(methods)) {
     implementation[method] = (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       calls[method] = (calls[method] ?? 0) + 1;
+      const req = call.request;
+      const name: string | undefined = req.name ?? req.parent ?? req.secret?.name;
+      const authority = call.getHost();
+      if (front) {
+        const auth = call.metadata.get("authorization")[0];
+        const principal = typeof auth === "string" && auth.startsWith("Bearer ") ? front.principalOf(auth.slice("Bearer ".length), "secretmanager") : undefined;
+        received.push({ method, ...(name !== undefined ? { name } : {}), ...(principal ? { principal } : {}), authority });
+        if (!principal) {
+          callback({ code: grpc.status.UNAUTHENTICATED, details: "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential." });
+          return;
+        }
+        if (!front.mayUseSecretManager(principal)) {
+          callback({ code: grpc.status.PERMISSION_DENIED, details: `Permission denied on resource '${name}' for ${principal} (or it may not exist).` });
+          return;
+        }
+        const location = /\/locations\/([^/]+)/.exec(name ?? "")?.[1];
+        const expected = location ? `secretmanager.${location}.rep.googleapis.com` : "secretmanager.googleapis.com";
+        const host = authority.replace(/:\d+$/, "");
+        if (principal !== ADMIN && host !== expected) {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: `${name} must be accessed at ${expected}, not ${host}.` });
+          return;
+        }
+      } else {
+        received.push({ method, ...(name !== undefined ? { name } : {}), authority });
+      }
       if (fractional) {
         const i = fractional.seen++;
         if (Math.ceil((i + 1) * fractional.fraction) > Math.ceil(i * fractional.fraction)) {
@@ -419,13 +523,17 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
 
   const server = new grpc.Server();
   server.addService(service, implementation);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const serverCreds = front
+    ? grpc.ServerCredentials.createSsl(null, [{ private_key: front.tls.key, cert_chain: front.tls.cert }], false)
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCreds, (err, p) => (err ? reject(err) : resolve(p))));
+  const frontHandle = front ? await front.start(port) : undefined;
 
   return {
     port,
     calls,
+    received,
+    ...(frontHandle ? { google: frontHandle } : {}),
     injectedFailures: () => injectedFailures,
     failNext(count, opts) {
       injected.push({
@@ -449,21 +557,262 @@ export async function startGcpSecretManagerServer(options: GcpSecretManagerServe
       corruptChecksum = true;
     },
     clientOptions() {
+      const g = clientGrpc();
+      if (front) {
+        // The test's own client: TLS to 127.0.0.1 with the admin's token.
+        const token = front.adminToken;
+        const callCreds = g.credentials.createFromMetadataGenerator((_params, cb) => {
+          const md = new g.Metadata();
+          md.set("authorization", `Bearer ${token}`);
+          cb(null, md);
+        });
+        return {
+          apiEndpoint: "127.0.0.1",
+          port,
+          sslCreds: g.credentials.combineChannelCredentials(g.credentials.createSsl(Buffer.from(front.tls.ca)), callCreds),
+          universeDomain: "googleapis.com",
+          // A host name of the certificate (TLS has no server name for an IP address).
+          "grpc.ssl_target_name_override": "secretmanager.googleapis.com",
+        };
+      }
       return {
         apiEndpoint: "127.0.0.1",
         port,
-        sslCreds: clientGrpc().credentials.createInsecure(),
+        sslCreds: g.credentials.createInsecure(),
         // Known universe: the client then does not look for credentials (no metadata-server probe).
         universeDomain: "googleapis.com",
       };
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
+    stop: async () => {
+      await new Promise<void>((resolve) => {
         // A call left hanging would hold a graceful shutdown forever.
-        if (hung > 0) {
+        if (hung > 0 || front) {
           server.forceShutdown();
           resolve();
         } else server.tryShutdown(() => resolve());
+      });
+      await front?.stop();
+    },
+  };
+}
+
+/** The principal of the test's own seeding client behind Google's front. */
+const ADMIN = "admin";
+const CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform";
+
+interface GoogleFrontInternal {
+  readonly tls: { readonly key: Buffer; readonly cert: Buffer; readonly ca: string };
+  readonly adminToken: string;
+  /** Who `token` stands for, for a call to `service`; undefined when it is not valid. */
+  principalOf(token: string, service: "secretmanager" | "iamcredentials"): string | undefined;
+  mayUseSecretManager(principal: string): boolean;
+  start(grpcPort: number): Promise<GoogleFront>;
+  stop(): Promise<void>;
+}
+
+function openssl(args: string[]): void {
+  const r = spawnSync("openssl", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+}
+
+/** The CA, the servers' certificate, the service accounts' keys, and the token bookkeeping of Google's front. */
+function createGoogleFront(opts: GoogleFrontOptions, locations: readonly string[]): GoogleFrontInternal {
+  const dir = mkdtempSync(join(tmpdir(), "gcp-front-"));
+  const f = (n: string) => join(dir, n);
+  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2", "-subj", "/CN=dsops test Google CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("leaf.key"), "-out", f("leaf.csr"), "-subj", "/CN=googleapis.com"]);
+  const names = ["secretmanager.googleapis.com", ...locations.map((l) => `secretmanager.${l}.rep.googleapis.com`), "oauth2.googleapis.com", "iamcredentials.googleapis.com"];
+  writeFileSync(f("leaf.ext"), `subjectAltName=${[...names.map((n) => `DNS:${n}`), "IP:127.0.0.1"].join(",")}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+  openssl(["x509", "-req", "-in", f("leaf.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f("leaf.pem"), "-days", "2", "-extfile", f("leaf.ext")]);
+  const tls = { key: readFileSync(f("leaf.key")), cert: readFileSync(f("leaf.pem")), ca: readFileSync(f("ca.pem"), "utf8") };
+
+  const accounts = new Map<string, { publicKey: KeyObject; keyFile: string }>();
+  for (const email of opts.serviceAccounts) {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const keyFile = f(`${email.split("@")[0]}.json`);
+    writeFileSync(
+      keyFile,
+      JSON.stringify({
+        type: "service_account",
+        project_id: email.split("@")[1]?.split(".")[0] ?? "test",
+        private_key_id: randomBytes(20).toString("hex"),
+        private_key: privateKey.export({ type: "pkcs8", format: "pem" }),
+        client_email: email,
+        client_id: String(100000000000 + accounts.size),
+        auth_uri: "https://accounts.google.com/o/oauth2/auth",
+        token_uri: "https://oauth2.googleapis.com/token",
       }),
+      { mode: 0o600 },
+    );
+    accounts.set(email, { publicKey, keyFile });
+  }
+  const adminToken = `admin-${randomBytes(16).toString("hex")}`;
+  /** Access tokens issued by the token endpoint and generateAccessToken → principal. */
+  const issued = new Map<string, string>([[adminToken, ADMIN]]);
+  const issue = (principal: string) => {
+    const t = `ya29.test-${randomBytes(24).toString("base64url")}`;
+    issued.set(t, principal);
+    return t;
+  };
+
+  /** The claims of a JWT signed by a known service account (RS256), unexpired; undefined otherwise. */
+  const verifiedJwt = (jwt: string): Record<string, unknown> | undefined => {
+    const parts = jwt.split(".");
+    if (parts.length !== 3) return undefined;
+    try {
+      const header = JSON.parse(Buffer.from(parts[0], "base64url").toString("utf8")) as { alg?: string };
+      const claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8")) as Record<string, unknown>;
+      const account = typeof claims.iss === "string" ? accounts.get(claims.iss) : undefined;
+      if (header.alg !== "RS256" || !account) return undefined;
+      if (!verify("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), account.publicKey, Buffer.from(parts[2], "base64url"))) return undefined;
+      // Google's front checks expiry against real time; tests never depend on it.
+      if (typeof claims.exp !== "number" || claims.exp * 1000 < Date.now()) return undefined;
+      return claims;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const principalOf = (token: string, service: "secretmanager" | "iamcredentials"): string | undefined => {
+    const known = issued.get(token);
+    if (known) return known;
+    const claims = verifiedJwt(token);
+    if (!claims) return undefined;
+    // A self-signed JWT names its API by audience, or carries scopes (what the gRPC clients send).
+    const scopes = typeof claims.scope === "string" ? claims.scope.split(" ") : [];
+    const aud = typeof claims.aud === "string" ? claims.aud : "";
+    if (!scopes.includes(CLOUD_PLATFORM) && !aud.startsWith(`https://${service}.googleapis.com`)) return undefined;
+    return claims.iss as string;
+  };
+
+  const connects: string[] = [];
+  const impersonations: Array<{ source: string; target: string; granted: boolean }> = [];
+  let iamRequests = 0;
+  let iamFailure: number | undefined;
+  const sockets = new Set<net.Socket>();
+  const track = (sock: net.Socket) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+  };
+  let httpsServer: https.Server | undefined;
+  let proxy: http.Server | undefined;
+
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+    res.end(JSON.stringify(body));
+  };
+  const googleError = (res: http.ServerResponse, status: number, code: string, message: string) => json(res, status, { error: { code: status, message, status: code } });
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => {
+    const host = (req.headers.host ?? "").replace(/:\d+$/, "");
+    const url = new URL(req.url ?? "/", `https://${host}`);
+    if (host === "oauth2.googleapis.com" && req.method === "POST" && url.pathname === "/token") {
+      const form = new URLSearchParams(body);
+      const claims = form.get("grant_type") === "urn:ietf:params:oauth:grant-type:jwt-bearer" ? verifiedJwt(form.get("assertion") ?? "") : undefined;
+      if (!claims || claims.aud !== "https://oauth2.googleapis.com/token") return json(res, 400, { error: "invalid_grant", error_description: "Invalid JWT Signature." });
+      return json(res, 200, { access_token: issue(claims.iss as string), expires_in: 3599, token_type: "Bearer" });
+    }
+    const m = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(url.pathname);
+    if (host === "iamcredentials.googleapis.com" && req.method === "POST" && m) {
+      iamRequests++;
+      if (iamFailure !== undefined) {
+        const status = iamFailure === 429 ? "RESOURCE_EXHAUSTED" : "UNAVAILABLE";
+        return googleError(res, iamFailure, status, iamFailure === 429 ? "Quota exceeded for quota metric 'Generate access token requests'." : "The service is currently unavailable.");
+      }
+      const target = decodeURIComponent(m[1]);
+      const auth = req.headers.authorization ?? "";
+      const source = auth.startsWith("Bearer ") ? principalOf(auth.slice("Bearer ".length), "iamcredentials") : undefined;
+      if (!source) return googleError(res, 401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.");
+      const granted = (opts.impersonation?.[target] ?? []).includes(source);
+      impersonations.push({ source, target, granted });
+      if (!granted) return googleError(res, 403, "PERMISSION_DENIED", "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).");
+      let scope: unknown;
+      try {
+        scope = (JSON.parse(body) as { scope?: unknown }).scope;
+      } catch {
+        return googleError(res, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
+      }
+      if (!Array.isArray(scope) || scope.length === 0) return googleError(res, 400, "INVALID_ARGUMENT", "Scope required.");
+      return json(res, 200, { accessToken: issue(target), expireTime: new Date(Date.now() + 3600_000).toISOString() });
+    }
+    googleError(res, 404, "NOT_FOUND", `No such endpoint on this test front: ${req.method} ${host}${url.pathname}`);
+  };
+
+  return {
+    tls,
+    adminToken,
+    principalOf,
+    mayUseSecretManager: (p) => p === ADMIN || (opts.readers ? opts.readers.includes(p) : accounts.has(p)),
+    async start(grpcPort) {
+      httpsServer = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+        let body = "";
+        req.setEncoding("utf8").on("data", (d: string) => (body += d));
+        req.on("end", () => handle(req, res, body));
+      });
+      httpsServer.on("connection", (sock: net.Socket) => track(sock));
+      await new Promise<void>((r) => httpsServer?.listen(0, "127.0.0.1", r));
+      const httpsPort = (httpsServer.address() as net.AddressInfo).port;
+      const upstream = (host: string): number | undefined =>
+        /^secretmanager(\.[a-z0-9-]+\.rep)?\.googleapis\.com$/.test(host) ? grpcPort : host === "oauth2.googleapis.com" || host === "iamcredentials.googleapis.com" ? httpsPort : undefined;
+      proxy = http.createServer((_req, res) => {
+        res.writeHead(502).end();
+      });
+      proxy.on("connection", (sock: net.Socket) => track(sock));
+      proxy.on("connect", (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+        const host = (req.url ?? "").replace(/:\d+$/, "");
+        connects.push(host);
+        const port = upstream(host);
+        if (port === undefined) {
+          client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
+          return;
+        }
+        const up = net.connect(port, "127.0.0.1", () => {
+          client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          if (head.length) up.write(head);
+          up.pipe(client);
+          client.pipe(up);
+        });
+        track(up);
+        up.on("error", () => client.destroy());
+        client.on("error", () => up.destroy());
+      });
+      await new Promise<void>((r) => proxy?.listen(0, "127.0.0.1", r));
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+      return {
+        caFile: f("ca.pem"),
+        proxyUrl,
+        connects,
+        impersonations,
+        iamRequests: () => iamRequests,
+        failIam(status) {
+          iamFailure = status;
+        },
+        keyFile(email) {
+          const a = accounts.get(email);
+          if (!a) throw new Error(`no service account ${email} on this front`);
+          return a.keyFile;
+        },
+        childEnv: () => ({
+          https_proxy: proxyUrl,
+          HTTPS_PROXY: proxyUrl,
+          grpc_proxy: proxyUrl,
+          http_proxy: "",
+          HTTP_PROXY: "",
+          no_proxy: "",
+          NO_PROXY: "",
+          no_grpc_proxy: "",
+          NODE_EXTRA_CA_CERTS: f("ca.pem"),
+          GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: f("ca.pem"),
+          GOOGLE_APPLICATION_CREDENTIALS: "",
+          METADATA_SERVER_DETECTION: "none",
+        }),
+      };
+    },
+    async stop() {
+      for (const sock of sockets) sock.destroy();
+      await Promise.all([httpsServer, proxy].map((srv) => (srv ? new Promise<void>((r) => srv.close(() => r())) : undefined)));
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

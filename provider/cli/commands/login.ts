@@ -82,15 +82,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
       };
     }
     case "gcp.secretmanager":
-      if (s.credentials_file) return { nothingToDo: true, guidance: `store "${name}" (gcp.secretmanager) uses the key file ${s.credentials_file}; nothing to log in to` };
-      if (s.insecure) return { nothingToDo: true, guidance: `store "${name}" (gcp.secretmanager) talks plain gRPC to ${s.endpoint}; no credentials are sent` };
+    case "gcp": {
+      const key = s.service_account_key_path ?? s.credentials_file;
+      const as = s.impersonate_service_account ? `, acting as ${s.impersonate_service_account} (impersonate_service_account)` : "";
+      if (key) return { nothingToDo: true, guidance: `store "${name}" (${s.type}) uses the key file ${key}${as}; nothing to log in to` };
+      if (s.insecure) return { nothingToDo: true, guidance: `store "${name}" (${s.type}) talks plain gRPC to ${s.endpoint}; no credentials are sent` };
       return {
         commands: [{ cli: "gcloud", args: ["auth", "application-default", "login"] }],
         guidance:
-          `store "${name}" (gcp.secretmanager) uses Application Default Credentials.\n` +
+          `store "${name}" (${s.type}) uses Application Default Credentials${as}.\n` +
           `Log in with: gcloud auth application-default login\n` +
-          `(install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install), or set GOOGLE_APPLICATION_CREDENTIALS to a key file.`,
+          `(install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install), or set GOOGLE_APPLICATION_CREDENTIALS to a key file` +
+          (s.impersonate_service_account ? `;\nthose credentials need roles/iam.serviceAccountTokenCreator on ${s.impersonate_service_account}.` : "."),
       };
+    }
   }
 }
 
