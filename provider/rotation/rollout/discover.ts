@@ -83,7 +83,10 @@ export async function cloudInstances(d: RolloutCloudDiscoverySchemaOut, where: s
     if (status === 401 || status === 403 || /AuthFailure|UnauthorizedOperation|InvalidClientTokenId|SignatureDoesNotMatch|CredentialsProviderError/.test(name))
       throw new AuthError(`${at}: ${name || `HTTP ${status}`}: ${errorMessage(e).split("\n")[0].slice(0, 200)}`);
     const code = (e as { code?: string }).code;
-    throw new StoreError(`${at}: ${code ?? (name || "error")}: ${errorMessage(e).split("\n")[0].slice(0, 200)}`, status === 429 || status === 503 || /Throttl|RequestLimitExceeded/.test(name));
+    if (code && /^E[A-Z]+$/.test(code)) throw new StoreError(`${at}: ${code}`, true);
+    if ((status === undefined || status < 300) && /parse|Deserializ|Unexpected token|not valid JSON/i.test(errorMessage(e)))
+      throw new StoreError(`${at}: the answer is not a DescribeInstances response (${errorMessage(e).split("\n")[0].slice(0, 120)})`);
+    throw new StoreError(`${at}: ${name || "error"}: ${errorMessage(e).split("\n")[0].slice(0, 200)}`, status === 429 || (status ?? 0) >= 500 || /Throttl|RequestLimitExceeded/.test(name));
   } finally {
     client.destroy();
   }

@@ -92,7 +92,9 @@ export async function rolloutInstances(r: RolloutSettings, path: string, resolve
   else list = await endpointInstances(d, where, resolveRef, dc.env);
   const at = d.type === "endpoint" ? `${where}: ${plainUrl((d.endpoint ?? d.url) as string)}` : `${where} (${d.type})`;
   const out: RolloutInstance[] = [];
-  for (const [i, item] of list.entries()) {
+  for (const [i, raw] of list.entries()) {
+    // dsops's endpoint answers name an instance by `id`.
+    const item = raw && typeof raw === "object" && !("name" in raw) && typeof (raw as { id?: unknown }).id === "string" ? (({ id, ...rest }) => ({ name: id, ...rest }))(raw as { id: string }) : raw;
     const p = rolloutInstanceSchema.safeParse(item);
     if (!p.success) {
       const issue = p.error.issues[0];
@@ -114,7 +116,7 @@ function expandVars(text: string, env: NodeJS.ProcessEnv, field: string): string
   });
 }
 
-/** The raw instances an HTTP endpoint answers (`[...]` or `{"instances": [...]}`). */
+/** The raw instances an HTTP endpoint answers (`[...]` or `{"instances": [...]}`; an instance's `id` is its name when it has no `name`). */
 async function endpointInstances(d: RolloutEndpointDiscoverySchemaOut, where: string, resolveRef: (ref: string) => Promise<Secret>, env: NodeJS.ProcessEnv): Promise<unknown[]> {
   const url = (d.endpoint ?? d.url) as string;
   const at = `${where}: ${plainUrl(url)}`;
