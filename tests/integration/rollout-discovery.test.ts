@@ -272,6 +272,19 @@ ${o.rotation ? `        ${o.rotation}\n` : ""}        rollout: { discovery: ${o.
     assert.deepEqual(await worksOn(s.user, await stored(`app/${s.user}`)), [0, 1, 2]);
   });
 
+  it("endpoint: dsops's own form token: {from: {store, key}} (and {store, key}) is resolved from the store", async () => {
+    answer = guarded;
+    for (const token of ["{ from: { store: local, key: discovery/token } }", "{ store: local, key: discovery/token }"]) {
+      const s = await setup({ discovery: `{ type: endpoint, url: "${httpUrl}/admin/instances", auth: { type: bearer, token: ${token} } }`, rollout: "strategy: all" });
+      const r = await rotateOnce(s);
+      assert.equal(r.result?.record.status, "succeeded", String(r.error));
+      assert.equal(seenAuth[seenAuth.length - 1], `Bearer ${TOKEN}`);
+      assert.deepEqual(await worksOn(s.user, await stored(`app/${s.user}`)), [0, 1, 2]);
+    }
+    const missing = await refused({ discovery: `{ type: endpoint, url: "${httpUrl}/admin/instances", auth: { type: bearer, token: { from: { store: local, key: discovery/none } } } }` });
+    assert.match(missing.message, /discovery\/none/);
+  });
+
   it("endpoint: the token as ${VAR} is read from the environment of the run", async () => {
     answer = guarded;
     const s = await setup({ discovery: `{ type: endpoint, url: "${httpUrl}/admin/instances", auth: { type: bearer, token: "\${DISC_TOKEN}" } }`, rollout: "strategy: all" });

@@ -279,6 +279,27 @@ ${o.rotation ? `        ${o.rotation}\n` : ""}        rollout: { discovery: ${o.
     assert.match(port.message, /rollout\.discovery: namespace prod, label_selector "app=api,tier=backend": pod "api-1" has no container port named "grpc" \(port:\)/);
   });
 
+  it("without kubeconfig: KUBECONFIG (then ~/.kube/config, in-cluster) is used; with none of them, the error names the field", async () => {
+    const saved = { KUBECONFIG: process.env.KUBECONFIG, HOME: process.env.HOME, KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST };
+    const home = mkdtempSync(join(tmpdir(), "dsops-home-"));
+    try {
+      process.env.HOME = home;
+      delete process.env.KUBERNETES_SERVICE_HOST;
+      process.env.KUBECONFIG = join(dir, "kube.yaml");
+      const s = await setup({ discovery: discovery().replace("kubeconfig: ./kube.yaml, ", ""), rollout: "strategy: all" });
+      const r = await rotateOnce(s);
+      assert.equal(r.result?.record.status, "succeeded", String(r.error));
+      assert.deepEqual(await worksOn(s.user, await stored(`app/${s.user}`)), all);
+      delete process.env.KUBECONFIG;
+      const none = await refused({ discovery: discovery().replace("kubeconfig: ./kube.yaml, ", "") });
+      assert.match(none.message, /rollout\.discovery\.kubeconfig: not given, and there is no KUBECONFIG, ~\/\.kube\/config or in-cluster service account to fall back on/);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it("the CLI: a refused discovery exits 1 (not 70) with the message; bad settings are config errors naming the field", async () => {
     await setup({});
     kube.mode = "forbidden";

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
 import type { CoreV1Api, KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { AuthError, ConfigError, DsopsError, NotFoundError, StoreError, TimeoutError, errorMessage } from "../../core/errors";
 
@@ -34,6 +35,10 @@ async function kubeClient(q: PodQuery, where: string, configDir: string): Promis
     }
   } else {
     source = "the default kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)";
+    if (!process.env.KUBECONFIG && !existsSync(join(homedir(), ".kube", "config")) && !process.env.KUBERNETES_SERVICE_HOST)
+      throw new ConfigError(`${where}.kubeconfig: not given, and there is no KUBECONFIG, ~/.kube/config or in-cluster service account to fall back on`, undefined, {
+        hint: "set kubeconfig: to the file (relative to dsops.yaml)",
+      });
     try {
       kc.loadFromDefault();
     } catch (e) {

@@ -1,5 +1,6 @@
 import { AuthError, DsopsError, StoreError, TimeoutError, errorMessage } from "../../core/errors";
 import type { Secret } from "../../core/secret";
+import { formatStoreUri, parseFrom } from "../../engine/refs";
 import type { RotationRecord } from "../types";
 import { cloudInstances, kubernetesInstances } from "./discover";
 import { defaultWaves, rolloutInstanceSchema, type RolloutEndpointDiscoverySchemaOut, type RolloutSettings } from "./settings";
@@ -131,7 +132,16 @@ async function endpointInstances(d: RolloutEndpointDiscoverySchemaOut, where: st
   }
   if (d.auth) {
     const raw = d.auth.token;
-    const token = raw.startsWith("store://") ? (await resolveRef(raw)).reveal() : expandVars(raw, env, `${where}.auth.token`);
+    let token: string;
+    if (typeof raw !== "string") {
+      let ref: string;
+      try {
+        ref = formatStoreUri(parseFrom("from" in raw ? raw.from : raw));
+      } catch (e) {
+        throw new DsopsError(`${where}.auth.token: ${errorMessage(e)}`);
+      }
+      token = (await resolveRef(ref)).reveal();
+    } else token = raw.startsWith("store://") ? (await resolveRef(raw)).reveal() : expandVars(raw, env, `${where}.auth.token`);
     if (!token) throw new DsopsError(`${where}.auth.token: empty`);
     secrets.push(token);
     headers.authorization = `Bearer ${token}`;

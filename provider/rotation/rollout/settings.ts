@@ -32,6 +32,12 @@ export const rolloutInstanceSchema = z
   });
 export type RolloutInstanceSettings = z.infer<typeof rolloutInstanceSchema>;
 
+/** A reference as dsops writes it in a setting: `{store, key, version}` or `{provider, key, version}` (also under `from:`). */
+const storeRefSchema = z.union([
+  z.strictObject({ store: z.string().min(1), key: z.string().min(1), version: z.string().min(1).optional() }),
+  z.strictObject({ provider: z.string().min(1), key: z.string().min(1), version: z.string().min(1).optional() }),
+]);
+
 /** Instances from an HTTP endpoint answering JSON `[{name, labels, …settings}]` (or `{"instances": [...]}`). */
 export const rolloutEndpointDiscoverySchema = z.strictObject({
   /** dsops's spelling names the kind; without `type` the block is an endpoint. */
@@ -43,9 +49,10 @@ export const rolloutEndpointDiscoverySchema = z.strictObject({
   headers: z.record(z.string(), z.string()).default({}),
   /**
    * dsops's `auth: {type: bearer, token}`: sent as `Authorization: Bearer <token>`; the token is
-   * a `store://…` reference, `${VAR}` (read from the environment when the rotation runs) or text.
+   * a `store://…` reference, `{from: {store, key}}` / `{store, key}` (dsops's form), `${VAR}`
+   * (read from the environment when the rotation runs) or text.
    */
-  auth: z.strictObject({ type: z.literal("bearer"), token: z.string().min(1) }).optional(),
+  auth: z.strictObject({ type: z.literal("bearer"), token: z.union([z.string().min(1), z.strictObject({ from: z.union([z.string().min(1), storeRefSchema]) }), storeRefSchema]) }).optional(),
   timeout_ms: z.number().int().positive().max(120000).default(10000),
 });
 
