@@ -300,8 +300,14 @@ ${o.rotation ? `        ${o.rotation}\n` : ""}        rollout: { discovery: ${o.
     }
   });
 
-  it("the CLI: a refused discovery exits 1 (not 70) with the message; bad settings are config errors naming the field", async () => {
-    await setup({});
+  it("the CLI: --dry-run lists the waves over the discovered pods; a refused discovery exits 1 (not 70) with the message; bad settings are config errors naming the field", async () => {
+    const s = await setup({});
+    const dry = await dsopsRun(["secrets", "rotate", "--env", "prod", "--var", "X", "--dry-run"], { cwd: dir, env });
+    outputs.push(dry.stdout, dry.stderr);
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, /wave 1\/2 \(canary\): set the password of "k\d+" on api-2/);
+    assert.match(dry.stdout, /wave 2\/2 \(rest\): set the password of "k\d+" on api-1, api-3/);
+    assert.deepEqual(alters(s.user), [0, 0, 0]);
     kube.mode = "forbidden";
     const r = await dsopsRun(["secrets", "rotate", "--env", "prod", "--var", "X"], { cwd: dir, env });
     outputs.push(r.stdout, r.stderr);
