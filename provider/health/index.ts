@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
 import type { HealthContext, HealthPort } from "../rotation/ports";
+import { runKubernetesPodReady } from "./kubernetes-check";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
 
 export * from "./settings";
@@ -112,7 +113,14 @@ export async function runCheck(c: HealthCheckSettings, index: number, ctx: Healt
   const t0 = performance.now();
   let message: string | undefined;
   try {
-    message = c.type === "sql" ? await runSql(c, ctx) : c.type === "http" ? await runHttp(c) : await runScript(c, ctx, name, attempt);
+    message =
+      c.type === "kubernetes_pod_ready"
+        ? await runKubernetesPodReady(c, ctx)
+        : c.type === "sql"
+          ? await runSql(c, ctx)
+          : c.type === "http"
+            ? await runHttp(c)
+            : await runScript(c, ctx, name, attempt);
   } catch (e) {
     message = errorMessage(e);
   }

@@ -45,7 +45,24 @@ export const scriptCheckSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 
-export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema]);
+/**
+ * dsops's `kubernetes_pod_ready`: the pods of `namespace` matching `label_selector` are Ready
+ * (their Ready condition), read through the official Kubernetes client with the kubeconfig
+ * file and context (as rollout discovery `kubernetes`). Unhealthy when no pod matches, when a
+ * pod is not Ready, or (with `min_ready`) when fewer than that many are.
+ */
+export const kubernetesPodReadyCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("kubernetes_pod_ready"),
+  namespace: z.string().min(1).default("default"),
+  label_selector: z.string().min(1),
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  /** At least this many Ready pods (the others may be starting); default: every matching pod. */
+  min_ready: z.number().int().min(1).optional(),
+});
+
+export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema, kubernetesPodReadyCheckSchema]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 
 /** The monitoring window is the rotation's (provider/rotation/monitor.ts); re-exported for the checks. */

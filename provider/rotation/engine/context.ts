@@ -21,6 +21,8 @@ export interface EngineContext {
   readonly config: Config;
   readonly resolver: Resolver;
   readonly clock: Clock;
+  /** The environment of the run (rollout discovery: `${VAR}` in a token, AWS settings); absent: process.env. */
+  readonly env?: NodeJS.ProcessEnv;
   /** `user@host` recorded as who rotated. */
   readonly who: string;
   readonly wiring: Wiring;

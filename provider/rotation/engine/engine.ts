@@ -58,6 +58,7 @@ export class RotationEngine {
       config,
       resolver: this.resolver,
       clock,
+      ...(opts.env ? { env: opts.env } : {}),
       who: opts.who ?? whoAmI(),
       wiring: this.wiring,
       bus: this.events,

@@ -23,7 +23,7 @@ export async function planRollout(ctx: EngineContext, subject: Subject, plan: Ro
   if (plan.apply !== "set")
     throw new DsopsError(`${path}: strategy ${subject.policy.strategy} mints a credential per target; a rollout applies one credential to many instances (use single-user or alternating-users)`);
   if (!ctx.config.raw.services[subject.policy.service]) throw new ConfigError(`${path}: service "${subject.policy.service}" is not in services: (a rollout builds its instances from that entry)`);
-  const instances = await rolloutInstances(r, path, async (ref) => (await ctx.resolver.resolveRef(parseStoreUri(ref))).value);
+  const instances = await rolloutInstances(r, path, async (ref) => (await ctx.resolver.resolveRef(parseStoreUri(ref))).value, { configDir: ctx.config.dir, env: ctx.env ?? process.env });
   const settings = strategy ? { ...r, strategy } : r;
   const progress = newProgress(settings, instances, strategy ? [{ label: "all", instances: instances.map((i) => i.name) }] : planWaves(settings, instances, path));
   // Build each instance's target now: a wrong setting is an error before any change.

@@ -1,7 +1,9 @@
-import { DsopsError, errorMessage } from "../../core/errors";
+import { AuthError, DsopsError, StoreError, TimeoutError, errorMessage } from "../../core/errors";
 import type { Secret } from "../../core/secret";
+import { formatStoreUri, parseFrom } from "../../engine/refs";
 import type { RotationRecord } from "../types";
-import { defaultWaves, rolloutInstanceSchema, type RolloutSettings } from "./settings";
+import { cloudInstances, kubernetesInstances } from "./discover";
+import { defaultWaves, rolloutInstanceSchema, type RolloutEndpointDiscoverySchemaOut, type RolloutSettings } from "./settings";
 
 /** One instance as a rollout uses it (kept in the rotation record: names, labels and settings, never a value). */
 export interface RolloutInstance {
@@ -74,11 +76,51 @@ function plainUrl(u: string): string {
   }
 }
 
-/** The instances of a rollout: listed, or read from the discovery endpoint. */
-export async function rolloutInstances(r: RolloutSettings, path: string, resolveRef: (ref: string) => Promise<Secret>): Promise<RolloutInstance[]> {
+/** Where the rotation runs: the config's directory (relative kubeconfig) and the environment (`${VAR}`, AWS). */
+export interface DiscoveryContext {
+  readonly configDir: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** The instances of a rollout: listed, or discovered (endpoint, kubernetes, cloud). */
+export async function rolloutInstances(r: RolloutSettings, path: string, resolveRef: (ref: string) => Promise<Secret>, dc: DiscoveryContext = { configDir: process.cwd(), env: process.env }): Promise<RolloutInstance[]> {
   if (r.instances) return r.instances.map((i) => toInstance(i as Record<string, unknown>));
   const d = r.discovery as NonNullable<RolloutSettings["discovery"]>;
-  const where = `${path}.discovery: ${plainUrl(d.endpoint)}`;
+  const where = `${path}.discovery`;
+  let list: unknown[];
+  if (d.type === "kubernetes") list = await kubernetesInstances(d, where, dc.configDir);
+  else if (d.type === "cloud") list = await cloudInstances(d, where, dc.env);
+  else list = await endpointInstances(d, where, resolveRef, dc.env);
+  const at = d.type === "endpoint" ? `${where}: ${plainUrl((d.endpoint ?? d.url) as string)}` : `${where} (${d.type})`;
+  const out: RolloutInstance[] = [];
+  for (const [i, raw] of list.entries()) {
+    // dsops's endpoint answers name an instance by `id`.
+    const item = raw && typeof raw === "object" && !("name" in raw) && typeof (raw as { id?: unknown }).id === "string" ? (({ id, ...rest }) => ({ name: id, ...rest }))(raw as { id: string }) : raw;
+    const p = rolloutInstanceSchema.safeParse(item);
+    if (!p.success) {
+      const issue = p.error.issues[0];
+      throw new DsopsError(`${at}: instance ${i}${issue.path.length ? `.${issue.path.join(".")}` : ""}: ${issue.message}`);
+    }
+    if (out.some((x) => x.name === p.data.name)) throw new DsopsError(`${at}: instance "${p.data.name}" is listed twice`);
+    out.push(toInstance(p.data as Record<string, unknown>));
+  }
+  return out;
+}
+
+/** `${VAR}` / `${VAR:-default}` in a discovery token, from the environment of the run. */
+function expandVars(text: string, env: NodeJS.ProcessEnv, field: string): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt: string | undefined) => {
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    if (dflt !== undefined) return dflt;
+    throw new DsopsError(`${field}: environment variable ${name} is not set`);
+  });
+}
+
+/** The raw instances an HTTP endpoint answers (`[...]` or `{"instances": [...]}`; an instance's `id` is its name when it has no `name`). */
+async function endpointInstances(d: RolloutEndpointDiscoverySchemaOut, where: string, resolveRef: (ref: string) => Promise<Secret>, env: NodeJS.ProcessEnv): Promise<unknown[]> {
+  const url = (d.endpoint ?? d.url) as string;
+  const at = `${where}: ${plainUrl(url)}`;
   const headers: Record<string, string> = { accept: "application/json" };
   const secrets: string[] = [];
   for (const [k, v] of Object.entries(d.headers)) {
@@ -88,37 +130,47 @@ export async function rolloutInstances(r: RolloutSettings, path: string, resolve
       headers[k] = s;
     } else headers[k] = v;
   }
+  if (d.auth) {
+    const raw = d.auth.token;
+    let token: string;
+    if (typeof raw !== "string") {
+      let ref: string;
+      try {
+        ref = formatStoreUri(parseFrom("from" in raw ? raw.from : raw));
+      } catch (e) {
+        throw new DsopsError(`${where}.auth.token: ${errorMessage(e)}`);
+      }
+      token = (await resolveRef(ref)).reveal();
+    } else token = raw.startsWith("store://") ? (await resolveRef(raw)).reveal() : expandVars(raw, env, `${where}.auth.token`);
+    if (!token) throw new DsopsError(`${where}.auth.token: empty`);
+    secrets.push(token);
+    headers.authorization = `Bearer ${token}`;
+  }
   const scrubbed = (m: string) => secrets.reduce((acc, s) => (s ? acc.split(s).join("***") : acc), m);
   let res: Response;
   try {
-    res = await fetch(d.endpoint, { headers, signal: AbortSignal.timeout(d.timeout_ms) });
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(d.timeout_ms) });
   } catch (e) {
     const n = (e as Error).name;
-    const why = n === "TimeoutError" || n === "AbortError" ? `no answer within ${d.timeout_ms} ms` : ((e as { cause?: { code?: string } }).cause?.code ?? errorMessage(e));
-    throw new DsopsError(`${where}: ${scrubbed(why)}`);
+    if (n === "TimeoutError" || n === "AbortError") throw new TimeoutError(`${at}: no answer within ${d.timeout_ms} ms`);
+    throw new StoreError(`${at}: ${scrubbed((e as { cause?: { code?: string } }).cause?.code ?? errorMessage(e))}`, true);
   }
   const text = await res.text().catch(() => "");
-  if (res.status < 200 || res.status > 299) throw new DsopsError(`${where}: HTTP ${res.status} (expected 2xx)`);
+  if (res.status === 401 || res.status === 403)
+    throw new AuthError(`${at}: HTTP ${res.status}: the endpoint refused ${d.auth || secrets.length ? "the credentials sent" : "a request without credentials"}`, {
+      hint: d.auth ? "check the token of auth: {type: bearer, token}" : "give it a token: auth: {type: bearer, token: store://…}",
+    });
+  if (res.status < 200 || res.status > 299) throw new StoreError(`${at}: HTTP ${res.status} (expected 2xx)`, res.status === 429 || res.status >= 500);
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new DsopsError(`${where}: the answer is not JSON`);
+    throw new DsopsError(`${at}: the answer is not JSON`);
   }
   const list = Array.isArray(body) ? body : Array.isArray((body as { instances?: unknown })?.instances) ? (body as { instances: unknown[] }).instances : undefined;
-  if (!list) throw new DsopsError(`${where}: expected a JSON array of instances [{"name", "labels", …settings}] (or {"instances": [...]})`);
-  if (!list.length) throw new DsopsError(`${where}: no instances`);
-  const out: RolloutInstance[] = [];
-  for (const [i, item] of list.entries()) {
-    const p = rolloutInstanceSchema.safeParse(item);
-    if (!p.success) {
-      const issue = p.error.issues[0];
-      throw new DsopsError(`${where}: instance ${i}${issue.path.length ? `.${issue.path.join(".")}` : ""}: ${issue.message}`);
-    }
-    if (out.some((x) => x.name === p.data.name)) throw new DsopsError(`${where}: instance "${p.data.name}" is listed twice`);
-    out.push(toInstance(p.data as Record<string, unknown>));
-  }
-  return out;
+  if (!list) throw new DsopsError(`${at}: expected a JSON array of instances [{"name", "labels", …settings}] (or {"instances": [...]})`);
+  if (!list.length) throw new DsopsError(`${at}: no instances; a rollout needs at least one instance`);
+  return list;
 }
 
 /** Cumulative percentage waves over `list`: wave i ends at ceil(p_i % of the count); empty waves are dropped. */

@@ -32,13 +32,89 @@ export const rolloutInstanceSchema = z
   });
 export type RolloutInstanceSettings = z.infer<typeof rolloutInstanceSchema>;
 
+/** A reference as dsops writes it in a setting: `{store, key, version}` or `{provider, key, version}` (also under `from:`). */
+const storeRefSchema = z.union([
+  z.strictObject({ store: z.string().min(1), key: z.string().min(1), version: z.string().min(1).optional() }),
+  z.strictObject({ provider: z.string().min(1), key: z.string().min(1), version: z.string().min(1).optional() }),
+]);
+
 /** Instances from an HTTP endpoint answering JSON `[{name, labels, …settings}]` (or `{"instances": [...]}`). */
-export const rolloutDiscoverySchema = z.strictObject({
-  endpoint: z.string().url(),
+export const rolloutEndpointDiscoverySchema = z.strictObject({
+  /** dsops's spelling names the kind; without `type` the block is an endpoint. */
+  type: z.literal("endpoint"),
+  endpoint: z.string().url().optional(),
+  /** dsops's name of `endpoint`. */
+  url: z.string().url().optional(),
   /** Request headers; a value `store://…` is resolved (a bearer token kept in a store). */
   headers: z.record(z.string(), z.string()).default({}),
+  /**
+   * dsops's `auth: {type: bearer, token}`: sent as `Authorization: Bearer <token>`; the token is
+   * a `store://…` reference, `{from: {store, key}}` / `{store, key}` (dsops's form), `${VAR}`
+   * (read from the environment when the rotation runs) or text.
+   */
+  auth: z.strictObject({ type: z.literal("bearer"), token: z.union([z.string().min(1), z.strictObject({ from: z.union([z.string().min(1), storeRefSchema]) }), storeRefSchema]) }).optional(),
   timeout_ms: z.number().int().positive().max(120000).default(10000),
 });
+
+/**
+ * The pods of a Kubernetes namespace matching `label_selector` (dsops's names), read through the
+ * official client with the kubeconfig file (`kubeconfig`, else KUBECONFIG / ~/.kube/config /
+ * in-cluster) and its `context` (else the current one). Only running pods, not being deleted.
+ * Instance: the pod's name and labels; `host` its pod IP; `port` the container port named (or
+ * numbered) by `port`; annotations `dsops.io/<setting>` set any other instance setting.
+ */
+export const rolloutKubernetesDiscoverySchema = z.strictObject({
+  type: z.literal("kubernetes"),
+  namespace: z.string().min(1).default("default"),
+  label_selector: z.string().min(1),
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  port: z.union([z.string().min(1), z.number().int().min(1).max(65535)]).optional(),
+  timeout_ms: z.number().int().positive().max(120000).default(10000),
+});
+
+/**
+ * AWS EC2 instances by tag (dsops's `type: cloud, provider: aws, region, filters`), running
+ * ones only, through the official EC2 client (DescribeInstances). A filter key `Env` or
+ * `tag:Env` matches the tag. Instance: its id, its tags as labels, `host` its private IP
+ * (`address: public_ip` for the public one); tags `dsops:<setting>` set any other setting.
+ */
+export const rolloutCloudDiscoverySchema = z.strictObject({
+  type: z.literal("cloud"),
+  provider: z.literal("aws"),
+  region: z.string().min(1).optional(),
+  filters: z.array(z.strictObject({ key: z.string().min(1), value: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) })).min(1),
+  address: z.enum(["private_ip", "public_ip"]).default("private_ip"),
+  /** An endpoint URL (moto, LocalStack, VPC endpoints). */
+  endpoint: z.string().url().optional(),
+  profile: z.string().min(1).optional(),
+  timeout_ms: z.number().int().positive().max(120000).default(10000),
+});
+
+/** `discovery:` without a `type` is an endpoint (the form before dsops's `type:`). */
+const discoveryTypes = ["kubernetes", "cloud", "endpoint"];
+const endpointByDefault = (v: unknown, ctx: { addIssue(i: { code: "custom"; message: string; path?: PropertyKey[]; fatal?: boolean }): void }) => {
+  if (!v || typeof v !== "object" || Array.isArray(v)) return v;
+  if (!("type" in v)) return { ...v, type: "endpoint" };
+  const t = (v as { type: unknown }).type;
+  if (!discoveryTypes.includes(t as string))
+    ctx.addIssue({ code: "custom", path: ["type"], fatal: true, message: `unknown discovery type ${JSON.stringify(t)} (expected kubernetes, cloud or endpoint; listed instances go in rollout.instances)` });
+  return v;
+};
+
+export const rolloutDiscoverySchema = z.preprocess(
+  endpointByDefault,
+  z.discriminatedUnion("type", [rolloutKubernetesDiscoverySchema, rolloutCloudDiscoverySchema, rolloutEndpointDiscoverySchema]).superRefine((d, ctx) => {
+  if (d.type === "kubernetes" || d.type === "cloud") return;
+  if ((d.endpoint === undefined) === (d.url === undefined)) ctx.addIssue({ code: "custom", message: "give the discovery endpoint's URL (endpoint: or url:), one of them" });
+  if (d.auth && Object.keys(d.headers).some((h) => h.toLowerCase() === "authorization"))
+    ctx.addIssue({ code: "custom", path: ["auth"], message: "auth and an authorization header both set the Authorization header; keep one" });
+  }),
+);
+export type RolloutDiscoverySettings = z.infer<typeof rolloutDiscoverySchema>;
+export type RolloutKubernetesDiscoverySchemaOut = z.infer<typeof rolloutKubernetesDiscoverySchema>;
+export type RolloutCloudDiscoverySchemaOut = z.infer<typeof rolloutCloudDiscoverySchema>;
+export type RolloutEndpointDiscoverySchemaOut = z.infer<typeof rolloutEndpointDiscoverySchema>;
 
 /** A service group: its instances by name or by labels; rotated after the groups it depends on. */
 export const rolloutGroupSchema = z
@@ -62,7 +138,7 @@ export const rolloutSchema = z
   .strictObject({
     /** The instances, listed (explicit discovery). */
     instances: z.array(rolloutInstanceSchema).min(1).optional(),
-    /** The instances, from an HTTP endpoint (read when a rotation starts; kept in its record). */
+    /** The instances, discovered (an HTTP endpoint, Kubernetes pods, AWS instances; read when a rotation starts; kept in its record). */
     discovery: rolloutDiscoverySchema.optional(),
     /**
      * `canary`: the instances labelled `canary: true` first (a wave of their own), then the rest
@@ -87,7 +163,7 @@ export const rolloutSchema = z
   })
   .superRefine((r, ctx) => {
     if ((r.instances === undefined) === (r.discovery === undefined))
-      ctx.addIssue({ code: "custom", message: "give the instances (instances: [...]) or where to discover them (discovery: {endpoint}), one of them" });
+      ctx.addIssue({ code: "custom", message: "give the instances (instances: [...]) or where to discover them (discovery: {endpoint} or {type: kubernetes|cloud|endpoint, …}), one of them" });
     if (r.instances) {
       const seen = new Set<string>();
       for (const [i, inst] of r.instances.entries()) {
