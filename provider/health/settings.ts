@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { durationMs } from "../core/duration";
+import { httpApiCheckSchemas } from "./http-settings";
 
 /**
  * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
@@ -45,7 +46,13 @@ export const scriptCheckSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 
-export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema]);
+export const healthCheckSchema = z.discriminatedUnion("type", [
+  sqlCheckSchema,
+  httpCheckSchema,
+  scriptCheckSchema,
+  // HTTP API checks (http_endpoint, response_time, error_rate, rate_limit): ./http-settings.ts
+  ...httpApiCheckSchemas,
+]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 
 /** The monitoring window is the rotation's (provider/rotation/monitor.ts); re-exported for the checks. */
