@@ -32,12 +32,16 @@ function requestHeaders(c: HttpApiCheckSettings, ctx: HealthContext): { headers:
   }
 }
 
-/** `samples` requests one after the other (answers, and the failures of requests that got none). */
-async function sample(c: HttpApiCheckSettings, headers: Record<string, string>, n: number): Promise<Array<HttpAnswer | { error: string }>> {
+/** `samples` requests one after the other (answers, and the failures of requests that got none; with `stopOnError`, up to the first of these). */
+async function sample(c: HttpApiCheckSettings, headers: Record<string, string>, n: number, stopOnError = false): Promise<Array<HttpAnswer | { error: string }>> {
   const url = (c.url ?? c.endpoint) as string;
   const timeoutMs = c.timeout !== undefined ? Math.max(durationMs(c.timeout), 1) : c.timeout_ms;
   const out: Array<HttpAnswer | { error: string }> = [];
-  for (let i = 0; i < n; i++) out.push(await httpAsk({ url, method: c.method, headers, timeoutMs }));
+  for (let i = 0; i < n; i++) {
+    const a = await httpAsk({ url, method: c.method, headers, timeoutMs });
+    out.push(a);
+    if (stopOnError && "error" in a) break;
+  }
   return out;
 }
 
@@ -124,7 +128,7 @@ export async function runHttpApiCheck(c: HttpApiCheckSettings, ctx: HealthContex
       return a && "error" in a ? a.error : endpoint(c, a as HttpAnswer, where);
     }
     case "response_time": {
-      const all = await sample(c, h, c.samples);
+      const all = await sample(c, h, c.samples, true);
       const failed = all.find((r) => "error" in r);
       if (failed && "error" in failed) return failed.error;
       return responseTime(c, all as HttpAnswer[], where);

@@ -52,7 +52,18 @@ export const httpEndpointCheckSchema = z
     expected_body: z.string().optional(),
     body_match: z.string().optional(),
   })
-  .superRefine(urlGiven);
+  .superRefine(urlGiven)
+  .superRefine((c, x) => {
+    for (const k of ["expected_body", "body_match"] as const) {
+      const re = c[k];
+      if (re === undefined) continue;
+      try {
+        new RegExp(re);
+      } catch (e) {
+        x.addIssue({ code: "custom", path: [k], message: `not a regular expression: ${(e as Error).message}` });
+      }
+    }
+  });
 
 export const responseTimeCheckSchema = z
   .strictObject({

@@ -211,14 +211,17 @@ envs:
     await expectRollback(low, /rl: http:\/\/127\.0\.0\.1:\d+\/v1\/me: 150 of 5000 requests of the rate limit left \(3% < 20%\)/);
   });
 
-  it("an API that refuses connections is unhealthy (the cause named), and bad settings are refused naming the field", async () => {
+  it("an API that refuses connections, or hangs past the timeout, is unhealthy (the cause named), and bad settings are refused naming the field", async () => {
     const gone = await startApi();
     const url = gone.url;
     await gone.close();
     await expectRollback(await setup(`health: [{ type: error_rate, name: gone, url: "${url}/x", samples: 2 }], monitor: { failures: 1 }`), /gone: http:\/\/127\.0\.0\.1:\d+\/x: 2 of 2 request\(s\) failed \(100% > 5%: 2× no answer: ECONNREFUSED\)/);
+    api.answer = () => ({ status: 200, delayMs: 60000 });
+    await expectRollback(await setup(`health: [{ type: response_time, name: hang, url: "${api.url}/v1/ping", samples: 3, p95_threshold_ms: 500, timeout: 1s }], monitor: { failures: 1 }`), /hang: http:\/\/127\.0\.0\.1:\d+\/v1\/ping: no answer within 1000 ms/);
     assert.throws(() => parseConfig(yamlFor("z", `health: [{ type: response_time, endpoint: /v1/ping, p95_threshold_ms: 100 }]`), { file: join(dir, "dsops.yaml"), env }), /health\[0\]\.endpoint: "\/v1\/ping" is not an absolute URL/s);
     assert.throws(() => parseConfig(yamlFor("z", `health: [{ type: response_time, url: "http://127.0.0.1:1/" }]`), { file: join(dir, "dsops.yaml"), env }), /response_time needs a threshold/);
     assert.throws(() => parseConfig(yamlFor("z", `health: [{ type: http_endpoint, url: "http://127.0.0.1:1/", auth: { type: token } }]`), { file: join(dir, "dsops.yaml"), env }), /health\[0\]\.auth/);
+    assert.throws(() => parseConfig(yamlFor("z", `health: [{ type: http_endpoint, url: "http://127.0.0.1:1/", expected_body: "(" }]`), { file: join(dir, "dsops.yaml"), env }), /health\[0\]\.expected_body: not a regular expression/);
   });
 
   it("no value in the history", () => {
