@@ -182,7 +182,7 @@ export interface RotationPolicyArgs {
   verify?: pulumi.Input<Record<string, unknown>>;
   /** Which rotation events go out, to which channels of the provider's `notifications:`: `{ enabled, events, channels }` as `rotation.notifications`. */
   notify?: pulumi.Input<{ enabled?: boolean; events?: string[]; channels?: string[] }>;
-  /** Health checks once the new credential is current: `[{ type: "sql" | "http" | "script", … }]` as `rotation.health`; failures roll back. */
+  /** Health checks once the new credential is current: `[{ type: "sql" | "http" | "script" | "http_endpoint" | "response_time" | "error_rate" | "rate_limit", … }]` as `rotation.health`; failures roll back. */
   health?: pulumi.Input<Array<pulumi.Input<Record<string, unknown>>>>;
   /** How long and how often the health checks run: `{ period, interval, failures }` as `rotation.monitor`. */
   monitor?: pulumi.Input<{ period?: string | number; interval?: string | number; failures?: number }>;

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { configFromObject, loadConfigFile, type Config } from "../compose/config";
 import { DsopsError, errorMessage } from "../core/errors";
 import { Resolver } from "../engine/resolve";
+import { audited, type AuditEntry } from "../guard/policy";
 
 /**
  * State shared by the dynamic providers in Pulumi's provider process: the stack's provider
@@ -92,6 +93,24 @@ export function hasUnknown(v: unknown): boolean {
 
 export function zodFailures(issues: Array<{ path: PropertyKey[]; message: string }>): Array<{ property: string; reason: string }> {
   return issues.map((i) => ({ property: i.path.map(String).join(".") || "(inputs)", reason: i.message }));
+}
+
+/**
+ * Run a secret access of a dynamic resource and write it to the audit log of
+ * `policies.audit_logging` (the CLI's JSON lines, `face: "pulumi"`; never a value). The log is the
+ * one of `config`; an access through an inline store (whose configuration has no `policies:`)
+ * goes to the provider configuration's log.
+ */
+export function auditedAccess<T>(config: Config, entry: Omit<AuditEntry, "outcome" | "face">, fn: (note: (more: Partial<AuditEntry>) => void) => Promise<T>): Promise<T> {
+  let target = config;
+  if (!config.raw.policies?.audit_logging) {
+    try {
+      target = providerConfig();
+    } catch {
+      target = config;
+    }
+  }
+  return audited(target, { ...entry, face: "pulumi" }, fn);
 }
 
 /** Errors leave with the reference named and no stack trace. */

@@ -18,7 +18,7 @@ import type { PlanRow } from "./types";
 export { UNKNOWN, DEFAULT_STORES, configure, providerConfig } from "./context";
 export { rotationPolicy, evaluate as evaluatePolicy, waitingMessage } from "./rotation-policy";
 import { madeByRotation } from "./rotation-policy";
-import { cached, hasUnknown, named, noteRead, providerConfig, resolverFor, state, takeRead, zodFailures } from "./context";
+import { auditedAccess, cached, hasUnknown, named, noteRead, providerConfig, resolverFor, state, takeRead, zodFailures } from "./context";
 
 // ---------------------------------------------------------------- SecretReference
 
@@ -92,10 +92,17 @@ function pickInputs(o: Record<string, unknown>): SecretReferenceInputs {
   return Object.fromEntries(secretReferenceInputKeys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as SecretReferenceInputs;
 }
 
-async function readSecretReference(inputs: SecretReferenceInputs): Promise<SecretReferenceOutputs> {
+/** The audit line of an access to a SecretReference's secret. */
+const refAudit = (t: SecretReferenceTarget, op: string) => ({ command: `pulumi SecretReference ${op}` as const, resource: label(t), store: t.ref.store === "inline" ? label(t).replace(/^store:\/\/([^/]+)\/.*$/, "$1") : t.ref.store, key: t.ref.key });
+
+async function readSecretReference(inputs: SecretReferenceInputs, op: "create" | "read" | "update"): Promise<SecretReferenceOutputs> {
   const t = secretReferenceTarget(inputs);
   return named(`SecretReference ${label(t)}`, async () => {
-    const got = await resolverFor(t.config).resolveRef(t.ref);
+    const got = await auditedAccess(t.config, refAudit(t, op), async (note) => {
+      const g = await resolverFor(t.config).resolveRef(t.ref);
+      note({ variables: [{ name: label(t), store: t.ref.store, key: t.ref.key, versionId: g.versionId }] });
+      return g;
+    });
     const value = applyTransforms(compileTransforms(inputs.transform, t.config.raw.transforms), got.value);
     return {
       ...inputs,
@@ -130,7 +137,7 @@ export const secretReference = {
     if (hasUnknown(news)) return { changes: true };
     if (after.version !== undefined) return { changes: false };
     const t = secretReferenceTarget(after);
-    const current = await named(`SecretReference ${label(t)}`, () => currentVersion(t));
+    const current = await named(`SecretReference ${label(t)}`, () => auditedAccess(t.config, refAudit(t, "diff"), () => currentVersion(t)));
     if (current.versionId === olds.versionId) return { changes: false };
     // A version made by a RotationPolicy is not drift: the program reads it from the policy's value.
     if (t.ref.store !== "inline" && (await madeByRotation(t.ref, current.versionId))) return { changes: false };
@@ -138,18 +145,18 @@ export const secretReference = {
   },
 
   async create(inputs: Record<string, unknown>) {
-    const outs = await readSecretReference(pickInputs(inputs));
+    const outs = await readSecretReference(pickInputs(inputs), "create");
     return { id: label(secretReferenceTarget(pickInputs(inputs))), outs };
   },
 
   async read(id: string, props: Record<string, unknown>) {
-    const outs = await readSecretReference(pickInputs(props));
+    const outs = await readSecretReference(pickInputs(props), "read");
     noteRead(id, props, outs);
     return { id, props: outs };
   },
 
   async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
-    return { outs: await readSecretReference(pickInputs(news)) };
+    return { outs: await readSecretReference(pickInputs(news), "update") };
   },
 
   /** Deleting the resource never deletes anything in the store. */
@@ -173,11 +180,15 @@ function pickEnvInputs(o: Record<string, unknown>): EnvironmentInputs {
   return Object.fromEntries(["configFile", "config", "env"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as EnvironmentInputs;
 }
 
-async function readEnvironment(inputs: EnvironmentInputs) {
+async function readEnvironment(inputs: EnvironmentInputs, op: "create" | "read" | "update") {
   const config = environmentConfig(inputs);
   return named(`Environment ${inputs.env}`, async () => {
     const r = resolverFor(config);
-    const res = await r.resolveEnv(inputs.env);
+    const res = await auditedAccess(config, { command: `pulumi Environment ${op}`, resource: `env:${inputs.env}`, env: inputs.env }, async (note) => {
+      const got = await r.resolveEnv(inputs.env);
+      note({ variables: Object.values(got.variables).map((v) => ({ name: v.name, ...(v.store ? { store: v.store } : {}), ...(v.key ? { key: v.key } : {}), ...(v.versionId ? { versionId: v.versionId } : {}) })) });
+      return got;
+    });
     const vars = config.envs[inputs.env];
     const plan: PlanRow[] = Object.values(res.variables).map((v) => ({
       name: v.name,
@@ -267,18 +278,18 @@ export const environment = {
   },
 
   async create(inputs: Record<string, unknown>) {
-    const outs = await readEnvironment(pickEnvInputs(inputs));
+    const outs = await readEnvironment(pickEnvInputs(inputs), "create");
     return { id: `env:${outs.env}`, outs };
   },
 
   async read(id: string, props: Record<string, unknown>) {
-    const outs = await readEnvironment(pickEnvInputs(props));
+    const outs = await readEnvironment(pickEnvInputs(props), "read");
     noteRead(id, props, outs);
     return { id, props: outs };
   },
 
   async update(_id: string, _olds: unknown, news: Record<string, unknown>) {
-    return { outs: await readEnvironment(pickEnvInputs(news)) };
+    return { outs: await readEnvironment(pickEnvInputs(news), "update") };
   },
 
   async delete() {},

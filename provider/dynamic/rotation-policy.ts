@@ -5,7 +5,7 @@ import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
 import { suggest } from "../core/suggest";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
-import { cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
+import { auditedAccess, cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
 import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule } from "../rotation/due";
 import type { RotationEngine } from "../rotation/engine";
@@ -171,7 +171,13 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
   const ev = await evaluate(inputs);
   const s = subject(inputs);
   const store = stagingStore(s);
-  const value = ev.currentVersionId ? (await store.get({ key: s.ref.key, version: ev.currentVersionId })).value.reveal() : undefined;
+  const current = ev.currentVersionId;
+  const value = current
+    ? await auditedAccess(s.config, { command: "pulumi RotationPolicy read", resource: inputs.secret, store: s.ref.store, key: s.ref.key }, async (note) => {
+        note({ variables: [{ name: inputs.secret, store: s.ref.store, key: s.ref.key, versionId: current }] });
+        return (await store.get({ key: s.ref.key, version: current })).value.reveal();
+      })
+    : undefined;
   return {
     ...inputs,
     pendingRotation: "",
@@ -192,7 +198,15 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
  */
 async function rotateNow(inputs: RotationPolicyInputs, why: string) {
   const s = subject(inputs);
-  const res = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rotate(ENV, VARIABLE, {}));
+  const res = await named(`RotationPolicy ${inputs.secret}`, () =>
+    auditedAccess(s.config, { command: "pulumi RotationPolicy rotate", resource: inputs.secret, store: s.ref.store, key: s.ref.key }, async (note) => {
+      const out = await s.engine.rotate(ENV, VARIABLE, {});
+      const rec = out.record;
+      if (rec.status !== "succeeded" && rec.status !== "grace") throw new DsopsError(`rotation ${rec.id} ${rec.status}${rec.error ? `: ${rec.error}` : ""}`);
+      note({ variables: [{ name: inputs.secret, store: s.ref.store, key: s.ref.key, ...(rec.newVersionId ? { versionId: rec.newVersionId } : {}) }] });
+      return out;
+    }),
+  );
   const r = res.record;
   if (r.status !== "succeeded" && r.status !== "grace")
     throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
@@ -208,7 +222,11 @@ async function rollbackNow(inputs: RotationPolicyInputs) {
   const s = subject(inputs);
   const rb = inputs.rollback as { reason: string; version?: string };
   const service = typeof inputs.target === "string" ? inputs.target : TARGET;
-  const recs = await named(`RotationPolicy ${inputs.secret}`, () => s.engine.rollback(ENV, service, { reason: rb.reason, ...(rb.version ? { version: rb.version } : {}) }, VARIABLE));
+  const recs = await named(`RotationPolicy ${inputs.secret}`, () =>
+    auditedAccess(s.config, { command: "pulumi RotationPolicy rollback", resource: inputs.secret, store: s.ref.store, key: s.ref.key }, () =>
+      s.engine.rollback(ENV, service, { reason: rb.reason, ...(rb.version ? { version: rb.version } : {}) }, VARIABLE),
+    ),
+  );
   const r = recs[0];
   return outputsOf(inputs, "rolled-back", `rolled back ${r.id} (${rb.reason}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}`);
 }

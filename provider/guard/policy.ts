@@ -179,7 +179,16 @@ export function checkOutput(config: Config, env: string, out: string, ttlMs: num
 
 /** One line of the audit log: who did what with which variables and keys, never a value. */
 export interface AuditEntry {
-  command: "get" | "render" | "exec" | "secrets set" | "secrets rotate";
+  /**
+   * The CLI command; or, through the library API, `library <method>` (`library resolveEnv`,
+   * `library resolveRef`, `library fetch`); or, through the Pulumi dynamic resources,
+   * `pulumi <Resource> <operation>` (`pulumi SecretReference read`, `pulumi RotationPolicy rotate`).
+   */
+  command: "get" | "render" | "exec" | "secrets set" | "secrets rotate" | `library ${string}` | `pulumi ${string}`;
+  /** The face that accessed, when not the CLI (CLI lines have none). */
+  face?: "library" | "pulumi";
+  /** The Pulumi resource's name of the secret or env (`store://…`, `env:prod`, a RotationPolicy's secret). */
+  resource?: string;
   env?: string;
   /** Variables handed out, with where they came from. */
   variables?: Array<{ name: string; store?: string; key?: string; versionId?: string }>;
@@ -223,6 +232,8 @@ export function audit(config: Config, entry: AuditEntry): void {
     user,
     pid: process.pid,
     command: entry.command,
+    ...(entry.face !== undefined ? { face: entry.face } : {}),
+    ...(entry.resource !== undefined ? { resource: entry.resource } : {}),
     ...(entry.env !== undefined ? { env: entry.env } : {}),
     ...(entry.variables ? { variables: entry.variables.map(({ versionId, ...v }) => (debug && versionId ? { ...v, versionId } : v)) } : {}),
     ...(entry.store !== undefined ? { store: entry.store } : {}),

@@ -5,6 +5,8 @@ import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
 import type { HealthContext, HealthPort } from "../rotation/ports";
 import { runKubernetesPodReady } from "./kubernetes-check";
+import { expectedText, httpAsk, plainUrl, statusExpected } from "./http";
+import { isHttpApiCheck, runHttpApiCheck } from "./http-checks";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
 
 export * from "./settings";
@@ -27,16 +29,6 @@ export interface HealthResult {
 }
 
 export const checkName = (c: HealthCheckSettings, i: number): string => c.name ?? `${c.type}-${i}`;
-
-/** Where an HTTP check goes, without query string or credentials (messages). */
-const plainUrl = (u: string) => {
-  try {
-    const x = new URL(u);
-    return `${x.protocol}//${x.host}${x.pathname}`;
-  } catch {
-    return "(invalid URL)";
-  }
-};
 
 /** The DSOPS_* variables a script check gets (names and ids; never the secret). */
 export function scriptEnv(ctx: HealthContext, check: string, attempt: number): Record<string, string> {
@@ -64,21 +56,11 @@ async function runSql(c: Extract<HealthCheckSettings, { type: "sql" }>, ctx: Hea
 }
 
 async function runHttp(c: Extract<HealthCheckSettings, { type: "http" }>): Promise<string | undefined> {
-  const t0 = performance.now();
-  let res: Response;
-  try {
-    res = await fetch(c.url, { method: c.method, headers: c.headers, signal: AbortSignal.timeout(c.timeout_ms) });
-  } catch (e) {
-    const name = (e as Error).name;
-    return `${plainUrl(c.url)}: ${name === "TimeoutError" || name === "AbortError" ? `no answer within ${c.timeout_ms} ms` : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message)}`;
-  }
-  const body = c.method === "HEAD" ? "" : await res.text().catch(() => "");
-  const ms = performance.now() - t0;
-  const expected = c.expect_status === undefined ? undefined : Array.isArray(c.expect_status) ? c.expect_status : [c.expect_status];
-  if (expected ? !expected.includes(res.status) : res.status < 200 || res.status > 299)
-    return `${plainUrl(c.url)}: HTTP ${res.status} (expected ${expected ? expected.join(" or ") : "2xx"})`;
-  if (c.max_latency_ms !== undefined && ms > c.max_latency_ms) return `${plainUrl(c.url)}: answered in ${Math.round(ms)} ms (limit ${c.max_latency_ms} ms)`;
-  if (c.body_match !== undefined && !new RegExp(c.body_match).test(body)) return `${plainUrl(c.url)}: body does not match /${c.body_match}/`;
+  const r = await httpAsk({ url: c.url, method: c.method, headers: c.headers, timeoutMs: c.timeout_ms });
+  if ("error" in r) return r.error;
+  if (!statusExpected(r.status, c.expect_status)) return `${plainUrl(c.url)}: HTTP ${r.status} (expected ${expectedText(c.expect_status)})`;
+  if (c.max_latency_ms !== undefined && r.ms > c.max_latency_ms) return `${plainUrl(c.url)}: answered in ${Math.round(r.ms)} ms (limit ${c.max_latency_ms} ms)`;
+  if (c.body_match !== undefined && !new RegExp(c.body_match).test(r.body)) return `${plainUrl(c.url)}: body does not match /${c.body_match}/`;
   return undefined;
 }
 
@@ -113,8 +95,9 @@ export async function runCheck(c: HealthCheckSettings, index: number, ctx: Healt
   const t0 = performance.now();
   let message: string | undefined;
   try {
-    message =
-      c.type === "kubernetes_pod_ready"
+    message = isHttpApiCheck(c)
+      ? await runHttpApiCheck(c, ctx)
+      : c.type === "kubernetes_pod_ready"
         ? await runKubernetesPodReady(c, ctx)
         : c.type === "sql"
           ? await runSql(c, ctx)

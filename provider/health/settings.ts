@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { durationMs } from "../core/duration";
+import { httpApiCheckSchemas } from "./http-settings";
 
 /**
  * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
@@ -62,7 +63,14 @@ export const kubernetesPodReadyCheckSchema = z.strictObject({
   min_ready: z.number().int().min(1).optional(),
 });
 
-export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema, kubernetesPodReadyCheckSchema]);
+export const healthCheckSchema = z.discriminatedUnion("type", [
+  sqlCheckSchema,
+  httpCheckSchema,
+  scriptCheckSchema,
+  kubernetesPodReadyCheckSchema,
+  // HTTP API checks (http_endpoint, response_time, error_rate, rate_limit): ./http-settings.ts
+  ...httpApiCheckSchemas,
+]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 
 /** The monitoring window is the rotation's (provider/rotation/monitor.ts); re-exported for the checks. */

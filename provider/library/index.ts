@@ -10,6 +10,8 @@ export { clock, setClock, systemClock, ManualClock, isoNow, type Clock } from ".
 export { loadConfigFile, parseConfig, configFromObject, type Config, type Variable } from "../compose/config";
 export { parseStoreUri, formatStoreUri, parseFrom, type SecretRef } from "../engine/refs";
 export { compileTransforms, applyTransforms } from "../engine/transforms";
-export { Resolver, type EnvResult, type ResolvedVariable, type PlanEntry } from "../engine/resolve";
+// The engine's Resolver with every access audited (policies.audit_logging): ./audited.ts.
+export { Resolver } from "./audited";
+export { type EnvResult, type ResolvedVariable, type PlanEntry } from "../engine/resolve";
 export { render, formatFromPath, outputFormats, type OutputFormat } from "../engine/render";
 export { writeFileAtomic } from "../core/fsutil";

@@ -1,12 +1,14 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import nodemailer from "nodemailer";
+import type { z } from "zod";
 import { DsopsError } from "../core/errors";
 import { channelTimeoutMs, emailSettingsSchema } from "./settings";
 import type { Notifier, NotifierContext, RotationEvent } from "./types";
 import { eventFacts, parseSettings, wants } from "./util";
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
+/** HTML-escaped text (the email bodies). */
+export const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 
 /** Subject of one event: `[dsops] <title>: <service> (<env>)`. */
 export const emailSubject = (e: RotationEvent): string => `[dsops] ${e.title}: ${e.service} (${e.env})`;
@@ -49,22 +51,19 @@ export function smtpTls(smtp: { tls?: boolean | "starttls"; secure: boolean; req
   return { secure: smtp.secure, requireTLS: smtp.require_tls, ignoreTLS: false };
 }
 
-interface Queue {
-  events: RotationEvent[];
-}
-
-const PERIOD: Record<string, number> = { hourly: 3600000, daily: 86400000 };
+export type EmailSettings = z.infer<typeof emailSettingsSchema>;
 
 /**
- * Email over SMTP (nodemailer). `batch_mode: hourly|daily` appends each event to a queue file
- * (mode 0600, written atomically) and sends one digest once the hour (day, UTC) the oldest
- * queued event fell in is over: at the next event, or by `dsops notify flush`.
+ * Sends one message over the `smtp:` settings (nodemailer; a transport per message). Used by the
+ * email notifier and by `leak report --notify` (provider/notify/incident.ts). The `X-Dsops`
+ * header says what the message is about.
  */
-export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: string): Notifier {
-  const s = parseSettings(emailSettingsSchema, raw, path);
+export function smtpSender(
+  s: EmailSettings,
+  ctx: Pick<NotifierContext, "configDir" | "resolveSetting">,
+  path: string,
+): (subject: string, text: string, html: string, kind: "rotation" | "incident") => Promise<void> {
   const to = Array.isArray(s.to) ? s.to : [s.to];
-  const queuePath = s.queue_path ? (isAbsolute(s.queue_path) ? s.queue_path : resolve(ctx.configDir, s.queue_path)) : join(ctx.configDir, ".dsops", "email-queue.json");
-
   const tls = smtpTls(s.smtp);
   const port = s.smtp.port ?? (tls.secure ? 465 : 587);
   const timeoutMs = channelTimeoutMs(s);
@@ -92,17 +91,35 @@ export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: st
     });
   }
 
-  async function sendMail(subject: string, text: string, html: string): Promise<void> {
+  return async function sendMail(subject: string, text: string, html: string, kind: "rotation" | "incident"): Promise<void> {
     const t = await transport();
     try {
-      await t.sendMail({ from: s.from, to, subject, text, html, headers: { "X-Dsops": "rotation" } });
+      await t.sendMail({ from: s.from, to, subject, text, html, headers: { "X-Dsops": kind } });
     } catch (e) {
       // nodemailer's messages name the server and the SMTP reply; never the password.
       throw new DsopsError(`smtp ${s.smtp.host}:${port}: ${(e as Error).message}`);
     } finally {
       t.close();
     }
-  }
+  };
+}
+
+interface Queue {
+  events: RotationEvent[];
+}
+
+const PERIOD: Record<string, number> = { hourly: 3600000, daily: 86400000 };
+
+/**
+ * Email over SMTP (nodemailer). `batch_mode: hourly|daily` appends each event to a queue file
+ * (mode 0600, written atomically) and sends one digest once the hour (day, UTC) the oldest
+ * queued event fell in is over: at the next event, or by `dsops notify flush`.
+ */
+export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: string): Notifier {
+  const s = parseSettings(emailSettingsSchema, raw, path);
+  const queuePath = s.queue_path ? (isAbsolute(s.queue_path) ? s.queue_path : resolve(ctx.configDir, s.queue_path)) : join(ctx.configDir, ".dsops", "email-queue.json");
+
+  const sendMail = smtpSender(s, ctx, path);
 
   const readQueue = (): Queue => {
     try {
@@ -138,7 +155,7 @@ export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: st
       const due = dueAt(q);
       if (due === undefined || (!force && ctx.clock.now() < due)) return 0;
       const m = digestMessage(q.events, s.batch_mode);
-      await sendMail(m.subject, m.text, m.html);
+      await sendMail(m.subject, m.text, m.html, "rotation");
       // Events queued while sending stay for the next digest.
       const sent = new Set(q.events.map((e) => JSON.stringify(e)));
       writeQueue({ events: readQueue().events.filter((e) => !sent.has(JSON.stringify(e))) });
@@ -153,7 +170,7 @@ export function createEmailNotifier(raw: unknown, ctx: NotifierContext, path: st
     async send(e) {
       if (s.batch_mode === "immediate") {
         const b = emailBodies(e);
-        await sendMail(emailSubject(e), b.text, b.html);
+        await sendMail(emailSubject(e), b.text, b.html, "rotation");
         return;
       }
       await serial(async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
+import { esc, smtpSender } from "./email";
 import { post, safeUrl } from "./http";
 import { channelRetry, channelTimeoutMs, type NotificationsSettings } from "./settings";
 import { webhookSignature } from "./webhook";
@@ -48,13 +49,14 @@ function incidentText(i: IncidentNotice): string {
  * and each webhook (`{type: "incident", title, incident}` as JSON, `x-dsops-event: incident`,
  * signed like rotation events; a webhook's `template:` is for rotation events and is not used).
  * A channel's `enabled: false` is honoured; its `events:` filter (rotation events) is not applied.
- * Email and PagerDuty are reported as not carrying incidents (yet). Never throws: each channel
- * has its outcome.
+ * Email sends one message at once (whatever its `batch_mode`: an incident does not wait for a
+ * digest); PagerDuty triggers an Events v2 incident (see pagerdutyIncidentPayload). Never throws:
+ * each channel has its outcome.
  */
 export async function sendIncident(
   settings: NotificationsSettings | undefined,
   incident: IncidentNotice,
-  ctx: { clock: Clock; resolveSetting(value: string): Promise<string> },
+  ctx: { clock: Clock; resolveSetting(value: string): Promise<string>; configDir?: string },
 ): Promise<IncidentDelivery[]> {
   const out: IncidentDelivery[] = [];
   if (!settings) return out;
@@ -106,7 +108,67 @@ export async function sendIncident(
       },
     );
   }
-  if (settings.email?.enabled) out.push({ channel: "email", ok: false, detail: "email does not carry incidents yet (Slack and webhooks do)" });
-  if (settings.pagerduty?.enabled) out.push({ channel: "pagerduty", ok: false, detail: "PagerDuty does not carry incidents yet (Slack and webhooks do)" });
+  const m = settings.email;
+  if (m?.enabled) {
+    const to = Array.isArray(m.to) ? m.to : [m.to];
+    await attempt(
+      "email",
+      async () => to.join(", "),
+      async () => {
+        const send = smtpSender(m, { configDir: ctx.configDir ?? process.cwd(), resolveSetting: (v) => ctx.resolveSetting(v) }, "notifications.email");
+        const text = incidentText(incident);
+        const html = `<html><body><pre>${esc(text)}</pre></body></html>`;
+        await send(`[dsops] Secret leak ${incident.id}: ${incident.summary}`, `${text}\n`, html, "incident");
+      },
+    );
+  }
+  const pd = settings.pagerduty;
+  if (pd?.enabled) {
+    await attempt(
+      "pagerduty",
+      async () => safeUrl(pd.events_url),
+      async () => {
+        const key = pd.routing_key ?? pd.integration_key;
+        if (!key) throw new Error("notifications.pagerduty.routing_key: required");
+        const body = pagerdutyIncidentPayload(incident, { routingKey: await ctx.resolveSetting(key), ...(pd.service_id ? { serviceId: pd.service_id } : {}) });
+        await post(pd.events_url, { headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeoutMs: channelTimeoutMs(pd), ...channelRetry(pd.retry, { retries: 2, backoffMs: 500 }), clock: ctx.clock });
+      },
+    );
+  }
   return out;
+}
+
+/** PagerDuty's severity of an incident's (low → info, medium → warning, high → error, critical → critical). */
+const PD_SEVERITY: Record<string, string> = { low: "info", medium: "warning", high: "error", critical: "critical" };
+
+/**
+ * The Events API v2 `trigger` of a leak incident: one PagerDuty incident per leak
+ * (`dedup_key: dsops-leak-<id>`), its summary the title, the facts in `custom_details`.
+ */
+export function pagerdutyIncidentPayload(i: IncidentNotice, o: { routingKey: string; serviceId?: string }): Record<string, unknown> {
+  return {
+    routing_key: o.routingKey,
+    event_action: "trigger",
+    dedup_key: `dsops-leak-${i.id}`,
+    client: "dsops",
+    payload: {
+      summary: `[dsops] Secret leak ${i.id}: ${i.summary}`.slice(0, 1024),
+      source: "dsops/leak",
+      severity: PD_SEVERITY[i.severity] ?? "error",
+      timestamp: i.created,
+      class: `leak${i.type ? `-${i.type}` : ""}`,
+      custom_details: {
+        incident: i.id,
+        status: i.status,
+        severity: i.severity,
+        ...(i.type ? { type: i.type } : {}),
+        ...(i.description ? { description: i.description } : {}),
+        ...(i.secrets.length ? { secrets: i.secrets.join(", ") } : {}),
+        ...(i.files?.length ? { files: i.files.join(", ") } : {}),
+        ...(i.commits?.length ? { commits: i.commits.join(", ") } : {}),
+        ...(i.by ? { reported_by: i.by } : {}),
+        ...(o.serviceId ? { service_id: o.serviceId } : {}),
+      },
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
+import type { Secret } from "../core/secret";
 import type { VariableRotation } from "./settings";
 import type { RotationEvent, RotationEventBus, VariableNotificationSettings } from "./events";
 
@@ -41,6 +42,8 @@ export interface HealthContext {
   readonly configDir: string;
   /** Log in at the service with the new credential and run `query` (throws when it fails); absent when the target cannot verify. */
   readonly sql?: (query: string, timeoutMs: number) => Promise<void>;
+  /** The new credential, for HTTP checks that authenticate with it (`auth:`); only ever sent as a request header. */
+  readonly credential?: { readonly principal: string; readonly secret: Secret };
 }
 
 /** `rotation.health` checks and a `monitor:` block, as the configuration gives them. */

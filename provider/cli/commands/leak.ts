@@ -11,11 +11,11 @@ async function notifyIncident(cmd: Command, inc: Incident): Promise<void> {
   const { clock } = require("../../core/clock") as typeof import("../../core/clock");
   const results = await withResolver(cmd, async (r) => {
     const settings = r.config.raw.notifications;
-    if (!settings) throw new DsopsError(`${inc.id} is recorded, but no notification channel is configured`, { hint: "add notifications: (slack, webhooks) to dsops.yaml" });
+    if (!settings) throw new DsopsError(`${inc.id} is recorded, but no notification channel is configured`, { hint: "add notifications: (slack, email, pagerduty, webhooks) to dsops.yaml" });
     return sendIncident(
       settings,
       { id: inc.id, status: inc.status, severity: inc.severity, summary: inc.summary, ...(inc.type ? { type: inc.type } : {}), ...(inc.description ? { description: inc.description } : {}), secrets: inc.secrets, ...(inc.files ? { files: inc.files } : {}), ...(inc.commits ? { commits: inc.commits } : {}), created: inc.created, by: inc.notes[0]?.by ?? who() },
-      { clock: clock(), resolveSetting: async (v) => (v.startsWith("store://") ? (await r.resolveRef(parseStoreUri(v))).value.reveal() : v) },
+      { clock: clock(), configDir: r.config.dir, resolveSetting: async (v) => (v.startsWith("store://") ? (await r.resolveRef(parseStoreUri(v))).value.reveal() : v) },
     );
   });
   for (const d of results) process.stderr.write(`${d.ok ? "notified" : "error: not notified"} ${d.channel}: ${d.detail}\n`);
@@ -89,7 +89,7 @@ export function register(program: Command): void {
     .addOption(new Option("--status <status>", "initial status").choices(["open", "investigating"]).default("open"))
     .option("--secret <names...>", "names of the affected secrets (variables or store keys)")
     .option("--note <text>", "first note (default: reported)")
-    .option("--notify", "send the incident through the configured notifications (Slack, webhooks)")
+    .option("--notify", "send the incident through the configured notifications (Slack, email, PagerDuty, webhooks)")
     .option("--json", "print the record")
     .action(async (o: ReportOptions, cmd: Command) => {
       if (o.summary !== undefined && o.title !== undefined && o.summary !== o.title) cmd.error("error: --summary and --title are the same field; pass one", { exitCode: 2 });

@@ -149,5 +149,6 @@ export function healthContext(ctx: EngineContext, st: RunState, instances?: stri
     ...(rec.newPrincipal ? { newPrincipal: rec.newPrincipal } : {}),
     configDir: ctx.config.dir,
     ...(sql ? { sql } : {}),
+    ...(cred ? { credential: cred } : {}),
   };
 }
