@@ -4,6 +4,7 @@ import { constants as osConstants } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../../core/errors";
+import { azureCredentialKind } from "../../stores/azure-common";
 import type { StoreSettings } from "../../stores/settings";
 import { termOptions } from "../term";
 import { EXIT, configPath, loadConfig, printJson, table } from "../util";
@@ -23,7 +24,7 @@ export interface LoginPlan {
 }
 
 /** Short names `dsops login` accepts when dsops.yaml has no store of that name. */
-const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", vault: "vault", bao: "vault", openbao: "vault" };
+const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", azure: "azure", vault: "vault", bao: "vault", openbao: "vault" };
 
 /** How to log in to the store `name` with `settings`. */
 export function loginPlan(name: string, s: StoreSettings): LoginPlan {
@@ -91,6 +92,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `Log in with: gcloud auth application-default login\n` +
           `(install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install), or set GOOGLE_APPLICATION_CREDENTIALS to a key file.`,
       };
+    case "azure.keyvault":
+    case "azure.identity":
+    case "azure": {
+      const by = azureCredentialKind(s);
+      if (s.client_secret !== undefined || s.client_certificate_path !== undefined || s.use_managed_identity || s.use_workload_identity)
+        return { nothingToDo: true, guidance: `store "${name}" (${s.type}) signs in by itself with its ${by}; nothing to log in to` };
+      return {
+        commands: [{ cli: "az", args: ["login", ...(s.tenant_id ? ["--tenant", s.tenant_id] : [])] }],
+        guidance:
+          `store "${name}" (${s.type}) uses ${s.use_azure_cli ? "the Azure CLI's login" : "DefaultAzureCredential (environment, workload identity, managed identity, then the Azure CLI)"}.\n` +
+          `Log in with: az login${s.tenant_id ? ` --tenant ${s.tenant_id}` : ""}\n` +
+          `(install the Azure CLI: https://learn.microsoft.com/cli/azure/install-azure-cli), or set client_secret / use_managed_identity in the store's settings.`,
+      };
+    }
   }
 }
 
