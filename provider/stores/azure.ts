@@ -88,29 +88,29 @@ export class AzureStore implements Store, Staging {
     return r.key;
   }
 
-  get(k: StoreKey): Promise<SecretVersion> {
+  async get(k: StoreKey): Promise<SecretVersion> {
     const r = this.route(k.key);
     return r.service === "keyvault" ? this.keyvault().get({ ...k, key: r.key }) : this.identity().get({ ...k, key: r.key });
   }
 
-  describe(k: StoreKey): Promise<VersionInfo> {
+  async describe(k: StoreKey): Promise<VersionInfo> {
     const r = this.route(k.key);
     return r.service === "keyvault" ? this.keyvault().describe({ ...k, key: r.key }) : this.identity().describe({ ...k, key: r.key });
   }
 
-  put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     return this.keyvault().put(this.forWrite(key, "put"), value, options);
   }
-  putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     return this.keyvault().putPending(this.forWrite(key, "putPending"), value, options);
   }
-  promote(key: string, versionId: string): Promise<VersionInfo> {
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
     return this.keyvault().promote(this.forWrite(key, "promote"), versionId);
   }
-  discardPending(key: string, versionId?: string): Promise<void> {
+  async discardPending(key: string, versionId?: string): Promise<void> {
     return this.keyvault().discardPending(this.forWrite(key, "discardPending"), versionId);
   }
-  stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
     return this.keyvault().stagesOf(this.forWrite(key, "stagesOf"));
   }
 

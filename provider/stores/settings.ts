@@ -246,7 +246,9 @@ export const storeSettingsSchemas = {
       type: z.literal("azure"),
       ...common,
       ...azureCredentials,
-      default_service: z.enum(["keyvault", "identity"]).default("keyvault"),
+      default_service: z
+        .enum(["keyvault", "identity"], { error: (iss) => `unknown default_service ${JSON.stringify(iss.input)} (supported: keyvault, identity)` })
+        .default("keyvault"),
       keyvault: z.strictObject({ ...azureKeyVaultFields }).optional(),
       identity: z.strictObject({ scope: z.string().optional() }).optional(),
     })
