@@ -130,7 +130,7 @@ export function register(program: Command): void {
   program
     .command("login")
     .description("log in to a store with its own CLI (aws sso login, vault/bao login, gcloud auth …), or say how")
-    .argument("[store]", "store name in dsops.yaml (or a type: aws, vault, gcp)")
+    .argument("[store]", "store name in dsops.yaml (or a type: aws, vault, gcp, azure)")
     .argument("[args...]", "extra arguments for the store's CLI (after --)")
     .option("-l, --list", "list each store of dsops.yaml with whether and how it signs in")
     .option("--json", "with --list: machine-readable output")
@@ -220,5 +220,5 @@ function findSettings(cmd: Command, name: string): StoreSettings {
     return storeSettingsSchemas[type].parse(defaults) as StoreSettings;
   }
   if (problem) throw problem;
-  throw new DsopsError(`no store "${name}" in ${configPath(cmd)}`, { hint: "pass a store name from secretStores, or one of: aws, vault, gcp" });
+  throw new DsopsError(`no store "${name}" in ${configPath(cmd)}`, { hint: "pass a store name from secretStores, or one of: aws, vault, gcp, azure" });
 }
