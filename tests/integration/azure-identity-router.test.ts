@@ -230,6 +230,61 @@ envs:
       for (const r of [doctor, get]) assert.ok(!`${r.stdout}${r.stderr}`.includes(wrong), "output carried the wrong secret");
     });
 
+    it("retries a throttled vault (429, Retry-After), leaves out an optional missing secret, and times out a hanging vault (exit 1, naming store and key)", async () => {
+      const own = mkdtempSync(join(tmpdir(), "dsops-azure-faults-"));
+      try {
+        const c = creds();
+        const value = `retry-${randomBytes(8).toString("hex")}`;
+        srv.seed("cli-retry", value);
+        writeFileSync(
+          join(own, "dsops.yaml"),
+          `version: 1
+secretStores:
+  kv:
+    type: azure.keyvault
+    vault_url: ${srv.url}/
+    disable_challenge_resource_verification: true
+    timeout_ms: 1500
+    retries: 2
+    tenant_id: "${c.tenant_id}"
+    client_id: ${c.client_id}
+    client_secret: "\${AZ_SECRET}"
+    authority_host: ${c.authority_host}
+    disable_instance_discovery: true
+envs:
+  dev:
+    V:
+      from: "kv:cli-retry"
+    GONE:
+      from: "kv:never-written"
+      optional: true
+`,
+        );
+        const kvBefore = srv.counts.kv ?? 0;
+        srv.setFault({ kind: "status", status: 429, retryAfter: 1 }, 2);
+        const got = await dsopsRun(["get", "--env", "dev", "--var", "V"], { cwd: own, env: env() });
+        assert.equal(got.status, 0, got.stderr);
+        assert.equal(got.stdout.trim(), value);
+        assert.ok((srv.counts.kv ?? 0) >= kvBefore + 3, "two throttled answers, then the read");
+
+        const probe = "console.log(JSON.stringify({V: process.env.V === " + JSON.stringify(value) + ", GONE: process.env.GONE === undefined}))";
+        const ex = await dsopsRun(["exec", "--env", "dev", "--", process.execPath, "-e", probe], { cwd: own, env: env() });
+        assert.equal(ex.status, 0, ex.stderr);
+        assert.deepEqual(JSON.parse(ex.stdout), { V: true, GONE: true });
+        assert.match(ex.stderr, /GONE/);
+
+        srv.setFault({ kind: "hang" });
+        const hung = await dsopsRun(["get", "--env", "dev", "--var", "V"], { cwd: own, env: env() });
+        srv.setFault(undefined);
+        assert.equal(hung.status, 1, hung.stderr);
+        assert.match(hung.stderr, /V \(store kv, key cli-retry\).*no answer within 1500 ms/s);
+        for (const r of [got, hung]) assert.ok(!r.stderr.includes(value) && !r.stderr.includes(CLIENT_SECRET));
+      } finally {
+        srv.setFault(undefined);
+        rmSync(own, { recursive: true, force: true });
+      }
+    });
+
     it("login: a store that signs in by itself needs nothing; DefaultAzureCredential points at az login", async () => {
       const r = await dsopsRun(["login", "kv"], { cwd: dir, env: env() });
       assert.equal(r.status, 0, r.stderr);
