@@ -107,7 +107,8 @@ interface RestLike {
 /**
  * The SDK's error (RestError of the vault, an @azure/identity error, an abort) as ours, naming
  * the store, the key and the cause; never a value or a credential. `what` names the object
- * (`secret "db"`).
+ * (`secret "db"`). The SDK's error is not kept as the cause: it holds the request, whose
+ * Authorization header is a bearer token.
  */
 export function mapAzureError(
   e: unknown,
@@ -127,42 +128,39 @@ export function mapAzureError(
   const prefix = `store "${store}"`;
   const status = err.statusCode;
   const svcCode = err.details?.error?.code ?? err.code;
-  const keep = hide.length ? undefined : { cause: e };
   if (err.name === "AbortError" || /aborted|operation was aborted/i.test(err.message ?? "")) {
     return new TimeoutError(`${prefix}: ${op} of ${what}: no answer within ${timeoutMs ?? "the"} ms (timeout_ms)`);
   }
   if (err.name === "CredentialUnavailableError" || err.name === "AuthenticationError" || err.name === "AggregateAuthenticationError" || err.name === "AuthenticationRequiredError") {
     return new AuthError(`${prefix}: signing in to Azure with ${azureCredentialKind(creds)} failed (${op} of ${what}): ${msg}`, { hint: azureAuthHint(creds) });
   }
-  if (status === 401) return new AuthError(`${prefix}: ${op} of ${what} refused: not authenticated (401${svcCode ? ` ${svcCode}` : ""}): ${msg}`, { ...keep, hint: azureAuthHint(creds) });
+  if (status === 401) return new AuthError(`${prefix}: ${op} of ${what} refused: not authenticated (401${svcCode ? ` ${svcCode}` : ""}): ${msg}`, { hint: azureAuthHint(creds) });
   if (status === 403) {
-    if (/disabled/i.test(raw)) return new NotFoundError(`${prefix}: ${what} is disabled (403 ${svcCode ?? "Forbidden"})`, { ...keep, hint: "enable the version (az keyvault secret set-attributes --enabled true) or reference another one" });
+    if (/disabled/i.test(raw)) return new NotFoundError(`${prefix}: ${what} is disabled (403 ${svcCode ?? "Forbidden"})`, { hint: "enable the version (az keyvault secret set-attributes --enabled true) or reference another one" });
     return new AuthError(`${prefix}: ${op} of ${what} forbidden (403${svcCode ? ` ${svcCode}` : ""}): ${msg}`, {
-      ...keep,
       hint: "give the identity the role Key Vault Secrets User (reads) or Key Vault Secrets Officer (writes), or an access policy with get/list/set",
     });
   }
-  if (status === 404) return new NotFoundError(`${prefix}: ${what} not found (404${svcCode ? ` ${svcCode}` : ""})`, keep);
+  if (status === 404) return new NotFoundError(`${prefix}: ${what} not found (404${svcCode ? ` ${svcCode}` : ""})`);
   if (status === 409 && /deleted but recoverable/i.test(raw)) {
     return new StoreError(`${prefix}: ${op} of ${what}: the name is held by a soft-deleted secret (409 Conflict)`, false, {
-      ...keep,
       hint: "recover it (az keyvault secret recover) or purge it (az keyvault secret purge), then try again",
     });
   }
   if (status === 429 || status === 503 || status === 502 || status === 504 || status === 500) {
     const after = err.response?.headers?.get?.("retry-after");
-    return new StoreError(`${prefix}: ${op} of ${what} failed (${status}${svcCode ? ` ${svcCode}` : ""})${after ? `; the service asks to retry after ${after} s` : ""}: ${msg}`, true, keep);
+    return new StoreError(`${prefix}: ${op} of ${what} failed (${status}${svcCode ? ` ${svcCode}` : ""})${after ? `; the service asks to retry after ${after} s` : ""}: ${msg}`, true);
   }
   if (status === undefined) {
     const code = err.code ?? "";
     if (/ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|socket hang up/i.test(`${code} ${raw}`)) {
-      return new StoreError(`${prefix}: ${op} of ${what} failed: cannot reach the service (${code || msg})`, true, keep);
+      return new StoreError(`${prefix}: ${op} of ${what} failed: cannot reach the service (${code || msg})`, true);
     }
     if (e instanceof SyntaxError || /JSON|Unexpected (end|token)|deserializ/i.test(raw)) {
-      return new StoreError(`${prefix}: ${op} of ${what}: the service answered with malformed JSON (${msg})`, true, keep);
+      return new StoreError(`${prefix}: ${op} of ${what}: the service answered with malformed JSON (${msg})`, true);
     }
   }
-  return new StoreError(`${prefix}: ${op} of ${what} failed (${status ?? svcCode ?? "error"}): ${msg}`, false, keep);
+  return new StoreError(`${prefix}: ${op} of ${what} failed (${status ?? svcCode ?? "error"}): ${msg}`, false);
 }
 
 function firstLines(t: string): string {

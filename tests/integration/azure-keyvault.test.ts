@@ -209,6 +209,7 @@ describe("azure.keyvault store", function () {
     const noValue = (e: Error) => {
       const text = `${e.message}\n${e.stack}\n${JSON.stringify(e)}`;
       assert.ok(!text.includes(value) && !text.includes(CLIENT_SECRET), "an error carried a value or the client secret");
+      assert.ok(!/kvtok-/.test(`${text}\n${String((e as { cause?: unknown }).cause ?? "")}`), "an error carried the bearer token");
     };
 
     it("429 with Retry-After: a retryable StoreError naming store, key and the wait", async () => {
