@@ -151,6 +151,11 @@ export function mapAzureError(
     const after = err.response?.headers?.get?.("retry-after");
     return new StoreError(`${prefix}: ${op} of ${what} failed (${status}${svcCode ? ` ${svcCode}` : ""})${after ? `; the service asks to retry after ${after} s` : ""}: ${msg}`, true);
   }
+  if (/challenge resource .* does not match the requested domain/i.test(raw)) {
+    return new DsopsError(`${prefix}: ${op} of ${what}: the vault's authentication challenge names another domain than vault_url (${msg})`, {
+      hint: "check vault_url; for a vault behind a custom domain or private endpoint name, set disable_challenge_resource_verification: true",
+    });
+  }
   if (status === undefined) {
     const code = err.code ?? "";
     if (/ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|socket hang up/i.test(`${code} ${raw}`)) {

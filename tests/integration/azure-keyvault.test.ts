@@ -77,7 +77,7 @@ describe("azure.keyvault store", function () {
     let store: AzureKeyVaultStore;
     before(() => (store = makeStore()));
 
-    it("reads a version as name/<version> (dsops's form), name@<version> and ?version=, and a field of a JSON value", async () => {
+    it("reads a version as name/<version> (dsops's form), name@<version> and ?version=", async () => {
       const name = unique("ver");
       const [v1, v2] = await seed(name, ['{"db":{"host":"h1"}}', '{"db":{"host":"h2"}}']);
       assert.equal((await store.get({ key: `${name}/${v1}` })).value.reveal(), '{"db":{"host":"h1"}}');
@@ -102,6 +102,30 @@ describe("azure.keyvault store", function () {
       assert.match(err.message, /soft-deleted/);
       assert.match(err.hint ?? "", /recover.*purge/);
       assert.ok(!`${err.message}${err.stack}`.includes(v));
+    });
+
+    it("soft delete, recover and purge through the real client; the store reads a recovered secret again", async () => {
+      const name = unique("recover");
+      await seed(name, ["r1"]);
+      const admin = await adminClient();
+      await (await admin.beginDeleteSecret(name, { intervalInMs: 10 })).pollUntilDone();
+      assert.equal((await admin.getDeletedSecret(name)).name, name);
+      await assert.rejects(store.get({ key: name }), NotFoundError);
+      await (await admin.beginRecoverDeletedSecret(name, { intervalInMs: 10 })).pollUntilDone();
+      assert.equal((await store.get({ key: name })).value.reveal(), "r1");
+      await (await admin.beginDeleteSecret(name, { intervalInMs: 10 })).pollUntilDone();
+      await admin.purgeDeletedSecret(name);
+      await assert.rejects(admin.getDeletedSecret(name), (e: { statusCode?: number }) => e.statusCode === 404);
+      // A purged name is free again.
+      assert.ok((await store.put(name, new Secret("r2"))).versionId);
+    });
+
+    it("a vault whose challenge names another domain: a clear error with the setting that allows it", async () => {
+      const strict = makeStore({ disable_challenge_resource_verification: false });
+      const e = (await strict.get({ key: "anything" }).catch((x: Error) => x)) as DsopsError;
+      assert.ok(e instanceof DsopsError && !(e instanceof StoreError && e.retryable), String(e));
+      assert.match(e.message, /store "kv": read of secret "anything": the vault's authentication challenge names another domain than vault_url/);
+      assert.match(e.hint ?? "", /disable_challenge_resource_verification: true/);
     });
 
     it("a disabled version is not found, with a hint", async () => {
