@@ -208,6 +208,12 @@ describe("azure.keyvault store", function () {
       });
     });
 
+    it("require_encryption accepts the Azure stores (https only), and the store refuses an http vault_url", async () => {
+      const { storeEncryption } = await import("../../provider/guard/policy");
+      for (const type of ["azure.keyvault", "azure", "azure.identity"]) assert.deepEqual(storeEncryption({ type }), { ok: true });
+      assert.throws(() => makeStore({ vault_url: "http://localhost:1/" }), (e: Error) => e instanceof DsopsError && /vault_url must be https:\/\//.test(e.message));
+    });
+
     it("settings: one way to sign in, and what each way needs", () => {
       const parse = (extra: Record<string, unknown>) => storeSettingsSchemas["azure.keyvault"].safeParse({ type: "azure.keyvault", vault_url: "https://v.vault.azure.net/", ...extra });
       const msg = (r: ReturnType<typeof parse>) => (r.success ? "" : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
