@@ -70,4 +70,20 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "dsops's gcp router: the key's prefix (sm:, secretmanager:, secrets:) chooses the service; Secret Manager, the one it reads, by default",
   },
+  "azure.keyvault": {
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: true },
+    check: true,
+    description: "Azure Key Vault secrets (versions, tags, client secret/certificate, managed or workload identity, az login)",
+  },
+  "azure.identity": {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "Microsoft Entra access tokens of the store's Azure identity (access_token, expires_at, expires_in, token_info)",
+  },
+  azure: {
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: true },
+    check: true,
+    description: "dsops's azure router: kv:/keyvault: → Key Vault, identity:/auth: → tokens, one set of credentials",
+    note: "writes and staging go to Key Vault",
+  },
 };

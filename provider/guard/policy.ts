@@ -55,7 +55,7 @@ export function rulesFor(p: PolicySettings | undefined, env?: string): Rules {
  * README documents: literal (values in dsops.yaml) and env (the process environment) never;
  * file (AES-256-GCM under its key) yes; aws.secretsmanager, aws.ssm (SecureString, KMS) and
  * gcp.secretmanager and gcp yes unless their endpoint is plain http / `insecure: true`; vault yes unless
- * its address is http://. A type this table does not know is refused.
+ * its address is http://; the Azure stores yes (https only). A type this table does not know is refused.
  */
 export function storeEncryption(store: { type: string; [k: string]: unknown }): { ok: true } | { ok: false; why: string } {
   const plainHttp = (u: unknown) => typeof u === "string" && /^http:\/\//i.test(u.trim());
@@ -74,6 +74,10 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
     case "gcp.secretmanager":
     case "gcp":
       return store.insecure === true ? { ok: false, why: "insecure: true sends values in plain-text gRPC" } : { ok: true };
+    case "azure.keyvault":
+    case "azure":
+    case "azure.identity":
+      return { ok: true }; // vault_url must be https:// (checked by the store); Entra tokens come over HTTPS
     default:
       return { ok: false, why: `dsops does not know whether a ${store.type} store encrypts its values` };
   }

@@ -19,6 +19,9 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   "gcp.secretmanager": (name, s, ctx) =>
     new (require("./gcp-secretmanager") as typeof import("./gcp-secretmanager")).GcpSecretManagerStore(name, s, ctx),
   gcp: (name, s, ctx) => new (require("./gcp") as typeof import("./gcp")).GcpStore(name, s, ctx),
+  "azure.keyvault": (name, s, ctx) => new (require("./azure-keyvault") as typeof import("./azure-keyvault")).AzureKeyVaultStore(name, s, ctx),
+  "azure.identity": (name, s, ctx) => new (require("./azure-identity") as typeof import("./azure-identity")).AzureIdentityStore(name, s, ctx),
+  azure: (name, s, ctx) => new (require("./azure") as typeof import("./azure")).AzureStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

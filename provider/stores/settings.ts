@@ -108,6 +108,72 @@ function gcpRefine(s: { credentials_file?: string; service_account_key_path?: st
   }
 }
 
+/**
+ * Azure credentials (dsops's names: `tenant_id`, `client_id`, `client_secret`,
+ * `use_managed_identity`, `user_assigned_identity_id`), plus the certificate, workload identity
+ * and Azure CLI credentials of @azure/identity. At most one way is chosen; none: the SDK's
+ * DefaultAzureCredential chain.
+ */
+const azureCredentials = {
+  tenant_id: z.string().optional(),
+  client_id: z.string().optional(),
+  client_secret: z.string().optional(),
+  /** A PEM file holding the client certificate and its private key. */
+  client_certificate_path: z.string().optional(),
+  client_certificate_password: z.string().optional(),
+  use_managed_identity: z.boolean().optional(),
+  /** Client id of a user-assigned managed identity. */
+  user_assigned_identity_id: z.string().optional(),
+  /** Kubernetes workload identity: client_id + tenant_id, and the token file (default AZURE_FEDERATED_TOKEN_FILE). */
+  use_workload_identity: z.boolean().optional(),
+  federated_token_file: z.string().optional(),
+  /** The token of `az login`. */
+  use_azure_cli: z.boolean().optional(),
+  /** The Microsoft Entra authority (sovereign clouds, Azure Stack); default AZURE_AUTHORITY_HOST or the public cloud. */
+  authority_host: z.string().optional(),
+  /**
+   * Skip Microsoft Entra instance discovery (the SDK's disableInstanceDiscovery): for an
+   * authority_host the public cloud does not know (Azure Stack Hub, a private authority).
+   */
+  disable_instance_discovery: z.boolean().optional(),
+};
+
+/** The credential kinds `azureCredentials` select, and the settings that select each. */
+export const azureCredentialKinds = ["client_secret", "certificate", "managed_identity", "workload_identity", "azure_cli"] as const;
+
+function checkAzureCredentials(s: z.infer<z.ZodObject<typeof azureCredentials>>, ctx: z.RefinementCtx): void {
+  const chosen: string[] = [];
+  if (s.client_secret !== undefined) chosen.push("client_secret");
+  if (s.client_certificate_path !== undefined) chosen.push("client_certificate_path");
+  if (s.use_managed_identity) chosen.push("use_managed_identity");
+  if (s.use_workload_identity) chosen.push("use_workload_identity");
+  if (s.use_azure_cli) chosen.push("use_azure_cli");
+  if (chosen.length > 1)
+    ctx.addIssue({ code: "custom", path: [chosen[1]], message: `choose one way to sign in to Azure, not ${chosen.join(" and ")}` });
+  const needsApp = s.client_secret !== undefined || s.client_certificate_path !== undefined;
+  if (needsApp) {
+    const by = s.client_secret !== undefined ? "client_secret" : "client_certificate_path";
+    if (s.tenant_id === undefined) ctx.addIssue({ code: "custom", path: ["tenant_id"], message: `required with ${by} but missing` });
+    if (s.client_id === undefined) ctx.addIssue({ code: "custom", path: ["client_id"], message: `required with ${by} but missing` });
+  }
+  if (s.client_certificate_password !== undefined && s.client_certificate_path === undefined)
+    ctx.addIssue({ code: "custom", path: ["client_certificate_password"], message: "belongs to client_certificate_path, which is missing" });
+  if (s.user_assigned_identity_id !== undefined && !s.use_managed_identity)
+    ctx.addIssue({ code: "custom", path: ["user_assigned_identity_id"], message: "belongs to use_managed_identity: true, which is not set" });
+  if (s.federated_token_file !== undefined && !s.use_workload_identity)
+    ctx.addIssue({ code: "custom", path: ["federated_token_file"], message: "belongs to use_workload_identity: true, which is not set" });
+}
+
+const azureKeyVaultFields = {
+  /** The vault's URL, `https://<name>.vault.azure.net/`. */
+  vault_url: z.string().url(),
+  /**
+   * Skip the SDK's check that the vault's authentication challenge names the vault's domain
+   * (a vault behind a custom domain or a private endpoint name).
+   */
+  disable_challenge_resource_verification: z.boolean().optional(),
+};
+
 export const storeSettingsSchemas = {
   literal: z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
   env: z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
@@ -241,6 +307,31 @@ export const storeSettingsSchemas = {
         });
       }
     }),
+  "azure.keyvault": z
+    .strictObject({ type: z.literal("azure.keyvault"), ...common, ...azureCredentials, ...azureKeyVaultFields })
+    .superRefine(checkAzureCredentials),
+  "azure.identity": z
+    .strictObject({
+      type: z.literal("azure.identity"),
+      ...common,
+      ...azureCredentials,
+      /** The scope a key without one asks a token for (default https://management.azure.com/.default). */
+      scope: z.string().optional(),
+    })
+    .superRefine(checkAzureCredentials),
+  /** dsops's `azure` router: one set of credentials; the key's prefix (kv:, keyvault:, identity:, …) picks the service. */
+  azure: z
+    .strictObject({
+      type: z.literal("azure"),
+      ...common,
+      ...azureCredentials,
+      default_service: z
+        .enum(["keyvault", "identity"], { error: (iss) => `unknown default_service ${JSON.stringify(iss.input)} (supported: keyvault, identity)` })
+        .default("keyvault"),
+      keyvault: z.strictObject({ ...azureKeyVaultFields }).optional(),
+      identity: z.strictObject({ scope: z.string().optional() }).optional(),
+    })
+    .superRefine(checkAzureCredentials),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -261,6 +352,5 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "azure.keyvault",
-  "azure.identity", "azure", "doppler", "pass", "keychain", "infisical", "akeyless",
+  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "doppler", "pass", "keychain", "infisical", "akeyless",
 ] as const;

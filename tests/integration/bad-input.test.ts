@@ -87,6 +87,26 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: "error: invalid configuration:\n  - secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one at dsops.yaml:5:14\n",
   },
   {
+    name: "azure.keyvault: no vault_url",
+    yaml: "secretStores:\n  k: { type: azure.keyvault, use_managed_identity: true }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.k.vault_url: required (string) but missing at dsops.yaml:2:6\n",
+  },
+  {
+    name: "azure.keyvault: two ways to sign in",
+    yaml: "secretStores:\n  k:\n    type: azure.keyvault\n    vault_url: https://v.vault.azure.net/\n    tenant_id: t\n    client_id: c\n    client_secret: s\n    use_managed_identity: true\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.k.use_managed_identity: choose one way to sign in to Azure, not client_secret and use_managed_identity at dsops.yaml:8:27\n",
+  },
+  {
+    name: "azure.keyvault: client_secret without tenant_id",
+    yaml: "secretStores:\n  k: { type: azure.keyvault, vault_url: https://v.vault.azure.net/, client_id: c, client_secret: s }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.k.tenant_id: required with client_secret but missing at dsops.yaml:2:6\n",
+  },
+  {
+    name: "azure: unknown default_service",
+    yaml: "secretStores:\n  a: { type: azure, default_service: storage }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.a.default_service: unknown default_service \"storage\" (supported: keyvault, identity) at dsops.yaml:2:38\n",
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

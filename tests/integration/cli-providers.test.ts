@@ -23,6 +23,9 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   vault: { address: "http://127.0.0.1:1", token: "t" },
   "gcp.secretmanager": { project_id: "p", endpoint: "127.0.0.1:1", insecure: true },
   gcp: { project_id: "p", endpoint: "127.0.0.1:1", insecure: true },
+  "azure.keyvault": { vault_url: "https://unused.vault.azure.net/", tenant_id: "t", client_id: "c", client_secret: "s" },
+  "azure.identity": { tenant_id: "t", client_id: "c", client_secret: "s" },
+  azure: { tenant_id: "t", client_id: "c", client_secret: "s", keyvault: { vault_url: "https://unused.vault.azure.net/" } },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

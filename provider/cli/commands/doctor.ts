@@ -4,6 +4,7 @@ import { DsopsError, errorMessage } from "../../core/errors";
 import type { Store } from "../../stores/types";
 import { progress } from "../progress";
 import { EXIT, exitWhenDone, loadConfig, parseDuration, printJson, table, warn } from "../util";
+import { azureCredentialKind } from "../../stores/azure-common";
 
 /** One store's line in the report. */
 export interface DoctorResult {
@@ -62,12 +63,13 @@ export function register(program: Command): void {
       const results = await pool(created, CONCURRENCY, async (c) => {
         const limit = timeout ?? Math.min(c.settings.timeout_ms ?? DEFAULT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS);
         try {
-          const auth = c.settings.type === "vault" ? c.settings.auth_method : undefined;
+          const s = c.settings;
+          const auth = s.type === "vault" ? s.auth_method : s.type === "azure.keyvault" || s.type === "azure.identity" || s.type === "azure" ? azureCredentialKind(s) : undefined;
           const r = await checkOne(c.name, c.settings.type, limit, () => {
             if (c.store) return c.store;
             throw c.error;
           });
-          return auth ? { ...r, auth, ...(r.status === "ok" ? { detail: `${r.detail} (auth_method ${auth})` } : {}) } : r;
+          return auth ? { ...r, auth, ...(r.status === "ok" ? { detail: `${r.detail} (${s.type === "vault" ? "auth_method" : "credential"} ${auth})` } : {}) } : r;
         } finally {
           bar.update(++done, names.length);
         }

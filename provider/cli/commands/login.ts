@@ -4,6 +4,7 @@ import { constants as osConstants } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Command } from "commander";
 import { DsopsError } from "../../core/errors";
+import { azureCredentialKind } from "../../stores/azure-common";
 import type { StoreSettings } from "../../stores/settings";
 import { termOptions } from "../term";
 import { EXIT, configPath, loadConfig, printJson, table } from "../util";
@@ -23,7 +24,7 @@ export interface LoginPlan {
 }
 
 /** Short names `dsops login` accepts when dsops.yaml has no store of that name. */
-const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", vault: "vault", bao: "vault", openbao: "vault" };
+const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", azure: "azure", vault: "vault", bao: "vault", openbao: "vault" };
 
 /** How to log in to the store `name` with `settings`. */
 export function loginPlan(name: string, s: StoreSettings): LoginPlan {
@@ -96,6 +97,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           (s.impersonate_service_account ? `;\nthose credentials need roles/iam.serviceAccountTokenCreator on ${s.impersonate_service_account}.` : "."),
       };
     }
+    case "azure.keyvault":
+    case "azure.identity":
+    case "azure": {
+      const by = azureCredentialKind(s);
+      if (s.client_secret !== undefined || s.client_certificate_path !== undefined || s.use_managed_identity || s.use_workload_identity)
+        return { nothingToDo: true, guidance: `store "${name}" (${s.type}) signs in by itself with its ${by}; nothing to log in to` };
+      return {
+        commands: [{ cli: "az", args: ["login", ...(s.tenant_id ? ["--tenant", s.tenant_id] : [])] }],
+        guidance:
+          `store "${name}" (${s.type}) uses ${s.use_azure_cli ? "the Azure CLI's login" : "DefaultAzureCredential (environment, workload identity, managed identity, then the Azure CLI)"}.\n` +
+          `Log in with: az login${s.tenant_id ? ` --tenant ${s.tenant_id}` : ""}\n` +
+          `(install the Azure CLI: https://learn.microsoft.com/cli/azure/install-azure-cli), or set client_secret / use_managed_identity in the store's settings.`,
+      };
+    }
   }
 }
 
@@ -120,7 +135,7 @@ export function register(program: Command): void {
   program
     .command("login")
     .description("log in to a store with its own CLI (aws sso login, vault/bao login, gcloud auth …), or say how")
-    .argument("[store]", "store name in dsops.yaml (or a type: aws, vault, gcp)")
+    .argument("[store]", "store name in dsops.yaml (or a type: aws, vault, gcp, azure)")
     .argument("[args...]", "extra arguments for the store's CLI (after --)")
     .option("-l, --list", "list each store of dsops.yaml with whether and how it signs in")
     .option("--json", "with --list: machine-readable output")
@@ -210,5 +225,5 @@ function findSettings(cmd: Command, name: string): StoreSettings {
     return storeSettingsSchemas[type].parse(defaults) as StoreSettings;
   }
   if (problem) throw problem;
-  throw new DsopsError(`no store "${name}" in ${configPath(cmd)}`, { hint: "pass a store name from secretStores, or one of: aws, vault, gcp" });
+  throw new DsopsError(`no store "${name}" in ${configPath(cmd)}`, { hint: "pass a store name from secretStores, or one of: aws, vault, gcp, azure" });
 }
