@@ -5,6 +5,7 @@ import type { Clock } from "../core/clock";
 import { errorMessage } from "../core/errors";
 import type { HealthContext, HealthPort } from "../rotation/ports";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
+import { isSqlHealthCheck, runSqlHealthCheck } from "./sql-checks";
 
 export * from "./settings";
 
@@ -112,7 +113,8 @@ export async function runCheck(c: HealthCheckSettings, index: number, ctx: Healt
   const t0 = performance.now();
   let message: string | undefined;
   try {
-    message = c.type === "sql" ? await runSql(c, ctx) : c.type === "http" ? await runHttp(c) : await runScript(c, ctx, name, attempt);
+    if (isSqlHealthCheck(c)) message = await runSqlHealthCheck(c, ctx);
+    else message = c.type === "sql" ? await runSql(c, ctx) : c.type === "http" ? await runHttp(c) : await runScript(c, ctx, name, attempt);
   } catch (e) {
     message = errorMessage(e);
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { durationMs } from "../core/duration";
+import { durationMs, durationSchema } from "../core/duration";
 
 /**
  * `rotation.health` and `rotation.monitor` (zod only; the checks live in ./checks.ts).
@@ -45,7 +45,64 @@ export const scriptCheckSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 
-export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema]);
+/*
+ * SQL health types (dsops's names and fields; implementations in ./sql-checks.ts). They log in at
+ * the rotated SQL service (postgresql, mysql) with its own settings; `replicas` are other
+ * servers of the same service (host and port; database and TLS as the service's).
+ */
+
+const replicaEndpoint = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535),
+});
+
+/** Log in with the new credential and run `SELECT 1`; slower than `max_connect_ms` to connect is unhealthy. */
+export const connectionCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("connection"),
+  max_connect_ms: z.number().int().positive().optional(),
+});
+
+/** Run `query` as the rotated user; slower than `threshold_ms` is unhealthy. */
+export const queryLatencyCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("query_latency"),
+  query: z.string().min(1).default("SELECT 1"),
+  threshold_ms: z.number().int().positive().default(500),
+});
+
+/**
+ * Open `connections` logins at once with the new credential (each must succeed), then compare
+ * the server's connections in use with its limit (`max_connections`, or the server's own,
+ * whichever is lower): at the limit is unhealthy, at `warning_threshold_pct` a warning.
+ */
+export const connectionPoolCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("connection_pool"),
+  connections: z.number().int().min(1).max(500).default(1),
+  max_connections: z.number().int().positive().optional(),
+  warning_threshold_pct: z.number().min(1).max(100).default(80),
+});
+
+/** PostgreSQL: each replica must replay what the primary had written when the check began within `max_lag` (or `max_lag_seconds`; default 10 s). */
+export const replicationLagCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("replication_lag"),
+  replicas: z.array(replicaEndpoint).min(1),
+  max_lag: durationSchema.optional(),
+  max_lag_seconds: z.number().positive().optional(),
+});
+
+/** PostgreSQL: each replica is in recovery and streaming from the primary, and the rotated credential logs in there once it has been replayed. */
+export const replicationConnectionCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("replication_connection"),
+  replicas: z.array(replicaEndpoint).min(1),
+});
+
+export const sqlHealthTypeSchemas = [connectionCheckSchema, queryLatencyCheckSchema, connectionPoolCheckSchema, replicationLagCheckSchema, replicationConnectionCheckSchema] as const;
+
+export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema, ...sqlHealthTypeSchemas]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 
 /** The monitoring window is the rotation's (provider/rotation/monitor.ts); re-exported for the checks. */

@@ -1,0 +1,189 @@
+// The rotations, the SQL health checks and the rollbacks run on a real PostgreSQL 15 primary with a real streaming standby (pg_basebackup -R).
+import { strict as assert } from "node:assert";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { systemClock } from "../../provider/core/clock";
+import { parseConfig } from "../../provider/compose/config";
+import { Secret } from "../../provider/core/secret";
+import { composeRotation } from "../../provider/compose/rotation";
+import { DsopsMetrics } from "../../provider/metrics/index";
+import { RotationError } from "../../provider/rotation/engine";
+import { scramVerifier } from "../../provider/rotation/targets/postgresql";
+import type { RotationRecord } from "../../provider/rotation/types";
+import { FileStore } from "../../provider/stores/file";
+import { havePostgres, startPostgres, startStandby, type RunningPostgres, type RunningStandby } from "../support/postgres";
+
+describe("SQL health types (connection, query_latency, connection_pool, replication_lag, replication_connection) on a real PostgreSQL primary and streaming standby", function () {
+  this.timeout(180000);
+  let pg: RunningPostgres;
+  let standby: RunningStandby;
+  let admin: Client;
+  let dir: string;
+  const env = { DSOPS_FILE_KEY: "sqlhealth-key-" + Math.random().toString(36).slice(2), DSOPS_USER: "health" };
+  const values = new Set<string>();
+  const messages: string[] = [];
+  let n = 0;
+  const store = () => new FileStore("local", { type: "file", path: join(dir, "secrets.store") }, { configDir: dir, clock: systemClock, env });
+
+  /** A fresh role and variable whose rotation has these health checks (a YAML flow list) and one failed round to roll back. */
+  async function setup(health: string) {
+    const user = `sh${++n}`;
+    const pw = `Init-${user}-${Math.random().toString(36).slice(2)}`;
+    values.add(pw);
+    await admin.query(`CREATE ROLE ${escapeIdentifier(user)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+    await store().put(`app/${user}`, new Secret(pw));
+    const yaml = `version: 1
+secretStores:
+  local: { type: file, path: ./secrets.store }
+services:
+  app-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://local/pg/admin" }
+envs:
+  prod:
+    X:
+      from: "store://local/app/${user}"
+      rotation: { service: app-db, user: ${user}, health: ${health}, monitor: { failures: 1 } }
+`;
+    const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
+    const metrics = new DsopsMetrics();
+    const engine = composeRotation(config, { env: { ...process.env, ...env }, clock: systemClock, metrics });
+    return { user, pw, engine, metrics };
+  }
+
+  const current = async (user: string) => {
+    const v = (await store().get({ key: `app/${user}`, version: "current" })).value.reveal();
+    values.add(v);
+    return v;
+  };
+  const previous = async (user: string) => {
+    const v = (await store().get({ key: `app/${user}`, version: "previous" })).value.reveal();
+    values.add(v);
+    return v;
+  };
+
+  /** Rotate expecting a health rollback: the error, and the old password is current and logs in at the primary, the rotated one does not. */
+  async function rolledBack(s: Awaited<ReturnType<typeof setup>>): Promise<string> {
+    let err: unknown;
+    try {
+      await s.engine.rotate("prod", "X");
+    } catch (e) {
+      err = e;
+    } finally {
+      await s.engine.close();
+    }
+    assert.ok(err instanceof RotationError, String(err));
+    const message = (err as Error).message;
+    messages.push(message);
+    assert.match(message, /rolled back: health checks failed: 1 consecutive failed health check round\(s\): /);
+    assert.equal(await current(s.user), s.pw, "the store holds the old value again");
+    assert.equal(await pg.canLogin(s.user, s.pw), true, "the old password logs in at the primary");
+    const rotated = await previous(s.user);
+    assert.notEqual(rotated, s.pw);
+    assert.equal(await pg.canLogin(s.user, rotated), false, "the rotated password no longer logs in");
+    return message;
+  }
+
+  before(async function () {
+    if (!havePostgres()) this.skip();
+    // max_connections 20 (17 for users that are not superusers): connection_pool can exhaust it.
+    pg = await startPostgres({ maxConnections: 20 });
+    standby = await startStandby(pg, { maxConnections: 20 });
+    admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await admin.connect();
+    await admin.query("CREATE TABLE writes (x int); GRANT SELECT ON writes TO PUBLIC");
+    dir = mkdtempSync(join(tmpdir(), "dsops-sqlhealth-"));
+    await store().put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
+  });
+  after(async () => {
+    await admin?.end().catch(() => undefined);
+    await standby?.stop();
+    await pg?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("every type is healthy on a healthy primary and streaming standby: the rotation succeeds and the new password logs in at both", async () => {
+    const replicas = `[{ host: 127.0.0.1, port: ${standby.port} }]`;
+    const s = await setup(
+      `[{ type: connection, name: connection-test, max_connect_ms: 10000 }, { type: query_latency, name: query-performance, threshold_ms: 5000, query: "SELECT count(*) FROM writes" }, ` +
+        `{ type: connection_pool, name: pool, connections: 4, max_connections: 100, warning_threshold_pct: 95 }, { type: replication_lag, name: lag, max_lag_seconds: 30, replicas: ${replicas} }, ` +
+        `{ type: replication_connection, name: replica-login, replicas: ${replicas} }]`,
+    );
+    let rec: RotationRecord;
+    try {
+      rec = (await s.engine.rotate("prod", "X")).record;
+    } finally {
+      await s.engine.close();
+    }
+    assert.equal(rec.status, "succeeded", rec.error);
+    const now = await current(s.user);
+    assert.notEqual(now, s.pw);
+    assert.equal(await pg.canLogin(s.user, now), true);
+    assert.equal(await standby.canLogin(s.user, now), true, "the rotated password works at the standby");
+    assert.ok(pg.log().includes("SELECT count(*) FROM writes"), "query_latency ran its query at the server");
+    const status = await s.metrics.registry.getSingleMetricAsString("dsops_health_check_status");
+    for (const [check, type] of [["connection-test", "connection"], ["query-performance", "query_latency"], ["pool", "connection_pool"], ["lag", "replication_lag"], ["replica-login", "replication_connection"]])
+      assert.ok(status.includes(`dsops_health_check_status{service="app-db",env="prod",check="${check}",type="${type}"} 1`), `${check} ran and was healthy:\n${status}`);
+  });
+
+  it("query_latency: a query slower than threshold_ms (pg_sleep) rolls the rotation back", async () => {
+    const s = await setup(`[{ type: query_latency, name: query-performance, threshold_ms: 200, query: "SELECT pg_sleep(1.5)" }]`);
+    const m = await rolledBack(s);
+    assert.match(m, /query-performance: service "app-db": query "SELECT pg_sleep\(1\.5\)" took \d+ ms \(threshold_ms 200\)/);
+  });
+
+  it("query_latency: a query that fails as the rotated user rolls back and says why", async () => {
+    await admin.query("CREATE TABLE IF NOT EXISTS private_t (x int)");
+    const s = await setup(`[{ type: query_latency, query: "SELECT * FROM private_t" }]`);
+    const m = await rolledBack(s);
+    assert.match(m, /query_latency-0: service "app-db": query "SELECT \* FROM private_t" failed: .*permission denied for table private_t/);
+  });
+
+  it("connection_pool: more connections in use than max_connections allows → exhausted, rolled back", async () => {
+    const s = await setup(`[{ type: connection_pool, name: pool-exhaustion-check, connections: 3, max_connections: 3 }]`);
+    const m = await rolledBack(s);
+    assert.match(m, /pool-exhaustion-check: service "app-db": connection pool exhausted: \d+ connections in use, max_connections allows 3 \(with 3 opened by this check\)/);
+  });
+
+  it("connection_pool: the server's own max_connections too low for the pool → logins refused, rolled back", async () => {
+    const s = await setup(`[{ type: connection_pool, name: pool, connections: 25 }]`);
+    const m = await rolledBack(s);
+    assert.match(m, /pool: service "app-db": \d+ of 25 concurrent logins with the new credential failed: service "app-db" at 127\.0\.0\.1:\d+: login as "sh\d+" failed: .*(too many clients|connection slots are reserved)/);
+    // the check closed its connections: the pool is usable again
+    assert.equal(await pg.canLogin(s.user, s.pw), true);
+  });
+
+  it("replication_lag: replay paused at the standby while the primary writes → lag over max_lag, rolled back", async () => {
+    await standby.catchUp();
+    const sb = new Client({ host: standby.host, port: standby.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await sb.connect();
+    try {
+      await sb.query("SELECT pg_wal_replay_pause()");
+      await admin.query("INSERT INTO writes SELECT generate_series(1, 1000)");
+      const s = await setup(`[{ type: replication_lag, name: replica-lag-check, max_lag: 2s, replicas: [{ port: ${standby.port} }] }]`);
+      const m = await rolledBack(s);
+      assert.match(
+        m,
+        new RegExp(`replica-lag-check: service "app-db": replica 127\\.0\\.0\\.1:${standby.port} lags more than 2 s: it has not replayed the primary's WAL up to [0-9A-F]+/[0-9A-F]+ \\(\\d+ bytes behind; replay is paused; last transaction replayed: `),
+      );
+    } finally {
+      await sb.query("SELECT pg_wal_replay_resume()").catch(() => undefined);
+      await sb.end();
+    }
+    await standby.catchUp();
+  });
+
+  it("replication_connection: the standby killed → the check fails naming the replica, the rotation rolls back (old password at the primary, old value in the store)", async () => {
+    const s = await setup(`[{ type: replication_connection, name: replica-login, timeout_ms: 5000, replicas: [{ host: 127.0.0.1, port: ${standby.port} }] }]`);
+    standby.kill();
+    const m = await rolledBack(s);
+    assert.match(m, new RegExp(`replica-login: service "app-db": replica 127\\.0\\.0\\.1:${standby.port}: service "app-db" at 127\\.0\\.0\\.1:${standby.port}: admin login as "postgres" failed: .*ECONNREFUSED`));
+  });
+
+  it("no password in the rotation history nor in the errors", () => {
+    const text = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8") + messages.join("\n");
+    assert.ok(values.size >= 10, String(values.size));
+    for (const v of values) assert.ok(!text.includes(v), "a password is in the history or an error");
+    assert.ok(!text.includes(pg.adminPassword));
+  });
+});
