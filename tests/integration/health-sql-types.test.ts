@@ -1,4 +1,4 @@
-// The rotations, the SQL health checks and the rollbacks run on a real PostgreSQL 15 primary with a real streaming standby (pg_basebackup -R).
+// The rotations, the SQL health checks and the rollbacks run on a real PostgreSQL 15 primary with a real streaming standby (pg_basebackup -R), and on a real MariaDB.
 import { strict as assert } from "node:assert";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +13,9 @@ import { RotationError } from "../../provider/rotation/engine";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { FileStore } from "../../provider/stores/file";
+import type { Connection } from "mysql2/promise";
+import { nativePasswordHash } from "../../provider/rotation/targets/mysql";
+import { haveMariaDb, startMariaDb, type RunningMariaDb } from "../support/mariadb";
 import { havePostgres, startPostgres, startStandby, type RunningPostgres, type RunningStandby } from "../support/postgres";
 
 describe("SQL health types (connection, query_latency, connection_pool, replication_lag, replication_connection) on a real PostgreSQL primary and streaming standby", function () {
@@ -173,6 +176,13 @@ envs:
     await standby.catchUp();
   });
 
+  it("replication_connection and replication_lag: a replica that is no standby (the primary itself) fails, rolled back", async () => {
+    const s = await setup(`[{ type: replication_connection, name: rc, replicas: [{ port: ${pg.port} }] }, { type: replication_lag, name: rl, replicas: [{ port: ${pg.port} }] }]`);
+    const m = await rolledBack(s);
+    assert.match(m, new RegExp(`rc: service "app-db": replica 127\\.0\\.0\\.1:${pg.port} is not a standby \\(pg_is_in_recovery\\(\\) is false\\)`));
+    assert.match(m, new RegExp(`rl: service "app-db": replica 127\\.0\\.0\\.1:${pg.port} is not a standby`));
+  });
+
   it("replication_connection: the standby killed → the check fails naming the replica, the rotation rolls back (old password at the primary, old value in the store)", async () => {
     const s = await setup(`[{ type: replication_connection, name: replica-login, timeout_ms: 5000, replicas: [{ host: 127.0.0.1, port: ${standby.port} }] }]`);
     standby.kill();
@@ -185,5 +195,86 @@ envs:
     assert.ok(values.size >= 10, String(values.size));
     for (const v of values) assert.ok(!text.includes(v), "a password is in the history or an error");
     assert.ok(!text.includes(pg.adminPassword));
+  });
+});
+
+describe("SQL health types on a real MariaDB (connection, query_latency, connection_pool; replication types refused)", function () {
+  this.timeout(180000);
+  let db: RunningMariaDb;
+  let admin: Connection;
+  let dir: string;
+  const env = { DSOPS_FILE_KEY: "sqlhealth-my-" + Math.random().toString(36).slice(2), DSOPS_USER: "health" };
+  let n = 0;
+  const store = () => new FileStore("local", { type: "file", path: join(dir, "secrets.store") }, { configDir: dir, clock: systemClock, env });
+
+  async function rotate(health: string): Promise<{ user: string; pw: string; error?: Error }> {
+    const user = `mh${++n}`;
+    const pw = `Init-${user}-${Math.random().toString(36).slice(2)}`;
+    await admin.query("CREATE USER ?@'%' IDENTIFIED BY PASSWORD ?", [user, nativePasswordHash(pw)]);
+    await store().put(`app/${user}`, new Secret(pw));
+    const yaml = `version: 1
+secretStores:
+  local: { type: file, path: ./secrets.store }
+services:
+  app-db: { type: mysql, host: 127.0.0.1, port: ${db.port}, admin: "store://local/mysql/admin" }
+envs:
+  prod:
+    X:
+      from: "store://local/app/${user}"
+      rotation: { service: app-db, user: ${user}, health: ${health}, monitor: { failures: 1 } }
+`;
+    const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
+    const engine = composeRotation(config, { env: { ...process.env, ...env }, clock: systemClock });
+    try {
+      await engine.rotate("prod", "X");
+      return { user, pw };
+    } catch (e) {
+      return { user, pw, error: e as Error };
+    } finally {
+      await engine.close();
+    }
+  }
+  const current = async (user: string) => (await store().get({ key: `app/${user}`, version: "current" })).value.reveal();
+
+  before(async function () {
+    if (!haveMariaDb()) this.skip();
+    db = await startMariaDb();
+    admin = await db.connect(db.adminUser, db.adminPassword);
+    dir = mkdtempSync(join(tmpdir(), "dsops-sqlhealth-my-"));
+    await store().put("mysql/admin", new Secret(JSON.stringify({ username: db.adminUser, password: db.adminPassword })));
+  });
+  after(async () => {
+    await admin?.end().catch(() => undefined);
+    await db?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("connection, query_latency and connection_pool are healthy: the rotation succeeds", async () => {
+    const r = await rotate(`[{ type: connection, max_connect_ms: 10000 }, { type: query_latency, threshold_ms: 5000, query: "SELECT 42" }, { type: connection_pool, connections: 3 }]`);
+    assert.equal(r.error, undefined, String(r.error));
+    const now = await current(r.user);
+    assert.notEqual(now, r.pw);
+    assert.equal(await db.canLogin(r.user, now), true);
+    assert.ok(db.log().includes("SELECT 42"), "query_latency ran its query at the server");
+  });
+
+  it("query_latency over threshold_ms (SELECT SLEEP) and connection_pool over max_connections roll back to the old password", async () => {
+    const slow = await rotate(`[{ type: query_latency, name: slow, threshold_ms: 200, query: "SELECT SLEEP(1.5)" }]`);
+    assert.ok(slow.error instanceof RotationError, String(slow.error));
+    assert.match(slow.error.message, /slow: service "app-db": query "SELECT SLEEP\(1\.5\)" took \d+ ms \(threshold_ms 200\)/);
+    assert.equal(await current(slow.user), slow.pw);
+    assert.equal(await db.canLogin(slow.user, slow.pw), true);
+    const pool = await rotate(`[{ type: connection_pool, name: pool, connections: 2, max_connections: 2 }]`);
+    assert.ok(pool.error instanceof RotationError, String(pool.error));
+    assert.match(pool.error.message, /pool: service "app-db": connection pool exhausted: \d+ connections in use, max_connections allows 2/);
+    assert.equal(await current(pool.user), pool.pw);
+    assert.equal(await db.canLogin(pool.user, pool.pw), true);
+  });
+
+  it("replication_lag on a MySQL service fails saying it checks PostgreSQL replicas", async () => {
+    const r = await rotate(`[{ type: replication_lag, replicas: [{ port: ${db.port} }] }]`);
+    assert.ok(r.error instanceof RotationError, String(r.error));
+    assert.match(r.error.message, /replication_lag-0: service "app-db": replication_lag checks PostgreSQL streaming replicas; this service is mysql/);
+    assert.equal(await current(r.user), r.pw);
   });
 });
