@@ -1,6 +1,6 @@
 // The rotations, the SQL health checks and the rollbacks run on a real PostgreSQL 15 primary with a real streaming standby (pg_basebackup -R), and on a real MariaDB.
 import { strict as assert } from "node:assert";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
@@ -16,6 +16,7 @@ import { FileStore } from "../../provider/stores/file";
 import type { Connection } from "mysql2/promise";
 import { nativePasswordHash } from "../../provider/rotation/targets/mysql";
 import { haveMariaDb, startMariaDb, type RunningMariaDb } from "../support/mariadb";
+import { dsopsRun } from "../support/cli";
 import { havePostgres, startPostgres, startStandby, type RunningPostgres, type RunningStandby } from "../support/postgres";
 
 describe("SQL health types (connection, query_latency, connection_pool, replication_lag, replication_connection) on a real PostgreSQL primary and streaming standby", function () {
@@ -37,7 +38,15 @@ describe("SQL health types (connection, query_latency, connection_pool, replicat
     values.add(pw);
     await admin.query(`CREATE ROLE ${escapeIdentifier(user)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
     await store().put(`app/${user}`, new Secret(pw));
-    const yaml = `version: 1
+    const yaml = configFor(user, health);
+    writeFileSync(join(dir, "dsops.yaml"), yaml);
+    const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
+    const metrics = new DsopsMetrics();
+    const engine = composeRotation(config, { env: { ...process.env, ...env }, clock: systemClock, metrics });
+    return { user, pw, engine, metrics };
+  }
+
+  const configFor = (user: string, health: string) => `version: 1
 secretStores:
   local: { type: file, path: ./secrets.store }
 services:
@@ -48,11 +57,6 @@ envs:
       from: "store://local/app/${user}"
       rotation: { service: app-db, user: ${user}, health: ${health}, monitor: { failures: 1 } }
 `;
-    const config = parseConfig(yaml, { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
-    const metrics = new DsopsMetrics();
-    const engine = composeRotation(config, { env: { ...process.env, ...env }, clock: systemClock, metrics });
-    return { user, pw, engine, metrics };
-  }
 
   const current = async (user: string) => {
     const v = (await store().get({ key: `app/${user}`, version: "current" })).value.reveal();
@@ -183,6 +187,26 @@ envs:
     assert.match(m, new RegExp(`rl: service "app-db": replica 127\\.0\\.0\\.1:${pg.port} is not a standby`));
   });
 
+  it("through the CLI: `dsops secrets rotate` runs the checks; healthy → exit 0, query_latency over threshold → exit 1 naming the check, the service and the cause, no password", async () => {
+    const replicas = `[{ port: ${standby.port} }]`;
+    const ok = await setup(`[{ type: replication_connection, name: replica-login, replicas: ${replicas} }, { type: replication_lag, name: lag, max_lag: 30s, replicas: ${replicas} }]`);
+    await ok.engine.close();
+    const a = await dsopsRun(["secrets", "rotate", "--env", "prod", "--var", "X"], { cwd: dir, env });
+    assert.equal(a.status, 0, a.stderr);
+    const now = await current(ok.user);
+    assert.notEqual(now, ok.pw);
+    assert.equal(await standby.canLogin(ok.user, now), true);
+    const bad = await setup(`[{ type: query_latency, name: query-performance, threshold_ms: 100, query: "SELECT pg_sleep(1)" }]`);
+    await bad.engine.close();
+    const b = await dsopsRun(["secrets", "rotate", "--env", "prod", "--var", "X"], { cwd: dir, env });
+    assert.equal(b.status, 1, b.stderr);
+    assert.match(b.stderr, /query-performance: service "app-db": query "SELECT pg_sleep\(1\)" took \d+ ms \(threshold_ms 100\)/);
+    assert.equal(await current(bad.user), bad.pw);
+    assert.equal(await pg.canLogin(bad.user, bad.pw), true);
+    const rotated = await previous(bad.user);
+    for (const v of [ok.pw, now, bad.pw, rotated, pg.adminPassword]) assert.ok(!(a.stdout + a.stderr + b.stdout + b.stderr).includes(v), "no password in the CLI's output");
+  });
+
   it("replication_connection: the standby killed → the check fails naming the replica, the rotation rolls back (old password at the primary, old value in the store)", async () => {
     const s = await setup(`[{ type: replication_connection, name: replica-login, timeout_ms: 5000, replicas: [{ host: 127.0.0.1, port: ${standby.port} }] }]`);
     standby.kill();
@@ -190,8 +214,8 @@ envs:
     assert.match(m, new RegExp(`replica-login: service "app-db": replica 127\\.0\\.0\\.1:${standby.port}: service "app-db" at 127\\.0\\.0\\.1:${standby.port}: admin login as "postgres" failed: .*ECONNREFUSED`));
   });
 
-  it("no password in the rotation history nor in the errors", () => {
-    const text = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8") + messages.join("\n");
+  it("no password in the rotation history, the errors, nor the servers' statement logs", () => {
+    const text = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8") + messages.join("\n") + pg.log() + standby.log();
     assert.ok(values.size >= 10, String(values.size));
     for (const v of values) assert.ok(!text.includes(v), "a password is in the history or an error");
     assert.ok(!text.includes(pg.adminPassword));
