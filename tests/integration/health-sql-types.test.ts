@@ -302,3 +302,27 @@ envs:
     assert.equal(await current(r.user), r.pw);
   });
 });
+
+describe("a SQL health type on a service that is not SQL (a script target)", function () {
+  this.timeout(60000);
+  it("fails naming the check and the service, and the rotation rolls back to the old value", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dsops-sqlhealth-script-"));
+    const env = { DSOPS_FILE_KEY: "sqlhealth-script-" + Math.random().toString(36).slice(2), DSOPS_USER: "health" };
+    try {
+      writeFileSync(join(dir, "rotate.sh"), '#!/bin/sh\ncat > /dev/null\necho \'{"success": true}\'\n', { mode: 0o755 });
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        'secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  job: { type: script, command: ./rotate.sh }\nenvs:\n  dev:\n    TOKEN: { from: "store://s/app/token", rotation: { service: job, user: app, health: [{ type: connection, name: db-connection }], monitor: { failures: 1 } } }\n',
+      );
+      const first = "Initial-script-value-1";
+      assert.equal((await dsopsRun(["secrets", "set", "--store", "s", "--key", "app/token"], { cwd: dir, env, input: first })).status, 0);
+      const r = await dsopsRun(["secrets", "rotate", "--env", "dev", "--var", "TOKEN"], { cwd: dir, env });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /db-connection: service "job" is not a SQL service \(postgresql, mysql\) with a new credential: a connection check cannot run there/);
+      const now = await dsopsRun(["get", "--env", "dev", "--var", "TOKEN"], { cwd: dir, env });
+      assert.equal(now.stdout.trim(), first, "the old value is current again");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
