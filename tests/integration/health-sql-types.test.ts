@@ -305,7 +305,7 @@ envs:
 
 describe("a SQL health type on a service that is not SQL (a script target)", function () {
   this.timeout(60000);
-  it("fails naming the check and the service, and the rotation rolls back to the old value", async () => {
+  it("plan warns; the rotation fails naming the check and the service, and rolls back to the old value", async () => {
     const dir = mkdtempSync(join(tmpdir(), "dsops-sqlhealth-script-"));
     const env = { DSOPS_FILE_KEY: "sqlhealth-script-" + Math.random().toString(36).slice(2), DSOPS_USER: "health" };
     try {
@@ -314,6 +314,9 @@ describe("a SQL health type on a service that is not SQL (a script target)", fun
         join(dir, "dsops.yaml"),
         'secretStores:\n  s: { type: file, path: ./s.store }\nservices:\n  job: { type: script, command: ./rotate.sh }\nenvs:\n  dev:\n    TOKEN: { from: "store://s/app/token", rotation: { service: job, user: app, health: [{ type: connection, name: db-connection }], monitor: { failures: 1 } } }\n',
       );
+      const plan = await dsopsRun(["plan", "--env", "dev"], { cwd: dir, env });
+      assert.equal(plan.status, 0, plan.stderr);
+      assert.match(plan.stderr, /envs\.dev\.TOKEN\.rotation\.health\[0\]\.type: a connection check needs a SQL service \(postgresql, mysql\); service "job" is script, so the check fails and every rotation rolls back/);
       const first = "Initial-script-value-1";
       assert.equal((await dsopsRun(["secrets", "set", "--store", "s", "--key", "app/token"], { cwd: dir, env, input: first })).status, 0);
       const r = await dsopsRun(["secrets", "rotate", "--env", "dev", "--var", "TOKEN"], { cwd: dir, env });
