@@ -189,10 +189,13 @@ envs:
 
   it("through the CLI: `dsops secrets rotate` runs the checks; healthy → exit 0, query_latency over threshold → exit 1 naming the check, the service and the cause, no password", async () => {
     const replicas = `[{ port: ${standby.port} }]`;
-    const ok = await setup(`[{ type: replication_connection, name: replica-login, replicas: ${replicas} }, { type: replication_lag, name: lag, max_lag: 30s, replicas: ${replicas} }]`);
+    const ok = await setup(
+      `[{ type: replication_connection, name: replica-login, replicas: ${replicas} }, { type: replication_lag, name: lag, max_lag: 30s, replicas: ${replicas} }, { type: connection_pool, connections: 2, warning_threshold_pct: 1 }]`,
+    );
     await ok.engine.close();
     const a = await dsopsRun(["secrets", "rotate", "--env", "prod", "--var", "X"], { cwd: dir, env });
     assert.equal(a.status, 0, a.stderr);
+    assert.match(a.stderr, /warning: service "app-db": \d+% of the connections in use \(\d+ of 17; warning_threshold_pct 1\)/, "over warning_threshold_pct: a warning, and still healthy");
     const now = await current(ok.user);
     assert.notEqual(now, ok.pw);
     assert.equal(await standby.canLogin(ok.user, now), true);
@@ -205,6 +208,23 @@ envs:
     assert.equal(await pg.canLogin(bad.user, bad.pw), true);
     const rotated = await previous(bad.user);
     for (const v of [ok.pw, now, bad.pw, rotated, pg.adminPassword]) assert.ok(!(a.stdout + a.stderr + b.stdout + b.stderr).includes(v), "no password in the CLI's output");
+  });
+
+  it("in a rollout, each check runs at every instance and its failure names the instance", async () => {
+    const s = await setup(`[{ type: query_latency, name: slow, threshold_ms: 100, query: "SELECT pg_sleep(1)" }], rollout: { strategy: all, instances: [{ name: a, port: ${pg.port} }, { name: b, port: ${pg.port} }] }`);
+    let err: unknown;
+    try {
+      await s.engine.rotate("prod", "X");
+    } catch (e) {
+      err = e;
+    } finally {
+      await s.engine.close();
+    }
+    assert.ok(err instanceof RotationError, String(err));
+    messages.push((err as Error).message);
+    assert.match((err as Error).message, /slow: service "app-db\[a\]": query "SELECT pg_sleep\(1\)" took \d+ ms \(threshold_ms 100\); service "app-db\[b\]": query "SELECT pg_sleep\(1\)" took \d+ ms/);
+    assert.equal(await current(s.user), s.pw);
+    assert.equal(await pg.canLogin(s.user, s.pw), true);
   });
 
   it("replication_connection: the standby killed → the check fails naming the replica, the rotation rolls back (old password at the primary, old value in the store)", async () => {
