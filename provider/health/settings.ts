@@ -100,7 +100,21 @@ export const replicationConnectionCheckSchema = z.strictObject({
   replicas: z.array(replicaEndpoint).min(1),
 });
 
-export const sqlHealthTypeSchemas = [connectionCheckSchema, queryLatencyCheckSchema, connectionPoolCheckSchema, replicationLagCheckSchema, replicationConnectionCheckSchema] as const;
+/** Open transactions at the server (seen by the admin, this check's own session left out); more than `max_transactions` is unhealthy. */
+export const activeTransactionsCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("active_transactions"),
+  max_transactions: z.number().int().min(0).default(50),
+});
+
+export const sqlHealthTypeSchemas = [
+  connectionCheckSchema,
+  queryLatencyCheckSchema,
+  connectionPoolCheckSchema,
+  replicationLagCheckSchema,
+  replicationConnectionCheckSchema,
+  activeTransactionsCheckSchema,
+] as const;
 
 export const healthCheckSchema = z.discriminatedUnion("type", [sqlCheckSchema, httpCheckSchema, scriptCheckSchema, ...sqlHealthTypeSchemas]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;

@@ -6,15 +6,15 @@ import { durationMs, type HealthCheckSettings } from "./settings";
 
 /**
  * The SQL health types dsops's examples use, on the rotated SQL service (postgresql, mysql):
- * `connection`, `query_latency`, `connection_pool` (both dialects) and `replication_lag`,
+ * `connection`, `query_latency`, `connection_pool`, `active_transactions` (both dialects) and `replication_lag`,
  * `replication_connection` (PostgreSQL streaming replicas). Logins come from the engine
  * (`HealthContext.databases`): the new credential never reaches this file. In a rollout each
  * check runs at every instance. A failure says the service, the server and the cause.
  */
 
-export type SqlHealthCheck = Extract<HealthCheckSettings, { type: "connection" | "query_latency" | "connection_pool" | "replication_lag" | "replication_connection" }>;
+export type SqlHealthCheck = Extract<HealthCheckSettings, { type: "connection" | "query_latency" | "connection_pool" | "replication_lag" | "replication_connection" | "active_transactions" }>;
 
-const SQL_HEALTH_TYPES: ReadonlySet<string> = new Set(["connection", "query_latency", "connection_pool", "replication_lag", "replication_connection"]);
+const SQL_HEALTH_TYPES: ReadonlySet<string> = new Set(["connection", "query_latency", "connection_pool", "replication_lag", "replication_connection", "active_transactions"]);
 
 export const isSqlHealthCheck = (c: HealthCheckSettings): c is SqlHealthCheck => SQL_HEALTH_TYPES.has(c.type);
 
@@ -195,6 +195,17 @@ async function replicationConnection(c: Extract<SqlHealthCheck, { type: "replica
   return f.length ? f.join("; ") : undefined;
 }
 
+/** Open transactions, as the admin sees them (other sessions' transactions are hidden from an ordinary user); this check's own session is not counted. */
+async function activeTransactions(c: Extract<SqlHealthCheck, { type: "active_transactions" }>, db: HealthSqlAccess): Promise<string | undefined> {
+  const [r] = await using(db.admin(c.timeout_ms), (conn) =>
+    db.dialect === "postgresql"
+      ? ask(conn, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()", "counting open transactions (pg_stat_activity)")
+      : ask(conn, "SELECT count(*) AS n FROM information_schema.innodb_trx WHERE trx_mysql_thread_id <> CONNECTION_ID()", "counting open transactions (information_schema.innodb_trx)"),
+  );
+  const n = Number(r?.n);
+  return n > c.max_transactions ? `${n} open transactions (max_transactions ${c.max_transactions})` : undefined;
+}
+
 async function runOne(c: SqlHealthCheck, db: HealthSqlAccess): Promise<string | undefined> {
   switch (c.type) {
     case "connection":
@@ -207,6 +218,8 @@ async function runOne(c: SqlHealthCheck, db: HealthSqlAccess): Promise<string | 
       return replicationLag(c, db);
     case "replication_connection":
       return replicationConnection(c, db);
+    case "active_transactions":
+      return activeTransactions(c, db);
   }
 }
 

@@ -159,7 +159,7 @@ export function checkRotations(
 }
 
 /** dsops's SQL health types (provider/health/sql-checks.ts) run on postgresql and mysql services; the replication ones on postgresql. */
-const SQL_HEALTH_TYPES = ["connection", "query_latency", "connection_pool", "replication_lag", "replication_connection"];
+const SQL_HEALTH_TYPES = ["connection", "query_latency", "connection_pool", "replication_lag", "replication_connection", "active_transactions"];
 const REPLICATION_HEALTH_TYPES = ["replication_lag", "replication_connection"];
 
 function checkSqlHealthTypes(policy: VariableRotation, service: string, type: string, r: Path, fails: Findings["warn"]): void {

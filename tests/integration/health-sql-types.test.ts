@@ -114,7 +114,7 @@ envs:
     const s = await setup(
       `[{ type: connection, name: connection-test, max_connect_ms: 10000 }, { type: query_latency, name: query-performance, threshold_ms: 5000, query: "SELECT count(*) FROM writes" }, ` +
         `{ type: connection_pool, name: pool, connections: 4, max_connections: 100, warning_threshold_pct: 95 }, { type: replication_lag, name: lag, max_lag_seconds: 30, replicas: ${replicas} }, ` +
-        `{ type: replication_connection, name: replica-login, replicas: ${replicas} }]`,
+        `{ type: replication_connection, name: replica-login, replicas: ${replicas} }, { type: active_transactions, name: transaction-count, max_transactions: 50 }]`,
     );
     let rec: RotationRecord;
     try {
@@ -129,7 +129,7 @@ envs:
     assert.equal(await standby.canLogin(s.user, now), true, "the rotated password works at the standby");
     assert.ok(pg.log().includes("SELECT count(*) FROM writes"), "query_latency ran its query at the server");
     const status = await s.metrics.registry.getSingleMetricAsString("dsops_health_check_status");
-    for (const [check, type] of [["connection-test", "connection"], ["query-performance", "query_latency"], ["pool", "connection_pool"], ["lag", "replication_lag"], ["replica-login", "replication_connection"]])
+    for (const [check, type] of [["connection-test", "connection"], ["query-performance", "query_latency"], ["pool", "connection_pool"], ["lag", "replication_lag"], ["replica-login", "replication_connection"], ["transaction-count", "active_transactions"]])
       assert.ok(status.includes(`dsops_health_check_status{service="app-db",env="prod",check="${check}",type="${type}"} 1`), `${check} ran and was healthy:\n${status}`);
   });
 
@@ -158,6 +158,23 @@ envs:
     assert.match(m, /pool: service "app-db": \d+ of 25 concurrent logins with the new credential failed: service "app-db" at 127\.0\.0\.1:\d+: login as "sh\d+" failed: .*(too many clients|connection slots are reserved)/);
     // the check closed its connections: the pool is usable again
     assert.equal(await pg.canLogin(s.user, s.pw), true);
+  });
+
+  it("active_transactions: more open transactions than max_transactions → rolled back", async () => {
+    const open = await Promise.all([1, 2, 3].map(async () => {
+      const c = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+      await c.connect();
+      await c.query("BEGIN");
+      await c.query("SELECT txid_current()");
+      return c;
+    }));
+    try {
+      const s = await setup(`[{ type: active_transactions, name: transaction-count, max_transactions: 2 }]`);
+      const m = await rolledBack(s);
+      assert.match(m, /transaction-count: service "app-db": \d+ open transactions \(max_transactions 2\)/);
+    } finally {
+      for (const c of open) await c.query("COMMIT").then(() => c.end());
+    }
   });
 
   it("replication_lag: replay paused at the standby while the primary writes → lag over max_lag, rolled back", async () => {
@@ -294,7 +311,9 @@ envs:
   });
 
   it("connection, query_latency and connection_pool are healthy: the rotation succeeds", async () => {
-    const r = await rotate(`[{ type: connection, max_connect_ms: 10000 }, { type: query_latency, threshold_ms: 5000, query: "SELECT 42" }, { type: connection_pool, connections: 3 }]`);
+    const r = await rotate(
+      `[{ type: connection, max_connect_ms: 10000 }, { type: query_latency, threshold_ms: 5000, query: "SELECT 42" }, { type: connection_pool, connections: 3 }, { type: active_transactions, max_transactions: 50 }]`,
+    );
     assert.equal(r.error, undefined, String(r.error));
     const now = await current(r.user);
     assert.notEqual(now, r.pw);
@@ -313,6 +332,25 @@ envs:
     assert.match(pool.error.message, /pool: service "app-db": connection pool exhausted: \d+ connections in use, max_connections allows 2/);
     assert.equal(await current(pool.user), pool.pw);
     assert.equal(await db.canLogin(pool.user, pool.pw), true);
+  });
+
+  it("active_transactions: more open InnoDB transactions than max_transactions → rolled back", async () => {
+    await admin.query("CREATE TABLE IF NOT EXISTS mysql.dsops_trx_t (x int) ENGINE=InnoDB");
+    const open: Connection[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await db.connect(db.adminUser, db.adminPassword);
+            await c.query("START TRANSACTION");
+      await c.query("INSERT INTO mysql.dsops_trx_t VALUES (1)");
+      open.push(c);
+    }
+    try {
+      const r = await rotate(`[{ type: active_transactions, name: trx, max_transactions: 2 }]`);
+      assert.ok(r.error instanceof RotationError, String(r.error));
+      assert.match(r.error.message, /trx: service "app-db": \d+ open transactions \(max_transactions 2\)/);
+      assert.equal(await current(r.user), r.pw);
+    } finally {
+      for (const c of open) await c.query("ROLLBACK").then(() => c.end());
+    }
   });
 
   it("replication_lag on a MySQL service fails saying it checks PostgreSQL replicas", async () => {
