@@ -13,7 +13,7 @@ export * from "./settings";
  * Health checks after a rotation: `sql` (log in with the new credential and run a query, through
  * the target), `http` (status, latency, body), `script` (exit 0 = healthy). Never given a value:
  * the sql check goes through the engine's callback, scripts get names and version ids only.
- * dsops's SQL types (`connection`, `query_latency`, `connection_pool`, `replication_lag`,
+ * dsops's SQL types (`connection`, `query_latency`, `connection_pool`, `active_transactions`, `replication_lag`,
  * `replication_connection`) live in ./sql-checks.ts.
  */
 
