@@ -8,6 +8,7 @@ import { runKubernetesPodReady } from "./kubernetes-check";
 import { expectedText, httpAsk, plainUrl, statusExpected } from "./http";
 import { isHttpApiCheck, runHttpApiCheck } from "./http-checks";
 import { durationMs, type HealthCheckSettings, type MonitorSettings } from "./settings";
+import { isSqlHealthCheck, runSqlHealthCheck } from "./sql-checks";
 
 export * from "./settings";
 
@@ -15,6 +16,8 @@ export * from "./settings";
  * Health checks after a rotation: `sql` (log in with the new credential and run a query, through
  * the target), `http` (status, latency, body), `script` (exit 0 = healthy). Never given a value:
  * the sql check goes through the engine's callback, scripts get names and version ids only.
+ * dsops's SQL types (`connection`, `query_latency`, `connection_pool`, `active_transactions`, `replication_lag`,
+ * `replication_connection`) live in ./sql-checks.ts.
  */
 
 export type { HealthContext };
@@ -95,15 +98,17 @@ export async function runCheck(c: HealthCheckSettings, index: number, ctx: Healt
   const t0 = performance.now();
   let message: string | undefined;
   try {
-    message = isHttpApiCheck(c)
-      ? await runHttpApiCheck(c, ctx)
-      : c.type === "kubernetes_pod_ready"
-        ? await runKubernetesPodReady(c, ctx)
-        : c.type === "sql"
-          ? await runSql(c, ctx)
-          : c.type === "http"
-            ? await runHttp(c)
-            : await runScript(c, ctx, name, attempt);
+    message = isSqlHealthCheck(c)
+      ? await runSqlHealthCheck(c, ctx)
+      : isHttpApiCheck(c)
+        ? await runHttpApiCheck(c, ctx)
+        : c.type === "kubernetes_pod_ready"
+          ? await runKubernetesPodReady(c, ctx)
+          : c.type === "sql"
+            ? await runSql(c, ctx)
+            : c.type === "http"
+              ? await runHttp(c)
+              : await runScript(c, ctx, name, attempt);
   } catch (e) {
     message = errorMessage(e);
   }

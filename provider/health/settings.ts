@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { durationMs } from "../core/duration";
+import { durationMs, durationSchema } from "../core/duration";
 import { httpApiCheckSchemas } from "./http-settings";
 
 /**
@@ -63,6 +63,77 @@ export const kubernetesPodReadyCheckSchema = z.strictObject({
   min_ready: z.number().int().min(1).optional(),
 });
 
+/*
+ * SQL health types (dsops's names and fields; implementations in ./sql-checks.ts). They log in at
+ * the rotated SQL service (postgresql, mysql) with its own settings; `replicas` are other
+ * servers of the same service (host and port; database and TLS as the service's).
+ */
+
+const replicaEndpoint = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535),
+});
+
+/** Log in with the new credential and run `SELECT 1`; slower than `max_connect_ms` to connect is unhealthy. */
+export const connectionCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("connection"),
+  max_connect_ms: z.number().int().positive().optional(),
+});
+
+/** Run `query` as the rotated user; slower than `threshold_ms` is unhealthy. */
+export const queryLatencyCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("query_latency"),
+  query: z.string().min(1).default("SELECT 1"),
+  threshold_ms: z.number().int().positive().default(500),
+});
+
+/**
+ * Open `connections` logins at once with the new credential (each must succeed), then compare
+ * the server's connections in use with its limit (`max_connections`, or the server's own,
+ * whichever is lower): at the limit is unhealthy, at `warning_threshold_pct` a warning.
+ */
+export const connectionPoolCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("connection_pool"),
+  connections: z.number().int().min(1).max(500).default(1),
+  max_connections: z.number().int().positive().optional(),
+  warning_threshold_pct: z.number().min(1).max(100).default(80),
+});
+
+/** PostgreSQL: each replica must replay what the primary had written when the check began within `max_lag` (or `max_lag_seconds`; default 10 s). */
+export const replicationLagCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("replication_lag"),
+  replicas: z.array(replicaEndpoint).min(1),
+  max_lag: durationSchema.optional(),
+  max_lag_seconds: z.number().positive().optional(),
+});
+
+/** PostgreSQL: each replica is in recovery and streaming from the primary, and the rotated credential logs in there once it has been replayed. */
+export const replicationConnectionCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("replication_connection"),
+  replicas: z.array(replicaEndpoint).min(1),
+});
+
+/** Open transactions at the server (seen by the admin, this check's own session left out); more than `max_transactions` is unhealthy. */
+export const activeTransactionsCheckSchema = z.strictObject({
+  ...base,
+  type: z.literal("active_transactions"),
+  max_transactions: z.number().int().min(0).default(50),
+});
+
+export const sqlHealthTypeSchemas = [
+  connectionCheckSchema,
+  queryLatencyCheckSchema,
+  connectionPoolCheckSchema,
+  replicationLagCheckSchema,
+  replicationConnectionCheckSchema,
+  activeTransactionsCheckSchema,
+] as const;
+
 export const healthCheckSchema = z.discriminatedUnion("type", [
   sqlCheckSchema,
   httpCheckSchema,
@@ -70,6 +141,8 @@ export const healthCheckSchema = z.discriminatedUnion("type", [
   kubernetesPodReadyCheckSchema,
   // HTTP API checks (http_endpoint, response_time, error_rate, rate_limit): ./http-settings.ts
   ...httpApiCheckSchemas,
+  // SQL health types (connection, query_latency, connection_pool, replication_*, active_transactions)
+  ...sqlHealthTypeSchemas,
 ]);
 export type HealthCheckSettings = z.infer<typeof healthCheckSchema>;
 

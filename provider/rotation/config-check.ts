@@ -130,6 +130,7 @@ export function checkRotations(
               [...r, "strategy"],
               `strategy ${shape} needs a target that can ${missing.join(" and ")}; service "${service}" (${s.type}) cannot, so rotating fails`,
             );
+          checkSqlHealthTypes(policy, service, s.type, r, fails);
           if (policy.rollout?.instances) checkInstances(raw.services[service], s.type, policy.rollout.instances, [...r, "rollout", "instances"], storeNames, out);
         }
       }
@@ -155,6 +156,20 @@ export function checkRotations(
       }
     }
   return services;
+}
+
+/** dsops's SQL health types (provider/health/sql-checks.ts) run on postgresql and mysql services; the replication ones on postgresql. */
+const SQL_HEALTH_TYPES = ["connection", "query_latency", "connection_pool", "replication_lag", "replication_connection", "active_transactions"];
+const REPLICATION_HEALTH_TYPES = ["replication_lag", "replication_connection"];
+
+function checkSqlHealthTypes(policy: VariableRotation, service: string, type: string, r: Path, fails: Findings["warn"]): void {
+  (policy.health ?? []).forEach((c, i) => {
+    if (!SQL_HEALTH_TYPES.includes(c.type)) return;
+    if (type !== "postgresql" && type !== "mysql")
+      fails([...r, "health", i, "type"], `a ${c.type} check needs a SQL service (postgresql, mysql); service "${service}" is ${type}, so the check fails and every rotation rolls back`);
+    else if (REPLICATION_HEALTH_TYPES.includes(c.type) && type !== "postgresql")
+      fails([...r, "health", i, "type"], `a ${c.type} check watches PostgreSQL streaming replicas; service "${service}" is ${type}, so the check fails and every rotation rolls back`);
+  });
 }
 
 /** Each listed rollout instance's own settings, laid over its service's entry, against the target's schema. */

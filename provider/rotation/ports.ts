@@ -44,6 +44,36 @@ export interface HealthContext {
   readonly sql?: (query: string, timeoutMs: number) => Promise<void>;
   /** The new credential, for HTTP checks that authenticate with it (`auth:`); only ever sent as a request header. */
   readonly credential?: { readonly principal: string; readonly secret: Secret };
+  /** The SQL servers the rotation changed (one, or one per rollout instance), for the SQL health check types; absent for other targets. */
+  readonly databases?: readonly HealthSqlAccess[];
+}
+
+/** A connection a SQL health check runs statements on (rows by column name; `$1` or `?` placeholders, the dialect's). */
+export interface HealthSqlConnection {
+  query(sql: string, values?: readonly unknown[]): Promise<Array<Record<string, unknown>>>;
+  end(): Promise<void>;
+}
+
+/** Another server of a SQL service (a replica), reached with the service's other settings (database, TLS). */
+export interface HealthSqlEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * A SQL service as the SQL health checks see it: logins built by the engine, so the credential
+ * stays in the engine. Errors name the service and the server and never carry a password.
+ */
+export interface HealthSqlAccess {
+  readonly dialect: "postgresql" | "mysql";
+  /** The service (or `service[instance]` in a rollout), in messages. */
+  readonly service: string;
+  /** The server the service's settings name. */
+  readonly endpoint: HealthSqlEndpoint;
+  /** Log in as the rotated principal with the new credential, at the service or at `at`. */
+  login(timeoutMs: number, at?: HealthSqlEndpoint): Promise<HealthSqlConnection>;
+  /** Log in as the service's admin (its `admin` credential), at the service or at `at`. */
+  admin(timeoutMs: number, at?: HealthSqlEndpoint): Promise<HealthSqlConnection>;
 }
 
 /** `rotation.health` checks and a `monitor:` block, as the configuration gives them. */

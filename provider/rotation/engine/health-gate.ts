@@ -2,7 +2,8 @@ import { scrub } from "../../core/secret";
 import { DsopsError, errorMessage } from "../../core/errors";
 import { RotationError } from "../errors";
 import { progressOf, waveName, type RolloutProgress, type RolloutRecord } from "../rollout/plan";
-import type { HealthCheckResult, HealthContext, HealthPort } from "../ports";
+import type { HealthCheckResult, HealthContext, HealthPort, HealthSqlAccess } from "../ports";
+import { SqlTarget } from "../targets/sql";
 import type { Target } from "../targets/types";
 import type { RotationRecord } from "../types";
 import { newRotationId, type EngineContext, type RunState } from "./context";
@@ -120,6 +121,11 @@ export function healthContext(ctx: EngineContext, st: RunState, instances?: stri
   const cred = st.pending;
   const p = progressOf(rec);
   let sql: HealthContext["sql"];
+  const databases: HealthSqlAccess[] = [];
+  if (cred) {
+    const targets = p ? (instances ?? p.verified).map((n) => ctx.wiring.instanceTarget(subject, p, n)) : [subject.target];
+    for (const t of targets) if (t instanceof SqlTarget) databases.push(t.healthAccess(cred));
+  }
   if (cred && p) {
     const names = instances ?? p.verified;
     sql = async (query: string, timeoutMs: number) => {
@@ -150,5 +156,6 @@ export function healthContext(ctx: EngineContext, st: RunState, instances?: stri
     configDir: ctx.config.dir,
     ...(sql ? { sql } : {}),
     ...(cred ? { credential: cred } : {}),
+    ...(databases.length ? { databases } : {}),
   };
 }

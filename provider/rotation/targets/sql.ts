@@ -19,6 +19,8 @@ import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions
 /** The settings every SQL target has (its schema in ./settings.ts has these and more). */
 export interface SqlSettings {
   readonly type: "postgresql" | "mysql";
+  readonly host: string;
+  readonly port: number;
   readonly admin: string;
   readonly connect_timeout_ms: number;
 }
@@ -157,6 +159,42 @@ export class SqlTarget<S extends SqlSettings, M> implements Target, SqlSession<S
     } finally {
       await c.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * Logins for the SQL health checks (provider/health/sql-checks.ts): as `cred`'s principal or
+   * as the admin, at the service's server or at another one (`at`, a replica) with the same
+   * other settings. Errors name the service, the server and the login, scrubbed of both passwords.
+   */
+  healthAccess(cred: Credential) {
+    const endpoint = { host: this.settings.host, port: this.settings.port };
+    const open = async (as: "user" | "admin", timeoutMs: number, at?: { host: string; port: number }): Promise<SqlConnection> => {
+      const where = at ?? endpoint;
+      const settings = { ...this.settings, ...where } as S;
+      const login: Login = as === "user" ? { username: this.dialect.loginName(cred.principal, this.settings), password: cred.secret.reveal() } : await adminLogin(this.ctx, this.name, this.settings.admin);
+      try {
+        return await this.dialect.connect(settings, login, timeoutMs);
+      } catch (e) {
+        throw new TargetError(`service "${this.name}" at ${where.host}:${where.port}: ${as === "admin" ? "admin " : ""}login as "${login.username}" failed: ${scrubError(e, [cred.secret, login.password])}`, this.dialect.isNetwork(e));
+      }
+    };
+    const wrap = (c: SqlConnection) => ({
+      query: async (sql: string, values?: readonly unknown[]) => {
+        try {
+          return await c.query(sql, values);
+        } catch (e) {
+          throw new TargetError(scrubError(e, [cred.secret]), this.dialect.isNetwork(e));
+        }
+      },
+      end: () => c.end().catch(() => undefined),
+    });
+    return {
+      dialect: this.type,
+      service: this.name,
+      endpoint,
+      login: async (timeoutMs: number, at?: { host: string; port: number }) => wrap(await open("user", timeoutMs, at)),
+      admin: async (timeoutMs: number, at?: { host: string; port: number }) => wrap(await open("admin", timeoutMs, at)),
+    };
   }
 
   async check(): Promise<void> {
