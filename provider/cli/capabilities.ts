@@ -65,4 +65,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Google Cloud Secret Manager (versions, aliases, binary payloads)",
   },
+  doppler: {
+    capabilities: { write: true, versions: false, batch: 100, binary: false, staging: false },
+    check: true,
+    description: "Doppler (project and config; service or personal token; one download per config)",
+  },
 };

@@ -18,6 +18,7 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   vault: (name, s, ctx) => new (require("./vault") as typeof import("./vault")).VaultStore(name, s, ctx),
   "gcp.secretmanager": (name, s, ctx) =>
     new (require("./gcp-secretmanager") as typeof import("./gcp-secretmanager")).GcpSecretManagerStore(name, s, ctx),
+  doppler: (name, s, ctx) => new (require("./doppler") as typeof import("./doppler")).DopplerStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

@@ -162,6 +162,17 @@ export const storeSettingsSchemas = {
     /** Service-account key file; default is Application Default Credentials. */
     credentials_file: z.string().optional(),
   }),
+  /** Doppler (dsops's `doppler`): a token (service, personal, CLI or service account), its project and config. */
+  doppler: z.strictObject({
+    type: z.literal("doppler"),
+    ...common,
+    /** Default: DOPPLER_TOKEN. A service token (dp.st.…) carries its project and config. */
+    token: z.string().optional(),
+    project: z.string().optional(),
+    config: z.string().optional(),
+    /** The API's base URL (default https://api.doppler.com). */
+    api_url: z.string().optional(),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -183,5 +194,5 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
   "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
-  "azure.identity", "azure", "doppler", "pass", "keychain", "infisical", "akeyless",
+  "azure.identity", "azure", "pass", "keychain", "infisical", "akeyless",
 ] as const;

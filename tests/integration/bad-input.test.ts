@@ -75,6 +75,11 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: "error: invalid configuration:\n  - secretStores.v.ca_cert: ca_cert and tls.ca_cert are the same setting with different values; keep one at dsops.yaml:5:14\n",
   },
   {
+    name: "doppler: misspelt config",
+    yaml: "secretStores:\n  d: { type: doppler, project: p, confg: dev }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.d.confg: unknown key "confg" (did you mean "config"?) at dsops.yaml:2:35\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

