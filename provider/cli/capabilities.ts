@@ -70,4 +70,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Doppler (project and config; service or personal token; one download per config)",
   },
+  infisical: {
+    capabilities: { write: true, versions: true, batch: 100, binary: false, staging: false },
+    check: true,
+    description: "Infisical (universal auth or access token; folders, versions; one list per folder)",
+  },
 };

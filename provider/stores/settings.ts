@@ -173,6 +173,31 @@ export const storeSettingsSchemas = {
     /** The API's base URL (default https://api.doppler.com). */
     api_url: z.string().optional(),
   }),
+  /** Infisical (dsops's `infisical`): a project's environment, through @infisical/sdk. */
+  infisical: z.strictObject({
+    type: z.literal("infisical"),
+    ...common,
+    project_id: z.string(),
+    /** The environment's slug (dev, staging, prod …). */
+    environment: z.string(),
+    /** The folder keys are relative to (default /). */
+    path: z.string().default("/"),
+    /** A self-hosted instance (dsops's `host`); default https://app.infisical.com. */
+    site_url: z.string().optional(),
+    /**
+     * How the store logs in: `universal_auth` (dsops's `machine_identity`; `client_id`, `client_secret`,
+     * else INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _SECRET), or an access token (`access_token`, dsops's
+     * `service_token`: `token`, else INFISICAL_TOKEN).
+     */
+    auth: z
+      .strictObject({
+        method: z.enum(["universal_auth", "machine_identity", "access_token", "service_token"]).default("universal_auth"),
+        client_id: z.string().optional(),
+        client_secret: z.string().optional(),
+        token: z.string().optional(),
+      })
+      .default({ method: "universal_auth" }),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -189,10 +214,11 @@ export const storeTypeAliases: Readonly<Record<string, StoreType | (typeof plann
 /** Store settings dsops spells otherwise, per type: the other spelling → ours. */
 export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record<string, string>>>>> = {
   vault: { addr: "address" },
+  infisical: { host: "site_url" },
 };
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
   "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
-  "azure.identity", "azure", "pass", "keychain", "infisical", "akeyless",
+  "azure.identity", "azure", "pass", "keychain", "akeyless",
 ] as const;

@@ -80,6 +80,12 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: 'error: invalid configuration:\n  - secretStores.d.confg: unknown key "confg" (did you mean "config"?) at dsops.yaml:2:35\n',
   },
   {
+    name: "infisical: no project_id, unknown auth method",
+    yaml: "secretStores:\n  i: { type: infisical, environment: dev, auth: { method: oidc } }\nenvs: { dev: {} }\n",
+    stderr:
+      'error: invalid configuration:\n  - secretStores.i.project_id: required (string) but missing at dsops.yaml:2:6\n  - secretStores.i.auth.method: Invalid option: expected one of "universal_auth"|"machine_identity"|"access_token"|"service_token" at dsops.yaml:2:59\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

