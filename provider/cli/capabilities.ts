@@ -75,4 +75,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Infisical (universal auth or access token; folders, versions; one list per folder)",
   },
+  akeyless: {
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
+  },
 };

@@ -198,6 +198,23 @@ export const storeSettingsSchemas = {
       })
       .default({ method: "universal_auth" }),
   }),
+  /** Akeyless (dsops's `akeyless`): static, dynamic and rotated secrets through the `akeyless` SDK. */
+  akeyless: z.strictObject({
+    type: z.literal("akeyless"),
+    ...common,
+    /** The API Key auth method's access id (default AKEYLESS_ACCESS_ID). */
+    access_id: z.string().optional(),
+    /** The API or a customer gateway (default https://api.akeyless.io). */
+    gateway_url: z.string().optional(),
+    /** `api_key` (dsops's; also `access_key`): `access_key`, else AKEYLESS_ACCESS_KEY; `token`: `token`, else AKEYLESS_TOKEN. */
+    auth: z
+      .strictObject({
+        method: z.enum(["api_key", "access_key", "token"]).default("api_key"),
+        access_key: z.string().optional(),
+        token: z.string().optional(),
+      })
+      .default({ method: "api_key" }),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -220,5 +237,5 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
   "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "gcp", "azure.keyvault",
-  "azure.identity", "azure", "pass", "keychain", "akeyless",
+  "azure.identity", "azure", "pass", "keychain",
 ] as const;

@@ -86,6 +86,11 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
       'error: invalid configuration:\n  - secretStores.i.project_id: required (string) but missing at dsops.yaml:2:6\n  - secretStores.i.auth.method: Invalid option: expected one of "universal_auth"|"machine_identity"|"access_token"|"service_token" at dsops.yaml:2:59\n',
   },
   {
+    name: "akeyless: misspelt access_key",
+    yaml: "secretStores:\n  a: { type: akeyless, access_id: p-1, auth: { method: api_key, acess_key: k } }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.a.auth.acess_key: unknown key "acess_key" (did you mean "access_key"?) at dsops.yaml:2:65\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

