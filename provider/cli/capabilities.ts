@@ -86,4 +86,19 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "dsops's azure router: kv:/keyvault: → Key Vault, identity:/auth: → tokens, one set of credentials",
     note: "writes and staging go to Key Vault",
   },
+  doppler: {
+    capabilities: { write: true, versions: false, batch: 100, binary: false, staging: false },
+    check: true,
+    description: "Doppler (project and config; service or personal token; one download per config)",
+  },
+  infisical: {
+    capabilities: { write: true, versions: true, batch: 100, binary: false, staging: false },
+    check: true,
+    description: "Infisical (universal auth or access token; folders, versions; one list per folder)",
+  },
+  akeyless: {
+    capabilities: { write: true, versions: true, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
+  },
 };

