@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Secret } from "../../core/secret";
 import { AdminConnection, adminLogin, adminLoginError, type Login } from "./admin";
+import type { AdminSetting } from "./settings";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 
@@ -19,7 +20,7 @@ import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions
 /** The settings every SQL target has (its schema in ./settings.ts has these and more). */
 export interface SqlSettings {
   readonly type: "postgresql" | "mysql";
-  readonly admin: string;
+  readonly admin: AdminSetting;
   readonly connect_timeout_ms: number;
 }
 
