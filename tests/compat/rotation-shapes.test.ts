@@ -1,0 +1,311 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { dsops, type CliResult } from "../support/cli";
+import { startPostgres, type RunningPostgres } from "../support/postgres";
+import { parseConfig } from "../../provider/compose/config";
+import { rotate } from "../../provider/compose/rotation";
+import { scramVerifier } from "../../provider/rotation/targets/postgresql";
+import type { VariableRotation } from "../../provider/rotation/settings";
+import { generate, POLICY_ATTEMPTS } from "../../provider/rotation/generator";
+import { FileStore } from "../../provider/stores/file";
+import { systemClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
+
+/**
+ * dsops's rotation shapes (issue 18), written for this project in the forms dsops's rotation,
+ * health-check and gradual-rollout examples use: a top-level `rotation:` block, a service's
+ * `rotation.{strategy, health_checks, rollback, canary}`, `admin_credentials`, a variable's
+ * `service:` + `rotation.ttl`. Each is planned with the built CLI, rotated against real
+ * PostgreSQL 15 servers (the databases are asserted afterwards), and each refused form has its
+ * exact message with line:column. Policies' patterns are asserted on the values rotations store.
+ */
+describe("compat: dsops rotation shapes (real PostgreSQL 15)", function () {
+  this.timeout(180000);
+  const pgs: RunningPostgres[] = [];
+  let dir: string;
+  const FILE_KEY = "compat-rot-key-" + Math.random().toString(36).slice(2);
+  const env = { DSOPS_FILE_KEY: FILE_KEY, DSOPS_CLOCK: "2026-11-20T12:00:00Z" };
+  const values = new Set<string>();
+  const outputs: CliResult[] = [];
+  const cli = (args: string[], input?: string): CliResult => {
+    const r = dsops(args, { cwd: dir, env, ...(input !== undefined ? { input } : {}) });
+    outputs.push(r);
+    return r;
+  };
+  const ok = (r: CliResult) => {
+    assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+    return r;
+  };
+  const store = () => new FileStore("local", { type: "file", path: join(dir, "secrets.store") }, { configDir: dir, clock: systemClock, env: { DSOPS_FILE_KEY: FILE_KEY } });
+  const current = async (key: string) => {
+    const v = (await store().get({ key })).value.reveal();
+    values.add(v);
+    return v;
+  };
+  const passwordOf = (v: string) => v;
+
+  const yaml = () => `version: 1
+secretStores:
+  local: { type: file, path: ./secrets.store }
+rotation:
+  ttl: 90d
+services:
+  app-db:
+    type: postgres
+    host: 127.0.0.1
+    port: ${pgs[0].port}
+    database: shop
+    admin_credentials:
+      username: postgres
+      password:
+        from: { store: local, key: pg/admin-pw }
+    rotation:
+      strategy: random
+      health_checks:
+        enabled: true
+        monitoring_period: 0
+        interval: 1s
+        failure_threshold: 1
+        checks:
+          - type: sql
+            name: orders
+            query: "SELECT count(*) FROM orders"
+            timeout: 5
+      rollback:
+        automatic: true
+        on_verification_failure: true
+        on_health_check_failure: true
+  broken-db:
+    type: postgresql
+    host: 127.0.0.1
+    port: ${pgs[0].port}
+    database: shop
+    admin_credentials:
+      username: postgres
+      password: { from: "store://local/pg/admin-pw" }
+    rotation:
+      strategy: random
+      health_checks:
+        failure_threshold: 1
+        checks:
+          - { type: sql, name: missing, query: "SELECT count(*) FROM no_such_table" }
+  cluster:
+    type: postgresql
+    host: 127.0.0.1
+    port: ${pgs[0].port}
+    database: postgres
+    admin_credentials:
+      username: postgres
+      password: { from: { store: local, key: pg/admin-pw } }
+    rotation:
+      strategy: canary
+      canary:
+        discovery:
+          type: explicit
+          instances:
+            - { id: db-0, role: production }
+            - { id: db-1, role: canary, port: ${pgs[1].port}, admin: "store://local/pg/admin-1" }
+        instance_selector: "role=canary"
+        health_monitoring_period: 0
+        failure_threshold: 1
+        rollout_waves:
+          - { percentage: 100, wait: 0 }
+      rollback:
+        automatic: true
+envs:
+  prod:
+    DB_PASSWORD:
+      from: { store: local, key: app/db }
+      service: app-db
+      rotation:
+        ttl: 30d
+        user: app
+    DB_BROKEN:
+      from: { store: local, key: app/broken }
+      service: broken-db
+      rotation: { user: broken }
+    DB_CLUSTER:
+      from: { store: local, key: app/cluster }
+      service: cluster
+      rotation: { user: fleet }
+`;
+
+  async function role(pg: RunningPostgres, name: string, password: string): Promise<void> {
+    const c = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await c.connect();
+    await c.query(`CREATE ROLE ${escapeIdentifier(name)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`);
+    await c.end();
+  }
+
+  before(async () => {
+    for (let i = 0; i < 2; i++) pgs.push(await startPostgres());
+    dir = mkdtempSync(join(tmpdir(), "dsops-compat-rot-"));
+    const c = new Client({ host: pgs[0].host, port: pgs[0].port, user: pgs[0].adminUser, password: pgs[0].adminPassword, database: "postgres" });
+    await c.connect();
+    await c.query("CREATE DATABASE shop");
+    await c.end();
+    const shop = new Client({ host: pgs[0].host, port: pgs[0].port, user: pgs[0].adminUser, password: pgs[0].adminPassword, database: "shop" });
+    await shop.connect();
+    await shop.query("CREATE TABLE orders (id int)");
+    await shop.query("GRANT SELECT ON orders TO PUBLIC");
+    await shop.end();
+    for (const [name, pw] of [
+      ["app", "Init-app-" + Math.random().toString(36).slice(2)],
+      ["broken", "Init-broken-" + Math.random().toString(36).slice(2)],
+    ]) {
+      await role(pgs[0], name, pw);
+      await store().put(name === "app" ? "app/db" : "app/broken", new Secret(pw));
+      values.add(pw);
+    }
+    const fleet = "Init-fleet-" + Math.random().toString(36).slice(2);
+    for (const pg of pgs) await role(pg, "fleet", fleet);
+    await store().put("app/cluster", new Secret(fleet));
+    values.add(fleet);
+    // dsops's admin_credentials: the password alone in the store; the second server's admin in our JSON form.
+    await store().put("pg/admin-pw", new Secret(pgs[0].adminPassword));
+    await store().put("pg/admin-1", new Secret(JSON.stringify({ username: pgs[1].adminUser, password: pgs[1].adminPassword })));
+    for (const pg of pgs) values.add(pg.adminPassword);
+    writeFileSync(join(dir, "dsops.yaml"), yaml());
+  });
+
+  after(async () => {
+    for (const r of outputs) for (const v of values) assert.ok(!r.stdout.includes(v) && !r.stderr.includes(v), "a value leaked into the output");
+    for (const pg of pgs) for (const v of values) if (v !== pg.adminPassword) assert.ok(!pg.log().includes(v), "a value reached the server log");
+    for (const pg of pgs) await pg.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("plans the dsops shapes, read as our rotation blocks (strategy, health, monitor, rollout, ttl, admin)", () => {
+    ok(cli(["plan", "--env", "prod"]));
+    const config = parseConfig(yaml(), { label: "dsops.yaml", dir });
+    const r = config.envs.prod.DB_PASSWORD.spec.rotation as VariableRotation;
+    assert.equal(r.service, "app-db");
+    assert.equal(r.strategy, "single-user");
+    assert.equal(r.ttl, "30d");
+    assert.equal(r.user, "app");
+    assert.deepEqual(r.monitor, { period: 0, interval: "1s", failures: 1 });
+    assert.deepEqual(r.health, [{ type: "sql", name: "orders", query: "SELECT count(*) FROM orders", timeout_ms: 5000 }]);
+    assert.equal((config.envs.prod.DB_BROKEN.spec.rotation as VariableRotation).ttl, "90d", "the top-level rotation.ttl is the default");
+    const c = config.envs.prod.DB_CLUSTER.spec.rotation as VariableRotation;
+    assert.equal(c.rollout?.strategy, "canary");
+    assert.deepEqual(
+      c.rollout?.instances?.map((i) => [i.name, i.labels]),
+      [
+        ["db-0", { role: "production" }],
+        ["db-1", { role: "canary", canary: true }],
+      ],
+    );
+    assert.deepEqual(c.rollout?.waves, [100]);
+    assert.equal(c.rollout?.on_failure, "rollback_all");
+    assert.deepEqual(config.raw.services["app-db"], {
+      type: "postgresql",
+      host: "127.0.0.1",
+      port: pgs[0].port,
+      database: "shop",
+      admin: { username: "postgres", password: "store://local/pg/admin-pw" },
+    });
+  });
+
+  it("rotates through admin_credentials, runs the service's health_checks, and the database takes the new password", async () => {
+    const before = await current("app/db");
+    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"]));
+    const after = await current("app/db");
+    assert.notEqual(after, before);
+    assert.equal(await pgs[0].canLogin("app", passwordOf(after)), true, "the new password logs in");
+    assert.equal(await pgs[0].canLogin("app", before), false, "the old password is refused");
+  });
+
+  it("a failing dsops health check (health_checks → health) rolls the rotation back: the database keeps the old password", async () => {
+    const before = await current("app/broken");
+    const r = cli(["secrets", "rotate", "--env", "prod", "--var", "DB_BROKEN"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /health checks failed/);
+    assert.equal(await current("app/broken"), before, "the stored current value is the old one");
+    assert.equal(await pgs[0].canLogin("broken", before), true, "the old password still logs in");
+  });
+
+  it("a canary rollout from dsops's canary: block reaches both servers (the canary by instance_selector)", async () => {
+    const before = await current("app/cluster");
+    const r = ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_CLUSTER"]));
+    assert.match(r.stdout + r.stderr, /db-1/);
+    const after = await current("app/cluster");
+    assert.notEqual(after, before);
+    for (const pg of pgs) {
+      assert.equal(await pg.canLogin("fleet", after), true, `server ${pg.port} takes the new password`);
+      assert.equal(await pg.canLogin("fleet", before), false, `server ${pg.port} refuses the old one`);
+    }
+  });
+
+  it("rotation.ttl is the due interval: the variable's own ttl, else the top-level rotation block's", () => {
+    const r = ok(cli(["secrets", "due", "--env", "prod", "--within", "400d", "--json"]));
+    const due = JSON.parse(r.stdout) as Array<{ variable: string; dueAt: string; schedule: string }>;
+    const by = Object.fromEntries(due.map((d) => [d.variable, d]));
+    assert.equal(by.DB_PASSWORD.schedule, "every 30d");
+    assert.equal(by.DB_PASSWORD.dueAt, "2026-12-20T12:00:00.000Z", "30 days after the rotation at the dsops clock");
+    assert.equal(by.DB_BROKEN.schedule, "every 90d");
+    assert.equal(by.DB_BROKEN.dueAt, "2026-11-20T12:00:00.000Z", "never rotated: due now");
+  });
+
+  it("policies' forbidden and required patterns hold for every generated value (many rotations), and an impossible pattern is refused at plan", async () => {
+    const policies = `policies:
+  forbidden_patterns: ["[A-F]"]
+  required_patterns: ["^[a-z]", "[a-z0-9]$"]
+`;
+    writeFileSync(join(dir, "dsops.yaml"), yaml() + policies);
+    ok(cli(["plan", "--env", "prod"]));
+    const config = parseConfig(yaml() + policies, { label: "dsops.yaml", dir, env: { ...process.env, ...env } });
+    const seen = new Set<string>();
+    for (let i = 0; i < 25; i++) {
+      await rotate(config, "prod", "DB_PASSWORD", { metrics: false, notifications: false, env: { ...process.env, ...env } });
+      const v = await current("app/db");
+      seen.add(v);
+      assert.doesNotMatch(v, /[A-F]/);
+      assert.match(v, /^[a-z]/);
+      assert.match(v, /[a-z0-9]$/);
+      if (i === 24) assert.equal(await pgs[0].canLogin("app", v), true, "the last value is the database's");
+    }
+    assert.equal(seen.size, 25, "every rotation stored a new value");
+
+    // The default generator always draws a digit: a forbidden digit can never be met.
+    writeFileSync(join(dir, "dsops.yaml"), yaml() + `policies:\n  forbidden_patterns: ["x", "[0-9]"]\n`);
+    const r = cli(["plan", "--env", "prod"]);
+    assert.equal(r.status, 1);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("  - "));
+    assert.deepEqual(
+      lines.filter((l) => l.includes("DB_PASSWORD")),
+      [
+        "  - envs.prod.DB_PASSWORD.rotation: rotation.generator (format password, length 32) draws no value that meets policies.forbidden_patterns[1] /[0-9]/ (none of 2000 drawn did): each one matches it at dsops.yaml:75:9",
+      ],
+    );
+    // A required pattern the charset cannot build (hex has no "z").
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      yaml().replace("        ttl: 30d\n        user: app\n", "        ttl: 30d\n        user: app\n        generator: { format: hex, length: 32 }\n") + `policies:\n  required_patterns: ["z"]\n`,
+    );
+    const r2 = cli(["plan", "--env", "prod"]);
+    assert.equal(r2.status, 1);
+    assert.ok(
+      r2.stderr.includes(
+        "  - envs.prod.DB_PASSWORD.rotation.generator: rotation.generator (format hex, length 32) draws no value that meets policies.required_patterns[0] /z/ (none of 2000 drawn did): none matches it at dsops.yaml:77:20",
+      ),
+      r2.stderr,
+    );
+    writeFileSync(join(dir, "dsops.yaml"), yaml());
+  });
+
+  it("the generator draws again until the policies accept a value, and gives up after a bounded number of draws", () => {
+    let calls = 0;
+    const v = generate(undefined, {}, (value) => (++calls < 5 || !/^[a-z]/.test(value) ? ["not yet"] : []));
+    assert.match(v.reveal(), /^[a-z]/);
+    assert.ok(calls >= 5);
+    calls = 0;
+    assert.throws(
+      () => generate(undefined, {}, () => (calls++, ["matches forbidden_patterns[0] /./"])),
+      (e: Error) => e.message === `generator: none of ${POLICY_ATTEMPTS} values drawn met the policies (the last one matches forbidden_patterns[0] /./)`,
+    );
+    assert.equal(calls, POLICY_ATTEMPTS);
+  });
+});
