@@ -162,6 +162,7 @@ class DsopsRotation {
     for (const [name, entry] of Object.entries(raw.services)) {
       const { rotation, admin_credentials, ...rest } = entry as Record<string, unknown>;
       const next: Record<string, unknown> = { ...rest, type: entry.type };
+      if ("ssl_mode" in next) this.sslMode(next, ["services", name, "ssl_mode"]);
       if (admin_credentials !== undefined) {
         const admin = this.adminOf(admin_credentials, ["services", name, "admin_credentials"]);
         if (rest.admin !== undefined) this.out.error(["services", name, "admin_credentials"], '"admin_credentials" and "admin" both give the admin login; keep one', true);
@@ -481,7 +482,7 @@ class DsopsRotation {
         const list = kind === "webhook" ? [value] : Array.isArray(value) ? value : [value];
         list.forEach((w, i) => {
           const wAt = kind === "webhook" ? cAt : [...cAt, i];
-          const parsed = this.out.parse(webhookSettingsSchema, w, wAt) as { name?: string } | undefined;
+          const parsed = this.out.parse(webhookSettingsSchema, this.refsOf(w, wAt), wAt) as { name?: string } | undefined;
           if (!parsed) return;
           const name = parsed.name ?? `${String(at[1])}-${i}`;
           const hooks = ((this.notifications ??= {}).webhooks as Array<{ name?: string }> | undefined) ?? [];
@@ -501,7 +502,7 @@ class DsopsRotation {
         this.out.error(cAt, `unknown notification channel "${kind}"${hint ? ` (did you mean "${hint}"?)` : " (expected one of: slack, email, pagerduty, webhook)"}`, true);
         continue;
       }
-      let v = value;
+      let v = this.refsOf(value, cAt);
       if (v && typeof v === "object" && !Array.isArray(v) && "notify_on_wave_completion" in v) {
         const { notify_on_wave_completion: _w, ...rest } = v as Record<string, unknown>;
         this.out.warn([...cAt, "notify_on_wave_completion"], "accepted and not used: there is no event per wave; a rollout sends started, completed (listing instances left on the old credential), failed and rollback", true);
@@ -520,6 +521,15 @@ class DsopsRotation {
     if (channels.length) r.notifications = { channels };
   }
 
+  /** A channel's settings with each `{from: {store, key}}` (dsops's form of a credential) as the `store://` reference our channels resolve when they send. */
+  private refsOf(value: unknown, at: Path): unknown {
+    if (Array.isArray(value)) return value.map((v, i) => this.refsOf(v, [...at, i]));
+    if (!value || typeof value !== "object") return value;
+    const o = value as Record<string, unknown>;
+    if (Object.keys(o).length === 1 && "from" in o) return this.refOrText(o, at, false) ?? "";
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, this.refsOf(v, [...at, k])]));
+  }
+
   /** dsops's `admin_credentials: {username, password}`: each a text or `{from: …}`; the password must come from a store. */
   private adminOf(value: unknown, at: Path): { username: string; password: string } | undefined {
     const c = this.out.parse(adminCredentialsSchema, value, at);
@@ -527,6 +537,21 @@ class DsopsRotation {
     const username = this.refOrText(c.username, [...at, "username"], true);
     const password = this.refOrText(c.password, [...at, "password"], false);
     return username !== undefined && password !== undefined ? { username, password } : undefined;
+  }
+
+  private sslMode(entry: Record<string, unknown>, at: Path): void {
+    const mode = entry.ssl_mode;
+    delete entry.ssl_mode;
+    if (entry.ssl !== undefined) {
+      this.out.error(at, '"ssl_mode" is another spelling of "ssl", which is given too; keep one', true);
+      return;
+    }
+    if (typeof mode === "string" && Object.hasOwn(SSL_MODES, mode)) entry.ssl = SSL_MODES[mode];
+    else
+      this.out.error(
+        at,
+        `ssl_mode "${String(mode)}" has no equivalent (disable, require or verify-full): "prefer" and "allow" would fall back to plain text without a word, "verify-ca" skips the host name check`,
+      );
   }
 
   private refOrText(v: unknown, at: Path, textOk: boolean): string | undefined {
@@ -565,6 +590,9 @@ class DsopsRotation {
     return undefined;
   }
 }
+
+/** dsops's `ssl_mode` of a SQL service: the modes ours has (`ssl`); the others refused with the reason. */
+const SSL_MODES: Readonly<Record<string, string>> = { disable: "disable", require: "require", "verify-full": "verify-full" };
 
 function typeOf(given: string): TargetType | undefined {
   const t = Object.hasOwn(targetTypeAliases, given) ? targetTypeAliases[given] : given;

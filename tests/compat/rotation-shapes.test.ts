@@ -13,6 +13,7 @@ import { generate, POLICY_ATTEMPTS } from "../../provider/rotation/generator";
 import { FileStore } from "../../provider/stores/file";
 import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
+import { rolloutDiscoverySchema } from "../../provider/rotation/rollout/settings";
 
 /**
  * dsops's rotation shapes (issue 18), written for this project in the forms dsops's rotation,
@@ -307,5 +308,293 @@ envs:
       (e: Error) => e.message === `generator: none of ${POLICY_ATTEMPTS} values drawn met the policies (the last one matches forbidden_patterns[0] /./)`,
     );
     assert.equal(calls, POLICY_ATTEMPTS);
+  });
+});
+
+describe("compat: dsops rotation shapes, mapped or refused (plan)", function () {
+  this.timeout(60000);
+  let dir: string;
+  const plan = (text: string) => {
+    writeFileSync(join(dir, "dsops.yaml"), text);
+    return dsops(["plan", "--env", "prod"], { cwd: dir, env: {} });
+  };
+  const problems = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("  - ")).map((l) => l.slice(4));
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-compat-rotmap-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // dsops's examples/gradual-rollout/canary.yaml, with a literal store for Vault and our check types.
+  const CANARY = `version: 1
+secretStores:
+  vault: { type: literal, values: {} }
+services:
+  web-application:
+    type: postgresql
+    host: app-db.example.com
+    port: 5432
+    database: production
+    ssl_mode: require
+    admin_credentials:
+      username: postgres
+      password:
+        from:
+          store: vault
+          key: admin/postgres/password
+    rotation:
+      strategy: canary
+      canary:
+        discovery:
+          type: explicit
+          instances:
+            - id: "web-app-canary-1"
+              role: "canary"
+            - id: "web-app-prod-1"
+              role: "production"
+              host: prod-1.example.com
+        instance_selector: "role=canary"
+        health_monitoring_period: 5m
+        failure_threshold: 2
+        rollout_waves:
+          - { percentage: 10, wait: 2m, health_monitoring: 3m }
+          - { percentage: 100, wait: 0, health_monitoring: 10m }
+      health_checks:
+        enabled: true
+        interval: 30s
+        failure_threshold: 3
+        checks:
+          - { type: sql, name: orders, query: "SELECT count(*) FROM orders", timeout: 2s }
+          - { type: http, url: "https://app.example.com/healthz", expect_status: 200 }
+        custom_scripts:
+          - { name: smoke, script: /scripts/smoke.sh, timeout: 60s, environment: { REGION: eu } }
+      rollback:
+        automatic: true
+        on_verification_failure: true
+        on_health_check_failure: true
+        timeout: 30s
+      notifications:
+        slack:
+          webhook_url:
+            from:
+              store: vault
+              key: notifications/slack/webhook
+          channel: "#deployments"
+          events: [started, completed, failed, rollback]
+          notify_on_wave_completion: true
+          mentions:
+            on_failure: ["@sre-oncall"]
+envs:
+  prod:
+    DATABASE_PASSWORD:
+      from:
+        store: vault
+        key: prod/app-database/password
+      service: web-application
+      rotation:
+        ttl: 30d
+        user: app
+`;
+
+  it("dsops's canary example: planned, each block read as ours, what changes nothing here named in a warning", () => {
+    const r = plan(CANARY);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(
+      r.stderr.split("\n").filter((l) => l.startsWith("warning: ")),
+      [
+        "warning: services.web-application.rotation.canary.rollout_waves: waves are monitored for one period here: the longest given (600s) is used between every two waves at dsops.yaml:31:9",
+        "warning: services.web-application.rotation.rollback.timeout: accepted and not used: each rollback step is bounded by the target's own timeouts (connect_timeout_ms, verification.timeout_ms) at dsops.yaml:47:9",
+        "warning: services.web-application.rotation.notifications.slack.notify_on_wave_completion: accepted and not used: there is no event per wave; a rollout sends started, completed (listing instances left on the old credential), failed and rollback at dsops.yaml:56:11",
+      ],
+    );
+    const config = parseConfig(CANARY, { label: "dsops.yaml", dir });
+    const rot = config.envs.prod.DATABASE_PASSWORD.spec.rotation as VariableRotation;
+    assert.equal(rot.service, "web-application");
+    assert.deepEqual(rot.monitor, { period: 0, interval: "30s", failures: 3 });
+    assert.deepEqual(rot.health, [
+      { type: "sql", name: "orders", query: "SELECT count(*) FROM orders", timeout_ms: 2000 },
+      { type: "http", url: "https://app.example.com/healthz", expect_status: 200, method: "GET", headers: {}, timeout_ms: 10000 },
+      { type: "script", name: "smoke", command: ["/scripts/smoke.sh"], env: { REGION: "eu" }, timeout_ms: 60000 },
+    ]);
+    assert.deepEqual(rot.rollout, {
+      strategy: "canary",
+      instances: [
+        { name: "web-app-canary-1", labels: { role: "canary", canary: true } },
+        { name: "web-app-prod-1", host: "prod-1.example.com", labels: { role: "production" } },
+      ],
+      waves: [10, 100],
+      monitor: { period: "10m", interval: "30s", failures: 2 },
+      on_failure: "rollback_all",
+    });
+    assert.deepEqual(rot.notifications, { channels: ["slack"] });
+    const slack = (config.raw.notifications as { slack?: Record<string, unknown> }).slack;
+    assert.equal(slack?.webhook_url, "store://vault/notifications/slack/webhook", "dsops's {from} is our store:// reference");
+    assert.equal(slack?.channel, "#deployments");
+    assert.equal((config.raw.services["web-application"] as { ssl?: string }).ssl, "require", "ssl_mode is ssl");
+  });
+
+  it("pause_on_failure and rollback.automatic: false halt the rollout (on_failure: stop); endpoint discovery is ours", () => {
+    const text = `version: 1
+secretStores:
+  aws: { type: literal, values: {} }
+services:
+  cluster:
+    type: postgresql
+    admin: "store://aws/admin"
+    rotation:
+      strategy: percentage_rollout
+      rollout:
+        discovery:
+          type: endpoint
+          url: https://inventory.example.com/instances
+          headers: { authorization: "store://aws/inventory-token" }
+          timeout: 5
+          instance_path: "$.instances[*]"
+        waves:
+          - { percentage: 5, health_monitoring: 2m }
+          - { percentage: 100, health_monitoring: 2m }
+        pause_on_failure: true
+        manual_approval_required: true
+        persist_progress: true
+      rollback: { automatic: false }
+envs:
+  prod:
+    DB: { from: "store://aws/db", service: cluster, rotation: { ttl: 30d, strategy: alternating-users, users: [app_a, app_b] } }
+`;
+    const r = plan(text);
+    assert.equal(r.status, 0, r.stderr);
+    const rot = parseConfig(text, { label: "dsops.yaml", dir }).envs.prod.DB.spec.rotation as VariableRotation;
+    assert.equal(rot.strategy, "alternating-users", "the variable's own strategy wins");
+    assert.deepEqual(rot.rollout, {
+      strategy: "percentage",
+      discovery: { endpoint: "https://inventory.example.com/instances", headers: { authorization: "store://aws/inventory-token" }, timeout_ms: 5000 },
+      waves: [5, 100],
+      monitor: { period: "2m", interval: "30s", failures: 3 },
+      on_failure: "stop",
+    });
+  });
+
+  it("refuses what has no equivalent, and typos, each with the reason and line:column", () => {
+    const text = `version: 1
+secretStores:
+  vault: { type: literal, values: {} }
+services:
+  db:
+    type: postgresql
+    ssl_mode: prefer
+    admin_credentials:
+      username: postgres
+      password: hunter2
+    rotation:
+      strategy: canry
+      health_checks:
+        checks:
+          - { type: sql, querry: "SELECT 1" }
+          - { type: active_transactions, max_transactions: 50 }
+        custom_scripts:
+          - name: e2e
+            script: /scripts/e2e.sh
+            environment: { DATABASE_URL: "{{.NewConnectionString}}" }
+            retry: { max_attempts: 2 }
+      rollback:
+        automatic: false
+        max_retries: 2
+        on_health_check_failure: false
+      metrics: { enabled: true }
+  web:
+    type: postgresql
+    admin: "store://vault/admin"
+    rotation:
+      strategy: canary
+      canary:
+        discovery:
+          type: explicit
+          instances: [{ id: a }, { id: b, tags: [x] }]
+        waves:
+          - { percentage: 50, require_approval: true }
+          - { percentage: 100 }
+        persist_progress: false
+      rollback: { on_helth_check_failure: true }
+envs:
+  prod:
+    DATABASE_PASSWORD:
+      from: { store: vault, key: db }
+      rotation: { ttl: 30d }
+`;
+    const r = plan(text);
+    assert.equal(r.status, 1);
+    const got = problems(r.stderr);
+    const unsupportedCheck = got.find((l) => l.startsWith("services.db.rotation.health_checks.checks[1].type: "));
+    assert.match(unsupportedCheck ?? "", /^services\.db\.rotation\.health_checks\.checks\[1\]\.type: health check type "active_transactions" is not supported by this version \(supported: sql, http, script[^)]*\) at dsops\.yaml:16:21$/);
+    assert.deepEqual(
+      got.filter((l) => l !== unsupportedCheck),
+      [
+        'services.db.ssl_mode: ssl_mode "prefer" has no equivalent (disable, require or verify-full): "prefer" and "allow" would fall back to plain text without a word, "verify-ca" skips the host name check at dsops.yaml:7:15',
+        "services.db.admin_credentials.password: the admin password is never written in dsops.yaml: give a reference, password: {from: {store: <store>, key: <key>}} at dsops.yaml:10:17",
+        'services.db.rotation.strategy: unknown strategy "canry" (did you mean "canary"?) at dsops.yaml:12:17',
+        "services.db.rotation.metrics: metrics are configured once for the file: move this block to metrics.prometheus (enabled, port, path, labels) at dsops.yaml:26:7",
+        'services.db.rotation.health_checks.checks[0].querry: unknown key "querry" (did you mean "query"?) at dsops.yaml:15:26',
+        "services.db.rotation.health_checks.custom_scripts[0].retry: a check's own retry has no equivalent: a failed round is tried again every health_checks.interval until health_checks.failure_threshold rounds in a row failed at dsops.yaml:21:13",
+        "services.db.rotation.health_checks.custom_scripts[0].environment.DATABASE_URL: templates such as {{.NewConnectionString}} are refused: a health-check script never gets the secret; it gets DSOPS_SERVICE_NAME, DSOPS_ENV, DSOPS_NEW_VERSION, DSOPS_NEW_PRINCIPAL … and logs in with what it reads itself at dsops.yaml:20:42",
+        "services.db.rotation.rollback.automatic: automatic: false has no equivalent without a rollout: a failed verification and failed health checks always roll back here, so that the value stored as current keeps working at dsops.yaml:23:20",
+        "services.db.rotation.rollback.on_health_check_failure: false has no equivalent: a failed verification and failed health checks always roll back here, so that the value stored as current keeps working (leave out the health checks you do not want to act on) at dsops.yaml:25:34",
+        "services.db.rotation.rollback.max_retries: no equivalent: a rollback that fails stops and is finished by the next run of the secret (or dsops rotation rollback), never retried in a loop at dsops.yaml:24:9",
+        'services.web.rotation.canary.discovery.instances[1].tags: "tags" is neither a setting of a postgresql target nor a label (a label is text, a number or true/false) at dsops.yaml:35:43',
+        "services.web.rotation.canary.waves[0].require_approval: no approval step here: use pause_on_failure (on_failure: stop) and resume with dsops secrets rotate at dsops.yaml:37:49",
+        "services.web.rotation.canary.persist_progress: progress is always kept in the rotation record (a crashed run resumes at its wave); false has no equivalent at dsops.yaml:39:9",
+        'services.web.rotation.rollback.on_helth_check_failure: unknown key "on_helth_check_failure" (did you mean "on_health_check_failure"?) at dsops.yaml:40:19',
+        "envs.prod.DATABASE_PASSWORD.rotation: a rotation needs its service: rotation.service, or the variable's service: (dsops's form) at dsops.yaml:45:17",
+        "services.db.admin: required (string) but missing at dsops.yaml:6:5",
+      ],
+    );
+    for (const l of got) assert.ok(!l.includes("hunter2"), "the password written in the file is not repeated");
+  });
+
+  it("the top-level rotation: block: a typo is an error at its line:column; constraints are accepted with a warning", () => {
+    const base = `version: 1
+secretStores:
+  vault: { type: literal, values: {} }
+services:
+  db: { type: postgresql, admin: "store://vault/admin" }
+envs:
+  prod:
+    DB: { from: "store://vault/db", service: db, rotation: { user: app } }
+`;
+    const typo = plan(base + "rotation:\n  ttl: 30d\n  stratgy: two-key\n");
+    assert.equal(typo.status, 1);
+    assert.deepEqual(problems(typo.stderr), ['rotation.stratgy: unknown key "stratgy" (did you mean "strategy"?) at dsops.yaml:11:3']);
+    const constraints = plan(base + "rotation:\n  strategy: two-key\n  constraints:\n    DB: { min_rotation_interval: 24h }\n");
+    assert.equal(constraints.status, 0, constraints.stderr);
+    assert.ok(
+      constraints.stderr.includes(
+        "warning: rotation.constraints: accepted and not acted on: give each variable's limits as rotation.generator (length) and its tests as health checks at dsops.yaml:11:3",
+      ),
+      constraints.stderr,
+    );
+    assert.ok(constraints.stderr.includes("strategy two-secret needs a target that can"), "two-key is two-secret, which postgresql cannot run: " + constraints.stderr);
+  });
+
+  it("rollout discovery kubernetes: passed to the rollout when it knows it, else refused naming it", () => {
+    const text = `version: 1
+secretStores:
+  vault: { type: literal, values: {} }
+services:
+  api:
+    type: postgresql
+    admin: "store://vault/admin"
+    rotation:
+      strategy: percentage_rollout
+      rollout:
+        discovery: { type: kubernetes, namespace: prod, label_selector: "app=api" }
+envs:
+  prod:
+    DB: { from: "store://vault/db", service: api, rotation: { user: app } }
+`;
+    const knows = Object.hasOwn((rolloutDiscoverySchema as unknown as { shape?: object }).shape ?? {}, "type");
+    const r = plan(text);
+    if (knows) assert.equal(r.status, 0, r.stderr);
+    else {
+      assert.equal(r.status, 1);
+      assert.deepEqual(problems(r.stderr), ['services.api.rotation.rollout.discovery.type: rollout discovery type "kubernetes" is not supported by this version yet (supported: explicit, endpoint) at dsops.yaml:11:28']);
+    }
   });
 });
