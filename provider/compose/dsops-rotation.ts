@@ -139,6 +139,10 @@ export const dsopsRotationCheck: ConfigCheck = (raw, { findings }) => new DsopsR
 class DsopsRotation {
   private readonly health = healthSchemas();
   private notifications: Record<string, unknown> | undefined;
+  /** Channels the file itself defines under notifications: (a service's channels are added to it, for that service's rotations only). */
+  private readonly fileChannels: string[];
+  /** Channels that came from a service's rotation block. */
+  private readonly serviceChannels = new Set<string>();
   private readonly storeNames: string[];
 
   constructor(
@@ -146,6 +150,11 @@ class DsopsRotation {
     private readonly out: Findings,
   ) {
     this.notifications = raw.notifications ? { ...(raw.notifications as Record<string, unknown>) } : undefined;
+    const n = (raw.notifications ?? {}) as Record<string, unknown>;
+    this.fileChannels = [
+      ...["slack", "email", "pagerduty"].filter((k) => n[k] !== undefined),
+      ...((n.webhooks as Array<{ name?: string }> | undefined) ?? []).map((w) => (w.name ? `webhook:${w.name}` : "webhook")),
+    ];
     this.storeNames = [...new Set([...Object.keys(raw.secretStores), ...Object.keys(raw.providers)])];
   }
 
@@ -203,6 +212,8 @@ class DsopsRotation {
     const result: Rotation = { service, ...merged, ...ownSet };
     result.service = service;
     if (result.strategy === undefined) result.strategy = "single-user";
+    // A service's channels tell its own rotations only: the others keep to the file's channels.
+    if (result.notifications === undefined && this.serviceChannels.size) result.notifications = { channels: [...new Set(this.fileChannels)] };
     // In place: the variable's spec is the one the loaded Config hands out.
     (spec as { rotation?: unknown }).rotation = result;
   }
@@ -493,6 +504,7 @@ class DsopsRotation {
           }
           if (!same) this.notifications.webhooks = [...hooks, { ...parsed, name }];
           channels.push(`webhook:${name}`);
+          if (!this.fileChannels.includes(`webhook:${name}`)) this.serviceChannels.add(`webhook:${name}`);
         });
         continue;
       }
@@ -517,6 +529,7 @@ class DsopsRotation {
       }
       (this.notifications ??= {})[kind] = parsed;
       channels.push(kind);
+      if (!this.fileChannels.includes(kind)) this.serviceChannels.add(kind);
     }
     if (channels.length) r.notifications = { channels };
   }

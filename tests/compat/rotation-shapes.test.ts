@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { dsops, type CliResult } from "../support/cli";
+import { dsops, dsopsRun, type CliResult } from "../support/cli";
+import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 import { parseConfig } from "../../provider/compose/config";
 import { rotate } from "../../provider/compose/rotation";
@@ -15,6 +16,7 @@ import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { rolloutDiscoverySchema } from "../../provider/rotation/rollout/settings";
 
+// The notification receiver is a local HTTP server that records requests; the rotated databases are real PostgreSQL 15 servers.
 /**
  * dsops's rotation shapes (issue 18), written for this project in the forms dsops's rotation,
  * health-check and gradual-rollout examples use: a top-level `rotation:` block, a service's
@@ -26,6 +28,7 @@ import { rolloutDiscoverySchema } from "../../provider/rotation/rollout/settings
 describe("compat: dsops rotation shapes (real PostgreSQL 15)", function () {
   this.timeout(180000);
   const pgs: RunningPostgres[] = [];
+  let web: HttpReceiver;
   let dir: string;
   const FILE_KEY = "compat-rot-key-" + Math.random().toString(36).slice(2);
   const env = { DSOPS_FILE_KEY: FILE_KEY, DSOPS_CLOCK: "2026-11-20T12:00:00Z" };
@@ -33,6 +36,12 @@ describe("compat: dsops rotation shapes (real PostgreSQL 15)", function () {
   const outputs: CliResult[] = [];
   const cli = (args: string[], input?: string): CliResult => {
     const r = dsops(args, { cwd: dir, env, ...(input !== undefined ? { input } : {}) });
+    outputs.push(r);
+    return r;
+  };
+  // Rotations run without blocking this process: its HTTP receiver must answer the notifications.
+  const rotateCli = async (args: string[]): Promise<CliResult> => {
+    const r = await dsopsRun(args, { cwd: dir, env });
     outputs.push(r);
     return r;
   };
@@ -79,6 +88,12 @@ services:
         automatic: true
         on_verification_failure: true
         on_health_check_failure: true
+      notifications:
+        webhook:
+          name: audit
+          url: "${web.url}/audit"
+          events: [completed, rollback]
+          timeout: 5
   broken-db:
     type: postgresql
     host: 127.0.0.1
@@ -143,6 +158,7 @@ envs:
 
   before(async () => {
     for (let i = 0; i < 2; i++) pgs.push(await startPostgres());
+    web = await startHttpReceiver();
     dir = mkdtempSync(join(tmpdir(), "dsops-compat-rot-"));
     const c = new Client({ host: pgs[0].host, port: pgs[0].port, user: pgs[0].adminUser, password: pgs[0].adminPassword, database: "postgres" });
     await c.connect();
@@ -176,6 +192,8 @@ envs:
     for (const r of outputs) for (const v of values) assert.ok(!r.stdout.includes(v) && !r.stderr.includes(v), "a value leaked into the output");
     for (const pg of pgs) for (const v of values) if (v !== pg.adminPassword) assert.ok(!pg.log().includes(v), "a value reached the server log");
     for (const pg of pgs) await pg.stop();
+    for (const r of web?.requests ?? []) for (const v of values) assert.ok(!r.body.includes(v), "a value reached a notification");
+    await web?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -212,25 +230,33 @@ envs:
 
   it("rotates through admin_credentials, runs the service's health_checks, and the database takes the new password", async () => {
     const before = await current("app/db");
-    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"]));
+    ok(await rotateCli(["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"]));
     const after = await current("app/db");
     assert.notEqual(after, before);
     assert.equal(await pgs[0].canLogin("app", passwordOf(after)), true, "the new password logs in");
     assert.equal(await pgs[0].canLogin("app", before), false, "the old password is refused");
+    // The service's dsops notification block: its webhook got the completed event.
+    const got = web.requests.filter((q) => q.path === "/audit").map((q) => JSON.parse(q.body) as { type: string; service: string; variable: string });
+    assert.deepEqual(got.map((e) => [e.type, e.service, e.variable]), [["completed", "app-db", "DB_PASSWORD"]]);
   });
 
   it("a failing dsops health check (health_checks → health) rolls the rotation back: the database keeps the old password", async () => {
     const before = await current("app/broken");
-    const r = cli(["secrets", "rotate", "--env", "prod", "--var", "DB_BROKEN"]);
+    const r = await rotateCli(["secrets", "rotate", "--env", "prod", "--var", "DB_BROKEN"]);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /health checks failed/);
     assert.equal(await current("app/broken"), before, "the stored current value is the old one");
     assert.equal(await pgs[0].canLogin("broken", before), true, "the old password still logs in");
+    assert.deepEqual(
+      web.requests.map((q) => (JSON.parse(q.body) as { variable: string }).variable),
+      ["DB_PASSWORD"],
+      "app-db's channel tells app-db's rotations only",
+    );
   });
 
   it("a canary rollout from dsops's canary: block reaches both servers (the canary by instance_selector)", async () => {
     const before = await current("app/cluster");
-    const r = ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_CLUSTER"]));
+    const r = ok(await rotateCli(["secrets", "rotate", "--env", "prod", "--var", "DB_CLUSTER"]));
     assert.match(r.stdout + r.stderr, /db-1/);
     const after = await current("app/cluster");
     assert.notEqual(after, before);
@@ -278,7 +304,7 @@ envs:
     assert.deepEqual(
       lines.filter((l) => l.includes("DB_PASSWORD")),
       [
-        "  - envs.prod.DB_PASSWORD.rotation: rotation.generator (format password, length 32) draws no value that meets policies.forbidden_patterns[1] /[0-9]/ (none of 2000 drawn did): each one matches it at dsops.yaml:75:9",
+        "  - envs.prod.DB_PASSWORD.rotation: rotation.generator (format password, length 32) draws no value that meets policies.forbidden_patterns[1] /[0-9]/ (none of 2000 drawn did): each one matches it at dsops.yaml:81:9",
       ],
     );
     // A required pattern the charset cannot build (hex has no "z").
@@ -290,7 +316,7 @@ envs:
     assert.equal(r2.status, 1);
     assert.ok(
       r2.stderr.includes(
-        "  - envs.prod.DB_PASSWORD.rotation.generator: rotation.generator (format hex, length 32) draws no value that meets policies.required_patterns[0] /z/ (none of 2000 drawn did): none matches it at dsops.yaml:77:20",
+        "  - envs.prod.DB_PASSWORD.rotation.generator: rotation.generator (format hex, length 32) draws no value that meets policies.required_patterns[0] /z/ (none of 2000 drawn did): none matches it at dsops.yaml:83:20",
       ),
       r2.stderr,
     );
@@ -547,6 +573,57 @@ envs:
       ],
     );
     for (const l of got) assert.ok(!l.includes("hunter2"), "the password written in the file is not repeated");
+  });
+
+  it("refuses a setting given both ways, a second channel of a kind, a malformed instance_selector, a rollout strategy without its instances", () => {
+    const text = `version: 1
+secretStores:
+  vault: { type: literal, values: {} }
+notifications:
+  slack: { webhook_url: "store://vault/slack-a" }
+services:
+  db:
+    type: postgresql
+    admin: "store://vault/admin"
+    admin_credentials: { username: postgres, password: { from: { store: vault, key: pw } } }
+    rotation:
+      strategy: two-key
+      grace_period: 1h
+      overlap_duration: 2h
+      notifications:
+        slack: { webhook_url: { from: { store: vault, key: slack-b } } }
+        teams: { url: "https://x" }
+  web:
+    type: postgresql
+    admin_credentials: { username: { from: { store: vualt, key: u } }, password: { from: { store: vault, key: pw } } }
+    rotation:
+      strategy: canary
+      canary:
+        discovery: { type: explicit, instances: [{ id: a, role: canary }] }
+        instance_selector: "role"
+      rollout:
+        discovery: { type: explicit, instances: [{ id: a }] }
+  api:
+    type: postgresql
+    admin: "store://vault/admin"
+    rotation: { strategy: percentage_rollout }
+envs:
+  prod:
+    DB: { from: "store://vault/db", service: db, rotation: { user: app } }
+`;
+    const r = plan(text);
+    assert.equal(r.status, 1);
+    assert.deepEqual(problems(r.stderr), [
+      'services.db.admin_credentials: "admin_credentials" and "admin" both give the admin login; keep one at dsops.yaml:10:5',
+      'services.db.rotation.overlap_duration: "overlap_duration" is another name of "grace_period", which is given too; keep one at dsops.yaml:14:7',
+      "services.db.rotation.notifications.slack: a slack channel with other settings than notifications.slack (or another service's): there is one slack channel per file; define it once under notifications: at dsops.yaml:16:16",
+      'services.db.rotation.notifications.teams: unknown notification channel "teams" (expected one of: slack, email, pagerduty, webhook) at dsops.yaml:17:9',
+      'services.web.admin_credentials.username.from: unknown store "vualt" (did you mean "vault"?) at dsops.yaml:20:44',
+      'services.web.rotation.rollout: "canary" and "rollout" both describe the rollout; keep one at dsops.yaml:26:7',
+      'services.web.rotation.canary.instance_selector: expected label=value[,label=value] (e.g. role=canary), not "role" at dsops.yaml:25:28',
+      "services.api.rotation.strategy: strategy percentage_rollout needs the instances to roll out to: a rollout: {discovery: …} block at dsops.yaml:31:27",
+      "services.web.admin: required (string) but missing at dsops.yaml:19:5",
+    ]);
   });
 
   it("the top-level rotation: block: a typo is an error at its line:column; constraints are accepted with a warning", () => {
