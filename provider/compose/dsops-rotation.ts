@@ -66,6 +66,13 @@ export const dsopsRollbackSchema = z.strictObject({
   max_retries: z.number().int().min(0).optional(),
 });
 
+export const dsopsVerificationSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  timeout: dsopsDuration.optional(),
+  query: z.string().optional(),
+  retries: z.number().int().min(0).max(20).optional(),
+});
+
 const waveSchema = z.strictObject({
   percentage: z.number().gt(0).max(100),
   wait: dsopsDuration.optional(),
@@ -94,6 +101,7 @@ export const dsopsServiceRotationSchema = z.strictObject({
   user: z.string().optional(),
   grace_period: dsopsDuration.optional(),
   overlap_duration: dsopsDuration.optional(),
+  verification: z.unknown().optional(),
   // The blocks are checked one by one (./dsops-rotation.ts), so a problem in one does not hide the others'.
   canary: z.unknown().optional(),
   rollout: z.unknown().optional(),
@@ -241,6 +249,17 @@ class DsopsRotation {
     if (b.metrics !== undefined)
       this.out.error([...at, "metrics"], "metrics are configured once for the file: move this block to metrics.prometheus (enabled, port, path, labels)", true);
 
+    const verification = b.verification !== undefined ? this.out.parse(dsopsVerificationSchema, b.verification, [...at, "verification"]) : undefined;
+    if (verification) {
+      if (verification.enabled === false)
+        this.out.error([...at, "verification", "enabled"], "false has no equivalent: the new credential always logs in at the target before it becomes current (verify), or the rotation rolls back", true);
+      const ms = verification.timeout !== undefined ? durationMs(verification.timeout) : undefined;
+      r.verification = {
+        ...(verification.query !== undefined ? { query: verification.query } : {}),
+        retries: verification.retries ?? 0,
+        timeout_ms: ms !== undefined && ms > 0 ? ms : 10000,
+      };
+    }
     const health = b.health_checks !== undefined ? this.out.parse(dsopsHealthChecksSchema, b.health_checks, [...at, "health_checks"]) : undefined;
     if (health) this.healthOf(health, [...at, "health_checks"], r);
 

@@ -84,6 +84,7 @@ services:
             name: orders
             query: "SELECT count(*) FROM orders"
             timeout: 5
+      verification: { enabled: true, timeout: 10s, query: "SELECT count(*) FROM orders" }
       rollback:
         automatic: true
         on_verification_failure: true
@@ -207,6 +208,7 @@ envs:
     assert.equal(r.user, "app");
     assert.deepEqual(r.monitor, { period: 0, interval: "1s", failures: 1 });
     assert.deepEqual(r.health, [{ type: "sql", name: "orders", query: "SELECT count(*) FROM orders", timeout_ms: 5000 }]);
+    assert.deepEqual(r.verification, { query: "SELECT count(*) FROM orders", retries: 0, timeout_ms: 10000 });
     assert.equal((config.envs.prod.DB_BROKEN.spec.rotation as VariableRotation).ttl, "90d", "the top-level rotation.ttl is the default");
     const c = config.envs.prod.DB_CLUSTER.spec.rotation as VariableRotation;
     assert.equal(c.rollout?.strategy, "canary");
@@ -304,7 +306,7 @@ envs:
     assert.deepEqual(
       lines.filter((l) => l.includes("DB_PASSWORD")),
       [
-        "  - envs.prod.DB_PASSWORD.rotation: rotation.generator (format password, length 32) draws no value that meets policies.forbidden_patterns[1] /[0-9]/ (none of 2000 drawn did): each one matches it at dsops.yaml:81:9",
+        "  - envs.prod.DB_PASSWORD.rotation: rotation.generator (format password, length 32) draws no value that meets policies.forbidden_patterns[1] /[0-9]/ (none of 2000 drawn did): each one matches it at dsops.yaml:82:9",
       ],
     );
     // A required pattern the charset cannot build (hex has no "z").
@@ -316,7 +318,7 @@ envs:
     assert.equal(r2.status, 1);
     assert.ok(
       r2.stderr.includes(
-        "  - envs.prod.DB_PASSWORD.rotation.generator: rotation.generator (format hex, length 32) draws no value that meets policies.required_patterns[0] /z/ (none of 2000 drawn did): none matches it at dsops.yaml:83:20",
+        "  - envs.prod.DB_PASSWORD.rotation.generator: rotation.generator (format hex, length 32) draws no value that meets policies.required_patterns[0] /z/ (none of 2000 drawn did): none matches it at dsops.yaml:84:20",
       ),
       r2.stderr,
     );
