@@ -7,7 +7,8 @@ import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
-import { rotationShapeHead, rotationShapeTail } from "../rotation/settings";
+import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
+import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
 
 /**
  * The dsops.yaml schema, composed: the one module that knows every feature's part of the file.
@@ -17,9 +18,24 @@ import { rotationShapeHead, rotationShapeTail } from "../rotation/settings";
  * of" lists read the same everywhere.
  */
 
+/**
+ * dsops's forms leave `service` (the variable's `service:` names it) and `strategy` (the
+ * service's `rotation.strategy` gives it) out of a variable's block: both are optional here, and
+ * the dsops check (./dsops-rotation.ts, run first) fills them in or reports the block, so the
+ * checks after it see them set (the types say so).
+ */
+const dsopsOptionalHead = {
+  service: rotationShapeHead.service.optional() as unknown as typeof rotationShapeHead.service,
+  strategy: z.preprocess(
+    (v) => (typeof v === "string" && Object.hasOwn(strategyAliases, v) ? strategyAliases[v] : v),
+    z.enum(rotationStrategies).optional(),
+  ) as unknown as typeof rotationShapeHead.strategy,
+};
+
 /** A variable's `rotation:` block: the rotation's keys with the ops' (`notifications`, `health`) laid in. */
 export const variableRotationSchema = z.strictObject({
   ...rotationShapeHead,
+  ...dsopsOptionalHead,
   /** Which rotation events this variable sends, and to which channels (see `notifications:`). */
   notifications: variableNotificationsSchema.optional(),
   /** Health checks run once the new credential is current; failures roll the rotation back. */
@@ -36,11 +52,13 @@ export const configSchema = composeConfigSchema({
     notifications: notificationsSchema.optional(),
     /** Prometheus metrics (provider/metrics/settings.ts). */
     metrics: metricsSchema.optional(),
+    /** dsops's top-level `rotation:` block: defaults for every rotated variable (./dsops-rotation.ts). */
+    rotation: dsopsRotationDefaultsSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
   },
 }) satisfies z.ZodType<RawConfig>;
 
-/** What the composed loader checks with: the schema, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [rotationConfigCheck, policyConfigCheck] };
+/** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck] };

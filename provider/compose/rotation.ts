@@ -7,7 +7,7 @@ import type { DsopsMetrics } from "../metrics/index";
 import type { Notifications } from "../notify/index";
 import { RotationEngine, type RotateOptions, type RotationEngineOptions, type RotationResult } from "../rotation/engine";
 import type { RotationEvent } from "../rotation/events";
-import type { HealthPort, MetricsPort, NotifyPort } from "../rotation/ports";
+import type { HealthPort, MetricsPort, NotifyPort, ValuePolicyPort } from "../rotation/ports";
 
 /**
  * The composition of rotation with the operations around it: a RotationEngine whose events
@@ -41,7 +41,7 @@ export class ComposedRotationEngine extends RotationEngine {
   constructor(config: Config, options: ComposedRotationOptions = {}) {
     const { notifications: _n, metrics: _m, onNotificationDropped: _d, notifyOverride: _o, ...engineOptions } = options;
     const ops = new Operations(config, options);
-    super(config, { ...engineOptions, metrics: ops.metricsPort, notify: ops.notifyPort, health: ops.healthPort });
+    super(config, { ...engineOptions, metrics: ops.metricsPort, notify: ops.notifyPort, health: ops.healthPort, ...valuePolicyOf(config) });
     this.composed = ops;
     ops.bind(this);
   }
@@ -55,6 +55,17 @@ export class ComposedRotationEngine extends RotationEngine {
   get metrics(): DsopsMetrics | undefined {
     return this.composed.metrics;
   }
+}
+
+/**
+ * The `policies:` a generated value must meet (provider/guard): complexity and patterns of the
+ * variable's env. Without `policies:` there is nothing to meet.
+ */
+function valuePolicyOf(config: Config): { valuePolicy?: ValuePolicyPort } {
+  const p = config.raw.policies;
+  if (!p) return {};
+  const { rulesFor, valueProblems } = require("../guard/policy") as typeof import("../guard/policy");
+  return { valuePolicy: { problems: (env, value) => valueProblems(rulesFor(p, env), value) } };
 }
 
 /** Build a rotation engine with the configured notifications, metrics and health checks. */

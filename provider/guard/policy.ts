@@ -339,6 +339,30 @@ function checkPolicySettings(raw: RawConfig, p: PolicySettings, refOf: (env: str
       const scope = p.environment_rules?.[env] ? `policies.environment_rules.${env}` : "policies";
       for (const problem of generatorProblems(spec.rotation.generator ?? defaultGeneratorPolicy, rulesFor(p, env)))
         out.error(["envs", env, name, "rotation", ...(spec.rotation.generator ? ["generator"] : [])], `${problem} (${scope}.secret_complexity)`);
+      // Patterns cannot be proved of a random value: values are drawn, and a pattern that none of
+      // them meets (a required character the format never draws, a forbidden one it always
+      // draws) is refused here. Patterns that only rarely meet together are left to rotation,
+      // which draws again a bounded number of times.
+      const rules = rulesFor(p, env);
+      const g = spec.rotation.generator ?? defaultGeneratorPolicy;
+      const what = `rotation.generator (format ${g.format}${g.format === "uuid" ? "" : `, length ${g.length}`})`;
+      const at: Path = ["envs", env, name, "rotation", ...(spec.rotation.generator ? ["generator"] : [])];
+      for (const list of ["forbidden_patterns", "required_patterns"] as const)
+        (rules[list] ?? []).forEach((pattern, i) => {
+          let unmet: string[];
+          try {
+            const { unmetByEvery } = require("../rotation/generator") as typeof import("../rotation/generator");
+            unmet = unmetByEvery(g, (v) => valueProblems({ [list]: [pattern] }, v));
+          } catch {
+            return; // a pattern that is not a regular expression, or a generator that cannot draw: reported on their own
+          }
+          if (unmet.length)
+            out.error(
+              at,
+              `${what} draws no value that meets ${scope}.${list}[${i}] /${pattern}/ (none of 2000 drawn did): ` +
+                (list === "forbidden_patterns" ? "each one matches it" : "none matches it"),
+            );
+        });
     }
   // Stores: the top-level rules apply to every store; an env's rules to the stores its variables read.
   const stores: Array<[string, { type: string; [k: string]: unknown }, Path]> = [

@@ -188,6 +188,11 @@ function checkInstances(entry: object, type: TargetType, instances: ReadonlyArra
 /** Every `store://` setting (the admin credential, a signing secret) must be a reference to a store of the configuration. */
 function checkRefs(entry: object, at: Path, storeNames: readonly string[], out: Findings): void {
   for (const [key, value] of Object.entries(entry)) {
+    // A setting made of references ({username, password: "store://…"}, the admin credential): each one.
+    if (value && typeof value === "object" && !Array.isArray(value) && key === "admin") {
+      checkRefs(value, [...at, key], storeNames, out);
+      continue;
+    }
     if (typeof value !== "string" || !value.startsWith("store://")) continue;
     let ref: SecretRef;
     try {

@@ -112,7 +112,7 @@ export interface DueSecret {
   readonly variable: string;
   readonly service: string;
   readonly secret: string;
-  /** The cron of `rotation.schedule` (UTC). */
+  /** The cron of `rotation.schedule` (UTC), or `every <ttl>` (dsops's `rotation.ttl`), or both joined by " or ". */
   readonly schedule: string;
   /** When the last rotation that made a version current finished (absent: never rotated). */
   readonly lastRotatedAt?: string;
@@ -128,7 +128,7 @@ export interface DueSource extends DueHistory {
 }
 
 /**
- * Secrets with a `rotation.schedule` whose rotation is due within `withinMs` of `now` (both on
+ * Secrets with a `rotation.schedule` or `rotation.ttl` whose rotation is due within `withinMs` of `now` (both on
  * the project clock): the due date is the schedule's first occurrence after the last rotation
  * in the history (a secret never rotated is due now). Secrets without a schedule are skipped.
  */
@@ -137,18 +137,24 @@ export async function dueSoon(source: DueSource, o: { now: number; withinMs: num
   for (const v of source.rotated(o.env)) {
     const variable = source.config.envs[v.env][v.variable];
     const policy = variable.spec.rotation as VariableRotation;
-    if (!policy.schedule) continue;
+    if (!policy.schedule && policy.ttl === undefined) continue;
     const secret = variable.ref ? `store://${variable.ref.store}/${variable.ref.key}` : "-";
     const lastAt = lastRotationAt(await source.history({ env: v.env, variable: v.variable }), secret);
-    const decision = decideDue({ schedule: { cron: policy.schedule }, paths: { cron: `envs.${v.env}.${v.variable}.rotation.schedule` }, now: o.now, ...(lastAt !== undefined ? { lastRotatedAt: lastAt } : {}) });
-    const due = decision.nextDueAt ?? o.now;
+    const at = `envs.${v.env}.${v.variable}.rotation`;
+    const last = lastAt !== undefined ? { lastRotatedAt: lastAt } : {};
+    // With both a cron and a ttl (dsops's due interval), the earlier due date wins.
+    const dues = [
+      ...(policy.schedule ? [decideDue({ schedule: { cron: policy.schedule }, paths: { cron: `${at}.schedule` }, now: o.now, ...last })] : []),
+      ...(policy.ttl !== undefined ? [decideDue({ schedule: { every: String(policy.ttl) }, paths: { cron: `${at}.ttl`, every: `${at}.ttl` }, now: o.now, ...last })] : []),
+    ].map((d) => d.nextDueAt ?? o.now);
+    const due = Math.min(...dues);
     if (due > o.now + o.withinMs) continue;
     out.push({
       env: v.env,
       variable: v.variable,
       service: policy.service,
       secret,
-      schedule: policy.schedule,
+      schedule: [policy.schedule, policy.ttl !== undefined ? `every ${policy.ttl}` : undefined].filter((x) => x !== undefined).join(" or "),
       ...(lastAt !== undefined ? { lastRotatedAt: new Date(lastAt).toISOString() } : {}),
       dueAt: new Date(due).toISOString(),
       overdue: due <= o.now,

@@ -75,7 +75,41 @@ export function checkPolicy(policy: GeneratorPolicy = defaultGeneratorPolicy, ru
  * alphabet of the format; values missing a required class are drawn again (rejection keeps
  * the distribution uniform over the valid values).
  */
-export function generate(policy: GeneratorPolicy = defaultGeneratorPolicy, rules: ValueRules = {}): Secret {
+export function generate(policy: GeneratorPolicy = defaultGeneratorPolicy, rules: ValueRules = {}, accept?: ValueCheck): Secret {
+  if (!accept) return draw(policy, rules);
+  let last: readonly string[] = [];
+  for (let attempt = 0; attempt < POLICY_ATTEMPTS; attempt++) {
+    const s = draw(policy, rules);
+    last = accept(s.reveal());
+    if (last.length === 0) return s;
+  }
+  throw new DsopsError(`generator: none of ${POLICY_ATTEMPTS} values drawn met the policies (the last one ${last.join("; ")})`, {
+    hint: "loosen policies.forbidden_patterns / required_patterns, or change rotation.generator so its values can match",
+  });
+}
+
+/** What a drawn value must also meet (dsops's policies: patterns, complexity): its problems, each naming its rule (never the value); empty when it is fine. */
+export type ValueCheck = (value: string) => readonly string[];
+
+/** Draws before `generate` gives up on a value the policies accept. */
+export const POLICY_ATTEMPTS = 10000;
+
+/**
+ * Whether the policies can ever accept a value of `policy`: `samples` values are drawn, and the
+ * problems that every one of them had are returned (a required pattern the format's characters
+ * cannot build, a forbidden one every value matches); empty when one was accepted.
+ */
+export function unmetByEvery(policy: GeneratorPolicy, accept: ValueCheck, samples = 2000): string[] {
+  let common: string[] | undefined;
+  for (let i = 0; i < samples; i++) {
+    const problems = accept(draw(policy, {}).reveal());
+    if (problems.length === 0) return [];
+    common = common ? common.filter((p) => problems.includes(p)) : [...problems];
+  }
+  return common && common.length ? common : ["no value drawn met all of them together"];
+}
+
+function draw(policy: GeneratorPolicy, rules: ValueRules): Secret {
   const plan = planFor(policy, rules);
   if (plan === "uuid") return new Secret(randomUUID());
   for (let attempt = 0; attempt < 1000; attempt++) {

@@ -20,6 +20,15 @@ export interface NotifyPort {
   settle(): Promise<unknown>;
 }
 
+/**
+ * What a generated value must meet besides its target's rules: dsops's `policies:` (patterns and
+ * complexity, provider/guard) of the variable's env. The problems name the rules, never the
+ * value; a value with problems is drawn again (a bounded number of times).
+ */
+export interface ValuePolicyPort {
+  problems(env: string, value: string): readonly string[];
+}
+
 /** Counts rotation events and health checks (provider/metrics's `DsopsMetrics`). */
 export interface MetricsPort {
   observe(event: RotationEvent): void;

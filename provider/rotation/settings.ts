@@ -16,9 +16,10 @@ export type RotationStrategyName = (typeof rotationStrategies)[number];
 /**
  * dsops's strategy names that mean one of ours: `random` (a generated random value set on the
  * one user) is single-user; `overlap` (old and new credential both valid for a window) is
- * two-secret, whose `grace_period` is that window. Records and status show our name.
+ * two-secret, whose `grace_period` is that window; `two-key` (dsops's other name of two-secret)
+ * is two-secret. Records and status show our name.
  */
-export const strategyAliases: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret" };
+export const strategyAliases: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret", "two-key": "two-secret" };
 
 /** Formats of generated values. */
 export const generatorFormats = ["password", "alphanumeric", "hex", "base64", "uuid"] as const;
@@ -74,6 +75,8 @@ export const rotationShapeHead = {
   grace_period: durationSchema.optional(),
   /** When rotations are due (cron); recorded, acted on by the scheduler. */
   schedule: z.string().optional(),
+  /** dsops's `ttl`: a rotation is due this long after the last one (`30d`); with `schedule`, the earlier of the two. */
+  ttl: durationSchema.optional(),
   /** emergency: a reason is required on the command line; a default can sit here. */
   reason: z.string().optional(),
   history: rotationHistorySchema.optional(),

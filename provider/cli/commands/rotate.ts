@@ -14,8 +14,8 @@ import { parseDuration, readStdin, table } from "../util";
 
 /** The strategy names (`rotationStrategies` of the config schema, kept here so --help loads no zod; the Record makes it exhaustive). */
 const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-secret": 1, immediate: 1, emergency: 1 } satisfies Record<RotationStrategyName, 1>);
-/** dsops's names for two of them (`strategyAliases` of the settings, kept here for the same reason). */
-const STRATEGY_ALIASES: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret" };
+/** dsops's names for some of them (`strategyAliases` of the settings, kept here for the same reason). */
+const STRATEGY_ALIASES: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret", "two-key": "two-secret" };
 
 type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts?: Pick<ComposedRotationOptions, "notifyOverride">) => Promise<void>;
 const CONFLICT = ["fail", "wait", "skip"] as const;
@@ -51,7 +51,7 @@ export function registerRotate(secrets: Command, withEngine: WithEngine): void {
     .requiredOption("-e, --env <env>", "env name")
     .option("--var <name>", "variable name (its rotation: block says how); repeat for several", collect, [])
     .option("--key <name>", "same as --var (dsops's spelling); repeatable (rotated after the --var ones)", collect, [])
-    .addOption(new Option("--strategy <strategy>", "override the configured strategy (random = single-user, overlap = two-secret)").choices([...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)]))
+    .addOption(new Option("--strategy <strategy>", "override the configured strategy (random = single-user, overlap and two-key = two-secret)").choices([...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)]))
     .option("--dry-run", "check and show the steps; change nothing")
     .option("--reason <text>", "why (required by --strategy emergency)")
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")

@@ -252,6 +252,12 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       continue;
     }
     if (issue.code === "invalid_union") {
+      // Missing altogether (every form says "received undefined"): say so, naming the first form's type.
+      const missing = (issue.errors ?? []).map((errs) => errs.find((e) => e.path.length === 0 && e.code === "invalid_type" && /received undefined$/.test(e.message)));
+      if (missing.length > 0 && missing.every((e) => e !== undefined)) {
+        out.push(`${formatPath(path)}: required (${(missing[0] as { expected?: string }).expected}) but missing${loc.at(path)}`);
+        continue;
+      }
       // When one form alone fits the value's shape (its issues are all inside the value), say what is wrong inside it.
       const fits = (issue.errors ?? []).filter((errs) => errs.length > 0 && errs.every((e) => e.path.length > 0));
       if (fits.length === 1 && path[path.length - 1] === "templates") {

@@ -5,7 +5,7 @@ import type { Resolver } from "../../engine/resolve";
 import type { RotationEvent } from "../events";
 import type { FaultHook } from "../fault";
 import type { HistoryBackend } from "../history/types";
-import type { HealthPort, MetricsPort, NotifyPort } from "../ports";
+import type { HealthPort, MetricsPort, NotifyPort, ValuePolicyPort } from "../ports";
 import type { Target } from "../targets/types";
 import type { LockOwner, RotationRecord } from "../types";
 
@@ -119,6 +119,8 @@ export interface RotationEngineOptions {
   readonly health?: HealthPort;
   /** Run `rotation.health` checks after a rotation (default true). */
   readonly healthChecks?: boolean;
+  /** What generated values must meet besides the target's rules (default: nothing more; the composition passes the `policies:` of provider/guard). */
+  readonly valuePolicy?: ValuePolicyPort;
   /** `user@host` recorded as who rotated (default from the OS). */
   readonly who?: string;
 }

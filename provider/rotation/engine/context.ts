@@ -5,7 +5,7 @@ import type { Config } from "../../engine/config/load";
 import type { Resolver } from "../../engine/resolve";
 import type { RotationEventBus } from "../events";
 import type { FaultPoint } from "../fault";
-import type { HealthPort } from "../ports";
+import type { HealthPort, ValuePolicyPort } from "../ports";
 import type { ResolvedStrategy, RotationPlan } from "../strategies/index";
 import type { Credential } from "../targets/types";
 import type { RotationRecord } from "../types";
@@ -31,6 +31,8 @@ export interface EngineContext {
   readonly health?: HealthPort;
   /** False: `rotation.health` checks are not run (RotationEngineOptions.healthChecks). */
   readonly healthChecks: boolean;
+  /** What generated values must meet besides the target's rules (RotationEngineOptions.valuePolicy). */
+  readonly valuePolicy?: ValuePolicyPort;
   /** A progress line (never a value). */
   log(message: string): void;
   /** The fault hook at a fault point (crash tests). */

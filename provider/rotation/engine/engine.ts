@@ -64,6 +64,7 @@ export class RotationEngine {
       bus: this.events,
       ...(opts.health ? { health: opts.health } : {}),
       healthChecks: opts.healthChecks !== false,
+      ...(opts.valuePolicy ? { valuePolicy: opts.valuePolicy } : {}),
       log: (m) => opts.onEvent?.(m),
       hit: (point) => fault?.(point),
       nowIso: () => new Date(clock.now()).toISOString(),

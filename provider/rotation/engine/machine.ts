@@ -113,6 +113,12 @@ export async function salvage(ctx: EngineContext, st: RunState, e: unknown): Pro
   return unfinishedError(st, e, note, `rotation ${rec.id}`, `dsops secrets rotate --env ${subject.env} --var ${subject.variable}`);
 }
 
+/** The policies a generated value of `env` must meet (undefined: none). */
+function valueCheck(ctx: EngineContext, env: string): ((value: string) => readonly string[]) | undefined {
+  const port = ctx.valuePolicy;
+  return port ? (value) => port.problems(env, value) : undefined;
+}
+
 export async function runSteps(ctx: EngineContext, st: RunState): Promise<RotationRecord> {
   const { rec, subject, plan } = st;
   const { store, target } = subject;
@@ -137,7 +143,7 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
     if (plan.apply === "set") {
       await step(ctx, st, "generate", async () => {
         const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-        st.pending = { principal: plan.principal, secret: st.newValue ?? generate(policy, target.valueRules) };
+        st.pending = { principal: plan.principal, secret: st.newValue ?? generate(policy, target.valueRules, valueCheck(ctx, subject.env)) };
         st.secrets.push(st.pending.secret);
       });
       await step(ctx, st, "stage", async () => {
@@ -159,7 +165,7 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
           for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
         }
         const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-        st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules), plan.old);
+        st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules, valueCheck(ctx, subject.env)), plan.old);
         st.secrets.push(st.pending.secret);
       });
       await step(ctx, st, "stage", async () => {

@@ -186,12 +186,19 @@ export class Wiring {
     const s = t.settings;
     // The admin credential is resolved lazily: the backend connects on first use.
     return new LazyHistory(async () => {
-      const v = await this.resolver.resolveRef(parseStoreUri(s.admin));
       let cred: { username?: unknown; password?: unknown };
-      try {
-        cred = JSON.parse(v.value.reveal()) as typeof cred;
-      } catch {
-        cred = {};
+      const admin = s.admin;
+      if (typeof admin !== "string") {
+        // {username, password: reference}: the password reference holds the password alone.
+        const read = async (r: string) => (await this.resolver.resolveRef(parseStoreUri(r))).value.reveal();
+        cred = { username: admin.username.startsWith("store://") ? await read(admin.username) : admin.username, password: await read(admin.password) };
+      } else {
+        const v = await this.resolver.resolveRef(parseStoreUri(admin));
+        try {
+          cred = JSON.parse(v.value.reveal()) as typeof cred;
+        } catch {
+          cred = {};
+        }
       }
       if (typeof cred.username !== "string" || typeof cred.password !== "string")
         throw new DsopsError(`rotation history: the admin credential of service "${service}" is not JSON {"username", "password"}`);

@@ -1,5 +1,6 @@
 import { DsopsError } from "../../core/errors";
 import { TargetError, scrubError } from "./errors";
+import type { AdminSetting } from "./settings";
 import type { TargetContext } from "./types";
 
 /**
@@ -14,8 +15,19 @@ export interface Login {
   readonly password: string;
 }
 
-/** Resolve the admin credential `ref` of service `service` and check it is JSON {"username", "password"}. */
-export async function adminLogin(ctx: TargetContext, service: string, ref: string): Promise<Login> {
+/**
+ * Resolve the admin credential of service `service`: a reference to JSON {"username",
+ * "password"}, or {username, password} where the password (and a username `store://…`) is a
+ * reference to the value itself.
+ */
+export async function adminLogin(ctx: TargetContext, service: string, admin: AdminSetting): Promise<Login> {
+  if (typeof admin !== "string") {
+    const username = admin.username.startsWith("store://") ? (await ctx.resolveRef(admin.username)).reveal() : admin.username;
+    const password = (await ctx.resolveRef(admin.password)).reveal();
+    if (!username) throw new DsopsError(`service "${service}": the admin user name (${admin.username}) is empty`);
+    return { username, password };
+  }
+  const ref = admin;
   const raw = await ctx.resolveRef(ref);
   let cred: { username?: unknown; password?: unknown };
   try {

@@ -11,6 +11,21 @@ import type { TargetCapability, TargetType } from "./types";
 /** Capabilities a protocol target may declare: what its endpoint implements. */
 export const protocolCapabilities = z.array(z.enum(["rotate", "verify"])).min(1).default(["rotate", "verify"]);
 
+/**
+ * The admin credential of a target that logs in as an administrator: a reference whose value
+ * is JSON {"username", "password"}, or the user name and a reference to the password alone
+ * (dsops's `admin_credentials: {username, password: {from: …}}` is read as this form; the
+ * user name may be a reference too).
+ */
+export const adminSchema = z.union([
+  z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
+  z.strictObject({
+    username: z.string().min(1),
+    password: z.string().startsWith("store://", "expected a reference store://<store>/<key> to the admin password (never the password itself)"),
+  }),
+]);
+export type AdminSetting = z.infer<typeof adminSchema>;
+
 /** `services.<name>` of type postgresql. */
 export const postgresSettingsSchema = z.strictObject({
   type: z.literal("postgresql"),
@@ -18,8 +33,8 @@ export const postgresSettingsSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(5432),
   /** Database the admin connects to and the rotated user logs in to for verification. */
   database: z.string().min(1).default("postgres"),
-  /** Reference to the admin credential, a JSON value {"username", "password"}. */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
+  /** The admin credential: a reference to a JSON value {"username", "password"}, or {username, password: reference}. */
+  admin: adminSchema,
   /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
   ssl: z.enum(["disable", "require", "verify-full"]).default("disable"),
   /**
@@ -40,8 +55,8 @@ export const mysqlSettingsSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(3306),
   /** Database the rotated user logs in to for verification (none by default). */
   database: z.string().min(1).optional(),
-  /** Reference to the admin credential, a JSON value {"username", "password"}. */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
+  /** The admin credential: a reference to a JSON value {"username", "password"}, or {username, password: reference}. */
+  admin: adminSchema,
   /** Host part of the rotated accounts (`'user'@'<host>'`); a principal `name@host` names its own. */
   user_host: z.string().min(1).default("%"),
   /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
@@ -63,8 +78,8 @@ export const redisSettingsSchema = z.strictObject({
   type: z.literal("redis"),
   host: z.string().min(1).default("127.0.0.1"),
   port: z.number().int().min(1).max(65535).default(6379),
-  /** Reference to the admin credential, a JSON value {"username", "password"} (username `default` for requirepass setups). */
-  admin: z.string().startsWith("store://", "expected a reference store://<store>/<key> whose value is JSON {\"username\", \"password\"}"),
+  /** The admin credential (username `default` for requirepass setups): a reference to JSON {"username", "password"}, or {username, password: reference}. */
+  admin: adminSchema,
   /** `require`: TLS without certificate checks; `verify-full`: TLS with them. */
   tls: z.enum(["disable", "require", "verify-full"]).default("disable"),
   /**

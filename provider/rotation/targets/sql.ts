@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Secret } from "../../core/secret";
 import { AdminConnection, adminLogin, adminLoginError, type Login } from "./admin";
+import type { AdminSetting } from "./settings";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, VerifyOptions, ValueRules } from "./types";
 
@@ -21,7 +22,7 @@ export interface SqlSettings {
   readonly type: "postgresql" | "mysql";
   readonly host: string;
   readonly port: number;
-  readonly admin: string;
+  readonly admin: AdminSetting;
   readonly connect_timeout_ms: number;
 }
 
