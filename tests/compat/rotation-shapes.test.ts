@@ -494,7 +494,7 @@ envs:
     assert.equal(rot.strategy, "alternating-users", "the variable's own strategy wins");
     assert.deepEqual(rot.rollout, {
       strategy: "percentage",
-      discovery: { endpoint: "https://inventory.example.com/instances", headers: { authorization: "store://aws/inventory-token" }, timeout_ms: 5000 },
+      discovery: { endpoint: "https://inventory.example.com/instances", headers: { authorization: "store://aws/inventory-token" }, timeout_ms: 5000, type: "endpoint" },
       waves: [5, 100],
       monitor: { period: "2m", interval: "30s", failures: 3 },
       on_failure: "stop",
@@ -517,7 +517,7 @@ services:
       health_checks:
         checks:
           - { type: sql, querry: "SELECT 1" }
-          - { type: active_transactions, max_transactions: 50 }
+          - { type: dns_resolution, max_ms: 50 }
         custom_scripts:
           - name: e2e
             script: /scripts/e2e.sh
@@ -552,7 +552,7 @@ envs:
     assert.equal(r.status, 1);
     const got = problems(r.stderr);
     const unsupportedCheck = got.find((l) => l.startsWith("services.db.rotation.health_checks.checks[1].type: "));
-    assert.match(unsupportedCheck ?? "", /^services\.db\.rotation\.health_checks\.checks\[1\]\.type: health check type "active_transactions" is not supported by this version \(supported: sql, http, script[^)]*\) at dsops\.yaml:16:21$/);
+    assert.match(unsupportedCheck ?? "", /^services\.db\.rotation\.health_checks\.checks\[1\]\.type: health check type "dns_resolution" is not supported by this version \(supported: sql, http, script[^)]*\) at dsops\.yaml:16:21$/);
     assert.deepEqual(
       got.filter((l) => l !== unsupportedCheck),
       [
