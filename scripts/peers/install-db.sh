@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the database servers the rotation tests start: PostgreSQL 15, MariaDB and Redis
-# (Debian packages), and OpenLDAP's slapd with ldap-utils (the Vault store's LDAP auth test). Idempotent: `apt-get update` and `apt-get install` run only when one of
+# (Debian packages), OpenLDAP's slapd with ldap-utils (the Vault store's LDAP auth test), and
+# the password managers' CLIs (pass, gnome-keyring + secret-tool, keepassxc-cli, lpass). Idempotent: `apt-get update` and `apt-get install` run only when one of
 # them is missing. The tests start and stop their own servers on free loopback ports; the
 # packages' own services are not needed (and are stopped when the install started them).
 set -euo pipefail
@@ -16,6 +17,16 @@ command -v fish >/dev/null 2>&1 || missing+=(fish)
 # The Vault LDAP auth test runs its own slapd (its own config, a temp dir, a loopback port).
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
+# Password managers and OS keychains the stores of issue 12 drive (each test uses a throwaway
+# home, GNUPGHOME, database or D-Bus session): pass + gnupg, the Secret Service (gnome-keyring
+# under dbus-run-session, secret-tool), keepassxc-cli, the LastPass CLI.
+command -v pass >/dev/null 2>&1 || missing+=(pass)
+command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
+command -v secret-tool >/dev/null 2>&1 || missing+=(libsecret-tools)
+command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
+command -v keepassxc-cli >/dev/null 2>&1 || missing+=(keepassxc)
+command -v lpass >/dev/null 2>&1 || missing+=(lastpass-cli)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
