@@ -20,6 +20,9 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   file: { path: "./unused.store" },
   "aws.secretsmanager": { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },
   "aws.ssm": { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },
+  "aws.sts": { region: "us-east-1", access_key_id: "x", secret_access_key: "y", assume_role: "arn:aws:iam::123456789012:role/probe" },
+  "aws.sso": { sso_start_url: "https://example.awsapps.com/start", sso_region: "us-east-1", account_id: "123456789012", role_name: "probe" },
+  aws: { region: "us-east-1", access_key_id: "x", secret_access_key: "y" },
   vault: { address: "http://127.0.0.1:1", token: "t" },
   "gcp.secretmanager": { project_id: "p", endpoint: "127.0.0.1:1", insecure: true },
 };
