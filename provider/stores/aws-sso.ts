@@ -135,20 +135,20 @@ export function ssoFetch(
       token = JSON.parse(readFileSync(cacheFile, "utf8")) as typeof token;
     } catch (e) {
       const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no SSO token cached" : "the SSO token cache cannot be read";
-      throw new AuthError(`store "${storeName}": ${why} for ${t.startUrl} (${cacheFile})`, { hint });
+      throw new AuthError(`store "${storeName}": ${why} for ${t.startUrl} (${cacheFile}); ${hint}`, { hint });
     }
     const expires = typeof token.expiresAt === "string" ? Date.parse(token.expiresAt) : NaN;
     if (typeof token.accessToken !== "string" || !token.accessToken || Number.isNaN(expires))
-      throw new AuthError(`store "${storeName}": the SSO token cache ${cacheFile} holds no usable token`, { hint });
+      throw new AuthError(`store "${storeName}": the SSO token cache ${cacheFile} holds no usable token; ${hint}`, { hint });
     if (expires <= opts.clock.now())
-      throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} expired at ${new Date(expires).toISOString()}`, { hint });
+      throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} expired at ${new Date(expires).toISOString()}; ${hint}`, { hint });
     let out;
     try {
       out = await client.send(new GetRoleCredentialsCommand({ accessToken: token.accessToken, accountId: t.accountId, roleName: t.roleName }));
     } catch (e) {
       const err = mapAwsError(e, { store: storeName, subject: `role "${t.roleName}" of account ${t.accountId}`, action: "getting SSO credentials of" });
       if (err instanceof AuthError || (e as { name?: string }).name === "UnauthorizedException")
-        throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} was refused: ${err.message.replace(/^store "[^"]*": /, "")}`, { hint });
+        throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} was refused (${err.message.replace(/^store "[^"]*": /, "")}); ${hint}`, { hint });
       throw err;
     }
     const c = out.roleCredentials;
