@@ -117,7 +117,7 @@ export class AwsRouterStore implements Store, Staging {
     return { store: this.sub(r.service), key: { ...k, key: r.key }, service: r.service };
   }
 
-  get(k: StoreKey): Promise<SecretVersion> {
+  async get(k: StoreKey): Promise<SecretVersion> {
     const r = this.route(k);
     return r.store.get(r.key);
   }
@@ -146,7 +146,7 @@ export class AwsRouterStore implements Store, Staging {
     return out;
   }
 
-  describe(k: StoreKey): Promise<VersionInfo> {
+  async describe(k: StoreKey): Promise<VersionInfo> {
     const r = this.route(k);
     return r.store.describe(r.key);
   }
@@ -158,27 +158,27 @@ export class AwsRouterStore implements Store, Staging {
     return { store: r.store, key: r.key.key };
   }
 
-  put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const w = this.writable(key);
     return w.store.put!(w.key, value, options);
   }
 
-  putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
+  async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const w = this.writable(key);
     return w.store.putPending!(w.key, value, options);
   }
 
-  promote(key: string, versionId: string): Promise<VersionInfo> {
+  async promote(key: string, versionId: string): Promise<VersionInfo> {
     const w = this.writable(key);
     return w.store.promote!(w.key, versionId);
   }
 
-  discardPending(key: string, versionId?: string): Promise<void> {
+  async discardPending(key: string, versionId?: string): Promise<void> {
     const w = this.writable(key);
     return w.store.discardPending!(w.key, versionId);
   }
 
-  stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
+  async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
     const w = this.writable(key);
     return w.store.stagesOf!(w.key);
   }
