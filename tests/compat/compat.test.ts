@@ -233,7 +233,7 @@ describe("compat: dsops.yaml forms (issue 18)", function () {
     {
       name: "1password is a known alias of a type not supported yet",
       yaml: "secretStores:\n  o: { type: 1password }\nenvs: { dev: {} }\n",
-      stderr: `error: invalid configuration:\n  - secretStores.o.type: store type "1password" (= onepassword) is not supported yet (supported: literal, env, mock, json, file, aws.secretsmanager, aws.ssm, vault, gcp.secretmanager) at dsops.yaml:2:14\n`,
+      stderr: `error: invalid configuration:\n  - secretStores.o.type: store type "1password" (= onepassword) is not supported yet (supported: literal, env, mock, json, file, aws.secretsmanager, aws.ssm, aws.sts, aws.sso, aws, vault, gcp.secretmanager) at dsops.yaml:2:14\n`,
     },
     {
       name: "a json store with neither path nor data",

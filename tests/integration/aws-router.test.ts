@@ -12,7 +12,7 @@ import { ConfigError, DsopsError, NotFoundError, StoreError } from "../../provid
 import { Secret } from "../../provider/core/secret";
 import { AwsRouterStore, routeAwsKey } from "../../provider/stores/aws-router";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
-import { dsops } from "../support/cli";
+import { dsops, dsopsRun } from "../support/cli";
 import { startFaultProxy } from "../support/fault-proxy";
 import { motoCredentials, startMoto, type Moto } from "../support/moto";
 import { stagingContract } from "../support/staging-contract";
@@ -221,6 +221,30 @@ describe("aws router store (moto_server)", function () {
           assert.equal(r.stdout.replace(/\n$/, ""), want);
         }
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("dsops doctor checks the router, an aws.sts store (moto) and an aws.sso store without a login (exit 1, with the login command)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dsops-router-doctor-"));
+    try {
+      const creds = `    region: us-east-1\n    endpoint: ${moto.endpoint}\n    access_key_id: test\n    secret_access_key: test\n`;
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        "secretStores:\n" +
+          `  aws:\n    type: aws\n${creds}    sts: { assume_role: "${ROLE}" }\n` +
+          `  temp-role:\n    type: aws.sts\n    assume_role: "${ROLE}"\n${creds}` +
+          // dsops's spelling start_url (for sso_start_url)
+          "  sso-dev:\n    type: aws.sso\n    start_url: https://corp.awsapps.com/start\n    sso_region: eu-west-1\n    account_id: \"123456789012\"\n    role_name: Dev\n" +
+          "envs: { dev: {} }\n",
+      );
+      const r = await dsopsRun(["doctor"], { cwd: dir, env: { HOME: dir } });
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /^aws +aws +ok +\d+ms +connected and authenticated$/m);
+      assert.match(r.stdout, /^temp-role +aws\.sts +ok +\d+ms +connected and authenticated$/m);
+      assert.match(r.stdout, /^sso-dev +aws\.sso +failed +\d+ms +store "sso-dev": no SSO token cached for https:\/\/corp\.awsapps\.com\/start .*log in again: aws sso login --profile <a profile with sso_start_url https:\/\/corp\.awsapps\.com\/start>/m);
+      assert.match(r.stdout, /\n1 of 3 stores failed\n$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
