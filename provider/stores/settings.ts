@@ -115,7 +115,11 @@ export const storeSettingsSchemas = {
     type: z.literal("aws"),
     ...awsCommon,
     /** The service of a key without a prefix that does not start with "/" (default secretsmanager). */
-    default_service: z.enum(["secretsmanager", "sm", "ssm", "sts", "sso"]).default("secretsmanager"),
+    default_service: z
+      .enum(["secretsmanager", "sm", "ssm", "sts", "sso"], {
+        error: (iss) => `unknown default_service ${JSON.stringify(iss.input)} (supported: secretsmanager, sm, ssm, sts, sso)`,
+      })
+      .default("secretsmanager"),
     secretsmanager: z.strictObject({}).optional(),
     ssm: z.strictObject({ parameter_prefix: z.string().optional(), with_decryption: z.boolean().default(true) }).optional(),
     sts: z
