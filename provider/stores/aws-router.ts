@@ -97,7 +97,7 @@ export class AwsRouterStore implements Store, Staging {
       }
       case "sso": {
         if (!st.sso) throw new ConfigError(`store "${this.name}": sso: keys need an sso: section (sso_start_url, sso_region, account_id, role_name, or a profile)`);
-        const t = ssoTarget(this.name, st.sso, this.ctx.env);
+        const t = ssoTarget(this.name, st.sso, this.ctx.env, st.region);
         const { fetch, close } = ssoFetch(this.name, t, ssoCacheFile(t, st.sso.cache_path, this.ctx.configDir, this.ctx.env), {
           endpoint: st.sso.endpoint,
           timeoutMs: st.timeout_ms,

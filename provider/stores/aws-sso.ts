@@ -60,9 +60,10 @@ function home(env: NodeJS.ProcessEnv): string {
 /**
  * The SSO start URL, region, account and role of the store: its settings, completed from
  * `profile` in the AWS config file (AWS_CONFIG_FILE, else ~/.aws/config), including the
- * profile's `sso_session` section, as the AWS CLI reads them.
+ * profile's `sso_session` section, as the AWS CLI reads them; `fallbackRegion` (the store's
+ * `region`) when no sso_region is found.
  */
-export function ssoTarget(storeName: string, s: SsoFields, env: NodeJS.ProcessEnv): SsoTarget {
+export function ssoTarget(storeName: string, s: SsoFields, env: NodeJS.ProcessEnv, fallbackRegion?: string): SsoTarget {
   let fromProfile: Record<string, string> = {};
   let fromSession: Record<string, string> = {};
   const configFile = env.AWS_CONFIG_FILE || join(home(env), ".aws", "config");
@@ -82,7 +83,8 @@ export function ssoTarget(storeName: string, s: SsoFields, env: NodeJS.ProcessEn
   }
   const session = s.sso_session ?? fromProfile.sso_session;
   const startUrl = s.sso_start_url ?? s.start_url ?? fromSession.sso_start_url ?? fromProfile.sso_start_url;
-  const region = s.sso_region ?? fromSession.sso_region ?? fromProfile.sso_region;
+  // dsops's examples give only `region`: it stands for sso_region when nothing else names one.
+  const region = s.sso_region ?? fromSession.sso_region ?? fromProfile.sso_region ?? fallbackRegion;
   const accountId = s.account_id ?? fromProfile.sso_account_id;
   const roleName = s.role_name ?? fromProfile.sso_role_name;
   const missing = [
@@ -169,7 +171,7 @@ export class AwsSsoStore extends CredentialsStore {
   private readonly closeSso: () => void;
 
   constructor(name: string, settings: SsoSettings, ctx: StoreContext) {
-    const t = ssoTarget(name, settings, ctx.env);
+    const t = ssoTarget(name, settings, ctx.env, settings.region);
     const file = ssoCacheFile(t, settings.cache_path, ctx.configDir, ctx.env);
     const { fetch, close } = ssoFetch(name, t, file, { endpoint: settings.endpoint, timeoutMs: settings.timeout_ms, clock: ctx.clock });
     super(name, new CachedCredentials(fetch, ctx.clock));

@@ -149,6 +149,10 @@ describe("aws.sso store (local SSO portal server, real token cache files)", func
     const explicit = store({ sso_start_url: START_URL, sso_region: "eu-west-1", account_id: ACCOUNT, role_name: ROLE });
     assert.match((await explicit.get({ key: "access_key_id" })).value.reveal(), /^ASIA/);
     await explicit.close();
+    // dsops's example shape: start_url (renamed by the loader) and region standing for sso_region
+    const dsopsShape = store({ sso_start_url: START_URL, region: "eu-west-1", account_id: ACCOUNT, role_name: ROLE });
+    assert.match((await dsopsShape.get({ key: "access_key_id" })).value.reveal(), /^ASIA/);
+    await dsopsShape.close();
   });
 
   it("an expired login is an AuthError with the exact hint; no call is made", async () => {

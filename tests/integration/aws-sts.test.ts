@@ -190,7 +190,7 @@ describe("aws.sts store and assume_role (moto_server)", function () {
     }
   });
 
-  it("a 503 from a proxy and a server that is down are retryable StoreErrors naming the store", async () => {
+  it("a 503 from a proxy, a server that never answers and a server that is down are retryable StoreErrors naming the store", async () => {
     const faults = await startFaultProxy(moto.endpoint, { kind: "status", status: 503 });
     const store = sts({}, faults.endpoint);
     try {
@@ -198,6 +198,18 @@ describe("aws.sts store and assume_role (moto_server)", function () {
     } finally {
       await store.close();
       await faults.close();
+    }
+    const hang = await startFaultProxy(moto.endpoint, { kind: "hang" });
+    const slow = sts({ timeout_ms: 300 }, hang.endpoint);
+    try {
+      await assert.rejects(slow.get({ key: "access_key_id" }), (e: unknown) => {
+        assert.ok(e instanceof StoreError && e.retryable, String(e));
+        assert.match((e as Error).message, /^store "temp-role": assuming role "arn:aws:iam::111111111111:role\/deploy" failed: TimeoutError/);
+        return true;
+      });
+    } finally {
+      await slow.close();
+      await hang.close();
     }
     const down = sts({}, `http://127.0.0.1:${await freePort()}`);
     await assert.rejects(down.get({ key: "access_key_id" }), (e: unknown) => {
