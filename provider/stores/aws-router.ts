@@ -117,9 +117,28 @@ export class AwsRouterStore implements Store, Staging {
     return { store: this.sub(r.service), key: { ...k, key: r.key }, service: r.service };
   }
 
+  /**
+   * The service's error, naming the router's key (`sm:prod/db`) when the service was given
+   * another one (`prod/db`): the engine and the user know the key by what they wrote.
+   */
+  private named(e: unknown, key: string, serviceKey: string): unknown {
+    if (!(e instanceof Error) || key === serviceKey || e.message.includes(key)) return e;
+    const prefix = `store "${this.name}": `;
+    e.message = e.message.startsWith(prefix) ? `store "${this.name}", key "${key}": ${e.message.slice(prefix.length)}` : `${e.message} (key "${key}")`;
+    return e;
+  }
+
+  private async via<T>(key: string, serviceKey: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw this.named(e, key, serviceKey);
+    }
+  }
+
   async get(k: StoreKey): Promise<SecretVersion> {
     const r = this.route(k);
-    return r.store.get(r.key);
+    return this.via(k.key, r.key.key, () => r.store.get(r.key));
   }
 
   /** Keys grouped by service, each group read with its service's batch call. */
@@ -140,7 +159,10 @@ export class AwsRouterStore implements Store, Staging {
     await Promise.all(
       [...groups].map(async ([store, g]) => {
         const got = store.getMany ? await store.getMany(g.keys) : await Promise.all(g.keys.map((k) => store.get(k).catch((e: unknown) => e as Error)));
-        g.idx.forEach((i, j) => (out[i] = got[j]));
+        g.idx.forEach((i, j) => {
+          const r = got[j];
+          out[i] = r instanceof Error ? (this.named(r, keys[i].key, g.keys[j].key) as Error) : r;
+        });
       }),
     );
     return out;
@@ -148,39 +170,39 @@ export class AwsRouterStore implements Store, Staging {
 
   async describe(k: StoreKey): Promise<VersionInfo> {
     const r = this.route(k);
-    return r.store.describe(r.key);
+    return this.via(k.key, r.key.key, () => r.store.describe(r.key));
   }
 
   /** The service of `key` that can take writes, or the reason it cannot. */
-  private writable(key: string): { store: Store & Partial<Staging>; key: string } {
+  private writable(key: string): { store: Store & Partial<Staging>; key: string; via: <T>(fn: () => Promise<T>) => Promise<T> } {
     const r = this.route({ key });
     if (r.service === "sts" || r.service === "sso") throw readOnlyCredentials(this.name, `aws, ${r.service}: keys`);
-    return { store: r.store, key: r.key.key };
+    return { store: r.store, key: r.key.key, via: (fn) => this.via(key, r.key.key, fn) };
   }
 
   async put(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const w = this.writable(key);
-    return w.store.put!(w.key, value, options);
+    return w.via(() => w.store.put!(w.key, value, options));
   }
 
   async putPending(key: string, value: Secret, options?: PutOptions): Promise<VersionInfo> {
     const w = this.writable(key);
-    return w.store.putPending!(w.key, value, options);
+    return w.via(() => w.store.putPending!(w.key, value, options));
   }
 
   async promote(key: string, versionId: string): Promise<VersionInfo> {
     const w = this.writable(key);
-    return w.store.promote!(w.key, versionId);
+    return w.via(() => w.store.promote!(w.key, versionId));
   }
 
   async discardPending(key: string, versionId?: string): Promise<void> {
     const w = this.writable(key);
-    return w.store.discardPending!(w.key, versionId);
+    return w.via(() => w.store.discardPending!(w.key, versionId));
   }
 
   async stagesOf(key: string): Promise<Partial<Record<Stage, string>>> {
     const w = this.writable(key);
-    return w.store.stagesOf!(w.key);
+    return w.via(() => w.store.stagesOf!(w.key));
   }
 
   /** `doctor`: the default service answers with the store's credentials; the sts: and sso: sections give credentials. */

@@ -14,6 +14,7 @@ import { AwsRouterStore, routeAwsKey } from "../../provider/stores/aws-router";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { dsops, dsopsRun } from "../support/cli";
 import { startFaultProxy } from "../support/fault-proxy";
+import { freePort } from "../support/server";
 import { motoCredentials, startMoto, type Moto } from "../support/moto";
 import { stagingContract } from "../support/staging-contract";
 import { storeContract } from "../support/store-contract";
@@ -180,12 +181,14 @@ describe("aws router store (moto_server)", function () {
     const proxy = await startFaultProxy(moto.endpoint, { kind: "status", status: 429 });
     const store = router({}, proxy.endpoint);
     try {
-      await assert.rejects(store.get({ key: "sm:prod/db" }), (e: unknown) => e instanceof StoreError && e.retryable && /^store "aws": reading secret "prod\/db" failed: .*429/.test((e as Error).message));
+      await assert.rejects(store.get({ key: "sm:prod/db" }), (e: unknown) => e instanceof StoreError && e.retryable && /^store "aws", key "sm:prod\/db": reading secret "prod\/db" failed: .*HTTP 429/.test((e as Error).message));
       await assert.rejects(store.get({ key: "/app/x" }), (e: unknown) => e instanceof StoreError && e.retryable && /^store "aws": .*parameter "\/app\/x.*429/.test((e as Error).message));
     } finally {
       await store.close();
       await proxy.close();
-    }
+    }    const down = router({}, `http://127.0.0.1:${await freePort()}`);
+    await assert.rejects(down.get({ key: "ssm:/app/y" }), (e: unknown) => e instanceof StoreError && e.retryable && /^store "aws", key "ssm:\/app\/y": .*parameter "\/app\/y.*ECONNREFUSED/.test((e as Error).message));
+    await down.close();
   });
 
   it("through the CLI: the aws:sm:… and aws:/… shorthands and store://aws/ssm:…", async () => {
