@@ -14,20 +14,25 @@ type RouterSettings = Extract<StoreSettings, { type: "aws" }>;
 /** The services the router reaches. */
 export type AwsService = "sm" | "ssm" | "sts" | "sso";
 
+/** Plain keys that name a credential component (dsops's aws-unified sends them to STS or SSO). */
+const CREDENTIAL_KEYS = new Set(["access_key_id", "secret_access_key", "session_token", "expiration", "credentials", "assumed_role_arn"]);
+
 const PREFIXES: Readonly<Record<string, AwsService>> = { sm: "sm", secretsmanager: "sm", ssm: "ssm", sts: "sts", sso: "sso" };
 
 /**
  * The service and the service's own key of a router key, as dsops's aws-unified reads them:
  * an explicit prefix (`sm:`, `secretsmanager:`, `ssm:`, `sts:`, `sso:`); else a Secrets
- * Manager or SSM ARN; else a key starting with "/" is an SSM parameter; else the
- * `default_service`.
+ * Manager or SSM ARN; else a key starting with "/" is an SSM parameter; else a credential
+ * component (`access_key_id`, `credentials` …) goes to the store's `sts:` section, else to its
+ * `sso:` section, when it has one (`credentialsService`); else the `default_service`.
  */
-export function routeAwsKey(key: string, defaultService: AwsService): { service: AwsService; key: string } {
+export function routeAwsKey(key: string, defaultService: AwsService, credentialsService?: "sts" | "sso"): { service: AwsService; key: string } {
   const m = /^([a-z]+):(.*)$/s.exec(key);
   if (m && PREFIXES[m[1]] !== undefined && !key.startsWith("arn:")) return { service: PREFIXES[m[1]], key: m[2] };
   if (/^arn:aws[a-z-]*:secretsmanager:/.test(key)) return { service: "sm", key };
   if (/^arn:aws[a-z-]*:ssm:/.test(key)) return { service: "ssm", key };
   if (key.startsWith("/")) return { service: "ssm", key };
+  if (credentialsService !== undefined && CREDENTIAL_KEYS.has(key)) return { service: credentialsService, key };
   return { service: defaultService, key };
 }
 
@@ -112,7 +117,7 @@ export class AwsRouterStore implements Store, Staging {
   }
 
   private route(k: StoreKey): { store: Store & Partial<Staging>; key: StoreKey; service: AwsService } {
-    const r = routeAwsKey(k.key, this.defaultService);
+    const r = routeAwsKey(k.key, this.defaultService, this.settings.sts ? "sts" : this.settings.sso ? "sso" : undefined);
     if (r.key === "") throw new DsopsError(`store "${this.name}": key "${k.key}" names no ${r.service} key after the prefix`, { hint: `e.g. ${this.name}:sm:prod/db or ${this.name}:ssm:/app/param` });
     return { store: this.sub(r.service), key: { ...k, key: r.key }, service: r.service };
   }

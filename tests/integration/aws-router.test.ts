@@ -76,6 +76,10 @@ describe("aws router store (moto_server)", function () {
     assert.deepEqual(routeAwsKey(smArn, "ssm"), { service: "sm", key: smArn });
     const ssmArn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/x";
     assert.deepEqual(routeAwsKey(ssmArn, "sm"), { service: "ssm", key: ssmArn });
+    // A plain credential key goes to the sts: (else sso:) section when the store has one.
+    assert.deepEqual(routeAwsKey("access_key_id", "sm", "sts"), { service: "sts", key: "access_key_id" });
+    assert.deepEqual(routeAwsKey("credentials", "sm", "sso"), { service: "sso", key: "credentials" });
+    assert.deepEqual(routeAwsKey("credentials", "sm"), { service: "sm", key: "credentials" });
     // A colon that is not a service prefix stays in the key.
     assert.deepEqual(routeAwsKey("team:db", "sm"), { service: "sm", key: "team:db" });
   });
@@ -108,6 +112,7 @@ describe("aws router store (moto_server)", function () {
       const akid = (await store.get({ key: "sts:access_key_id" })).value.reveal();
       assert.match(akid, /^ASIA/);
       const creds = JSON.parse((await store.get({ key: "sts:credentials" })).value.reveal()) as Record<string, string>;
+      assert.equal((await store.get({ key: "access_key_id" })).value.reveal(), akid, "a plain credential key goes to the sts: section");
       assert.equal(creds.AccessKeyId, akid, "one AssumeRole serves every sts: key");
       const many = await store.getMany([{ key: `sm:${name}` }, { key: param }, { key: "sts:session_token" }, { key: "sm:missing-x" }]);
       assert.equal((many[0] as { value: Secret }).value.reveal(), "sm-value");
