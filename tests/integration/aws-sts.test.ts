@@ -134,6 +134,20 @@ describe("aws.sts store and assume_role (moto_server)", function () {
     }
   });
 
+  it("concurrent reads of a new store share one AssumeRole", async () => {
+    const store = sts();
+    try {
+      const before = proxy.assumeCalls();
+      const got = await Promise.all(["access_key_id", "secret_access_key", "session_token", "credentials", "expiration"].map((key) => store.get({ key })));
+      assert.equal(proxy.assumeCalls() - before, 1);
+      const all = JSON.parse(got[3].value.reveal()) as Record<string, string>;
+      assert.equal(all.AccessKeyId, got[0].value.reveal());
+      seen.push(all.SecretAccessKey, all.SessionToken);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("an unknown key is NotFoundError naming the store, the key and the valid keys, without calling STS", async () => {
     const store = sts();
     const before = proxy.assumeCalls();
