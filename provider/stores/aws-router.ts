@@ -116,8 +116,13 @@ export class AwsRouterStore implements Store, Staging {
     return s;
   }
 
+  /** Where a plain credential key goes: the sts: section, else the sso: section, when there is one. */
+  private credentialsService(): "sts" | "sso" | undefined {
+    return this.settings.sts ? "sts" : this.settings.sso ? "sso" : undefined;
+  }
+
   private route(k: StoreKey): { store: Store & Partial<Staging>; key: StoreKey; service: AwsService } {
-    const r = routeAwsKey(k.key, this.defaultService, this.settings.sts ? "sts" : this.settings.sso ? "sso" : undefined);
+    const r = routeAwsKey(k.key, this.defaultService, this.credentialsService());
     if (r.key === "") throw new DsopsError(`store "${this.name}": key "${k.key}" names no ${r.service} key after the prefix`, { hint: `e.g. ${this.name}:sm:prod/db or ${this.name}:ssm:/app/param` });
     return { store: this.sub(r.service), key: { ...k, key: r.key }, service: r.service };
   }
@@ -180,8 +185,9 @@ export class AwsRouterStore implements Store, Staging {
 
   /** The service of `key` that can take writes, or the reason it cannot. */
   private writable(key: string): { store: Store & Partial<Staging>; key: string; via: <T>(fn: () => Promise<T>) => Promise<T> } {
+    const service = routeAwsKey(key, this.defaultService, this.credentialsService()).service;
+    if (service === "sts" || service === "sso") throw readOnlyCredentials(this.name, `aws, ${service}: keys`);
     const r = this.route({ key });
-    if (r.service === "sts" || r.service === "sso") throw readOnlyCredentials(this.name, `aws, ${r.service}: keys`);
     return { store: r.store, key: r.key.key, via: (fn) => this.via(key, r.key.key, fn) };
   }
 

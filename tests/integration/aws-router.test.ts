@@ -228,6 +228,12 @@ describe("aws router store (moto_server)", function () {
           assert.equal(r.status, 0, r.stderr);
           assert.equal(r.stdout.replace(/\n$/, ""), want);
         }
+        const set = dsops(["secrets", "set", "--store", "aws", "--key", "sm:cli/written"], { cwd: dir, input: "cli-written\n" });
+        assert.equal(set.status, 0, set.stderr);
+        assert.equal((await sm.send(new GetSecretValueCommand({ SecretId: "cli/written", VersionStage: "AWSCURRENT" }))).SecretString, "cli-written");
+        const refused = dsops(["secrets", "set", "--store", "aws", "--key", "sts:access_key_id"], { cwd: dir, input: "x\n" });
+        assert.equal(refused.status, 1, refused.stderr);
+        assert.match(refused.stderr, /store "aws" \(aws, sts: keys\) is read-only: it hands out temporary credentials, which cannot be written/);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
