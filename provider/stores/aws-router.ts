@@ -86,9 +86,12 @@ export class AwsRouterStore implements Store, Staging {
     const common = { timeout_ms: st.timeout_ms, region: st.region, endpoint: st.endpoint };
     const shared = { config: this.shared.config, close: () => undefined };
     switch (service) {
-      case "sm":
-        s = new AwsSecretsManagerStore(this.name, { type: "aws.secretsmanager", ...common }, this.ctx, shared);
+      case "sm": {
+        const t = st.secretsmanager?.timeout_ms;
+        const config = t === undefined ? shared.config : { ...shared.config, requestHandler: { connectionTimeout: t, requestTimeout: t, throwOnRequestTimeout: true as const } };
+        s = new AwsSecretsManagerStore(this.name, { type: "aws.secretsmanager", ...common }, this.ctx, { config, close: shared.close });
         break;
+      }
       case "ssm":
         s = new AwsSsmStore(this.name, { type: "aws.ssm", ...common, with_decryption: st.ssm?.with_decryption ?? true, parameter_prefix: st.ssm?.parameter_prefix }, this.ctx, shared);
         break;
@@ -124,7 +127,9 @@ export class AwsRouterStore implements Store, Staging {
   private route(k: StoreKey): { store: Store & Partial<Staging>; key: StoreKey; service: AwsService } {
     const r = routeAwsKey(k.key, this.defaultService, this.credentialsService());
     if (r.key === "") throw new DsopsError(`store "${this.name}": key "${k.key}" names no ${r.service} key after the prefix`, { hint: `e.g. ${this.name}:sm:prod/db or ${this.name}:ssm:/app/param` });
-    return { store: this.sub(r.service), key: { ...k, key: r.key }, service: r.service };
+    // dsops's secretsmanager.version_stage: the stage a Secrets Manager read without a version asks for.
+    const stage = r.service === "sm" && k.version === undefined && k.options === undefined ? this.settings.secretsmanager?.version_stage : undefined;
+    return { store: this.sub(r.service), key: { ...k, key: r.key, ...(stage ? { options: { version_stage: stage } } : {}) }, service: r.service };
   }
 
   /**

@@ -120,7 +120,8 @@ export const storeSettingsSchemas = {
         error: (iss) => `unknown default_service ${JSON.stringify(iss.input)} (supported: secretsmanager, sm, ssm, sts, sso)`,
       })
       .default("secretsmanager"),
-    secretsmanager: z.strictObject({}).optional(),
+    /** dsops's per-service section: `timeout_ms` of Secrets Manager calls, `version_stage` read when a reference names none. */
+    secretsmanager: z.strictObject({ timeout_ms: z.number().int().positive().optional(), version_stage: z.string().optional() }).optional(),
     ssm: z.strictObject({ parameter_prefix: z.string().optional(), with_decryption: z.boolean().default(true) }).optional(),
     sts: z
       .strictObject({

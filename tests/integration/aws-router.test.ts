@@ -154,6 +154,46 @@ describe("aws router store (moto_server)", function () {
     await assumed.close();
   });
 
+  it("dsops's per-service sections: secretsmanager.version_stage is the stage of a read without a version; the aws-unified shape loads", async () => {
+    const name = uid("staged");
+    await seedSm(name, ["old-value", "new-value"]);
+    const store = router({ secretsmanager: { timeout_ms: 5000, version_stage: "AWSPREVIOUS" } });
+    try {
+      assert.equal((await store.get({ key: `sm:${name}` })).value.reveal(), "old-value");
+      assert.equal((await store.get({ key: `sm:${name}`, version: "AWSCURRENT" })).value.reveal(), "new-value");
+    } finally {
+      await store.close();
+    }
+    const dir = mkdtempSync(join(tmpdir(), "dsops-router-plan-"));
+    try {
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        [
+          "providers:",
+          "  aws-advanced:",
+          "    type: aws",
+          "    region: us-east-1",
+          "    profile: prod",
+          "    default_service: ssm",
+          "    secretsmanager: { timeout_ms: 5000, version_stage: AWSCURRENT }",
+          "    ssm: { with_decryption: true, parameter_prefix: /myapp/prod/ }",
+          "    sts: { assume_role: arn:aws:iam::123456789012:role/ProdRole, duration: 3600, external_id: my-external-id }",
+          '    sso: { start_url: https://my-company.awsapps.com/start, account_id: "123456789012", role_name: AdministratorAccess }',
+          "envs:",
+          "  production:",
+          "    A: { from: aws-advanced:sm:prod/database/password }",
+          "    B: { from: aws-advanced:config-key }",
+          "    C: { from: aws-advanced:sts:credentials }",
+          "",
+        ].join("\n"),
+      );
+      const r = dsops(["plan", "--env", "production"], { cwd: dir });
+      assert.equal(r.status, 0, r.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("sso: keys read the role credentials of the sso: section (a local SSO portal), dsops's start_url spelling", async () => {
     const home = mkdtempSync(join(tmpdir(), "dsops-router-sso-"));
     const token = `aoa${randomBytes(16).toString("hex")}`;
