@@ -287,6 +287,44 @@ describe("aws.sts store and assume_role (moto_server)", function () {
     assert.throws(() => new AwsSsmStore("ssm", { ...base, external_id: "x" }, ctx), /store "ssm": external_id needs assume_role/);
   });
 
+  it("dsops's aws.sts and aws.sso shapes (duration, external_id, MFA, session policy; start_url + region) plan", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dsops-sts-plan-"));
+    try {
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        [
+          "providers:",
+          "  secure-role:",
+          "    type: aws.sts",
+          "    assume_role: arn:aws:iam::123456789012:role/SecureAdminRole",
+          "    mfa_serial_number: arn:aws:iam::123456789012:mfa/alice",
+          '    mfa_token_code: "123456"',
+          "    duration: 900",
+          "    external_id: ext",
+          "    session_policy: |",
+          '      {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}',
+          "  sso-dev:",
+          "    type: aws.sso",
+          "    start_url: https://my-company.awsapps.com/start",
+          '    account_id: "123456789012"',
+          "    role_name: DeveloperAccess",
+          "    region: us-east-1",
+          "envs:",
+          "  deployment:",
+          "    K: { from: secure-role:access_key_id }",
+          "    ARN: { from: secure-role:assumed_role_arn }",
+          "    S: { from: sso-dev:credentials }",
+          "",
+        ].join("\n"),
+      );
+      const r = dsops(["plan", "--env", "deployment"], { cwd: dir });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /secure-role/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("through the CLI: the shorthand temp-role:access_key_id and store://temp-role/credentials; no secret in the output of a failure", async () => {
     const dir = mkdtempSync(join(tmpdir(), "dsops-sts-"));
     try {
