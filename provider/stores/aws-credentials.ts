@@ -45,6 +45,11 @@ export class CachedCredentials {
   ) {}
 
   /** Fresh credentials: the cached ones while they last, else a new fetch. */
+  /** Forget the cached credentials (a service refused them): the next `get` fetches. */
+  invalidate(): void {
+    this.current = undefined;
+  }
+
   async get(): Promise<TemporaryCredentials> {
     const c = this.current;
     if (c && c.expiration.getTime() - REFRESH_MARGIN_MS > this.clock.now()) return c;
@@ -78,6 +83,34 @@ export class CachedCredentials {
 
 /** An expiration this close makes the SDK ask the provider again at its next request (its window is 5 minutes). */
 const SDK_ASKS_AGAIN_MS = 4 * 60_000;
+
+/** Error names with which a service refuses credentials that expired or were revoked before the cache thought. */
+const REFUSED_CREDENTIALS = new Set(["ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId", "UnrecognizedClientException"]);
+
+interface MiddlewareStack {
+  add(mw: (next: (args: unknown) => Promise<unknown>) => (args: unknown) => Promise<unknown>, options: { step: "initialize"; name: string }): void;
+}
+
+/**
+ * When a call of `client` is refused because its temporary credentials expired (or were
+ * revoked) early, `onRefused` drops them, so the next call fetches new ones instead of failing
+ * until the cached expiry.
+ */
+export function dropRefusedCredentials(client: { middlewareStack: unknown }, onRefused: (() => void) | undefined): void {
+  if (!onRefused) return;
+  (client.middlewareStack as MiddlewareStack).add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (e) {
+        const name = e && typeof e === "object" ? (e as { name?: string }).name : undefined;
+        if (name !== undefined && REFUSED_CREDENTIALS.has(name)) onRefused();
+        throw e;
+      }
+    },
+    { step: "initialize", name: "dsopsDropRefusedCredentials" },
+  );
+}
 
 /** The AssumeRole settings (dsops's names). */
 export interface AssumeRoleSettings {
@@ -148,7 +181,7 @@ export function awsStoreClientConfig(
   s: AwsConnectionSettings & AssumeRoleSettings,
   env: NodeJS.ProcessEnv,
   clock: Clock,
-): { config: AwsClientConfig; close: () => void } {
+): AwsClientSetup {
   const base = awsClientConfig(storeName, s, env);
   if (s.assume_role === undefined) {
     for (const k of ["role_session_name", "external_id", "duration", "mfa_serial_number", "mfa_token_code", "session_policy"] as const)
@@ -159,7 +192,14 @@ export function awsStoreClientConfig(
   const { fetch, close } = assumeRoleFetch(storeName, base, input);
   const cache = new CachedCredentials(fetch, clock);
   const { profile: _profile, ...rest } = base;
-  return { config: { ...rest, credentials: cache.provider() }, close };
+  return { config: { ...rest, credentials: cache.provider() }, close, onRefused: () => cache.invalidate() };
+}
+
+/** A client configuration, how to release what it holds, and what to do when a service refuses its temporary credentials. */
+export interface AwsClientSetup {
+  readonly config: AwsClientConfig;
+  readonly close: () => void;
+  readonly onRefused?: () => void;
 }
 
 /** The credential components a key of aws.sts / aws.sso names (dsops's names and spellings). */

@@ -2,8 +2,7 @@ import { ConfigError, DsopsError } from "../core/errors";
 import type { Secret } from "../core/secret";
 import { AwsSecretsManagerStore } from "./aws-secretsmanager";
 import { AwsSsmStore } from "./aws-ssm";
-import { CachedCredentials, assumeRoleFetch, assumeRoleInput, awsStoreClientConfig } from "./aws-credentials";
-import type { AwsClientConfig } from "./aws-common";
+import { CachedCredentials, assumeRoleFetch, assumeRoleInput, awsStoreClientConfig, type AwsClientSetup } from "./aws-credentials";
 import { CredentialsStore, readOnlyCredentials } from "./aws-sts";
 import { ssoCacheFile, ssoFetch, ssoTarget } from "./aws-sso";
 import type { StoreSettings } from "./settings";
@@ -65,7 +64,7 @@ class TempCredentialsStore extends CredentialsStore {
 export class AwsRouterStore implements Store, Staging {
   readonly type = "aws" as const;
   readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: 20, binary: true, staging: true };
-  private readonly shared: { config: AwsClientConfig; close: () => void };
+  private readonly shared: AwsClientSetup;
   private readonly defaultService: AwsService;
   private readonly subs = new Map<AwsService, Store & Partial<Staging>>();
 
@@ -84,12 +83,12 @@ export class AwsRouterStore implements Store, Staging {
     if (s) return s;
     const st = this.settings;
     const common = { timeout_ms: st.timeout_ms, region: st.region, endpoint: st.endpoint };
-    const shared = { config: this.shared.config, close: () => undefined };
+    const shared: AwsClientSetup = { config: this.shared.config, close: () => undefined, onRefused: this.shared.onRefused };
     switch (service) {
       case "sm": {
         const t = st.secretsmanager?.timeout_ms;
         const config = t === undefined ? shared.config : { ...shared.config, requestHandler: { connectionTimeout: t, requestTimeout: t, throwOnRequestTimeout: true as const } };
-        s = new AwsSecretsManagerStore(this.name, { type: "aws.secretsmanager", ...common }, this.ctx, { config, close: shared.close });
+        s = new AwsSecretsManagerStore(this.name, { type: "aws.secretsmanager", ...common }, this.ctx, { ...shared, config });
         break;
       }
       case "ssm":

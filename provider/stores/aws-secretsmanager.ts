@@ -22,9 +22,8 @@ import {
   mapAwsErrorCode,
   settleEach,
   type AwsErrorContext,
-  type AwsClientConfig,
 } from "./aws-common";
-import { awsStoreClientConfig } from "./aws-credentials";
+import { awsStoreClientConfig, dropRefusedCredentials, type AwsClientSetup } from "./aws-credentials";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -91,11 +90,12 @@ export class AwsSecretsManagerStore implements Store, Staging {
     readonly name: string,
     settings: SecretsManagerSettings,
     ctx: StoreContext,
-    shared?: { config: AwsClientConfig; close: () => void },
+    shared?: AwsClientSetup,
   ) {
     // The `aws` router passes the client configuration all its services share (one set of credentials).
     const setup = shared ?? awsStoreClientConfig(name, settings, ctx.env, ctx.clock);
     this.client = new SecretsManagerClient(setup.config);
+    dropRefusedCredentials(this.client, setup.onRefused);
     this.closeCredentials = setup.close;
   }
 

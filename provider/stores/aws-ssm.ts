@@ -22,9 +22,8 @@ import {
   mapAwsError,
   settleEach,
   type AwsErrorContext,
-  type AwsClientConfig,
 } from "./aws-common";
-import { awsStoreClientConfig } from "./aws-credentials";
+import { awsStoreClientConfig, dropRefusedCredentials, type AwsClientSetup } from "./aws-credentials";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -98,11 +97,12 @@ export class AwsSsmStore implements Store, Staging {
     readonly name: string,
     private readonly settings: SsmSettings,
     ctx: StoreContext,
-    shared?: { config: AwsClientConfig; close: () => void },
+    shared?: AwsClientSetup,
   ) {
     // The `aws` router passes the client configuration all its services share (one set of credentials).
     const setup = shared ?? awsStoreClientConfig(name, settings, ctx.env, ctx.clock);
     this.client = new SSMClient(setup.config);
+    dropRefusedCredentials(this.client, setup.onRefused);
     this.closeCredentials = setup.close;
     this.withDecryption = settings.with_decryption !== false;
   }

@@ -15,7 +15,7 @@ import { REFRESH_MARGIN_MS } from "../../provider/stores/aws-credentials";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { dsops, dsopsRun } from "../support/cli";
 import { startFaultProxy } from "../support/fault-proxy";
-import { motoCredentials, startMoto, type Moto } from "../support/moto";
+import { motoCredentials, startAwsProxy, startMoto, type Moto } from "../support/moto";
 import { freePort } from "../support/server";
 
 const ACCOUNT = "111111111111";
@@ -322,6 +322,39 @@ describe("aws.sts store and assume_role (moto_server)", function () {
       assert.match(r.stdout, /secure-role/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("assume_role: credentials the service refuses as expired before their time are dropped, and the next call assumes the role again", async () => {
+    // store → a proxy answering SSM calls with chosen errors → the AssumeRole-counting proxy → moto
+    const faults = await startAwsProxy(proxy.endpoint);
+    const name = "/role/expired-early";
+    const direct = new STSClient({ region: "us-east-1", endpoint: moto.endpoint, credentials: motoCredentials, maxAttempts: 1 });
+    const c = (await direct.send(new AssumeRoleCommand({ RoleArn: ROLE, RoleSessionName: "seed" }))).Credentials!;
+    direct.destroy();
+    const inRole = new SSMClient({ region: "us-east-1", endpoint: moto.endpoint, credentials: { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! }, maxAttempts: 1 });
+    await inRole.send(new PutParameterCommand({ Name: name, Value: "still-here", Type: "SecureString" }));
+    inRole.destroy();
+    const store = new AwsSsmStore(
+      "ssm",
+      { type: "aws.ssm", endpoint: faults.endpoint, region: "us-east-1", access_key_id: "test", secret_access_key: "test", with_decryption: true, assume_role: ROLE },
+      { configDir: tmpdir(), clock, env: {} },
+    );
+    try {
+      const before = proxy.assumeCalls();
+      assert.equal((await store.get({ key: name })).value.reveal(), "still-here");
+      faults.fail("GetParameter", { status: 400, type: "ExpiredTokenException", message: "The security token included in the request is expired" }, 1);
+      await assert.rejects(store.get({ key: name }), (e: unknown) => {
+        assert.ok(e instanceof AuthError, String(e));
+        assert.match((e as Error).message, /^store "ssm": access refused while reading parameter "\/role\/expired-early.*ExpiredTokenException/);
+        return true;
+      });
+      assert.equal(proxy.assumeCalls() - before, 1);
+      assert.equal((await store.get({ key: name })).value.reveal(), "still-here");
+      assert.equal(proxy.assumeCalls() - before, 2, "the refused credentials were dropped");
+    } finally {
+      await store.close();
+      await faults.close();
     }
   });
 
