@@ -54,6 +54,22 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "AWS Systems Manager Parameter Store (SecureString, labels, prefix)",
   },
+  "aws.sts": {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "temporary credentials from STS AssumeRole (access_key_id, secret_access_key, session_token, expiration, credentials)",
+  },
+  "aws.sso": {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "role credentials of IAM Identity Center, from the token cache of aws sso login",
+  },
+  aws: {
+    capabilities: { write: true, versions: true, batch: 20, binary: true, staging: true },
+    check: true,
+    description: "one AWS store, the service by key prefix (sm:, ssm:, sts:, sso:; /path = SSM)",
+    note: "writes, versions and staging on sm: and ssm: keys; sts: and sso: keys are read-only",
+  },
   vault: {
     capabilities: { write: true, versions: true, batch: 0, binary: false, staging: true },
     check: true,

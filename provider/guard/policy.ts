@@ -68,6 +68,10 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
       return { ok: true };
     case "aws.secretsmanager":
     case "aws.ssm":
+    case "aws.sts":
+    case "aws":
+      return plainHttp(store.endpoint) ? { ok: false, why: `its endpoint ${String(store.endpoint)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "aws.sso":
       return plainHttp(store.endpoint) ? { ok: false, why: `its endpoint ${String(store.endpoint)} is plain http (not encrypted in transit)` } : { ok: true };
     case "vault":
       return plainHttp(store.address) ? { ok: false, why: `its address ${String(store.address)} is plain http (not encrypted in transit)` } : { ok: true };

@@ -17,7 +17,10 @@ export interface AwsClientConfig {
   /** The engine retries (with its own backoff and timeout); the SDK must not retry as well. */
   maxAttempts: number;
   endpoint?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Static keys, or a function giving temporary ones (assume_role: see ./aws-credentials.ts). */
+  credentials?:
+    | { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+    | (() => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>);
   profile?: string;
   /**
    * Time limits of each HTTP request (timeout_ms): the engine abandons a read after timeout_ms

@@ -14,7 +14,6 @@ import {
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
 import { Secret } from "../core/secret";
 import {
-  awsClientConfig,
   awsErrorName,
   batchFallsBack,
   chunks,
@@ -24,6 +23,7 @@ import {
   settleEach,
   type AwsErrorContext,
 } from "./aws-common";
+import { awsStoreClientConfig, dropRefusedCredentials, type AwsClientSetup } from "./aws-credentials";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -82,6 +82,7 @@ export class AwsSecretsManagerStore implements Store, Staging {
   readonly type = "aws.secretsmanager" as const;
   readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: BATCH, binary: true, staging: true };
   private readonly client: SecretsManagerClient;
+  private readonly closeCredentials: () => void;
   /** Set once BatchGetSecretValue was refused (a policy granting only GetSecretValue): read one by one from then on. */
   private batchRefused = false;
 
@@ -89,8 +90,13 @@ export class AwsSecretsManagerStore implements Store, Staging {
     readonly name: string,
     settings: SecretsManagerSettings,
     ctx: StoreContext,
+    shared?: AwsClientSetup,
   ) {
-    this.client = new SecretsManagerClient(awsClientConfig(name, settings, ctx.env));
+    // The `aws` router passes the client configuration all its services share (one set of credentials).
+    const setup = shared ?? awsStoreClientConfig(name, settings, ctx.env, ctx.clock);
+    this.client = new SecretsManagerClient(setup.config);
+    dropRefusedCredentials(this.client, setup.onRefused);
+    this.closeCredentials = setup.close;
   }
 
   async get(k: StoreKey): Promise<SecretVersion> {
@@ -365,6 +371,7 @@ export class AwsSecretsManagerStore implements Store, Staging {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.closeCredentials();
   }
 
   private written(versionId: string | undefined, ctx: AwsErrorContext): VersionInfo {

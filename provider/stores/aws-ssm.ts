@@ -15,7 +15,6 @@ import {
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
 import { Secret } from "../core/secret";
 import {
-  awsClientConfig,
   awsErrorName,
   batchFallsBack,
   chunks,
@@ -24,6 +23,7 @@ import {
   settleEach,
   type AwsErrorContext,
 } from "./aws-common";
+import { awsStoreClientConfig, dropRefusedCredentials, type AwsClientSetup } from "./aws-credentials";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -87,6 +87,7 @@ export class AwsSsmStore implements Store, Staging {
   readonly type = "aws.ssm" as const;
   readonly capabilities: StoreCapabilities = { write: true, versions: true, batch: BATCH, binary: false, staging: true };
   private readonly client: SSMClient;
+  private readonly closeCredentials: () => void;
   private readonly withDecryption: boolean;
   /** Set once a batch or describe call was refused by IAM: use GetParameter from then on. */
   private batchRefused = false;
@@ -96,8 +97,13 @@ export class AwsSsmStore implements Store, Staging {
     readonly name: string,
     private readonly settings: SsmSettings,
     ctx: StoreContext,
+    shared?: AwsClientSetup,
   ) {
-    this.client = new SSMClient(awsClientConfig(name, settings, ctx.env));
+    // The `aws` router passes the client configuration all its services share (one set of credentials).
+    const setup = shared ?? awsStoreClientConfig(name, settings, ctx.env, ctx.clock);
+    this.client = new SSMClient(setup.config);
+    dropRefusedCredentials(this.client, setup.onRefused);
+    this.closeCredentials = setup.close;
     this.withDecryption = settings.with_decryption !== false;
   }
 
@@ -451,6 +457,7 @@ export class AwsSsmStore implements Store, Staging {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.closeCredentials();
   }
 
   private written(version: number | undefined, ctx: AwsErrorContext): VersionInfo {

@@ -15,6 +15,9 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   "aws.secretsmanager": (name, s, ctx) =>
     new (require("./aws-secretsmanager") as typeof import("./aws-secretsmanager")).AwsSecretsManagerStore(name, s, ctx),
   "aws.ssm": (name, s, ctx) => new (require("./aws-ssm") as typeof import("./aws-ssm")).AwsSsmStore(name, s, ctx),
+  "aws.sts": (name, s, ctx) => new (require("./aws-sts") as typeof import("./aws-sts")).AwsStsStore(name, s, ctx),
+  "aws.sso": (name, s, ctx) => new (require("./aws-sso") as typeof import("./aws-sso")).AwsSsoStore(name, s, ctx),
+  aws: (name, s, ctx) => new (require("./aws-router") as typeof import("./aws-router")).AwsRouterStore(name, s, ctx),
   vault: (name, s, ctx) => new (require("./vault") as typeof import("./vault")).VaultStore(name, s, ctx),
   "gcp.secretmanager": (name, s, ctx) =>
     new (require("./gcp-secretmanager") as typeof import("./gcp-secretmanager")).GcpSecretManagerStore(name, s, ctx),

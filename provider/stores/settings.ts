@@ -20,6 +20,32 @@ const awsCommon = {
   access_key_id: z.string().optional(),
   secret_access_key: z.string().optional(),
   session_token: z.string().optional(),
+  /** The ARN of a role to assume (STS AssumeRole) with the credentials above; the store then uses the role's. */
+  assume_role: z.string().optional(),
+  role_session_name: z.string().optional(),
+  external_id: z.string().optional(),
+  /** Seconds the assumed role's credentials last (900–43200, default 3600). */
+  duration: z.number().int().min(900).max(43200).optional(),
+  mfa_serial_number: z.string().optional(),
+  /** The current code of the MFA device (e.g. `${MFA_CODE}`). */
+  mfa_token_code: z.string().optional(),
+  /** A session policy (JSON) narrowing the assumed role's permissions. */
+  session_policy: z.string().optional(),
+};
+
+/** Where `aws.sso` (and the `aws` router's `sso:` keys) get role credentials. */
+const awsSsoFields = {
+  /** A profile of ~/.aws/config with sso_* settings (or an sso_session); the fields below override it. */
+  profile: z.string().optional(),
+  sso_session: z.string().optional(),
+  sso_start_url: z.string().optional(),
+  sso_region: z.string().optional(),
+  account_id: z.string().optional(),
+  role_name: z.string().optional(),
+  /** Folder of the SSO token cache (default ~/.aws/sso/cache). */
+  cache_path: z.string().optional(),
+  /** The SSO portal endpoint (tests, private endpoints); default that of sso_region. */
+  endpoint: z.string().optional(),
 };
 
 /** Vault auth methods; `k8s` is dsops's spelling of `kubernetes`. */
@@ -208,6 +234,36 @@ export const storeSettingsSchemas = {
     parameter_prefix: z.string().optional(),
     /** Decrypt SecureString parameters (default true). */
     with_decryption: z.boolean().default(true),
+  }),
+  /** Temporary credentials from STS AssumeRole (dsops's aws.sts); keys name the component. */
+  "aws.sts": z.strictObject({ type: z.literal("aws.sts"), ...awsCommon, assume_role: z.string() }),
+  /** Role credentials of IAM Identity Center, from the token cache `aws sso login` writes. */
+  "aws.sso": z.strictObject({ type: z.literal("aws.sso"), ...common, region: z.string().optional(), ...awsSsoFields }),
+  /** dsops's unified AWS store: one name, the service chosen by a prefix of the key (sm:, ssm:, sts:, sso:). */
+  aws: z.strictObject({
+    type: z.literal("aws"),
+    ...awsCommon,
+    /** The service of a key without a prefix that does not start with "/" (default secretsmanager). */
+    default_service: z
+      .enum(["secretsmanager", "sm", "ssm", "sts", "sso"], {
+        error: (iss) => `unknown default_service ${JSON.stringify(iss.input)} (supported: secretsmanager, sm, ssm, sts, sso)`,
+      })
+      .default("secretsmanager"),
+    /** dsops's per-service section: `timeout_ms` of Secrets Manager calls, `version_stage` read when a reference names none. */
+    secretsmanager: z.strictObject({ timeout_ms: z.number().int().positive().optional(), version_stage: z.string().optional() }).optional(),
+    ssm: z.strictObject({ parameter_prefix: z.string().optional(), with_decryption: z.boolean().default(true) }).optional(),
+    sts: z
+      .strictObject({
+        assume_role: z.string(),
+        role_session_name: z.string().optional(),
+        external_id: z.string().optional(),
+        duration: z.number().int().min(900).max(43200).optional(),
+        mfa_serial_number: z.string().optional(),
+        mfa_token_code: z.string().optional(),
+        session_policy: z.string().optional(),
+      })
+      .optional(),
+    sso: z.strictObject({ ...awsSsoFields, start_url: z.string().optional() }).optional(),
   }),
   vault: z
     .strictObject({
@@ -402,9 +458,10 @@ export const storeTypeAliases: Readonly<Record<string, StoreType | (typeof plann
 export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record<string, string>>>>> = {
   vault: { addr: "address" },
   infisical: { host: "site_url" },
+  "aws.sso": { start_url: "sso_start_url" },
 };
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "pass", "keychain",
+  "bitwarden", "onepassword", "pass", "keychain",
 ] as const;

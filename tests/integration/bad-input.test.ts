@@ -41,6 +41,34 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: "error: invalid configuration:\n  - secretStores.v.address: required (string) but missing at dsops.yaml:2:6\n",
   },
   {
+    name: "aws.sts without assume_role",
+    yaml: "secretStores:\n  t: { type: aws.sts, region: us-east-1 }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.t.assume_role: required (string) but missing at dsops.yaml:2:6\n",
+  },
+  {
+    name: "aws router with an unknown default_service",
+    yaml: "secretStores:\n  a: { type: aws, default_service: kms }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.a.default_service: unknown default_service "kms" (supported: secretsmanager, sm, ssm, sts, sso) at dsops.yaml:2:36\n',
+  },
+  {
+    name: "aws.sts with an MFA device but no code",
+    yaml: 'secretStores:\n  t: { type: aws.sts, assume_role: "arn:aws:iam::123456789012:role/r", mfa_serial_number: "arn:aws:iam::123456789012:mfa/a" }\nenvs: { dev: { X: { from: "t:access_key_id" } } }\n',
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - X (store t, key access_key_id): store "t": mfa_serial_number needs mfa_token_code (the current code of the device)\n',
+    args: ["get", "--env", "dev", "--var", "X"],
+  },
+  {
+    name: "aws.sso without account, role and region",
+    yaml: 'secretStores:\n  s: { type: aws.sso, sso_start_url: "https://x.awsapps.com/start" }\nenvs: { dev: { X: { from: "s:access_key_id" } } }\n',
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - X (store s, key access_key_id): store "s": missing sso_region, account_id, role_name\n',
+    args: ["get", "--env", "dev", "--var", "X"],
+  },
+  {
+    name: "an AssumeRole setting without assume_role",
+    yaml: 'secretStores:\n  p: { type: aws.ssm, external_id: x }\nenvs: { dev: { X: { from: "p:/a" } } }\n',
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - X (store p, key /a): store "p": external_id needs assume_role (the ARN of the role to assume)\n',
+    args: ["get", "--env", "dev", "--var", "X"],
+  },
+  {
     name: "unset environment variable in a store setting",
     yaml: 'secretStores:\n  v: { type: vault, address: "${DSOPS_TEST_UNSET_ADDR}" }\nenvs: { dev: { X: { from: "store://v/k" } } }\n',
     // Issue 18: reported when the store is called (plan answers without it: tests/compat/compat.test.ts).

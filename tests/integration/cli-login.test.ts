@@ -60,6 +60,32 @@ secretStores:
     assert.match(r.stderr, /^running: aws sso login --profile team-sso\n/);
   });
 
+  it("aws.sso runs aws sso login with its profile (or sso_session); aws.sts with keys and the aws router say what they use", () => {
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      `secretStores:
+  sso-dev: { type: aws.sso, profile: dev }
+  sso-session: { type: aws.sso, sso_session: corp, account_id: "1", role_name: r }
+  temp-role: { type: aws.sts, assume_role: "arn:aws:iam::123456789012:role/r", access_key_id: a, secret_access_key: b }
+  aws: { type: aws, profile: team-sso }
+`,
+    );
+    fakeCli("aws");
+    const a = run(["login", "sso-dev"], bin);
+    assert.equal(a.status, 0, a.stderr);
+    const b = run(["login", "sso-session"], bin);
+    assert.equal(b.status, 0, b.stderr);
+    const c = run(["login", "aws"], bin);
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(calls(), "aws sso login --profile dev |  | \naws sso login --sso-session corp |  | \naws sso login --profile team-sso |  | \n");
+    const d = run(["login", "temp-role"], bin);
+    assert.equal(d.status, 0, d.stderr);
+    assert.match(d.stdout + d.stderr, /store "temp-role" \(aws\.sts\) uses the access keys in its settings; nothing to log in to/);
+    const e = run(["login", "sso-dev"], empty);
+    assert.equal(e.status, 1);
+    assert.match(e.stderr, /Log in with: aws sso login --profile dev/);
+  });
+
   it("runs vault login (else bao login) against the store's address and namespace, extra args passed on", () => {
     fakeCli("bao");
     let r = run(["login", "vault", "--", "-method=oidc"], bin);

@@ -204,6 +204,20 @@ describe("faults: every command exits 0 only when it did its job (built binary; 
       met: () => gcp.injectedFailures() > failuresBase,
       direct: () => (gcpDirect ??= directStore("gsm-direct", { type: "gcp.secretmanager", project_id: "faults", endpoint: "127.0.0.1", port: gcp.port, insecure: true })),
     });
+    // The aws router (issue 19): Secrets Manager through an sm: key, on the same moto.
+    rows.push(
+      await httpRow({
+        store: "aws",
+        type: "aws",
+        readKey: "sm:faults/router-read",
+        writeKey: "sm:faults/router-written",
+        upstream: moto.endpoint,
+        failing: 503,
+        causes: { refused: /ECONNREFUSED/, failing: /HTTP 503/, hang: /no answer within 400 ms|TimeoutError/ },
+        settings: (endpoint) => `type: aws, endpoint: "${endpoint}", ${aws}`,
+        direct: { type: "aws", ...awsDirect },
+      }),
+    );
     for (const row of rows) {
       const v = value(`read-${row.store}`);
       await row.direct().put?.(row.readKey, new Secret(v));
@@ -258,7 +272,7 @@ envs:
   }
 
   // The rows, in the order `before` builds them (titles are needed before the servers run).
-  const ROW_TYPES = ["aws.secretsmanager", "aws.ssm", "vault", "gcp.secretmanager"];
+  const ROW_TYPES = ["aws.secretsmanager", "aws.ssm", "vault", "gcp.secretmanager", "aws"];
   for (const [rowIndex, type] of ROW_TYPES.entries()) {
     for (const fault of Object.keys(COLUMNS) as FaultName[]) {
       const col = COLUMNS[fault];

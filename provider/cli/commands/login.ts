@@ -39,6 +39,18 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
         nothingToDo: true,
         guidance: `store "${name}" (file) needs no login: its key is DSOPS_FILE_KEY when set, else the key file beside ${s.path} (${s.key_file ?? `${s.path}.key`})`,
       };
+    case "aws.sso": {
+      const profile = s.profile;
+      return {
+        commands: [{ cli: "aws", args: ["sso", "login", ...(profile ? ["--profile", profile] : s.sso_session ? ["--sso-session", s.sso_session] : [])] }],
+        guidance:
+          `store "${name}" (aws.sso) reads the token that aws sso login caches in ~/.aws/sso/cache.\n` +
+          `Log in with: aws sso login${profile ? ` --profile ${profile}` : s.sso_session ? ` --sso-session ${s.sso_session}` : " --profile <a profile with this store's sso_start_url>"}\n` +
+          `(install the AWS CLI v2: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html; first time: aws configure sso)`,
+      };
+    }
+    case "aws.sts":
+    case "aws":
     case "aws.secretsmanager":
     case "aws.ssm": {
       if (s.access_key_id) return { nothingToDo: true, guidance: `store "${name}" (${s.type}) uses the access keys in its settings; nothing to log in to` };

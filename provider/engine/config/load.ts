@@ -600,7 +600,7 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
           continue;
         }
         const type = stores[ref.store]?.type;
-        if (ref.options && type && type !== "aws.secretsmanager") {
+        if (ref.options && type && type !== "aws.secretsmanager" && type !== "aws") {
           problem(
             path,
             `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where)}`,
