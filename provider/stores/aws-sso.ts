@@ -3,7 +3,9 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { GetRoleCredentialsCommand, SSOClient } from "@aws-sdk/client-sso";
+import { CreateTokenCommand, SSOOIDCClient } from "@aws-sdk/client-sso-oidc";
 import { AuthError, ConfigError, DsopsError } from "../core/errors";
+import { writeFileAtomic } from "../core/fsutil";
 import type { Clock } from "../core/clock";
 import { mapAwsError } from "./aws-common";
 import { CachedCredentials, type TemporaryCredentials } from "./aws-credentials";
@@ -113,9 +115,28 @@ export function ssoCacheFile(t: SsoTarget, cachePath: string | undefined, config
   return join(dir, `${createHash("sha1").update(t.session ?? t.startUrl).digest("hex")}.json`);
 }
 
+/** Refresh a cached SSO token this long before it expires (as the AWS CLI and SDK do). */
+export const SSO_TOKEN_REFRESH_MS = 5 * 60_000;
+
+/** The token cache file as `aws sso login` writes it (sso-session profiles carry the refresh fields). */
+interface SsoTokenCache {
+  accessToken?: unknown;
+  expiresAt?: unknown;
+  refreshToken?: unknown;
+  clientId?: unknown;
+  clientSecret?: unknown;
+  registrationExpiresAt?: unknown;
+  [k: string]: unknown;
+}
+
 /**
  * Role credentials of IAM Identity Center: the access token `aws sso login` cached is read
- * (again at each fetch, so a new login is picked up), then SSO GetRoleCredentials.
+ * (again at each fetch, so a new login is picked up), then SSO GetRoleCredentials. A token that
+ * expires within 5 minutes is refreshed first, as the AWS CLI does, when the cache holds a
+ * refresh token and a client registration that has not expired (sso-session logins): SSO OIDC
+ * CreateToken (grant refresh_token), and the new token is written back to the cache file
+ * atomically, so the AWS CLI and other tools see it too. A refused refresh leaves the file as it
+ * was and says how to log in again.
  */
 export function ssoFetch(
   storeName: string,
@@ -131,22 +152,61 @@ export function ssoFetch(
     requestHandler: { connectionTimeout: opts.timeoutMs ?? 30000, requestTimeout: opts.timeoutMs ?? 30000, throwOnRequestTimeout: true },
   });
   const hint = `log in again: ${ssoLoginHint(t)}`;
+  let oidc: SSOOIDCClient | undefined;
+  const refresh = async (token: SsoTokenCache): Promise<SsoTokenCache | undefined> => {
+    const { refreshToken, clientId, clientSecret, registrationExpiresAt } = token;
+    if (typeof refreshToken !== "string" || typeof clientId !== "string" || typeof clientSecret !== "string") return undefined;
+    const registered = typeof registrationExpiresAt === "string" ? Date.parse(registrationExpiresAt) : NaN;
+    if (!(registered > opts.clock.now())) return undefined;
+    oidc ??= new SSOOIDCClient({
+      region: t.region,
+      maxAttempts: 1,
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      requestHandler: { connectionTimeout: opts.timeoutMs ?? 30000, requestTimeout: opts.timeoutMs ?? 30000, throwOnRequestTimeout: true },
+    });
+    let out;
+    try {
+      out = await oidc.send(new CreateTokenCommand({ grantType: "refresh_token", clientId, clientSecret, refreshToken }));
+    } catch (e) {
+      const err = mapAwsError(e, { store: storeName, subject: `the SSO session of ${t.startUrl}`, action: "refreshing" });
+      if (err instanceof AuthError || ["InvalidGrantException", "UnauthorizedClientException", "ExpiredTokenException", "InvalidClientException"].includes((e as { name?: string }).name ?? ""))
+        throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} could not be refreshed (${(e as { name?: string }).name ?? "refused"}); ${hint}`, { hint });
+      throw err;
+    }
+    if (typeof out.accessToken !== "string" || typeof out.expiresIn !== "number")
+      throw new DsopsError(`store "${storeName}": SSO OIDC answered a refresh of ${t.startUrl} without a token`);
+    const next: SsoTokenCache = {
+      ...token,
+      accessToken: out.accessToken,
+      expiresAt: new Date(opts.clock.now() + out.expiresIn * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      ...(out.refreshToken ? { refreshToken: out.refreshToken } : {}),
+    };
+    writeFileAtomic(cacheFile, JSON.stringify(next), 0o600);
+    return next;
+  };
   const fetch = async (): Promise<TemporaryCredentials> => {
-    let token: { accessToken?: unknown; expiresAt?: unknown };
+    let token: SsoTokenCache;
     try {
       token = JSON.parse(readFileSync(cacheFile, "utf8")) as typeof token;
     } catch (e) {
       const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no SSO token cached" : "the SSO token cache cannot be read";
       throw new AuthError(`store "${storeName}": ${why} for ${t.startUrl} (${cacheFile}); ${hint}`, { hint });
     }
-    const expires = typeof token.expiresAt === "string" ? Date.parse(token.expiresAt) : NaN;
+    let expires = typeof token.expiresAt === "string" ? Date.parse(token.expiresAt) : NaN;
     if (typeof token.accessToken !== "string" || !token.accessToken || Number.isNaN(expires))
       throw new AuthError(`store "${storeName}": the SSO token cache ${cacheFile} holds no usable token; ${hint}`, { hint });
+    if (expires - SSO_TOKEN_REFRESH_MS <= opts.clock.now()) {
+      const next = await refresh(token);
+      if (next) {
+        token = next;
+        expires = Date.parse(next.expiresAt as string);
+      }
+    }
     if (expires <= opts.clock.now())
       throw new AuthError(`store "${storeName}": the SSO session of ${t.startUrl} expired at ${new Date(expires).toISOString()}; ${hint}`, { hint });
     let out;
     try {
-      out = await client.send(new GetRoleCredentialsCommand({ accessToken: token.accessToken, accountId: t.accountId, roleName: t.roleName }));
+      out = await client.send(new GetRoleCredentialsCommand({ accessToken: token.accessToken as string, accountId: t.accountId, roleName: t.roleName }));
     } catch (e) {
       const err = mapAwsError(e, { store: storeName, subject: `role "${t.roleName}" of account ${t.accountId}`, action: "getting SSO credentials of" });
       if (err instanceof AuthError || (e as { name?: string }).name === "UnauthorizedException")
@@ -158,7 +218,13 @@ export function ssoFetch(
       throw new DsopsError(`store "${storeName}": SSO answered without complete role credentials for role "${t.roleName}" of account ${t.accountId}`);
     return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: new Date(c.expiration) };
   };
-  return { fetch, close: () => client.destroy() };
+  return {
+    fetch,
+    close: () => {
+      client.destroy();
+      oidc?.destroy();
+    },
+  };
 }
 
 /**

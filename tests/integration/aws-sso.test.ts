@@ -1,8 +1,8 @@
-// moto has no SSO portal (only sso-admin): these tests run a local server speaking the SSO portal API (GetRoleCredentials: GET /federation/credentials, x-amz-sso_bearer_token) to the real @aws-sdk/client-sso client; the token cache and ~/.aws/config are real files in a temp HOME.
+// moto has no SSO portal (only sso-admin): these tests run a local server speaking the SSO portal API (GetRoleCredentials: GET /federation/credentials, x-amz-sso_bearer_token) and the SSO OIDC API (CreateToken: POST /token) to the real @aws-sdk/client-sso and @aws-sdk/client-sso-oidc clients; the token cache and ~/.aws/config are real files in a temp HOME.
 import { strict as assert } from "node:assert";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../provider/core/clock";
@@ -27,6 +27,10 @@ class SsoPortal {
   fault?: { status: number; type: string };
   /** Everything handed out (searched for in messages). */
   issued: string[] = [];
+  /** SSO OIDC: the client registration and the refresh token CreateToken accepts. */
+  client = { id: "client-id-1", secret: "" };
+  refreshToken = "";
+  refreshCalls = 0;
   constructor(private readonly clock: () => ManualClock) {}
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
@@ -37,6 +41,21 @@ class SsoPortal {
         res.end(JSON.stringify(body));
       };
       if (this.fault) return send(this.fault.status, { message: `injected ${this.fault.type}` }, this.fault.type);
+      if (req.method === "POST" && url.pathname === "/token") {
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          this.refreshCalls++;
+          const r = JSON.parse(body) as { clientId?: string; clientSecret?: string; grantType?: string; refreshToken?: string };
+          if (r.clientId !== this.client.id || r.clientSecret !== this.client.secret) return send(401, { error: "invalid_client" }, "InvalidClientException");
+          if (r.grantType !== "refresh_token" || !this.refreshToken || r.refreshToken !== this.refreshToken) return send(400, { error: "invalid_grant" }, "InvalidGrantException");
+          this.validToken = `aoa${randomBytes(24).toString("hex")}`;
+          this.refreshToken = `aor${randomBytes(24).toString("hex")}`;
+          this.issued.push(this.validToken, this.refreshToken);
+          send(200, { accessToken: this.validToken, expiresIn: 28800, refreshToken: this.refreshToken, tokenType: "Bearer" });
+        });
+        return;
+      }
       if (req.method !== "GET" || url.pathname !== "/federation/credentials") return send(404, { message: "no such operation" }, "ResourceNotFoundException");
       if (req.headers["x-amz-sso_bearer_token"] !== this.validToken) return send(401, { message: "Session token not found or invalid" }, "UnauthorizedException");
       if (url.searchParams.get("account_id") !== ACCOUNT || url.searchParams.get("role_name") !== ROLE)
@@ -76,6 +95,26 @@ describe("aws.sso store (local SSO portal server, real token cache files)", func
       JSON.stringify({ startUrl: START_URL, region: "eu-west-1", accessToken: token, expiresAt: new Date(clock.now() + expiresInMs).toISOString().replace(/\.\d+Z$/, "Z") }),
     );
     return token;
+  }
+
+  /** A login `aws sso login --sso-session` caches: with a client registration and a refresh token. */
+  function loginWithRefresh(key: string, expiresInMs: number, registrationExpiresInMs = 90 * 86400_000): { file: string; token: string; refresh: string } {
+    const token = login(key, expiresInMs);
+    portal.client.secret = `secret-${randomBytes(16).toString("hex")}`;
+    portal.refreshToken = `aor${randomBytes(24).toString("hex")}`;
+    const file = join(home, ".aws", "sso", "cache", `${createHash("sha1").update(key).digest("hex")}.json`);
+    const cached = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...cached,
+        refreshToken: portal.refreshToken,
+        clientId: portal.client.id,
+        clientSecret: portal.client.secret,
+        registrationExpiresAt: new Date(clock.now() + registrationExpiresInMs).toISOString().replace(/\.\d+Z$/, "Z"),
+      }),
+    );
+    return { file, token, refresh: portal.refreshToken };
   }
 
   const store = (extra: Record<string, unknown>) =>
@@ -168,6 +207,54 @@ describe("aws.sso store (local SSO portal server, real token cache files)", func
     });
     assert.equal(portal.calls, before);
     await s.close();
+  });
+
+  it("a token within 5 minutes of expiry is refreshed (SSO OIDC CreateToken) and written back to the cache, as the AWS CLI does", async () => {
+    const { file, token, refresh } = loginWithRefresh("corp", 2 * 60_000);
+    const s = store({ profile: "dev" });
+    try {
+      const calls = portal.refreshCalls;
+      assert.match((await s.get({ key: "access_key_id" })).value.reveal(), /^ASIA/);
+      assert.equal(portal.refreshCalls - calls, 1);
+      const cached = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+      assert.notEqual(cached.accessToken, token);
+      assert.equal(cached.accessToken, portal.validToken, "the new token is in the cache file");
+      assert.notEqual(cached.refreshToken, refresh);
+      assert.equal(cached.refreshToken, portal.refreshToken);
+      assert.equal(cached.expiresAt, "2026-11-30T20:00:00Z");
+      assert.equal(cached.clientSecret, portal.client.secret, "the registration is kept");
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a refused refresh (revoked refresh token) is an AuthError saying how to log in; the cache file is left as it was; an expired registration is not refreshed", async () => {
+    const { file } = loginWithRefresh("corp", 60_000);
+    portal.refreshToken = "revoked";
+    const before = readFileSync(file, "utf8");
+    const s = store({ profile: "dev" });
+    clock.advance(120_000);
+    try {
+      await assert.rejects(s.get({ key: "access_key_id" }), (e: unknown) => {
+        assert.ok(e instanceof AuthError, String(e));
+        assert.equal((e as Error).message, `store "sso-dev": the SSO session of ${START_URL} could not be refreshed (InvalidGrantException); log in again: aws sso login --profile dev`);
+        return true;
+      });
+      assert.equal(readFileSync(file, "utf8"), before);
+    } finally {
+      await s.close();
+    }
+    loginWithRefresh("corp", 60_000, 30_000);
+    const calls = portal.refreshCalls;
+    const s2 = store({ profile: "dev" });
+    clock.advance(120_000);
+    try {
+      await assert.rejects(s2.get({ key: "access_key_id" }), /expired at .*; log in again: aws sso login --profile dev$/);
+      assert.equal(portal.refreshCalls, calls, "no refresh with an expired client registration");
+    } finally {
+      await s2.close();
+    }
   });
 
   it("no cached login, a token the portal refuses, throttling, a server that is down: errors naming the store and cause, never a value", async () => {
