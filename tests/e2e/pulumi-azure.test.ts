@@ -26,7 +26,7 @@ describe("Pulumi end to end: Azure Key Vault through SecretReference and Environ
     project?.cleanup();
   });
 
-  it("resolves an azure.keyvault reference and an azure router env; the client secret and the value stay out of state", async () => {
+  it("resolves an azure.keyvault reference, an azure router env and an azure.identity token; the client secret, the value and the token stay out of state", async () => {
     const { SecretClient } = await import("@azure/keyvault-secrets");
     const { ClientSecretCredential } = await import("@azure/identity");
     const admin = new SecretClient(srv.url, new ClientSecretCredential(srv.tenantId, CLIENT_ID, CLIENT_SECRET, { authorityHost: srv.url, disableInstanceDiscovery: true }), {
@@ -46,7 +46,10 @@ const creds = ${creds};
 const kv = { vault_url: "${srv.url}/", disable_challenge_resource_verification: true };
 const ref = new dsops.SecretReference("kv", { store: { type: "azure.keyvault", ...creds, ...kv }, key: "e2e-db#password" });
 const env = new dsops.Environment("env", { env: "e", config: { secretStores: { azure: { type: "azure", ...creds, keyvault: kv } }, envs: { e: { P: { from: "azure:kv:e2e-db#password" } } } } });
+// azure.identity: a Microsoft Entra token for Key Vault's scope, as a secret output.
+const tok = new dsops.SecretReference("tok", { store: { type: "azure.identity", ...creds }, key: "https://vault.azure.net/.default:access_token" });
 exports.a = ref.value;
+exports.tok = tok.value;
 exports.b = env.variables;
 exports.storeType = ref.storeType;
 `,
@@ -59,7 +62,15 @@ exports.storeType = ref.storeType;
     assert.equal(out.a, pw);
     assert.deepEqual(out.b, { P: pw });
     assert.equal(project.outputs().storeType, "azure.keyvault");
-    assert.deepEqual(project.previewSummary(), { same: 3 });
-    project.assertNoLeak([pw, CLIENT_SECRET]);
+    // The token from azure.identity is one the vault accepts: read the secret with it.
+    const tok = out.tok as string;
+    assert.match(tok, /\S{16,}/);
+    const viaToken = await fetch(`${srv.url}/secrets/e2e-db?api-version=7.5`, { headers: { authorization: `Bearer ${tok}` } });
+    assert.equal(viaToken.status, 200);
+    assert.equal(JSON.parse(((await viaToken.json()) as { value: string }).value).password, pw);
+    // A token is new at each read: the identity reference shows as changed, the others do not.
+    const summary = project.previewSummary();
+    assert.deepEqual(summary, { same: 3, update: 1 });
+    project.assertNoLeak([pw, CLIENT_SECRET, tok]);
   });
 });
