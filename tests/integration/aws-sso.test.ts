@@ -1,7 +1,6 @@
 // moto has no SSO portal (only sso-admin): these tests run a local server speaking the SSO portal API (GetRoleCredentials: GET /federation/credentials, x-amz-sso_bearer_token) and the SSO OIDC API (CreateToken: POST /token) to the real @aws-sdk/client-sso and @aws-sdk/client-sso-oidc clients; the token cache and ~/.aws/config are real files in a temp HOME.
 import { strict as assert } from "node:assert";
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,71 +11,9 @@ import { REFRESH_MARGIN_MS } from "../../provider/stores/aws-credentials";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { dsopsRun } from "../support/cli";
 import { freePort } from "../support/server";
+import { SsoPortal, SSO_ACCOUNT as ACCOUNT, SSO_ROLE as ROLE } from "../support/sso-portal";
 
 const START_URL = "https://corp.awsapps.com/start";
-const ACCOUNT = "123456789012";
-const ROLE = "Developer";
-
-/** The SSO portal's GetRoleCredentials, checking the bearer token, the account and the role. */
-class SsoPortal {
-  server!: Server;
-  endpoint = "";
-  calls = 0;
-  validToken = "";
-  /** Answer every call with this error instead. */
-  fault?: { status: number; type: string };
-  /** Everything handed out (searched for in messages). */
-  issued: string[] = [];
-  /** SSO OIDC: the client registration and the refresh token CreateToken accepts. */
-  client = { id: "client-id-1", secret: "" };
-  refreshToken = "";
-  refreshCalls = 0;
-  constructor(private readonly clock: () => ManualClock) {}
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const url = new URL(req.url ?? "/", "http://x");
-      this.calls++;
-      const send = (status: number, body: unknown, type?: string) => {
-        res.writeHead(status, { "content-type": "application/json", ...(type ? { "x-amzn-errortype": type } : {}) });
-        res.end(JSON.stringify(body));
-      };
-      if (this.fault) return send(this.fault.status, { message: `injected ${this.fault.type}` }, this.fault.type);
-      if (req.method === "POST" && url.pathname === "/token") {
-        let body = "";
-        req.on("data", (c: Buffer) => (body += c.toString()));
-        req.on("end", () => {
-          this.refreshCalls++;
-          const r = JSON.parse(body) as { clientId?: string; clientSecret?: string; grantType?: string; refreshToken?: string };
-          if (r.clientId !== this.client.id || r.clientSecret !== this.client.secret) return send(401, { error: "invalid_client" }, "InvalidClientException");
-          if (r.grantType !== "refresh_token" || !this.refreshToken || r.refreshToken !== this.refreshToken) return send(400, { error: "invalid_grant" }, "InvalidGrantException");
-          this.validToken = `aoa${randomBytes(24).toString("hex")}`;
-          this.refreshToken = `aor${randomBytes(24).toString("hex")}`;
-          this.issued.push(this.validToken, this.refreshToken);
-          send(200, { accessToken: this.validToken, expiresIn: 28800, refreshToken: this.refreshToken, tokenType: "Bearer" });
-        });
-        return;
-      }
-      if (req.method !== "GET" || url.pathname !== "/federation/credentials") return send(404, { message: "no such operation" }, "ResourceNotFoundException");
-      if (req.headers["x-amz-sso_bearer_token"] !== this.validToken) return send(401, { message: "Session token not found or invalid" }, "UnauthorizedException");
-      if (url.searchParams.get("account_id") !== ACCOUNT || url.searchParams.get("role_name") !== ROLE)
-        return send(403, { message: "No access" }, "ForbiddenException");
-      const secret = randomBytes(20).toString("base64");
-      const token = randomBytes(40).toString("base64");
-      this.issued.push(secret, token);
-      send(200, {
-        roleCredentials: { accessKeyId: `ASIA${randomBytes(8).toString("hex").toUpperCase()}`, secretAccessKey: secret, sessionToken: token, expiration: this.clock().now() + 3600_000 },
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
-  }
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.closeAllConnections();
-      this.server.close(() => resolve());
-    });
-  }
-}
 
 describe("aws.sso store (local SSO portal server, real token cache files)", function () {
   this.timeout(60000);
