@@ -182,13 +182,20 @@ export interface RotationPolicyArgs {
   verify?: pulumi.Input<Record<string, unknown>>;
   /** Which rotation events go out, to which channels of the provider's `notifications:`: `{ enabled, events, channels }` as `rotation.notifications`. */
   notify?: pulumi.Input<{ enabled?: boolean; events?: string[]; channels?: string[] }>;
-  /** Health checks once the new credential is current: `[{ type: "sql" | "http" | "script" | "http_endpoint" | "response_time" | "error_rate" | "rate_limit", … }]` as `rotation.health`; failures roll back. */
+  /**
+   * Health checks once the new credential is current: `[{ type, … }]` as `rotation.health`, type
+   * `sql`, `http`, `script`, `kubernetes_pod_ready`, the HTTP API checks `http_endpoint`,
+   * `response_time`, `error_rate`, `rate_limit`, or the SQL checks `connection`, `query_latency`,
+   * `connection_pool`, `replication_lag`, `replication_connection`, `active_transactions`;
+   * failures roll back.
+   */
   health?: pulumi.Input<Array<pulumi.Input<Record<string, unknown>>>>;
   /** How long and how often the health checks run: `{ period, interval, failures }` as `rotation.monitor`. */
   monitor?: pulumi.Input<{ period?: string | number; interval?: string | number; failures?: number }>;
   /**
    * Gradual rollout to many instances of the target: `{ instances | discovery, strategy: canary | percentage | all,
-   * waves, monitor, groups, on_failure: rollback_all | continue | stop }` as `rotation.rollout`.
+   * waves, monitor, groups, on_failure: rollback_all | continue | stop }` as `rotation.rollout`; discovery
+   * `{ type: kubernetes | cloud | endpoint, … }` (without a type, `{ endpoint }`).
    */
   rollout?: pulumi.Input<Record<string, unknown>>;
   /** A manual rollback: setting or changing it makes the next `up` put back the previous (or `version`) credential. */

@@ -92,7 +92,7 @@ export const rotationPolicyInputsSchema = z
     verify: z.looseObject({}).optional(),
     /** Which rotation events this policy sends, to which channels of the provider's `notifications:` (as `rotation.notifications`). */
     notify: variableNotificationsSchema.optional(),
-    /** Health checks once the new credential is current (`sql`, `http`, `script`); failures roll back (as `rotation.health`). */
+    /** Health checks once the new credential is current (type `sql`, `http`, `script`, `kubernetes_pod_ready`, the HTTP API checks `http_endpoint`, `response_time`, `error_rate`, `rate_limit`, and the SQL checks `connection`, `query_latency`, `connection_pool`, `replication_lag`, `replication_connection`, `active_transactions`); failures roll back (as `rotation.health`). */
     health: z.array(healthCheckSchema).optional(),
     /** How long and how often the health checks run, and how many consecutive failures roll back (as `rotation.monitor`). */
     monitor: monitorSchema.optional(),

@@ -204,44 +204,63 @@ export function checkVariableName(name: string): { error?: string; warning?: str
 }
 
 /** Keys a schema accepts at `path`, for "did you mean" on unknown keys. */
-function knownKeys(schema: z.ZodType, path: Path): string[] {
+/**
+ * The keys the schema knows at `path`. In a union of objects (a discriminated union such as
+ * the health checks' `type`), the member the written value selects: the one whose literal
+ * fields (its discriminator) match `input` at that place; the first object member otherwise.
+ */
+function knownKeys(schema: z.ZodType, path: Path, input?: unknown): string[] {
+  type Def = { type: string; innerType?: z.ZodType; options?: z.ZodType[]; shape?: Record<string, z.ZodType>; valueType?: z.ZodType; element?: z.ZodType; values?: unknown[] };
+  const defOf = (t: z.ZodType): Def => (t as unknown as { _zod: { def: Def } })._zod.def;
   let s: z.ZodType | undefined = schema;
+  let v: unknown = input;
   const unwrap = (t: z.ZodType): z.ZodType => {
     let cur = t;
     for (;;) {
-      const def = (cur as unknown as { _zod: { def: { type: string; innerType?: z.ZodType; options?: z.ZodType[] } } })._zod.def;
+      const def = defOf(cur);
       if ((def.type === "optional" || def.type === "default" || def.type === "nullable") && def.innerType) cur = def.innerType;
       else return cur;
     }
   };
-  const objectOf = (t: z.ZodType): z.ZodType | undefined => {
+  /** The object member's literal fields all match the value (at least one literal field). */
+  const selects = (o: z.ZodType, value: unknown): boolean => {
+    if (!value || typeof value !== "object") return false;
+    const literals = Object.entries(defOf(o).shape ?? {}).filter(([, f]) => defOf(unwrap(f)).type === "literal");
+    return literals.length > 0 && literals.every(([k, f]) => (defOf(unwrap(f)).values ?? []).includes((value as Record<string, unknown>)[k]));
+  };
+  const objectOf = (t: z.ZodType, value: unknown): z.ZodType | undefined => {
     const u = unwrap(t);
-    const def = (u as unknown as { _zod: { def: { type: string; options?: z.ZodType[] } } })._zod.def;
-    if (def.type === "union" && def.options) return def.options.map(unwrap).find((o) => (o as unknown as { _zod: { def: { type: string } } })._zod.def.type === "object");
+    const def = defOf(u);
+    if (def.type === "union" && def.options) {
+      const objects = def.options.map(unwrap).filter((o) => defOf(o).type === "object");
+      return objects.find((o) => selects(o, value)) ?? objects[0];
+    }
     return u;
   };
   for (const step of path) {
     if (!s) return [];
-    const u = objectOf(s);
+    const u = objectOf(s, v);
     if (!u) return [];
-    const def = (u as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; valueType?: z.ZodType; element?: z.ZodType } } })._zod.def;
+    const def = defOf(u);
     if (def.type === "object" && def.shape) s = def.shape[String(step)];
     else if (def.type === "record") s = def.valueType;
     else if (def.type === "array") s = def.element;
     else return [];
+    v = v && typeof v === "object" ? (v as Record<string | number, unknown>)[step] : undefined;
   }
   if (!s) return [];
-  const u = objectOf(s);
-  const def = (u as unknown as { _zod: { def: { type: string; shape?: Record<string, unknown> } } } | undefined)?._zod.def;
+  const u = objectOf(s, v);
+  const def = u ? defOf(u) : undefined;
   return def?.type === "object" && def.shape ? Object.keys(def.shape) : [];
 }
 
-function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Path, loc: Locator, written: (p: Path) => Path = (p) => p): string[] {
+/** `input`: the value the issues are about, which selects a union's member when keys are suggested. */
+function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Path, loc: Locator, written: (p: Path) => Path = (p) => p, input?: unknown): string[] {
   const out: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...(issue.path as Path)];
     if (issue.code === "unrecognized_keys") {
-      const known = knownKeys(schema, issue.path as Path);
+      const known = knownKeys(schema, issue.path as Path, input);
       for (const k of issue.keys) {
         const hint = suggest(k, known);
         const at = written([...path, k]);
@@ -261,7 +280,7 @@ function issueMessages(schema: z.ZodType, issues: z.core.$ZodIssue[], prefix: Pa
       // When one form alone fits the value's shape (its issues are all inside the value), say what is wrong inside it.
       const fits = (issue.errors ?? []).filter((errs) => errs.length > 0 && errs.every((e) => e.path.length > 0));
       if (fits.length === 1 && path[path.length - 1] === "templates") {
-        out.push(...issueMessages(schema, fits[0].map((e) => ({ ...e, path: [...(issue.path as Path), ...(e.path as Path)] }) as z.core.$ZodIssue), prefix, loc, written));
+        out.push(...issueMessages(schema, fits[0].map((e) => ({ ...e, path: [...(issue.path as Path), ...(e.path as Path)] }) as z.core.$ZodIssue), prefix, loc, written, input));
         continue;
       }
       out.push(`${formatPath(path)}: ${unionMessage(path)}${loc.at(path)}`);
@@ -418,7 +437,7 @@ export function parseStoreSettings(
         if (i.code === "unrecognized_keys") return i; // keys of the entry itself; mapped below
         return at ? ({ ...i, path: [...at, ...i.path.slice(1)] } as z.core.$ZodIssue) : i;
       });
-    problems.push(...issueMessages(schema, issues, path, loc, written));
+    problems.push(...issueMessages(schema, issues, path, loc, written, expanded));
     if (!issues.length && deferred.length) {
       // Only the unset variables spoil the settings: plan goes on with what the file says.
       return { settings: { ...(norm.entry as object), type } as StoreSettings, problems, deferred };
@@ -498,14 +517,14 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
     // Other envs' shape problems become warnings; the file is read again without those envs.
     const other = parsed.error.issues.filter((i) => elsewhere(i.path as Path));
     if (other.length) {
-      warnings.push(...issueMessages(rules.schema, other, [], loc));
+      warnings.push(...issueMessages(rules.schema, other, [], loc, undefined, input));
       const envs = { ...((input as { envs?: Record<string, unknown> }).envs ?? {}) };
       for (const i of other) delete envs[String(i.path[1])];
       parsed = rules.schema.safeParse({ ...(input as object), envs });
     }
   }
   if (!parsed.success) {
-    problems.push(...issueMessages(rules.schema, parsed.error.issues, [], loc));
+    problems.push(...issueMessages(rules.schema, parsed.error.issues, [], loc, undefined, input));
     throw new ConfigError(problems.join("\n"), problems);
   }
   const data = parsed.data as RawConfig;
@@ -626,7 +645,7 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
       parse: (schema, value, prefix, only) => {
         const r = schema.safeParse(value);
         if (r.success) return r.data;
-        problems.push(...issueMessages(schema, issuesOnly(r.error.issues, only), prefix, loc));
+        problems.push(...issueMessages(schema, issuesOnly(r.error.issues, only), prefix, loc, undefined, value));
         return undefined;
       },
     };

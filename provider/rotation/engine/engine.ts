@@ -98,7 +98,15 @@ export class RotationEngine {
     for (const cap of strategy.shape.requires)
       if (!subject.target.capabilities.has(cap))
         throw new DsopsError(`${subject.path}: strategy ${strategy.shape.name} needs a target that can ${cap}; service "${subject.target.name}" (${subject.target.type}) cannot`);
-    if (options.newValue) checkNewValue(subject.path, subject.target.name, subject.target.valueRules, options.newValue);
+    if (options.newValue) {
+      checkNewValue(subject.path, subject.target.name, subject.target.valueRules, options.newValue);
+      // The same policies a generated value meets (the problems name the rules, never the value).
+      const problems = this.ctx.valuePolicy?.problems(subject.env, options.newValue.reveal()) ?? [];
+      if (problems.length)
+        throw new DsopsError(`${subject.path}: the new value breaks the policies of env "${subject.env}": ${problems.join("; ")}; nothing was written`, {
+          hint: "give a value that meets policies.secret_complexity, forbidden_patterns and required_patterns (or rotate without --new-value: generated values meet them)",
+        });
+    }
     if (options.dryRun) return dryRun(this.ctx, subject, strategy, reason);
     // Health checks that cannot run are refused before anything changes.
     if (subject.policy.health?.length && this.ctx.healthChecks) healthPortOf(this.ctx, subject.path);
