@@ -6,7 +6,7 @@ import { dsops } from "../support/cli";
 import { storeContract } from "../support/store-contract";
 import { systemClock } from "../../provider/core/clock";
 import { createStore } from "../../provider/stores/registry";
-import { storeSettingsSchemas, storeTypes } from "../../provider/stores/settings";
+import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { contentVersion } from "../../provider/stores/literal";
 
 /**
