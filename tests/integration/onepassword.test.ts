@@ -8,6 +8,7 @@ import type { Clock } from "../../provider/core/clock";
 import { systemClock } from "../../provider/core/clock";
 import { AuthError, DsopsError, NotFoundError, StoreError, TimeoutError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";
+import { storeEncryption } from "../../provider/guard/policy";
 import { OnePasswordStore, totp } from "../../provider/stores/onepassword";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import type { StoreContext } from "../../provider/stores/types";
@@ -304,6 +305,12 @@ envs:
         rmSync(dir, { recursive: true, force: true });
       }
     });
+  });
+
+  it("require_encryption: a plain-http connect_host is refused, https and the other paths pass", () => {
+    assert.deepEqual(storeEncryption({ type: "onepassword", connect_host: "http://op-connect:8080" }), { ok: false, why: "its connect_host http://op-connect:8080 is plain http (not encrypted in transit)" });
+    assert.deepEqual(storeEncryption({ type: "onepassword", connect_host: "https://op-connect" }), { ok: true });
+    assert.deepEqual(storeEncryption({ type: "onepassword" }), { ok: true });
   });
 
   describe("the op CLI path (no `op` binary here: only what runs without one)", () => {
