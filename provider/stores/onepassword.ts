@@ -502,7 +502,7 @@ export class OnePasswordStore implements Store {
         );
       }
       const { createClient } = require("@1password/sdk") as typeof import("@1password/sdk");
-      const version = (require("../../package.json") as { version: string }).version;
+      const version = (require("../../../package.json") as { version: string }).version;
       this.sdk = this.sdkCall("sign-in with the service account", () => createClient({ auth: token, integrationName: "dsops", integrationVersion: version }));
       this.sdk.catch(() => (this.sdk = undefined));
     }

@@ -313,6 +313,25 @@ envs:
     assert.deepEqual(storeEncryption({ type: "onepassword" }), { ok: true });
   });
 
+  describe("the service-account path (@1password/sdk: it cannot be pointed at a local server, so only what it refuses without a network)", () => {
+    it("a token the SDK cannot read: AuthError naming the store, never the token; no token at all: AuthError with the settings to set", async () => {
+      const bad = `ops_${randomBytes(24).toString("base64url")}`;
+      tokens.push(bad);
+      const s = new OnePasswordStore("op", storeSettingsSchemas.onepassword.parse({ type: "onepassword", service_account_token: bad }), ctx);
+      assert.equal(s.mode, "service_account");
+      assert.deepEqual(s.capabilities, { write: false, versions: false, batch: 0, binary: false, staging: false });
+      await assert.rejects(s.get({ key: "op://Dev/Item/password" }), (e: unknown) => {
+        assert.ok(e instanceof AuthError, String(e));
+        assert.match((e as Error).message, /^store "op": sign-in with the service account: invalid service account token/);
+        assertClean(errorText(e), "the error");
+        return true;
+      });
+      const none = new OnePasswordStore("op", storeSettingsSchemas.onepassword.parse({ type: "onepassword", mode: "service_account" }), ctx);
+      await assert.rejects(none.get({ key: "op://Dev/Item/password" }), (e: unknown) => e instanceof AuthError && /no service account token: set service_account_token in its settings or OP_SERVICE_ACCOUNT_TOKEN/.test((e as Error).message));
+      await assert.rejects(s.put?.("op://Dev/Item/password", new Secret("x")) ?? Promise.reject(new Error("no put")), /writes go through a Connect server only/);
+    });
+  });
+
   describe("the op CLI path (no `op` binary here: only what runs without one)", () => {
     it("op not on PATH: an error naming the store and the CLI, and login prints the op signin hint", async () => {
       const s = new OnePasswordStore("op", storeSettingsSchemas.onepassword.parse({ type: "onepassword", op_path: "/nonexistent/op" }), ctx);
