@@ -280,6 +280,12 @@ envs:
         assert.equal(ok.status, 0, ok.stderr);
         assert.deepEqual((JSON.parse(readFileSync(join(dir, "out.json"), "utf8")) as { variables: unknown }).variables, { PW: pw, PW2: pw, CODE: "287082" });
         assertClean(ok.stdout, "render's stdout");
+        srv.fault({ kind: "status", status: 429, count: 1 });
+        const retried = await dsopsRun(["get", "--env", "app", "--var", "PW"], { cwd: dir, env: { OPC_TOKEN: TOKEN } });
+        assert.equal(retried.status, 0, retried.stderr);
+        assert.equal(retried.stdout.trim(), pw);
+        assert.match(retried.stderr, /retry 1 .*throttled \(HTTP 429\)/);
+        assertClean(retried.stderr, "get's stderr");
         assertClean(ok.stderr, "render's stderr");
         const bad = `eyJ.${randomBytes(16).toString("hex")}`;
         tokens.push(bad);
