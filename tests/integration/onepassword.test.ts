@@ -250,6 +250,18 @@ describe("onepassword store (Connect)", function () {
     it("malformed answers (not JSON): StoreError, never an internal error", async () => {
       srv.fault({ kind: "malformed" });
       await check(makeStore(), StoreError, /answer is not what the API returns|could not be read|not JSON/);
+      // The vault already known (cached): the item's own lookup gets the bad answer.
+      srv.fault(undefined);
+      srv.addItem(vaultId, { title: "Probe", fields: [{ label: "password", type: "CONCEALED", value: val("probe") }] });
+      const warm = makeStore();
+      await warm.get({ key: "op://Dev/Probe/password" });
+      srv.fault({ kind: "malformed" });
+      await assert.rejects(warm.get({ key: "op://Dev/Probe/password" }), (e: unknown) => {
+        assert.ok(e instanceof StoreError, String(e));
+        assert.match((e as Error).message, /^store "op": read of "op:\/\/Dev\/Probe\/password": the Connect server's answer (is not what the API returns|could not be read)/);
+        assertClean(errorText(e), "the error");
+        return true;
+      });
     });
 
     it("through the CLI: values out, errors exit 1 naming store and key, never 70, no token or value anywhere; doctor; login", async () => {
