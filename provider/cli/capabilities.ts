@@ -117,4 +117,10 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
   },
+  onepassword: {
+    capabilities: { write: true, versions: false, batch: 50, binary: true, staging: false },
+    check: true,
+    description: "1Password (op://vault/item[/section]/field; Connect server, service account or the op CLI; one fetch per item)",
+    note: "as shown with a Connect server (tested); service account (@1password/sdk): read-only, fields only, no binary, not tested here; op CLI: read-only, not tested here",
+  },
 };

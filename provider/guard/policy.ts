@@ -81,6 +81,8 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
       return plainHttp(store.site_url) ? { ok: false, why: `its site_url ${String(store.site_url)} is plain http (not encrypted in transit)` } : { ok: true };
     case "doppler":
       return plainHttp(store.api_url) ? { ok: false, why: `its api_url ${String(store.api_url)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "onepassword":
+      return plainHttp(store.connect_host) ? { ok: false, why: `its connect_host ${String(store.connect_host)} is plain http (not encrypted in transit)` } : { ok: true };
     case "gcp.secretmanager":
     case "gcp":
       return store.insecure === true ? { ok: false, why: "insecure: true sends values in plain-text gRPC" } : { ok: true };

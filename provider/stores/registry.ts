@@ -28,6 +28,7 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   doppler: (name, s, ctx) => new (require("./doppler") as typeof import("./doppler")).DopplerStore(name, s, ctx),
   infisical: (name, s, ctx) => new (require("./infisical") as typeof import("./infisical")).InfisicalStore(name, s, ctx),
   akeyless: (name, s, ctx) => new (require("./akeyless") as typeof import("./akeyless")).AkeylessStore(name, s, ctx),
+  onepassword: (name, s, ctx) => new (require("./onepassword") as typeof import("./onepassword")).OnePasswordStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

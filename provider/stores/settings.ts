@@ -441,6 +441,26 @@ export const storeSettingsSchemas = {
       })
       .default({ method: "api_key" }),
   }),
+  /**
+   * 1Password (dsops's `onepassword`, alias `1password`). How it is reached: a Connect server
+   * (`connect_host` + `connect_token`, else OP_CONNECT_HOST / OP_CONNECT_TOKEN), a service account
+   * (`service_account_token`, else OP_SERVICE_ACCOUNT_TOKEN, through @1password/sdk), else the
+   * `op` CLI where the user is signed in. `mode` picks one explicitly.
+   */
+  onepassword: z.strictObject({
+    type: z.literal("onepassword"),
+    ...common,
+    mode: z.enum(["connect", "service_account", "cli"]).optional(),
+    connect_host: z.string().optional(),
+    connect_token: z.string().optional(),
+    service_account_token: z.string().optional(),
+    /** The account the `op` CLI uses (`--account`, dsops's `account`). */
+    account: z.string().optional(),
+    /** A vault `doctor` checks (dsops's default vault). */
+    vault: z.string().optional(),
+    /** The `op` program (default: `op` on PATH). */
+    op_path: z.string().optional(),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -463,5 +483,5 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "pass", "keychain",
+  "bitwarden", "pass", "keychain",
 ] as const;

@@ -6,7 +6,7 @@ import { dsops } from "../support/cli";
 import { storeContract } from "../support/store-contract";
 import { systemClock } from "../../provider/core/clock";
 import { createStore } from "../../provider/stores/registry";
-import { storeSettingsSchemas, storeTypes } from "../../provider/stores/settings";
+import { storeSettingsSchemas } from "../../provider/stores/settings";
 import { contentVersion } from "../../provider/stores/literal";
 
 /**
@@ -231,9 +231,10 @@ describe("compat: dsops.yaml forms (issue 18)", function () {
       stderr: 'error: invalid configuration:\n  - secretStores.l.config.valuez: unknown key "valuez" (did you mean "values"?) at dsops.yaml:2:33\n',
     },
     {
-      name: "1password is a known alias of a type not supported yet",
-      yaml: "secretStores:\n  o: { type: 1password }\nenvs: { dev: {} }\n",
-      stderr: `error: invalid configuration:\n  - secretStores.o.type: store type "1password" (= onepassword) is not supported yet (supported: ${storeTypes.join(", ")}) at dsops.yaml:2:14\n`,
+      // Issue 12 made `onepassword` (alias `1password`) a supported type: the alias now reaches its settings.
+      name: "1password (the alias of onepassword) with a misspelt setting",
+      yaml: "secretStores:\n  o: { type: 1password, connect_hots: http://x }\nenvs: { dev: {} }\n",
+      stderr: `error: invalid configuration:\n  - secretStores.o.connect_hots: unknown key "connect_hots" (did you mean "connect_host"?) at dsops.yaml:2:25\n`,
     },
     {
       name: "a json store with neither path nor data",

@@ -151,6 +151,35 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: 'error: invalid configuration:\n  - secretStores.a.auth.acess_key: unknown key "acess_key" (did you mean "access_key"?) at dsops.yaml:2:65\n',
   },
   {
+    name: "onepassword: misspelt connect_token",
+    yaml: 'secretStores:\n  o: { type: onepassword, connect_host: "http://127.0.0.1:1", conect_token: t }\nenvs: { dev: {} }\n',
+    stderr: 'error: invalid configuration:\n  - secretStores.o.conect_token: unknown key "conect_token" (did you mean "connect_token"?) at dsops.yaml:2:63\n',
+  },
+  {
+    name: "1password: unknown mode",
+    yaml: "secretStores:\n  o: { type: 1password, mode: desktop }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.o.mode: Invalid option: expected one of "connect"|"service_account"|"cli" at dsops.yaml:2:31\n',
+  },
+  {
+    name: "onepassword: a key with too many parts",
+    yaml: 'secretStores:\n  o: { type: onepassword, connect_host: "http://127.0.0.1:1", connect_token: t }\nenvs:\n  dev:\n    A: { from: "o:op://Dev/Item/a/b/c" }\n',
+    args: ["get", "--env", "dev", "--var", "A"],
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - A (store o, key op://Dev/Item/a/b/c): store "o": "op://Dev/Item/a/b/c" is not a 1Password reference\n',
+  },
+  {
+    name: "onepassword: unknown ?attribute=",
+    yaml: 'secretStores:\n  o: { type: onepassword, connect_host: "http://127.0.0.1:1", connect_token: t }\nenvs:\n  dev:\n    A: { from: "o:op://Dev/Item/otp?attribute=totpp" }\n',
+    args: ["get", "--env", "dev", "--var", "A"],
+    stderr:
+      'error: env "dev": 1 variable failed to resolve:\n  - A (store o, key op://Dev/Item/otp?attribute=totpp): store "o": key "op://Dev/Item/otp?attribute=totpp": unknown attribute "totpp" (supported: value, totp, otp, id, type, purpose)\n',
+  },
+  {
+    name: "onepassword: connect_host that is not a URL",
+    yaml: 'secretStores:\n  o: { type: onepassword, connect_host: "127.0.0.1:8080", connect_token: t }\nenvs:\n  dev:\n    A: { from: "o:op://Dev/Item/a" }\n',
+    args: ["get", "--env", "dev", "--var", "A"],
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - A (store o, key op://Dev/Item/a): store "o": connect_host "127.0.0.1:8080" is not an http(s) URL\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

