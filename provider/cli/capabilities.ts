@@ -101,4 +101,15 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
   },
+  keepassxc: {
+    capabilities: { write: true, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "KeePassXC databases (KDBX) through keepassxc-cli: entry paths, #username/#url/#notes/any attribute",
+  },
+  lastpass: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "experimental: LastPass through the lpass CLI (read-only)",
+    note: "experimental: tested only without a LastPass account (sign-in state, errors)",
+  },
 };
