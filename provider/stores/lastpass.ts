@@ -72,7 +72,7 @@ export class LastPassStore implements Store {
   /** lpass is signed in (`lpass status`). */
   async check(): Promise<void> {
     const r = await this.run(["status"], "check");
-    if (r.code !== 0) this.fail(r, "check", {});
+    if (r.code !== 0) this.fail({ ...r, stderr: `${r.stderr}\n${r.stdout}` }, "check", {}); // status says "Not logged in." on stdout, and holds no value
   }
 
   private run(args: string[], what: string): Promise<CliResult> {
@@ -92,8 +92,10 @@ export class LastPassStore implements Store {
     const said = r.stderr.replace(/^Error:\s*/gm, "").trim();
     const prefix = `store "${this.name}": ${what}`;
     const first = said.split("\n")[0].slice(0, 300);
-    if (/not logged in|could not find decryption key|need to login|lpass login/i.test(said))
-      throw new AuthError(`${prefix}: the LastPass CLI is not signed in (${first})`, { hint: `sign in: lpass login ${this.settings.username ?? "<email>"} (or dsops login ${this.name})` });
+    if (/not logged in|could not find decryption key|need to login|lpass login/i.test(said)) {
+      const login = `lpass login ${this.settings.username ?? "<email>"}`;
+      throw new AuthError(`${prefix}: the LastPass CLI is not signed in (lpass: ${first}); sign in with \`${login}\``, { hint: `${login} (or dsops login ${this.name})` });
+    }
     if (/could not find specified account/i.test(said)) throw new NotFoundError(`${prefix}: no entry "${about.entry}"`);
     if (/could not find specified field/i.test(said)) throw new NotFoundError(`${prefix}: entry "${about.entry}" has no field "${about.field}"`);
     if (/multiple matches/i.test(`${said}\n${r.stdout}`)) throw new DsopsError(`${prefix}: "${about.entry}" names several entries`, { hint: "use the entry's unique name (Folder/Name) or its id (lpass ls --long shows them)" });
