@@ -218,7 +218,7 @@ describe("keepassxc store (real keepassxc-cli)", function () {
     assert.equal((await store.get({ key: "ro/e" })).value.reveal(), old);
   });
 
-  it("through the CLI: get, render (a relative database, ${VAR} and store:// passwords, #fields), doctor; errors exit 1 naming store and setting", async () => {
+  it("through the CLI: get, render (a relative database, ${VAR} and store:// passwords, #fields), doctor, secrets set; errors exit 1 naming store and setting", async () => {
     const cdir = mkdtempSync(join(tmpdir(), "dsops-kp-cli-"));
     try {
       copyFileSync(join(dir, "main.kdbx"), join(cdir, "team.kdbx"));
@@ -273,10 +273,15 @@ envs:
       const missing = await dsopsRun(["get", "--env", "app", "--var", "PW"], { cwd: cdir, env: { KP_MASTER: PW } });
       assert.equal(missing.status, 1, missing.stderr);
       assert.match(missing.stderr, /KP_PW/);
+      const nv = val("set");
+      const set = await dsopsRun(["secrets", "set", "--store", "kp", "--key", "staging/new-svc"], { cwd: cdir, env, input: `${nv}\n` });
+      assert.equal(set.status, 0, set.stderr);
+      assert.match(set.stderr, new RegExp(`store kp: staging/new-svc → version ${contentVersion(nv)}`));
+      assert.equal(kpShow(db, "staging/new-svc").stdout, `${nv}\n`);
       const login = await dsopsRun(["login", "kp"], { cwd: cdir, env });
       assert.equal(login.status, 0, login.stderr);
       assert.match(login.stdout + login.stderr, /opens .*team\.kdbx itself with its password \(password\); nothing to log in to/);
-      for (const x of [g, bad, docBad, doc, loop, missing, login]) assertClean(x.stdout + x.stderr, "the CLI's output");
+      for (const x of [g, bad, docBad, doc, loop, missing, set, login]) assertClean(x.stdout + x.stderr, "the CLI's output");
     } finally {
       rmSync(cdir, { recursive: true, force: true });
     }

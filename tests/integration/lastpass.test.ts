@@ -57,7 +57,7 @@ describe("lastpass store (real lpass, signed out; experimental)", function () {
     await assert.rejects(makeStore({ cli: hang, timeout_ms: 300 }).get({ key: "x" }), TimeoutError);
   });
 
-  it("through the CLI: get exits 1 with the sign-in hint, doctor fails the store, login --list names lpass login", async () => {
+  it("through the CLI: get exits 1 with the sign-in hint, doctor fails the store, secrets set is refused, login --list names lpass login", async () => {
     writeFileSync(join(dir, "dsops.yaml"), `version: 1\nsecretStores:\n  lp: { type: lastpass, username: dev@example.test }\nenvs:\n  app:\n    DB: { from: "store://lp/Shared-Infra/db#username" }\n`);
     const g = await dsopsRun(["get", "--env", "app", "--var", "DB"], { cwd: dir, env: { LPASS_HOME: env.LPASS_HOME } });
     assert.equal(g.status, 1, g.stderr);
@@ -66,6 +66,9 @@ describe("lastpass store (real lpass, signed out; experimental)", function () {
     const doc = await dsopsRun(["doctor", "--store", "lp"], { cwd: dir, env: { LPASS_HOME: env.LPASS_HOME } });
     assert.equal(doc.status, 1, doc.stdout + doc.stderr);
     assert.match(doc.stdout + doc.stderr, /lp +lastpass +failed .*not signed in/);
+    const set = await dsopsRun(["secrets", "set", "--store", "lp", "--key", "Shared-Infra/db"], { cwd: dir, env: { LPASS_HOME: env.LPASS_HOME }, input: "never-written\n" });
+    assert.equal(set.status, 1, set.stderr);
+    assert.match(set.stderr, /store "lp" \(lastpass\) is read-only/);
     const login = await dsopsRun(["login", "--list", "--json"], { cwd: dir, env: { LPASS_HOME: env.LPASS_HOME } });
     assert.equal(login.status, 0, login.stderr);
     assert.deepEqual(JSON.parse(login.stdout), [{ store: "lp", type: "lastpass", login: "interactive", how: "dsops login lp runs lpass login dev@example.test", cli: "lpass" }]);
