@@ -102,9 +102,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
   },
   keepassxc: {
-    capabilities: { write: true, versions: false, batch: 0, binary: false, staging: false },
+    capabilities: { write: true, versions: false, batch: 1000, binary: false, staging: false },
     check: true,
-    description: "KeePassXC databases (KDBX) through keepassxc-cli: entry paths, #username/#url/#notes/any attribute",
+    description: "KeePassXC databases (KDBX) through keepassxc-cli: entry paths, #username/#url/#notes/any attribute; one export for many keys",
   },
   lastpass: {
     capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },

@@ -21,8 +21,53 @@ const ATTRIBUTES: Readonly<Record<string, string>> = {
   title: "title",
 };
 
+/** The attributes keepassxc-cli's CSV export holds, and their columns. */
+const CSV_COLUMNS: Readonly<Record<string, string>> = { title: "Title", username: "Username", password: "Password", url: "URL", notes: "Notes" };
+/** Keys one `getMany` reads from one export. */
+const BATCH = 1000;
+
 /** Prompts keepassxc-cli writes to stderr before reading stdin. */
 const PROMPTS = /Enter (?:new )?password[^:\n]*: ?\n?|Repeat password: ?\n?/g;
+
+/** Rows of a CSV text (RFC 4180: quoted fields, `""` for a quote, line breaks inside quotes). */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 2;
+        continue;
+      }
+      if (c === '"') quoted = false;
+      else field += c;
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = true;
+    else if (c === ",") {
+      row.push(field);
+      field = "";
+    } else if (c === "\n" || (c === "\r" && text[i + 1] === "\n")) {
+      if (c === "\r") i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+    } else field += c;
+    i++;
+  }
+  if (field !== "" || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
 
 /**
  * KeePassXC databases (KDBX) through `keepassxc-cli`. The key is an entry's path
@@ -30,13 +75,13 @@ const PROMPTS = /Enter (?:new )?password[^:\n]*: ?\n?|Repeat password: ?\n?/g;
  * `#field` reads another attribute (`#username`, `#url`, `#notes`, `#title`, `#totp` or any
  * custom attribute by name; a field starting with `.` or `[` is a JSON path the engine reads
  * in the password). The database password goes to the CLI on stdin, never in its arguments; every
- * run has the store's timeout. Writes set the entry's password (`edit -p`, or `add -p` after
+ * run has the store's timeout. Several keys are read from one CSV export (one decryption). Writes set the entry's password (`edit -p`, or `add -p` after
  * creating its groups); writes of one store are made one at a time. Values carry no versions:
  * the version id is derived from the value.
  */
 export class KeePassXcStore implements Store {
   readonly type = "keepassxc" as const;
-  readonly capabilities: StoreCapabilities = { write: true, versions: false, batch: 0, binary: false, staging: false };
+  readonly capabilities: StoreCapabilities = { write: true, versions: false, batch: BATCH, binary: false, staging: false };
 
   /** Every `#field` is an attribute of the entry, except a JSON path into the password (`.a.b`, `[0]`), which the engine reads. */
   readsField(field: string): boolean {
@@ -62,12 +107,75 @@ export class KeePassXcStore implements Store {
 
   async get(k: StoreKey): Promise<SecretVersion> {
     const entry = this.entry(k.key);
-    const field = k.field ?? k.options?.attribute;
-    const attr = field === undefined ? "password" : (ATTRIBUTES[field.toLowerCase()] ?? (field.toLowerCase() === "totp" ? "totp" : field));
+    const attr = this.attribute(k);
     const what = `read of "${entry}"${attr === "password" ? "" : ` (attribute ${attr})`}`;
     const args = attr === "totp" ? ["show", "--totp", ...(await this.keyArgs()), this.database, entry] : ["show", ...(await this.keyArgs()), "-a", attr, this.database, entry];
     const r = await this.run(args, "", what, { entry, attr });
     const text = r.stdout.endsWith("\n") ? r.stdout.slice(0, -1) : r.stdout;
+    return this.version(k, entry, text);
+  }
+
+  /**
+   * Several keys in one `keepassxc-cli export -f csv` (the database is decrypted once): the
+   * password, username, url, notes and title of every entry. Other attributes are read one
+   * `show` each.
+   */
+  async getMany(keys: readonly StoreKey[]): Promise<Array<SecretVersion | Error>> {
+    const out: Array<SecretVersion | Error> = new Array(keys.length);
+    const fromCsv: number[] = [];
+    const others: Array<Promise<void>> = [];
+    keys.forEach((k, i) => {
+      let attr: string;
+      try {
+        attr = this.attribute(k);
+      } catch (e) {
+        out[i] = e as Error;
+        return;
+      }
+      if (CSV_COLUMNS[attr] !== undefined) fromCsv.push(i);
+      else others.push(this.get(k).then((v) => void (out[i] = v), (e: Error) => void (out[i] = e)));
+    });
+    if (fromCsv.length > 0) {
+      const entries = fromCsv.map((i) => keys[i].key);
+      const what = `read of ${fromCsv.length} entr${fromCsv.length === 1 ? "y" : "ies"} (${entries.slice(0, 5).join(", ")}${entries.length > 5 ? ", …" : ""})`;
+      try {
+        const r = await this.run(["export", ...(await this.keyArgs()), "-f", "csv", this.database], "", what);
+        const rows = parseCsv(r.stdout);
+        const head = rows.shift() ?? [];
+        const col = (name: string) => head.indexOf(name);
+        if (col("Group") < 0 || col("Title") < 0 || col("Password") < 0) throw new StoreError(`store "${this.name}": ${what}: keepassxc-cli's CSV export has no Group, Title and Password columns`);
+        const byPath = new Map<string, string[]>();
+        for (const row of rows) {
+          // The group's first step is the root group (its name varies: Passwords, Root …).
+          const group = (row[col("Group")] ?? "").split("/").slice(1);
+          const path = [...group, row[col("Title")] ?? ""].join("/");
+          if (!byPath.has(path)) byPath.set(path, row);
+        }
+        for (const i of fromCsv) {
+          const k = keys[i];
+          try {
+            const entry = this.entry(k.key);
+            const row = byPath.get(entry);
+            if (!row) throw new NotFoundError(`store "${this.name}": read of "${entry}": entry "${entry}" not found in ${this.database}`);
+            out[i] = this.version(k, entry, row[col(CSV_COLUMNS[this.attribute(k)])] ?? "");
+          } catch (e) {
+            out[i] = e as Error;
+          }
+        }
+      } catch (e) {
+        for (const i of fromCsv) out[i] = e as Error;
+      }
+    }
+    await Promise.all(others);
+    return out;
+  }
+
+  private attribute(k: StoreKey): string {
+    const field = k.field ?? k.options?.attribute;
+    return field === undefined ? "password" : (ATTRIBUTES[field.toLowerCase()] ?? (field.toLowerCase() === "totp" ? "totp" : field));
+  }
+
+  private version(k: StoreKey, entry: string, text: string): SecretVersion {
     const versionId = contentVersion(text);
     if (k.version !== undefined && k.version !== versionId && !["current", "latest"].includes(k.version.toLowerCase()))
       throw new NotFoundError(`store "${this.name}": "${entry}" has no version "${k.version}" (KeePassXC entries are read at their current value only)`);

@@ -194,6 +194,43 @@ describe("keepassxc store (real keepassxc-cli)", function () {
     assertClean(argv, "keepassxc-cli's argv");
   });
 
+  it("several keys are read from ONE csv export (quotes, commas, line breaks kept); a missing entry is its own NotFoundError", async () => {
+    const log = join(dir, "argv-batch.log");
+    const wrap = join(dir, "kp-wrap-batch.sh");
+    writeFileSync(wrap, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec keepassxc-cli "$@"\n`);
+    chmodSync(wrap, 0o755);
+    const tricky = `${val("q")}"quoted",comma\\back`;
+    secrets.push(tricky);
+    kpSet("main.kdbx", "batch/one", tricky, ["-u", 'us"er', "--notes", 'a,"b"\nc']);
+    const top = val("top");
+    kpSet("main.kdbx", "top-level", top);
+    const results = await makeStore({ cli: wrap }).getMany([
+      { key: "batch/one" },
+      { key: "batch/one", field: "username" },
+      { key: "batch/one", field: "notes" },
+      { key: "batch/absent" },
+      { key: "/top-level" },
+      { key: "batch/one", field: "title" },
+    ]);
+    assert.equal((results[0] as { value: Secret }).value.reveal(), tricky);
+    assert.equal((results[0] as { versionId: string }).versionId, contentVersion(tricky));
+    assert.equal((results[1] as { value: Secret }).value.reveal(), 'us"er');
+    assert.equal((results[2] as { value: Secret }).value.reveal(), 'a,"b"\nc');
+    assert.ok(results[3] instanceof NotFoundError && /entry "batch\/absent" not found/.test(results[3].message), String(results[3]));
+    assert.equal((results[4] as { value: Secret }).value.reveal(), top);
+    assert.equal((results[5] as { value: Secret }).value.reveal(), "one");
+    const runs = readFileSync(log, "utf8").trim().split("\n");
+    assert.equal(runs.length, 1, runs.join("\n"));
+    assert.match(runs[0], /^export -f csv .*main\.kdbx$/);
+    const wrong = `wrong-${randomBytes(6).toString("hex")}`;
+    secrets.push(wrong);
+    const failed = await makeStore({ password: wrong }).getMany([{ key: "batch/one" }, { key: "top-level" }]);
+    for (const r of failed) {
+      assert.ok(r instanceof AuthError, String(r));
+      assertClean(errorText(r), "the error");
+    }
+  });
+
   it("a read-only database file: the write fails, nothing half-written (the database opens, the old value is there)", async function () {
     copyFileSync(join(dir, "main.kdbx"), join(dir, "ro.kdbx"));
     const old = val("ro-old");
