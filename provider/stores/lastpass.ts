@@ -20,6 +20,9 @@ const OPTIONS: Readonly<Record<string, string>> = {
   id: "--id",
 };
 
+/** What `lpass show --color=never` prints, exiting 0, when a name matches several entries. */
+const MULTIPLE = /^Multiple matches found\.\r?\n/;
+
 /**
  * LastPass through the `lpass` CLI, read-only (experimental: there is no LastPass-protocol
  * peer to test against; only the signed-out path and the error mapping are tested). The key is
@@ -55,8 +58,11 @@ export class LastPassStore implements Store {
     const field = k.field ?? k.options?.field;
     const opt = field === undefined ? "--password" : (OPTIONS[field.toLowerCase()] ?? `--field=${field}`);
     const what = `read of "${entry}"${field === undefined ? "" : ` (field ${field})`}`;
-    const r = await this.run(["show", "--sync=auto", opt, entry], what);
+    const r = await this.run(["show", "--sync=auto", "--color=never", opt, entry], what);
     if (r.code !== 0) this.fail(r, what, { entry, ...(field !== undefined ? { field } : {}) });
+    // lpass lists an ambiguous name's matches on stdout and exits 0 (cmd-show.c): never a value.
+    if (MULTIPLE.test(r.stdout))
+      throw new DsopsError(`store "${this.name}": ${what}: "${entry}" names several entries`, { hint: "use the entry's unique name (Folder/Name) or its id (lpass ls --long shows them)" });
     const text = r.stdout.endsWith("\n") ? r.stdout.slice(0, -1) : r.stdout;
     const versionId = contentVersion(text);
     if (k.version !== undefined && k.version !== versionId && !["current", "latest"].includes(k.version.toLowerCase()))
@@ -98,7 +104,6 @@ export class LastPassStore implements Store {
     }
     if (/could not find specified account/i.test(said)) throw new NotFoundError(`${prefix}: no entry "${about.entry}"`);
     if (/could not find specified field/i.test(said)) throw new NotFoundError(`${prefix}: entry "${about.entry}" has no field "${about.field}"`);
-    if (/multiple matches/i.test(`${said}\n${r.stdout}`)) throw new DsopsError(`${prefix}: "${about.entry}" names several entries`, { hint: "use the entry's unique name (Folder/Name) or its id (lpass ls --long shows them)" });
     throw new StoreError(`${prefix}: ${this.cli} failed (exit ${r.code})${first ? `: ${first}` : ""}`);
   }
 }
