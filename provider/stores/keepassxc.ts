@@ -290,7 +290,7 @@ export class KeePassXcStore implements Store {
     if (/Invalid credentials/i.test(said)) {
       const by = this.settings.password === undefined ? "key_file" : this.keyFile !== undefined ? "password and key_file" : "password";
       throw new AuthError(`${prefix}: the database ${db} did not open: wrong ${by === "key_file" ? "key file" : by === "password" ? "password" : "password or key file"} (setting ${by})`, {
-        hint: `check the store's ${by}${this.settings.password?.startsWith("store://") ? ` (password comes from ${this.settings.password})` : ""}; \`keepassxc-cli db-info${this.keyFile ? " -k <key_file>" : ""} <database>\` tests them`,
+        hint: `check the store's ${by}${this.settings.password?.startsWith("store://") ? ` (password comes from ${this.settings.password})` : ""}; \`keepassxc-cli db-info${this.keyFile ? " -k <key_file>" : ""} <database>\` tests them; when they are right, the file may be damaged (KeePassXC cannot tell the two apart)`,
       });
     }
     const kf = /Failed to load key file[^:]*:\s*(.*)/i.exec(said);

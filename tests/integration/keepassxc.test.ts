@@ -163,6 +163,8 @@ describe("keepassxc store (real keepassxc-cli)", function () {
     await assert.rejects(makeStore({ database: "corrupt.kdbx" }).get({ key: "prod/api" }), (e: unknown) => {
       assert.ok(e instanceof StoreError || e instanceof AuthError, String(e));
       assert.ok(!(e instanceof StoreError && e.retryable), "a damaged file is not retried");
+      // KeePassXC cannot tell a damaged file from a wrong password (the header's HMAC fails): the hint says both.
+      if (e instanceof AuthError) assert.match(String((e as DsopsError).hint), /the file may be damaged/);
       assertClean(errorText(e), "the error");
       return true;
     });
