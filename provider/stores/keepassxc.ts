@@ -92,6 +92,8 @@ export class KeePassXcStore implements Store {
   private readonly cli: string;
   private readonly timeoutMs: number;
   private password?: Promise<string | undefined>;
+  /** The database password once read, kept out of every error. */
+  private knownPassword?: string;
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -251,6 +253,7 @@ export class KeePassXcStore implements Store {
       } else got = Promise.resolve(p);
       got = got.then((v) => {
         if (v !== undefined && /[\r\n]/.test(v)) throw new DsopsError(`store "${this.name}": the database password (password) holds a line break; keepassxc-cli reads it as one line`);
+        this.knownPassword = v;
         return v;
       });
       got.catch(() => {
@@ -283,7 +286,7 @@ export class KeePassXcStore implements Store {
   }
 
   private fail(r: CliResult, what: string, about: { entry?: string; attr?: string }, value?: Secret): never {
-    const pw = this.settings.password !== undefined && !this.settings.password.startsWith("store://") ? [this.settings.password] : [];
+    const pw = this.knownPassword !== undefined ? [this.knownPassword] : [];
     const said = scrub(r.stderr.replace(PROMPTS, ""), [...pw, ...(value ? [value] : [])]).trim();
     const prefix = `store "${this.name}": ${what}`;
     const db = this.database;
