@@ -123,4 +123,15 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "1Password (op://vault/item[/section]/field; Connect server, service account or the op CLI; one fetch per item)",
     note: "as shown with a Connect server (tested); service account (@1password/sdk): read-only, fields only, no binary, not tested here; op CLI: read-only, not tested here",
   },
+  keepassxc: {
+    capabilities: { write: true, versions: false, batch: 1000, binary: false, staging: false },
+    check: true,
+    description: "KeePassXC databases (KDBX) through keepassxc-cli: entry paths, #username/#url/#notes/any attribute; one export for many keys",
+  },
+  lastpass: {
+    capabilities: { write: false, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "experimental: LastPass through the lpass CLI (read-only)",
+    note: "experimental: tested only without a LastPass account (sign-in state, errors)",
+  },
 };

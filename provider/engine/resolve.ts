@@ -4,7 +4,7 @@ import type { Config, Variable } from "./config/load";
 import { ConfigError, DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
 import { extractJsonField } from "./jsonpath";
 import { Limiter } from "../core/limit";
-import { fetchId, type SecretRef } from "./refs";
+import { fetchId, parseStoreUri, refId, type SecretRef } from "./refs";
 import { Secret } from "../core/secret";
 import { applyTransforms } from "./transforms";
 import { createStore } from "../stores/registry";
@@ -110,6 +110,7 @@ export class Resolver {
         clock: this.clock,
         env: this.opts.env ?? process.env,
         ...(this.opts.onWarning ? { onWarning: this.opts.onWarning } : {}),
+        resolveRef: (uri) => this.resolveSettingRef(name, uri),
       });
       this.stores.set(name, s);
     }
@@ -137,10 +138,16 @@ export class Resolver {
    * again: a long-lived resolver (the Pulumi provider's) never keeps an error.
    */
   fetch(ref: SecretRef): Promise<SecretVersion> {
-    const id = fetchId(ref);
+    const own = this.storeReadsField(ref);
+    const id = own ? refId(ref) : fetchId(ref);
     let p = this.cache.get(id);
     if (!p) {
-      const fetching = this.enqueue(ref.store, { key: ref.key, ...(ref.version !== undefined ? { version: ref.version } : {}), ...(ref.options ? { options: ref.options } : {}) });
+      const fetching = this.enqueue(ref.store, {
+        key: ref.key,
+        ...(ref.version !== undefined ? { version: ref.version } : {}),
+        ...(ref.options ? { options: ref.options } : {}),
+        ...(own ? { field: ref.field } : {}),
+      });
       fetching.catch(() => {
         if (this.cache.get(id) === fetching) this.cache.delete(id);
       });
@@ -153,8 +160,43 @@ export class Resolver {
   /** Resolve one reference to its value (field applied). */
   async resolveRef(ref: SecretRef): Promise<{ value: Secret; versionId: string; updatedAt?: string }> {
     const v = await this.fetch(ref);
-    const value = ref.field !== undefined ? new Secret(extractJsonField(v.value.reveal(), ref.field)) : v.value;
+    const value = ref.field !== undefined && !this.storeReadsField(ref) ? new Secret(extractJsonField(v.value.reveal(), ref.field)) : v.value;
     return { value, versionId: v.versionId, ...(v.updatedAt ? { updatedAt: v.updatedAt } : {}) };
+  }
+
+  /** The store reads the reference's `#field` itself (a password manager's attributes); false when it cannot be created (its fetch reports why). */
+  private storeReadsField(ref: SecretRef): boolean {
+    if (ref.field === undefined) return false;
+    try {
+      return this.store(ref.store).readsField?.(ref.field) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A `store://` reference in a setting of store `from` (its database password kept in another
+   * store). A reference back to `from`, directly or through other stores' settings, is refused:
+   * it could never be opened.
+   */
+  private async resolveSettingRef(from: string, uri: string): Promise<Secret> {
+    const ref = parseStoreUri(uri);
+    const seen = new Set<string>();
+    const walk = (name: string): boolean => {
+      if (name === from) return true;
+      if (seen.has(name)) return false;
+      seen.add(name);
+      const refs: string[] = [];
+      const collect = (v: unknown): void => {
+        if (typeof v === "string" && v.startsWith("store://")) refs.push(v.slice(8).split("/")[0]);
+        else if (v && typeof v === "object") Object.values(v).forEach(collect);
+      };
+      collect(this.config.stores[name]);
+      return refs.some(walk);
+    };
+    if (walk(ref.store))
+      throw new DsopsError(`store "${from}": the reference ${uri} in its settings leads back to store "${from}"`, { hint: "keep the store's password in another store (file, env, vault …) that does not need it" });
+    return (await this.resolveRef(ref)).value;
   }
 
   /** Where each variable of an env comes from; no store is called. */

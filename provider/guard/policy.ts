@@ -66,6 +66,10 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
       return { ok: false, why: "an env store reads values from the process environment, in clear" };
     case "file":
       return { ok: true };
+    case "keepassxc":
+      return { ok: true }; // a KDBX database is encrypted at rest
+    case "lastpass":
+      return { ok: true }; // lpass talks HTTPS to LastPass and decrypts locally
     case "aws.secretsmanager":
     case "aws.ssm":
     case "aws.sts":

@@ -29,6 +29,8 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   infisical: (name, s, ctx) => new (require("./infisical") as typeof import("./infisical")).InfisicalStore(name, s, ctx),
   akeyless: (name, s, ctx) => new (require("./akeyless") as typeof import("./akeyless")).AkeylessStore(name, s, ctx),
   onepassword: (name, s, ctx) => new (require("./onepassword") as typeof import("./onepassword")).OnePasswordStore(name, s, ctx),
+  keepassxc: (name, s, ctx) => new (require("./keepassxc") as typeof import("./keepassxc")).KeePassXcStore(name, s, ctx),
+  lastpass: (name, s, ctx) => new (require("./lastpass") as typeof import("./lastpass")).LastPassStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

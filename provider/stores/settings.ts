@@ -461,6 +461,30 @@ export const storeSettingsSchemas = {
     /** The `op` program (default: `op` on PATH). */
     op_path: z.string().optional(),
   }),
+  /**
+   * KeePassXC databases (KDBX) through keepassxc-cli: `database` (relative to dsops.yaml's
+   * folder), its `password` (`${VAR}`, or a `store://` reference to another store) and/or `key_file`.
+   */
+  keepassxc: z
+    .strictObject({
+      type: z.literal("keepassxc"),
+      ...common,
+      database: z.string().min(1),
+      key_file: z.string().min(1).optional(),
+      password: z.string().optional(),
+      /** The keepassxc-cli program (default: keepassxc-cli on PATH). */
+      cli: z.string().min(1).optional(),
+    })
+    .refine((s) => s.password !== undefined || s.key_file !== undefined, { path: ["password"], message: "required (or key_file, for a database opened by a key file alone) but missing" }),
+  /** LastPass through the lpass CLI (experimental: read-only, untested against LastPass itself). */
+  lastpass: z.strictObject({
+    type: z.literal("lastpass"),
+    ...common,
+    /** The account's e-mail, for the sign-in hint (`lpass login <username>`). */
+    username: z.string().optional(),
+    /** The lpass program (default: lpass on PATH). */
+    cli: z.string().min(1).optional(),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;

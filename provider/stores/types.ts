@@ -10,6 +10,11 @@ export interface StoreKey {
   readonly version?: string;
   /** Extra reference options (`?opt=x`) the store may understand. */
   readonly options?: Readonly<Record<string, string>>;
+  /**
+   * The reference's `#field`, given only to a store that `readsField` it (an attribute of a
+   * password manager's entry: username, url, notes …); other stores never see it.
+   */
+  readonly field?: string;
 }
 
 /** One version of a secret, as read from a store. */
@@ -96,6 +101,11 @@ export interface Store {
   readonly name: string;
   readonly type: StoreType;
   readonly capabilities: StoreCapabilities;
+  /**
+   * True when the store reads this `#field` of a reference itself (`StoreKey.field`: an
+   * attribute of a password manager's entry) instead of the engine extracting it from a JSON value.
+   */
+  readsField?(field: string): boolean;
   /** Read one secret version. Missing secret/version → NotFoundError. */
   get(k: StoreKey): Promise<SecretVersion>;
   /** Read several secrets in one call; one result per key, in order; a failed key is an Error in its slot. */
@@ -125,6 +135,11 @@ export interface StoreContext {
   readonly env: NodeJS.ProcessEnv;
   /** Told of warnings (no values), e.g. DSOPS_FILE_KEY overriding a file store's key file. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * Resolve a `store://` reference to another store, for a setting that holds one (a
+   * database password kept in another store). Absent where no resolver runs the store.
+   */
+  readonly resolveRef?: (uri: string) => Promise<Secret>;
 }
 
 export type StoreFactory<T extends StoreType> = (

@@ -180,6 +180,21 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: 'error: env "dev": 1 variable failed to resolve:\n  - A (store o, key op://Dev/Item/a): store "o": connect_host "127.0.0.1:8080" is not an http(s) URL\n',
   },
   {
+    name: "keepassxc: neither password nor key_file",
+    yaml: "secretStores:\n  kp: { type: keepassxc, database: ./team.kdbx }\nenvs: { dev: {} }\n",
+    stderr: "error: invalid configuration:\n  - secretStores.kp.password: required (or key_file, for a database opened by a key file alone) but missing at dsops.yaml:2:7\n",
+  },
+  {
+    name: "keepassxc: misspelt key_file",
+    yaml: "secretStores:\n  kp: { type: keepassxc, database: ./team.kdbx, keyfile: ./k.key, password: p }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.kp.keyfile: unknown key "keyfile" (did you mean "key_file"?) at dsops.yaml:2:49\n',
+  },
+  {
+    name: "lastpass: unknown setting",
+    yaml: "secretStores:\n  lp: { type: lastpass, password: x }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.lp.password: unknown key "password" (expected one of: type, timeout_ms, retries, username, cli) at dsops.yaml:2:25\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

@@ -33,6 +33,8 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   infisical: { project_id: "p", environment: "dev", site_url: "http://127.0.0.1:1", auth: { client_id: "i", client_secret: "s" } },
   akeyless: { access_id: "p-x", gateway_url: "http://127.0.0.1:1", auth: { access_key: "k" } },
   onepassword: { connect_host: "http://127.0.0.1:1", connect_token: "t" },
+  keepassxc: { database: "./unused.kdbx", password: "p" },
+  lastpass: {},
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

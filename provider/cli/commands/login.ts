@@ -155,6 +155,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           guidance: `store "${name}" (akeyless) authenticates with a token: AKEYLESS_TOKEN, or auth.token in its settings.\nGet one with the Akeyless CLI (akeyless auth …, https://docs.akeyless.io/docs/cli), or use auth.method: api_key with access_id and access_key.`,
         };
       return { nothingToDo: true, guidance: `store "${name}" (akeyless) ${s.auth.method === "token" ? "uses the token in its settings" : "logs in by itself with its access id and access key (access_id, auth.access_key or AKEYLESS_ACCESS_ID / AKEYLESS_ACCESS_KEY)"}; nothing to log in to` };
+    case "keepassxc":
+      return {
+        nothingToDo: true,
+        guidance: `store "${name}" (keepassxc) opens ${s.database} itself with its ${s.password === undefined ? "key file (key_file)" : s.key_file !== undefined ? "password and key file (password, key_file)" : "password (password)"}; nothing to log in to`,
+      };
+    case "lastpass":
+      return {
+        commands: [{ cli: "lpass", args: ["login", ...(s.username ? [s.username] : [])] }],
+        guidance:
+          `store "${name}" (lastpass) reads through the LastPass CLI, which must be signed in.\n` +
+          `Sign in with: lpass login ${s.username ?? "<email>"}\n` +
+          `(install it: apt-get install lastpass-cli, or brew install lastpass-cli).`,
+        after: "signed in; lpass keeps its session (lpass status shows it)",
+      };
     case "infisical": {
       const a = s.auth;
       if (a.method === "universal_auth" || a.method === "machine_identity")
