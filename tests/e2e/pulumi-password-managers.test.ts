@@ -1,0 +1,80 @@
+// Real password managers' CLIs from Debian (keepassxc-cli on a KDBX database the test creates) under a real `pulumi up`: SecretReference and Environment read through them; nothing is mocked.
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PulumiProject, pulumiBinDir } from "../support/pulumi";
+
+const hasKeePassXc = spawnSync("keepassxc-cli", ["--version"]).status === 0;
+
+describe("Pulumi end to end: password managers through SecretReference and Environment", function () {
+  this.timeout(600000);
+  let dir: string;
+  let project: PulumiProject | undefined;
+  const MASTER = `kp-master-${randomBytes(8).toString("hex")}`;
+
+  function kp(args: string[], input: string): void {
+    const r = spawnSync("keepassxc-cli", args, { cwd: dir, input, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  /** Set an entry's password with keepassxc-cli itself (groups first), as a user would. */
+  function kpSet(entry: string, value: string, extra: string[] = []): void {
+    const groups = entry.split("/").slice(0, -1);
+    for (let i = 1; i <= groups.length; i++) spawnSync("keepassxc-cli", ["mkdir", "team.kdbx", groups.slice(0, i).join("/")], { cwd: dir, input: `${MASTER}\n` });
+    const exists = spawnSync("keepassxc-cli", ["show", "-a", "title", "team.kdbx", entry], { cwd: dir, input: `${MASTER}\n` }).status === 0;
+    kp([exists ? "edit" : "add", ...extra, "-p", "team.kdbx", entry], `${MASTER}\n${value}\n`);
+  }
+
+  before(function () {
+    if (!hasKeePassXc) this.skip();
+    pulumiBinDir();
+    dir = mkdtempSync(join(tmpdir(), "dsops-e2e-pm-"));
+    kp(["db-create", "-t", "100", "-p", "team.kdbx"], `${MASTER}\n${MASTER}\n`);
+  });
+  after(() => {
+    project?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keepassxc: a SecretReference and an Environment read entries (password, #username); a changed entry is drift on preview; the master password and values stay out of state", () => {
+    const api = `api-${randomBytes(9).toString("base64url")}`;
+    const db = `db-${randomBytes(9).toString("base64url")}`;
+    kpSet("prod/api", api, ["-u", "svc-api"]);
+    kpSet("prod/db", db);
+    const database = join(dir, "team.kdbx");
+    project = new PulumiProject(
+      "dsops-pm",
+      `"use strict";
+const pulumi = require("@pulumi/pulumi");
+const dsops = require("@dsops/pulumi");
+const cfg = new pulumi.Config();
+const kp = { type: "keepassxc", database: ${JSON.stringify(database)}, password: cfg.requireSecret("master") };
+const api = new dsops.SecretReference("api", { store: kp, key: "prod/api" });
+const env = new dsops.Environment("env", {
+  env: "e",
+  config: {
+    secretStores: { kp: { type: "keepassxc", database: ${JSON.stringify(database)}, password: "\${KP_MASTER}" } },
+    envs: { e: { DB: { from: "kp:prod/db" }, USER: { from: "store://kp/prod/api#username" } } },
+  },
+});
+exports.api = api.value;
+exports.vars = env.variables;
+`,
+      { KP_MASTER: MASTER },
+    );
+    project.ok(["stack", "init", "pm"]);
+    project.run(["config", "set", "--secret", "master", MASTER], {}, false);
+    project.ok(["up", "--yes", "--skip-preview"]);
+    const out = project.secretOutputs() as { api: string; vars: Record<string, string> };
+    assert.equal(out.api, api);
+    assert.deepEqual(out.vars, { DB: db, USER: "svc-api" });
+    assert.deepEqual(project.previewSummary(), { same: 3 });
+    // The entry changes in KeePassXC: the reference shows the drift.
+    const api2 = `api2-${randomBytes(9).toString("base64url")}`;
+    kpSet("prod/api", api2);
+    assert.deepEqual(project.previewSummary(), { same: 2, update: 1 });
+    project.assertNoLeak([MASTER, api, db, api2]);
+  });
+});
