@@ -1,7 +1,7 @@
 import { clock as currentClock, type Clock } from "../core/clock";
 import { callWithPolicy, type CallPolicy } from "../core/call";
 import type { Config, Variable } from "./config/load";
-import { ConfigError, DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
+import { ConfigError, DsopsError, ResolveError, TransformError, errorMessage, type VariableFailure } from "../core/errors";
 import { extractJsonField } from "./jsonpath";
 import { Limiter } from "../core/limit";
 import { fetchId, type SecretRef } from "./refs";
@@ -153,7 +153,7 @@ export class Resolver {
   /** Resolve one reference to its value (field applied). */
   async resolveRef(ref: SecretRef): Promise<{ value: Secret; versionId: string; updatedAt?: string }> {
     const v = await this.fetch(ref);
-    const value = ref.field !== undefined ? new Secret(extractJsonField(v.value.reveal(), ref.field)) : v.value;
+    const value = ref.field !== undefined ? fieldOf(v, ref.field) : v.value;
     return { value, versionId: v.versionId, ...(v.updatedAt ? { updatedAt: v.updatedAt } : {}) };
   }
 
@@ -349,4 +349,17 @@ function guarded(store: Store, storeName: string, policy: CallPolicy): Store {
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** The `#field` of a version: one of the store's named fields, else a field of the value's JSON. */
+function fieldOf(v: SecretVersion, field: string): Secret {
+  const named = v.fields && Object.prototype.hasOwnProperty.call(v.fields, field) ? v.fields[field] : undefined;
+  if (named !== undefined) return named;
+  try {
+    return new Secret(extractJsonField(v.value.reveal(), field));
+  } catch (e) {
+    if (!v.fields) throw e;
+    const names = Object.keys(v.fields);
+    throw new TransformError(`field "${field}": the entry has no such field (${names.length ? `its fields: ${names.join(", ")}` : "it has no fields"}) and its value is not a JSON document holding it`);
+  }
 }

@@ -25,6 +25,8 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   doppler: (name, s, ctx) => new (require("./doppler") as typeof import("./doppler")).DopplerStore(name, s, ctx),
   infisical: (name, s, ctx) => new (require("./infisical") as typeof import("./infisical")).InfisicalStore(name, s, ctx),
   akeyless: (name, s, ctx) => new (require("./akeyless") as typeof import("./akeyless")).AkeylessStore(name, s, ctx),
+  pass: (name, s, ctx) => new (require("./pass") as typeof import("./pass")).PassStore(name, s, ctx),
+  keychain: (name, s, ctx) => new (require("./keychain") as typeof import("./keychain")).KeychainStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

@@ -128,6 +128,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           guidance: `store "${name}" (akeyless) authenticates with a token: AKEYLESS_TOKEN, or auth.token in its settings.\nGet one with the Akeyless CLI (akeyless auth …, https://docs.akeyless.io/docs/cli), or use auth.method: api_key with access_id and access_key.`,
         };
       return { nothingToDo: true, guidance: `store "${name}" (akeyless) ${s.auth.method === "token" ? "uses the token in its settings" : "logs in by itself with its access id and access key (access_id, auth.access_key or AKEYLESS_ACCESS_ID / AKEYLESS_ACCESS_KEY)"}; nothing to log in to` };
+    case "pass":
+      return {
+        nothingToDo: true,
+        guidance:
+          `store "${name}" (pass) decrypts with gpg: there is no sign-in. The secret key of one of the store's recipients (.gpg-id) must be in the GnuPG home` +
+          `${s.gpg_home ? ` ${s.gpg_home}` : " (GNUPGHOME or ~/.gnupg)"}; when it has a passphrase, unlock it in gpg-agent once: pass show <entry>.`,
+      };
+    case "keychain":
+      return {
+        nothingToDo: true,
+        guidance:
+          `store "${name}" (keychain) reads the OS keychain of the session: on macOS the login keychain (unlocked at login; security unlock-keychain),\n` +
+          `on Linux the Secret Service of the D-Bus session (GNOME Keyring or KWallet; unlocked at desktop login, or: gnome-keyring-daemon --unlock with the password on stdin).`,
+      };
     case "infisical": {
       const a = s.auth;
       if (a.method === "universal_auth" || a.method === "machine_identity")
