@@ -131,7 +131,7 @@ export class KeychainStore implements Store {
     if (/locked/i.test(said)) return new AuthError(`${prefix}: ${said}`, { hint: LOCKED_HINT });
     if (/user interaction is not allowed|authorization|denied|cancel/i.test(said))
       return new AuthError(`${prefix}: ${said}`, { hint: "unlock the keychain (security unlock-keychain) and allow security to use the item" });
-    if (/d-bus|dbus|org\.freedesktop\.secrets|was not provided by any \.service files/i.test(said))
+    if (/d-bus|dbus|given address is empty|org\.freedesktop\.secrets|was not provided by any \.service files/i.test(said))
       return new StoreError(`${prefix}: no Secret Service on the D-Bus session: ${said}`, false, {
         hint: "run inside a desktop session, or start one: dbus-run-session -- sh -c 'gnome-keyring-daemon --unlock --components=secrets; …' (DBUS_SESSION_BUS_ADDRESS must be set)",
       });
