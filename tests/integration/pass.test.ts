@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { systemClock } from "../../provider/core/clock";
+import { storeEncryption } from "../../provider/guard/policy";
 import { AuthError, DsopsError, NotFoundError, TimeoutError } from "../../provider/core/errors";
 import { Secret } from "../../provider/core/secret";
 import { PassStore } from "../../provider/stores/pass";
@@ -277,6 +278,7 @@ envs:
     assert.match(docBad.stdout + docBad.stderr, /broken +pass +failed .*does not exist or is not a folder/);
     const prov = await dsopsRun(["providers"], { cwd: dir, env });
     assert.match(prov.stdout, /^pass +yes +no\*? +- +no +no +check +the standard Unix password store/m);
+    for (const type of ["pass", "keychain"]) assert.deepEqual(storeEncryption({ type }), { ok: true }, type);
     const login = await dsopsRun(["login", "pw"], { cwd: dir, env });
     assert.equal(login.status, 0, login.stderr);
     assert.match(login.stdout + login.stderr, /decrypts with gpg: there is no sign-in/);
