@@ -1,6 +1,5 @@
 // Real peers: a private D-Bus session bus (dbus-daemon --session) with GNOME Keyring's Secret Service (gnome-keyring-daemon --components=secrets) in a throwaway HOME; items written with secret-tool. macOS Keychain (security) is not tested here.
 import { strict as assert } from "node:assert";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,15 +12,11 @@ import { contentVersion } from "../../provider/stores/literal";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import type { StoreContext } from "../../provider/stores/types";
 import { dsopsRun } from "../support/cli";
+import { startSecretService, type SecretService } from "../support/secret-service";
 import { storeContract } from "../support/store-contract";
 
 const root = mkdtempSync(join(tmpdir(), "dsops-keychain-"));
-const HOME = join(root, "home");
-const RUNTIME = join(root, "run");
-mkdirSync(HOME, { recursive: true });
-mkdirSync(RUNTIME, { mode: 0o700 });
-const KEYRING_PASSWORD = `kr-${randomBytes(6).toString("hex")}`;
-let bus: ChildProcess | undefined;
+let svc: SecretService;
 let env: NodeJS.ProcessEnv = {};
 
 const values: string[] = [];
@@ -32,31 +27,12 @@ const val = (tag: string) => {
 };
 const assertClean = (text: string, what: string) => {
   for (const v of values) assert.ok(!text.includes(v), `${what} holds a value:\n${text}`);
-  assert.ok(!text.includes(KEYRING_PASSWORD), `${what} holds the keyring's password`);
+  assert.ok(!text.includes(svc.password), `${what} holds the keyring's password`);
 };
 const errorText = (e: unknown) => `${(e as Error).message}\n${(e as Error).stack}\n${JSON.stringify(e)}\n${String((e as { hint?: string }).hint)}`;
 
-function tool(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("secret-tool", args, { env, input, encoding: "utf8", timeout: 30000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-function storeItem(service: string, account: string, value: string): void {
-  const r = tool(["store", "--label=test item", "service", service, "account", account], value);
-  assert.equal(r.status, 0, r.stderr);
-}
-/** Start the keyring daemon on the bus (or replace the running one), unlocking the login keyring with the password on stdin. */
-function unlock(replace = false): void {
-  const r = spawnSync("gnome-keyring-daemon", [...(replace ? ["--replace"] : []), "--unlock", "--components=secrets"], { env, input: KEYRING_PASSWORD, encoding: "utf8", timeout: 30000 });
-  assert.equal(r.status, 0, r.stderr);
-}
-function lock(): void {
-  const r = spawnSync(
-    "dbus-send",
-    ["--session", "--dest=org.freedesktop.secrets", "--print-reply", "/org/freedesktop/secrets", "org.freedesktop.Secret.Service.Lock", "array:objpath:/org/freedesktop/secrets/collection/login"],
-    { env, encoding: "utf8", timeout: 30000 },
-  );
-  assert.equal(r.status, 0, r.stderr);
-}
+const tool = (args: string[], input?: string) => svc.tool(args, input);
+const storeItem = (service: string, account: string, value: string) => svc.storeItem(service, account, value);
 
 const ctx = (): StoreContext => ({ configDir: root, clock: systemClock, env });
 const makeStore = (extra: Record<string, unknown> = {}, name = "kc") => new KeychainStore(name, storeSettingsSchemas.keychain.parse({ type: "keychain", ...extra }), ctx());
@@ -65,31 +41,12 @@ describe("keychain store on Linux (real Secret Service: gnome-keyring on a priva
   this.timeout(120000);
 
   before(async () => {
-    const sessionEnv = {
-      PATH: process.env.PATH,
-      HOME,
-      LANG: "C",
-      XDG_RUNTIME_DIR: RUNTIME,
-      XDG_DATA_HOME: join(HOME, ".local/share"),
-      XDG_CONFIG_HOME: join(HOME, ".config"),
-      XDG_CACHE_HOME: join(HOME, ".cache"),
-    };
-    // Services the bus activates (gnome-keyring-daemon, its prompter) get the bus's environment: the throwaway HOME.
-    bus = spawn("dbus-daemon", ["--session", "--nofork", "--print-address=1"], { stdio: ["ignore", "pipe", "ignore"], env: sessionEnv });
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      bus!.stdout!.setEncoding("utf8").on("data", (d: string) => {
-        out += d;
-        if (out.includes("\n")) resolve(out.trim());
-      });
-      bus!.on("exit", (c) => reject(new Error(`dbus-daemon exited (${c})`)));
-    });
-    env = { ...sessionEnv, DBUS_SESSION_BUS_ADDRESS: address };
-    unlock(); // starts the daemon on this bus and creates the login keyring with this password
+    svc = await startSecretService();
+    env = svc.env;
   });
 
   after(() => {
-    bus?.kill(); // gnome-keyring-daemon leaves with its bus
+    svc?.stop(); // gnome-keyring-daemon leaves with its bus
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -134,7 +91,7 @@ describe("keychain store on Linux (real Secret Service: gnome-keyring on a priva
     await assert.rejects(store.get({ key: "nosuch/item" }), (e: unknown) => e instanceof NotFoundError && /item "nosuch\/item" is not in the keychain \(service "nosuch", account "item"\)/.test((e as Error).message));
     for (const bad of ["noslash", "/account", "service/"])
       await assert.rejects(store.get({ key: bad }), (e: unknown) => e instanceof DsopsError && !(e instanceof NotFoundError) && /is not a keychain key \(service\/account/.test((e as Error).message), bad);
-    const noBus = new KeychainStore("kc", storeSettingsSchemas.keychain.parse({ type: "keychain" }), { ...ctx(), env: { PATH: process.env.PATH, HOME } });
+    const noBus = new KeychainStore("kc", storeSettingsSchemas.keychain.parse({ type: "keychain" }), { ...ctx(), env: { PATH: process.env.PATH, HOME: env.HOME } });
     await assert.rejects(noBus.get({ key: "a/b" }), (e: unknown) => e instanceof StoreError && /no Secret Service on the D-Bus session/.test((e as Error).message) && /dbus-run-session/.test(String((e as StoreError).hint)));
     await assert.rejects(noBus.check(), /no Secret Service on the D-Bus session/);
     const emptyBin = join(root, "empty-bin");
@@ -188,7 +145,7 @@ envs:
     it("a locked keyring: reads and writes are auth errors naming the unlock; unlocking (password on stdin) makes them work again", async () => {
       const v = val("locked");
       storeItem("locked-svc", "acct", v);
-      lock();
+      svc.lock();
       const store = makeStore();
       await assert.rejects(store.get({ key: "locked-svc/acct" }), (e: unknown) => {
         assert.ok(e instanceof AuthError, String(e));
@@ -199,7 +156,7 @@ envs:
       });
       const w = val("locked-write");
       await assert.rejects(store.put("locked-svc/other", new Secret(w)), (e: unknown) => e instanceof AuthError && /locked collection/.test((e as Error).message) && !errorText(e).includes(w));
-      unlock(true);
+      svc.unlock(true);
       assert.equal((await store.get({ key: "locked-svc/acct" })).value.reveal(), v);
       await store.put("locked-svc/other", new Secret(w));
       assert.equal(tool(["lookup", "service", "locked-svc", "account", "other"]).stdout, w);
