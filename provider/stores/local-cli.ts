@@ -9,6 +9,41 @@ export interface CliOutcome {
   readonly stderr: string;
 }
 
+/** Process groups of the local commands running now: ended with dsops (a Ctrl-C leaves no gpg waiting on a pinentry). */
+const running = new Set<number>();
+let exitHook = false;
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * While commands run, a SIGINT/SIGTERM/SIGHUP to dsops (Ctrl-C: the terminal signals only its
+ * foreground group, and our children have their own) also ends their groups; then dsops dies of
+ * the signal as it would have, unless something else of dsops listens for it.
+ */
+const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+let watching = false;
+function onSignal(sig: NodeJS.Signals): void {
+  running.forEach(killGroup);
+  running.clear();
+  unwatchSignals();
+  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+}
+function watchSignals(): void {
+  if (watching) return;
+  watching = true;
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+function unwatchSignals(): void {
+  if (!watching) return;
+  watching = false;
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
 /**
  * Run a local command (`pass`, `secret-tool`, `security`) with a timeout. Secrets travel only on
  * stdin (`input`) or in the child's environment, never in `args`. The child runs in its own
@@ -22,27 +57,34 @@ export function runLocalCli(
 ): Promise<CliOutcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(cli, args, { env: opts.env, stdio: ["pipe", "pipe", "pipe"], detached: true, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+    if (child.pid !== undefined) running.add(child.pid);
+    if (!exitHook) {
+      exitHook = true;
+      process.once("exit", () => running.forEach(killGroup));
+    }
+    watchSignals();
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        child.kill("SIGKILL");
-      }
+      if (child.pid !== undefined) killGroup(child.pid);
+      else child.kill("SIGKILL");
     }, opts.timeoutMs);
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => err.push(b));
     child.stdin.on("error", () => undefined); // a child that exits before reading its input
     child.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) running.delete(child.pid);
+      if (running.size === 0) unwatchSignals();
       if (e.code === "ENOENT") reject(new DsopsError(`${opts.what}: the command "${cli}" is not installed (not found on PATH)`, { hint: opts.install }));
       else reject(new DsopsError(`${opts.what}: cannot run "${cli}": ${e.code ?? e.message}`, { hint: opts.install }));
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      if (child.pid !== undefined) running.delete(child.pid);
+      if (running.size === 0) unwatchSignals();
       if (timedOut) {
         reject(new TimeoutError(`${opts.what}: "${cli} ${args[0] ?? ""}" gave no answer within ${opts.timeoutMs} ms (timeout_ms); it was stopped`));
         return;

@@ -12,7 +12,7 @@ import { Secret } from "../../provider/core/secret";
 import { PassStore } from "../../provider/stores/pass";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import type { StoreContext } from "../../provider/stores/types";
-import { dsopsRun } from "../support/cli";
+import { dsopsAsync, dsopsRun } from "../support/cli";
 import { storeContract } from "../support/store-contract";
 
 const root = mkdtempSync(join(tmpdir(), "dsops-pass-"));
@@ -211,16 +211,37 @@ describe("pass store (real pass + gpg)", function () {
       return true;
     });
     // the timed-out pass and its gpg were stopped (their whole process group)
-    const left = readdirSync("/proc")
+    const gpgOf = (file: string) => readdirSync("/proc")
       .filter((p) => /^\d+$/.test(p))
       .filter((p) => {
         try {
-          return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(join(dir, "x.gpg"));
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(file);
         } catch {
           return false;
         }
       });
-    assert.deepEqual(left, []);
+    assert.deepEqual(gpgOf(join(dir, "x.gpg")), []);
+    // Ctrl-C of a dsops waiting on that gpg: the signal also ends pass and gpg (their own process group)
+    const cfg = mkdtempSync(join(root, "cli-sigint-"));
+    writeFileSync(join(cfg, "dsops.yaml"), `secretStores:\n  pw: { type: pass, store_dir: "${dir}", gpg_home: "${D.home}", timeout_ms: 600000 }\nenvs:\n  e:\n    X: { from: "pw:x" }\n`);
+    const child = dsopsAsync(["get", "--env", "e", "--var", "X"], { cwd: cfg, env: baseEnv });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("exit", (code, signal) => res({ code, signal })));
+    // wait for the condition (gpg started on the entry), not for time
+    await new Promise<void>((res, rej) => {
+      const poll = setInterval(() => {
+        if (gpgOf(join(dir, "x.gpg")).length > 0) {
+          clearInterval(poll);
+          res();
+        } else if (child.exitCode !== null) {
+          clearInterval(poll);
+          rej(new Error(`dsops ended before gpg started (exit ${child.exitCode})`));
+        }
+      }, 50);
+    });
+    child.kill("SIGINT");
+    const end = await exited;
+    assert.ok(end.signal === "SIGINT" || end.code === 130, JSON.stringify(end));
+    assert.deepEqual(gpgOf(join(dir, "x.gpg")), []);
   });
 
   it("no pass on PATH, no store folder, an uninitialized folder: clear errors", async () => {
