@@ -132,6 +132,11 @@ envs:
     const docNoBus = await dsopsRun(["doctor", "--store", "keychain"], { cwd: dir, env: { ...env, DBUS_SESSION_BUS_ADDRESS: "" } });
     assert.equal(docNoBus.status, 1, docNoBus.stdout + docNoBus.stderr);
     assert.match(docNoBus.stdout + docNoBus.stderr, /keychain +keychain +failed .*no Secret Service/);
+    const nv = val("set");
+    const set = await dsopsRun(["secrets", "set", "--store", "work", "--key", "github.com/token"], { cwd: dir, env, input: nv });
+    assert.equal(set.status, 0, set.stderr);
+    assertClean(set.stdout + set.stderr, "secrets set's output");
+    assert.equal(tool(["lookup", "service", "dev.github.com", "account", "token"]).stdout, nv);
     const prov = await dsopsRun(["providers"], { cwd: dir, env });
     assert.match(prov.stdout, /^keychain +yes +no\*? +- +no +no +check +the OS keychain/m);
     const login = await dsopsRun(["login", "keychain"], { cwd: dir, env });

@@ -299,6 +299,14 @@ envs:
     assert.match(docBad.stdout + docBad.stderr, /broken +pass +failed .*does not exist or is not a folder/);
     const prov = await dsopsRun(["providers"], { cwd: dir, env });
     assert.match(prov.stdout, /^pass +yes +no\*? +- +no +no +check +the standard Unix password store/m);
+    // secrets set: the value on dsops's stdin, then on pass's: a git commit, the user: line kept
+    const commits = Number(run("git", ["-C", gitDir, "rev-list", "--count", "HEAD"], {}).trim());
+    const nv = val("set");
+    const set = await dsopsRun(["secrets", "set", "--store", "pw", "--key", "cli/db"], { cwd: dir, env, input: nv });
+    assert.equal(set.status, 0, set.stderr);
+    assertClean(set.stdout + set.stderr, "secrets set's output");
+    assert.equal(run("pass", ["show", "cli/db"], { GNUPGHOME: A.home, PASSWORD_STORE_DIR: gitDir }), `${nv}\nuser: ${user}\n`);
+    assert.equal(Number(run("git", ["-C", gitDir, "rev-list", "--count", "HEAD"], {}).trim()), commits + 1);
     for (const type of ["pass", "keychain"]) assert.deepEqual(storeEncryption({ type }), { ok: true }, type);
     const login = await dsopsRun(["login", "pw"], { cwd: dir, env });
     assert.equal(login.status, 0, login.stderr);
