@@ -359,7 +359,8 @@ function fieldOf(v: SecretVersion, field: string): Secret {
     return new Secret(extractJsonField(v.value.reveal(), field));
   } catch (e) {
     if (!v.fields) throw e;
-    const names = Object.keys(v.fields);
-    throw new TransformError(`field "${field}": the entry has no such field (${names.length ? `its fields: ${names.join(", ")}` : "it has no fields"}) and its value is not a JSON document holding it`);
+    // The entry's field names are not listed: they come from encrypted text.
+    const n = Object.keys(v.fields).length;
+    throw new TransformError(`field "${field}": the entry has no such field (${n} named field${n === 1 ? "" : "s"}) and its value is not a JSON document holding it`);
   }
 }

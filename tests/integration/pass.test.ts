@@ -290,7 +290,7 @@ envs:
     assertClean(r.stdout + r.stderr, "render's output");
     const bad = await dsopsRun(["get", "--env", "bad", "--var", "X"], { cwd: dir, env });
     assert.equal(bad.status, 1, bad.stderr);
-    assert.match(bad.stderr, /field "nosuchfield": the entry has no such field \(its fields: user\)/);
+    assert.match(bad.stderr, /field "nosuchfield": the entry has no such field \(1 named field\)/);
     assertClean(bad.stdout + bad.stderr, "get's output");
     const doc = await dsopsRun(["doctor", "--store", "pw", "--json"], { cwd: dir, env });
     assert.equal(doc.status, 0, doc.stdout + doc.stderr);
