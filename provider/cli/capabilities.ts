@@ -134,4 +134,16 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "experimental: LastPass through the lpass CLI (read-only)",
     note: "experimental: tested only without a LastPass account (sign-in state, errors)",
   },
+  pass: {
+    capabilities: { write: true, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "the standard Unix password store (pass + gpg; first line, name: value fields; writes commit when it is a git repository)",
+    note: "version id: the entry's last git commit in a git store, else a hash of its encrypted file; only the current version is read",
+  },
+  keychain: {
+    capabilities: { write: true, versions: false, batch: 0, binary: false, staging: false },
+    check: true,
+    description: "the OS keychain: macOS Keychain (security) or the Linux Secret Service (secret-tool); keys are service/account",
+    note: "macOS Keychain is implemented but not tested here; the Linux Secret Service is tested with gnome-keyring",
+  },
 };

@@ -1,7 +1,7 @@
 import { clock as currentClock, type Clock } from "../core/clock";
 import { callWithPolicy, type CallPolicy } from "../core/call";
 import type { Config, Variable } from "./config/load";
-import { ConfigError, DsopsError, ResolveError, errorMessage, type VariableFailure } from "../core/errors";
+import { ConfigError, DsopsError, ResolveError, TransformError, errorMessage, type VariableFailure } from "../core/errors";
 import { extractJsonField } from "./jsonpath";
 import { Limiter } from "../core/limit";
 import { fetchId, parseStoreUri, refId, type SecretRef } from "./refs";
@@ -160,7 +160,7 @@ export class Resolver {
   /** Resolve one reference to its value (field applied). */
   async resolveRef(ref: SecretRef): Promise<{ value: Secret; versionId: string; updatedAt?: string }> {
     const v = await this.fetch(ref);
-    const value = ref.field !== undefined && !this.storeReadsField(ref) ? new Secret(extractJsonField(v.value.reveal(), ref.field)) : v.value;
+    const value = ref.field === undefined || this.storeReadsField(ref) ? v.value : fieldOf(v, ref.field);
     return { value, versionId: v.versionId, ...(v.updatedAt ? { updatedAt: v.updatedAt } : {}) };
   }
 
@@ -391,4 +391,18 @@ function guarded(store: Store, storeName: string, policy: CallPolicy): Store {
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** The `#field` of a version: one of the store's named fields, else a field of the value's JSON. */
+function fieldOf(v: SecretVersion, field: string): Secret {
+  const named = v.fields && Object.prototype.hasOwnProperty.call(v.fields, field) ? v.fields[field] : undefined;
+  if (named !== undefined) return named;
+  try {
+    return new Secret(extractJsonField(v.value.reveal(), field));
+  } catch (e) {
+    if (!v.fields) throw e;
+    // The entry's field names are not listed: they come from encrypted text.
+    const n = Object.keys(v.fields).length;
+    throw new TransformError(`field "${field}": the entry has no such field (${n} named field${n === 1 ? "" : "s"}) and its value is not a JSON document holding it`);
+  }
 }

@@ -65,6 +65,8 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
     case "env":
       return { ok: false, why: "an env store reads values from the process environment, in clear" };
     case "file":
+    case "pass": // gpg-encrypted files
+    case "keychain": // the OS keychain keeps items encrypted
       return { ok: true };
     case "keepassxc":
       return { ok: true }; // a KDBX database is encrypted at rest

@@ -31,6 +31,8 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   onepassword: (name, s, ctx) => new (require("./onepassword") as typeof import("./onepassword")).OnePasswordStore(name, s, ctx),
   keepassxc: (name, s, ctx) => new (require("./keepassxc") as typeof import("./keepassxc")).KeePassXcStore(name, s, ctx),
   lastpass: (name, s, ctx) => new (require("./lastpass") as typeof import("./lastpass")).LastPassStore(name, s, ctx),
+  pass: (name, s, ctx) => new (require("./pass") as typeof import("./pass")).PassStore(name, s, ctx),
+  keychain: (name, s, ctx) => new (require("./keychain") as typeof import("./keychain")).KeychainStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

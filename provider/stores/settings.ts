@@ -485,6 +485,26 @@ export const storeSettingsSchemas = {
     /** The lpass program (default: lpass on PATH). */
     cli: z.string().min(1).optional(),
   }),
+  /** The standard Unix password store (dsops's `pass`): gpg-encrypted entries, read with `pass show`, written with `pass insert`. */
+  pass: z.strictObject({
+    type: z.literal("pass"),
+    ...common,
+    /** The store's folder (dsops's `path`); default PASSWORD_STORE_DIR, else ~/.password-store. */
+    store_dir: z.string().optional(),
+    /** The GnuPG home gpg uses (GNUPGHOME of the child); default GNUPGHOME, else ~/.gnupg. */
+    gpg_home: z.string().optional(),
+    /** dsops's `gpg_key`: the key new entries are encrypted to (pass's PASSWORD_STORE_KEY), instead of the store's .gpg-id. */
+    gpg_key: z.string().optional(),
+  }),
+  /** The OS keychain (dsops's `keychain`): macOS Keychain through `security`, the Linux Secret Service through `secret-tool`. Keys are `service/account`. */
+  keychain: z.strictObject({
+    type: z.literal("keychain"),
+    ...common,
+    /** Joined with "." before each key's service (`com.acme` + `db/password` → service `com.acme.db`). */
+    service_prefix: z.string().optional(),
+    /** dsops's macOS access group: accepted, not used (the `security` command has no access-group option). */
+    access_group: z.string().optional(),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -503,9 +523,10 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
   vault: { addr: "address" },
   infisical: { host: "site_url" },
   "aws.sso": { start_url: "sso_start_url" },
+  pass: { path: "store_dir" },
 };
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "pass", "keychain",
+  "bitwarden",
 ] as const;

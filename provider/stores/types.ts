@@ -27,6 +27,11 @@ export interface SecretVersion {
   readonly updatedAt?: string;
   /** True when the store held bytes, and `value` is their base64 encoding. */
   readonly binary?: boolean;
+  /**
+   * Named fields of the entry besides its value (a password manager's `user: alice` lines):
+   * a reference's `#field` reads one of these when it is there, else the field of the value's JSON.
+   */
+  readonly fields?: Readonly<Record<string, Secret>>;
 }
 
 /** Metadata of a secret's version, without its value. */

@@ -195,6 +195,33 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
     stderr: 'error: invalid configuration:\n  - secretStores.lp.password: unknown key "password" (expected one of: type, timeout_ms, retries, username, cli) at dsops.yaml:2:25\n',
   },
   {
+    name: "pass: misspelt gpg_home",
+    yaml: "secretStores:\n  p: { type: pass, gpg_hom: /x }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.p.gpg_hom: unknown key "gpg_hom" (did you mean "gpg_home"?) at dsops.yaml:2:20\n',
+  },
+  {
+    name: "pass: dsops's path and store_dir both given",
+    yaml: "secretStores:\n  p: { type: pass, path: /a, store_dir: /b }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.p.path: "path" is another spelling of "store_dir", which is given too; keep one at dsops.yaml:2:20\n',
+  },
+  {
+    name: "pass: an entry path climbing out of the store",
+    yaml: 'secretStores:\n  p: { type: pass, store_dir: /nonexistent-store }\nenvs:\n  dev:\n    X: { from: "p:../etc/passwd" }\n',
+    args: ["get", "--env", "dev", "--var", "X"],
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - X (store p, key ../etc/passwd): store "p": "../etc/passwd" is not a pass entry path (e.g. app/db or email/work)\n',
+  },
+  {
+    name: "keychain: misspelt service_prefix",
+    yaml: "secretStores:\n  k: { type: keychain, service_prefx: com.acme }\nenvs: { dev: {} }\n",
+    stderr: 'error: invalid configuration:\n  - secretStores.k.service_prefx: unknown key "service_prefx" (did you mean "service_prefix"?) at dsops.yaml:2:24\n',
+  },
+  {
+    name: "keychain: a key without an account",
+    yaml: 'secretStores:\n  k: { type: keychain }\nenvs:\n  dev:\n    X: { from: "k:noaccount" }\n',
+    args: ["get", "--env", "dev", "--var", "X"],
+    stderr: 'error: env "dev": 1 variable failed to resolve:\n  - X (store k, key noaccount): store "k": "noaccount" is not a keychain key (service/account, e.g. myapp/database-password)\n',
+  },
+  {
     name: "reference to an unknown store",
     yaml: 'secretStores:\n  aws: { type: env }\nenvs:\n  dev:\n    X: { from: "store://awz/k" }\n',
     stderr: 'error: invalid configuration:\n  - envs.dev.X.from: unknown store "awz" (did you mean "aws"?) at dsops.yaml:5:16\n',

@@ -35,6 +35,8 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   onepassword: { connect_host: "http://127.0.0.1:1", connect_token: "t" },
   keepassxc: { database: "./unused.kdbx", password: "p" },
   lastpass: {},
+  pass: { store_dir: "./unused-password-store" },
+  keychain: { service_prefix: "com.example" },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

@@ -169,6 +169,20 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `(install it: apt-get install lastpass-cli, or brew install lastpass-cli).`,
         after: "signed in; lpass keeps its session (lpass status shows it)",
       };
+    case "pass":
+      return {
+        nothingToDo: true,
+        guidance:
+          `store "${name}" (pass) decrypts with gpg: there is no sign-in. The secret key of one of the store's recipients (.gpg-id) must be in the GnuPG home` +
+          `${s.gpg_home ? ` ${s.gpg_home}` : " (GNUPGHOME or ~/.gnupg)"}; when it has a passphrase, unlock it in gpg-agent once: pass show <entry>.`,
+      };
+    case "keychain":
+      return {
+        nothingToDo: true,
+        guidance:
+          `store "${name}" (keychain) reads the OS keychain of the session: on macOS the login keychain (unlocked at login; security unlock-keychain),\n` +
+          `on Linux the Secret Service of the D-Bus session (GNOME Keyring or KWallet; unlocked at desktop login, or: gnome-keyring-daemon --unlock with the password on stdin).`,
+      };
     case "infisical": {
       const a = s.auth;
       if (a.method === "universal_auth" || a.method === "machine_identity")
