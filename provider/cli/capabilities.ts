@@ -101,4 +101,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Akeyless (access id + key or token; static, dynamic and rotated secrets)",
   },
+  bitwarden: {
+    capabilities: { write: true, versions: false, batch: 1000, binary: false, staging: false },
+    check: true,
+    description: "Bitwarden personal and organisation vaults through the bw CLI (BW_SESSION; one bw list items per batch)",
+  },
 };

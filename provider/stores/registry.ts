@@ -25,6 +25,7 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   doppler: (name, s, ctx) => new (require("./doppler") as typeof import("./doppler")).DopplerStore(name, s, ctx),
   infisical: (name, s, ctx) => new (require("./infisical") as typeof import("./infisical")).InfisicalStore(name, s, ctx),
   akeyless: (name, s, ctx) => new (require("./akeyless") as typeof import("./akeyless")).AkeylessStore(name, s, ctx),
+  bitwarden: (name, s, ctx) => new (require("./bitwarden") as typeof import("./bitwarden")).BitwardenStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

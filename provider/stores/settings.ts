@@ -385,6 +385,28 @@ export const storeSettingsSchemas = {
       })
       .default({ method: "api_key" }),
   }),
+  /**
+   * Bitwarden (dsops's `bitwarden`): personal and organisation vaults through the Bitwarden CLI
+   * `bw` (the user installs it and logs in; the store never sees the master password).
+   */
+  bitwarden: z.strictObject({
+    type: z.literal("bitwarden"),
+    ...common,
+    /** The `bw` program (default: `bw` on PATH). */
+    cli_path: z.string().optional(),
+    /** The session key `bw unlock` prints (default BW_SESSION); given to bw in its environment, never on its command line. */
+    session: z.string().optional(),
+    /** dsops's `profile` (it passed it to bw as the session): taken as `session`. */
+    profile: z.string().optional(),
+    /** Only items of this organisation; new items are created in it. */
+    organization_id: z.string().optional(),
+    /** Only items of this collection (its id); new items are created in it (with organization_id). */
+    collection: z.string().optional(),
+    /** BITWARDENCLI_APPDATA_DIR: where bw keeps its login and vault cache (default: bw's own). */
+    appdata_dir: z.string().optional(),
+    /** Run `bw sync` before the first read of a run (default false: bw's local copy, as dsops). */
+    sync: z.boolean().default(false),
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -406,5 +428,5 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden", "onepassword", "aws.sts", "aws.sso", "aws", "pass", "keychain",
+  "onepassword", "aws.sts", "aws.sso", "aws", "pass", "keychain",
 ] as const;

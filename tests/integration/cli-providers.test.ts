@@ -29,6 +29,7 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   doppler: { token: "dp.st.x", api_url: "http://127.0.0.1:1" },
   infisical: { project_id: "p", environment: "dev", site_url: "http://127.0.0.1:1", auth: { client_id: "i", client_secret: "s" } },
   akeyless: { access_id: "p-x", gateway_url: "http://127.0.0.1:1", auth: { access_key: "k" } },
+  bitwarden: { cli_path: "/nonexistent/bw" },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

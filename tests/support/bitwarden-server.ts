@@ -13,7 +13,7 @@ import type { Socket } from "node:net";
  * identity `POST /identity/accounts/prelogin/password` (the account's KDF and salt),
  * `POST /identity/connect/token` (grant_type=password with the master password hash, and
  * refresh_token), api `GET /api/config`, `GET /api/accounts/revision-date`, `GET /api/sync`,
- * `POST /api/ciphers`, `POST /api/ciphers/create` (organisation items with their collections),
+ * `POST /api/ciphers`, `POST /api/ciphers/create` (organisation items with their collections), `POST /api/ciphers/import`,
  * `PUT /api/ciphers/:id`, `GET /api/ciphers/:id`. The server never sees a plaintext: it stores
  * the encrypted ciphers bw uploads and hands them back on sync.
  *
@@ -283,6 +283,12 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
       const parsed = JSON.parse(body) as Record<string, unknown>;
       const input = (path.endsWith("/create") ? parsed.cipher : parsed) as Record<string, unknown>;
       return send(res, 200, save(randomUUID(), input, parsed.collectionIds));
+    }
+    if (method === "POST" && path === "/api/ciphers/import") {
+      const parsed = JSON.parse(body) as { ciphers?: Array<Record<string, unknown>> };
+      for (const c of parsed.ciphers ?? []) save(randomUUID(), c, []);
+      res.writeHead(200);
+      return res.end();
     }
     const m = /^\/api\/ciphers\/([0-9a-f-]{36})(\/partial)?$/.exec(path);
     if (m) {
