@@ -64,9 +64,6 @@ export class BitwardenStore implements Store {
     private readonly ctx: StoreContext,
   ) {
     this.timeoutMs = settings.timeout_ms ?? 30000;
-    if (settings.collection !== undefined && settings.organization_id === undefined) {
-      throw new DsopsError(`store "${name}": collection needs organization_id (a collection belongs to an organisation)`, { hint: "add organization_id: <the organisation's id> to the store" });
-    }
   }
 
   /** The bw program: `cli_path` (relative to the configuration's folder) or `bw` on PATH. */

@@ -406,6 +406,11 @@ export const storeSettingsSchemas = {
     appdata_dir: z.string().optional(),
     /** Run `bw sync` before the first read of a run (default false: bw's local copy, as dsops). */
     sync: z.boolean().default(false),
+  }).superRefine((s, ctx) => {
+    if (s.collection !== undefined && s.organization_id === undefined)
+      ctx.addIssue({ code: "custom", path: ["collection"], message: "collection needs organization_id (a collection belongs to an organisation)" });
+    if (s.session !== undefined && s.profile !== undefined && s.session !== s.profile)
+      ctx.addIssue({ code: "custom", path: ["profile"], message: "profile (dsops's name of the session) and session are both given, with different values" });
   }),
 } as const;
 

@@ -13,6 +13,7 @@ import { BitwardenStore } from "../../provider/stores/bitwarden";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import type { StoreContext } from "../../provider/stores/types";
 import { startBitwardenServer, type BitwardenServer } from "../support/bitwarden-server";
+import { dsopsRun } from "../support/cli";
 import { storeContract } from "../support/store-contract";
 
 const BW = resolve(__dirname, "../../../node_modules/.bin/bw");
@@ -268,6 +269,55 @@ describe("bitwarden store (bw CLI)", function () {
       const bad = randomBytes(64).toString("base64");
       const s = store(w, { session: bad });
       await assert.rejects(s.get({ key: "db-login" }), (e: unknown) => e instanceof AuthError && !(e as Error).message.includes(bad) && !(e as Error).message.includes(w.session));
+    });
+
+    it("the dsops CLI: render with #field, doctor (ok, then locked with the bw unlock hint), login runs bw unlock", async () => {
+      const pw = val("cli-pw");
+      const note = val("cli-note");
+      assert.equal((await w.bw(["create", "item"], encode({ type: 1, name: "cli-login", login: { username: "cli-user", password: pw } }))).code, 0);
+      assert.equal((await w.bw(["create", "item"], encode({ type: 2, name: "cli-note", notes: note, secureNote: { type: 0 } }))).code, 0);
+      const dir = mkdtempSync(join(tmpdir(), "dsops-bw-cli-"));
+      try {
+        writeFileSync(
+          join(dir, "dsops.yaml"),
+          `version: 1
+secretStores:
+  vault: { type: bitwarden, cli_path: "${BW}", appdata_dir: "${w.appdata}" }
+envs:
+  app:
+    PW: { from: "store://vault/cli-login#password" }
+    USER: { from: { store: vault, key: cli-login#username } }
+    NOTE: { from: "vault:cli-note" }
+    ABSENT: { from: "store://vault/no-such-item#password", optional: true }
+`,
+        );
+        const env = { ...w.env, BW_SESSION: w.session };
+        const r = await dsopsRun(["render", "--env", "app", "--out", "out.json"], { cwd: dir, env });
+        assert.equal(r.status, 0, r.stderr);
+        const out = JSON.parse(readFileSync(join(dir, "out.json"), "utf8")) as { variables: Record<string, string> };
+        assert.deepEqual(out.variables, { PW: pw, USER: "cli-user", NOTE: note });
+        assert.match(r.stderr, /ABSENT: optional, left out: .*no-such-item.*/);
+        const doc = await dsopsRun(["doctor", "--json"], { cwd: dir, env });
+        assert.equal(doc.status, 0, doc.stderr);
+        assert.equal((JSON.parse(doc.stdout) as { stores: Array<{ status: string }> }).stores[0].status, "ok");
+        const locked = { ...w.env };
+        const docBad = await dsopsRun(["doctor"], { cwd: dir, env: { ...locked, BW_SESSION: undefined } });
+        assert.equal(docBad.status, 1, docBad.stderr);
+        assert.match(docBad.stdout + docBad.stderr, /vault +bitwarden +failed .*locked/);
+        assert.match(docBad.stdout + docBad.stderr, /bw unlock/);
+        const get = await dsopsRun(["get", "--env", "app", "--var", "PW"], { cwd: dir, env: { ...locked, BW_SESSION: undefined } });
+        assert.equal(get.status, 1, get.stderr);
+        assert.match(get.stderr, /store "vault".*locked/);
+        // login runs the real `bw unlock`; without a terminal bw cannot ask for the password and says so.
+        const login = await dsopsRun(["login", "vault"], { cwd: dir, env: { ...locked, BW_SESSION: undefined } });
+        assert.match(login.stderr + login.stdout, /bw unlock/);
+        assert.match(login.stderr + login.stdout, /BW_SESSION/);
+        for (const t of [r, doc, docBad, get, login]) {
+          for (const v of [...values, w.session, PASSWORD]) assert.ok(!(t.stdout + t.stderr).includes(v), "a value or the session reached dsops's output");
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("a missing bw, a hanging bw, and a server down on write", async () => {
