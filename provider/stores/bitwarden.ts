@@ -26,6 +26,8 @@ interface BwItem {
 interface Run {
   readonly code: number | null;
   readonly stdout: string;
+  /** stdout as bytes (an attachment's content). */
+  readonly bytes: Buffer;
   readonly stderr: string;
 }
 
@@ -48,7 +50,8 @@ const UNLOCK_HINT = "unlock with `bw unlock` (or `dsops login <store>`) and expo
  * so `#password`, `#username`, `#totp` (the TOTP seed), `#uri` (the first URI), `#notes`,
  * `#name` and custom fields by name are read with the reference's field. The version id is the
  * item's revision date; Bitwarden keeps no readable older versions. Several keys are read with
- * one `bw list items`.
+ * one `bw list items`. `?attachment=<file name or id>` reads an attachment of the item (bytes,
+ * base64-encoded and flagged binary).
  */
 export class BitwardenStore implements Store {
   readonly type = "bitwarden" as const;
@@ -108,7 +111,7 @@ export class BitwardenStore implements Store {
         fail(this.spawnError(e, what));
         return;
       }
-      let stdout = "";
+      const out: Buffer[] = [];
       let stderr = "";
       let finished = false;
       const timer = setTimeout(() => {
@@ -117,7 +120,7 @@ export class BitwardenStore implements Store {
         child.kill("SIGKILL");
         fail(new TimeoutError(`store "${this.name}": ${what}: bw did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+      child.stdout.on("data", (d: Buffer) => out.push(d));
       child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       child.on("error", (e) => {
         if (finished) return;
@@ -129,7 +132,8 @@ export class BitwardenStore implements Store {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
-        done({ code, stdout, stderr });
+        const bytes = Buffer.concat(out);
+        done({ code, stdout: bytes.toString("utf8"), bytes, stderr });
       });
       child.stdin.on("error", () => undefined);
       child.stdin.end(input ?? "");
@@ -259,12 +263,23 @@ export class BitwardenStore implements Store {
   }
 
   async get(k: StoreKey): Promise<SecretVersion> {
-    return this.version(await this.find(k.key), k);
+    const item = await this.find(k.key);
+    const attachment = k.options?.attachment;
+    if (attachment === undefined) return this.version(item, k);
+    const v = this.version(item, k);
+    const what = `read of attachment "${attachment}" of item "${k.key}"`;
+    const r = await this.run(["get", "attachment", attachment, "--itemid", item.id, "--raw"], what);
+    if (r.code !== 0) {
+      const e = this.failure(r, what, k.key);
+      if (/no attachments|was not found/i.test(e.message)) throw new NotFoundError(`store "${this.name}": item "${k.key}" has no attachment "${attachment}"`);
+      throw e;
+    }
+    return { ...v, value: new Secret(r.bytes.toString("base64")), binary: true };
   }
 
-  /** One `bw list items` for all keys (in this store's organisation / collection). */
+  /** One `bw list items` for all keys (in this store's organisation / collection); attachments one bw run each. */
   async getMany(keys: readonly StoreKey[]): Promise<Array<SecretVersion | Error>> {
-    if (keys.length === 1) return [await this.get(keys[0]).catch((e: Error) => e)];
+    if (keys.length === 1 || keys.some((k) => k.options?.attachment !== undefined)) return Promise.all(keys.map((k) => this.get(k).catch((e: Error) => e)));
     let items: BwItem[];
     try {
       items = await this.json<BwItem[]>(["list", "items", ...this.scope()], `listing of items for ${keys.length} keys`);

@@ -226,6 +226,25 @@ describe("bitwarden store (bw CLI)", function () {
       assert.equal(seen.stdout.trim(), pw);
     });
 
+    it("reads an attachment (?attachment=<file name>) as base64 bytes flagged binary; a missing one is not found", async () => {
+      const r = await w.bw(["create", "item"], encode({ type: 2, name: "with-file", notes: val("file-note"), secureNote: { type: 0 } }));
+      assert.equal(r.code, 0, r.stderr);
+      const id = (JSON.parse(r.stdout) as { id: string }).id;
+      const bytes = Buffer.concat([Buffer.from([0, 1, 2, 250, 255, 10, 13]), randomBytes(32)]);
+      const file = join(w.appdata, "client.p12");
+      writeFileSync(file, bytes);
+      const up = await w.bw(["create", "attachment", "--file", file, "--itemid", id]);
+      assert.equal(up.code, 0, up.stderr);
+      rmSync(file);
+      const s = store(w);
+      const got = await s.get({ key: "with-file", options: { attachment: "client.p12" } });
+      assert.equal(got.binary, true);
+      assert.deepEqual(Buffer.from(got.value.reveal(), "base64"), bytes);
+      const many = await s.getMany([{ key: "with-file", options: { attachment: "client.p12" } }, { key: "with-file", options: { attachment: "nope.txt" } }]);
+      assert.deepEqual(Buffer.from((many[0] as { value: Secret }).value.reveal(), "base64"), bytes);
+      assert.ok(many[1] instanceof NotFoundError && /no attachment "nope.txt"/.test(many[1].message), String(many[1]));
+    });
+
     it("names two items of one name instead of picking one", async () => {
       for (let i = 0; i < 2; i++) assert.equal((await w.bw(["create", "item"], encode({ type: 2, name: "twin", notes: val("twin"), secureNote: { type: 0 } }))).code, 0);
       await assert.rejects(store(w).get({ key: "twin" }), (e: unknown) => e instanceof StoreError && /2 items are named "twin"/.test((e as Error).message) && !values.some((v) => (e as Error).message.includes(v)));

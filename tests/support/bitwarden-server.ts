@@ -13,7 +13,7 @@ import type { Socket } from "node:net";
  * identity `POST /identity/accounts/prelogin/password` (the account's KDF and salt),
  * `POST /identity/connect/token` (grant_type=password with the master password hash, and
  * refresh_token), api `GET /api/config`, `GET /api/accounts/revision-date`, `GET /api/sync`,
- * `POST /api/ciphers`, `POST /api/ciphers/create` (organisation items with their collections), `POST /api/ciphers/import`,
+ * `POST /api/ciphers`, `POST /api/ciphers/create` (organisation items with their collections), `POST /api/ciphers/import`, attachments (`POST /api/ciphers/:id/attachment/v2`, the multipart upload, `GET` of its data and file),
  * `PUT /api/ciphers/:id`, `GET /api/ciphers/:id`. The server never sees a plaintext: it stores
  * the encrypted ciphers bw uploads and hands them back on sync.
  *
@@ -94,6 +94,7 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
   let faults: { kind: "status" | "hang"; status?: number; count: number } | undefined;
   const hung: ServerResponse[] = [];
   const sockets = new Set<Socket>();
+  let base = "";
 
   const byToken = (req: IncomingMessage): Account | undefined => {
     const auth = req.headers.authorization ?? "";
@@ -197,12 +198,14 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
     res.end(text);
   };
   const readBody = (req: IncomingMessage) =>
-    new Promise<string>((resolve, reject) => {
+    new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      req.on("end", () => resolve(Buffer.concat(chunks)));
       req.on("error", reject);
     });
+  /** Encrypted attachment files, by attachment id (what bw uploaded, byte for byte). */
+  const files = new Map<string, Buffer>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -217,7 +220,15 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
       }
       return send(res, faults.status ?? 500, { message: "fault injected", object: "error" });
     }
-    const body = await readBody(req);
+    const raw = await readBody(req);
+    const body = raw.toString("utf8");
+    const file = /^\/attachments\/([0-9a-f-]{36})$/.exec(path);
+    if (method === "GET" && file) {
+      const bytes = files.get(file[1]);
+      if (!bytes) return send(res, 404, { message: "no such file", object: "error" });
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      return res.end(bytes);
+    }
     if (method === "GET" && (path === "/api/config" || path === "/config")) {
       return send(res, 200, { version: "2026.9.0", gitHash: "local", server: { name: "dsops-test", url: "http://127.0.0.1" }, environment: {}, featureStates: {}, push: { pushTechnology: 0 }, settings: { disableUserRegistration: false }, object: "config" });
     }
@@ -268,7 +279,7 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
         organizationId: input.organizationId ?? null,
         folderId: input.folderId ?? null,
         collectionIds: Array.isArray(collectionIds) ? collectionIds : (existing?.collectionIds ?? []),
-        attachments: null,
+        attachments: existing?.attachments ?? null,
         creationDate: existing?.creationDate ?? now,
         revisionDate: now,
         deletedDate: null,
@@ -290,6 +301,36 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
       res.writeHead(200);
       return res.end();
     }
+    const att = /^\/api\/ciphers\/([0-9a-f-]{36})\/attachment\/(v2|[0-9a-f-]{36})$/.exec(path);
+    if (att) {
+      const c = a.ciphers.get(att[1]);
+      if (!c) return send(res, 404, { message: "Resource not found.", object: "error" });
+      const list = (c.attachments as Array<Record<string, unknown>> | null) ?? [];
+      if (method === "POST" && att[2] === "v2") {
+        // bw sends the encrypted file name and file key; the file itself follows in a second request.
+        const r = JSON.parse(body) as { fileName: string; key: string; fileSize: number };
+        const id = randomUUID();
+        list.push({ id, url: `${base}/attachments/${id}`, fileName: r.fileName, key: r.key, size: String(r.fileSize), sizeName: `${r.fileSize} Bytes`, object: "attachment" });
+        c.attachments = list;
+        c.revisionDate = new Date().toISOString();
+        a.revision = Date.now();
+        return send(res, 200, { attachmentId: id, url: `${base}/api/ciphers/${att[1]}/attachment/${id}`, fileUploadType: 0, cipherResponse: cipherOut(a, c), cipherMiniResponse: null, object: "attachment-fileUpload" });
+      }
+      const meta = list.find((x) => x.id === att[2]);
+      if (!meta) return send(res, 404, { message: "Attachment not found.", object: "error" });
+      if (method === "GET") return send(res, 200, meta);
+      if (method === "POST") {
+        // multipart/form-data with one part, "data": the encrypted file.
+        const boundary = /boundary=(?:"([^"]+)"|([^;]+))/.exec(req.headers["content-type"] ?? "");
+        const sep = Buffer.from(`--${boundary?.[1] ?? boundary?.[2] ?? ""}`);
+        const start = raw.indexOf(Buffer.from("\r\n\r\n"), raw.indexOf(sep)) + 4;
+        const end = raw.indexOf(Buffer.concat([Buffer.from("\r\n"), sep]), start);
+        if (!boundary || start < 4 || end < 0) return send(res, 400, { message: "no file in the upload", object: "error" });
+        files.set(att[2], raw.subarray(start, end));
+        res.writeHead(200);
+        return res.end();
+      }
+    }
     const m = /^\/api\/ciphers\/([0-9a-f-]{36})(\/partial)?$/.exec(path);
     if (m) {
       const existing = a.ciphers.get(m[1]);
@@ -309,6 +350,7 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
+  base = `https://127.0.0.1:${port}`;
 
   return {
     url: `https://127.0.0.1:${port}`,
