@@ -146,4 +146,9 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     description: "the OS keychain: macOS Keychain (security) or the Linux Secret Service (secret-tool); keys are service/account",
     note: "macOS Keychain is implemented but not tested here; the Linux Secret Service is tested with gnome-keyring",
   },
+  bitwarden: {
+    capabilities: { write: true, versions: false, batch: 1000, binary: false, staging: false },
+    check: true,
+    description: "Bitwarden personal and organisation vaults through the bw CLI (BW_SESSION; one bw list items per batch)",
+  },
 };

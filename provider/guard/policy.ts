@@ -81,6 +81,8 @@ export function storeEncryption(store: { type: string; [k: string]: unknown }): 
       return plainHttp(store.endpoint) ? { ok: false, why: `its endpoint ${String(store.endpoint)} is plain http (not encrypted in transit)` } : { ok: true };
     case "vault":
       return plainHttp(store.address) ? { ok: false, why: `its address ${String(store.address)} is plain http (not encrypted in transit)` } : { ok: true };
+    case "bitwarden":
+      return { ok: true }; // the vault is encrypted client-side by bw, which talks https only
     case "akeyless":
       return plainHttp(store.gateway_url) ? { ok: false, why: `its gateway_url ${String(store.gateway_url)} is plain http (not encrypted in transit)` } : { ok: true };
     case "infisical":

@@ -33,6 +33,7 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   lastpass: (name, s, ctx) => new (require("./lastpass") as typeof import("./lastpass")).LastPassStore(name, s, ctx),
   pass: (name, s, ctx) => new (require("./pass") as typeof import("./pass")).PassStore(name, s, ctx),
   keychain: (name, s, ctx) => new (require("./keychain") as typeof import("./keychain")).KeychainStore(name, s, ctx),
+  bitwarden: (name, s, ctx) => new (require("./bitwarden") as typeof import("./bitwarden")).BitwardenStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

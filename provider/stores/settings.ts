@@ -505,6 +505,33 @@ export const storeSettingsSchemas = {
     /** dsops's macOS access group: accepted, not used (the `security` command has no access-group option). */
     access_group: z.string().optional(),
   }),
+  /**
+   * Bitwarden (dsops's `bitwarden`): personal and organisation vaults through the Bitwarden CLI
+   * `bw` (the user installs it and logs in; the store never sees the master password).
+   */
+  bitwarden: z.strictObject({
+    type: z.literal("bitwarden"),
+    ...common,
+    /** The `bw` program (default: `bw` on PATH). */
+    cli_path: z.string().optional(),
+    /** The session key `bw unlock` prints (default BW_SESSION); given to bw in its environment, never on its command line. */
+    session: z.string().optional(),
+    /** dsops's `profile` (it passed it to bw as the session): taken as `session`. */
+    profile: z.string().optional(),
+    /** Only items of this organisation; new items are created in it. */
+    organization_id: z.string().optional(),
+    /** Only items of this collection (its id); new items are created in it (with organization_id). */
+    collection: z.string().optional(),
+    /** BITWARDENCLI_APPDATA_DIR: where bw keeps its login and vault cache (default: bw's own). */
+    appdata_dir: z.string().optional(),
+    /** Run `bw sync` before the first read of a run (default false: bw's local copy, as dsops). */
+    sync: z.boolean().default(false),
+  }).superRefine((s, ctx) => {
+    if (s.collection !== undefined && s.organization_id === undefined)
+      ctx.addIssue({ code: "custom", path: ["collection"], message: "collection needs organization_id (a collection belongs to an organisation)" });
+    if (s.session !== undefined && s.profile !== undefined && s.session !== s.profile)
+      ctx.addIssue({ code: "custom", path: ["profile"], message: "profile (dsops's name of the session) and session are both given, with different values" });
+  }),
 } as const;
 
 export type StoreType = keyof typeof storeSettingsSchemas;
@@ -528,5 +555,4 @@ export const storeKeyAliases: Readonly<Partial<Record<StoreType, Readonly<Record
 
 /** Store types dsops knows that this engine does not implement yet. */
 export const plannedStoreTypes = [
-  "bitwarden",
 ] as const;

@@ -146,6 +146,12 @@ const cases: Array<{ name: string; yaml: string; stderr: string; args?: string[]
       'error: invalid configuration:\n  - secretStores.i.project_id: required (string) but missing at dsops.yaml:2:6\n  - secretStores.i.auth.method: Invalid option: expected one of "universal_auth"|"machine_identity"|"access_token"|"service_token" at dsops.yaml:2:59\n',
   },
   {
+    name: "bitwarden: collection without organization_id, misspelt session",
+    yaml: "secretStores:\n  b: { type: bitwarden, collection: c1, sesion: x }\nenvs: { dev: {} }\n",
+    stderr:
+      'error: invalid configuration:\n  - secretStores.b.sesion: unknown key "sesion" (did you mean "session"?) at dsops.yaml:2:41\n  - secretStores.b.collection: collection needs organization_id (a collection belongs to an organisation) at dsops.yaml:2:37\n',
+  },
+  {
     name: "akeyless: misspelt access_key",
     yaml: "secretStores:\n  a: { type: akeyless, access_id: p-1, auth: { method: api_key, acess_key: k } }\nenvs: { dev: {} }\n",
     stderr: 'error: invalid configuration:\n  - secretStores.a.auth.acess_key: unknown key "acess_key" (did you mean "access_key"?) at dsops.yaml:2:65\n',

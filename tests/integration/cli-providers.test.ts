@@ -37,6 +37,7 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   lastpass: {},
   pass: { store_dir: "./unused-password-store" },
   keychain: { service_prefix: "com.example" },
+  bitwarden: { cli_path: "/nonexistent/bw" },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

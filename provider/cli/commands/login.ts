@@ -148,6 +148,16 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
         after: `signed in to 1Password; without the desktop app's integration, run: eval $(op signin${s.account ? ` --account ${s.account}` : ""})`,
       };
     }
+    case "bitwarden":
+      return {
+        commands: [{ cli: s.cli_path ?? "bw", args: ["unlock"] }],
+        ...(s.appdata_dir ? { env: { BITWARDENCLI_APPDATA_DIR: s.appdata_dir } } : {}),
+        guidance:
+          `store "${name}" (bitwarden) reads the vault through the Bitwarden CLI with a session key: BW_SESSION, or \`session\` in its settings.\n` +
+          `Unlock the vault: bw unlock (not logged in yet: bw login [--sso | --apikey]; self-hosted: bw config server <url> first)\n` +
+          `(install the CLI: npm install -g @bitwarden/cli, https://bitwarden.com/help/cli/).`,
+        after: `unlocked; give dsops the session key bw printed: export BW_SESSION="<the key>" (or: export BW_SESSION="$(bw unlock --raw)")`,
+      };
     case "akeyless":
       if (s.auth.method === "token" && !s.auth.token)
         return {
