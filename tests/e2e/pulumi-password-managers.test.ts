@@ -1,10 +1,11 @@
-// Real password managers' CLIs from Debian (keepassxc-cli on a KDBX database the test creates) under a real `pulumi up`: SecretReference and Environment read through them; nothing is mocked.
+// Real password managers' CLIs (Debian's keepassxc-cli on a KDBX database the test creates; the real Bitwarden CLI `bw` with a vault synced from a local server speaking the Bitwarden server API, tests/support/bitwarden-server.ts, as no Bitwarden server can run here) under a real `pulumi up`: SecretReference and Environment read through them.
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BW_CLI, BW_PASSWORD, bitwardenLoggedIn, type BitwardenLogin } from "../support/bitwarden-server";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
 
 const hasKeePassXc = spawnSync("keepassxc-cli", ["--version"]).status === 0;
@@ -27,54 +28,106 @@ describe("Pulumi end to end: password managers through SecretReference and Envir
     kp([exists ? "edit" : "add", ...extra, "-p", "team.kdbx", entry], `${MASTER}\n${value}\n`);
   }
 
-  before(function () {
-    if (!hasKeePassXc) this.skip();
+  before(() => {
     pulumiBinDir();
-    dir = mkdtempSync(join(tmpdir(), "dsops-e2e-pm-"));
-    kp(["db-create", "-t", "100", "-p", "team.kdbx"], `${MASTER}\n${MASTER}\n`);
-  });
-  after(() => {
-    project?.cleanup();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("keepassxc: a SecretReference and an Environment read entries (password, #username); a changed entry is drift on preview; the master password and values stay out of state", () => {
-    const api = `api-${randomBytes(9).toString("base64url")}`;
-    const db = `db-${randomBytes(9).toString("base64url")}`;
-    kpSet("prod/api", api, ["-u", "svc-api"]);
-    kpSet("prod/db", db);
-    const database = join(dir, "team.kdbx");
-    project = new PulumiProject(
-      "dsops-pm",
-      `"use strict";
+  describe("keepassxc", () => {
+    before(function () {
+      if (!hasKeePassXc) this.skip();
+      dir = mkdtempSync(join(tmpdir(), "dsops-e2e-pm-"));
+      kp(["db-create", "-t", "100", "-p", "team.kdbx"], `${MASTER}\n${MASTER}\n`);
+    });
+    after(() => {
+      project?.cleanup();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("keepassxc: a SecretReference and an Environment read entries (password, #username); a changed entry is drift on preview; the master password and values stay out of state", () => {
+      const api = `api-${randomBytes(9).toString("base64url")}`;
+      const db = `db-${randomBytes(9).toString("base64url")}`;
+      kpSet("prod/api", api, ["-u", "svc-api"]);
+      kpSet("prod/db", db);
+      const database = join(dir, "team.kdbx");
+      project = new PulumiProject(
+        "dsops-pm",
+        `"use strict";
 const pulumi = require("@pulumi/pulumi");
 const dsops = require("@dsops/pulumi");
 const cfg = new pulumi.Config();
 const kp = { type: "keepassxc", database: ${JSON.stringify(database)}, password: cfg.requireSecret("master") };
 const api = new dsops.SecretReference("api", { store: kp, key: "prod/api" });
 const env = new dsops.Environment("env", {
-  env: "e",
-  config: {
-    secretStores: { kp: { type: "keepassxc", database: ${JSON.stringify(database)}, password: "\${KP_MASTER}" } },
-    envs: { e: { DB: { from: "kp:prod/db" }, USER: { from: "store://kp/prod/api#username" } } },
-  },
+    env: "e",
+    config: {
+      secretStores: { kp: { type: "keepassxc", database: ${JSON.stringify(database)}, password: "\${KP_MASTER}" } },
+      envs: { e: { DB: { from: "kp:prod/db" }, USER: { from: "store://kp/prod/api#username" } } },
+    },
 });
 exports.api = api.value;
 exports.vars = env.variables;
 `,
-      { KP_MASTER: MASTER },
-    );
-    project.ok(["stack", "init", "pm"]);
-    project.run(["config", "set", "--secret", "master", MASTER], {}, false);
-    project.ok(["up", "--yes", "--skip-preview"]);
-    const out = project.secretOutputs() as { api: string; vars: Record<string, string> };
-    assert.equal(out.api, api);
-    assert.deepEqual(out.vars, { DB: db, USER: "svc-api" });
-    assert.deepEqual(project.previewSummary(), { same: 3 });
-    // The entry changes in KeePassXC: the reference shows the drift.
-    const api2 = `api2-${randomBytes(9).toString("base64url")}`;
-    kpSet("prod/api", api2);
-    assert.deepEqual(project.previewSummary(), { same: 2, update: 1 });
-    project.assertNoLeak([MASTER, api, db, api2]);
+        { KP_MASTER: MASTER },
+      );
+      project.ok(["stack", "init", "pm"]);
+      project.run(["config", "set", "--secret", "master", MASTER], {}, false);
+      project.ok(["up", "--yes", "--skip-preview"]);
+      const out = project.secretOutputs() as { api: string; vars: Record<string, string> };
+      assert.equal(out.api, api);
+      assert.deepEqual(out.vars, { DB: db, USER: "svc-api" });
+      assert.deepEqual(project.previewSummary(), { same: 3 });
+      // The entry changes in KeePassXC: the reference shows the drift.
+      const api2 = `api2-${randomBytes(9).toString("base64url")}`;
+      kpSet("prod/api", api2);
+      assert.deepEqual(project.previewSummary(), { same: 2, update: 1 });
+      project.assertNoLeak([MASTER, api, db, api2]);
+    });
+  });
+
+  describe("bitwarden", () => {
+    let w: BitwardenLogin | undefined;
+    let bwProject: PulumiProject | undefined;
+    after(async () => {
+      bwProject?.cleanup();
+      await w?.close();
+    });
+
+    it("bitwarden: a SecretReference and an Environment read a login's #password and #username and a note through bw; the session key stays out of state", async () => {
+      w = await bitwardenLoggedIn();
+      const pw = `bwpw-${randomBytes(9).toString("base64url")}`;
+      const note = `bwnote-${randomBytes(9).toString("base64url")}`;
+      const encode = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64");
+      assert.equal((await w.bw(["create", "item"], encode({ type: 1, name: "e2e-login", login: { username: "e2e-user", password: pw } }))).code, 0);
+      assert.equal((await w.bw(["create", "item"], encode({ type: 2, name: "e2e-note", notes: note, secureNote: { type: 0 } }))).code, 0);
+      // bw reads its synced local copy during the run (the store's default, as dsops): the server is not needed then.
+      const store = { type: "bitwarden", cli_path: BW_CLI, appdata_dir: w.appdata };
+      bwProject = new PulumiProject(
+        "dsops-bw",
+        `"use strict";
+const pulumi = require("@pulumi/pulumi");
+const dsops = require("@dsops/pulumi");
+const cfg = new pulumi.Config();
+const ref = new dsops.SecretReference("login", { store: { ...${JSON.stringify(store)}, session: cfg.requireSecret("bws") }, key: "e2e-login#password" });
+const env = new dsops.Environment("env", {
+  env: "e",
+  config: {
+    secretStores: { bw: { ...${JSON.stringify(store)}, session: "\${BWS}" } },
+    envs: { e: { USER: { from: "bw:e2e-login#username" }, NOTE: { from: "bw:e2e-note" } } },
+  },
+});
+exports.pw = ref.value;
+exports.vars = env.variables;
+`,
+        { BWS: w.session, NODE_EXTRA_CA_CERTS: w.env.NODE_EXTRA_CA_CERTS, BITWARDENCLI_APPDATA_DIR: w.appdata },
+      );
+      bwProject.ok(["stack", "init", "bw"]);
+      bwProject.run(["config", "set", "--secret", "bws", w.session], {}, false);
+      bwProject.ok(["up", "--yes", "--skip-preview"]);
+      const out = bwProject.secretOutputs() as { pw: string; vars: Record<string, string> };
+      assert.equal(out.pw, pw);
+      assert.deepEqual(out.vars, { USER: "e2e-user", NOTE: note });
+      assert.deepEqual(bwProject.previewSummary(), { same: 3 });
+      bwProject.assertNoLeak([pw, note, w.session, BW_PASSWORD]);
+    });
   });
 });

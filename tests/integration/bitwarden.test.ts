@@ -1,9 +1,8 @@
 // The real Bitwarden CLI (`bw`, npm @bitwarden/cli) against a local server speaking the Bitwarden server API (tests/support/bitwarden-server.ts): no Bitwarden server can run here; bw does its own client-side encryption.
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { systemClock } from "../../provider/core/clock";
 import { AuthError, DsopsError, NotFoundError, StoreError, TimeoutError } from "../../provider/core/errors";
@@ -12,65 +11,11 @@ import { Secret } from "../../provider/core/secret";
 import { BitwardenStore } from "../../provider/stores/bitwarden";
 import { storeSettingsSchemas } from "../../provider/stores/settings";
 import type { StoreContext } from "../../provider/stores/types";
-import { startBitwardenServer, type BitwardenServer } from "../support/bitwarden-server";
+import { BW_CLI, BW_EMAIL as EMAIL, BW_PASSWORD as PASSWORD, bitwardenLoggedIn as loggedIn, type BitwardenLogin as Bw } from "../support/bitwarden-server";
 import { dsopsRun } from "../support/cli";
 import { storeContract } from "../support/store-contract";
 
-const BW = resolve(__dirname, "../../../node_modules/.bin/bw");
-const EMAIL = "alice@example.test";
-const PASSWORD = `master-${randomBytes(8).toString("hex")}`;
-
-interface Bw {
-  srv: BitwardenServer;
-  appdata: string;
-  session: string;
-  env: NodeJS.ProcessEnv;
-  /** Run the real bw (serialised: bw keeps its state in one file). */
-  bw(args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }>;
-  close(): Promise<void>;
-}
-
-/** A server with one account, and a bw logged in to it in a fresh app-data folder. */
-async function loggedIn(): Promise<Bw> {
-  const srv = await startBitwardenServer();
-  srv.register(EMAIL, PASSWORD);
-  const appdata = mkdtempSync(join(tmpdir(), "dsops-bw-appdata-"));
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: appdata, BITWARDENCLI_APPDATA_DIR: appdata, NODE_EXTRA_CA_CERTS: srv.caFile, BW_NOINTERACTION: "true" };
-  let queue: Promise<unknown> = Promise.resolve();
-  const bw = (args: string[], input?: string, extra?: NodeJS.ProcessEnv) => {
-    const next = queue.then(
-      () =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-          const c = spawn(BW, args, { env: { ...env, ...extra } });
-          let stdout = "";
-          let stderr = "";
-          c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-          c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-          c.on("close", (code) => done({ code, stdout, stderr }));
-          c.stdin.end(input ?? "");
-        }),
-    );
-    queue = next;
-    return next;
-  };
-  const cfg = await bw(["config", "server", srv.url]);
-  assert.equal(cfg.code, 0, cfg.stderr);
-  const login = await bw(["login", EMAIL, "--passwordenv", "BW_TEST_PASSWORD", "--raw"], undefined, { BW_TEST_PASSWORD: PASSWORD });
-  assert.equal(login.code, 0, login.stderr);
-  const session = login.stdout.trim();
-  assert.ok(session.length > 20, "bw login --raw prints the session key");
-  return {
-    srv,
-    appdata,
-    session,
-    env,
-    bw: (args, input, extra) => bw(args, input, { BW_SESSION: session, ...extra }),
-    close: async () => {
-      await srv.close();
-      rmSync(appdata, { recursive: true, force: true });
-    },
-  };
-}
+const BW = BW_CLI;
 
 let pending: Array<{ name: string; notes: string; done: (id: string) => void; fail: (e: Error) => void }> = [];
 

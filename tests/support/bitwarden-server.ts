@@ -1,10 +1,11 @@
 import { createCipheriv, createPublicKey, createHmac, generateKeyPairSync, pbkdf2Sync, publicEncrypt, constants, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { strict as assert } from "node:assert";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Socket } from "node:net";
 
 /**
@@ -405,6 +406,65 @@ export async function startBitwardenServer(): Promise<BitwardenServer> {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The real Bitwarden CLI the tests drive (npm @bitwarden/cli, a devDependency). */
+export const BW_CLI = resolve(__dirname, "../../../node_modules/.bin/bw");
+export const BW_EMAIL = "alice@example.test";
+/** The test account's master password (searched for in outputs). */
+export const BW_PASSWORD = `master-${randomBytes(8).toString("hex")}`;
+
+/** A server with one account, and the real bw logged in to it (its session key). */
+export interface BitwardenLogin {
+  srv: BitwardenServer;
+  appdata: string;
+  session: string;
+  env: NodeJS.ProcessEnv;
+  /** Run the real bw (serialised: bw keeps its state in one file). */
+  bw(args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  close(): Promise<void>;
+}
+
+/** A server with one account, and a bw logged in to it in a fresh app-data folder. */
+export async function bitwardenLoggedIn(): Promise<BitwardenLogin> {
+  const srv = await startBitwardenServer();
+  srv.register(BW_EMAIL, BW_PASSWORD);
+  const appdata = mkdtempSync(join(tmpdir(), "dsops-bw-appdata-"));
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: appdata, BITWARDENCLI_APPDATA_DIR: appdata, NODE_EXTRA_CA_CERTS: srv.caFile, BW_NOINTERACTION: "true" };
+  let queue: Promise<unknown> = Promise.resolve();
+  const bw = (args: string[], input?: string, extra?: NodeJS.ProcessEnv) => {
+    const next = queue.then(
+      () =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+          const c = spawn(BW_CLI, args, { env: { ...env, ...extra } });
+          let stdout = "";
+          let stderr = "";
+          c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+          c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+          c.on("close", (code) => done({ code, stdout, stderr }));
+          c.stdin.end(input ?? "");
+        }),
+    );
+    queue = next;
+    return next;
+  };
+  const cfg = await bw(["config", "server", srv.url]);
+  assert.equal(cfg.code, 0, cfg.stderr);
+  const login = await bw(["login", BW_EMAIL, "--passwordenv", "BW_TEST_PASSWORD", "--raw"], undefined, { BW_TEST_PASSWORD: BW_PASSWORD });
+  assert.equal(login.code, 0, login.stderr);
+  const session = login.stdout.trim();
+  assert.ok(session.length > 20, "bw login --raw prints the session key");
+  return {
+    srv,
+    appdata,
+    session,
+    env,
+    bw: (args, input, extra) => bw(args, input, { BW_SESSION: session, ...extra }),
+    close: async () => {
+      await srv.close();
+      rmSync(appdata, { recursive: true, force: true });
     },
   };
 }
