@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { serveInChild, startServerProcess } from "./server-process";
 
 /** A client the token endpoint knows: by secret, by certificate, or by a federated (workload identity) assertion. */
 export interface AzureClient {
@@ -419,33 +420,14 @@ export interface AzureKeyVaultServerProcess {
  * runs (spawnSync of the Pulumi CLI): seed it through the real SecretClient, not `seed()`.
  */
 export async function startAzureKeyVaultServerProcess(clients: AzureClient[]): Promise<AzureKeyVaultServerProcess> {
-  const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [__filename, "serve"], { env: { ...process.env, DSOPS_AZ_CLIENTS: JSON.stringify(clients) }, stdio: ["ignore", "pipe", "inherit"] });
-  const info = await new Promise<{ url: string; tenantId: string; caFile: string; caPem: string }>((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)));
-    });
-    child.on("exit", (code) => reject(new Error(`the Key Vault server process exited (${code}) before it was ready`)));
-  });
-  return {
-    ...info,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  return startServerProcess<Omit<AzureKeyVaultServerProcess, "stop">>(__filename, { DSOPS_AZ_CLIENTS: JSON.stringify(clients) }, "the Key Vault server");
 }
+
 
 if (require.main === module && process.argv[2] === "serve") {
   void (async () => {
     const srv = await startAzureKeyVaultServer();
     for (const c of JSON.parse(process.env.DSOPS_AZ_CLIENTS ?? "[]") as AzureClient[]) srv.addClient(c);
-    process.stdout.write(JSON.stringify({ url: srv.url, tenantId: srv.tenantId, caFile: srv.caFile, caPem: srv.caPem }) + "\n");
-    process.on("SIGTERM", () => void srv.stop().then(() => process.exit(0)));
+    serveInChild({ url: srv.url, tenantId: srv.tenantId, caFile: srv.caFile, caPem: srv.caPem }, () => srv.stop());
   })();
 }

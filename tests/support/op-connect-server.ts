@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { serveInChild, startServerProcess } from "./server-process";
 
 /**
  * A local server speaking the 1Password Connect REST API, the part the official
@@ -233,33 +234,14 @@ export interface OpConnectServerProcess {
  * runs (spawnSync of the Pulumi CLI): seed it through the real Connect client.
  */
 export async function startOpConnectServerProcess(tokens: string[], vaults: string[]): Promise<OpConnectServerProcess> {
-  const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [__filename, "serve"], { env: { ...process.env, DSOPS_OP_TOKENS: JSON.stringify(tokens), DSOPS_OP_VAULTS: JSON.stringify(vaults) }, stdio: ["ignore", "pipe", "inherit"] });
-  const info = await new Promise<{ url: string }>((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { url: string });
-    });
-    child.on("exit", (code) => reject(new Error(`the Connect server process exited (${code}) before it was ready`)));
-  });
-  return {
-    ...info,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  return startServerProcess<Omit<OpConnectServerProcess, "stop">>(__filename, { DSOPS_OP_TOKENS: JSON.stringify(tokens), DSOPS_OP_VAULTS: JSON.stringify(vaults) }, "the Connect server");
 }
+
 
 if (require.main === module && process.argv[2] === "serve") {
   void (async () => {
     const srv = await startOpConnectServer({ tokens: JSON.parse(process.env.DSOPS_OP_TOKENS ?? "[]") as string[] });
     for (const v of JSON.parse(process.env.DSOPS_OP_VAULTS ?? "[]") as string[]) srv.addVault(v);
-    process.stdout.write(JSON.stringify({ url: srv.url }) + "\n");
-    process.on("SIGTERM", () => void srv.stop().then(() => process.exit(0)));
+    serveInChild({ url: srv.url }, () => srv.stop());
   })();
 }

@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { startAkeylessServer } from "./akeyless-server";
 import { startDopplerServer, type DopplerToken } from "./doppler-server";
 import { startGcpSecretManagerServer } from "./gcp-secretmanager-server";
 import { startInfisicalServer, type InfisicalIdentity } from "./infisical-server";
+import { serveInChild, startServerProcess } from "./server-process";
 
 /**
  * The local Doppler, Infisical and Akeyless servers and the Secret Manager gRPC server
@@ -29,26 +29,9 @@ export interface SaasServersProcess {
 type Ready = Omit<SaasServersProcess, "stop">;
 
 export async function startSaasServersProcess(spec: SaasServersSpec): Promise<SaasServersProcess> {
-  const child = spawn(process.execPath, [__filename, "serve"], { env: { ...process.env, DSOPS_SAAS_SPEC: JSON.stringify(spec) }, stdio: ["ignore", "pipe", "inherit"] });
-  const info = await new Promise<Ready>((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as Ready);
-    });
-    child.on("exit", (code) => reject(new Error(`the servers' process exited (${code}) before it was ready`)));
-  });
-  return {
-    ...info,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  return startServerProcess<Ready>(__filename, { DSOPS_SAAS_SPEC: JSON.stringify(spec) }, "the servers'");
 }
+
 
 if (require.main === module && process.argv[2] === "serve") {
   void (async () => {
@@ -60,7 +43,6 @@ if (require.main === module && process.argv[2] === "serve") {
     for (const k of spec.akeyless.accessKeys) akeyless.addAccessKey(k.accessId, k.accessKey, k.prefix);
     const gcp = await startGcpSecretManagerServer({ projects: spec.gcp.projects });
     const ready: Ready = { dopplerUrl: doppler.url, infisicalUrl: infisical.url, akeylessUrl: akeyless.url, gcpPort: gcp.port };
-    process.stdout.write(JSON.stringify(ready) + "\n");
-    process.on("SIGTERM", () => void Promise.all([doppler.stop(), infisical.stop(), akeyless.stop(), gcp.stop()]).then(() => process.exit(0)));
+    serveInChild(ready, () => Promise.all([doppler.stop(), infisical.stop(), akeyless.stop(), gcp.stop()]));
   })();
 }

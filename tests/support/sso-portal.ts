@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import { serveInChild, startServerProcess } from "./server-process";
 
 export const SSO_ACCOUNT = "123456789012";
 export const SSO_ROLE = "Developer";
@@ -89,28 +90,10 @@ export interface SsoPortalProcess {
  * (spawnSync of the Pulumi CLI). It accepts `validToken` as the cached SSO access token.
  */
 export async function startSsoPortalProcess(validToken: string): Promise<SsoPortalProcess> {
-  const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [__filename, "serve"], { env: { ...process.env, DSOPS_SSO_TOKEN: validToken }, stdio: ["ignore", "pipe", "inherit"] });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.on("exit", (code) => reject(new Error(`the SSO portal process exited (${code}) before it was ready`)));
-  });
-  return {
-    endpoint,
-    issued: async () => (await (await fetch(`${endpoint}/__issued`)).json()) as string[],
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  const p = await startServerProcess<{ endpoint: string }>(__filename, { DSOPS_SSO_TOKEN: validToken }, "the SSO portal");
+  return { ...p, issued: async () => (await (await fetch(`${p.endpoint}/__issued`)).json()) as string[] };
 }
+
 
 if (require.main === module && process.argv[2] === "serve") {
   void (async () => {
@@ -118,7 +101,6 @@ if (require.main === module && process.argv[2] === "serve") {
     portal.validToken = process.env.DSOPS_SSO_TOKEN ?? "";
     portal.exposeIssued = true;
     await portal.start();
-    process.stdout.write(portal.endpoint + "\n");
-    process.on("SIGTERM", () => void portal.close().then(() => process.exit(0)));
+    serveInChild({ endpoint: portal.endpoint }, () => portal.close());
   })();
 }
