@@ -234,6 +234,55 @@ describe("dsops rotation run --due (real PostgreSQL 15)", function () {
     }
   });
 
+  it("under the lock the engine asks the due decision again: a pass that looked before another rotated the secret changes nothing", async () => {
+    const { loadConfigFile } = await import("../../provider/compose/config");
+    const { composeRotation } = await import("../../provider/compose/rotation");
+    const { RotatedElsewhereError } = await import("../../provider/rotation/errors");
+    const hash = await hashOf("role_r1");
+    const count = rotations(history("race"), "R1").length;
+    const engine = composeRotation(loadConfigFile(join(dir, "dsops.yaml")), { metrics: false, notifications: false });
+    let seen: number | undefined;
+    try {
+      await assert.rejects(
+        engine.rotate("race", "R1", {
+          ifDue: (last) => {
+            seen = last;
+            return false;
+          },
+        }),
+        (e: unknown) => e instanceof RotatedElsewhereError && /rotated by another run since this pass looked/.test(e.message),
+      );
+    } finally {
+      await engine.close();
+    }
+    assert.ok(seen !== undefined && seen <= Date.parse(NOW) + 60_000, `the last rotation's finish: ${seen}`);
+    assert.equal(await hashOf("role_r1"), hash);
+    const recs = history("race");
+    assert.equal(rotations(recs, "R1").length, count);
+    assert.equal(recs.filter((r) => r.variable === "R1" && r.status !== "succeeded").length, 0, "no failed record");
+  });
+
+  it("a bad rotation.windows fails when dsops.yaml loads, naming its path (exit 1)", () => {
+    const bad = mkdtempSync(join(tmpdir(), "dsops-rundue-bad-"));
+    try {
+      writeFileSync(
+        join(bad, "dsops.yaml"),
+        JSON.stringify({
+          version: 1,
+          secretStores: { local: { type: "file", path: "./secrets.store" } },
+          services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+          envs: { prod: { X: { from: "store://local/app/x", rotation: ttl("role_x", { windows: [{ schedule: "61 2 * * 6", duration: "4h" }] }) } } },
+        }),
+      );
+      const r = dsops(["rotation", "run", "--due"], { cwd: bad, env: { DSOPS_CLOCK: NOW } });
+      outputs.push(r);
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /envs\.prod\.X\.rotation\.windows\[0\]\.schedule/);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
   it("run without --due is a usage error (exit 2); an unknown --env is exit 1", () => {
     const r = cli(["rotation", "run"]);
     assert.equal(r.status, 2);

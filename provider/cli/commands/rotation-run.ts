@@ -52,7 +52,7 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
       await withEngine(cmd, async (engine) => {
         if (o.env && !Object.hasOwn(engine.config.envs, o.env))
           throw new DsopsError(`--env ${o.env}: no such env in dsops.yaml (envs: ${Object.keys(engine.config.envs).join(", ")})`);
-        const rows = await pass(engine, o);
+        const { rows, bugs } = await pass(engine, o);
         if (o.json) printJson(rows);
         else if (!rows.length) process.stdout.write(`no rotation in dsops.yaml${o.env ? ` for env ${o.env}` : ""}\n`);
         else {
@@ -60,6 +60,7 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
           for (const r of rows) t.push([r.variable, r.env, r.service, r.decision, r.result + (r.error ? `: ${r.error}` : r.versionId ? ` (version ${r.versionId})` : r.reason && r.result === "skipped" ? ` (${r.reason})` : "")]);
           process.stdout.write(table(t));
         }
+        if (bugs.length) throw bugs[0];
         const failed = rows.filter((r) => r.result === "failed");
         if (failed.length)
           throw new DsopsError(`${failed.length} of ${rows.filter((r) => r.state === "due").length} due rotations failed: ${failed.map((r) => `${r.env}/${r.variable}`).join(", ")}`, {
@@ -69,13 +70,14 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
     });
 }
 
-async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<PassRow[]> {
+async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
   const { decideRotation, variableDueAt } = require("../../rotation/due") as typeof import("../../rotation/due");
   const { plannedTargetTypes } = require("../../rotation/targets/types") as typeof import("../../rotation/targets/types");
   const { RotationInProgressError, RotatedElsewhereError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
   const { clock } = require("../../core/clock") as typeof import("../../core/clock");
   const catalogue = plannedTargetTypes as readonly string[];
   const rows: PassRow[] = [];
+  const bugs: unknown[] = [];
   for (const v of engine.rotated(o.env)) {
     const variable = engine.config.envs[v.env][v.variable];
     const policy = variable.spec.rotation as VariableRotation;
@@ -132,11 +134,13 @@ async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: 
       if (e instanceof RotationInProgressError || e instanceof RotatedElsewhereError) {
         row.result = "skipped";
         row.reason = e instanceof RotationInProgressError ? "running elsewhere" : "rotated elsewhere meanwhile";
-      } else if (e instanceof DsopsError) {
+      } else {
+        // A fault that is not a user error is thrown after the pass (exit 70, with its stack).
         row.result = "failed";
-        row.error = e.message;
-      } else throw e;
+        row.error = e instanceof DsopsError ? e.message : "internal error (its stack follows the table)";
+        if (!(e instanceof DsopsError)) bugs.push(e);
+      }
     }
   }
-  return rows;
+  return { rows, bugs };
 }
