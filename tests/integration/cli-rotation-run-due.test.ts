@@ -7,6 +7,7 @@ import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { dsops, dsopsRun, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
+import { startHttpReceiver } from "../support/http-receiver";
 
 /**
  * `dsops rotation run --due` through the built binary against a real PostgreSQL 15 (its roles are
@@ -280,6 +281,46 @@ describe("dsops rotation run --due (real PostgreSQL 15)", function () {
       assert.match(r.stderr, /envs\.prod\.X\.rotation\.windows\[0\]\.schedule/);
     } finally {
       rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  it("the pass runs the composed engine: a due rotation sends its events to the configured webhook, the next pass (not due any more) sends none", async () => {
+    const hook = await startHttpReceiver();
+    const ndir = mkdtempSync(join(tmpdir(), "dsops-rundue-notify-"));
+    // Not spawnSync: the receiver in this process must answer while the command runs.
+    const ncli = async (args: string[], input?: string) => {
+      const r = await dsopsRun(args, { cwd: ndir, ...(input !== undefined ? { input } : {}), env: { DSOPS_CLOCK: NOW } });
+      outputs.push(r);
+      return r;
+    };
+    try {
+      writeFileSync(
+        join(ndir, "dsops.yaml"),
+        JSON.stringify({
+          version: 1,
+          secretStores: { local: { type: "file", path: "./secrets.store" } },
+          services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+          notifications: { webhooks: [{ name: "audit", url: `${hook.url}/events` }] },
+          envs: { prod: { N1: { from: "store://local/app/n1", rotation: ttl("role_n1") } } },
+        }),
+      );
+      ok(await ncli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
+      const pw = `Init-n1-${Math.random().toString(36).slice(2)}`;
+      values.add(pw);
+      await admin.query(`CREATE ROLE role_n1 LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+      ok(await ncli(["secrets", "set", "--store", "local", "--key", "app/n1"], pw));
+      hook.reset();
+      const r = ok(await ncli(["rotation", "run", "--due"]));
+      assert.match(r.stdout, /N1\s+prod\s+app-db\s+due now\s+rotated/);
+      const types = () => hook.requests.map((q) => (JSON.parse(q.body) as { type: string }).type);
+      assert.deepEqual(types(), ["started", "completed"]);
+      for (const q of hook.requests) for (const v of values) assert.ok(!q.body.includes(v), "a notification holds a value");
+      hook.reset();
+      ok(await ncli(["rotation", "run", "--due"]));
+      assert.deepEqual(types(), []);
+    } finally {
+      await hook.close();
+      rmSync(ndir, { recursive: true, force: true });
     }
   });
 
