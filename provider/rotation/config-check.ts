@@ -146,6 +146,19 @@ export function checkRotations(
         }
       }
 
+      if (policy.windows?.length) {
+        const { Window } = require("../schedule/window") as typeof import("../schedule/window");
+        policy.windows.forEach((w, i) => {
+          try {
+            new Window(w, "");
+          } catch (e) {
+            const m = /^([A-Za-z]+)(?:\[(\d+)\])?(?:\.([a-z]+))?: (.*)$/s.exec((e as Error).message);
+            const sub: Path = m ? [m[1], ...(m[2] !== undefined ? [Number(m[2])] : []), ...(m[3] ? [m[3]] : [])] : [];
+            out.error([...r, "windows", i, ...sub], m ? m[4] : (e as Error).message);
+          }
+        });
+      }
+
       const h = policy.history;
       if (h?.type === "postgres") {
         if (!Object.hasOwn(raw.services, h.service)) {

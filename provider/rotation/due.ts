@@ -140,14 +140,7 @@ export async function dueSoon(source: DueSource, o: { now: number; withinMs: num
     if (!policy.schedule && policy.ttl === undefined) continue;
     const secret = variable.ref ? `store://${variable.ref.store}/${variable.ref.key}` : "-";
     const lastAt = lastRotationAt(await source.history({ env: v.env, variable: v.variable }), secret);
-    const at = `envs.${v.env}.${v.variable}.rotation`;
-    const last = lastAt !== undefined ? { lastRotatedAt: lastAt } : {};
-    // With both a cron and a ttl (dsops's due interval), the earlier due date wins.
-    const dues = [
-      ...(policy.schedule ? [decideDue({ schedule: { cron: policy.schedule }, paths: { cron: `${at}.schedule` }, now: o.now, ...last })] : []),
-      ...(policy.ttl !== undefined ? [decideDue({ schedule: { every: String(policy.ttl) }, paths: { cron: `${at}.ttl`, every: `${at}.ttl` }, now: o.now, ...last })] : []),
-    ].map((d) => d.nextDueAt ?? o.now);
-    const due = Math.min(...dues);
+    const due = variableDueAt(policy, `envs.${v.env}.${v.variable}.rotation`, lastAt, o.now) as number;
     if (due > o.now + o.withinMs) continue;
     out.push({
       env: v.env,
@@ -161,4 +154,48 @@ export async function dueSoon(source: DueSource, o: { now: number; withinMs: num
     });
   }
   return out.sort((a, b) => (a.dueAt < b.dueAt ? -1 : a.dueAt > b.dueAt ? 1 : 0));
+}
+
+/**
+ * When a variable's rotation is due after a last rotation at `lastAt` (never rotated: `now`):
+ * `rotation.schedule` (cron, UTC) or `rotation.ttl`; with both, the earlier wins. Undefined: the
+ * block has neither (rotated only by hand).
+ */
+export function variableDueAt(policy: Pick<VariableRotation, "schedule" | "ttl">, at: string, lastAt: number | undefined, now: number): number | undefined {
+  const last = lastAt !== undefined ? { lastRotatedAt: lastAt } : {};
+  const dues = [
+    ...(policy.schedule ? [decideDue({ schedule: { cron: policy.schedule }, paths: { cron: `${at}.schedule` }, now, ...last })] : []),
+    ...(policy.ttl !== undefined ? [decideDue({ schedule: { every: String(policy.ttl) }, paths: { cron: `${at}.ttl`, every: `${at}.ttl` }, now, ...last })] : []),
+  ].map((d) => d.nextDueAt ?? now);
+  return dues.length ? Math.min(...dues) : undefined;
+}
+
+/** The maintenance windows of a rotation block (`rotation.windows`), checked; none: always open. */
+export function rotationWindows(policy: Pick<VariableRotation, "windows">, at: string): Window[] {
+  return (policy.windows ?? []).map((w, i) => new Window(w, `${at}.windows[${i}]`));
+}
+
+/** One rotation's decision in a scheduled pass (`dsops rotation run --due`). */
+export type RotationDecision =
+  | { readonly state: "due"; readonly lastRotatedAt?: number; readonly dueAt: number }
+  | { readonly state: "waiting"; readonly lastRotatedAt?: number; readonly dueAt: number; readonly opensAt?: number }
+  | { readonly state: "not-due"; readonly lastRotatedAt?: number; readonly dueAt: number }
+  | { readonly state: "blocked"; readonly lastRotatedAt?: number; readonly reason: string };
+
+/**
+ * The decision of a variable's rotation at `now` from its records (newest first): not due until
+ * the schedule says; due and inside an open window (or none declared): due now; due with every
+ * window closed: waiting for the next opening, or blocked by the blackout that keeps it shut.
+ * A block with neither `schedule` nor `ttl` is rotated by hand only: blocked.
+ */
+export function decideRotation(policy: Pick<VariableRotation, "schedule" | "ttl" | "windows">, o: { at: string; secret: string; records: readonly RotationRecord[]; now: number }): RotationDecision {
+  const lastAt = lastRotationAt(o.records, o.secret);
+  const last = lastAt !== undefined ? { lastRotatedAt: lastAt } : {};
+  const dueAt = variableDueAt(policy, o.at, lastAt, o.now);
+  if (dueAt === undefined) return { state: "blocked", ...last, reason: `${o.at} has no schedule or ttl: rotated by hand only` };
+  if (o.now < dueAt) return { state: "not-due", ...last, dueAt };
+  const w = windowsAt(rotationWindows(policy, o.at), o.now);
+  if (w.open) return { state: "due", ...last, dueAt };
+  if (w.blockedBy) return { state: "blocked", ...last, reason: `blackout: ${w.blockedBy}` };
+  return { state: "waiting", ...last, dueAt, ...(w.nextOpenAt !== undefined ? { opensAt: w.nextOpenAt } : {}) };
 }

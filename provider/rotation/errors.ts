@@ -27,3 +27,10 @@ export class RotationError extends DsopsError {
 
 /** The rotation history could not record a step (a full or read-only disk, a lost database). */
 export class HistoryWriteError extends DsopsError {}
+
+/** A scheduled pass found, under the lock, that another run rotated the secret since it looked: not due any more. */
+export class RotatedElsewhereError extends DsopsError {
+  constructor(readonly secret: string) {
+    super(`${secret} was rotated by another run since this pass looked: not due any more`);
+  }
+}

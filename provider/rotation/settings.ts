@@ -77,6 +77,18 @@ export const rotationShapeHead = {
   schedule: z.string().optional(),
   /** dsops's `ttl`: a rotation is due this long after the last one (`30d`); with `schedule`, the earlier of the two. */
   ttl: durationSchema.optional(),
+  /** Maintenance windows `dsops rotation run --due` rotates in (none: any time), each with its blackouts. */
+  windows: z
+    .array(
+      z.strictObject({
+        schedule: z.union([z.string(), z.array(z.string())]),
+        duration: z.string(),
+        timezone: z.string().optional(),
+        blackouts: z.array(z.strictObject({ start: z.string(), end: z.string(), reason: z.string() })).optional(),
+        enabled: z.boolean().optional(),
+      }),
+    )
+    .optional(),
   /** emergency: a reason is required on the command line; a default can sit here. */
   reason: z.string().optional(),
   history: rotationHistorySchema.optional(),

@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import type { ComposedRotationEngine, ComposedRotationOptions } from "../../compose/rotation";
-import type { RotationResult } from "../../rotation/engine/api";
+import type { RotateOptions, RotationResult } from "../../rotation/engine/api";
 import type { RotationStrategyName } from "../../rotation/settings";
 import { DsopsError } from "../../core/errors";
 import type { Secret } from "../../core/secret";
@@ -101,18 +101,13 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
   for (;;) {
     try {
       const strategy = o.strategy ? (STRATEGY_ALIASES[o.strategy] ?? o.strategy) : undefined;
-      // Every rotation is an access the audit log records (policies.audit_logging), never a value.
-      const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
-      const ref = engine.config.envs[o.env]?.[variable]?.ref;
-      const entry = { name: variable, ...(ref ? { store: ref.store, key: ref.key } : {}) };
-      const result = await audited(engine.config, { command: "secrets rotate", env: o.env, variables: [entry], ...(o.dryRun ? { dryRun: true } : {}) }, (note) =>
-        engine
-          .rotate(o.env, variable, { ...(strategy ? { strategy } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.reason ? { reason: o.reason } : {}), ...(newValue ? { newValue } : {}), ...(o.force ? { force: true } : {}) })
-          .then((res) => {
-            note({ variables: [{ ...entry, ...(res.record.newVersionId ? { versionId: res.record.newVersionId } : {}) }] });
-            return res;
-          }),
-      );
+      const result = await rotateAudited(engine, "secrets rotate", o.env, variable, {
+        ...(strategy ? { strategy } : {}),
+        ...(o.dryRun ? { dryRun: true } : {}),
+        ...(o.reason ? { reason: o.reason } : {}),
+        ...(newValue ? { newValue } : {}),
+        ...(o.force ? { force: true } : {}),
+      });
       return { variable, result };
     } catch (e) {
       if (!(e instanceof RotationInProgressError) || o.onConflict === "fail") return { variable, error: e };
@@ -128,6 +123,19 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
       waited += step;
     }
   }
+}
+
+/** One rotation through the composed engine, recorded in the audit log (policies.audit_logging) as `command`, never a value. */
+export async function rotateAudited(engine: ComposedRotationEngine, command: "secrets rotate" | "rotation run --due", env: string, variable: string, options: RotateOptions): Promise<RotationResult> {
+  const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
+  const ref = engine.config.envs[env]?.[variable]?.ref;
+  const entry = { name: variable, ...(ref ? { store: ref.store, key: ref.key } : {}) };
+  return audited(engine.config, { command, env, variables: [entry], ...(options.dryRun ? { dryRun: true } : {}) }, (note) =>
+    engine.rotate(env, variable, options).then((res) => {
+      note({ variables: [{ ...entry, ...(res.record.newVersionId ? { versionId: res.record.newVersionId } : {}) }] });
+      return res;
+    }),
+  );
 }
 
 function report(o: RotateFlags, outcomes: Outcome[]): void {

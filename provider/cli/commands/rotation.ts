@@ -3,6 +3,7 @@ import type { ComposedRotationEngine, ComposedRotationOptions } from "../../comp
 import { commandGroup, loadConfig } from "../util";
 import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
+import { registerRun } from "./rotation-run";
 
 /**
  * `dsops secrets rotate|status|history`, `dsops rotation status|history|rollback`. Thin: every command
@@ -17,6 +18,7 @@ export function register(program: Command): void {
   const rotation = commandGroup(program, "rotation", "rotation operations");
   // dsops spells the views `rotation status|history`: the same commands, the same flags.
   registerViews(rotation, withEngine);
+  registerRun(rotation, withEngine);
   rotation
     .command("rollback")
     .description("put back the previous (or a named) version of a service's secrets: applied at the target, verified, made current")

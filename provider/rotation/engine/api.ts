@@ -31,6 +31,12 @@ export interface RotateOptions {
    * for not being due: the schedule only drives `rotation run --due` and Pulumi.)
    */
   readonly force?: boolean;
+  /**
+   * A scheduled pass (`rotation run --due`): asked under the secret's lock with the finish of the
+   * last rotation in the history; false (another pass rotated it meanwhile) throws
+   * RotatedElsewhereError and nothing changes.
+   */
+  readonly ifDue?: (lastRotatedAt: number | undefined) => boolean;
 }
 
 /** What a rotation did. */

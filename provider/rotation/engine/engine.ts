@@ -3,7 +3,8 @@ import { DsopsError, errorMessage } from "../../core/errors";
 import type { Config } from "../../engine/config/load";
 import type { VariableRotation } from "../settings";
 import { Resolver } from "../../engine/resolve";
-import { RotationError } from "../errors";
+import { RotatedElsewhereError, RotationError } from "../errors";
+import { lastRotationAt } from "../due";
 import { RotationEventBus } from "../events";
 import { envFaultHook, type FaultHook } from "../fault";
 import type { HistoryBackend, HistoryFilter } from "../history/types";
@@ -114,9 +115,13 @@ export class RotationEngine {
     const id = newRotationId(this.clock);
     const lock = await subject.history.lock(subject.secret, lockOwner(this.clock, id));
     try {
+      if (options.ifDue) {
+        const last = lastRotationAt(await subject.history.list({ secret: subject.secret, limit: 20 }), subject.secret);
+        if (!options.ifDue(last)) throw new RotatedElsewhereError(subject.secret);
+      }
       return await this.rotateLocked(subject, strategy, id, reason, options.newValue, options.force);
     } catch (e) {
-      await failedEvent(this.ctx, subject, e, id, strategy.name, reason);
+      if (!(e instanceof RotatedElsewhereError)) await failedEvent(this.ctx, subject, e, id, strategy.name, reason);
       throw e;
     } finally {
       await lock.release();

@@ -1,0 +1,146 @@
+import type { Command } from "commander";
+import type { ComposedRotationEngine } from "../../compose/rotation";
+import type { VariableRotation } from "../../rotation/settings";
+import type { RotationDecision } from "../../rotation/due";
+import { DsopsError } from "../../core/errors";
+import { printJson, table } from "../util";
+import { rotateAudited } from "./rotate";
+
+/**
+ * `dsops rotation run --due`: one pass over every rotation of dsops.yaml (of `--env`): the due
+ * decision of provider/rotation/due.ts for each, and what is due now rotated through the composed
+ * engine (locks, history, notifications, health, rollout), one after the other. Safe to start
+ * from cron every few minutes: the due decision is asked again under each secret's rotation lock,
+ * so two overlapping passes never rotate a credential twice (the second one reports it as
+ * running elsewhere). Exit 1 when any rotation failed; the others still run.
+ */
+
+type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>) => Promise<void>;
+
+/** One rotation's line of the pass. */
+interface PassRow {
+  env: string;
+  variable: string;
+  service: string;
+  /** due | waiting | not-due | blocked */
+  state: RotationDecision["state"];
+  /** The decision as printed: `due now`, `due but waiting for …`, `not due until …`, `blocked (…)`. */
+  decision: string;
+  /** rotated | failed | skipped | would run | - */
+  result: string;
+  lastRotatedAt?: string;
+  dueAt?: string;
+  opensAt?: string;
+  reason?: string;
+  versionId?: string;
+  recordId?: string;
+  error?: string;
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+
+export function registerRun(rotation: Command, withEngine: WithEngine): void {
+  rotation
+    .command("run")
+    .description("one pass over every rotation of dsops.yaml: rotate what is due now (inside its windows), report the rest; for cron, systemd timers, Kubernetes CronJobs")
+    .option("--due", "rotate the rotations that are due (required: the only mode of a pass)")
+    .option("-e, --env <env>", "only this env")
+    .option("--dry-run", "list what would run; rotate nothing")
+    .option("--json", "machine-readable output")
+    .action(async (o: { due?: boolean; env?: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      if (!o.due) cmd.error("error: say what to run: dsops rotation run --due", { exitCode: 2, code: "dsops.missingDue" });
+      await withEngine(cmd, async (engine) => {
+        if (o.env && !Object.hasOwn(engine.config.envs, o.env))
+          throw new DsopsError(`--env ${o.env}: no such env in dsops.yaml (envs: ${Object.keys(engine.config.envs).join(", ")})`);
+        const { rows, bugs } = await pass(engine, o);
+        if (o.json) printJson(rows);
+        else if (!rows.length) process.stdout.write(`no rotation in dsops.yaml${o.env ? ` for env ${o.env}` : ""}\n`);
+        else {
+          const t = [["VARIABLE", "ENV", "SERVICE", "DECISION", "RESULT"]];
+          for (const r of rows) t.push([r.variable, r.env, r.service, r.decision, r.result + (r.error ? `: ${r.error}` : r.versionId ? ` (version ${r.versionId})` : r.reason && r.result === "skipped" ? ` (${r.reason})` : "")]);
+          process.stdout.write(table(t));
+        }
+        if (bugs.length) throw bugs[0];
+        const failed = rows.filter((r) => r.result === "failed");
+        if (failed.length)
+          throw new DsopsError(`${failed.length} of ${rows.filter((r) => r.state === "due").length} due rotations failed: ${failed.map((r) => `${r.env}/${r.variable}`).join(", ")}`, {
+            hint: "see each one's error above; dsops rotation history --env ENV --var VAR shows its record",
+          });
+      });
+    });
+}
+
+async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
+  const { decideRotation, variableDueAt } = require("../../rotation/due") as typeof import("../../rotation/due");
+  const { plannedTargetTypes } = require("../../rotation/targets/types") as typeof import("../../rotation/targets/types");
+  const { RotationInProgressError, RotatedElsewhereError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const catalogue = plannedTargetTypes as readonly string[];
+  const rows: PassRow[] = [];
+  const bugs: unknown[] = [];
+  for (const v of engine.rotated(o.env)) {
+    const variable = engine.config.envs[v.env][v.variable];
+    const policy = variable.spec.rotation as VariableRotation;
+    const at = `envs.${v.env}.${v.variable}.rotation`;
+    const secret = variable.ref ? `store://${variable.ref.store}/${variable.ref.key}` : "-";
+    const base = { env: v.env, variable: v.variable, service: policy.service };
+    const type = engine.config.raw.services[policy.service]?.type;
+    let d: RotationDecision;
+    try {
+      const records = await engine.history({ env: v.env, variable: v.variable });
+      d = decideRotation(policy, { at, secret, records, now: clock().now() });
+      if (type !== undefined && catalogue.includes(type))
+        d = { state: "blocked", ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: d.lastRotatedAt } : {}), reason: `service type "${type}" is in dsops's service catalogue, but this version cannot rotate it yet` };
+    } catch (e) {
+      if (!(e instanceof DsopsError)) throw e;
+      rows.push({ ...base, state: "due", decision: "unknown", result: "failed", error: e.message });
+      continue;
+    }
+    const row: PassRow = {
+      ...base,
+      state: d.state,
+      decision:
+        d.state === "due"
+          ? "due now"
+          : d.state === "waiting"
+            ? `due but waiting for ${d.opensAt !== undefined ? `the window opening at ${iso(d.opensAt)}` : "a window (none opens)"}`
+            : d.state === "not-due"
+              ? `not due until ${iso(d.dueAt)}`
+              : `blocked (${d.reason})`,
+      result: "-",
+      ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: iso(d.lastRotatedAt) } : {}),
+      ...("dueAt" in d ? { dueAt: iso(d.dueAt) } : {}),
+      ...(d.state === "waiting" && d.opensAt !== undefined ? { opensAt: iso(d.opensAt) } : {}),
+      ...(d.state === "blocked" ? { reason: d.reason } : {}),
+    };
+    rows.push(row);
+    if (d.state !== "due") continue;
+    if (o.dryRun) {
+      row.result = "would run";
+      continue;
+    }
+    try {
+      // Asked again under the lock: another pass may have rotated it since the history was read.
+      const res = await rotateAudited(engine, "rotation run --due", v.env, v.variable, {
+        ifDue: (last) => {
+          const dueAt = variableDueAt(policy, at, last, clock().now());
+          return dueAt !== undefined && clock().now() >= dueAt;
+        },
+      });
+      row.result = res.record.status === "succeeded" || res.record.status === "grace" ? "rotated" : res.record.status;
+      row.recordId = res.record.id;
+      if (res.record.newVersionId) row.versionId = res.record.newVersionId;
+    } catch (e) {
+      if (e instanceof RotationInProgressError || e instanceof RotatedElsewhereError) {
+        row.result = "skipped";
+        row.reason = e instanceof RotationInProgressError ? "running elsewhere" : "rotated elsewhere meanwhile";
+      } else {
+        // A fault that is not a user error is thrown after the pass (exit 70, with its stack).
+        row.result = "failed";
+        row.error = e instanceof DsopsError ? e.message : "internal error (its stack follows the table)";
+        if (!(e instanceof DsopsError)) bugs.push(e);
+      }
+    }
+  }
+  return { rows, bugs };
+}
