@@ -67,6 +67,7 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
   const vars = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, "0")}`);
   const many = vars("V", 20);
   const killed = vars("K", 6);
+  const termed = vars("T", 4);
 
   before(async () => {
     pg = await startPostgres();
@@ -80,13 +81,21 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
         version: 1,
         secretStores: { local: { type: "file", path: "./secrets.store" } },
         services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
-        envs: { prod: rotated(many), kill: rotated(killed) },
+        envs: {
+          prod: rotated(many),
+          kill: rotated(killed),
+          term: rotated(termed),
+          // No such role: every attempt fails.
+          dead: { GHOST: { from: "store://local/app/GHOST", rotation: { service: "app-db", strategy: "single-user", user: "ghost_role", ttl: "30d" } } },
+        },
       }),
     );
     values.add(pg.adminPassword);
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     ok(cli(["secrets", "set", "--store", "local", "--key", "queue/url"], pg.connectionString(pg.adminUser, pg.adminPassword)));
-    for (const v of [...many, ...killed]) {
+    ok(cli(["secrets", "set", "--store", "local", "--key", "app/GHOST"], "Ghost-password-1"));
+    values.add("Ghost-password-1");
+    for (const v of [...many, ...killed, ...termed]) {
       const pw = `Init-${v}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${v.toLowerCase()}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -170,6 +179,45 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
       assert.equal(n.get(v), 1, `${v} rotated ${n.get(v) ?? 0} times`);
       assert.ok(await pg.canLogin(`role_${v.toLowerCase()}`, current("kill", v)), `${v}: the role does not log in with the stored value`);
     }
+  });
+
+  it("SIGTERM: the worker takes no new job, finishes the running one and exits 0", async () => {
+    ok(cli(["worker", "--database-url", queueRef, "--scheduler", "--concurrency", "0", "--once", "--env", "term"]));
+    const url = pg.connectionString(pg.adminUser, pg.adminPassword);
+    const w = dsopsAsync(["worker"], { cwd: dir, env: env({ DSOPS_WORKER_DATABASE_URL: url }) });
+    const r = { status: null as number | null, stdout: "", stderr: "" };
+    w.stdout.on("data", (d: Buffer) => (r.stdout += d.toString()));
+    w.stderr.on("data", (d: Buffer) => (r.stderr += d.toString()));
+    const exited = new Promise<void>((res) => w.on("exit", (code) => ((r.status = code), res())));
+    outputs.push(r as CliResult);
+    const termJobs = (state: string) => admin.query<{ n: number }>("SELECT count(*)::int AS n FROM dsops_worker.job WHERE singleton_key LIKE 'term/%' AND state = $1", [state]).then((x) => x.rows[0].n);
+    await until("the worker to take a job", async () => ((await termJobs("active")) > 0 ? true : undefined));
+    w.kill("SIGTERM");
+    await exited;
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /stopping: no new job is taken; the running ones finish/);
+    assert.equal(await termJobs("active"), 0, "no job left running");
+    const completed = await termJobs("completed");
+    assert.ok(completed >= 1, "the running job finished");
+    assert.ok((await termJobs("created")) >= 1, "the worker stopped taking jobs");
+    const n = succeeded("term");
+    let rotatedCount = 0;
+    for (const v of termed) {
+      rotatedCount += n.get(v) ?? 0;
+      assert.ok(await pg.canLogin(`role_${v.toLowerCase()}`, current("term", v)), `${v}: the role does not log in with the stored value`);
+    }
+    assert.equal(rotatedCount, completed);
+  });
+
+  it("a failing rotation is retried with backoff, then its job lands in the dead-letter queue", async () => {
+    ok(cli(["worker", "--database-url", queueRef, "--scheduler", "--concurrency", "0", "--once", "--env", "dead", "--retry-limit", "1"]));
+    const r = ok(await dsopsRun(["worker", "--once"], { cwd: dir, env: env({ DSOPS_WORKER_DATABASE_URL: pg.connectionString(pg.adminUser, pg.adminPassword) }) }));
+    outputs.push(r);
+    assert.equal(r.stderr.split("\n").filter((l) => /^worker: dead\/GHOST: failed \(job .*dead-lettered to dsops-rotation-dead\): /.test(l)).length, 2, r.stderr);
+    const job = await admin.query<{ state: string; retry_count: number }>("SELECT state, retry_count FROM dsops_worker.job WHERE name = 'dsops-rotation' AND singleton_key LIKE 'dead/%'");
+    assert.deepEqual(job.rows.map((x) => [x.state, x.retry_count]), [["failed", 1]]);
+    const dl = await admin.query<{ data: { env: string; variable: string } }>("SELECT data FROM dsops_worker.job WHERE name = 'dsops-rotation-dead'");
+    assert.deepEqual(dl.rows.map((x) => `${x.data.env}/${x.data.variable}`), ["dead/GHOST"]);
   });
 
   it("bad settings: no database URL is a usage error (2); an unreachable PostgreSQL names --database-url (1)", () => {
