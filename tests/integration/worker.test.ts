@@ -7,6 +7,7 @@ import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { dsops, dsopsAsync, dsopsRun, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
+import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 
 /**
  * `dsops worker` through the built binary, several worker PROCESSES on a real PostgreSQL 15 that
@@ -24,6 +25,7 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
   let pg: RunningPostgres;
   let admin: Client;
   let dir: string;
+  let hook: HttpReceiver;
   const values = new Set<string>();
   const outputs: CliResult[] = [];
   const env = (extra: NodeJS.ProcessEnv = {}) => ({ DSOPS_CLOCK: NOW, ...extra });
@@ -71,6 +73,7 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
 
   before(async () => {
     pg = await startPostgres();
+    hook = await startHttpReceiver();
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
     dir = mkdtempSync(join(tmpdir(), "dsops-worker-"));
@@ -81,6 +84,8 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
         version: 1,
         secretStores: { local: { type: "file", path: "./secrets.store" } },
         services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+        // The engine's notification hub: workers send the rotations' events (only worker processes run async to it).
+        notifications: { webhooks: [{ name: "audit", url: `${hook.url}/events` }] },
         envs: {
           prod: rotated(many),
           kill: rotated(killed),
@@ -107,6 +112,7 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
     for (const r of outputs) for (const v of values) assert.ok(!(r.stdout + r.stderr).includes(v), "an output holds a secret value");
     await admin?.end().catch(() => undefined);
     await pg?.stop();
+    await hook?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -209,7 +215,8 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
     assert.equal(rotatedCount, completed);
   });
 
-  it("a failing rotation is retried with backoff, then its job lands in the dead-letter queue", async () => {
+  it("a failing rotation is retried with backoff, then its job lands in the dead-letter queue; each attempt sends the rotation's failed notification", async () => {
+    hook.reset();
     ok(cli(["worker", "--database-url", queueRef, "--scheduler", "--concurrency", "0", "--once", "--env", "dead", "--retry-limit", "1"]));
     const r = ok(await dsopsRun(["worker", "--once"], { cwd: dir, env: env({ DSOPS_WORKER_DATABASE_URL: pg.connectionString(pg.adminUser, pg.adminPassword) }) }));
     outputs.push(r);
@@ -218,6 +225,9 @@ describe("dsops worker (pg-boss on real PostgreSQL 15, several worker processes)
     assert.deepEqual(job.rows.map((x) => [x.state, x.retry_count]), [["failed", 1]]);
     const dl = await admin.query<{ data: { env: string; variable: string } }>("SELECT data FROM dsops_worker.job WHERE name = 'dsops-rotation-dead'");
     assert.deepEqual(dl.rows.map((x) => `${x.data.env}/${x.data.variable}`), ["dead/GHOST"]);
+    const events = hook.requests.map((q) => JSON.parse(q.body) as { type: string; env: string; variable: string });
+    assert.equal(events.filter((e) => e.type === "failed" && e.env === "dead" && e.variable === "GHOST").length, 2, JSON.stringify(events));
+    for (const q of hook.requests) for (const v of values) assert.ok(!q.body.includes(v), "a notification holds a value");
   });
 
   it("bad settings: no database URL is a usage error (2); an unreachable PostgreSQL names --database-url (1)", () => {
