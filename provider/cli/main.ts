@@ -37,6 +37,7 @@ const COMMAND_MODULES: ReadonlyArray<{
   { commands: ["leak"], load: () => require("./commands/leak") },
   { commands: ["shred"], load: () => require("./commands/shred") },
   { commands: ["metrics", "notify"], load: () => require("./commands/metrics") },
+  { commands: ["worker"], load: () => require("./commands/worker") },
   { commands: [], load: () => require("./commands/completion") },
 ];
 

@@ -208,7 +208,7 @@ export interface AuditEntry {
    * `library resolveRef`, `library fetch`); or, through the Pulumi dynamic resources,
    * `pulumi <Resource> <operation>` (`pulumi SecretReference read`, `pulumi RotationPolicy rotate`).
    */
-  command: "get" | "render" | "exec" | "secrets set" | "secrets rotate" | "rotation run --due" | `library ${string}` | `pulumi ${string}`;
+  command: "get" | "render" | "exec" | "secrets set" | "secrets rotate" | "rotation run --due" | "worker" | `library ${string}` | `pulumi ${string}`;
   /** The face that accessed, when not the CLI (CLI lines have none). */
   face?: "library" | "pulumi";
   /** The Pulumi resource's name of the secret or env (`store://…`, `env:prod`, a RotationPolicy's secret). */

@@ -126,7 +126,7 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
 }
 
 /** One rotation through the composed engine, recorded in the audit log (policies.audit_logging) as `command`, never a value. */
-export async function rotateAudited(engine: ComposedRotationEngine, command: "secrets rotate" | "rotation run --due", env: string, variable: string, options: RotateOptions): Promise<RotationResult> {
+export async function rotateAudited(engine: ComposedRotationEngine, command: "secrets rotate" | "rotation run --due" | "worker", env: string, variable: string, options: RotateOptions): Promise<RotationResult> {
   const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
   const ref = engine.config.envs[env]?.[variable]?.ref;
   const entry = { name: variable, ...(ref ? { store: ref.store, key: ref.key } : {}) };

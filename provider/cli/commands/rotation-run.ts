@@ -70,30 +70,92 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
     });
 }
 
-async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
-  const { decideRotation, variableDueAt } = require("../../rotation/due") as typeof import("../../rotation/due");
+/** One rotation of dsops.yaml with its due decision now (the one decision of provider/rotation/due.ts). */
+export interface DueEvaluation {
+  env: string;
+  variable: string;
+  service: string;
+  /** The decision; undefined with `error` when it could not be made (a user error: history unreadable, bad settings). */
+  decision?: RotationDecision;
+  error?: DsopsError;
+}
+
+/**
+ * The due decision of every rotation of dsops.yaml (of `env`): shared by `rotation run --due` and
+ * `dsops worker --scheduler`. A catalogue service type this version cannot rotate is `blocked`.
+ */
+export async function evaluateDue(engine: ComposedRotationEngine, env?: string): Promise<DueEvaluation[]> {
+  const { decideRotation } = require("../../rotation/due") as typeof import("../../rotation/due");
   const { plannedTargetTypes } = require("../../rotation/targets/types") as typeof import("../../rotation/targets/types");
-  const { RotationInProgressError, RotatedElsewhereError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
   const { clock } = require("../../core/clock") as typeof import("../../core/clock");
   const catalogue = plannedTargetTypes as readonly string[];
-  const rows: PassRow[] = [];
-  const bugs: unknown[] = [];
-  for (const v of engine.rotated(o.env)) {
+  const out: DueEvaluation[] = [];
+  for (const v of engine.rotated(env)) {
     const variable = engine.config.envs[v.env][v.variable];
     const policy = variable.spec.rotation as VariableRotation;
     const at = `envs.${v.env}.${v.variable}.rotation`;
     const secret = variable.ref ? `store://${variable.ref.store}/${variable.ref.key}` : "-";
     const base = { env: v.env, variable: v.variable, service: policy.service };
     const type = engine.config.raw.services[policy.service]?.type;
-    let d: RotationDecision;
     try {
       const records = await engine.history({ env: v.env, variable: v.variable });
-      d = decideRotation(policy, { at, secret, records, now: clock().now() });
+      let d = decideRotation(policy, { at, secret, records, now: clock().now() });
       if (type !== undefined && catalogue.includes(type))
         d = { state: "blocked", ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: d.lastRotatedAt } : {}), reason: `service type "${type}" is in dsops's service catalogue, but this version cannot rotate it yet` };
+      out.push({ ...base, decision: d });
     } catch (e) {
       if (!(e instanceof DsopsError)) throw e;
-      rows.push({ ...base, state: "due", decision: "unknown", result: "failed", error: e.message });
+      out.push({ ...base, error: e });
+    }
+  }
+  return out;
+}
+
+/** What became of one due rotation run through {@link rotateIfDue}. */
+export type DueRunOutcome =
+  | { result: "rotated" | "failed" | "grace" | "succeeded" | string; recordId: string; versionId?: string }
+  | { result: "skipped"; reason: "running elsewhere" | "rotated elsewhere meanwhile" };
+
+/**
+ * One due rotation through the composed engine (audited as `command`), the due decision asked
+ * again under the secret's rotation lock: another pass or worker may have rotated it since the
+ * history was read (then `skipped`). Errors of the rotation are thrown.
+ */
+export async function rotateIfDue(engine: ComposedRotationEngine, command: "rotation run --due" | "worker", env: string, variable: string): Promise<DueRunOutcome> {
+  const { variableDueAt } = require("../../rotation/due") as typeof import("../../rotation/due");
+  const { RotationInProgressError, RotatedElsewhereError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const spec = engine.config.envs[env]?.[variable]?.spec.rotation as VariableRotation | undefined;
+  if (!spec) throw new DsopsError(`${env}/${variable}: no rotation block in dsops.yaml (any more)`, { hint: "the job was queued from an older dsops.yaml; nothing to rotate" });
+  const policy = spec;
+  const at = `envs.${env}.${variable}.rotation`;
+  try {
+    const res = await rotateAudited(engine, command, env, variable, {
+      ifDue: (last) => {
+        const dueAt = variableDueAt(policy, at, last, clock().now());
+        return dueAt !== undefined && clock().now() >= dueAt;
+      },
+    });
+    return {
+      result: res.record.status === "succeeded" || res.record.status === "grace" ? "rotated" : res.record.status,
+      recordId: res.record.id,
+      ...(res.record.newVersionId ? { versionId: res.record.newVersionId } : {}),
+    };
+  } catch (e) {
+    if (e instanceof RotationInProgressError) return { result: "skipped", reason: "running elsewhere" };
+    if (e instanceof RotatedElsewhereError) return { result: "skipped", reason: "rotated elsewhere meanwhile" };
+    throw e;
+  }
+}
+
+async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
+  const rows: PassRow[] = [];
+  const bugs: unknown[] = [];
+  for (const ev of await evaluateDue(engine, o.env)) {
+    const base = { env: ev.env, variable: ev.variable, service: ev.service };
+    const d = ev.decision;
+    if (!d) {
+      rows.push({ ...base, state: "due", decision: "unknown", result: "failed", error: ev.error?.message ?? "unknown" });
       continue;
     }
     const row: PassRow = {
@@ -120,26 +182,18 @@ async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: 
       continue;
     }
     try {
-      // Asked again under the lock: another pass may have rotated it since the history was read.
-      const res = await rotateAudited(engine, "rotation run --due", v.env, v.variable, {
-        ifDue: (last) => {
-          const dueAt = variableDueAt(policy, at, last, clock().now());
-          return dueAt !== undefined && clock().now() >= dueAt;
-        },
-      });
-      row.result = res.record.status === "succeeded" || res.record.status === "grace" ? "rotated" : res.record.status;
-      row.recordId = res.record.id;
-      if (res.record.newVersionId) row.versionId = res.record.newVersionId;
-    } catch (e) {
-      if (e instanceof RotationInProgressError || e instanceof RotatedElsewhereError) {
-        row.result = "skipped";
-        row.reason = e instanceof RotationInProgressError ? "running elsewhere" : "rotated elsewhere meanwhile";
-      } else {
-        // A fault that is not a user error is thrown after the pass (exit 70, with its stack).
-        row.result = "failed";
-        row.error = e instanceof DsopsError ? e.message : "internal error (its stack follows the table)";
-        if (!(e instanceof DsopsError)) bugs.push(e);
+      const res = await rotateIfDue(engine, "rotation run --due", ev.env, ev.variable);
+      row.result = res.result;
+      if ("reason" in res) row.reason = res.reason;
+      else {
+        row.recordId = res.recordId;
+        if (res.versionId) row.versionId = res.versionId;
       }
+    } catch (e) {
+      // A fault that is not a user error is thrown after the pass (exit 70, with its stack).
+      row.result = "failed";
+      row.error = e instanceof DsopsError ? e.message : "internal error (its stack follows the table)";
+      if (!(e instanceof DsopsError)) bugs.push(e);
     }
   }
   return { rows, bugs };
