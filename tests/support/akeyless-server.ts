@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { FaultSwitch, listenLoopback, sendJson, type HttpFault } from "./http-fault";
 
 /**
  * A local server speaking the part of Akeyless's V2 API that the `akeyless` SDK calls for
@@ -14,10 +14,7 @@ import type { Socket } from "node:net";
  * Faults: `fault(...)` makes the next `count` requests answer a status, hang, or a body that is
  * not JSON.
  */
-export type AkeylessFault =
-  | { readonly kind: "status"; readonly status: number; readonly count?: number }
-  | { readonly kind: "hang"; readonly count?: number }
-  | { readonly kind: "malformed"; readonly count?: number };
+export type AkeylessFault = HttpFault;
 
 interface Item {
   readonly type: "STATIC_SECRET" | "DYNAMIC_SECRET" | "ROTATED_SECRET";
@@ -45,16 +42,11 @@ export async function startAkeylessServer(): Promise<AkeylessServer> {
   const keys = new Map<string, { accessKey: string; prefix: string }>();
   const tokens = new Map<string, { prefix: string; issued: boolean }>();
   const requests: AkeylessServer["requests"] = [];
-  let fault: (AkeylessFault & { left: number }) | undefined;
-  const sockets = new Set<Socket>();
+  const faults = new FaultSwitch();
   let clock = Date.parse("2026-01-01T00:00:00Z");
   const now = () => new Date((clock += 1000)).toISOString();
 
-  const send = (res: ServerResponse, status: number, body: unknown) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-    res.end(text);
-  };
+  const send = sendJson;
   const fail = (res: ServerResponse, status: number, error: string) => send(res, status, { error });
   const putStatic = (name: string, value: string): number => {
     const it = items.get(name) ?? { type: "STATIC_SECRET" as const, versions: [] };
@@ -73,16 +65,7 @@ export async function startAkeylessServer(): Promise<AkeylessServer> {
     }
     const name = typeof body.name === "string" ? body.name : typeof body.names === "string" ? body.names : Array.isArray(body.names) ? body.names.join(",") : undefined;
     requests.push({ path, ...(name !== undefined ? { name } : {}) });
-    if (fault && fault.left > 0) {
-      fault.left--;
-      if (fault.kind === "hang") return;
-      if (fault.kind === "malformed") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end("<html>gateway error</html>");
-        return;
-      }
-      return fail(res, fault.status, fault.status === 429 ? "rate limit exceeded" : "injected failure");
-    }
+    if (faults.answer(res, fail, { throttled: "rate limit exceeded", other: "injected failure" })) return;
     if (req.method !== "POST") return fail(res, 405, "method not allowed");
     if (path === "/auth") {
       const k = keys.get(String(body["access-id"] ?? ""));
@@ -149,14 +132,9 @@ export async function startAkeylessServer(): Promise<AkeylessServer> {
     req.on("data", (d: string) => (text += d));
     req.on("end", () => handle(req, res, text));
   });
-  server.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const { url, stop } = await listenLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     addAccessKey: (accessId, accessKey, prefix = "/") => void keys.set(accessId, { accessKey, prefix }),
     addToken: (token, prefix = "/") => void tokens.set(token, { prefix, issued: false }),
@@ -171,11 +149,7 @@ export async function startAkeylessServer(): Promise<AkeylessServer> {
       items.set(name, it);
     },
     current: (name) => items.get(name)?.versions.at(-1)?.value,
-    fault: (f) => (fault = f ? { ...f, left: f.count ?? Number.POSITIVE_INFINITY } : undefined),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    fault: (f) => faults.set(f),
+    stop,
   };
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { FaultSwitch, listenLoopback, sendJson, type HttpFault } from "./http-fault";
 
 /**
  * A local server speaking Doppler's REST API (v3), the part dsops and the Doppler CLI use:
@@ -24,10 +24,7 @@ export interface DopplerToken {
   readonly access?: "read" | "read/write";
 }
 
-export type DopplerFault =
-  | { readonly kind: "status"; readonly status: number; readonly retryAfter?: number; readonly count?: number }
-  | { readonly kind: "hang"; readonly count?: number }
-  | { readonly kind: "malformed"; readonly count?: number };
+export type DopplerFault = HttpFault;
 
 export interface DopplerRequest {
   readonly method: string;
@@ -55,14 +52,9 @@ export async function startDopplerServer(opts: { projects?: Record<string, strin
   for (const [p, configs] of Object.entries(opts.projects ?? {})) projects.set(p, new Map(configs.map((c) => [c, new Map<string, string>()])));
   const tokens = new Map<string, DopplerToken>(Object.entries(opts.tokens ?? {}));
   const requests: DopplerRequest[] = [];
-  let fault: (DopplerFault & { left: number }) | undefined;
-  const sockets = new Set<Socket>();
+  const faults = new FaultSwitch();
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), ...headers });
-    res.end(text);
-  };
+  const send = sendJson;
   const fail = (res: ServerResponse, status: number, message: string, headers?: Record<string, string>) => send(res, status, { messages: [message], success: false }, headers);
 
   const tokenOf = (req: IncomingMessage): string | undefined => {
@@ -85,16 +77,7 @@ export async function startDopplerServer(opts: { projects?: Record<string, strin
     const u = new URL(req.url ?? "/", "http://x");
     const query = Object.fromEntries(u.searchParams.entries());
     requests.push({ method: req.method ?? "GET", path: u.pathname, query });
-    if (fault && fault.left > 0) {
-      fault.left--;
-      if (fault.kind === "hang") return; // never answer
-      if (fault.kind === "malformed") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end("<html>502 Bad Gateway</html>");
-        return;
-      }
-      return fail(res, fault.status, fault.status === 429 ? "You have exceeded the rate limit" : "Injected failure", fault.retryAfter !== undefined ? { "retry-after": String(fault.retryAfter) } : {});
-    }
+    if (faults.answer(res, fail, { throttled: "You have exceeded the rate limit", other: "Injected failure" })) return;
     const token = tokenOf(req);
     const t = token !== undefined ? tokens.get(token) : undefined;
     if (!t) return fail(res, 401, "Invalid Auth token");
@@ -168,23 +151,14 @@ export async function startDopplerServer(opts: { projects?: Record<string, strin
     req.on("data", (d: string) => (body += d));
     req.on("end", () => handle(req, res, body));
   });
-  server.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const { port, url, stop } = await listenLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     port,
     requests,
     projects,
     addToken: (token, t) => void tokens.set(token, t),
-    fault: (f) => (fault = f ? { ...f, left: f.count ?? Number.POSITIVE_INFINITY } : undefined),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    fault: (f) => faults.set(f),
+    stop,
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { FaultSwitch, listenLoopback, sendJson, type HttpFault } from "./http-fault";
 
 /**
  * A local server speaking the part of Infisical's REST API that `@infisical/sdk` 5 calls for
@@ -22,10 +22,7 @@ export interface InfisicalIdentity {
   readonly projects: readonly string[];
 }
 
-export type InfisicalFault =
-  | { readonly kind: "status"; readonly status: number; readonly count?: number }
-  | { readonly kind: "hang"; readonly count?: number }
-  | { readonly kind: "malformed"; readonly count?: number };
+export type InfisicalFault = HttpFault;
 
 interface Version {
   readonly value: string;
@@ -57,15 +54,10 @@ export async function startInfisicalServer(opts: { projects: Record<string, stri
   const identities = new Map<string, InfisicalIdentity>();
   const tokens = new Map<string, { projects: readonly string[]; fromLogin: boolean }>();
   const requests: InfisicalServer["requests"] = [];
-  let fault: (InfisicalFault & { left: number }) | undefined;
-  const sockets = new Set<Socket>();
+  const faults = new FaultSwitch();
   let clock = Date.parse("2026-01-01T00:00:00Z");
 
-  const send = (res: ServerResponse, status: number, body: unknown) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
-    res.end(text);
-  };
+  const send = sendJson;
   const names: Record<number, string> = { 400: "BadRequest", 401: "UnauthorizedError", 403: "PermissionDenied", 404: "NotFound", 429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable" };
   const fail = (res: ServerResponse, status: number, message: string) => send(res, status, { reqId: `req-${randomBytes(6).toString("hex")}`, statusCode: status, message, error: names[status] ?? "Error" });
 
@@ -111,16 +103,7 @@ export async function startInfisicalServer(opts: { projects: Record<string, stri
     const u = new URL(req.url ?? "/", "http://x");
     const query = Object.fromEntries(u.searchParams.entries());
     requests.push({ method: req.method ?? "GET", path: u.pathname, query });
-    if (fault && fault.left > 0) {
-      fault.left--;
-      if (fault.kind === "hang") return;
-      if (fault.kind === "malformed") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end("<html>upstream error</html>");
-        return;
-      }
-      return fail(res, fault.status, fault.status === 429 ? "Rate limit exceeded. Please try again later." : "Injected failure");
-    }
+    if (faults.answer(res, fail, { throttled: "Rate limit exceeded. Please try again later.", other: "Injected failure" })) return;
     let parsed: Record<string, unknown> = {};
     if (body) {
       try {
@@ -185,14 +168,9 @@ export async function startInfisicalServer(opts: { projects: Record<string, stri
     req.on("data", (d: string) => (body += d));
     req.on("end", () => handle(req, res, body));
   });
-  server.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const { url, stop } = await listenLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     addIdentity: (i) => void identities.set(i.clientId, i),
     addAccessToken: (token, projects) => void tokens.set(token, { projects, fromLogin: false }),
@@ -201,11 +179,7 @@ export async function startInfisicalServer(opts: { projects: Record<string, stri
     },
     write,
     read: (project, env, path, name) => folder(project, env, path, false)?.get(name)?.at(-1)?.value,
-    fault: (f) => (fault = f ? { ...f, left: f.count ?? Number.POSITIVE_INFINITY } : undefined),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    fault: (f) => faults.set(f),
+    stop,
   };
 }

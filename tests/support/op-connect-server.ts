@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { FaultSwitch, listenLoopback, sendJson, type HttpFault } from "./http-fault";
 import { serveInChild, startServerProcess } from "./server-process";
 
 /**
@@ -38,10 +38,7 @@ export interface OpItem {
   updatedAt: string;
 }
 
-export type OpFault =
-  | { readonly kind: "status"; readonly status: number; readonly retryAfter?: number; readonly count?: number }
-  | { readonly kind: "hang"; readonly count?: number }
-  | { readonly kind: "malformed"; readonly count?: number };
+export type OpFault = HttpFault;
 
 export interface OpConnectServer {
   /** `http://127.0.0.1:<port>`: the connect_host. */
@@ -71,15 +68,10 @@ export async function startOpConnectServer(opts: { tokens: string[] }): Promise<
   const vaults = new Map<string, { name: string; items: Map<string, OpItem> }>();
   const files = new Map<string, Buffer>();
   const requests: string[] = [];
-  let fault: (OpFault & { left: number }) | undefined;
-  const sockets = new Set<Socket>();
+  const faults = new FaultSwitch();
   const now = () => new Date().toISOString();
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
-    res.end(text);
-  };
+  const send = sendJson;
   const fail = (res: ServerResponse, status: number, message: string, headers?: Record<string, string>) => send(res, status, { status, message }, headers);
 
   const normalise = (vaultId: string, input: Partial<OpItem>, id: string, version: number, createdAt: string): OpItem => ({
@@ -113,15 +105,7 @@ export async function startOpConnectServer(opts: { tokens: string[] }): Promise<
       }
       if (!url.pathname.startsWith("/v1/")) return fail(res, 404, "Invalid request path");
       requests.push(`${req.method} ${url.pathname}${url.search}`);
-      if (fault && fault.left > 0) {
-        fault.left -= 1;
-        if (fault.kind === "hang") return;
-        if (fault.kind === "malformed") {
-          res.writeHead(200, { "content-type": "application/json" });
-          return res.end("<html>gateway error: not json {");
-        }
-        return fail(res, fault.status, fault.status === 429 ? "Too Many Requests" : "injected failure", fault.retryAfter !== undefined ? { "retry-after": String(fault.retryAfter) } : {});
-      }
+      if (faults.answer(res, fail, { throttled: "Too Many Requests", other: "injected failure" })) return;
       const auth = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
       if (!auth || !tokens.has(auth[1].trim())) return fail(res, 401, "Invalid token signature");
       const p = url.pathname.split("/").slice(2).filter((x) => x !== "").map(decodeURIComponent); // after "/v1"; a trailing "/" is the same path
@@ -180,15 +164,10 @@ export async function startOpConnectServer(opts: { tokens: string[] }): Promise<
       return fail(res, 404, "Invalid request path");
     });
   });
-  server.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const { url, stop } = await listenLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     vaults,
     files,
     requests,
@@ -212,14 +191,8 @@ export async function startOpConnectServer(opts: { tokens: string[] }): Promise<
       item.files = [...(item.files ?? []), { id, name, size: bytes.length, content_path: `/v1/vaults/${vaultId}/items/${itemId}/files/${id}/content`, ...(sectionId ? { section: { id: sectionId } } : {}) }];
       return id;
     },
-    fault(f) {
-      fault = f ? { ...f, left: f.count ?? Number.POSITIVE_INFINITY } : undefined;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    fault: (f) => faults.set(f),
+    stop,
   };
 }
 
