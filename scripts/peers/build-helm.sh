@@ -7,6 +7,7 @@
 #
 # Usage:
 #   scripts/peers/build-helm.sh            # build if needed, print the bin dir
+#   scripts/peers/build-helm.sh --check    # print the bin dir if built, else exit 3 (no build)
 #   export PATH="$(scripts/peers/build-helm.sh | tail -n1):$PATH"
 #
 # The last line on stdout is the bin dir; progress and build output go to
@@ -65,6 +66,10 @@ rebuild="${DSOPS_HELM_REBUILD:-0}"
 if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
   printf '%s\n' "${bin_dir}"
   exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+  log "not built yet (or built from other pins): run scripts/peers/build-helm.sh"
+  exit 3
 fi
 
 command -v go >/dev/null 2>&1 \
