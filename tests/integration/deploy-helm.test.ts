@@ -246,6 +246,17 @@ describe("deploy/helm/dsops: helm lint, helm template and the rendered manifests
     }
   });
 
+  it("a long release name: the CronJob's name stays within the 52 characters Kubernetes allows (k8s-validate checks it)", () => {
+    const long = "a".repeat(52);
+    const f = valuesFile("long", `fullnameOverride: ${long}\n`);
+    const { objects } = render([f]);
+    const cj = [...objects.values()].find((o) => o.kind === "CronJob") as Obj;
+    assert.equal(cj.metadata.name, `${"a".repeat(43)}-rotation`);
+    const r = run("k8s-validate", [], `apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: ${long}-rotation}\nspec:\n  schedule: "* * * * *"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: i}]\n`);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /metadata\.name "a+-rotation": a CronJob's name must be at most 52 characters, not 61/);
+  });
+
   describe("bad values fail, naming the field", () => {
     const cases: Array<[string, string, RegExp]> = [
       ["replicas: many", "workers:\n  replicas: many\n", /\/workers\/replicas': got string, want integer/],

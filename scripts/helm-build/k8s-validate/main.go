@@ -275,6 +275,10 @@ func checkObject(p *problems, obj runtime.Object) {
 	checkMeta(p, obj)
 	switch o := obj.(type) {
 	case *batchv1.CronJob:
+		// The controller names each Job <cronjob>-<11 characters>, within the 63 of a label value.
+		if n := len(o.Name); n > 52 {
+			p.add("metadata.name %q: a CronJob's name must be at most 52 characters, not %d", o.Name, n)
+		}
 		if strings.TrimSpace(o.Spec.Schedule) == "" {
 			p.add("spec.schedule: required")
 		} else if n := len(strings.Fields(o.Spec.Schedule)); n != 5 && !strings.HasPrefix(o.Spec.Schedule, "@") {

@@ -17,6 +17,11 @@
 {{- end }}
 {{- end }}
 
+{{/* The CronJob's name: at most 52 characters (Kubernetes appends 11 to name its Jobs). */}}
+{{- define "dsops.cronJobName" -}}
+{{- printf "%s-rotation" (include "dsops.fullname" . | trunc 43 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "dsops.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
