@@ -30,5 +30,7 @@ for arg in "$@"; do
   case "$arg" in
     --peers) bash scripts/peers/install.sh ;;
     --pulumi) bash scripts/install-pulumi.sh >/dev/null ;;
+    # helm and the offline manifest validator for the deploy/ tests (built once, then cached).
+    --helm) bash scripts/peers/build-helm.sh >/dev/null ;;
   esac
 done

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
-bash scripts/setup.sh --peers --pulumi
+bash scripts/setup.sh --peers --pulumi --helm
+# The helm build is part of the set-up above: the deploy tests must not skip for want of it.
+export DSOPS_REQUIRE_HELM=1
 # Lint first (ESLint, and dependency-cruiser's layer rules): a finding fails the run.
 echo "[test] npm run lint"
 npm run --silent lint
