@@ -127,7 +127,7 @@ export class BitwardenSmStore implements Store {
       }
     }
     if (this.settings.organization_id) await this.call(`listing of organisation ${this.settings.organization_id}`, "list", [this.settings.organization_id]);
-    else await this.ensureLogin("login");
+    else await this.ensureLogin("check");
   }
 
   async close(): Promise<void> {
@@ -300,26 +300,23 @@ export class BitwardenSmStore implements Store {
     return token;
   }
 
-  /** Post one request for this store's SDK client; abandoned after timeout_ms (the client is dropped). Errors mapped to ours. */
+  /** Post one request for this store's SDK client (opened first); abandoned after timeout_ms (the client is dropped). Errors mapped to ours. */
   private async send(what: string, op: Op, args: unknown[], hide: string[]): Promise<unknown> {
     const prefix = `store "${this.name}": ${what}`;
-    if (!this.client) {
-      const client = `${this.name}#${++clientSeq}`;
-      await sdkCall(client, "open", [this.apiUrl, this.identityUrl], this.name, this.timeoutMs).catch((e: unknown) => {
-        throw this.mapCaught(e, prefix, op, hide);
-      });
-      this.client = client;
-    }
-    const client = this.client;
     try {
-      return await sdkCall(client, op, args, this.name, this.timeoutMs);
+      if (!this.client) {
+        const client = `${this.name}#${++clientSeq}`;
+        await sdkCall(client, "open", [this.apiUrl, this.identityUrl], this.name, this.timeoutMs);
+        this.client = client;
+      }
+      return await sdkCall(this.client, op, args, this.name, this.timeoutMs);
     } catch (e) {
       if (e === TIMED_OUT) {
         // The hung call stays pending in the worker, abandoned; this store starts over with a new client.
         this.drop();
         throw new TimeoutError(`${prefix}: no answer from ${op === "login" ? this.identityUrl : this.apiUrl} within ${this.timeoutMs} ms (timeout_ms)`);
       }
-      throw this.mapCaught(e, prefix, op, hide);
+      throw e instanceof SdkFailure ? this.mapError(e.message, prefix, op, hide) : e;
     }
   }
 
@@ -328,10 +325,6 @@ export class BitwardenSmStore implements Store {
     this.client = undefined;
     this.login = undefined;
     if (c) void sdkCall(c, "close", [], this.name, this.timeoutMs).catch(() => undefined);
-  }
-
-  private mapCaught(e: unknown, prefix: string, op: Op, hide: string[]): unknown {
-    return e instanceof SdkFailure ? this.mapError(e.message, prefix, op, hide) : e;
   }
 
   private hidden(hide: string[]): string[] {
@@ -345,6 +338,7 @@ export class BitwardenSmStore implements Store {
       const status = Number(m[1]);
       const body = m[2].trim();
       const said = body ? `: ${(/"message":"([^"]*)"/.exec(body)?.[1] ?? body).slice(0, 300)}` : "";
+      if (status < 400) return new StoreError(`${prefix}: malformed answer from the server (HTTP ${status}, not the JSON expected)`);
       if (status === 401) return new AuthError(`${prefix}: the access token was refused (HTTP 401)${said}`, { hint: "check BWS_ACCESS_TOKEN (or access_token): the token may be revoked or expired" });
       if (status === 403) return new AuthError(`${prefix}: not allowed (HTTP 403)${said}`, { hint: "give the machine account access to the project (Secrets Manager → Machine accounts → Projects)" });
       if (status === 404) return new NotFoundError(`${prefix}: not found (HTTP 404)${said}`);
@@ -416,7 +410,12 @@ function startThread(storeName: string): NonNullable<typeof thread> {
  * the server through the same thread.
  */
 export function sdkCall(client: string, op: Op, args: unknown[], storeName: string, timeoutMs: number): Promise<unknown> {
-  const t = startThread(storeName);
+  let t: NonNullable<typeof thread>;
+  try {
+    t = startThread(storeName);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const id = ++t.seq;
   return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -264,6 +264,10 @@ describe("bitwarden-sm store (Bitwarden Secrets Manager)", function () {
         await assert.rejects(store.get({ key: s.id }), (e: unknown) => e instanceof StoreError && e.retryable && /read of secret "[0-9a-f-]+": throttled \(HTTP 429\)/.test((e as Error).message));
         srv.fault({ kind: "status", status: 503, count: 1 });
         await assert.rejects(store.get({ key: s.id }), (e: unknown) => e instanceof StoreError && e.retryable && /HTTP 503/.test((e as Error).message));
+        srv.fault({ kind: "status", status: 403, count: 1 });
+        await assert.rejects(store.get({ key: s.id }), (e: unknown) => e instanceof AuthError && /not allowed \(HTTP 403\)/.test((e as Error).message) && /give the machine account access/.test(String((e as AuthError).hint)));
+        srv.fault({ kind: "status", status: 404, count: 1 });
+        await assert.rejects(store.get({ key: s.id }), (e: unknown) => e instanceof NotFoundError && (e as Error).message.includes(s.id));
         srv.fault({ kind: "status", status: 500, count: 1, on: "identity" });
         const fresh = makeStore();
         await assert.rejects(fresh.get({ key: s.id }), (e: unknown) => e instanceof StoreError && e.retryable && /login: HTTP 500/.test((e as Error).message));
@@ -307,6 +311,14 @@ describe("bitwarden-sm store (Bitwarden Secrets Manager)", function () {
           assert.match((e as Error).message, /read of secret "[0-9a-f-]+": malformed answer from the server/);
           return true;
         });
+        srv.fault({ kind: "malformed", count: 1, on: "identity" });
+        const fresh = makeStore();
+        await assert.rejects(fresh.get({ key: s.id }), (e: unknown) => {
+          assert.ok(e instanceof StoreError && !e.retryable, String(e));
+          assert.match((e as Error).message, /login: malformed answer from the server \(HTTP 200, not the JSON expected\)/);
+          return true;
+        });
+        await fresh.close();
       } finally {
         srv.fault(undefined);
         await store.close();
