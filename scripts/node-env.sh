@@ -40,5 +40,14 @@ if ! _dsops_node_ok; then
   hash -r
   _dsops_node_ok || { printf '[node] %s/node is not Node.js %s\n' "$_dsops_node_bin" "$_dsops_node_major" >&2; return 1 2>/dev/null || exit 1; }
 fi
+# Optional peer packages the tests use (@bitwarden/sdk-napi, for the bitwarden-sm store) live
+# outside the repository (scripts/peers/install.sh puts them there): on NODE_PATH, require finds
+# them in mocha, the dsops processes the tests start and Pulumi's node processes.
+_dsops_peers="${DSOPS_CACHE:-${HOME:-/tmp}/.cache/dsops}/npm-peers/node_modules"
+case ":${NODE_PATH:-}:" in
+  *":${_dsops_peers}:"*) ;;
+  *) export NODE_PATH="${NODE_PATH:+${NODE_PATH}:}${_dsops_peers}" ;;
+esac
+unset _dsops_peers
 printf '[node] using %s (%s)\n' "$(node --version)" "$(command -v node)" >&2
 unset -f _dsops_node_ok

@@ -151,4 +151,10 @@ export const storeTypeInfo: { readonly [T in StoreType]: StoreTypeInfo } = {
     check: true,
     description: "Bitwarden personal and organisation vaults through the bw CLI (BW_SESSION; one bw list items per batch)",
   },
+  "bitwarden-sm": {
+    capabilities: { write: true, versions: false, batch: 100, binary: false, staging: false },
+    check: true,
+    description: "Bitwarden Secrets Manager through @bitwarden/sdk-napi (optional package; BWS_ACCESS_TOKEN; keys: secret id or name; getByIds per batch)",
+    note: "needs npm install @bitwarden/sdk-napi; version id: the secret's revision date, only the current value is read",
+  },
 };

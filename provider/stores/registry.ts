@@ -34,6 +34,7 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
   pass: (name, s, ctx) => new (require("./pass") as typeof import("./pass")).PassStore(name, s, ctx),
   keychain: (name, s, ctx) => new (require("./keychain") as typeof import("./keychain")).KeychainStore(name, s, ctx),
   bitwarden: (name, s, ctx) => new (require("./bitwarden") as typeof import("./bitwarden")).BitwardenStore(name, s, ctx),
+  "bitwarden-sm": (name, s, ctx) => new (require("./bitwarden-sm") as typeof import("./bitwarden-sm")).BitwardenSmStore(name, s, ctx),
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {

@@ -33,6 +33,9 @@ const awsCommon = {
   session_policy: z.string().optional(),
 };
 
+/** A Bitwarden Secrets Manager id (organisation, project). */
+const bwsUuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: "not a UUID (Bitwarden shows ids as 8-4-4-4-12 hex digits)" });
+
 /** Where `aws.sso` (and the `aws` router's `sso:` keys) get role credentials. */
 const awsSsoFields = {
   /** A profile of ~/.aws/config with sso_* settings (or an sso_session); the fields below override it. */
@@ -531,6 +534,26 @@ export const storeSettingsSchemas = {
       ctx.addIssue({ code: "custom", path: ["collection"], message: "collection needs organization_id (a collection belongs to an organisation)" });
     if (s.session !== undefined && s.profile !== undefined && s.session !== s.profile)
       ctx.addIssue({ code: "custom", path: ["profile"], message: "profile (dsops's name of the session) and session are both given, with different values" });
+  }),
+  /**
+   * Bitwarden Secrets Manager through its official SDK `@bitwarden/sdk-napi` (an optional package
+   * the user installs): a machine account's access token, the organisation, a project.
+   */
+  "bitwarden-sm": z.strictObject({
+    type: z.literal("bitwarden-sm"),
+    ...common,
+    /** The machine account's access token (default BWS_ACCESS_TOKEN); `${VAR}` or a `store://` reference. */
+    access_token: z.string().optional(),
+    /** The organisation (a UUID): needed to look secrets up by name and to create them. */
+    organization_id: bwsUuid.optional(),
+    /** The project (a UUID) new secrets are created in; name lookups see only its secrets. */
+    project_id: bwsUuid.optional(),
+    /** The API's base URL (self-hosted, EU: https://api.bitwarden.eu); default https://api.bitwarden.com. */
+    api_url: z.string().optional(),
+    /** The identity server's base URL (EU: https://identity.bitwarden.eu); default https://identity.bitwarden.com. */
+    identity_url: z.string().optional(),
+    /** A file where the SDK keeps its login between runs (relative to dsops.yaml's folder). */
+    state_file: z.string().optional(),
   }),
 } as const;
 

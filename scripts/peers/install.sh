@@ -37,3 +37,14 @@ log "bao: $(bao version 2>/dev/null | head -1)"
 
 # PostgreSQL, MariaDB and Redis (rotation targets), from Debian.
 bash "$(dirname "${BASH_SOURCE[0]}")/install-db.sh"
+
+# @bitwarden/sdk-napi: an optional peer dependency (the bitwarden-sm store), kept out of
+# package-lock.json (its darwin/win32 binaries are not on every registry mirror). Installed into
+# a cache folder outside the repository; scripts/test.sh puts its node_modules on NODE_PATH.
+bws_dir="${DSOPS_CACHE:-${HOME:-/tmp}/.cache/dsops}/npm-peers"
+if [ ! -f "$bws_dir/node_modules/@bitwarden/sdk-napi/package.json" ] || ! grep -q '"version": "1.0.0"' "$bws_dir/node_modules/@bitwarden/sdk-napi/package.json"; then
+  log "installing @bitwarden/sdk-napi 1.0.0 into $bws_dir"
+  mkdir -p "$bws_dir"
+  npm install --prefix "$bws_dir" --no-save --no-audit --no-fund --loglevel=error @bitwarden/sdk-napi@1.0.0
+fi
+log "@bitwarden/sdk-napi: $bws_dir/node_modules"

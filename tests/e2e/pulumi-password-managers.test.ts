@@ -1,11 +1,13 @@
-// Real password managers' CLIs (Debian's keepassxc-cli on a KDBX database the test creates; the real Bitwarden CLI `bw` with a vault synced from a local server speaking the Bitwarden server API, tests/support/bitwarden-server.ts, as no Bitwarden server can run here) under a real `pulumi up`: SecretReference and Environment read through them.
+// Real password managers' CLIs (Debian's keepassxc-cli on a KDBX database the test creates; the real Bitwarden CLI `bw` with a vault synced from a local server speaking the Bitwarden server API, tests/support/bitwarden-server.ts, as no Bitwarden server can run here; the real @bitwarden/sdk-napi against a local stand-in server speaking Bitwarden Secrets Manager's wire protocol, tests/support/bitwarden-sm-server.ts) under a real `pulumi up`: SecretReference and Environment read through them.
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sdkCall } from "../../provider/stores/bitwarden-sm";
 import { BW_CLI, BW_PASSWORD, bitwardenLoggedIn, type BitwardenLogin } from "../support/bitwarden-server";
+import { startBitwardenSmServerProcess, type BwsServerProcess } from "../support/bitwarden-sm-server";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
 
 const hasKeePassXc = spawnSync("keepassxc-cli", ["--version"]).status === 0;
@@ -128,6 +130,65 @@ exports.vars = env.variables;
       assert.deepEqual(out.vars, { USER: "e2e-user", NOTE: note });
       assert.deepEqual(bwProject.previewSummary(), { same: 3 });
       bwProject.assertNoLeak([pw, note, w.session, BW_PASSWORD]);
+    });
+  });
+
+  describe("bitwarden-sm", () => {
+    let srv: BwsServerProcess | undefined;
+    let smProject: PulumiProject | undefined;
+    const admin = `e2e-admin#${randomBytes(4).toString("hex")}`;
+    after(async () => {
+      smProject?.cleanup();
+      await sdkCall(admin, "close", [], "admin", 30000).catch(() => undefined);
+      await srv?.stop();
+    });
+
+    it("bitwarden-sm: a SecretReference (by name and by id) and an Environment read Secrets Manager through the SDK; an updated secret is drift; the access token and values stay out of state", async () => {
+      srv = await startBitwardenSmServerProcess();
+      const s = srv;
+      // Seeded through the wire with the real SDK, as the organisation's admin would (the server runs in its own process).
+      const sdk = <T>(op: Parameters<typeof sdkCall>[1], ...args: unknown[]) => sdkCall(admin, op, args, "admin", 30000) as Promise<T>;
+      await sdk("open", s.apiUrl, s.identityUrl);
+      await sdk("login", s.accessToken);
+      const [db, api] = [`smdb-${randomBytes(9).toString("base64url")}`, `smapi-${randomBytes(9).toString("base64url")}`];
+      const dbSecret = await sdk<{ id: string }>("create", s.organizationId, "E2E_DB_PASSWORD", db, "", [s.projectId]);
+      const apiSecret = await sdk<{ id: string }>("create", s.organizationId, "E2E_API_KEY", api, "", [s.projectId]);
+      const store = { type: "bitwarden-sm", organization_id: s.organizationId, project_id: s.projectId, api_url: s.apiUrl, identity_url: s.identityUrl };
+      smProject = new PulumiProject(
+        "dsops-bws",
+        `"use strict";
+const pulumi = require("@pulumi/pulumi");
+const dsops = require("@dsops/pulumi");
+const cfg = new pulumi.Config();
+const byName = new dsops.SecretReference("db", { store: { ...${JSON.stringify(store)}, access_token: cfg.requireSecret("bwsToken") }, key: "E2E_DB_PASSWORD" });
+const byId = new dsops.SecretReference("api", { store: { ...${JSON.stringify(store)}, access_token: cfg.requireSecret("bwsToken") }, key: ${JSON.stringify(apiSecret.id)} });
+const env = new dsops.Environment("env", {
+  env: "e",
+  config: {
+    secretStores: { bws: { ...${JSON.stringify(store)}, access_token: "\${BWS_ACCESS_TOKEN}" } },
+    envs: { e: { DB: { from: "bws:E2E_DB_PASSWORD" } } },
+  },
+});
+exports.db = byName.value;
+exports.api = byId.value;
+exports.vars = env.variables;
+`,
+        { BWS_ACCESS_TOKEN: s.accessToken },
+      );
+      smProject.ok(["stack", "init", "bws"]);
+      smProject.run(["config", "set", "--secret", "bwsToken", s.accessToken], {}, false);
+      smProject.ok(["up", "--yes", "--skip-preview"]);
+      const out = smProject.secretOutputs() as { db: string; api: string; vars: Record<string, string> };
+      assert.equal(out.db, db);
+      assert.equal(out.api, api);
+      assert.deepEqual(out.vars, { DB: db });
+      assert.deepEqual(smProject.previewSummary(), { same: 4 });
+      // The secret is updated in Secrets Manager: the references reading it show the drift.
+      const db2 = `smdb2-${randomBytes(9).toString("base64url")}`;
+      await sdk("update", s.organizationId, dbSecret.id, "E2E_DB_PASSWORD", db2, "", [s.projectId]);
+      assert.deepEqual(smProject.previewSummary(), { same: 2, update: 2 });
+      const [tokenHead, tokenKey] = s.accessToken.split(":");
+      smProject.assertNoLeak([db, api, db2, s.accessToken, tokenHead.split(".")[2], tokenKey]);
     });
   });
 });

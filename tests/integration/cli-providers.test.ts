@@ -38,6 +38,7 @@ const DUMMY: { [T in StoreType]: Record<string, unknown> } = {
   pass: { store_dir: "./unused-password-store" },
   keychain: { service_prefix: "com.example" },
   bitwarden: { cli_path: "/nonexistent/bw" },
+  "bitwarden-sm": { access_token: "0.x.y:z", api_url: "http://127.0.0.1:1", identity_url: "http://127.0.0.1:1" },
 };
 
 describe("dsops providers (static capabilities, checked against real store instances)", function () {

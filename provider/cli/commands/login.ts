@@ -158,6 +158,14 @@ export function loginPlan(name: string, s: StoreSettings): LoginPlan {
           `(install the CLI: npm install -g @bitwarden/cli, https://bitwarden.com/help/cli/).`,
         after: `unlocked; give dsops the session key bw printed: export BW_SESSION="<the key>" (or: export BW_SESSION="$(bw unlock --raw)")`,
       };
+    case "bitwarden-sm":
+      return {
+        nothingToDo: true,
+        guidance:
+          `store "${name}" (bitwarden-sm) logs in by itself with a machine account's access token: BWS_ACCESS_TOKEN, or access_token in its settings; nothing interactive.\n` +
+          `Create one in Bitwarden Secrets Manager (Machine accounts → your account → Access tokens), then: export BWS_ACCESS_TOKEN="<the token>".\n` +
+          `It needs the optional package @bitwarden/sdk-napi next to dsops: npm install @bitwarden/sdk-napi.`,
+      };
     case "akeyless":
       if (s.auth.method === "token" && !s.auth.token)
         return {
