@@ -35,6 +35,7 @@ describe("Pulumi end to end: RotationPolicy registered with the scheduler, rotat
   const pw = (tag: string) => `Pw-${tag}-${randomBytes(12).toString("base64url")}`;
   let schedUrl: string;
   const POLICY_ID = "dsops-sched/sched/db-login";
+  let writeConfig: (appDbExtra?: string) => void;
 
   const store = () => new FileStore("local", { type: "file", path: join(project.dir, "secrets.store") }, { configDir: project.dir, clock: new ManualClock(Date.parse(T0)), env: { DSOPS_FILE_KEY: FILE_KEY } });
 
@@ -98,18 +99,20 @@ exports.lastResult = policy.lastResult;
     );
     const litPassword = pw("literal-admin");
     values.add(litPassword);
-    project.write(
-      "dsops.yaml",
-      [
-        "secretStores:",
-        "  local: { type: file, path: ./secrets.store }",
-        `  lit: { type: literal, values: { "pg/admin": ${JSON.stringify(JSON.stringify({ username: pg.adminUser, password: litPassword }))} } }`,
-        "services:",
-        `  app-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://local/pg/admin" }`,
-        `  lit-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://lit/pg/admin" }`,
-        "",
-      ].join("\n"),
-    );
+    writeConfig = (appDbExtra = "") =>
+      project.write(
+        "dsops.yaml",
+        [
+          "secretStores:",
+          "  local: { type: file, path: ./secrets.store }",
+          `  lit: { type: literal, values: { "pg/admin": ${JSON.stringify(JSON.stringify({ username: pg.adminUser, password: litPassword }))} } }`,
+          "services:",
+          `  app-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://local/pg/admin"${appDbExtra} }`,
+          `  lit-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://lit/pg/admin" }`,
+          "",
+        ].join("\n"),
+      );
+    writeConfig();
     const s = store();
     await s.put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     const p0 = pw("p0");
@@ -191,6 +194,21 @@ exports.lastResult = policy.lastResult;
     project.assertNoLeak([...values]);
   });
 
+  it("a changed definition (dsops.yaml's service settings) shows the policy as an update and re-registers it, without rotating", async () => {
+    const env = at(T0, { DSOPS_E2E_SCHEDULER_URL: schedUrl });
+    const before = await admin.query<{ u: Date }>("SELECT updated_at AS u FROM dsops_worker.policies WHERE id = $1", [POLICY_ID]);
+    const version = (await current("app/sched")).version;
+    writeConfig(", connect_timeout_ms: 7000");
+    assert.deepEqual(project.previewSummary(env), { same: 1, update: 1 });
+    project.ok(["up", "--yes", "--skip-preview"], env);
+    const [row] = await rows();
+    assert.equal((row.definition as { config: { services: Record<string, { connect_timeout_ms?: number }> } }).config.services["app-db"].connect_timeout_ms, 7000);
+    const after = await admin.query<{ u: Date }>("SELECT updated_at AS u FROM dsops_worker.policies WHERE id = $1", [POLICY_ID]);
+    assert.ok(after.rows[0].u.getTime() >= before.rows[0].u.getTime());
+    assert.equal((await current("app/sched")).version, version, "re-registering does not rotate");
+    assert.deepEqual(project.previewSummary(env), { same: 2 });
+  });
+
   it("dsops worker --scheduler --once (no dsops.yaml) rotates the due policy; a policy it cannot use is reported blocked, the others go on", async () => {
     // A registration this worker cannot use: its store is unknown to it.
     await admin.query(
@@ -240,6 +258,22 @@ exports.lastResult = policy.lastResult;
     assert.equal(st.nextDueAt, "2027-01-04T12:00:00.000Z");
     assert.deepEqual(project.previewSummary(env), { same: 2 });
     project.assertNoLeak([...values]);
+  });
+
+  it("dsops rotation run --due --database-url includes the registered policies (a cron pass); preview stays clean", async () => {
+    const T2 = "2027-01-05T12:00:00Z";
+    const before = await current("app/sched");
+    const r = await dsopsRun(["rotation", "run", "--due", "--database-url", schedUrl], { cwd: project.dir, env: at(T2, { DSOPS_FILE_KEY: FILE_KEY }) });
+    printed.push({ ...r, stdout: r.stdout, stderr: r.stderr });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /dsops-sched\/sched\/db-login\s+policy\s+-\s+due now\s+rotated \(version \d+\)/);
+    assert.match(r.stdout, /other\/stack\/ghost\s+policy\s+-\s+blocked \(/);
+    const after = await current("app/sched");
+    assert.notEqual(after.version, before.version);
+    assert.ok(await pg.canLogin("sched_app", after.value));
+    const hist = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM dsops_rotation_history WHERE secret = 'store://local/app/sched' AND status = 'succeeded'");
+    assert.equal(hist.rows[0].n, 2);
+    assert.deepEqual(project.previewSummary(at(T2, { DSOPS_E2E_SCHEDULER_URL: schedUrl })), { same: 2 });
   });
 
   it("destroy unregisters the policy; the secret and the role stay", async () => {

@@ -7,13 +7,12 @@ import type { RegisteredPolicy } from "../../compose/registered-policies";
 import type { HistoryBackend } from "../../rotation/history/types";
 import type { RotationDecision } from "../../rotation/due";
 import { DsopsError } from "../../core/errors";
-import { rotateIfDue, type DueRunOutcome } from "./rotation-run";
 
 /**
  * The RotationPolicy definitions registered in the worker's database (dsops:scheduler of a
  * Pulumi stack), for `dsops worker`: the scheduler makes each policy's due decision (the one the
  * policy makes at plan time) and queues the due ones under `policy:<id>@<due instant>`; a worker
- * rotates a policy job through {@link rotateIfDue} on the policy's composed configuration, its
+ * rotates a policy job through rotation-run's rotateIfDue on the policy's composed configuration, its
  * records and locks in the same database (Pulumi's preview and refresh read them there). A
  * policy whose definition this worker cannot use (an unknown store type, an unset ${VAR}) is
  * reported as blocked; the others go on.
@@ -65,12 +64,11 @@ export class RegisteredPolicies {
     return out;
   }
 
-  /** Rotate one registered policy if it is still due (asked again under its rotation lock). */
-  async rotate(id: string): Promise<DueRunOutcome> {
-    const r = this.registry();
-    const p = (await r.listPolicies(this.url)).find((x) => x.id === id);
+  /** The engine of a registered policy, on its current definition (rotate it with `rotateRegistered` of rotation-run). */
+  async engineFor(id: string): Promise<ComposedRotationEngine> {
+    const p = (await this.registry().listPolicies(this.url)).find((x) => x.id === id);
     if (!p) throw new DsopsError(`policy ${id}: no longer registered (its RotationPolicy was deleted)`, { hint: "nothing to rotate" });
-    return rotateIfDue(this.engineOf(p), "worker", r.POLICY_ENV, r.POLICY_VARIABLE);
+    return this.engineOf(p);
   }
 
   async close(): Promise<void> {

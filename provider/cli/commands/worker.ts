@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ComposedRotationEngine } from "../../compose/rotation";
 import { DsopsError } from "../../core/errors";
-import { evaluateDue, rotateIfDue } from "./rotation-run";
+import { evaluateDue, rotateIfDue, rotateRegistered } from "./rotation-run";
 import type { RegisteredPolicies } from "./worker-policies";
 
 /**
@@ -213,7 +213,7 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
     }
     const name = job.data.policy ? `policy:${job.data.policy}` : `${job.data.env}/${job.data.variable}`;
     try {
-      const res = job.data.policy ? await o.policies.rotate(job.data.policy) : await rotateIfDue(engine, "worker", job.data.env, job.data.variable);
+      const res = job.data.policy ? await rotateRegistered(o.policies, job.data.policy, "worker") : await rotateIfDue(engine, "worker", job.data.env, job.data.variable);
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
