@@ -276,6 +276,24 @@ exports.lastResult = policy.lastResult;
     assert.deepEqual(project.previewSummary(at(T2, { DSOPS_E2E_SCHEDULER_URL: schedUrl })), { same: 2 });
   });
 
+  it("a due rotation made by pulumi up goes to the same history: the worker's next pass finds it not due", async () => {
+    const T3 = "2027-02-10T12:00:00Z";
+    const env = at(T3, { DSOPS_E2E_SCHEDULER_URL: schedUrl });
+    const before = await current("app/sched");
+    assert.deepEqual(project.previewSummary(env), { same: 1, update: 1 });
+    project.ok(["up", "--yes", "--skip-preview"], env);
+    const after = await current("app/sched");
+    assert.notEqual(after.version, before.version);
+    assert.ok(await pg.canLogin("sched_app", after.value));
+    const hist = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM dsops_rotation_history WHERE secret = 'store://local/app/sched' AND status = 'succeeded'");
+    assert.equal(hist.rows[0].n, 3, "pulumi up recorded its rotation in the scheduler database");
+    const r = await worker(["--scheduler", "--once"], T3);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /policy:dsops-sched/);
+    assert.equal((await current("app/sched")).version, after.version);
+    project.assertNoLeak([...values]);
+  });
+
   it("destroy unregisters the policy; the secret and the role stay", async () => {
     project.ok(["destroy", "--yes", "--skip-preview"], at(T1, { DSOPS_E2E_SCHEDULER_URL: schedUrl }));
     assert.deepEqual((await rows()).map((x) => x.id), ["other/stack/ghost"]);
