@@ -245,6 +245,8 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
       secret,
       target: protect(args.target),
       windows,
+      // The policy's id in the scheduler's registry (dsops:scheduler): stable across updates, one per stack.
+      policyId: `${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
       pendingRotation: undefined,
       value: undefined,
       currentVersionId: undefined,

@@ -4,6 +4,8 @@ import { configFromObject, loadConfigFile, type Config } from "../compose/config
 import { DsopsError, errorMessage } from "../core/errors";
 import { Resolver } from "../engine/resolve";
 import { audited, type AuditEntry } from "../guard/policy";
+import { parseStoreUri } from "../engine/refs";
+import { parseSchedulerSetting, schedulerUrl, type SchedulerSetting } from "../compose/registered-policies";
 
 /**
  * State shared by the dynamic providers in Pulumi's provider process: the stack's provider
@@ -15,6 +17,8 @@ export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 interface ProviderSettings {
   configFile?: string;
   stores?: string;
+  /** `dsops:scheduler`: the shared scheduler database RotationPolicy definitions are registered in. */
+  scheduler?: string;
 }
 
 let cwdOverride: string | undefined;
@@ -41,6 +45,8 @@ export function configure(get: (key: string) => string | undefined): void {
   const stores = get("dsops:stores");
   if (file) settings.configFile = file;
   if (stores) settings.stores = stores;
+  const scheduler = get("dsops:scheduler");
+  if (scheduler) settings.scheduler = scheduler;
   if (JSON.stringify(settings) !== JSON.stringify(state.settings)) configs.clear();
   state.settings = settings;
 }
@@ -73,6 +79,29 @@ export function providerConfig(): Config {
     }
     return configFromObject({ secretStores: stores ? extra : DEFAULT_STORES }, { dir: state.cwd, label: stores ? "dsops:stores" : "default" });
   });
+}
+
+/**
+ * The scheduler setting (`dsops:scheduler`), checked; undefined when the stack sets none. A
+ * postgresql:// URL with a password is refused here, naming the setting.
+ */
+export function schedulerSetting(): SchedulerSetting | undefined {
+  const text = state.settings.scheduler;
+  return text ? parseSchedulerSetting(text, "stack config dsops:scheduler") : undefined;
+}
+
+const schedulerUrls = new Map<string, Promise<string>>();
+
+/** The scheduler database's connection string (a store:// reference read through the provider's configuration). Never printed. */
+export function schedulerConnection(s: SchedulerSetting): Promise<string> {
+  const key = `${state.cwd}:${state.settings.configFile ?? ""}:${state.settings.stores ?? ""}:${s.database}`;
+  let p = schedulerUrls.get(key);
+  if (!p) {
+    p = schedulerUrl(s, async (uri) => (await resolverFor(providerConfig()).resolveRef(parseStoreUri(uri))).value.reveal(), process.env, "stack config dsops:scheduler");
+    schedulerUrls.set(key, p);
+    p.catch(() => schedulerUrls.delete(key));
+  }
+  return p;
 }
 
 export function resolverFor(config: Config): Resolver {

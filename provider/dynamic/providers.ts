@@ -42,5 +42,5 @@ export const rotationPolicyProvider: pulumi.dynamic.ResourceProvider = {
   create: (inputs) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.create(inputs),
   read: (id, props) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.read(id, props),
   update: (id, olds, news) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.update(id, olds, news),
-  delete: () => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.delete(),
+  delete: (id, props) => require("@dsops/pulumi/provider/dynamic/handlers").rotationPolicy.delete(id, props),
 };

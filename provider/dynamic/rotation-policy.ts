@@ -5,10 +5,13 @@ import { parseStoreUri, formatStoreUri, type SecretRef } from "../engine/refs";
 import { suggest } from "../core/suggest";
 import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
-import { auditedAccess, cached, hasUnknown, named, noteRead, providerConfig, takeRead, zodFailures } from "./context";
+import { auditedAccess, cached, hasUnknown, named, noteRead, providerConfig, schedulerConnection, schedulerSetting, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
 import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule } from "../rotation/due";
 import type { RotationEngine } from "../rotation/engine";
+import type { HistoryBackend } from "../rotation/history/types";
+import { createHash } from "node:crypto";
+import { policyHistory, registerPolicy, unregisterPolicy, type PolicyDefinition } from "../compose/registered-policies";
 
 /**
  * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan
@@ -30,7 +33,8 @@ interface PolicySubject {
   engine: RotationEngine;
 }
 
-function subject(inputs: RotationPolicyInputs): PolicySubject {
+/** The configuration a policy builds (dsops.yaml's shape, before it is checked) and its secret. */
+function policyRaw(inputs: RotationPolicyInputs): { raw: Record<string, unknown> & { services: Record<string, unknown> }; ref: SecretRef; service: string; base: Config } {
   const base = providerConfig();
   const ref = parseStoreUri(inputs.secret);
   if (!base.stores[ref.store]) {
@@ -70,14 +74,110 @@ function subject(inputs: RotationPolicyInputs): PolicySubject {
     ...(inputs.schedule.cron ? { schedule: inputs.schedule.cron } : {}),
   };
   const raw = { ...base.raw, services, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri(ref), rotation } } } };
+  return { raw, ref, service, base };
+}
+
+function subject(inputs: RotationPolicyInputs): PolicySubject {
+  const { raw, ref, base } = policyRaw(inputs);
   const config = cached(`policy:${base.file ?? ""}:${JSON.stringify(raw)}`, () => configFromObject(raw, { dir: base.dir, label: "RotationPolicy", strictRotations: true }));
   let engine = engines.get(config);
   if (!engine) {
     const { composeRotation } = require("../compose/rotation") as typeof import("../compose/rotation");
-    engine = composeRotation(config);
+    // With a scheduler, rotation records and locks live in its database: workers and `up` see each other's rotations.
+    const history = schedulerHistory();
+    engine = composeRotation(config, history ? { history } : {});
     engines.set(config, engine);
   }
   return { config, ref, engine };
+}
+
+const histories = new Map<string, HistoryBackend>();
+
+/** The scheduler database's rotation history, when the stack sets `dsops:scheduler`. */
+function schedulerHistory(): HistoryBackend | undefined {
+  const s = schedulerSetting();
+  if (!s) return undefined;
+  let h = histories.get(s.database);
+  if (!h) {
+    h = policyHistory(() => schedulerConnection(s));
+    histories.set(s.database, h);
+  }
+  return h;
+}
+
+// ---------------------------------------------------------------- registration with the scheduler
+
+/** The stores a configuration's settings name (`store://<name>/…`), with those their own settings name. */
+function referencedStores(raw: { secretStores?: Record<string, unknown>; providers?: Record<string, unknown> }, start: unknown, first: string): Set<string> {
+  const names = new Set<string>([first]);
+  const scan = (v: unknown) => {
+    for (const m of JSON.stringify(v ?? null).matchAll(/store:\/\/([^/"\\]+)\//g)) {
+      if (!names.has(m[1])) {
+        names.add(m[1]);
+        scan(raw.secretStores?.[m[1]] ?? raw.providers?.[m[1]]);
+      }
+    }
+  };
+  scan(start);
+  scan(raw.secretStores?.[first] ?? raw.providers?.[first]);
+  return names;
+}
+
+/**
+ * What is registered for a policy: the configuration it builds, cut to what its rotation uses
+ * (its service, the stores named, notifications and policies), settings as written (references
+ * and ${VAR} expansions stay), plus its schedule and windows. Never a value.
+ */
+function definitionOf(inputs: RotationPolicyInputs): PolicyDefinition {
+  const { raw, ref, service, base } = policyRaw(inputs);
+  const r = raw as unknown as Record<string, unknown> & { services: Record<string, unknown>; secretStores?: Record<string, unknown>; providers?: Record<string, unknown>; envs: Record<string, Record<string, { rotation: Record<string, unknown> }>> };
+  const windows = (inputs.windows ?? []).map((w) => {
+    const x = w as unknown as WindowSpec & { blackouts?: unknown; enabled?: boolean };
+    return { schedule: x.schedule, duration: x.duration, ...(x.timezone ? { timezone: x.timezone } : {}), ...(x.blackouts ? { blackouts: x.blackouts } : {}), ...(x.enabled !== undefined ? { enabled: x.enabled } : {}) } as WindowSpec;
+  });
+  const spec = r.envs[ENV][VARIABLE];
+  // The worker's due check under the rotation lock reads rotation.ttl / rotation.schedule and rotation.windows.
+  const rotation = { ...spec.rotation, ...(inputs.schedule.every ? { ttl: inputs.schedule.every } : {}), ...(windows.length ? { windows } : {}) };
+  const envs = { [ENV]: { [VARIABLE]: { ...spec, rotation } } };
+  const services = { [service]: r.services[service] };
+  const used = referencedStores(r, { services, envs, notifications: r.notifications }, ref.store);
+  const pick = (section?: Record<string, unknown>) => Object.fromEntries(Object.entries(section ?? {}).filter(([k]) => used.has(k)));
+  const config: Record<string, unknown> = {
+    ...(r.version !== undefined ? { version: r.version } : {}),
+    secretStores: pick(r.secretStores),
+    ...(Object.keys(pick(r.providers)).length ? { providers: pick(r.providers) } : {}),
+    services,
+    ...(r.notifications ? { notifications: r.notifications } : {}),
+    ...(r.policies ? { policies: r.policies } : {}),
+    envs,
+  };
+  const schedule = { ...(inputs.schedule.every ? { every: inputs.schedule.every } : {}), ...(inputs.schedule.cron ? { cron: inputs.schedule.cron } : {}), ...(inputs.schedule.timezone ? { timezone: inputs.schedule.timezone } : {}) };
+  return { version: 1, secret: secretOf(ref), dir: base.dir, schedule, windows, config };
+}
+
+/** `<project>/<stack>/<name>` as the SDK passes it (`policyId`), else the policy's secret. */
+function policyIdOf(props: Record<string, unknown>): { id: string; project: string; stack: string; name: string } {
+  const given = typeof props.policyId === "string" ? props.policyId : undefined;
+  const parts = given?.split("/") ?? [];
+  if (given && parts.length >= 3) return { id: given, project: parts[0], stack: parts[1], name: parts.slice(2).join("/") };
+  const secret = String(props.secret);
+  return { id: given ?? secret, project: "", stack: "", name: secret };
+}
+
+/** What the state records of a registration: the policy's id and a digest of its definition (a change re-registers). */
+function registrationOf(inputs: RotationPolicyInputs, props: Record<string, unknown>): string | undefined {
+  if (!schedulerSetting()) return undefined;
+  const digest = createHash("sha256").update(JSON.stringify(definitionOf(inputs))).digest("hex").slice(0, 16);
+  return `${policyIdOf(props).id} ${digest}`;
+}
+
+/** Register the policy with the scheduler (`dsops:scheduler`), or nothing when the stack sets none. */
+async function registerWithScheduler(inputs: RotationPolicyInputs, props: Record<string, unknown>): Promise<{ schedulerRegistration?: string }> {
+  const s = schedulerSetting();
+  if (!s) return {};
+  const registration = registrationOf(inputs, props) as string;
+  await named(`RotationPolicy ${inputs.secret}: dsops:scheduler`, async () => registerPolicy(await schedulerConnection(s), { ...policyIdOf(props), definition: definitionOf(inputs) }));
+  return { schedulerRegistration: registration };
 }
 
 /** The secret as rotation records name it (`store://<store>/<key>`, as the engine writes it). */
@@ -303,33 +403,64 @@ export const rotationPolicy = {
     const refreshed = takeRead(id, olds);
     if (refreshed !== undefined) return { changes: refreshed };
     if (hasUnknown(news)) return { changes: true };
-    return { changes: !sameInputs(olds, news) || Boolean(news.pendingRotation) };
+    return { changes: !sameInputs(olds, news) || Boolean(news.pendingRotation) || !sameRegistration(olds, news) };
   },
 
   async create(inputs: Record<string, unknown>) {
     const i = pickInputs(inputs);
+    // Registered first: a database that cannot take it fails the create before anything rotates.
+    const reg = await registerWithScheduler(i, inputs);
     const outs = i.rotateOnCreate ? await rotateNow(i, "rotateOnCreate") : await outputsOf(i, "current", "created; no rotation yet");
-    return { id: `policy:${i.secret}`, outs };
+    return { id: `policy:${i.secret}`, outs: { ...outs, ...keep(inputs), ...reg } };
   },
 
   async update(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
     const i = pickInputs(news);
-    if (i.rollback && JSON.stringify(olds.rollback ?? null) !== JSON.stringify(i.rollback)) return { outs: await rollbackNow(i) };
-    if (JSON.stringify(olds.triggers ?? null) !== JSON.stringify(i.triggers ?? null)) return { outs: await rotateNow(i, "triggers changed") };
-    if (i.pendingRotation) return { outs: await rotateNow(i, i.pendingRotation) };
-    return { outs: await outputsOf(i, "current", "settings updated; no rotation") };
+    const reg = await registerWithScheduler(i, news);
+    if (!reg.schedulerRegistration && typeof olds.schedulerRegistration === "string") await unregisterFrom(olds);
+    const done = (outs: Record<string, unknown>) => ({ outs: { ...outs, ...keep(news), ...reg } });
+    if (i.rollback && JSON.stringify(olds.rollback ?? null) !== JSON.stringify(i.rollback)) return done(await rollbackNow(i));
+    if (JSON.stringify(olds.triggers ?? null) !== JSON.stringify(i.triggers ?? null)) return done(await rotateNow(i, "triggers changed"));
+    if (i.pendingRotation) return done(await rotateNow(i, i.pendingRotation));
+    return done(await outputsOf(i, "current", "settings updated; no rotation"));
   },
 
   /** Refresh: a current version the policy did not make is reported as drift. */
   async read(id: string, props: Record<string, unknown>) {
-    const outs = await readPolicy(props);
+    const outs = { ...(await readPolicy(props)), ...keep(props), ...(typeof props.schedulerRegistration === "string" && schedulerSetting() ? { schedulerRegistration: props.schedulerRegistration } : {}) };
     noteRead(id, props, outs);
     return { id, props: outs };
   },
 
-  /** Deleting a policy never deletes the secret or the users. */
-  async delete() {},
+  /** Deleting a policy never deletes the secret or the users; a registered policy is unregistered from the scheduler. */
+  async delete(_id?: string, props?: Record<string, unknown>) {
+    if (props && typeof props.schedulerRegistration === "string") await unregisterFrom(props);
+  },
 };
+
+/** Inputs the policy keeps that are not settings of its rotation (the SDK's `policyId`). */
+function keep(props: Record<string, unknown>): Record<string, unknown> {
+  return typeof props.policyId === "string" ? { policyId: props.policyId } : {};
+}
+
+/** Whether the state's registration is the one the new inputs would write (a changed definition, or a scheduler set or unset, is an update). */
+function sameRegistration(olds: Record<string, unknown>, news: Record<string, unknown>): boolean {
+  try {
+    return (olds.schedulerRegistration ?? undefined) === registrationOf(pickInputs(news), news);
+  } catch {
+    // check reports the configuration's problems
+    return true;
+  }
+}
+
+async function unregisterFrom(props: Record<string, unknown>): Promise<void> {
+  const s = schedulerSetting();
+  const id = String(props.schedulerRegistration).split(" ")[0];
+  if (!s) throw new DsopsError(`RotationPolicy ${String(props.secret)}: registered with a scheduler as ${id}, but the stack sets no dsops:scheduler any more`, { hint: `set dsops:scheduler again so it can be unregistered; or delete its row (DELETE FROM dsops_worker.policies WHERE id = '${id}') and run \`pulumi refresh\`` });
+  await named(`RotationPolicy ${String(props.secret)}: dsops:scheduler`, async () => {
+    await unregisterPolicy(await schedulerConnection(s), id);
+  });
+}
 
 /** The policy's outputs at refresh; `drifted` when the current version was not made by a rotation of this secret. */
 async function readPolicy(props: Record<string, unknown>) {
@@ -337,10 +468,12 @@ async function readPolicy(props: Record<string, unknown>) {
   const ev = await evaluate(i);
   if (ev.currentVersionId && props.currentVersionId && ev.currentVersionId !== props.currentVersionId) {
     const s = subject(i);
-    const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).some((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
+    const made = (await s.engine.history({ variable: VARIABLE, secret: secretOf(s.ref), limit: 50 })).find((r) => r.status === "succeeded" && r.newVersionId === ev.currentVersionId);
     if (!made) {
       return outputsOf(i, "drifted", `the secret was changed outside the policy: version ${ev.currentVersionId} is current, the policy last saw ${String(props.currentVersionId)}`);
     }
+    // Rotated by this policy outside this stack's operations (a scheduled worker): accepted, not drift.
+    return outputsOf(i, "rotated", `rotated ${made.id} by the scheduler (outside pulumi up): version ${made.oldVersionId ?? "-"} → ${made.newVersionId ?? "-"}`);
   }
   return outputsOf(i, String(props.status ?? "current"), String(props.lastResult ?? ""));
 }
@@ -361,7 +494,8 @@ export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, vers
     if (!engine) {
       // Reads the history only: the bare engine, without notifications or metrics.
       const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
-      engine = new RotationEngine(config);
+      const history = schedulerHistory();
+      engine = new RotationEngine(config, history ? { history } : {});
       engines.set(config, engine);
     }
     return (await engine.history({ variable: VARIABLE, secret, limit: 50 })).some((r) => r.status === "succeeded" && r.secret === secret && r.newVersionId === versionId);

@@ -5,6 +5,7 @@ import type { RotationDecision } from "../../rotation/due";
 import { DsopsError } from "../../core/errors";
 import { printJson, table } from "../util";
 import { rotateAudited } from "./rotate";
+import type { RegisteredPolicies } from "./worker-policies";
 
 /**
  * `dsops rotation run --due`: one pass over every rotation of dsops.yaml (of `--env`): the due
@@ -47,12 +48,14 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
     .option("-e, --env <env>", "only this env")
     .option("--dry-run", "list what would run; rotate nothing")
     .option("--json", "machine-readable output")
-    .action(async (o: { due?: boolean; env?: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+    .option("--database-url <url>", "also the RotationPolicy definitions registered in this PostgreSQL (dsops:scheduler): a postgresql:// URL or a store:// reference holding one")
+    .action(async (o: { due?: boolean; env?: string; dryRun?: boolean; json?: boolean; databaseUrl?: string }, cmd: Command) => {
       if (!o.due) cmd.error("error: say what to run: dsops rotation run --due", { exitCode: 2, code: "dsops.missingDue" });
       await withEngine(cmd, async (engine) => {
         if (o.env && !Object.hasOwn(engine.config.envs, o.env))
           throw new DsopsError(`--env ${o.env}: no such env in dsops.yaml (envs: ${Object.keys(engine.config.envs).join(", ")})`);
-        const { rows, bugs } = await pass(engine, o);
+        const policies = o.databaseUrl && !o.env ? await registeredPolicies(engine, o.databaseUrl) : undefined;
+        const { rows, bugs } = await pass(engine, o, policies).finally(() => policies?.close());
         if (o.json) printJson(rows);
         else if (!rows.length) process.stdout.write(`no rotation in dsops.yaml${o.env ? ` for env ${o.env}` : ""}\n`);
         else {
@@ -148,10 +151,33 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   }
 }
 
-async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
+/** A registered RotationPolicy (dsops:scheduler) rotated if still due, on its own configuration (`dsops worker`, `rotation run --due --database-url`). */
+export async function rotateRegistered(policies: RegisteredPolicies, id: string, command: "rotation run --due" | "worker"): Promise<DueRunOutcome> {
+  const { POLICY_ENV, POLICY_VARIABLE } = require("../../compose/registered-policies") as typeof import("../../compose/registered-policies");
+  return rotateIfDue(await policies.engineFor(id), command, POLICY_ENV, POLICY_VARIABLE);
+}
+
+/** The registered policies of the database `--database-url` names (a store:// reference read through dsops.yaml; never printed). */
+async function registeredPolicies(engine: ComposedRotationEngine, raw: string): Promise<RegisteredPolicies> {
+  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
+  const { RegisteredPolicies: Policies } = require("./worker-policies") as typeof import("./worker-policies");
+  const url = raw.startsWith("store://") ? (await engine.resolver.resolveRef(parseStoreUri(raw))).value.reveal().trim() : raw;
+  return new Policies(url, (m) => process.stderr.write(`${m}\n`));
+}
+
+async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }, policies?: RegisteredPolicies): Promise<{ rows: PassRow[]; bugs: unknown[] }> {
   const rows: PassRow[] = [];
   const bugs: unknown[] = [];
-  for (const ev of await evaluateDue(engine, o.env)) {
+  // Registered RotationPolicy definitions: env "policy", the policy's id as the variable; one this pass cannot use is blocked.
+  const registered = (policies ? await policies.evaluate() : []).map((p) => ({
+    env: "policy",
+    variable: p.id,
+    service: "-",
+    policy: p.id,
+    decision: p.decision ?? ({ state: "blocked", reason: p.error?.message ?? "unknown" } as RotationDecision),
+    error: undefined as DsopsError | undefined,
+  }));
+  for (const ev of [...(await evaluateDue(engine, o.env)), ...registered]) {
     const base = { env: ev.env, variable: ev.variable, service: ev.service };
     const d = ev.decision;
     if (!d) {
@@ -182,7 +208,7 @@ async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: 
       continue;
     }
     try {
-      const res = await rotateIfDue(engine, "rotation run --due", ev.env, ev.variable);
+      const res = "policy" in ev ? await rotateRegistered(policies as RegisteredPolicies, String(ev.policy), "rotation run --due") : await rotateIfDue(engine, "rotation run --due", ev.env, ev.variable);
       row.result = res.result;
       if ("reason" in res) row.reason = res.reason;
       else {

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ComposedRotationEngine } from "../../compose/rotation";
 import { DsopsError } from "../../core/errors";
-import { loadConfig } from "../util";
-import { evaluateDue, rotateIfDue } from "./rotation-run";
+import { evaluateDue, rotateIfDue, rotateRegistered } from "./rotation-run";
+import type { RegisteredPolicies } from "./worker-policies";
 
 /**
  * `dsops worker`: a pool of rotation workers on PostgreSQL through pg-boss. `--scheduler` makes the
@@ -33,6 +33,8 @@ interface WorkerFlags {
 interface RotationJob {
   env: string;
   variable: string;
+  /** A registered RotationPolicy's id (dsops:scheduler): rotated on its own configuration. */
+  policy?: string;
   /** ISO-8601: the due instant the job was queued for. */
   dueAt: string;
 }
@@ -75,14 +77,18 @@ export function register(program: Command): void {
       if (!raw) cmd.error("error: say which PostgreSQL holds the job queue: --database-url <url|store://…> or DSOPS_WORKER_DATABASE_URL", { exitCode: 2, code: "dsops.missingDatabaseUrl" });
       if (!o.scheduler && concurrency === 0) cmd.error("error: --concurrency 0 without --scheduler does nothing", { exitCode: 2, code: "dsops.nothingToDo" });
       const { composeRotation } = require("../../compose/rotation") as typeof import("../../compose/rotation");
-      const config = loadConfig(cmd);
+      const { workerConfig, RegisteredPolicies } = require("./worker-policies") as typeof import("./worker-policies");
+      const config = workerConfig(cmd, raw as string, o.env);
       if (o.env && !Object.hasOwn(config.envs, o.env)) throw new DsopsError(`--env ${o.env}: no such env in dsops.yaml (envs: ${Object.keys(config.envs).join(", ")})`);
       const url = await databaseUrl(cmd, raw as string);
-      const engine = composeRotation(config, { onEvent: (m) => process.stderr.write(`${m}\n`) });
+      const onEvent = (m: string) => process.stderr.write(`${m}\n`);
+      const engine = composeRotation(config, { onEvent });
+      const policies = new RegisteredPolicies(url, onEvent);
       try {
-        await runWorker(engine, url, { ...o, concurrency, retryLimit, jobTimeout, intervalMs });
+        await runWorker(engine, url, { ...o, concurrency, retryLimit, jobTimeout, intervalMs, policies });
       } finally {
         await engine.close();
+        await policies.close();
       }
     });
 }
@@ -105,7 +111,7 @@ async function databaseUrl(cmd: Command, raw: string): Promise<string> {
 async function runWorker(
   engine: ComposedRotationEngine,
   connectionString: string,
-  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number },
+  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number; policies: RegisteredPolicies },
 ): Promise<void> {
   const { PgBoss } = require("pg-boss") as { PgBoss: new (o: Record<string, unknown>) => Boss };
   const tick = Math.max(1, Math.min(60, Math.floor(o.jobTimeout / 2)));
@@ -140,7 +146,7 @@ async function runWorker(
       );
     // With --once the workers start after the pass, so "no job left" is not read before it queued.
     if (o.once) await Promise.all(loops.splice(0));
-    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping }));
+    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping, policies: o.policies }));
     await Promise.all(loops);
   } finally {
     process.off("SIGTERM", onTerm);
@@ -160,16 +166,19 @@ async function ensureQueue(boss: Boss, name: string, options: Record<string, unk
 }
 
 /** One scheduler pass: every due rotation queued under `<env>/<variable>@<due instant>`. */
-async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: string; jobTimeout: number; retryLimit: number }): Promise<void> {
-  for (const ev of await evaluateDue(engine, o.env)) {
-    const name = `${ev.env}/${ev.variable}`;
+async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: string; jobTimeout: number; retryLimit: number; policies: RegisteredPolicies }): Promise<void> {
+  // Registered RotationPolicy definitions (dsops:scheduler), unless --env narrows the pass to one env of dsops.yaml.
+  const registered = o.env ? [] : (await o.policies.evaluate()).map((p) => ({ env: "", variable: "", policy: p.id, decision: p.decision, error: p.error }));
+  for (const ev of [...(await evaluateDue(engine, o.env)), ...registered]) {
+    const policy = "policy" in ev ? ev.policy : undefined;
+    const name = policy ? `policy:${policy}` : `${ev.env}/${ev.variable}`;
     if (!ev.decision) {
-      process.stderr.write(`scheduler: ${name}: cannot decide: ${ev.error?.message ?? "unknown"}\n`);
+      process.stderr.write(`scheduler: ${name}: ${policy ? "blocked" : "cannot decide"}: ${ev.error?.message ?? "unknown"}\n`);
       continue;
     }
     if (ev.decision.state !== "due") continue;
     const dueAt = new Date(ev.decision.dueAt).toISOString();
-    const id = await boss.send(QUEUE, { env: ev.env, variable: ev.variable, dueAt } satisfies RotationJob, {
+    const id = await boss.send(QUEUE, { env: ev.env, variable: ev.variable, dueAt, ...(policy ? { policy } : {}) } satisfies RotationJob, {
       singletonKey: `${name}@${dueAt}`,
       // A job keeps the timeout and retries of the scheduler that queued it.
       expireInSeconds: o.jobTimeout,
@@ -192,7 +201,7 @@ async function pause(ms: number, stop: () => boolean): Promise<void> {
   while (!stop() && Date.now() < end) await delay(Math.min(500, end - Date.now()));
 }
 
-async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean }): Promise<void> {
+async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean; policies: RegisteredPolicies }): Promise<void> {
   while (!o.stopping()) {
     const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
     if (!job) {
@@ -202,9 +211,9 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       await pause(500, o.stopping);
       continue;
     }
-    const name = `${job.data.env}/${job.data.variable}`;
+    const name = job.data.policy ? `policy:${job.data.policy}` : `${job.data.env}/${job.data.variable}`;
     try {
-      const res = await rotateIfDue(engine, "worker", job.data.env, job.data.variable);
+      const res = job.data.policy ? await rotateRegistered(o.policies, job.data.policy, "worker") : await rotateIfDue(engine, "worker", job.data.env, job.data.variable);
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
