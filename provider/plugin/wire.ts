@@ -48,6 +48,6 @@ export function unwrap(props: Props | undefined): { plain: Props; secretKeys: Se
 /** Outputs with the named top-level properties marked secret. */
 export function markSecret(outs: Props, keys: Iterable<string>): Props {
   const marked: Props = { ...outs };
-  for (const k of keys) if (marked[k] !== undefined) marked[k] = secret(marked[k]);
+  for (const k of new Set(keys)) if (marked[k] !== undefined && !isSecret(marked[k])) marked[k] = secret(marked[k]);
   return marked;
 }
