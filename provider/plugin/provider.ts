@@ -26,6 +26,8 @@ export interface PropertyChange {
 export interface DiffResult extends pulumi.DiffResult {
   /** Each changed property, by name. */
   readonly detailedDiff?: Record<string, PropertyChange>;
+  /** Why it changed, in words, when no input did (shown as a message of the resource). */
+  readonly reason?: string;
 }
 
 /** The Provider interface of @pulumi/pulumi/provider, with what its server does not pass on yet. */
@@ -59,6 +61,8 @@ interface ResourceType {
    * that `pulumi preview --diff` shows it moving (`~ versionId: "1" => "2"`).
    */
   observe?(news: Props): Promise<unknown>;
+  /** Why the drift output of resource `id` moved from `was` to `now`. */
+  driftReason?(id: string, was: unknown, now: unknown): string;
 }
 
 const types: Record<string, ResourceType> = {
@@ -68,6 +72,7 @@ const types: Record<string, ResourceType> = {
     secretOutputs: ["value"],
     driftOutput: "versionId",
     observe: (news) => (news.version === undefined ? secretReference.currentVersionId(news) : Promise.resolve(undefined)),
+    driftReason: (id, was, now) => `SecretReference ${id}: the secret has a new version in the store (versionId ${JSON.stringify(was)} in state, ${JSON.stringify(now)} now): it changed outside this program; \`pulumi up\` reads it (pin \`version\` to keep one)`,
   },
   "dsops:index:MaintenanceWindow": {
     handlers: maintenanceWindow as unknown as Handlers,
@@ -119,6 +124,8 @@ function changedInputs(olds: Props, news: Props, keys: readonly string[]): Recor
 
 export function makeProvider(): DsopsProvider {
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+  /** Resources read in this process: the diff that follows a read (a refresh) is no drift to explain. */
+  const read = new Set<string>();
   return {
     version: pkg.version,
 
@@ -159,13 +166,19 @@ export function makeProvider(): DsopsProvider {
 
     async diff(id, urn, olds, news) {
       const t = typeFor(urn);
+      const refreshed = read.delete(`${urn}\0${id}`);
       const before = unwrap(olds).plain;
       const after = unwrap(news).plain;
       const { changes } = await t.handlers.diff(id, before, after);
       if (!changes) return { changes: false };
       const detailedDiff = changedInputs(before, after, t.inputs);
-      if (Object.keys(detailedDiff).length === 0 && t.driftOutput) detailedDiff[t.driftOutput] = { kind: "update", inputDiff: false };
-      return { changes: true, detailedDiff };
+      if (Object.keys(detailedDiff).length > 0 || !t.driftOutput) return { changes: true, detailedDiff };
+      // No input changed: the drift output moved (check put its current value into `news`).
+      detailedDiff[t.driftOutput] = { kind: "update", inputDiff: false };
+      const was = before[t.driftOutput];
+      const now = after[t.driftOutput];
+      const explained = !refreshed && t.driftReason && now !== undefined && !same(was, now);
+      return { changes: true, detailedDiff, ...(explained ? { reason: t.driftReason?.(id, was, now) } : {}) };
     },
 
     async create(urn, inputs) {
@@ -178,6 +191,7 @@ export function makeProvider(): DsopsProvider {
     async read(id, urn, props) {
       const t = typeFor(urn);
       const { plain, secretKeys } = unwrap(props);
+      read.add(`${urn}\0${id}`);
       const r = await t.handlers.read(id, plain);
       return { id: r.id, props: markSecret(r.props as Props, [...t.secretOutputs, ...secretKeys]) };
     },

@@ -1,6 +1,8 @@
 import { dirname } from "node:path";
 import type * as grpcTypes from "@grpc/grpc-js";
 import { main } from "@pulumi/pulumi/provider";
+import { EngineClient } from "@pulumi/pulumi/proto/engine_grpc_pb";
+import { LogRequest, LogSeverity } from "@pulumi/pulumi/proto/engine_pb";
 import * as provrpc from "@pulumi/pulumi/proto/provider_grpc_pb";
 import * as provproto from "@pulumi/pulumi/proto/provider_pb";
 import type { DsopsProvider, PropertyChange } from "./provider";
@@ -9,9 +11,9 @@ import type { DsopsProvider, PropertyChange } from "./provider";
  * Serve a provider with `main` of @pulumi/pulumi/provider (the gRPC server @pulumi/pulumi ships
  * for Node.js providers), adding what that server does not pass on yet (3.259): the stack's
  * provider configuration (its Configure answers without reading the request, and CheckConfig is
- * unimplemented) and detailed diffs (its DiffResult has no per-property changes). Those three
- * methods of its service are replaced on the service object handed to gRPC; every other RPC is
- * the stock server's.
+ * unimplemented) and detailed diffs (its DiffResult has no per-property changes; the reason of
+ * a drift goes to the engine as a message of the resource). Those three methods of its service
+ * are replaced on the service object handed to gRPC; every other RPC is the stock server's.
  */
 
 type Call = { request: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -34,7 +36,31 @@ function fail(callback: Callback, e: unknown): void {
   callback(e);
 }
 
-function methods(provider: DsopsProvider) {
+/** The engine's address: the first argument the engine passes that is not a flag (`--tracing <to>` takes one). */
+export function engineAddress(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--tracing") i++;
+    else if (!args[i].startsWith("-")) return args[i];
+  }
+  return undefined;
+}
+
+/** Messages to the engine (shown with the resource), when it gave its address. */
+function engineLog(engineAddress: string | undefined): (urn: string, message: string) => Promise<void> {
+  let client: EngineClient | undefined;
+  return (urn, message) => {
+    if (!engineAddress) return Promise.resolve();
+    client ??= new EngineClient(engineAddress, besidePulumi<typeof grpcTypes>("@grpc/grpc-js").credentials.createInsecure());
+    const req = new LogRequest();
+    req.setSeverity(LogSeverity.INFO);
+    req.setMessage(message);
+    req.setUrn(urn);
+    // A message that cannot be delivered is no reason to fail the diff.
+    return new Promise((resolve) => client?.log(req, () => resolve()));
+  };
+}
+
+function methods(provider: DsopsProvider, log: (urn: string, message: string) => Promise<void>) {
   return {
     configure(call: Call, callback: Callback) {
       try {
@@ -80,6 +106,7 @@ function methods(provider: DsopsProvider) {
         const olds = (req.getOlds()?.toJavaScript() ?? {}) as Record<string, unknown>;
         const news = (req.getNews()?.toJavaScript() ?? {}) as Record<string, unknown>;
         const result = await provider.diff(req.getId(), req.getUrn(), olds, news);
+        if (result.reason) await log(req.getUrn(), result.reason);
         const resp = new provproto.DiffResponse();
         resp.setChanges(result.changes ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE);
         if (result.detailedDiff) {
@@ -106,7 +133,7 @@ export async function serve(provider: DsopsProvider, args: string[]): Promise<vo
   const grpc = besidePulumi<typeof grpcTypes>("@grpc/grpc-js");
   const proto = grpc.Server.prototype;
   const addService = proto.addService;
-  const extra = methods(provider);
+  const extra = methods(provider, engineLog(engineAddress(args)));
   proto.addService = function (this: grpcTypes.Server, service, implementation) {
     if (service === (provrpc as unknown as { ResourceProviderService: unknown }).ResourceProviderService) {
       const impl = Object.create(implementation) as Record<string, unknown>;

@@ -150,10 +150,17 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
     assert.match(tokenBlock, /~ versionId\s*: "1" => "2"/, diff.stdout);
     assert.equal(block(diff.stdout, "SecretReference", "password"), "", `password did not change:\n${diff.stdout}`);
     assert.match(diff.stdout, /~ 1 to update/, diff.stdout);
+    // …and why, in words: a message of the resource (--diff prints messages on stderr; a plain preview under Diagnostics).
+    const why = /SecretReference store:\/\/vault\/app\/token: the secret has a new version in the store \(versionId "1" in state, "2" now\): it changed outside this program/;
+    assert.match(diff.stderr, why, diff.stderr);
+    const plain = project.ok(["preview"]);
+    assert.match(plain.stdout, /~\s+dsops:index:SecretReference token update \[diff: ~versionId\]/, plain.stdout);
+    assert.match(plain.stdout.slice(plain.stdout.indexOf("Diagnostics:")), why, plain.stdout);
 
     // refresh reads the new version into state; up then hands the new value to the program.
     const refresh = project.ok(["refresh", "--yes", "--skip-preview"]);
     assert.match(refresh.stdout, /dsops:index:SecretReference token updated/, refresh.stdout);
+    assert.doesNotMatch(refresh.stdout, /changed outside this program/, "a refresh is no drift to explain");
     assert.equal(resourceState("token").outputs.versionId, "2");
     assert.deepEqual(project.previewSummary(), { same: 4 }, "the refreshed state is current");
     project.ok(["up", "--yes", "--skip-preview"]);

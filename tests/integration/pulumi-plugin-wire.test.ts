@@ -13,6 +13,7 @@ import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { ManualClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
+import { engineAddress } from "../../provider/plugin/serve";
 
 /**
  * The dsops plugin on the wire: bin/pulumi-resource-dsops started as the engine starts it, and
@@ -99,6 +100,11 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
     }
     rmSync(dir, { recursive: true, force: true });
     for (const v of values) assert.ok(!printed.includes(v), "a secret value was printed by the plugin");
+  });
+
+  it("finds the engine's address among the arguments the engine passes", () => {
+    assert.equal(engineAddress(["--logtostderr", "-v=9", "--tracing", "http://127.0.0.1:9/trace", "127.0.0.1:43121"]), "127.0.0.1:43121");
+    assert.equal(engineAddress(["--logtostderr"]), undefined);
   });
 
   it("reports package.json's version and serves schema.json", async () => {
