@@ -94,13 +94,18 @@ function typeFor(urn: string): ResourceType {
   const token = typeOf(urn);
   const t = types[token];
   if (t) return t;
-  const err = new Error(
+  throw userError(
     NOT_YET.includes(token)
       ? `${token} is not served by the dsops plugin yet (only ${Object.keys(types).join(", ")}); from TypeScript, use the @dsops/pulumi dynamic resource`
       : `unknown resource type ${token}`,
   );
-  err.stack = err.message;
-  throw err;
+}
+
+/** An error whose "stack" is its message: the provider server prints both, and a user error is no trace. */
+function userError(message: string): Error {
+  const err = new Error(message);
+  err.stack = message;
+  return err;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -209,7 +214,7 @@ export function makeProvider(): DsopsProvider {
     },
 
     async invoke(token, args) {
-      if (token !== "dsops:index:getSecret") throw new Error(`the dsops plugin does not serve the function ${token} yet (only dsops:index:getSecret)`);
+      if (token !== "dsops:index:getSecret") throw userError(`the dsops plugin does not serve the function ${token} yet (only dsops:index:getSecret)`);
       const plain = unwrap(args).plain;
       const checked = await secretReference.check({}, plain);
       if (checked.failures?.length) return { failures: checked.failures };
