@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -105,6 +105,21 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
   it("finds the engine's address among the arguments the engine passes", () => {
     assert.equal(engineAddress(["--logtostderr", "-v=9", "--tracing", "http://127.0.0.1:9/trace", "127.0.0.1:43121"]), "127.0.0.1:43121");
     assert.equal(engineAddress(["--logtostderr"]), undefined);
+  });
+
+  it("without @pulumi/pulumi beside it, the plugin says what to install (exit 1, no stack trace)", () => {
+    const alone = mkdtempSync(join(tmpdir(), "dsops-plugin-alone-"));
+    try {
+      mkdirSync(join(alone, "bin"));
+      copyFileSync(join(ROOT, "bin", "pulumi-resource-dsops"), join(alone, "bin", "pulumi-resource-dsops"));
+      const r = spawnSync(process.execPath, [join(alone, "bin", "pulumi-resource-dsops")], { cwd: alone, encoding: "utf8", timeout: 30000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /@pulumi\/pulumi is not installed beside @dsops\/pulumi/);
+      assert.match(r.stderr, /hint: npm install -g @dsops\/pulumi @pulumi\/pulumi/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    } finally {
+      rmSync(alone, { recursive: true, force: true });
+    }
   });
 
   it("reports package.json's version and serves schema.json", async () => {
