@@ -183,7 +183,7 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
   it("installed with `pulumi plugin install resource dsops <version> --file` (npm run build:plugin) instead of PATH", async () => {
     const { project, put } = yamlProject(
       "installed",
-      `name: PROJECT\nruntime: yaml\nresources:\n  token:\n    type: dsops:index:SecretReference\n    properties:\n      ref: store://vault/app/token\noutputs:\n  token: \${token.value}\n`,
+      `name: PROJECT\nruntime: yaml\nresources:\n  token:\n    type: dsops:index:SecretReference\n    properties:\n      ref: store://vault/app/token\n  inline:\n    type: dsops:index:SecretReference\n    properties:\n      store: { type: file, path: ./team.store }\n      key: app/token\noutputs:\n  token: \${token.value}\n  inline: \${inline.value}\n`,
       false,
     );
     const token = await put("team.store", "app/token", "installed");
@@ -196,7 +196,9 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
     project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
     const up = project.ok(["up", "--yes", "--skip-preview"]);
     assert.doesNotMatch(up.stdout + up.stderr, /pulumi-resource-dsops from \$PATH/, "the installed plugin is used, not one from PATH");
-    assert.equal(project.secretOutputs().token, token.value);
+    const outs = project.secretOutputs();
+    assert.equal(outs.token, token.value);
+    assert.equal(outs.inline, token.value, "an inline store (a map in schema.json) works from YAML");
     project.ok(["destroy", "--yes", "--skip-preview"]);
     project.assertNoLeak(values);
   });
@@ -238,6 +240,23 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
       assert.doesNotMatch(text, /\n\s+at .*\.js:\d+/, `a stack trace was printed:\n${text}`);
       assert.doesNotMatch(project.ok(["stack", "export"]).stdout, /dsops:index:SecretReference/, "nothing was created");
       project.assertNoLeak(values);
+    });
+
+    it("an inline store that refuses connections fails the up naming the store and the cause; its fn::secret token stays out of state", () => {
+      const TOKEN = `s.e2e-${randomBytes(12).toString("hex")}`;
+      values.push(TOKEN);
+      const { project } = yamlProject(
+        "attack-refused",
+        `name: PROJECT\nruntime: yaml\nresources:\n  refused:\n    type: dsops:index:SecretReference\n    properties:\n      store:\n        type: vault\n        address: http://127.0.0.1:9\n        token:\n          fn::secret: ${TOKEN}\n        timeout_ms: 2000\n        retries: 0\n      key: secret/app\n`,
+      );
+      project.ok(["stack", "init", "dev"]);
+      const r = project.run(["up", "--yes", "--skip-preview"]);
+      const text = r.stdout + r.stderr;
+      assert.notEqual(r.status, 0, text);
+      assert.match(text, /SecretReference store:\/\/inline%3Avault\/secret\/app: store "inline": cannot reach http:\/\/127\.0\.0\.1:9 .*ECONNREFUSED/, text);
+      assert.doesNotMatch(text, /\n\s+at .*\.js:\d+/, `a stack trace was printed:\n${text}`);
+      // The program's own source is echoed by nothing here; the token is in neither state nor output.
+      project.assertNoLeak([TOKEN]);
     });
 
     it("a dsops:stores setting that is not JSON names the setting", () => {
