@@ -60,6 +60,13 @@ module.exports = {
       to: { path: FACES },
     },
     {
+      name: "nothing-imports-the-plugin",
+      comment: "provider/plugin is the native provider host (bin/pulumi-resource-dsops runs it); no other module imports it.",
+      severity: "error",
+      from: { path: OURS, pathNot: "^provider/plugin/" },
+      to: { path: "^provider/plugin/" },
+    },
+    {
       name: "no-pulumi-below-the-faces",
       comment: "Only the faces know Pulumi: nothing below them imports @pulumi/pulumi.",
       severity: "error",

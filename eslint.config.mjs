@@ -35,5 +35,5 @@ export default tseslint.config(
       "no-regex-spaces": "off",
     },
   },
-  { files: ["**/*.js", "**/*.cjs", "bin/dsops"], languageOptions: { sourceType: "commonjs", globals: nodeGlobals } },
+  { files: ["**/*.js", "**/*.cjs", "bin/dsops", "bin/pulumi-resource-dsops"], languageOptions: { sourceType: "commonjs", globals: nodeGlobals } },
 );

@@ -7,6 +7,10 @@
 #                                   module is not served by the proxy; see
 #                                   scripts/pulumi-build/nodejs-langhost/go.mod)
 #   pulumi-resource-pulumi-nodejs   launcher for pulumi.dynamic.Resource providers
+#   pulumi-language-yaml            YAML language host, github.com/pulumi/pulumi-yaml
+#                                   v1.25.0 (scripts/pulumi-build/yaml-langhost/go.mod);
+#                                   a link to its own cache entry (below), so that
+#                                   building it never invalidates the CLI's build
 #
 # Usage:
 #   scripts/install-pulumi.sh            # build if needed, print the bin dir
@@ -25,6 +29,11 @@
 #   * otherwise everything is built (about 5 min on 2 cores with empty Go
 #     caches, seconds with a warm Go build cache) and installed atomically
 #     into the cache.
+#   * the YAML language host is cached on its own, keyed by its pins, in
+#     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/yaml-langhost/v1.25.0 (built
+#     when missing: about 2.5 min on 2 cores with an empty Go build cache) and
+#     linked into the bin dir; a reused pulumi from PATH is expected to come
+#     with its own (official installs ship pulumi-language-yaml).
 #
 # Needs: Go >= 1.25.11 (GOTOOLCHAIN=local: no toolchain download) and access
 # to the Go module proxy. The Go build and module caches stay where Go puts
@@ -43,6 +52,9 @@ PULUMI_VERSION="v3.259.0"
 LANGHOST_SDK_VERSION="v3.68.0"
 # Bump to force a rebuild of cached binaries when the build recipe changes.
 BUILD_RECIPE="1"
+# The YAML language host (scripts/pulumi-build/yaml-langhost/go.mod) and its recipe.
+YAML_LANGHOST_VERSION="v1.25.0"
+YAML_BUILD_RECIPE="1"
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build_dir="${script_dir}/pulumi-build"
@@ -76,8 +88,59 @@ cache_is_valid() {
 want_stamp="$(build_stamp)"
 rebuild="${DSOPS_PULUMI_REBUILD:-0}"
 
+yaml_langhost_dir="${build_dir}/yaml-langhost"
+yaml_version_dir="${cache_root}/pulumi/yaml-langhost/${YAML_LANGHOST_VERSION}"
+yaml_bin="${yaml_version_dir}/pulumi-language-yaml"
+yaml_stamp_file="${yaml_version_dir}/.build-stamp"
+
+yaml_build_stamp() {
+  {
+    printf 'pulumi-yaml=%s recipe=%s\n' "${YAML_LANGHOST_VERSION}" "${YAML_BUILD_RECIPE}"
+    cat "${yaml_langhost_dir}/go.mod" "${yaml_langhost_dir}/go.sum"
+  } | sha256sum | cut -d' ' -f1
+}
+
+yaml_cache_is_valid() {
+  [[ -x "${yaml_bin}" && -f "${yaml_stamp_file}" ]] || return 1
+  [[ "$(cat "${yaml_stamp_file}")" == "${want_yaml_stamp}" ]]
+}
+
+# The YAML language host, in its own cache entry (built when missing), linked
+# into the CLI's bin dir: the engine takes a host next to `pulumi` as bundled.
+ensure_yaml_langhost() {
+  want_yaml_stamp="$(yaml_build_stamp)"
+  if [[ "${rebuild}" == "1" ]] || ! yaml_cache_is_valid; then
+    command -v go >/dev/null 2>&1 \
+      || die "go not found on PATH (need Go >= 1.25.11 to build pulumi-language-yaml ${YAML_LANGHOST_VERSION})"
+    mkdir -p "${cache_root}/pulumi/yaml-langhost"
+    if command -v flock >/dev/null 2>&1; then
+      exec 8>"${cache_root}/pulumi/yaml-langhost/.lock"
+      flock 8
+      rm -rf "${cache_root}/pulumi/yaml-langhost/.build-"*
+    fi
+    if [[ "${rebuild}" == "1" ]] || ! yaml_cache_is_valid; then
+      local tmp start
+      tmp="$(mktemp -d "${cache_root}/pulumi/yaml-langhost/.build-${YAML_LANGHOST_VERSION}.XXXXXX")"
+      start=${SECONDS}
+      log "building pulumi-language-yaml ${YAML_LANGHOST_VERSION} (about 2.5 minutes with an empty Go build cache)"
+      (cd "${yaml_langhost_dir}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+        go build -p "${DSOPS_PULUMI_BUILD_P:-2}" -trimpath -tags "osusergo,grpcnotrace" \
+        -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=${YAML_LANGHOST_VERSION}" \
+        -o "${tmp}/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml) >&2 \
+        || { rm -rf "${tmp}"; die "building pulumi-language-yaml failed"; }
+      chmod 0755 "${tmp}"
+      printf '%s\n' "${want_yaml_stamp}" >"${tmp}/.build-stamp"
+      rm -rf "${yaml_version_dir}"
+      mv "${tmp}" "${yaml_version_dir}"
+      log "built pulumi-language-yaml in $((SECONDS - start))s"
+    fi
+  fi
+  ln -sfn "${yaml_bin}" "${bin_dir}/pulumi-language-yaml"
+}
+
 # 1. Fast path: already built into the cache.
 if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
+  ensure_yaml_langhost
   printf '%s\n' "${bin_dir}"
   exit 0
 fi
@@ -93,6 +156,8 @@ if [[ "${rebuild}" != "1" ]]; then
         | tail -n1 | tr -d '[:space:]' || true)"
       if [[ "${existing_version}" == "${PULUMI_VERSION}" ]]; then
         log "reusing ${existing} (${existing_version}) from PATH"
+        command -v pulumi-language-yaml >/dev/null 2>&1 \
+          || log "note: no pulumi-language-yaml on PATH (Pulumi YAML programs and their tests need it)"
         printf '%s\n' "${existing_dir}"
         exit 0
       fi
@@ -191,4 +256,5 @@ mv "${tmp_dir}/.build-stamp" "${stamp_file}"
 rm -rf "${bin_dir}.old"
 
 log "built in $((SECONDS - start))s"
+ensure_yaml_langhost
 printf '%s\n' "${bin_dir}"

@@ -144,6 +144,15 @@ export const secretReference = {
     return { changes: true };
   },
 
+  /**
+   * The store's current version id of an unpinned reference (the drift check of `diff`), for a
+   * host that shows it as the new `versionId` of a diff (the plugin's `check`).
+   */
+  async currentVersionId(inputs: Record<string, unknown>): Promise<string> {
+    const t = secretReferenceTarget(pickInputs(inputs));
+    return (await named(`SecretReference ${label(t)}`, () => auditedAccess(t.config, refAudit(t, "diff"), () => currentVersion(t)))).versionId;
+  },
+
   async create(inputs: Record<string, unknown>) {
     const outs = await readSecretReference(pickInputs(inputs), "create");
     return { id: label(secretReferenceTarget(pickInputs(inputs))), outs };

@@ -1,0 +1,235 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type * as pulumi from "@pulumi/pulumi/provider";
+import { configure, maintenanceWindow, providerConfig, secretReference } from "../dynamic/handlers";
+import { hasUnknown } from "../dynamic/context";
+import { errorMessage } from "../core/errors";
+import { markSecret, unwrap, type Props } from "./wire";
+
+/**
+ * The `dsops` resource provider plugin (`pulumi-resource-dsops`): the resources and functions of
+ * schema.json for Pulumi programs in any language. It runs the same handlers as the Node.js
+ * dynamic resources (provider/dynamic/handlers.ts): one implementation, two hosts. This module
+ * only translates between the engine's wire values (secrets marked, detailed diffs) and them.
+ */
+
+/** The package root: dist/provider/plugin/ once built. */
+const ROOT = join(__dirname, "..", "..", "..");
+
+/** How one changed property shows in `pulumi preview --diff`. */
+export interface PropertyChange {
+  kind: "add" | "delete" | "update";
+  /** True when the change is between the old and new inputs; false when an output moved (drift). */
+  inputDiff: boolean;
+}
+
+export interface DiffResult extends pulumi.DiffResult {
+  /** Each changed property, by name. */
+  readonly detailedDiff?: Record<string, PropertyChange>;
+  /** Why it changed, in words, when no input did (shown as a message of the resource). */
+  readonly reason?: string;
+}
+
+/** The Provider interface of @pulumi/pulumi/provider, with what its server does not pass on yet. */
+export interface DsopsProvider extends Omit<pulumi.Provider, "diff"> {
+  /** The stack's provider configuration (`dsops:configFile`, `dsops:stores`), from Configure. */
+  configure(values: Record<string, unknown>): void;
+  /** CheckConfig: failures naming the configuration key. */
+  checkConfig(news: Record<string, unknown>): pulumi.CheckFailure[];
+  diff(id: string, urn: string, olds: Props, news: Props): Promise<DiffResult>;
+}
+
+interface Handlers {
+  check(olds: Props, news: Props): Promise<{ inputs: unknown; failures?: pulumi.CheckFailure[] }>;
+  diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean }>;
+  create(inputs: Props): Promise<{ id: string; outs: object }>;
+  read(id: string, props: Props): Promise<{ id: string; props: object }>;
+  update(id: string, olds: Props, news: Props): Promise<{ outs: object }>;
+  delete(): Promise<void>;
+}
+
+interface ResourceType {
+  handlers: Handlers;
+  /** The input properties (schema.json `inputProperties`). */
+  inputs: readonly string[];
+  /** Outputs that are always secret (schema.json `secret: true`). */
+  secretOutputs: readonly string[];
+  /** The output that names a change found outside the program (drift), when inputs are unchanged. */
+  driftOutput?: string;
+  /**
+   * For an existing resource: the drift output's current value, added to the checked inputs so
+   * that `pulumi preview --diff` shows it moving (`~ versionId: "1" => "2"`).
+   */
+  observe?(news: Props): Promise<unknown>;
+  /** Why the drift output of resource `id` moved from `was` to `now`. */
+  driftReason?(id: string, was: unknown, now: unknown): string;
+}
+
+const types: Record<string, ResourceType> = {
+  "dsops:index:SecretReference": {
+    handlers: secretReference as unknown as Handlers,
+    inputs: ["ref", "store", "key", "version", "transform"],
+    secretOutputs: ["value"],
+    driftOutput: "versionId",
+    observe: (news) => (news.version === undefined ? secretReference.currentVersionId(news) : Promise.resolve(undefined)),
+    driftReason: (id, was, now) => `SecretReference ${id}: the secret has a new version in the store (versionId ${JSON.stringify(was)} in state, ${JSON.stringify(now)} now): it changed outside this program; \`pulumi up\` reads it (pin \`version\` to keep one)`,
+  },
+  "dsops:index:MaintenanceWindow": {
+    handlers: maintenanceWindow as unknown as Handlers,
+    inputs: ["schedule", "duration", "timezone", "blackouts", "enabled"],
+    secretOutputs: [],
+  },
+};
+
+/** The resources schema.json describes that this plugin does not serve yet. */
+const NOT_YET = ["dsops:index:Environment", "dsops:index:RotationPolicy"];
+
+/** `urn:pulumi:<stack>::<project>::<parent$>type::<name>` → type. */
+export function typeOf(urn: string): string {
+  const qualified = urn.split("::")[2] ?? "";
+  return qualified.split("$").pop() as string;
+}
+
+function typeFor(urn: string): ResourceType {
+  const token = typeOf(urn);
+  const t = types[token];
+  if (t) return t;
+  throw userError(
+    NOT_YET.includes(token)
+      ? `${token} is not served by the dsops plugin yet (only ${Object.keys(types).join(", ")}); from TypeScript, use the @dsops/pulumi dynamic resource`
+      : `unknown resource type ${token}`,
+  );
+}
+
+/** An error whose "stack" is its message: the provider server prints both, and a user error is no trace. */
+function userError(message: string): Error {
+  const err = new Error(message);
+  err.stack = message;
+  return err;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const pick = (o: Props, keys: readonly string[]) => Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+
+/** The plain text of a configuration value (`stores` may come as an object or as JSON text). */
+function configText(v: unknown): string | undefined {
+  if (v === undefined || v === null || v === "") return undefined;
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** The detailed diff of two property bags over the given keys. */
+function changedInputs(olds: Props, news: Props, keys: readonly string[]): Record<string, PropertyChange> {
+  const out: Record<string, PropertyChange> = {};
+  for (const k of keys) {
+    if (same(olds[k], news[k])) continue;
+    out[k] = { kind: olds[k] === undefined ? "add" : news[k] === undefined ? "delete" : "update", inputDiff: true };
+  }
+  return out;
+}
+
+export function makeProvider(): DsopsProvider {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+  /** Resources read in this process: the diff that follows a read (a refresh) is no drift to explain. */
+  const read = new Set<string>();
+  return {
+    version: pkg.version,
+
+    getSchema: async () => readFileSync(join(ROOT, "schema.json"), "utf8"),
+
+    configure(values) {
+      const plain = unwrap(values).plain;
+      configure((k) => configText(plain[k.replace(/^dsops:/, "")]));
+    },
+
+    checkConfig(news) {
+      const plain = unwrap(news).plain;
+      const stores = configText(plain.stores);
+      const configFile = configText(plain.configFile);
+      try {
+        configure((k) => ({ "dsops:configFile": configFile, "dsops:stores": stores })[k]);
+        providerConfig();
+        return [];
+      } catch (e) {
+        return [{ property: stores !== undefined && (configFile === undefined || /dsops:stores/.test(errorMessage(e))) ? "stores" : "configFile", reason: errorMessage(e) }];
+      }
+    },
+
+    async check(urn, olds, news) {
+      const t = types[typeOf(urn)];
+      if (!t) return { inputs: news, failures: [{ property: "", reason: errorOf(() => typeFor(urn)) }] };
+      const before = unwrap(olds).plain;
+      const after = unwrap(news).plain;
+      const res = await t.handlers.check(before, after);
+      if (res.failures?.length) return { inputs: news, failures: res.failures };
+      // An update with unchanged inputs: what the store has now (a store error shows at diff).
+      if (t.observe && t.driftOutput && Object.keys(before).length > 0 && !hasUnknown(after) && same(pick(before, t.inputs), pick(after, t.inputs))) {
+        const now = await t.observe(after).catch(() => undefined);
+        if (now !== undefined) return { inputs: { ...news, [t.driftOutput]: now } };
+      }
+      return { inputs: news };
+    },
+
+    async diff(id, urn, olds, news) {
+      const t = typeFor(urn);
+      const refreshed = read.delete(`${urn}\0${id}`);
+      const before = unwrap(olds).plain;
+      const after = unwrap(news).plain;
+      const { changes } = await t.handlers.diff(id, before, after);
+      if (!changes) return { changes: false };
+      const detailedDiff = changedInputs(before, after, t.inputs);
+      if (Object.keys(detailedDiff).length > 0 || !t.driftOutput) return { changes: true, detailedDiff };
+      // No input changed: the drift output moved (check put its current value into `news`).
+      detailedDiff[t.driftOutput] = { kind: "update", inputDiff: false };
+      const was = before[t.driftOutput];
+      const now = after[t.driftOutput];
+      const explained = !refreshed && t.driftReason && now !== undefined && !same(was, now);
+      return { changes: true, detailedDiff, ...(explained ? { reason: t.driftReason?.(id, was, now) } : {}) };
+    },
+
+    async create(urn, inputs) {
+      const t = typeFor(urn);
+      const { plain, secretKeys } = unwrap(inputs);
+      const r = await t.handlers.create(plain);
+      return { id: r.id, outs: markSecret(r.outs as Props, [...t.secretOutputs, ...secretKeys]) };
+    },
+
+    async read(id, urn, props) {
+      const t = typeFor(urn);
+      const { plain, secretKeys } = unwrap(props);
+      read.add(`${urn}\0${id}`);
+      const r = await t.handlers.read(id, plain);
+      return { id: r.id, props: markSecret(r.props as Props, [...t.secretOutputs, ...secretKeys]) };
+    },
+
+    async update(id, urn, olds, news) {
+      const t = typeFor(urn);
+      const { plain, secretKeys } = unwrap(news);
+      const r = await t.handlers.update(id, unwrap(olds).plain, plain);
+      return { outs: markSecret(r.outs as Props, [...t.secretOutputs, ...secretKeys]) };
+    },
+
+    /** Deleting a resource never deletes anything in a store. */
+    async delete(_id, urn) {
+      await typeFor(urn).handlers.delete();
+    },
+
+    async invoke(token, args) {
+      if (token !== "dsops:index:getSecret") throw userError(`the dsops plugin does not serve the function ${token} yet (only dsops:index:getSecret)`);
+      const plain = unwrap(args).plain;
+      const checked = await secretReference.check({}, plain);
+      if (checked.failures?.length) return { failures: checked.failures };
+      const { outs } = await secretReference.create(plain);
+      const { value, versionId, updatedAt, storeType } = outs;
+      return { outputs: markSecret({ value, versionId, ...(updatedAt ? { updatedAt } : {}), storeType }, ["value"]) };
+    },
+  };
+}
+
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+    return "";
+  } catch (e) {
+    return errorMessage(e);
+  }
+}

@@ -1,0 +1,247 @@
+import { strict as assert } from "node:assert";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { ResourceProviderClient } from "@pulumi/pulumi/proto/provider_grpc_pb";
+import * as proto from "@pulumi/pulumi/proto/provider_pb";
+import * as pluginProto from "@pulumi/pulumi/proto/plugin_pb";
+import { Struct } from "google-protobuf/google/protobuf/struct_pb";
+import { Empty } from "google-protobuf/google/protobuf/empty_pb";
+import { ManualClock } from "../../provider/core/clock";
+import { Secret } from "../../provider/core/secret";
+import { FileStore } from "../../provider/stores/file";
+import { engineAddress } from "../../provider/plugin/serve";
+
+/**
+ * The dsops plugin on the wire: bin/pulumi-resource-dsops started as the engine starts it, and
+ * driven with the Pulumi gRPC client of @pulumi/pulumi's protos, as the engine drives it (any
+ * language's program reaches the plugin this way). Secrets must be marked on the wire here,
+ * whatever a language host adds from schema.json.
+ */
+const ROOT = join(__dirname, "..", "..", "..");
+const SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const URN = (type: string, name: string) => `urn:pulumi:dev::wire::dsops:index:${type}::${name}`;
+const secret = (value: unknown) => ({ [SIG]: SECRET_SIG, value });
+
+type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => unknown;
+/** One unary call of the client; `Res` is the method's response type. */
+const call = <Res>(client: ResourceProviderClient, fn: unknown, req: unknown) =>
+  new Promise<Res>((resolve, reject) => (fn as Unary).call(client, req, (err, res) => (err ? reject(err) : resolve(res as Res))));
+
+describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC provider protocol)", function () {
+  this.timeout(60000);
+  let dir: string;
+  let plugin: ChildProcess;
+  let client: ResourceProviderClient;
+  const FILE_KEY = `wire-key-${randomBytes(6).toString("hex")}`;
+  const values: string[] = [];
+  let printed = "";
+  const put = async (key: string) => {
+    const v = `wire-${randomBytes(9).toString("base64url")}`;
+    values.push(v);
+    const store = new FileStore("vault", { type: "file", path: join(dir, "team.store") }, { configDir: dir, clock: new ManualClock(Date.now()), env: { DSOPS_FILE_KEY: FILE_KEY } });
+    return { value: v, versionId: (await store.put(key, new Secret(v))).versionId };
+  };
+
+  const check = (type: string, olds: object, news: object) => {
+    const req = new proto.CheckRequest();
+    req.setUrn(URN(type, "r"));
+    req.setOlds(Struct.fromJavaScript(olds as never));
+    req.setNews(Struct.fromJavaScript(news as never));
+    return call<proto.CheckResponse>(client, client.check, req);
+  };
+  const create = async (type: string, inputs: object) => {
+    const req = new proto.CreateRequest();
+    req.setUrn(URN(type, "r"));
+    req.setProperties(Struct.fromJavaScript(inputs as never));
+    const res = await call<proto.CreateResponse>(client, client.create, req);
+    return { id: res.getId(), outs: res.getProperties()?.toJavaScript() as Record<string, unknown> };
+  };
+  const diff = async (type: string, id: string, olds: object, news: object) => {
+    const req = new proto.DiffRequest();
+    req.setUrn(URN(type, "r"));
+    req.setId(id);
+    req.setOlds(Struct.fromJavaScript(olds as never));
+    req.setNews(Struct.fromJavaScript(news as never));
+    const res = await call<proto.DiffResponse>(client, client.diff, req);
+    const detailed: Record<string, { kind: number; inputDiff: boolean }> = {};
+    res.getDetaileddiffMap().forEach((d: proto.PropertyDiff, k: string) => (detailed[k] = { kind: d.getKind(), inputDiff: d.getInputdiff() }));
+    return { changes: res.getChanges(), has: res.getHasdetaileddiff(), detailed };
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dsops-plugin-wire-"));
+    writeFileSync(join(dir, "dsops.yaml"), "secretStores:\n  vault: { type: file, path: ./team.store }\n");
+    plugin = spawn(process.execPath, [join(ROOT, "bin", "pulumi-resource-dsops")], { cwd: dir, env: { ...process.env, DSOPS_FILE_KEY: FILE_KEY }, stdio: ["ignore", "pipe", "pipe"] });
+    plugin.stderr?.on("data", (d: Buffer) => (printed += d.toString()));
+    const port = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      plugin.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        printed += d.toString();
+        const line = /^(\d+)\n/.exec(out);
+        if (line) resolve(line[1]);
+      });
+      plugin.once("exit", (code) => reject(new Error(`the plugin exited ${code} before printing its port:\n${printed}`)));
+    });
+    client = new ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    if (plugin && plugin.exitCode === null) {
+      const exited = new Promise<number | null>((resolve) => plugin.once("exit", (code) => resolve(code)));
+      plugin.kill("SIGINT");
+      assert.equal(await exited, 0, "the plugin leaves cleanly when the engine interrupts it");
+    }
+    rmSync(dir, { recursive: true, force: true });
+    for (const v of values) assert.ok(!printed.includes(v), "a secret value was printed by the plugin");
+  });
+
+  it("finds the engine's address among the arguments the engine passes", () => {
+    assert.equal(engineAddress(["--logtostderr", "-v=9", "--tracing", "http://127.0.0.1:9/trace", "127.0.0.1:43121"]), "127.0.0.1:43121");
+    assert.equal(engineAddress(["--logtostderr"]), undefined);
+  });
+
+  it("without @pulumi/pulumi beside it, the plugin says what to install (exit 1, no stack trace)", () => {
+    const alone = mkdtempSync(join(tmpdir(), "dsops-plugin-alone-"));
+    try {
+      mkdirSync(join(alone, "bin"));
+      copyFileSync(join(ROOT, "bin", "pulumi-resource-dsops"), join(alone, "bin", "pulumi-resource-dsops"));
+      const r = spawnSync(process.execPath, [join(alone, "bin", "pulumi-resource-dsops")], { cwd: alone, encoding: "utf8", timeout: 30000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /@pulumi\/pulumi is not installed beside @dsops\/pulumi/);
+      assert.match(r.stderr, /hint: npm install -g @dsops\/pulumi @pulumi\/pulumi/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    } finally {
+      rmSync(alone, { recursive: true, force: true });
+    }
+  });
+
+  it("reports package.json's version and serves schema.json", async () => {
+    const info = await call<pluginProto.PluginInfo>(client, client.getPluginInfo, new Empty());
+    assert.equal(info.getVersion(), (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version);
+    const req = new proto.GetSchemaRequest();
+    req.setVersion(0);
+    const schema = await call<proto.GetSchemaResponse>(client, client.getSchema, req);
+    assert.equal(schema.getSchema(), readFileSync(join(ROOT, "schema.json"), "utf8"));
+  });
+
+  it("CheckConfig names the setting that is wrong; Configure takes dsops:configFile and accepts secrets", async () => {
+    const bad = new proto.CheckRequest();
+    bad.setUrn("urn:pulumi:dev::wire::pulumi:providers:dsops::default");
+    bad.setOlds(Struct.fromJavaScript({}));
+    bad.setNews(Struct.fromJavaScript({ stores: "{not json" }));
+    const failures = (await call<proto.CheckResponse>(client, client.checkConfig, bad)).getFailuresList().map((f) => [f.getProperty(), f.getReason()]);
+    assert.deepEqual(failures, [["stores", "stack config dsops:stores is not a JSON object of stores"]]);
+    const good = new proto.CheckRequest();
+    good.setUrn("urn:pulumi:dev::wire::pulumi:providers:dsops::default");
+    good.setOlds(Struct.fromJavaScript({}));
+    good.setNews(Struct.fromJavaScript({ configFile: "dsops.yaml", stores: { extra: { type: "file", path: "./extra.store" } } }));
+    assert.deepEqual((await call<proto.CheckResponse>(client, client.checkConfig, good)).getFailuresList(), []);
+
+    const req = new proto.ConfigureRequest();
+    req.setArgs(Struct.fromJavaScript({ configFile: "dsops.yaml" }));
+    req.setAcceptsecrets(true);
+    const res = await call<proto.ConfigureResponse>(client, client.configure, req);
+    assert.equal(res.getAcceptsecrets(), true);
+  });
+
+  it("SecretReference: check, create (value a secret), drift in check and diff (versionId), update, read, delete", async () => {
+    const v1 = await put("app/token");
+    const unknown = (await check("SecretReference", {}, { ref: "store://valut/app/token" })).getFailuresList().map((f) => [f.getProperty(), f.getReason()]);
+    assert.deepEqual(unknown, [["ref", 'unknown store "valut" (did you mean "vault"?)']]);
+
+    const inputs = { ref: "store://vault/app/token" };
+    assert.deepEqual((await check("SecretReference", {}, inputs)).getInputs()?.toJavaScript(), inputs, "a new resource's inputs pass unchanged");
+    const made = await create("SecretReference", inputs);
+    assert.equal(made.id, "store://vault/app/token");
+    assert.deepEqual(made.outs.value, secret(v1.value), "value is a secret on the wire");
+    assert.equal(made.outs.versionId, "1");
+    assert.equal(made.outs.storeType, "file");
+
+    // (The store changes between calls here; in a Pulumi operation, one process reads each store's listing once.)
+    const v2 = await put("app/token");
+    const checked = (await check("SecretReference", inputs, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+    assert.deepEqual(checked, { ...inputs, versionId: "2" }, "check of an existing resource adds the store's current version");
+    assert.deepEqual(await diff("SecretReference", made.id, made.outs, checked), {
+      changes: proto.DiffResponse.DiffChanges.DIFF_SOME,
+      has: true,
+      detailed: { versionId: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: false } },
+    });
+    assert.deepEqual(await diff("SecretReference", made.id, { ...made.outs, versionId: "2" }, checked), { changes: proto.DiffResponse.DiffChanges.DIFF_NONE, has: false, detailed: {} });
+    const transformed = { ...inputs, transform: "base64_encode" };
+    assert.deepEqual((await diff("SecretReference", made.id, made.outs, transformed)).detailed, { transform: { kind: proto.PropertyDiff.Kind.ADD, inputDiff: true } });
+
+    const up = new proto.UpdateRequest();
+    up.setUrn(URN("SecretReference", "r"));
+    up.setId(made.id);
+    up.setOlds(Struct.fromJavaScript(made.outs as never));
+    up.setNews(Struct.fromJavaScript(transformed as never));
+    const updated = (await call<proto.UpdateResponse>(client, client.update, up)).getProperties()?.toJavaScript() as Record<string, unknown>;
+    // One process reads each secret once (a Pulumi operation): the value read at create, transformed.
+    assert.deepEqual(updated.value, secret(Buffer.from(v1.value).toString("base64")));
+    assert.equal(updated.transform, "base64_encode");
+
+    const rd = new proto.ReadRequest();
+    rd.setUrn(URN("SecretReference", "r"));
+    rd.setId(made.id);
+    rd.setProperties(Struct.fromJavaScript(made.outs as never));
+    const read = await call<proto.ReadResponse>(client, client.read, rd);
+    assert.equal(read.getId(), made.id);
+    assert.deepEqual((read.getProperties()?.toJavaScript() as Record<string, unknown>).value, secret(v1.value));
+    values.push(v2.value, Buffer.from(v1.value).toString("base64"));
+
+    const del = new proto.DeleteRequest();
+    del.setUrn(URN("SecretReference", "r"));
+    del.setId(made.id);
+    del.setProperties(Struct.fromJavaScript(updated as never));
+    await call<Empty>(client, client.delete, del);
+  });
+
+  it("a secret input stays a secret in the outputs (an inline store marked secret)", async () => {
+    const v = await put("app/inline");
+    const inline = secret({ type: "file", path: "./team.store" });
+    const made = await create("SecretReference", { store: inline, key: "app/inline" });
+    assert.deepEqual(made.outs.store, inline);
+    assert.deepEqual(made.outs.value, secret(v.value));
+  });
+
+  it("MaintenanceWindow: create and an input diff naming the property", async () => {
+    const inputs = { schedule: "0 2 * * 0", duration: "4h" };
+    const made = await create("MaintenanceWindow", inputs);
+    assert.equal(typeof made.outs.isOpen, "boolean");
+    assert.deepEqual((await diff("MaintenanceWindow", made.id, made.outs, { ...inputs, duration: "2h" })).detailed, { duration: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: true } });
+    const failures = (await check("MaintenanceWindow", {}, { schedule: "0 2 * * 0" })).getFailuresList().map((f) => f.getProperty());
+    assert.deepEqual(failures, ["duration"]);
+  });
+
+  it("getSecret: the value a secret; bad arguments are failures", async () => {
+    const v = await put("app/fn");
+    const req = new proto.InvokeRequest();
+    req.setTok("dsops:index:getSecret");
+    req.setArgs(Struct.fromJavaScript({ ref: "store://vault/app/fn" }));
+    const res = await call<proto.InvokeResponse>(client, client.invoke, req);
+    const got = res.getReturn()?.toJavaScript() as Record<string, unknown>;
+    assert.deepEqual(got, { value: secret(v.value), versionId: "1", storeType: "file", updatedAt: got.updatedAt });
+    assert.match(String(got.updatedAt), /^\d{4}-\d\d-\d\dT/);
+    const bad = new proto.InvokeRequest();
+    bad.setTok("dsops:index:getSecret");
+    bad.setArgs(Struct.fromJavaScript({ store: "vault" }));
+    assert.deepEqual((await call<proto.InvokeResponse>(client, client.invoke, bad)).getFailuresList().map((f) => [f.getProperty(), f.getReason()]), [["key", "store needs a key"]]);
+    const other = new proto.InvokeRequest();
+    other.setTok("dsops:index:getEnvironment");
+    other.setArgs(Struct.fromJavaScript({ env: "x" }));
+    await assert.rejects(call<proto.InvokeResponse>(client, client.invoke, other), /does not serve the function dsops:index:getEnvironment yet/);
+  });
+
+  it("a resource type it does not serve yet is a check failure, and an error elsewhere", async () => {
+    const failures = (await check("RotationPolicy", {}, { secret: "store://vault/x" })).getFailuresList().map((f) => f.getReason());
+    assert.match(failures.join(), /dsops:index:RotationPolicy is not served by the dsops plugin yet/);
+    await assert.rejects(create("Environment", { env: "x" }), /dsops:index:Environment is not served by the dsops plugin yet/);
+  });
+});
