@@ -43,6 +43,7 @@
 #   DSOPS_CACHE            cache root (default: $HOME/.cache/dsops)
 #   DSOPS_PULUMI_BUILD_P   `go build -p` parallelism (default: 2)
 #   DSOPS_PULUMI_REBUILD=1 ignore the cache and any pulumi on PATH
+#   DSOPS_PULUMI_YAML=0    do not build (or link) the YAML language host
 
 set -euo pipefail
 
@@ -108,6 +109,8 @@ yaml_cache_is_valid() {
 # The YAML language host, in its own cache entry (built when missing), linked
 # into the CLI's bin dir: the engine takes a host next to `pulumi` as bundled.
 ensure_yaml_langhost() {
+  # DSOPS_PULUMI_YAML=0: not needed (the quickstart is a TypeScript program).
+  [[ "${DSOPS_PULUMI_YAML:-1}" == "0" ]] && return 0
   want_yaml_stamp="$(yaml_build_stamp)"
   if [[ "${rebuild}" == "1" ]] || ! yaml_cache_is_valid; then
     command -v go >/dev/null 2>&1 \
