@@ -37,7 +37,7 @@ interface RotationJob {
   dueAt: string;
 }
 
-interface Boss {
+export interface Boss {
   start(): Promise<unknown>;
   stop(o: { graceful: boolean; close: boolean; timeout: number }): Promise<void>;
   on(event: "error", fn: (e: Error) => void): unknown;
@@ -181,9 +181,9 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
   }
 }
 
-/** Jobs not finished yet: queued, waiting for a retry, or running (possibly on a dead worker until it expires). */
+/** Jobs not finished yet: queued, waiting for a retry, or running (possibly on a dead worker until it expires); dead-letter copies not yet notified. */
 async function unfinished(boss: Boss): Promise<number> {
-  const r = await boss.getDb().executeSql(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 AND state < 'completed'`, [QUEUE]);
+  const r = await boss.getDb().executeSql(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = ANY($1) AND state < 'completed'`, [[QUEUE, DEAD_LETTER]]);
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -194,6 +194,7 @@ async function pause(ms: number, stop: () => boolean): Promise<void> {
 
 async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean }): Promise<void> {
   while (!o.stopping()) {
+    if (await takeDeadLetter(engine, boss)) continue;
     const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
     if (!job) {
       if (o.once && (await unfinished(boss)) === 0) return;
@@ -215,4 +216,27 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       await boss.fail(QUEUE, job.id, { error: e instanceof DsopsError ? e.message : "internal error" });
     }
   }
+}
+
+/**
+ * One dead-letter copy, if any is waiting: its `dead-lettered` notification is sent, then the
+ * copy is completed (it stays in `dsops-rotation-dead` as the record of the dead job). Returns
+ * whether one was taken. See ./worker-dead-letter.ts.
+ */
+async function takeDeadLetter(engine: ComposedRotationEngine, boss: Boss): Promise<boolean> {
+  const [dead] = await boss.fetch(DEAD_LETTER, { batchSize: 1 });
+  if (!dead) return false;
+  const { notifyDeadLettered, lastError } = require("./worker-dead-letter") as typeof import("./worker-dead-letter");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const r = await boss.getDb().executeSql(`SELECT source_id::text AS "sourceId", source_retry_count AS "sourceRetryCount", source_output AS "sourceOutput" FROM ${SCHEMA}.job WHERE name = $1 AND id = $2`, [DEAD_LETTER, dead.id]);
+  const job = { id: dead.id, data: dead.data, ...(r.rows[0] ?? {}) } as import("./worker-dead-letter").DeadJob;
+  const name = `${job.data.env}/${job.data.variable}`;
+  try {
+    const n = await notifyDeadLettered(engine, job, clock().now());
+    await boss.complete(DEAD_LETTER, dead.id, { notified: n });
+    process.stderr.write(`worker: ${name}: dead-lettered after ${(job.sourceRetryCount ?? 0) + 1} attempt(s) (job ${job.sourceId ?? dead.id}): ${lastError(job.sourceOutput) ?? "no error recorded"}; notified ${n} channel(s)\n`);
+  } catch (e) {
+    await boss.fail(DEAD_LETTER, dead.id, { error: e instanceof DsopsError ? e.message : "internal error" });
+  }
+  return true;
 }
