@@ -2,8 +2,9 @@ import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client } from "pg";
-import { dsops, dsopsRun, type CliResult } from "../support/cli";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { scramVerifier } from "../../provider/rotation/targets/postgresql";
+import { dsops, dsopsAsync, dsopsRun, type CliResult } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 
@@ -22,6 +23,7 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
   let admin: Client;
   let dir: string;
   let hook: HttpReceiver;
+  let stuck: HttpReceiver;
   let url: string;
   const values = new Set<string>();
   const outputs: CliResult[] = [];
@@ -36,11 +38,39 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
     assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
     return r;
   }
+  async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await fn();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  /** A worker process in the background; `out` collects stdout and stderr. */
+  function background(args: string[]) {
+    const p = dsopsAsync(["worker", ...args], { cwd: dir, env: env({ DSOPS_WORKER_DATABASE_URL: url }) });
+    const r = { status: null as number | null, stdout: "", stderr: "" };
+    p.stdout.on("data", (d: Buffer) => (r.stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (r.stderr += d.toString()));
+    const exited = new Promise<void>((res) => p.on("exit", (code) => ((r.status = code), res())));
+    outputs.push(r as CliResult);
+    return { p, r, exited };
+  }
+  const jobState = async (key: string) => (await admin.query<{ state: string }>("SELECT state FROM dsops_worker.job WHERE name = 'dsops-rotation' AND singleton_key LIKE $1", [`${key}@%`])).rows[0]?.state;
+  async function scrape(metricsUrl: string): Promise<Map<string, number>> {
+    const res = await fetch(metricsUrl);
+    assert.equal(res.status, 200);
+    const m = new Map<string, number>();
+    for (const line of (await res.text()).split("\n")) if (line && !line.startsWith("#")) m.set(line.slice(0, line.lastIndexOf(" ")), Number(line.slice(line.lastIndexOf(" ") + 1)));
+    return m;
+  }
   const pgRotation = (role: string, extra: Record<string, unknown> = {}) => ({ service: "app-db", strategy: "single-user", user: role, ttl: "30d", ...extra });
 
   before(async () => {
     pg = await startPostgres();
     hook = await startHttpReceiver();
+    stuck = await startHttpReceiver(() => "hang");
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
     url = pg.connectionString(pg.adminUser, pg.adminPassword);
@@ -51,17 +81,31 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
       JSON.stringify({
         version: 1,
         secretStores: { local: { type: "file", path: "./secrets.store" } },
-        services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" } },
+        services: {
+          "app-db": { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://local/pg/admin" },
+          // A webhook target that never answers: its job stays running.
+          stuck: { type: "webhook", url: `${stuck.url}/rotate`, timeout_ms: 600000 },
+        },
         notifications: { webhooks: [{ name: "audit", url: `${hook.url}/audit` }, { name: "other", url: `${hook.url}/other` }] },
         envs: {
           // No such role: every attempt fails. Only the audit webhook hears of it.
           dead: { GHOST: { from: "store://local/app/GHOST", rotation: pgRotation("ghost_role", { notifications: { channels: ["webhook:audit"] } }) } },
+          good: { G1: { from: "store://local/app/G1", rotation: pgRotation("role_g1") }, G2: { from: "store://local/app/G2", rotation: pgRotation("role_g2") } },
+          hang: { H1: { from: "store://local/app/H1", rotation: { service: "stuck", strategy: "single-user", user: "svc", ttl: "30d" } } },
+          retry: { R1: { from: "store://local/app/R1", rotation: pgRotation("ghost_retry") } },
+          wait: { W1: { from: "store://local/app/W1", rotation: pgRotation("role_w1") } },
         },
       }),
     );
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     ok(cli(["secrets", "set", "--store", "local", "--key", "app/GHOST"], "Ghost-password-1"));
     values.add("Ghost-password-1");
+    for (const v of ["G1", "G2", "W1", "H1", "R1"]) {
+      const pw = `Init-${v}-${Math.random().toString(36).slice(2)}`;
+      values.add(pw);
+      if (v !== "H1" && v !== "R1") await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${v.toLowerCase()}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+      ok(cli(["secrets", "set", "--store", "local", "--key", `app/${v}`], pw));
+    }
   });
 
   after(async () => {
@@ -70,6 +114,7 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
     await admin?.end().catch(() => undefined);
     await pg?.stop();
     await hook?.close();
+    await stuck?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -101,5 +146,78 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
     outputs.push(again);
     assert.doesNotMatch(again.stderr, /dead-lettered/);
     assert.equal(hook.requests.filter((q) => q.headers["x-dsops-event"] === "dead-lettered").length, 1);
+  });
+
+  it("--metrics-listen serves queue depth by state, the oldest waiting job's age and runs by outcome during a run; dsops rotation queue lists waiting, running, retrying and dead jobs", async () => {
+    // W1 rotates the good env, then takes the hang env's job and stays on it.
+    ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "good"]));
+    const w1 = background(["--metrics-listen", "127.0.0.1:0"]);
+    const metricsUrl = await until("the metrics URL", async () => /serving metrics at (http:\/\/\S+)/.exec(w1.r.stderr)?.[1]);
+    assert.equal(metricsUrl.replace(/:\d+\//, ":PORT/"), "http://127.0.0.1:PORT/metrics");
+    await until("the good env rotated", async () => ((await jobState("good/G1")) === "completed" && (await jobState("good/G2")) === "completed" ? true : undefined));
+    const first = await scrape(metricsUrl);
+    assert.equal(first.get('dsops_worker_runs_total{outcome="rotated"}'), 2);
+    assert.equal(first.get('dsops_worker_runs_total{outcome="dead"}'), 0);
+    assert.equal(first.get('dsops_worker_queue_jobs{state="dead"}'), 1);
+    assert.equal(first.get('dsops_rotation_completed_total{service="app-db",env="good",status="succeeded"}'), 2, [...first.keys()].join("\n"));
+
+    ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "hang"]));
+    await until("W1 to hold the hang job", async () => ((await jobState("hang/H1")) === "active" && stuck.requests.length > 0 ? true : undefined));
+    // W2 makes one failing attempt of the retry env's job, then stops (SIGTERM) with the job retrying.
+    ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "retry", "--retry-limit", "5"]));
+    const w2 = background([]);
+    await until("the retry job to retry", async () => ((await jobState("retry/R1")) === "retry" ? true : undefined));
+    w2.p.kill("SIGTERM");
+    await w2.exited;
+    assert.equal(w2.r.status, 0, w2.r.stderr);
+    assert.equal(await jobState("retry/R1"), "retry");
+    ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "wait"]));
+
+    const during = await scrape(metricsUrl);
+    assert.equal(during.get('dsops_worker_queue_jobs{state="created"}'), 1);
+    assert.equal(during.get('dsops_worker_queue_jobs{state="retry"}'), 1);
+    assert.equal(during.get('dsops_worker_queue_jobs{state="active"}'), 1);
+    assert.equal(during.get('dsops_worker_queue_jobs{state="dead"}'), 1);
+    assert.equal(during.get('dsops_worker_queue_jobs{state="failed"}'), 1, "the dead job's original, failed");
+    assert.ok((during.get("dsops_worker_oldest_waiting_seconds") ?? 0) > 0, "the oldest waiting job has an age");
+
+    const table = ok(cli(["rotation", "queue"]));
+    const line = (v: string) => table.stdout.split("\n").find((l) => l.startsWith(v)) ?? "";
+    assert.match(table.stdout, /^VARIABLE +DUE +STATE +ATTEMPTS +STARTED\/CREATED +LAST ERROR/);
+    assert.match(line("wait/W1"), /wait\/W1 +\d{4}-\d\d-\d\dT\S+ +waiting +0\/4 +created \S+ +-/);
+    assert.match(line("hang/H1"), /running +1\/4 +started /);
+    assert.match(line("retry/R1"), /retrying \(next \S+\) +[12]\/6 +created \S+ +store:\/\/local\/app\/R1: /);
+    assert.match(line("dead/GHOST"), /dead +2\/2 +created \S+ +store:\/\/local\/app\/GHOST: /);
+    assert.doesNotMatch(table.stdout, /good\//, "completed jobs are not listed");
+    // --database-url as a store:// reference holding the URL.
+    ok(cli(["secrets", "set", "--store", "local", "--key", "queue/url"], url));
+    const rows = JSON.parse(ok(cli(["rotation", "queue", "--json", "--database-url", "store://local/queue/url"])).stdout) as Array<{ env: string; variable: string; state: string; attempts: number; lastError?: string; startedAt?: string; dueAt?: string }>;
+    const by = new Map(rows.map((x) => [`${x.env}/${x.variable}`, x]));
+    assert.deepEqual([...by.keys()].sort(), ["dead/GHOST", "hang/H1", "retry/R1", "wait/W1"]);
+    assert.equal(by.get("wait/W1")?.state, "waiting");
+    assert.equal(by.get("hang/H1")?.state, "running");
+    assert.ok(by.get("hang/H1")?.startedAt);
+    assert.equal(by.get("retry/R1")?.state, "retrying");
+    assert.match(by.get("retry/R1")?.lastError ?? "", /ghost_retry/);
+    assert.equal(by.get("dead/GHOST")?.state, "dead");
+    assert.equal(by.get("dead/GHOST")?.attempts, 2);
+    assert.equal(by.get("wait/W1")?.dueAt, new Date(NOW).toISOString());
+
+    w1.p.kill("SIGKILL");
+    await w1.exited;
+  });
+
+  it("dsops rotation queue: no URL is a usage error (2); an unreachable server names --database-url (1); an empty database says the queue does not exist yet", async () => {
+    const none = dsops(["rotation", "queue"], { cwd: dir, env: {} });
+    outputs.push(none);
+    assert.equal(none.status, 2, none.stderr);
+    const refused = cli(["rotation", "queue", "--database-url", "postgresql://u:Refused-pw-2@127.0.0.1:1/x"]);
+    values.add("Refused-pw-2");
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /--database-url: cannot connect to the job queue's PostgreSQL/);
+    await admin.query("CREATE DATABASE empty_queue");
+    const empty = cli(["rotation", "queue", "--database-url", pg.connectionString(pg.adminUser, pg.adminPassword, "empty_queue")]);
+    assert.equal(empty.status, 0, empty.stderr);
+    assert.match(empty.stdout, /no job queue in this database yet/);
   });
 });

@@ -15,9 +15,10 @@ import { evaluateDue, rotateIfDue } from "./rotation-run";
  * SIGTERM: take no new job, finish the running ones, exit 0. `--once`: until no job is left.
  */
 
-export const QUEUE = "dsops-rotation";
-export const DEAD_LETTER = "dsops-rotation-dead";
-const SCHEMA = "dsops_worker";
+import { QUEUE, DEAD_LETTER, SCHEMA, databaseUrl } from "./worker-queue";
+import type { WorkerOutcome } from "../../metrics/worker";
+
+export { QUEUE, DEAD_LETTER };
 
 interface WorkerFlags {
   databaseUrl?: string;
@@ -28,6 +29,7 @@ interface WorkerFlags {
   jobTimeout: string;
   retryLimit: string;
   interval: string;
+  metricsListen?: string;
 }
 
 interface RotationJob {
@@ -65,12 +67,14 @@ export function register(program: Command): void {
     .option("--once", "one scheduler pass, then work until no job is queued, retrying or running; then exit")
     .option("--job-timeout <duration>", "a job running longer (its worker died) is given to another worker; set by the scheduler that queues it", "15m")
     .option("--retry-limit <n>", "retries of a failing job (exponential backoff) before it goes to the dead-letter queue; set by the scheduler that queues it", "3")
+    .option("--metrics-listen <host:port>", "serve Prometheus metrics (queue depth by state, oldest waiting job, runs by outcome, rotation metrics) at http://<host:port>/metrics")
     .action(async (o: WorkerFlags, cmd: Command) => {
       const { parseDuration } = require("../../core/duration") as typeof import("../../core/duration");
       const concurrency = intFlag(cmd, "--concurrency", o.concurrency, 0);
       const retryLimit = intFlag(cmd, "--retry-limit", o.retryLimit, 0);
       const jobTimeout = Math.max(1, Math.round(parseDuration(o.jobTimeout, "--job-timeout") / 1000));
       const intervalMs = parseDuration(o.interval, "--interval");
+      if (o.metricsListen !== undefined) (require("./worker-metrics") as typeof import("./worker-metrics")).parseListen(o.metricsListen);
       const raw = o.databaseUrl ?? process.env.DSOPS_WORKER_DATABASE_URL;
       if (!raw) cmd.error("error: say which PostgreSQL holds the job queue: --database-url <url|store://…> or DSOPS_WORKER_DATABASE_URL", { exitCode: 2, code: "dsops.missingDatabaseUrl" });
       if (!o.scheduler && concurrency === 0) cmd.error("error: --concurrency 0 without --scheduler does nothing", { exitCode: 2, code: "dsops.nothingToDo" });
@@ -93,19 +97,10 @@ function intFlag(cmd: Command, flag: string, text: string, min: number): number 
   return n;
 }
 
-/** The URL as given, or the value of the store:// reference that holds it (never printed). */
-async function databaseUrl(cmd: Command, raw: string): Promise<string> {
-  if (!raw.startsWith("store://")) return raw;
-  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
-  const { withResolver } = require("../util") as typeof import("../util");
-  const ref = parseStoreUri(raw);
-  return withResolver(cmd, async (r) => (await r.resolveRef(ref)).value.reveal());
-}
-
 async function runWorker(
   engine: ComposedRotationEngine,
   connectionString: string,
-  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number },
+  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number; metricsListen?: string },
 ): Promise<void> {
   const { PgBoss } = require("pg-boss") as { PgBoss: new (o: Record<string, unknown>) => Boss };
   const tick = Math.max(1, Math.min(60, Math.floor(o.jobTimeout / 2)));
@@ -116,6 +111,8 @@ async function runWorker(
   } catch (e) {
     throw new DsopsError(`--database-url: cannot use the job queue's PostgreSQL: ${(e as Error).message}`, { hint: "check the URL (or DSOPS_WORKER_DATABASE_URL), that the server is up and that the user may create the schema dsops_worker" });
   }
+  const served = await startMetrics(engine, boss, o.metricsListen);
+  const count = (outcome: WorkerOutcome) => served?.metrics.count(outcome);
   let stopping = false;
   const onTerm = () => {
     if (!stopping) process.stderr.write("worker: stopping: no new job is taken; the running ones finish\n");
@@ -140,12 +137,25 @@ async function runWorker(
       );
     // With --once the workers start after the pass, so "no job left" is not read before it queued.
     if (o.once) await Promise.all(loops.splice(0));
-    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping }));
+    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping, count }));
     await Promise.all(loops);
   } finally {
     process.off("SIGTERM", onTerm);
     process.off("SIGINT", onTerm);
     await boss.stop({ graceful: true, close: true, timeout: 30_000 });
+    await served?.close();
+  }
+}
+
+/** `--metrics-listen`: the worker's metrics endpoint (./worker-metrics.ts), sampling the queue through pg-boss's pool. */
+async function startMetrics(engine: ComposedRotationEngine, boss: Boss, listen: string | undefined) {
+  if (listen === undefined) return undefined;
+  const { serveWorkerMetrics } = require("./worker-metrics") as typeof import("./worker-metrics");
+  try {
+    return await serveWorkerMetrics(engine, (text, values) => boss.getDb().executeSql(text, values), listen);
+  } catch (e) {
+    await boss.stop({ graceful: false, close: true, timeout: 1000 });
+    throw e;
   }
 }
 
@@ -192,9 +202,12 @@ async function pause(ms: number, stop: () => boolean): Promise<void> {
   while (!stop() && Date.now() < end) await delay(Math.min(500, end - Date.now()));
 }
 
-async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean }): Promise<void> {
+async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean; count: (outcome: WorkerOutcome) => void }): Promise<void> {
   while (!o.stopping()) {
-    if (await takeDeadLetter(engine, boss)) continue;
+    if (await takeDeadLetter(engine, boss)) {
+      o.count("dead");
+      continue;
+    }
     const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
     if (!job) {
       if (o.once && (await unfinished(boss)) === 0) return;
@@ -209,11 +222,13 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
+      o.count(res.result === "skipped" ? "skipped" : res.result === "rotated" ? "rotated" : "failed");
       out(`${name}: ${res.result}${"reason" in res ? ` (${res.reason})` : res.versionId ? ` (version ${res.versionId})` : ""} job ${job.id}`);
     } catch (e) {
       const message = e instanceof DsopsError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
       process.stderr.write(`worker: ${name}: failed (job ${job.id}; retried with backoff, then dead-lettered to ${DEAD_LETTER}): ${message}\n`);
       await boss.fail(QUEUE, job.id, { error: e instanceof DsopsError ? e.message : "internal error" });
+      o.count("failed");
     }
   }
 }
