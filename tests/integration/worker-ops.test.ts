@@ -16,6 +16,9 @@ import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
  */
 
 const NOW = "2026-11-20T12:00:00Z";
+const SAT_OPEN = "2026-11-21T03:00:00Z";
+const SAT_CLOSED = "2026-11-21T07:00:00Z";
+const saturday = { schedule: "0 2 * * 6", duration: "4h" };
 
 describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", function () {
   this.timeout(180_000);
@@ -31,6 +34,12 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
 
   function cli(args: string[], input?: string, clock = NOW): CliResult {
     const r = dsops(args, { cwd: dir, ...(input !== undefined ? { input } : {}), env: { DSOPS_CLOCK: clock, DSOPS_WORKER_DATABASE_URL: url } });
+    outputs.push(r);
+    return r;
+  }
+  /** Async: the test's receivers answer while it runs (a synchronous run blocks them, and notifications time out). */
+  async function acli(args: string[], clock = NOW): Promise<CliResult> {
+    const r = await dsopsRun(args, { cwd: dir, env: { DSOPS_CLOCK: clock, DSOPS_WORKER_DATABASE_URL: url } });
     outputs.push(r);
     return r;
   }
@@ -94,13 +103,22 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
           hang: { H1: { from: "store://local/app/H1", rotation: { service: "stuck", strategy: "single-user", user: "svc", ttl: "30d" } } },
           retry: { R1: { from: "store://local/app/R1", rotation: pgRotation("ghost_retry") } },
           wait: { W1: { from: "store://local/app/W1", rotation: pgRotation("role_w1") } },
+          // Saturdays 02:00-06:00 UTC; NOW is a Friday.
+          win: {
+            WA: { from: "store://local/app/WA", rotation: pgRotation("role_wa", { windows: [saturday] }) },
+            WB: { from: "store://local/app/WB", rotation: pgRotation("role_wb", { windows: [{ ...saturday, blackouts: [{ start: "2026-11-21", end: "2026-11-22", reason: "freeze" }] }] }) },
+            // dsops's form of the same window.
+            WD: { from: "store://local/app/WD", rotation: pgRotation("role_wd", { constraints: { maintenanceWindows: [{ cron: "0 2 * * 6", duration: "4h", timezone: "UTC" }] } }) },
+          },
+          late: { WC: { from: "store://local/app/WC", rotation: pgRotation("role_wc", { windows: [saturday] }) } },
+          runwin: { WE: { from: "store://local/app/WE", rotation: pgRotation("role_we", { constraints: { maintenanceWindows: [{ cron: "0 2 * * 6", duration: "4h" }] } }) } },
         },
       }),
     );
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     ok(cli(["secrets", "set", "--store", "local", "--key", "app/GHOST"], "Ghost-password-1"));
     values.add("Ghost-password-1");
-    for (const v of ["G1", "G2", "W1", "H1", "R1"]) {
+    for (const v of ["G1", "G2", "W1", "H1", "R1", "WA", "WB", "WC", "WD", "WE"]) {
       const pw = `Init-${v}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       if (v !== "H1" && v !== "R1") await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${v.toLowerCase()}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
@@ -205,6 +223,8 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
 
     w1.p.kill("SIGKILL");
     await w1.exited;
+    // The killed worker's job would wait for --job-timeout (15m), and the retrying one for its backoffs: out of the way of the next tests.
+    await admin.query("DELETE FROM dsops_worker.job WHERE name = 'dsops-rotation' AND (singleton_key LIKE 'hang/%' OR singleton_key LIKE 'retry/%')");
   });
 
   it("dsops rotation queue: no URL is a usage error (2); an unreachable server names --database-url (1); an empty database says the queue does not exist yet", async () => {
@@ -219,5 +239,89 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
     const empty = cli(["rotation", "queue", "--database-url", pg.connectionString(pg.adminUser, pg.adminPassword, "empty_queue")]);
     assert.equal(empty.status, 0, empty.stderr);
     assert.match(empty.stdout, /no job queue in this database yet/);
+  });
+
+  describe("windows and blackouts, with a moved clock (DSOPS_CLOCK)", () => {
+    const password = async (role: string) => (await admin.query<{ p: string }>("SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1", [role])).rows[0].p;
+    const queuedFor = async (e: string) => (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM dsops_worker.job WHERE name = 'dsops-rotation' AND singleton_key LIKE $1", [`${e}/%`])).rows[0].n;
+
+    it("the scheduler does not queue a due rotation outside its window (due but waiting for the opening) nor one a blackout blocks; inside the window it queues it and a worker rotates it", async () => {
+      const friday = ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "win"]));
+      assert.match(friday.stdout, /^not queued win\/WA: due but waiting for the window opening at 2026-11-21T02:00:00\.000Z$/m);
+      assert.match(friday.stdout, /^not queued win\/WD: due but waiting for the window opening at 2026-11-21T02:00:00\.000Z$/m, "dsops's constraints.maintenanceWindows");
+      assert.doesNotMatch(friday.stdout, /^queued /m);
+      assert.equal(await queuedFor("win"), 0);
+
+      const before = { wa: await password("role_wa"), wb: await password("role_wb"), wd: await password("role_wd") };
+      const sat = ok(await acli(["worker", "--scheduler", "--once", "--env", "win"], SAT_OPEN));
+      assert.match(sat.stdout, /^queued win\/WA \(due /m);
+      assert.match(sat.stdout, /^queued win\/WD \(due /m);
+      assert.match(sat.stdout, /^not queued win\/WB: blocked \(blackout: freeze\)$/m);
+      assert.match(sat.stdout, /^win\/WA: rotated \(version /m);
+      assert.match(sat.stdout, /^win\/WD: rotated \(version /m);
+      assert.equal(await queuedFor("win"), 2);
+      assert.notEqual(await password("role_wa"), before.wa);
+      assert.notEqual(await password("role_wd"), before.wd);
+      assert.equal(await password("role_wb"), before.wb, "the blackout kept WB unrotated");
+    });
+
+    it("a job queued inside the window that a worker takes after it closed is skipped, not rotated; the next opening queues it again", async () => {
+      ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "late"], undefined, SAT_OPEN));
+      const before = await password("role_wc");
+      const closed = ok(await acli(["worker", "--once"], SAT_CLOSED));
+      assert.match(closed.stdout, /^late\/WC: skipped \(outside its windows: the next opens at 2026-11-28T02:00:00\.000Z\) job /m);
+      assert.equal(await password("role_wc"), before, "not rotated outside its window");
+      assert.equal(await jobState("late/WC"), "completed");
+      const next = ok(await acli(["worker", "--scheduler", "--once", "--env", "late"], "2026-11-28T02:30:00Z"));
+      assert.match(next.stdout, /^late\/WC: rotated \(version /m);
+      assert.notEqual(await password("role_wc"), before);
+    });
+
+    it("dsops rotation run --due honours constraints.maintenanceWindows (dsops's form) as rotation.windows", async () => {
+      const friday = cli(["rotation", "run", "--due", "--env", "runwin", "--json"]);
+      assert.equal(friday.status, 0, friday.stderr);
+      const [row] = JSON.parse(friday.stdout) as Array<{ state: string; decision: string; opensAt: string; result: string }>;
+      assert.equal(row.state, "waiting");
+      assert.equal(row.opensAt, "2026-11-21T02:00:00.000Z");
+      assert.equal(row.result, "-");
+      const sat = await acli(["rotation", "run", "--due", "--env", "runwin", "--json"], SAT_OPEN);
+      assert.equal(sat.status, 0, sat.stderr);
+      assert.equal((JSON.parse(sat.stdout) as Array<{ result: string }>)[0].result, "rotated");
+    });
+
+    it("constraints.maintenanceWindows: a bad entry, or both forms, fail when dsops.yaml loads, naming the path", () => {
+      const bad = mkdtempSync(join(tmpdir(), "dsops-mw-"));
+      try {
+        const write = (rotation: Record<string, unknown>) =>
+          writeFileSync(
+            join(bad, "dsops.yaml"),
+            JSON.stringify({
+              version: 1,
+              secretStores: { local: { type: "file", path: "./s.store" } },
+              services: { "app-db": { type: "postgresql", host: "127.0.0.1", port: 5432, database: "postgres", admin: "store://local/pg/admin" } },
+              envs: { prod: { DB: { from: "store://local/app/DB", rotation: { service: "app-db", user: "app", ttl: "30d", ...rotation } } } },
+            }),
+          );
+        const run = () => {
+          const r = dsops(["rotation", "run", "--due", "--dry-run"], { cwd: bad, env: { DSOPS_CLOCK: NOW } });
+          outputs.push(r);
+          return r;
+        };
+        write({ constraints: { maintenanceWindows: [{ duration: "4h" }] } });
+        let r = run();
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /envs\.prod\.DB\.rotation\.constraints\.maintenanceWindows\.0\.cron|envs\.prod\.DB\.rotation\.constraints\.maintenanceWindows\[0\]\.cron/);
+        write({ constraints: { maintenanceWindows: [{ cron: "0 2 * * 6", duration: "4h" }] }, windows: [saturday] });
+        r = run();
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /both give the maintenance windows; keep one/);
+        write({ constraints: { maintenanceWindows: [{ cron: "0 25 * * 6", duration: "4h" }] } });
+        r = run();
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /windows/);
+      } finally {
+        rmSync(bad, { recursive: true, force: true });
+      }
+    });
   });
 });

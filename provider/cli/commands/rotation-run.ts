@@ -114,7 +114,7 @@ export async function evaluateDue(engine: ComposedRotationEngine, env?: string):
 /** What became of one due rotation run through {@link rotateIfDue}. */
 export type DueRunOutcome =
   | { result: "rotated" | "failed" | "grace" | "succeeded" | string; recordId: string; versionId?: string }
-  | { result: "skipped"; reason: "running elsewhere" | "rotated elsewhere meanwhile" };
+  | { result: "skipped"; reason: "running elsewhere" | "rotated elsewhere meanwhile" | string };
 
 /**
  * One due rotation through the composed engine (audited as `command`), the due decision asked
@@ -129,6 +129,9 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   if (!spec) throw new DsopsError(`${env}/${variable}: no rotation block in dsops.yaml (any more)`, { hint: "the job was queued from an older dsops.yaml; nothing to rotate" });
   const policy = spec;
   const at = `envs.${env}.${variable}.rotation`;
+  // A job queued inside a window may run after it closed (a retry, a busy pool): the windows are asked again.
+  const shut = windowsShut(policy, at, clock().now());
+  if (shut) return { result: "skipped", reason: shut };
   try {
     const res = await rotateAudited(engine, command, env, variable, {
       ifDue: (last) => {
@@ -146,6 +149,15 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
     if (e instanceof RotatedElsewhereError) return { result: "skipped", reason: "rotated elsewhere meanwhile" };
     throw e;
   }
+}
+
+/** Why the rotation's windows are shut at `now` (`outside its windows: …`, `blackout: …`), or undefined when one is open (or none is declared). */
+function windowsShut(policy: VariableRotation, at: string, now: number): string | undefined {
+  const { windowsAt, rotationWindows } = require("../../rotation/due") as typeof import("../../rotation/due");
+  const w = windowsAt(rotationWindows(policy, at), now);
+  if (w.open) return undefined;
+  if (w.blockedBy) return `blackout: ${w.blockedBy}`;
+  return `outside its windows: ${w.nextOpenAt !== undefined ? `the next opens at ${iso(w.nextOpenAt)}` : "none opens again"}`;
 }
 
 async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: boolean }): Promise<{ rows: PassRow[]; bugs: unknown[] }> {

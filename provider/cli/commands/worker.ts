@@ -177,7 +177,10 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
       process.stderr.write(`scheduler: ${name}: cannot decide: ${ev.error?.message ?? "unknown"}\n`);
       continue;
     }
-    if (ev.decision.state !== "due") continue;
+    if (ev.decision.state !== "due") {
+      if (ev.decision.state === "waiting" || ev.decision.state === "blocked") out(notQueued(name, ev.decision));
+      continue;
+    }
     const dueAt = new Date(ev.decision.dueAt).toISOString();
     const id = await boss.send(QUEUE, { env: ev.env, variable: ev.variable, dueAt } satisfies RotationJob, {
       singletonKey: `${name}@${dueAt}`,
@@ -189,6 +192,13 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
     });
     out(id ? `queued ${name} (due ${dueAt}) job ${id}` : `already queued ${name} (due ${dueAt})`);
   }
+}
+
+/** The scheduler's line for a due rotation it does not queue: its windows are closed, or a blackout (or a catalogue type) blocks it. */
+function notQueued(name: string, d: import("../../rotation/due").RotationDecision): string {
+  if (d.state === "blocked") return `not queued ${name}: blocked (${d.reason})`;
+  if (d.state === "waiting") return `not queued ${name}: due but waiting for ${d.opensAt !== undefined ? `the window opening at ${new Date(d.opensAt).toISOString()}` : "a window (none opens)"}`;
+  return `not queued ${name}`;
 }
 
 /** Jobs not finished yet: queued, waiting for a retry, or running (possibly on a dead worker until it expires); dead-letter copies not yet notified. */
