@@ -111,6 +111,8 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
             WD: { from: "store://local/app/WD", rotation: pgRotation("role_wd", { constraints: { maintenanceWindows: [{ cron: "0 2 * * 6", duration: "4h", timezone: "UTC" }] } }) },
           },
           late: { WC: { from: "store://local/app/WC", rotation: pgRotation("role_wc", { windows: [saturday] }) } },
+          // Its worker dies on the only attempt (--retry-limit 0): the job expires into the dead-letter queue.
+          expire: { E1: { from: "store://local/app/E1", rotation: { service: "stuck", strategy: "single-user", user: "svc", ttl: "30d", notifications: { channels: ["webhook:audit"] } } } },
           runwin: { WE: { from: "store://local/app/WE", rotation: pgRotation("role_we", { constraints: { maintenanceWindows: [{ cron: "0 2 * * 6", duration: "4h" }] } }) } },
         },
       }),
@@ -118,10 +120,10 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
     ok(cli(["secrets", "set", "--store", "local", "--key", "pg/admin"], JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     ok(cli(["secrets", "set", "--store", "local", "--key", "app/GHOST"], "Ghost-password-1"));
     values.add("Ghost-password-1");
-    for (const v of ["G1", "G2", "W1", "H1", "R1", "WA", "WB", "WC", "WD", "WE"]) {
+    for (const v of ["G1", "G2", "W1", "H1", "R1", "WA", "WB", "WC", "WD", "WE", "E1"]) {
       const pw = `Init-${v}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
-      if (v !== "H1" && v !== "R1") await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${v.toLowerCase()}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
+      if (v !== "H1" && v !== "R1" && v !== "E1") await admin.query(`CREATE ROLE ${escapeIdentifier(`role_${v.toLowerCase()}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(pw))}`);
       ok(cli(["secrets", "set", "--store", "local", "--key", `app/${v}`], pw));
     }
   });
@@ -323,5 +325,39 @@ describe("dsops worker operations (real PostgreSQL 15, real webhook receiver)", 
         rmSync(bad, { recursive: true, force: true });
       }
     });
+  });
+
+  it("a job whose worker died on its last attempt expires into the dead-letter queue and is notified too (last error: job timed out)", async () => {
+    hook.reset();
+    ok(cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "expire", "--retry-limit", "0", "--job-timeout", "1s"]));
+    const w = background([]);
+    await until("the worker to hold the expire job", async () => ((await jobState("expire/E1")) === "active" && stuck.requests.some((q) => q.body.includes('"user":"svc"')) ? true : undefined));
+    w.p.kill("SIGKILL");
+    await w.exited;
+    // Its --job-timeout sets how often it looks for expired jobs (half of it).
+    const r = ok(await acli(["worker", "--once", "--job-timeout", "1s"]));
+    assert.match(r.stderr, /worker: expire\/E1: dead-lettered after 1 attempt\(s\) \(job [0-9a-f-]+\): job timed out; notified 1 channel\(s\)/, r.stderr);
+    const dead = hook.requests.filter((q) => q.headers["x-dsops-event"] === "dead-lettered").map((q) => JSON.parse(q.body) as Record<string, unknown>);
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0].variable, "E1");
+    assert.equal(dead[0].attempts, 1);
+    assert.equal(dead[0].error, "job timed out");
+  });
+
+  it("--metrics-listen: a malformed address is a usage error (2); a port in use names the flag (1)", async () => {
+    const bad = cli(["worker", "--once", "--metrics-listen", "nowhere"]);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /--metrics-listen nowhere: expected <host>:<port>/);
+    const { createServer } = await import("node:net");
+    const taken = createServer();
+    await new Promise<void>((res) => taken.listen(0, "127.0.0.1", () => res()));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const busy = await acli(["worker", "--once", "--metrics-listen", `127.0.0.1:${port}`]);
+      assert.equal(busy.status, 1, busy.stderr);
+      assert.match(busy.stderr, new RegExp(`--metrics-listen 127\\.0\\.0\\.1:${port}: cannot listen`));
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -74,7 +74,13 @@ export function register(program: Command): void {
       const retryLimit = intFlag(cmd, "--retry-limit", o.retryLimit, 0);
       const jobTimeout = Math.max(1, Math.round(parseDuration(o.jobTimeout, "--job-timeout") / 1000));
       const intervalMs = parseDuration(o.interval, "--interval");
-      if (o.metricsListen !== undefined) (require("./worker-metrics") as typeof import("./worker-metrics")).parseListen(o.metricsListen);
+      if (o.metricsListen !== undefined) {
+        try {
+          (require("./worker-metrics") as typeof import("./worker-metrics")).parseListen(o.metricsListen);
+        } catch (e) {
+          cmd.error(`error: ${(e as Error).message}`, { exitCode: 2, code: "dsops.badListen" });
+        }
+      }
       const raw = o.databaseUrl ?? process.env.DSOPS_WORKER_DATABASE_URL;
       if (!raw) cmd.error("error: say which PostgreSQL holds the job queue: --database-url <url|store://…> or DSOPS_WORKER_DATABASE_URL", { exitCode: 2, code: "dsops.missingDatabaseUrl" });
       if (!o.scheduler && concurrency === 0) cmd.error("error: --concurrency 0 without --scheduler does nothing", { exitCode: 2, code: "dsops.nothingToDo" });
