@@ -219,13 +219,20 @@ async function pause(ms: number, stop: () => boolean): Promise<void> {
 }
 
 async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean; count: (outcome: WorkerOutcome) => void }): Promise<void> {
+  // The dead-letter queue is looked at when idle and at most every second when busy (one query less per job).
+  let deadCheckedAt = 0;
   while (!o.stopping()) {
-    if (await takeDeadLetter(engine, boss)) {
-      o.count("dead");
-      continue;
+    if (Date.now() - deadCheckedAt >= 1000) {
+      deadCheckedAt = Date.now();
+      if (await takeDeadLetter(engine, boss)) {
+        o.count("dead");
+        deadCheckedAt = 0;
+        continue;
+      }
     }
     const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
     if (!job) {
+      deadCheckedAt = 0;
       if (o.once && (await unfinished(boss)) === 0) return;
       // Expire the jobs of dead workers (past --job-timeout) so they are retried.
       await boss.supervise(QUEUE).catch((e: Error) => process.stderr.write(`warning: job queue: expiring jobs of dead workers: ${e.message}\n`));
