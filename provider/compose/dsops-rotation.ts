@@ -220,10 +220,42 @@ class DsopsRotation {
     const result: Rotation = { service, ...merged, ...ownSet };
     result.service = service;
     if (result.strategy === undefined) result.strategy = "single-user";
+    this.maintenanceWindows(result, [...at, "rotation"]);
     // A service's channels tell its own rotations only: the others keep to the file's channels.
     if (result.notifications === undefined && this.serviceChannels.size) result.notifications = { channels: [...new Set(this.fileChannels)] };
     // In place: the variable's spec is the one the loaded Config hands out.
     (spec as { rotation?: unknown }).rotation = result;
+  }
+
+  /**
+   * dsops's `constraints.maintenanceWindows: [{cron, duration, timezone}]` as our `windows`
+   * (`schedule`, `duration`, `timezone`): the scheduler (`rotation run --due`, `dsops worker`)
+   * rotates only inside them. Giving both forms is an error.
+   */
+  private maintenanceWindows(r: Rotation, at: Path): void {
+    const c = r.constraints as Record<string, unknown> | undefined;
+    if (!c || c.maintenanceWindows === undefined) return;
+    const path: Path = [...at, "constraints", "maintenanceWindows"];
+    if (r.windows !== undefined) {
+      this.out.error(path, '"constraints.maintenanceWindows" and "windows" both give the maintenance windows; keep one', true);
+      return;
+    }
+    if (!Array.isArray(c.maintenanceWindows)) {
+      this.out.error(path, "expected a list of {cron, duration, timezone}", true);
+      return;
+    }
+    const windows: Array<Record<string, unknown>> = [];
+    c.maintenanceWindows.forEach((w: unknown, i: number) => {
+      const e = (w ?? {}) as Record<string, unknown>;
+      const unknown = Object.keys(e).filter((k) => !["cron", "duration", "timezone"].includes(k));
+      if (typeof w !== "object" || w === null || Array.isArray(w)) this.out.error([...path, i], "expected {cron, duration, timezone}", true);
+      else if (typeof e.cron !== "string") this.out.error([...path, i, "cron"], "required: the cron (5 fields) that opens the window", true);
+      else if (typeof e.duration !== "string") this.out.error([...path, i, "duration"], "required: how long the window stays open (4h, 90m)", true);
+      else if (e.timezone !== undefined && typeof e.timezone !== "string") this.out.error([...path, i, "timezone"], "expected an IANA zone name (Europe/Paris)", true);
+      else if (unknown.length) this.out.error([...path, i, unknown[0]], `unknown key "${unknown[0]}" (expected one of: cron, duration, timezone)`, true);
+      else windows.push({ schedule: e.cron, duration: e.duration, ...(e.timezone !== undefined ? { timezone: e.timezone } : {}) });
+    });
+    if (windows.length === c.maintenanceWindows.length) r.windows = windows;
   }
 
   /** A dsops rotation block (a service's, or the top-level defaults) in our keys. */

@@ -112,8 +112,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** What `serveMetrics` exposes: dsops's metrics, or any source of exposition text (the worker's). */
+export type MetricsSource = Pick<DsopsMetrics, "text"> & { readonly registry: Pick<Registry, "contentType"> };
+
 /** Serve `metrics` over HTTP at `path` (GET; 404 elsewhere). Port 0: a free one. */
-export function serveMetrics(metrics: DsopsMetrics, o: { port: number; path?: string; host?: string }): Promise<MetricsServer> {
+export function serveMetrics(metrics: MetricsSource, o: { port: number; path?: string; host?: string }): Promise<MetricsServer> {
   const path = o.path ?? "/metrics";
   const host = o.host ?? "127.0.0.1";
   const server: Server = createServer((req, res) => {

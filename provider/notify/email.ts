@@ -27,7 +27,7 @@ export function emailBodies(e: RotationEvent): { text: string; html: string } {
 /** Subject and bodies of a digest of several events. */
 export function digestMessage(events: RotationEvent[], mode: string): { subject: string; text: string; html: string } {
   const services = [...new Set(events.map((e) => `${e.service} (${e.env})`))];
-  const alarms = events.filter((e) => e.type === "failed" || e.type === "rollback").length;
+  const alarms = events.filter((e) => e.type === "failed" || e.type === "rollback" || e.type === "dead-lettered").length;
   const subject = `[dsops] Rotation digest (${mode}): ${services.length === 1 ? services[0] : `${services.length} services`}, ${events.length} event${events.length === 1 ? "" : "s"}${alarms ? `, ${alarms} failed` : ""}`;
   const text =
     `${events.length} rotation event(s):\n\n` +

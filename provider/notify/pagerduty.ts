@@ -11,7 +11,7 @@ export const pagerdutyDedupKey = (e: Pick<RotationEvent, "service" | "env">): st
 export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; severity: string; autoResolve: boolean; serviceId?: string }): Record<string, unknown> | undefined {
   const dedup_key = pagerdutyDedupKey(e);
   if (e.type === "completed") return o.autoResolve ? { routing_key: o.routingKey, event_action: "resolve", dedup_key } : undefined;
-  if (e.type !== "failed" && e.type !== "rollback") return undefined;
+  if (e.type !== "failed" && e.type !== "rollback" && e.type !== "dead-lettered") return undefined;
   return {
     routing_key: o.routingKey,
     event_action: "trigger",
@@ -37,13 +37,14 @@ export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; seve
         ...(e.trigger ? { trigger: e.trigger } : {}),
         ...(e.error ? { error: e.error } : {}),
         ...(e.who ? { who: e.who } : {}),
+        ...(e.attempts !== undefined ? { attempts: e.attempts } : {}),
         ...(o.serviceId ? { service_id: o.serviceId } : {}),
       },
     },
   };
 }
 
-/** PagerDuty Events API v2: trigger on failure and rollback, resolve on success (`auto_resolve`). */
+/** PagerDuty Events API v2: trigger on failure, rollback and dead-lettering, resolve on success (`auto_resolve`). */
 export function createPagerdutyNotifier(raw: unknown, ctx: NotifierContext, path: string): Notifier {
   const s = parseSettings(pagerdutySettingsSchema, raw, path);
   const key = s.routing_key ?? s.integration_key;
@@ -51,7 +52,7 @@ export function createPagerdutyNotifier(raw: unknown, ctx: NotifierContext, path
   return {
     type: "pagerduty",
     name: "pagerduty",
-    accepts: (e) => s.enabled && (e.type === "failed" || e.type === "rollback" || (e.type === "completed" && s.auto_resolve)) && wants(s.events, e),
+    accepts: (e) => s.enabled && (e.type === "failed" || e.type === "rollback" || e.type === "dead-lettered" || (e.type === "completed" && s.auto_resolve)) && wants(s.events, e),
     async send(e) {
       const routingKey = await ctx.resolveSetting(key);
       const body = pagerdutyPayload(e, { routingKey, severity: s.severity, autoResolve: s.auto_resolve, serviceId: s.service_id });

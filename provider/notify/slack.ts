@@ -18,9 +18,9 @@ export type SlackMentions = string[] | { on_failure?: string | string[]; on_roll
 
 /** Who is mentioned in an event's message: nobody but on failure and rollback. */
 export function mentionsFor(e: RotationEvent, m: SlackMentions | undefined): string[] {
-  if (!m || (e.type !== "failed" && e.type !== "rollback")) return [];
+  if (!m || (e.type !== "failed" && e.type !== "rollback" && e.type !== "dead-lettered")) return [];
   if (Array.isArray(m)) return m;
-  const who = (e.type === "failed" ? m.on_failure : m.on_rollback) ?? [];
+  const who = (e.type === "rollback" ? m.on_rollback : m.on_failure) ?? [];
   return typeof who === "string" ? [who] : who;
 }
 
@@ -30,6 +30,7 @@ const ICONS: Record<RotationEvent["type"], string> = {
   failed: ":x:",
   rollback: ":rewind:",
   "due-soon": ":alarm_clock:",
+  "dead-lettered": ":skull:",
 };
 
 /** The Block Kit message of an event (plain data: tests and `--dry-run` can show it). */

@@ -32,6 +32,8 @@ export function eventFacts(e: RotationEvent): Array<[string, string]> {
   if (e.trigger) out.push(["Trigger", e.trigger]);
   if (e.durationSeconds !== undefined) out.push(["Duration", `${e.durationSeconds.toFixed(1)} s`]);
   if (e.dueAt) out.push(["Due", e.dueAt]);
+  if (e.attempts !== undefined) out.push(["Attempts", String(e.attempts)]);
+  if (e.jobId) out.push(["Job", e.jobId]);
   if (e.who) out.push(["By", e.who]);
   if (e.reason) out.push(["Reason", e.reason]);
   return out;

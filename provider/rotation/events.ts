@@ -8,8 +8,11 @@ import { errorMessage } from "../core/errors";
  * never imports them.
  */
 
-/** What happened. `due-soon` comes from `dsops secrets due --notify`, the others from the engine. */
-export const rotationEventTypes = ["started", "completed", "failed", "rollback", "due-soon"] as const;
+/**
+ * What happened. `due-soon` comes from `dsops secrets due --notify`, `dead-lettered` from
+ * `dsops worker` (a job that exhausted its retries), the others from the engine.
+ */
+export const rotationEventTypes = ["started", "completed", "failed", "rollback", "due-soon", "dead-lettered"] as const;
 export type RotationEventType = (typeof rotationEventTypes)[number];
 
 /** One rotation event (the payload every notifier formats; plain data, JSON-safe). */
@@ -42,8 +45,12 @@ export interface RotationEvent {
   readonly durationSeconds?: number;
   /** rollback: `automatic` (failed verification), `health` (health checks), `manual`. */
   readonly trigger?: "automatic" | "health" | "manual";
-  /** due-soon: when the rotation is due (ISO-8601). */
+  /** due-soon: when the rotation is due (ISO-8601); dead-lettered: the due instant its job was queued for. */
   readonly dueAt?: string;
+  /** dead-lettered: how many attempts the job had (the first run and its retries). */
+  readonly attempts?: number;
+  /** dead-lettered: the job's id in the worker queue. */
+  readonly jobId?: string;
 }
 
 export const eventTitles: Readonly<Record<RotationEventType, string>> = {
@@ -52,6 +59,7 @@ export const eventTitles: Readonly<Record<RotationEventType, string>> = {
   failed: "Rotation failed",
   rollback: "Rotation rolled back",
   "due-soon": "Rotation due soon",
+  "dead-lettered": "Rotation dead-lettered",
 };
 
 /** The per-variable notification settings (`rotation.notifications`, checked by provider/notify's schema) an event is sent under. */

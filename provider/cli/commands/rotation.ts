@@ -4,6 +4,7 @@ import { commandGroup, loadConfig } from "../util";
 import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
 import { registerRun } from "./rotation-run";
+import { registerQueue } from "./worker-queue";
 
 /**
  * `dsops secrets rotate|status|history`, `dsops rotation status|history|rollback`. Thin: every command
@@ -19,6 +20,7 @@ export function register(program: Command): void {
   // dsops spells the views `rotation status|history`: the same commands, the same flags.
   registerViews(rotation, withEngine);
   registerRun(rotation, withEngine);
+  registerQueue(rotation);
   rotation
     .command("rollback")
     .description("put back the previous (or a named) version of a service's secrets: applied at the target, verified, made current")

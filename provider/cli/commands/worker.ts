@@ -15,9 +15,10 @@ import type { RegisteredPolicies } from "./worker-policies";
  * SIGTERM: take no new job, finish the running ones, exit 0. `--once`: until no job is left.
  */
 
-export const QUEUE = "dsops-rotation";
-export const DEAD_LETTER = "dsops-rotation-dead";
-const SCHEMA = "dsops_worker";
+import { QUEUE, DEAD_LETTER, SCHEMA, databaseUrl } from "./worker-queue";
+import type { WorkerOutcome } from "../../metrics/worker";
+
+export { QUEUE, DEAD_LETTER };
 
 interface WorkerFlags {
   databaseUrl?: string;
@@ -28,6 +29,7 @@ interface WorkerFlags {
   jobTimeout: string;
   retryLimit: string;
   interval: string;
+  metricsListen?: string;
 }
 
 interface RotationJob {
@@ -39,7 +41,7 @@ interface RotationJob {
   dueAt: string;
 }
 
-interface Boss {
+export interface Boss {
   start(): Promise<unknown>;
   stop(o: { graceful: boolean; close: boolean; timeout: number }): Promise<void>;
   on(event: "error", fn: (e: Error) => void): unknown;
@@ -67,12 +69,20 @@ export function register(program: Command): void {
     .option("--once", "one scheduler pass, then work until no job is queued, retrying or running; then exit")
     .option("--job-timeout <duration>", "a job running longer (its worker died) is given to another worker; set by the scheduler that queues it", "15m")
     .option("--retry-limit <n>", "retries of a failing job (exponential backoff) before it goes to the dead-letter queue; set by the scheduler that queues it", "3")
+    .option("--metrics-listen <host:port>", "serve Prometheus metrics (queue depth by state, oldest waiting job, runs by outcome, rotation metrics) at http://<host:port>/metrics")
     .action(async (o: WorkerFlags, cmd: Command) => {
       const { parseDuration } = require("../../core/duration") as typeof import("../../core/duration");
       const concurrency = intFlag(cmd, "--concurrency", o.concurrency, 0);
       const retryLimit = intFlag(cmd, "--retry-limit", o.retryLimit, 0);
       const jobTimeout = Math.max(1, Math.round(parseDuration(o.jobTimeout, "--job-timeout") / 1000));
       const intervalMs = parseDuration(o.interval, "--interval");
+      if (o.metricsListen !== undefined) {
+        try {
+          (require("./worker-metrics") as typeof import("./worker-metrics")).parseListen(o.metricsListen);
+        } catch (e) {
+          cmd.error(`error: ${(e as Error).message}`, { exitCode: 2, code: "dsops.badListen" });
+        }
+      }
       const raw = o.databaseUrl ?? process.env.DSOPS_WORKER_DATABASE_URL;
       if (!raw) cmd.error("error: say which PostgreSQL holds the job queue: --database-url <url|store://…> or DSOPS_WORKER_DATABASE_URL", { exitCode: 2, code: "dsops.missingDatabaseUrl" });
       if (!o.scheduler && concurrency === 0) cmd.error("error: --concurrency 0 without --scheduler does nothing", { exitCode: 2, code: "dsops.nothingToDo" });
@@ -99,19 +109,10 @@ function intFlag(cmd: Command, flag: string, text: string, min: number): number 
   return n;
 }
 
-/** The URL as given, or the value of the store:// reference that holds it (never printed). */
-async function databaseUrl(cmd: Command, raw: string): Promise<string> {
-  if (!raw.startsWith("store://")) return raw;
-  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
-  const { withResolver } = require("../util") as typeof import("../util");
-  const ref = parseStoreUri(raw);
-  return withResolver(cmd, async (r) => (await r.resolveRef(ref)).value.reveal());
-}
-
 async function runWorker(
   engine: ComposedRotationEngine,
   connectionString: string,
-  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number; policies: RegisteredPolicies },
+  o: { scheduler?: boolean; once?: boolean; env?: string; concurrency: number; retryLimit: number; jobTimeout: number; intervalMs: number; policies: RegisteredPolicies; metricsListen?: string },
 ): Promise<void> {
   const { PgBoss } = require("pg-boss") as { PgBoss: new (o: Record<string, unknown>) => Boss };
   const tick = Math.max(1, Math.min(60, Math.floor(o.jobTimeout / 2)));
@@ -122,6 +123,8 @@ async function runWorker(
   } catch (e) {
     throw new DsopsError(`--database-url: cannot use the job queue's PostgreSQL: ${(e as Error).message}`, { hint: "check the URL (or DSOPS_WORKER_DATABASE_URL), that the server is up and that the user may create the schema dsops_worker" });
   }
+  const served = await startMetrics(engine, boss, o.metricsListen);
+  const count = (outcome: WorkerOutcome) => served?.metrics.count(outcome);
   let stopping = false;
   const onTerm = () => {
     if (!stopping) process.stderr.write("worker: stopping: no new job is taken; the running ones finish\n");
@@ -146,12 +149,25 @@ async function runWorker(
       );
     // With --once the workers start after the pass, so "no job left" is not read before it queued.
     if (o.once) await Promise.all(loops.splice(0));
-    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping, policies: o.policies }));
+    for (let i = 0; i < o.concurrency; i++) loops.push(work(engine, boss, { once: !!o.once, stopping: () => stopping, policies: o.policies, count }));
     await Promise.all(loops);
   } finally {
     process.off("SIGTERM", onTerm);
     process.off("SIGINT", onTerm);
     await boss.stop({ graceful: true, close: true, timeout: 30_000 });
+    await served?.close();
+  }
+}
+
+/** `--metrics-listen`: the worker's metrics endpoint (./worker-metrics.ts), sampling the queue through pg-boss's pool. */
+async function startMetrics(engine: ComposedRotationEngine, boss: Boss, listen: string | undefined) {
+  if (listen === undefined) return undefined;
+  const { serveWorkerMetrics } = require("./worker-metrics") as typeof import("./worker-metrics");
+  try {
+    return await serveWorkerMetrics(engine, (text, values) => boss.getDb().executeSql(text, values), listen);
+  } catch (e) {
+    await boss.stop({ graceful: false, close: true, timeout: 1000 });
+    throw e;
   }
 }
 
@@ -176,7 +192,10 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
       process.stderr.write(`scheduler: ${name}: ${policy ? "blocked" : "cannot decide"}: ${ev.error?.message ?? "unknown"}\n`);
       continue;
     }
-    if (ev.decision.state !== "due") continue;
+    if (ev.decision.state !== "due") {
+      if (ev.decision.state === "waiting" || ev.decision.state === "blocked") out(notQueued(name, ev.decision));
+      continue;
+    }
     const dueAt = new Date(ev.decision.dueAt).toISOString();
     const id = await boss.send(QUEUE, { env: ev.env, variable: ev.variable, dueAt, ...(policy ? { policy } : {}) } satisfies RotationJob, {
       singletonKey: `${name}@${dueAt}`,
@@ -190,9 +209,16 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
   }
 }
 
-/** Jobs not finished yet: queued, waiting for a retry, or running (possibly on a dead worker until it expires). */
+/** The scheduler's line for a due rotation it does not queue: its windows are closed, or a blackout (or a catalogue type) blocks it. */
+function notQueued(name: string, d: import("../../rotation/due").RotationDecision): string {
+  if (d.state === "blocked") return `not queued ${name}: blocked (${d.reason})`;
+  if (d.state === "waiting") return `not queued ${name}: due but waiting for ${d.opensAt !== undefined ? `the window opening at ${new Date(d.opensAt).toISOString()}` : "a window (none opens)"}`;
+  return `not queued ${name}`;
+}
+
+/** Jobs not finished yet: queued, waiting for a retry, or running (possibly on a dead worker until it expires); dead-letter copies not yet notified. */
 async function unfinished(boss: Boss): Promise<number> {
-  const r = await boss.getDb().executeSql(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 AND state < 'completed'`, [QUEUE]);
+  const r = await boss.getDb().executeSql(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = ANY($1) AND state < 'completed'`, [[QUEUE, DEAD_LETTER]]);
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -201,10 +227,21 @@ async function pause(ms: number, stop: () => boolean): Promise<void> {
   while (!stop() && Date.now() < end) await delay(Math.min(500, end - Date.now()));
 }
 
-async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean; policies: RegisteredPolicies }): Promise<void> {
+async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boolean; stopping: () => boolean; policies: RegisteredPolicies; count: (outcome: WorkerOutcome) => void }): Promise<void> {
+  // The dead-letter queue is looked at when idle and at most every second when busy (one query less per job).
+  let deadCheckedAt = 0;
   while (!o.stopping()) {
+    if (Date.now() - deadCheckedAt >= 1000) {
+      deadCheckedAt = Date.now();
+      if (await takeDeadLetter(engine, boss, o.policies)) {
+        o.count("dead");
+        deadCheckedAt = 0;
+        continue;
+      }
+    }
     const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
     if (!job) {
+      deadCheckedAt = 0;
       if (o.once && (await unfinished(boss)) === 0) return;
       // Expire the jobs of dead workers (past --job-timeout) so they are retried.
       await boss.supervise(QUEUE).catch((e: Error) => process.stderr.write(`warning: job queue: expiring jobs of dead workers: ${e.message}\n`));
@@ -217,11 +254,45 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
+      o.count(res.result === "skipped" ? "skipped" : res.result === "rotated" ? "rotated" : "failed");
       out(`${name}: ${res.result}${"reason" in res ? ` (${res.reason})` : res.versionId ? ` (version ${res.versionId})` : ""} job ${job.id}`);
     } catch (e) {
       const message = e instanceof DsopsError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
       process.stderr.write(`worker: ${name}: failed (job ${job.id}; retried with backoff, then dead-lettered to ${DEAD_LETTER}): ${message}\n`);
       await boss.fail(QUEUE, job.id, { error: e instanceof DsopsError ? e.message : "internal error" });
+      o.count("failed");
     }
   }
+}
+
+/**
+ * One dead-letter copy, if any is waiting: its `dead-lettered` notification is sent, then the
+ * copy is completed (it stays in `dsops-rotation-dead` as the record of the dead job). Returns
+ * whether one was taken. See ./worker-dead-letter.ts.
+ */
+async function takeDeadLetter(engine: ComposedRotationEngine, boss: Boss, policies: RegisteredPolicies): Promise<boolean> {
+  const [dead] = await boss.fetch(DEAD_LETTER, { batchSize: 1 });
+  if (!dead) return false;
+  const { notifyDeadLettered, lastError } = require("./worker-dead-letter") as typeof import("./worker-dead-letter");
+  const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const r = await boss.getDb().executeSql(`SELECT source_id::text AS "sourceId", source_retry_count AS "sourceRetryCount", source_output AS "sourceOutput" FROM ${SCHEMA}.job WHERE name = $1 AND id = $2`, [DEAD_LETTER, dead.id]);
+  const policy = dead.data.policy;
+  const name = policy ? `policy:${policy}` : `${dead.data.env}/${dead.data.variable}`;
+  try {
+    // A registered RotationPolicy's job is notified through the channels of the policy's own configuration.
+    let target = engine;
+    let data: RotationJob = dead.data;
+    if (policy) {
+      const { POLICY_ENV, POLICY_VARIABLE } = require("../../compose/registered-policies") as typeof import("../../compose/registered-policies");
+      target = await policies.engineFor(policy);
+      data = { ...dead.data, env: POLICY_ENV, variable: POLICY_VARIABLE };
+    }
+    const job = { id: dead.id, data, ...(r.rows[0] ?? {}) } as import("./worker-dead-letter").DeadJob;
+    const n = await notifyDeadLettered(target, job, clock().now());
+    await boss.complete(DEAD_LETTER, dead.id, { notified: n });
+    process.stderr.write(`worker: ${name}: dead-lettered after ${(job.sourceRetryCount ?? 0) + 1} attempt(s) (job ${job.sourceId ?? dead.id}): ${lastError(job.sourceOutput) ?? "no error recorded"}; notified ${n} channel(s)\n`);
+  } catch (e) {
+    await boss.fail(DEAD_LETTER, dead.id, { error: e instanceof DsopsError ? e.message : "internal error" });
+  }
+  return true;
 }
