@@ -188,7 +188,8 @@ export function makeProvider(): DsopsProvider {
         schedulerSetting();
         return [];
       } catch (e) {
-        return [{ property: "scheduler", reason: errorMessage(e) }];
+        // No property: the engine prints a failing property's value, and a refused URL holds a password (the reason names the setting).
+        return [{ property: "", reason: errorMessage(e) }];
       }
     },
 

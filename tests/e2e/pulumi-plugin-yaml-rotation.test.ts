@@ -185,6 +185,35 @@ describe("Pulumi YAML end to end: Environment and RotationPolicy through the dso
     project.assertNoLeak(values);
   });
 
+  it("with dsops:scheduler the policy is registered in the scheduler database (id <project>/<stack>/<name>), and unregistered by destroy; a URL with a password is refused naming the setting", async () => {
+    const { project, store } = yamlProject("sched", program(pg.port));
+    const s = store();
+    await s.put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
+    const p0 = pw("sched");
+    await setRole("app_a", p0);
+    await s.put("app/db-login", new Secret(p0));
+    await s.put("app/token", new Secret(pw("sched-token")));
+    project.ok(["stack", "init", "dev"]);
+    project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
+    // A literal password in the setting: refused by CheckConfig, and never echoed (the command line is not recorded).
+    const literal = pw("literal");
+    project.run(["config", "set", "dsops:scheduler", JSON.stringify({ database: `postgresql://${pg.adminUser}:${literal}@127.0.0.1:${pg.port}/postgres` })], {}, false);
+    const refused = project.run(["preview"], at(START));
+    assert.notEqual(refused.status, 0, refused.stdout);
+    assert.match(refused.stdout + refused.stderr, /pulumi:providers:dsops resource 'default' has a problem: stack config dsops:scheduler\.database: a postgresql:\/\/ URL with a password is refused/, refused.stdout + refused.stderr);
+
+    project.ok(["config", "set", "dsops:scheduler", JSON.stringify({ database: "env:DSOPS_E2E_SCHEDULER_URL" })]);
+    const url = { DSOPS_E2E_SCHEDULER_URL: pg.connectionString(pg.adminUser, pg.adminPassword, "postgres") };
+    project.ok(["up", "--yes", "--skip-preview"], { ...at(START), ...url });
+    const rows = await admin.query<{ id: string; secret: string; text: string }>("SELECT id, secret, row_to_json(p)::text AS text FROM dsops_worker.policies p ORDER BY id");
+    assert.deepEqual(rows.rows.map((r) => [r.id, r.secret]), [["dsops-yaml-sched/dev/login", "store://local/app/db-login"]]);
+    for (const v of [...values, pg.adminPassword]) assert.ok(!rows.rows[0].text.includes(v), "a value was registered");
+    assert.deepEqual(project.previewSummary({ ...at(START), ...url }), { same: 3 }, "registered: the next preview is clean");
+    project.ok(["destroy", "--yes", "--skip-preview"], { ...at(START), ...url });
+    assert.equal((await admin.query("SELECT id FROM dsops_worker.policies")).rowCount, 0, "destroy unregisters the policy");
+    project.assertNoLeak([...values, pg.adminPassword]);
+  });
+
   describe("attacks: a typo is a Check failure naming the property at preview, before any rotation", () => {
     const base = (port: number) => ({ secret: "store://local/app/db-login", strategy: "single-user", target: `{ type: postgresql, host: 127.0.0.1, port: ${port}, database: postgres, admin: "store://local/pg/admin", user: app_a }` });
     const cases: Array<{ what: string; props: (port: number) => { secret: string; strategy: string; target: string }; property: RegExp; reason: RegExp }> = [
