@@ -168,7 +168,9 @@ describe("Pulumi YAML end to end: Environment and RotationPolicy through the dso
     const token2 = pw("token2");
     await s.put("app/token", new Secret(token2));
     const envDiff = project.ok(["preview", "--diff"], when);
-    assert.match(block(envDiff.stdout, "Environment", "app"), /~ dsops:index:Environment: \(update\)/, envDiff.stdout);
+    const envBlock = block(envDiff.stdout, "Environment", "app");
+    assert.match(envBlock, /~ dsops:index:Environment: \(update\)/, envDiff.stdout);
+    assert.match(envBlock, /\+ currentVersions\s*: \{\s*\n\s*\+ TOKEN\s*: "2"/, envDiff.stdout);
     assert.match(envDiff.stderr, /Environment env:app: a variable has a new version in the store: TOKEN \(versionId "1" in state, "2" now\)/, envDiff.stderr);
 
     const refresh = project.ok(["refresh", "--yes", "--skip-preview"], at("2026-12-07T12:00:00Z"));
