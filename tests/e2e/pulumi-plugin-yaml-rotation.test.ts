@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { ManualClock } from "../../provider/core/clock";
@@ -211,6 +211,17 @@ describe("Pulumi YAML end to end: Environment and RotationPolicy through the dso
     assert.deepEqual(rows.rows.map((r) => [r.id, r.secret]), [["dsops-yaml-sched/dev/login", "store://local/app/db-login"]]);
     for (const v of [...values, pg.adminPassword]) assert.ok(!rows.rows[0].text.includes(v), "a value was registered");
     assert.deepEqual(project.previewSummary({ ...at(START), ...url }), { same: 3 }, "registered: the next preview is clean");
+    // The service changes in dsops.yaml: the policy's registered definition is stale, an update that says so.
+    const before = (await admin.query<{ text: string }>("SELECT definition::text AS text FROM dsops_worker.policies")).rows[0].text;
+    project.write("dsops.yaml", readFileSync(join(project.dir, "dsops.yaml"), "utf8").replace("host: 127.0.0.1", "host: localhost"));
+    const changed = project.ok(["preview"], { ...at(START), ...url });
+    assert.match(changed.stdout, /~\s+dsops:index:RotationPolicy login update \[diff: ~schedulerRegistration\]/, changed.stdout);
+    assert.match(changed.stdout + changed.stderr, /RotationPolicy store:\/\/local\/app\/db-login: its registration with dsops:scheduler changes/, changed.stdout + changed.stderr);
+    project.ok(["up", "--yes", "--skip-preview"], { ...at(START), ...url });
+    const after = (await admin.query<{ text: string }>("SELECT definition::text AS text FROM dsops_worker.policies")).rows[0].text;
+    assert.notEqual(after, before);
+    assert.match(after, /"host": ?"localhost"/, "re-registered with the new definition");
+    assert.deepEqual(project.previewSummary({ ...at(START), ...url }), { same: 3 });
     project.ok(["destroy", "--yes", "--skip-preview"], { ...at(START), ...url });
     assert.equal((await admin.query("SELECT id FROM dsops_worker.policies")).rowCount, 0, "destroy unregisters the policy");
     project.assertNoLeak([...values, pg.adminPassword]);
