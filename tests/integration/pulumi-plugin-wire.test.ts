@@ -409,12 +409,41 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
       assert.deepEqual(await diff("RotationPolicy", made.id, rotated, after), { changes: proto.DiffResponse.DiffChanges.DIFF_NONE, has: false, detailed: {} });
       assert.deepEqual((await diff("RotationPolicy", made.id, rotated, { ...after, schedule: { every: "60d" } })).detailed, { schedule: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: true } });
 
-      const refreshed = await read("RotationPolicy", made.id, rotated);
-      assert.deepEqual(refreshed.value, secret(p1));
-      assert.equal(refreshed.currentVersionId, rotated.currentVersionId);
-      await remove("RotationPolicy", made.id, refreshed);
-      assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), p1, "deleting a policy deletes nothing in the store");
-      assert.ok(await pg.canLogin("wire_app", p1), "nor the role");
+      // A triggers change: the diff names it, and the update rotates whatever the schedule says.
+      const triggered = { ...after, triggers: { n: "1" } };
+      assert.deepEqual((await diff("RotationPolicy", made.id, rotated, triggered)).detailed, { triggers: { kind: proto.PropertyDiff.Kind.ADD, inputDiff: true } });
+      // …against a target that refuses connections: the error names the policy and the cause, no trace; nothing changed.
+      const closed = { ...triggered, target: { ...target(), port: 9 } };
+      await assert.rejects(update("RotationPolicy", made.id, rotated, closed), (e: Error) => {
+        assert.match(e.message, /RotationPolicy store:\/\/vault\/app\/db: .*ECONNREFUSED/s, e.message);
+        assert.doesNotMatch(e.message, /\n\s+at .*\.js:\d+/, e.message);
+        return true;
+      });
+      assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), p1, "a failed rotation leaves the current version");
+      assert.ok(await pg.canLogin("wire_app", p1));
+      const retriggered = await update("RotationPolicy", made.id, rotated, triggered);
+      assert.match(String(retriggered.lastResult), /^rotated rot-\S+ \(triggers changed\)/);
+      const p2 = (retriggered.value as { value: string }).value;
+      values.push(p2);
+      assert.ok(await pg.canLogin("wire_app", p2) && !(await pg.canLogin("wire_app", p1)), "rotated again: only the newest password logs in");
+
+      const refreshed = await read("RotationPolicy", made.id, retriggered);
+      assert.deepEqual(refreshed.value, secret(p2));
+      assert.equal(refreshed.currentVersionId, retriggered.currentVersionId);
+      assert.equal(refreshed.status, "rotated", "a rotation by the policy is no drift");
+
+      // Changed outside the policy: refresh reports drift.
+      const manual = `Pw-manual-${randomBytes(12).toString("base64url")}`;
+      await setRole(manual);
+      await fileStore().put("app/db", new Secret(manual));
+      const drifted = await read("RotationPolicy", made.id, retriggered);
+      assert.equal(drifted.status, "drifted");
+      assert.match(String(drifted.lastResult), /changed outside the policy/);
+      assert.deepEqual(drifted.value, secret(manual));
+
+      await remove("RotationPolicy", made.id, drifted);
+      assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), manual, "deleting a policy deletes nothing in the store");
+      assert.ok(await pg.canLogin("wire_app", manual), "nor the role");
     });
   });
 });
