@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type * as pulumi from "@pulumi/pulumi/provider";
-import { configure, maintenanceWindow, providerConfig, secretReference } from "../dynamic/handlers";
-import { hasUnknown } from "../dynamic/context";
+import { configure, environment, maintenanceWindow, providerConfig, rotationPolicy, secretReference } from "../dynamic/handlers";
+import { hasUnknown, schedulerSetting } from "../dynamic/context";
+import type { PlanRow } from "../dynamic/types";
 import { errorMessage } from "../core/errors";
 import { markSecret, unwrap, type Props } from "./wire";
 
@@ -32,7 +33,7 @@ export interface DiffResult extends pulumi.DiffResult {
 
 /** The Provider interface of @pulumi/pulumi/provider, with what its server does not pass on yet. */
 export interface DsopsProvider extends Omit<pulumi.Provider, "diff"> {
-  /** The stack's provider configuration (`dsops:configFile`, `dsops:stores`), from Configure. */
+  /** The stack's provider configuration (`dsops:configFile`, `dsops:stores`, `dsops:scheduler`), from Configure. */
   configure(values: Record<string, unknown>): void;
   /** CheckConfig: failures naming the configuration key. */
   checkConfig(news: Record<string, unknown>): pulumi.CheckFailure[];
@@ -45,7 +46,7 @@ interface Handlers {
   create(inputs: Props): Promise<{ id: string; outs: object }>;
   read(id: string, props: Props): Promise<{ id: string; props: object }>;
   update(id: string, olds: Props, news: Props): Promise<{ outs: object }>;
-  delete(): Promise<void>;
+  delete(id: string, props: Props): Promise<void>;
 }
 
 interface ResourceType {
@@ -63,6 +64,14 @@ interface ResourceType {
   observe?(news: Props): Promise<unknown>;
   /** Why the drift output of resource `id` moved from `was` to `now`. */
   driftReason?(id: string, was: unknown, now: unknown): string;
+  /** Inputs the handlers keep that the program does not give (RotationPolicy's `policyId`), from the URN. */
+  implied?(urn: string): Props;
+  /**
+   * When no input changed but the handlers found a change: the property that names it and why,
+   * from the state's outputs and the checked inputs (an Environment's variable with a new version,
+   * a RotationPolicy that is due).
+   */
+  explain?(id: string, olds: Props, news: Props): { property: string; reason?: string; inputDiff: boolean } | undefined;
 }
 
 const types: Record<string, ResourceType> = {
@@ -79,10 +88,37 @@ const types: Record<string, ResourceType> = {
     inputs: ["schedule", "duration", "timezone", "blackouts", "enabled"],
     secretOutputs: [],
   },
+  "dsops:index:Environment": {
+    handlers: environment as unknown as Handlers,
+    inputs: ["configFile", "config", "env"],
+    secretOutputs: ["variables"],
+    // check adds the store's current versions (`currentVersions`); the state's plan has the ones read.
+    explain(id, olds, news) {
+      const current = (news.currentVersions ?? {}) as Record<string, string>;
+      const plan = (olds.plan ?? []) as PlanRow[];
+      const moved = plan.filter((p) => p.source === "store" && !p.pinned && current[p.name] !== undefined && current[p.name] !== p.versionId);
+      if (!moved.length) return { property: "plan", inputDiff: false, reason: `Environment ${id}: the env's variables changed in its configuration` };
+      const what = moved.map((p) => `${p.name} (versionId ${JSON.stringify(p.versionId)} in state, ${JSON.stringify(current[p.name])} now)`).join(", ");
+      return { property: "currentVersions", inputDiff: false, reason: `Environment ${id}: ${moved.length === 1 ? "a variable has" : "variables have"} a new version in the store: ${what}: changed outside this program; \`pulumi up\` reads ${moved.length === 1 ? "it" : "them"}` };
+    },
+  },
+  "dsops:index:RotationPolicy": {
+    handlers: rotationPolicy as unknown as Handlers,
+    inputs: ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers"],
+    secretOutputs: ["value"],
+    // The scheduler's id of the policy, as the Node.js SDK passes it: `<project>/<stack>/<name>`.
+    implied(urn) {
+      const [, stack, project, , name] = /^urn:pulumi:([^:]+)::([^:]+)::([^:]+(?::[^:]+)*)::(.*)$/.exec(urn) ?? [];
+      return stack && project && name ? { policyId: `${project}/${stack}/${name}` } : {};
+    },
+    // check writes why this update rotates into `pendingRotation`.
+    explain(id, olds, news) {
+      if (typeof news.pendingRotation === "string" && news.pendingRotation) return { property: "pendingRotation", inputDiff: true, reason: `RotationPolicy ${String(news.secret)}: rotates: ${news.pendingRotation}` };
+      if ((olds.schedulerRegistration ?? undefined) !== undefined || schedulerSetting()) return { property: "schedulerRegistration", inputDiff: false, reason: `RotationPolicy ${String(news.secret)}: its registration with dsops:scheduler changes` };
+      return undefined;
+    },
+  },
 };
-
-/** The resources schema.json describes that this plugin does not serve yet. */
-const NOT_YET = ["dsops:index:Environment", "dsops:index:RotationPolicy"];
 
 /** `urn:pulumi:<stack>::<project>::<parent$>type::<name>` → type. */
 export function typeOf(urn: string): string {
@@ -94,11 +130,7 @@ function typeFor(urn: string): ResourceType {
   const token = typeOf(urn);
   const t = types[token];
   if (t) return t;
-  throw userError(
-    NOT_YET.includes(token)
-      ? `${token} is not served by the dsops plugin yet (only ${Object.keys(types).join(", ")}); from TypeScript, use the @dsops/pulumi dynamic resource`
-      : `unknown resource type ${token}`,
-  );
+  throw userError(`unknown resource type ${token} (the dsops plugin serves ${Object.keys(types).join(", ")})`);
 }
 
 /** An error whose "stack" is its message: the provider server prints both, and a user error is no trace. */
@@ -145,12 +177,19 @@ export function makeProvider(): DsopsProvider {
       const plain = unwrap(news).plain;
       const stores = configText(plain.stores);
       const configFile = configText(plain.configFile);
+      const scheduler = configText(plain.scheduler);
       try {
-        configure((k) => ({ "dsops:configFile": configFile, "dsops:stores": stores })[k]);
+        configure((k) => ({ "dsops:configFile": configFile, "dsops:stores": stores, "dsops:scheduler": scheduler })[k]);
         providerConfig();
-        return [];
       } catch (e) {
         return [{ property: stores !== undefined && (configFile === undefined || /dsops:stores/.test(errorMessage(e))) ? "stores" : "configFile", reason: errorMessage(e) }];
+      }
+      try {
+        schedulerSetting();
+        return [];
+      } catch (e) {
+        // No property: the engine prints a failing property's value, and a refused URL holds a password (the reason names the setting).
+        return [{ property: "", reason: errorMessage(e) }];
       }
     },
 
@@ -158,9 +197,14 @@ export function makeProvider(): DsopsProvider {
       const t = types[typeOf(urn)];
       if (!t) return { inputs: news, failures: [{ property: "", reason: errorOf(() => typeFor(urn)) }] };
       const before = unwrap(olds).plain;
-      const after = unwrap(news).plain;
+      const implied = t.implied?.(urn) ?? {};
+      const { plain, secretKeys } = unwrap(news);
+      const after = { ...plain, ...implied };
       const res = await t.handlers.check(before, after);
       if (res.failures?.length) return { inputs: news, failures: res.failures };
+      // What the handlers add to the inputs (`pendingRotation`, `currentVersions`): the program's own values keep their secret marks.
+      const added = Object.entries(res.inputs as Props).filter(([k, v]) => !(k in news) || !same(plain[k], v));
+      if (added.length) return { inputs: { ...news, ...markSecret(Object.fromEntries(added), [...secretKeys].filter((k) => added.some(([a]) => a === k))) } };
       // An update with unchanged inputs: what the store has now (a store error shows at diff).
       if (t.observe && t.driftOutput && Object.keys(before).length > 0 && !hasUnknown(after) && same(pick(before, t.inputs), pick(after, t.inputs))) {
         const now = await t.observe(after).catch(() => undefined);
@@ -177,6 +221,14 @@ export function makeProvider(): DsopsProvider {
       const { changes } = await t.handlers.diff(id, before, after);
       if (!changes) return { changes: false };
       const detailedDiff = changedInputs(before, after, t.inputs);
+      if (Object.keys(detailedDiff).length === 0 && t.explain) {
+        const why = t.explain(id, before, after);
+        if (!why) return { changes: true };
+        detailedDiff[why.property] = { kind: before[why.property] === undefined ? "add" : "update", inputDiff: why.inputDiff };
+        return { changes: true, detailedDiff, ...(why.reason && !refreshed ? { reason: why.reason } : {}) };
+      }
+      // A RotationPolicy whose inputs changed may also be due: its reason shows beside them.
+      if (typeof after.pendingRotation === "string" && after.pendingRotation) detailedDiff.pendingRotation = { kind: "update", inputDiff: true };
       if (Object.keys(detailedDiff).length > 0 || !t.driftOutput) return { changes: true, detailedDiff };
       // No input changed: the drift output moved (check put its current value into `news`).
       detailedDiff[t.driftOutput] = { kind: "update", inputDiff: false };
@@ -209,12 +261,19 @@ export function makeProvider(): DsopsProvider {
     },
 
     /** Deleting a resource never deletes anything in a store. */
-    async delete(_id, urn) {
-      await typeFor(urn).handlers.delete();
+    async delete(id, urn, props) {
+      await typeFor(urn).handlers.delete(id, unwrap(props).plain);
     },
 
     async invoke(token, args) {
-      if (token !== "dsops:index:getSecret") throw userError(`the dsops plugin does not serve the function ${token} yet (only dsops:index:getSecret)`);
+      if (token === "dsops:index:getEnvironment") {
+        const plain = unwrap(args).plain;
+        const failures = environment.validate(plain);
+        if (failures.length) return { failures };
+        const { outs } = await environment.create(plain);
+        return { outputs: markSecret({ variables: outs.variables, plan: outs.plan }, ["variables"]) };
+      }
+      if (token !== "dsops:index:getSecret") throw userError(`unknown function ${token} (the dsops plugin serves dsops:index:getSecret, dsops:index:getEnvironment)`);
       const plain = unwrap(args).plain;
       const checked = await secretReference.check({}, plain);
       if (checked.failures?.length) return { failures: checked.failures };

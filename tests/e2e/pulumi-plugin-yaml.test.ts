@@ -209,7 +209,7 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
       { what: "a malformed reference", resource: 'type: dsops:index:SecretReference\n    properties:\n      ref: "vault/app/token"', property: /property ref\b/, reason: /reference "vault\/app\/token": must start with store:\/\// },
       { what: "a store without a key", resource: "type: dsops:index:SecretReference\n    properties:\n      store: vault", property: /property key\b/, reason: /store needs a key/ },
       { what: "a bad cron expression of a window", resource: 'type: dsops:index:MaintenanceWindow\n    properties:\n      schedule: "99 * * * *"\n      duration: 4h', property: /property schedule\b/, reason: /"99 \* \* \* \*" is not a valid cron expression/ },
-      { what: "a resource the plugin does not serve yet", resource: "type: dsops:index:RotationPolicy\n    properties:\n      secret: store://vault/app/token\n      target: db\n      strategy: immediate\n      schedule: { every: 30d }", property: /dsops:index:RotationPolicy resource 'bad' has a problem/, reason: /not served by the dsops plugin yet/ },
+      { what: "an env the configuration does not have", resource: "type: dsops:index:Environment\n    properties:\n      configFile: dsops.yaml\n      env: dve", property: /property env\b/, reason: /unknown env "dve"/ },
     ];
     for (const c of cases) {
       it(`${c.what}`, () => {

@@ -14,8 +14,12 @@ import { ManualClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
 import { engineAddress } from "../../provider/plugin/serve";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { scramVerifier } from "../../provider/rotation/targets/postgresql";
+import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 /**
+ * (RotationPolicy here rotates a role of a real PostgreSQL 15, tests/support/postgres.ts.)
  * The dsops plugin on the wire: bin/pulumi-resource-dsops started as the engine starts it, and
  * driven with the Pulumi gRPC client of @pulumi/pulumi's protos, as the engine drives it (any
  * language's program reaches the plugin this way). Secrets must be marked on the wire here,
@@ -40,11 +44,41 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
   const FILE_KEY = `wire-key-${randomBytes(6).toString("hex")}`;
   const values: string[] = [];
   let printed = "";
-  const put = async (key: string) => {
+  const fileStore = (at = Date.now()) => new FileStore("vault", { type: "file", path: join(dir, "team.store") }, { configDir: dir, clock: new ManualClock(at), env: { DSOPS_FILE_KEY: FILE_KEY } });
+  /** A new version of `key` with a fresh value (made at `at`). */
+  const put = async (key: string, at = Date.now()) => {
     const v = `wire-${randomBytes(9).toString("base64url")}`;
     values.push(v);
-    const store = new FileStore("vault", { type: "file", path: join(dir, "team.store") }, { configDir: dir, clock: new ManualClock(Date.now()), env: { DSOPS_FILE_KEY: FILE_KEY } });
-    return { value: v, versionId: (await store.put(key, new Secret(v))).versionId };
+    return { value: v, versionId: (await fileStore(at).put(key, new Secret(v))).versionId };
+  };
+  const update = async (type: string, id: string, olds: object, news: object) => {
+    const req = new proto.UpdateRequest();
+    req.setUrn(URN(type, "r"));
+    req.setId(id);
+    req.setOlds(Struct.fromJavaScript(olds as never));
+    req.setNews(Struct.fromJavaScript(news as never));
+    return (await call<proto.UpdateResponse>(client, client.update, req)).getProperties()?.toJavaScript() as Record<string, unknown>;
+  };
+  const read = async (type: string, id: string, props: object) => {
+    const req = new proto.ReadRequest();
+    req.setUrn(URN(type, "r"));
+    req.setId(id);
+    req.setProperties(Struct.fromJavaScript(props as never));
+    return (await call<proto.ReadResponse>(client, client.read, req)).getProperties()?.toJavaScript() as Record<string, unknown>;
+  };
+  const remove = async (type: string, id: string, props: object) => {
+    const req = new proto.DeleteRequest();
+    req.setUrn(URN(type, "r"));
+    req.setId(id);
+    req.setProperties(Struct.fromJavaScript(props as never));
+    await call<Empty>(client, client.delete, req);
+  };
+  const failuresOf = (res: proto.CheckResponse) => res.getFailuresList().map((f) => [f.getProperty(), f.getReason()]);
+  const invoke = async (tok: string, args: object) => {
+    const req = new proto.InvokeRequest();
+    req.setTok(tok);
+    req.setArgs(Struct.fromJavaScript(args as never));
+    return call<proto.InvokeResponse>(client, client.invoke, req);
   };
 
   const check = (type: string, olds: object, news: object) => {
@@ -233,15 +267,183 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
     bad.setTok("dsops:index:getSecret");
     bad.setArgs(Struct.fromJavaScript({ store: "vault" }));
     assert.deepEqual((await call<proto.InvokeResponse>(client, client.invoke, bad)).getFailuresList().map((f) => [f.getProperty(), f.getReason()]), [["key", "store needs a key"]]);
-    const other = new proto.InvokeRequest();
-    other.setTok("dsops:index:getEnvironment");
-    other.setArgs(Struct.fromJavaScript({ env: "x" }));
-    await assert.rejects(call<proto.InvokeResponse>(client, client.invoke, other), /does not serve the function dsops:index:getEnvironment yet/);
+    await assert.rejects(invoke("dsops:index:getNothing", {}), /unknown function dsops:index:getNothing/);
   });
 
-  it("a resource type it does not serve yet is a check failure, and an error elsewhere", async () => {
-    const failures = (await check("RotationPolicy", {}, { secret: "store://vault/x" })).getFailuresList().map((f) => f.getReason());
-    assert.match(failures.join(), /dsops:index:RotationPolicy is not served by the dsops plugin yet/);
-    await assert.rejects(create("Environment", { env: "x" }), /dsops:index:Environment is not served by the dsops plugin yet/);
+  it("an unknown resource type is a check failure naming it, and an error elsewhere", async () => {
+    const failures = (await check("Nothing", {}, { x: 1 })).getFailuresList().map((f) => f.getReason());
+    assert.match(failures.join(), /unknown resource type dsops:index:Nothing \(the dsops plugin serves .*dsops:index:RotationPolicy/);
+    await assert.rejects(create("Nothing", { x: 1 }), /unknown resource type dsops:index:Nothing/);
+  });
+
+  const envConfig = { secretStores: { vault: { type: "file", path: "./team.store" } }, envs: { dev: { TOKEN: { from: "store://vault/app/env" }, MODE: { literal: "prod" } } } };
+
+  it("Environment: check (env named), create (variables a secret), drift in check and diff (currentVersions), update, read, delete", async () => {
+    const v1 = await put("app/env");
+    assert.deepEqual(failuresOf(await check("Environment", {}, { config: envConfig, env: "dve" })), [["env", 'unknown env "dve" (did you mean "dev"?)']]);
+    assert.deepEqual(failuresOf(await check("Environment", {}, { env: "dev" })), [["configFile", "give exactly one of configFile or config"]]);
+    const inputs = { config: envConfig, env: "dev" };
+    const first = (await check("Environment", {}, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+    const made = await create("Environment", first);
+    assert.equal(made.id, "env:dev");
+    assert.deepEqual(made.outs.variables, secret({ TOKEN: v1.value, MODE: "prod" }), "variables are a secret on the wire");
+    assert.deepEqual((made.outs.plan as Array<{ name: string; versionId?: string }>).map((p) => [p.name, p.versionId]), [["MODE", undefined], ["TOKEN", "1"]]);
+
+    assert.deepEqual(await diff("Environment", made.id, made.outs, (await check("Environment", made.outs, inputs)).getInputs()?.toJavaScript() as object), { changes: proto.DiffResponse.DiffChanges.DIFF_NONE, has: false, detailed: {} });
+    // (One process reads each secret once, as in a Pulumi operation: the state here is one whose TOKEN was read at version "0".)
+    const checked = (await check("Environment", made.outs, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+    assert.deepEqual(checked.currentVersions, { TOKEN: "1" }, "check of an existing Environment adds the store's current versions");
+    const stale = { ...made.outs, plan: (made.outs.plan as Array<{ name: string }>).map((p) => (p.name === "TOKEN" ? { ...p, versionId: "0" } : p)) };
+    assert.deepEqual(await diff("Environment", made.id, stale, checked), {
+      changes: proto.DiffResponse.DiffChanges.DIFF_SOME,
+      has: true,
+      detailed: { currentVersions: { kind: proto.PropertyDiff.Kind.ADD, inputDiff: false } },
+    });
+    assert.deepEqual((await diff("Environment", made.id, made.outs, { ...inputs, env: "other" })).detailed, { env: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: true } });
+
+    const updated = await update("Environment", made.id, stale, checked);
+    assert.deepEqual(updated.variables, secret({ TOKEN: v1.value, MODE: "prod" }), "variables stay a secret after update (one process reads each secret once)");
+    const refreshed = await read("Environment", made.id, made.outs);
+    assert.equal((refreshed.variables as Record<string, unknown>)[SIG], SECRET_SIG);
+    assert.deepEqual(Object.keys((refreshed.variables as { value: object }).value).sort(), ["MODE", "TOKEN"]);
+    await remove("Environment", made.id, updated);
+    assert.equal((await fileStore().get({ key: "app/env" })).value.reveal(), v1.value, "deleting an Environment deletes nothing in the store");
+  });
+
+  it("getEnvironment: variables a secret, the plan plain; bad arguments are failures", async () => {
+    const got = (await invoke("dsops:index:getEnvironment", { config: envConfig, env: "dev" })).getReturn()?.toJavaScript() as Record<string, unknown>;
+    assert.equal((got.variables as Record<string, unknown>)[SIG], SECRET_SIG, "variables are a secret on the wire");
+    assert.deepEqual(Object.keys((got.variables as { value: object }).value).sort(), ["MODE", "TOKEN"]);
+    assert.deepEqual((got.plan as Array<{ name: string; source: string }>).map((p) => [p.name, p.source]), [["MODE", "literal"], ["TOKEN", "store"]]);
+    assert.deepEqual(failuresOf(await invoke("dsops:index:getEnvironment", { config: envConfig, env: "prd" }) as unknown as proto.CheckResponse), [["env", 'unknown env "prd" (envs: dev)']]);
+  });
+
+  describe("RotationPolicy on a real PostgreSQL role", () => {
+    let pg: RunningPostgres;
+    let admin: Client;
+    const DAY = 86400000;
+    before(async () => {
+      pg = await startPostgres();
+      admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+      await admin.connect();
+      await admin.query("CREATE ROLE wire_app LOGIN");
+    });
+    after(async () => {
+      await admin?.end().catch(() => undefined);
+      await pg?.stop();
+    });
+    const target = () => ({ type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://vault/pg/admin", user: "wire_app" });
+    const setRole = async (password: string) => {
+      values.push(password);
+      await admin.query(`ALTER ROLE ${escapeIdentifier("wire_app")} WITH LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`);
+    };
+
+    it("a typo in a target setting or the strategy is a check failure naming the property; dsops:scheduler is checked by CheckConfig", async () => {
+      await fileStore().put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
+      await put("app/db");
+      const base = { secret: "store://vault/app/db", target: target(), strategy: "single-user", schedule: { every: "30d" } };
+      const strategy = failuresOf(await check("RotationPolicy", {}, { ...base, strategy: "single-usr" }));
+      assert.deepEqual(strategy.map(([p]) => p), ["strategy"]);
+      assert.match(String(strategy[0][1]), /single-user/);
+      const setting = failuresOf(await check("RotationPolicy", {}, { ...base, target: { ...target(), hots: "127.0.0.1" } }));
+      assert.equal(setting.length, 1, JSON.stringify(setting));
+      assert.match(String(setting[0][0]), /^target\.hots$/, JSON.stringify(setting));
+      const store = failuresOf(await check("RotationPolicy", {}, { ...base, secret: "store://valut/app/db" }));
+      assert.deepEqual(store, [["secret", 'unknown store "valut" (did you mean "vault"?)']]);
+
+      const cfg = (news: object) => {
+        const req = new proto.CheckRequest();
+        req.setUrn("urn:pulumi:dev::wire::pulumi:providers:dsops::default");
+        req.setOlds(Struct.fromJavaScript({}));
+        req.setNews(Struct.fromJavaScript(news as never));
+        return call<proto.CheckResponse>(client, client.checkConfig, req);
+      };
+      const withPassword = failuresOf(await cfg({ configFile: "dsops.yaml", scheduler: JSON.stringify({ database: "postgresql://u:hunter2@127.0.0.1/db" }) }));
+      // No property named: the engine would print its value (the password); the reason names the setting.
+      assert.deepEqual(withPassword.map(([p]) => p), [""]);
+      assert.match(String(withPassword[0][1]), /stack config dsops:scheduler\.database: a postgresql:\/\/ URL with a password is refused/);
+      assert.doesNotMatch(String(withPassword[0][1]), /hunter2/);
+      assert.deepEqual(failuresOf(await cfg({ configFile: "dsops.yaml", scheduler: { database: "env:DSOPS_SCHEDULER_URL" } })), []);
+      // Back to the configuration of the other tests (no scheduler).
+      const req = new proto.ConfigureRequest();
+      req.setArgs(Struct.fromJavaScript({ configFile: "dsops.yaml" }));
+      req.setAcceptsecrets(true);
+      await call<proto.ConfigureResponse>(client, client.configure, req);
+    });
+
+    it("check writes the due decision into pendingRotation; diff names it; update rotates the role; read, delete", async () => {
+      const p0 = `Pw-wire0-${randomBytes(12).toString("base64url")}`;
+      await setRole(p0);
+      // The stored password is 40 days old: with `every: 30d` and no window, the policy is due now.
+      await fileStore(Date.now() - 40 * DAY).put("app/db", new Secret(p0));
+      const inputs = { secret: "store://vault/app/db", target: target(), strategy: "single-user", schedule: { every: "30d" } };
+      const first = (await check("RotationPolicy", {}, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+      assert.match(String(first.pendingRotation), /^due since \d{4}-\d\d-\d\dT/);
+      assert.equal(first.policyId, "wire/dev/r", "the scheduler's id of the policy, from the URN");
+      const made = await create("RotationPolicy", first);
+      assert.equal(made.id, "policy:store://vault/app/db");
+      assert.deepEqual(made.outs.value, secret(p0), "value is a secret on the wire");
+      assert.equal(made.outs.status, "due");
+      assert.equal(made.outs.pendingRotation, "");
+      assert.ok(await pg.canLogin("wire_app", p0), "create does not rotate");
+
+      const checked = (await check("RotationPolicy", made.outs, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+      assert.match(String(checked.pendingRotation), /^due since /);
+      assert.deepEqual(await diff("RotationPolicy", made.id, made.outs, checked), {
+        changes: proto.DiffResponse.DiffChanges.DIFF_SOME,
+        has: true,
+        detailed: { pendingRotation: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: true } },
+      });
+      const rotated = await update("RotationPolicy", made.id, made.outs, checked);
+      assert.equal(rotated.status, "rotated");
+      assert.match(String(rotated.lastResult), /^rotated rot-\S+ \(due since [^)]+\): version \d+ → \d+$/);
+      const p1 = (rotated.value as { value: string }).value;
+      values.push(p1);
+      assert.deepEqual(rotated.value, secret(p1));
+      assert.notEqual(p1, p0);
+      assert.ok(await pg.canLogin("wire_app", p1), "the new password logs in");
+      assert.ok(!(await pg.canLogin("wire_app", p0)), "the old password is refused");
+
+      const after = (await check("RotationPolicy", rotated, inputs)).getInputs()?.toJavaScript() as Record<string, unknown>;
+      assert.equal(after.pendingRotation, "", "not due after the rotation");
+      assert.deepEqual(await diff("RotationPolicy", made.id, rotated, after), { changes: proto.DiffResponse.DiffChanges.DIFF_NONE, has: false, detailed: {} });
+      assert.deepEqual((await diff("RotationPolicy", made.id, rotated, { ...after, schedule: { every: "60d" } })).detailed, { schedule: { kind: proto.PropertyDiff.Kind.UPDATE, inputDiff: true } });
+
+      // A triggers change: the diff names it, and the update rotates whatever the schedule says.
+      const triggered = { ...after, triggers: { n: "1" } };
+      assert.deepEqual((await diff("RotationPolicy", made.id, rotated, triggered)).detailed, { triggers: { kind: proto.PropertyDiff.Kind.ADD, inputDiff: true } });
+      // …against a target that refuses connections: the error names the policy and the cause, no trace; nothing changed.
+      const closed = { ...triggered, target: { ...target(), port: 9 } };
+      await assert.rejects(update("RotationPolicy", made.id, rotated, closed), (e: Error) => {
+        assert.match(e.message, /RotationPolicy store:\/\/vault\/app\/db: .*ECONNREFUSED/s, e.message);
+        assert.doesNotMatch(e.message, /\n\s+at .*\.js:\d+/, e.message);
+        return true;
+      });
+      assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), p1, "a failed rotation leaves the current version");
+      assert.ok(await pg.canLogin("wire_app", p1));
+      const retriggered = await update("RotationPolicy", made.id, rotated, triggered);
+      assert.match(String(retriggered.lastResult), /^rotated rot-\S+ \(triggers changed\)/);
+      const p2 = (retriggered.value as { value: string }).value;
+      values.push(p2);
+      assert.ok(await pg.canLogin("wire_app", p2) && !(await pg.canLogin("wire_app", p1)), "rotated again: only the newest password logs in");
+
+      const refreshed = await read("RotationPolicy", made.id, retriggered);
+      assert.deepEqual(refreshed.value, secret(p2));
+      assert.equal(refreshed.currentVersionId, retriggered.currentVersionId);
+      assert.equal(refreshed.status, "rotated", "a rotation by the policy is no drift");
+
+      // Changed outside the policy: refresh reports drift.
+      const manual = `Pw-manual-${randomBytes(12).toString("base64url")}`;
+      await setRole(manual);
+      await fileStore().put("app/db", new Secret(manual));
+      const drifted = await read("RotationPolicy", made.id, retriggered);
+      assert.equal(drifted.status, "drifted");
+      assert.match(String(drifted.lastResult), /changed outside the policy/);
+      assert.deepEqual(drifted.value, secret(manual));
+
+      await remove("RotationPolicy", made.id, drifted);
+      assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), manual, "deleting a policy deletes nothing in the store");
+      assert.ok(await pg.canLogin("wire_app", manual), "nor the role");
+    });
   });
 });
