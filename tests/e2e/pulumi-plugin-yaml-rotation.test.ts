@@ -8,7 +8,7 @@ import { Secret } from "../../provider/core/secret";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
-import { PulumiProject, pulumiBinDir } from "../support/pulumi";
+import { diffBlock, pulumiBinDir, PulumiProject } from "../support/pulumi";
 
 /**
  * Environment and RotationPolicy from a Pulumi YAML program through the dsops provider plugin
@@ -56,15 +56,6 @@ outputs:
   direct: \${direct.variables}
 # port ${port}
 `;
-
-/** The lines of one resource's block of a `--diff` display. */
-function block(text: string, type: string, name: string): string {
-  const lines = text.split("\n");
-  const start = lines.findIndex((l, i) => l.includes(`dsops:index:${type}: (`) && lines.slice(i, i + 4).some((x) => x.includes(`::${name}]`)));
-  if (start < 0) return "";
-  const end = lines.findIndex((l, i) => i > start && /^\s*[~+-]?\s*[\w-]+:[\w/:]+: \(/.test(l));
-  return lines.slice(start, end < 0 ? undefined : end).join("\n");
-}
 
 describe("Pulumi YAML end to end: Environment and RotationPolicy through the dsops plugin, on PostgreSQL", function () {
   this.timeout(600000);
@@ -144,7 +135,7 @@ describe("Pulumi YAML end to end: Environment and RotationPolicy through the dso
     const when = at("2026-12-06T02:00:00Z");
     assert.deepEqual(project.previewSummary(when), { same: 2, update: 1 });
     const diff = project.ok(["preview", "--diff"], when);
-    const policy = block(diff.stdout, "RotationPolicy", "login");
+    const policy = diffBlock(diff.stdout, "RotationPolicy", "login");
     assert.match(policy, /~ dsops:index:RotationPolicy: \(update\)/, diff.stdout);
     assert.match(policy, /[+~] pendingRotation\s*: (""\s*=>\s*)?"due since 2026-12-02T12:00:00\.000Z; window open until 2026-12-06T05:00:00\.000Z"/, diff.stdout);
     assert.match(diff.stderr, /RotationPolicy store:\/\/local\/app\/db-login: rotates: due since 2026-12-02T12:00:00\.000Z; window open until 2026-12-06T05:00:00\.000Z/, diff.stderr);
@@ -168,7 +159,7 @@ describe("Pulumi YAML end to end: Environment and RotationPolicy through the dso
     const token2 = pw("token2");
     await s.put("app/token", new Secret(token2));
     const envDiff = project.ok(["preview", "--diff"], when);
-    const envBlock = block(envDiff.stdout, "Environment", "app");
+    const envBlock = diffBlock(envDiff.stdout, "Environment", "app");
     assert.match(envBlock, /~ dsops:index:Environment: \(update\)/, envDiff.stdout);
     assert.match(envBlock, /\+ currentVersions\s*: \{\s*\n\s*\+ TOKEN\s*: "2"/, envDiff.stdout);
     assert.match(envDiff.stderr, /Environment env:app: a variable has a new version in the store: TOKEN \(versionId "1" in state, "2" now\)/, envDiff.stderr);

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { ManualClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { FileStore } from "../../provider/stores/file";
-import { PulumiProject, pulumiBinDir } from "../support/pulumi";
+import { diffBlock, pulumiBinDir, PulumiProject } from "../support/pulumi";
 
 /**
  * The dsops provider plugin (bin/pulumi-resource-dsops) from a Pulumi YAML program: the real
@@ -52,15 +52,6 @@ outputs:
   windowOpen: \${window.isOpen}
   nextOpenAt: \${window.nextOpenAt}
 `;
-
-/** The lines of one resource's block of a `--diff` display. */
-function block(text: string, type: string, name: string): string {
-  const lines = text.split("\n");
-  const start = lines.findIndex((l, i) => l.includes(`dsops:index:${type}: (`) && lines.slice(i, i + 4).some((x) => x.includes(`::${name}]`)));
-  if (start < 0) return "";
-  const end = lines.findIndex((l, i) => i > start && /^\s*[~+-]?\s*[\w-]+:[\w/:]+: \(/.test(l));
-  return lines.slice(start, end < 0 ? undefined : end).join("\n");
-}
 
 describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dsops)", function () {
   this.timeout(600000);
@@ -145,10 +136,10 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
     const token2 = await put("team.store", "app/token", "token2");
     assert.equal(token2.versionId, "2");
     const diff = project.ok(["preview", "--diff"]);
-    const tokenBlock = block(diff.stdout, "SecretReference", "token");
+    const tokenBlock = diffBlock(diff.stdout, "SecretReference", "token");
     assert.match(tokenBlock, /~ dsops:index:SecretReference: \(update\)/, diff.stdout);
     assert.match(tokenBlock, /~ versionId\s*: "1" => "2"/, diff.stdout);
-    assert.equal(block(diff.stdout, "SecretReference", "password"), "", `password did not change:\n${diff.stdout}`);
+    assert.equal(diffBlock(diff.stdout, "SecretReference", "password"), "", `password did not change:\n${diff.stdout}`);
     assert.match(diff.stdout, /~ 1 to update/, diff.stdout);
     // …and why, in words: a message of the resource (--diff prints messages on stderr; a plain preview under Diagnostics).
     const why = /SecretReference store:\/\/vault\/app\/token: the secret has a new version in the store \(versionId "1" in state, "2" now\): it changed outside this program/;
@@ -169,7 +160,7 @@ describe("Pulumi YAML end to end: the dsops provider plugin (pulumi-resource-dso
     // An input change of the window: preview --diff names it.
     project.write("Pulumi.yaml", program("2h").replace("PROJECT", "dsops-yaml-main"));
     const windowDiff = project.ok(["preview", "--diff"]);
-    assert.match(block(windowDiff.stdout, "MaintenanceWindow", "window"), /~ duration\s*: "4h" => "2h"/, windowDiff.stdout);
+    assert.match(diffBlock(windowDiff.stdout, "MaintenanceWindow", "window"), /~ duration\s*: "4h" => "2h"/, windowDiff.stdout);
     project.ok(["up", "--yes", "--skip-preview"]);
     assert.equal(resourceState("window").outputs.duration, "2h");
 

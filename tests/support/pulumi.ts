@@ -121,3 +121,12 @@ export class PulumiProject {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** The lines of one `dsops:index:<type>` resource's block (the one named `name`) of a `pulumi preview --diff` display. */
+export function diffBlock(text: string, type: string, name: string): string {
+  const lines = text.split("\n");
+  const start = lines.findIndex((l, i) => l.includes(`dsops:index:${type}: (`) && lines.slice(i, i + 4).some((x) => x.includes(`::${name}]`)));
+  if (start < 0) return "";
+  const end = lines.findIndex((l, i) => i > start && /^\s*[~+-]?\s*[\w-]+:[\w/:]+: \(/.test(l));
+  return lines.slice(start, end < 0 ? undefined : end).join("\n");
+}
