@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Regenerate the SDKs in sdk-gen/ (Go, Python) from schema.json with
+# `pulumi package gen-sdk` (Pulumi CLI v3.259.0, scripts/install-pulumi.sh).
+#
+# Usage:
+#   scripts/gen-sdk.sh            # rewrite sdk-gen/go and sdk-gen/python
+#   scripts/gen-sdk.sh OUT_DIR    # write OUT_DIR/go and OUT_DIR/python instead
+#                                 # (tests/integration/sdk-gen.test.ts diffs it)
+#
+# The CLI delegates code generation to the language host plugins
+# (pulumi-language-go, pulumi-language-python), whose modules the Go module
+# proxy does not serve; this script builds a code-generation-only host from
+# scripts/pulumi-build/codegen-langhost (pkg/v3 at the CLI's version, cached
+# like the CLI) and puts it first on PATH under both names for the run.
+#
+# Input: schema.json with sdk-gen/codegen-options.json merged over it (Go
+# import path, Python package options, `meta.supportPack`), and the version of
+# package.json (`--version`). Output is deterministic: no timestamps, the same
+# bytes for the same inputs.
+#
+# Environment: DSOPS_CACHE (cache root, default $HOME/.cache/dsops),
+# DSOPS_PULUMI_BUILD_P (`go build -p`, default 2).
+
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-${root}/sdk-gen}"
+languages=(go python)
+
+log() { printf 'gen-sdk: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v node >/dev/null 2>&1 || die "node not found on PATH (source scripts/node-env.sh)"
+pulumi_bin="$(bash "${root}/scripts/install-pulumi.sh" | tail -n1)"
+[[ -x "${pulumi_bin}/pulumi" ]] || die "no pulumi in ${pulumi_bin}"
+
+# 1. The code-generation-only language host, cached by the hash of its inputs.
+host_src="${root}/scripts/pulumi-build/codegen-langhost"
+stamp="$(cat "${host_src}/go.mod" "${host_src}/go.sum" "${host_src}/main.go" | sha256sum | cut -c1-16)"
+cache_root="${DSOPS_CACHE:-${HOME:-/tmp}/.cache/dsops}"
+host_dir="${cache_root}/pulumi/codegen-langhost/${stamp}"
+if [[ ! -x "${host_dir}/pulumi-language-go" ]]; then
+  command -v go >/dev/null 2>&1 || die "go not found on PATH (needed to build the code generator)"
+  mkdir -p "${cache_root}/pulumi/codegen-langhost"
+  tmp_host="$(mktemp -d "${cache_root}/pulumi/codegen-langhost/.build-XXXXXX")"
+  log "building the code-generation language host (seconds with a warm Go build cache)"
+  (cd "${host_src}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+    go build -p "${DSOPS_PULUMI_BUILD_P:-2}" -trimpath -tags "osusergo,grpcnotrace" \
+    -o "${tmp_host}/pulumi-language-go" .) >&2 || { rm -rf "${tmp_host}"; die "building the code generator failed"; }
+  ln -s pulumi-language-go "${tmp_host}/pulumi-language-python"
+  chmod 0755 "${tmp_host}"
+  # Another run may have finished first: keep whichever is in place.
+  mv -T "${tmp_host}" "${host_dir}" 2>/dev/null || rm -rf "${tmp_host}"
+fi
+
+# 2. The schema with the code generation options, and the version.
+work="$(mktemp -d "${TMPDIR:-/tmp}/dsops-gen-sdk-XXXXXX")"
+trap 'rm -rf "${work}"' EXIT
+version="$(node -p 'require(process.argv[1]).version' "${root}/package.json")"
+node - "${root}/schema.json" "${root}/sdk-gen/codegen-options.json" "${work}/schema.json" <<'JS'
+const fs = require("node:fs");
+const [schemaPath, optionsPath, outPath] = process.argv.slice(2);
+const schema = JSON.parse(fs.readFileSync(schemaPath, "utf8"));
+const options = JSON.parse(fs.readFileSync(optionsPath, "utf8"));
+schema.meta = { ...(schema.meta ?? {}), ...(options.meta ?? {}) };
+schema.language = { ...(schema.language ?? {}), ...(options.language ?? {}) };
+fs.writeFileSync(outPath, JSON.stringify(schema, null, 2) + "\n");
+JS
+
+# 3. Generate each language into the work dir, then swap it in.
+export PATH="${host_dir}:${pulumi_bin}:${PATH}"
+export PULUMI_HOME="${work}/.pulumi-home"
+export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+for lang in "${languages[@]}"; do
+  rc=0
+  (cd "${work}" && pulumi package gen-sdk ./schema.json --language "${lang}" --out ./out --version "${version}") \
+    >"${work}/gen-${lang}.log" 2>&1 || rc=$?
+  # The CLI warns that the host comes from PATH (that is the point): not news.
+  grep -v '^warning: using pulumi-language-' "${work}/gen-${lang}.log" >&2 || true
+  [[ ${rc} -eq 0 ]] || die "pulumi package gen-sdk --language ${lang} exited ${rc}"
+  [[ -d "${work}/out/${lang}" && -n "$(ls -A "${work}/out/${lang}")" ]] || die "pulumi package gen-sdk --language ${lang} wrote nothing"
+done
+mkdir -p "${out}"
+for lang in "${languages[@]}"; do
+  rm -rf "${out:?}/${lang}"
+  cp -R "${work}/out/${lang}" "${out}/${lang}"
+done
+log "wrote ${languages[*]} SDKs (version ${version}) to ${out}"
