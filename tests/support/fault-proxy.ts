@@ -1,5 +1,5 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { listenLoopback } from "./http-fault";
 
 /**
  * What the proxy does with the requests it receives:
@@ -38,7 +38,6 @@ export async function startFaultProxy(upstream: string, fault: Fault = { kind: "
   let current = fault;
   let received = 0;
   let injected = 0;
-  const sockets = new Set<Socket>();
 
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     const headers = { ...req.headers, host: up.host };
@@ -76,14 +75,9 @@ export async function startFaultProxy(upstream: string, fault: Fault = { kind: "
     }
     forward(req, res);
   });
-  server.on("connection", (s: Socket) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
+  const { url, stop } = await listenLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: url,
     get received() {
       return received;
     },
@@ -95,10 +89,6 @@ export async function startFaultProxy(upstream: string, fault: Fault = { kind: "
       received = 0;
       injected = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: stop,
   };
 }

@@ -2,7 +2,8 @@ import type { Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 /**
- * What the local service stand-ins (Doppler, Infisical, Akeyless, 1Password Connect) share:
+ * What the local service stand-ins (Doppler, Infisical, Akeyless, 1Password Connect) share
+ * (and, for its loopback listener, the fault proxy):
  * a JSON reply, injected faults for attack tests, and listening on loopback with a stop that
  * also cuts connections a hang left open.
  */
