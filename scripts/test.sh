@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
+t0=$SECONDS
 bash scripts/setup.sh --peers --pulumi --helm
+echo "[test] set-up took $((SECONDS - t0)) s"
 # The helm build is part of the set-up above: the deploy tests must not skip for want of it.
 export DSOPS_REQUIRE_HELM=1
 # Lint first (ESLint, and dependency-cruiser's layer rules): a finding fails the run.
@@ -13,10 +15,12 @@ npm run --silent lint
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+t0=$SECONDS
 set +e
 npx c8 --config .c8rc.json mocha --config .mocharc.json "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
+echo "[test] mocha and coverage took $((SECONDS - t0)) s"
 count() { { grep -Eo "^ +[0-9]+ $1" "$out" || true; } | grep -Eo '[0-9]+' | tail -1 || true; }
 passed=$(count passing)
 failed=$(count failing)

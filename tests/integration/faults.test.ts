@@ -15,7 +15,7 @@ import { startFaultProxy, type Fault, type FaultProxy } from "../support/fault-p
 import { startGcpSecretManagerServer, type GcpSecretManagerServer } from "../support/gcp-secretmanager-server";
 import { startMoto, motoCredentials, type Moto } from "../support/moto";
 import { startOpenBao, type OpenBao } from "../support/openbao";
-import { freePort } from "../support/server";
+import { freePort, startAll } from "../support/server";
 
 /**
  * The fault table of issue 17: every remote store × every command that reads or writes it
@@ -140,7 +140,7 @@ describe("faults: every command exits 0 only when it did its job (built binary; 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "dsops-faults-"));
     closedPort = await freePort();
-    [moto, bao, gcp] = await Promise.all([startMoto(), startOpenBao(), startGcpSecretManagerServer()]);
+    [moto, bao, gcp] = await startAll([startMoto(), startOpenBao(), startGcpSecretManagerServer()] as const, (s) => s.stop());
     const aws = `region: us-east-1, access_key_id: ${motoCredentials.accessKeyId}, secret_access_key: ${motoCredentials.secretAccessKey}`;
     const awsDirect = { region: "us-east-1", endpoint: moto.endpoint, access_key_id: motoCredentials.accessKeyId, secret_access_key: motoCredentials.secretAccessKey };
     rows.push(

@@ -18,6 +18,7 @@ import { dsopsAsync } from "../support/cli";
 import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 import { startSmtp, type ReceivedMail, type SmtpReceiver } from "../support/smtp";
+import { startAll } from "../support/server";
 
 /** Run the built CLI without blocking this process (the receivers live in it). */
 function dsops(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -132,7 +133,7 @@ ${extra}envs:
 
   before(async () => {
     pg = await startPostgres();
-    [slack, pd, hook, smtp] = await Promise.all([startHttpReceiver(), startHttpReceiver(() => 202), startHttpReceiver(), startSmtp({ user: "dsops", password: SMTP_PW })]);
+    [slack, pd, hook, smtp] = await startAll([startHttpReceiver(), startHttpReceiver(() => 202), startHttpReceiver(), startSmtp({ user: "dsops", password: SMTP_PW })] as const, (s) => s.close());
     admin = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
     await admin.connect();
     await admin.query("CREATE TABLE guarded (x int)");

@@ -1,5 +1,5 @@
 import { createServer, request } from "node:http";
-import { freePort, httpReady, startServer } from "./server";
+import { httpReady, onFreePort, startServer } from "./server";
 
 /** A moto_server (a local server speaking the AWS wire protocols) started for a test file. */
 export interface Moto {
@@ -15,12 +15,14 @@ export const motoCredentials = { accessKeyId: "test", secretAccessKey: "test" } 
 
 /** Start `moto_server -H 127.0.0.1 -p <free port>`; ready when GET /moto-api/ answers. */
 export async function startMoto(): Promise<Moto> {
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const server = await startServer("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
-    port,
-    ready: () => httpReady(`${endpoint}/moto-api/`),
-    timeoutMs: 60000,
+  const { server, endpoint } = await onFreePort(async (port) => {
+    const endpoint = `http://127.0.0.1:${port}`;
+    const server = await startServer("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
+      port,
+      ready: () => httpReady(`${endpoint}/moto-api/`),
+      timeoutMs: 60000,
+    });
+    return { server, endpoint };
   });
   return { endpoint, output: server.output, stop: server.stop };
 }

