@@ -11,6 +11,11 @@
 #                                   v1.25.0 (scripts/pulumi-build/yaml-langhost/go.mod);
 #                                   a link to its own cache entry (below), so that
 #                                   building it never invalidates the CLI's build
+#   pulumi-language-python          Python language host, from sdk/v3 v3.68.0 (built
+#   pulumi-language-python-exec     with the nodejs-langhost module, the same pins),
+#                                   and the exec shim it runs (Pulumi's script, copied
+#                                   from that module's source); links to their own
+#                                   cache entry (below), like the YAML host
 #
 # Usage:
 #   scripts/install-pulumi.sh            # build if needed, print the bin dir
@@ -34,6 +39,9 @@
 #     when missing: about 2.5 min on 2 cores with an empty Go build cache) and
 #     linked into the bin dir; a reused pulumi from PATH is expected to come
 #     with its own (official installs ship pulumi-language-yaml).
+#   * the Python language host likewise, in
+#     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/python-langhost/v3.68.0 (about
+#     35 s on 2 cores with an empty Go build cache).
 #
 # Needs: Go >= 1.25.11 (GOTOOLCHAIN=local: no toolchain download) and access
 # to the Go module proxy. The Go build and module caches stay where Go puts
@@ -44,6 +52,7 @@
 #   DSOPS_PULUMI_BUILD_P   `go build -p` parallelism (default: 2)
 #   DSOPS_PULUMI_REBUILD=1 ignore the cache and any pulumi on PATH
 #   DSOPS_PULUMI_YAML=0    do not build (or link) the YAML language host
+#   DSOPS_PULUMI_PYTHON=0  do not build (or link) the Python language host
 
 set -euo pipefail
 
@@ -56,6 +65,9 @@ BUILD_RECIPE="1"
 # The YAML language host (scripts/pulumi-build/yaml-langhost/go.mod) and its recipe.
 YAML_LANGHOST_VERSION="v1.25.0"
 YAML_BUILD_RECIPE="1"
+# The Python language host: sdk/v3 ${LANGHOST_SDK_VERSION}'s python/cmd, built with the
+# nodejs-langhost module (its go.mod/go.sum pin everything that package needs).
+PYTHON_BUILD_RECIPE="1"
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build_dir="${script_dir}/pulumi-build"
@@ -141,9 +153,68 @@ ensure_yaml_langhost() {
   ln -sfn "${yaml_bin}" "${bin_dir}/pulumi-language-yaml"
 }
 
+python_version_dir="${cache_root}/pulumi/python-langhost/${LANGHOST_SDK_VERSION}"
+python_stamp_file="${python_version_dir}/.build-stamp"
+
+python_build_stamp() {
+  {
+    printf 'python-langhost-sdk=%s recipe=%s\n' "${LANGHOST_SDK_VERSION}" "${PYTHON_BUILD_RECIPE}"
+    cat "${langhost_dir}/go.mod" "${langhost_dir}/go.sum"
+  } | sha256sum | cut -d' ' -f1
+}
+
+python_cache_is_valid() {
+  [[ -x "${python_version_dir}/pulumi-language-python" \
+    && -x "${python_version_dir}/pulumi-language-python-exec" && -f "${python_stamp_file}" ]] || return 1
+  [[ "$(cat "${python_stamp_file}")" == "${want_python_stamp}" ]]
+}
+
+# The Python language host and its exec shim, in their own cache entry (built when
+# missing), linked into the CLI's bin dir. The host runs the shim found next to its own
+# executable (os.Executable resolves the link to the cache entry, where the shim is).
+ensure_python_langhost() {
+  # DSOPS_PULUMI_PYTHON=0: not needed (the quickstart is a TypeScript program).
+  [[ "${DSOPS_PULUMI_PYTHON:-1}" == "0" ]] && return 0
+  want_python_stamp="$(python_build_stamp)"
+  if [[ "${rebuild}" == "1" ]] || ! python_cache_is_valid; then
+    command -v go >/dev/null 2>&1 \
+      || die "go not found on PATH (need Go >= 1.25.11 to build pulumi-language-python from sdk/v3 ${LANGHOST_SDK_VERSION})"
+    mkdir -p "${cache_root}/pulumi/python-langhost"
+    if command -v flock >/dev/null 2>&1; then
+      exec 7>"${cache_root}/pulumi/python-langhost/.lock"
+      flock 7
+      rm -rf "${cache_root}/pulumi/python-langhost/.build-"*
+    fi
+    if [[ "${rebuild}" == "1" ]] || ! python_cache_is_valid; then
+      local tmp start sdk_dir
+      tmp="$(mktemp -d "${cache_root}/pulumi/python-langhost/.build-${LANGHOST_SDK_VERSION}.XXXXXX")"
+      start=${SECONDS}
+      log "building pulumi-language-python (sdk/v3 ${LANGHOST_SDK_VERSION}; about 35 s with an empty Go build cache)"
+      (cd "${langhost_dir}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+        go build -p "${DSOPS_PULUMI_BUILD_P:-2}" -trimpath -tags "osusergo,grpcnotrace" \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${LANGHOST_SDK_VERSION}" \
+        -o "${tmp}/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) >&2 \
+        || { rm -rf "${tmp}"; die "building pulumi-language-python failed"; }
+      # The shim is a Python script of the same sdk/v3 release, in the module cache once built.
+      sdk_dir="$(cd "${langhost_dir}" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly" go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)" \
+        && [[ -f "${sdk_dir}/python/cmd/pulumi-language-python-exec" ]] \
+        || { rm -rf "${tmp}"; die "pulumi-language-python-exec not found in sdk/v3 ${LANGHOST_SDK_VERSION}'s module source"; }
+      cp "${sdk_dir}/python/cmd/pulumi-language-python-exec" "${tmp}/pulumi-language-python-exec"
+      chmod 0755 "${tmp}" "${tmp}/pulumi-language-python-exec"
+      printf '%s\n' "${want_python_stamp}" >"${tmp}/.build-stamp"
+      rm -rf "${python_version_dir}"
+      mv "${tmp}" "${python_version_dir}"
+      log "built pulumi-language-python in $((SECONDS - start))s"
+    fi
+  fi
+  ln -sfn "${python_version_dir}/pulumi-language-python" "${bin_dir}/pulumi-language-python"
+  ln -sfn "${python_version_dir}/pulumi-language-python-exec" "${bin_dir}/pulumi-language-python-exec"
+}
+
 # 1. Fast path: already built into the cache.
 if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
   ensure_yaml_langhost
+  ensure_python_langhost
   printf '%s\n' "${bin_dir}"
   exit 0
 fi
@@ -161,6 +232,8 @@ if [[ "${rebuild}" != "1" ]]; then
         log "reusing ${existing} (${existing_version}) from PATH"
         command -v pulumi-language-yaml >/dev/null 2>&1 \
           || log "note: no pulumi-language-yaml on PATH (Pulumi YAML programs and their tests need it)"
+        command -v pulumi-language-python >/dev/null 2>&1 \
+          || log "note: no pulumi-language-python on PATH (Pulumi Python programs and their tests need it)"
         printf '%s\n' "${existing_dir}"
         exit 0
       fi
@@ -260,4 +333,5 @@ rm -rf "${bin_dir}.old"
 
 log "built in $((SECONDS - start))s"
 ensure_yaml_langhost
+ensure_python_langhost
 printf '%s\n' "${bin_dir}"

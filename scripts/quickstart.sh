@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
-# The quickstart is a TypeScript program: no YAML language host to build.
+# The quickstart is a TypeScript program: no YAML or Python language host to build.
 export DSOPS_PULUMI_YAML=0
+export DSOPS_PULUMI_PYTHON=0
 bash scripts/setup.sh --pulumi
 # DSOPS_STATE_DIR: where the local backend keeps the stack (default .state/pulumi).
 source scripts/pulumi-env.sh "${DSOPS_STATE_DIR:-.state/pulumi}"

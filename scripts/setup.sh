@@ -30,6 +30,8 @@ for arg in "$@"; do
   case "$arg" in
     --peers) bash scripts/peers/install.sh ;;
     --pulumi) bash scripts/install-pulumi.sh >/dev/null ;;
+    # The venv of Pulumi Python programs: pulumi from PyPI + the generated SDK (sdk-gen/python).
+    --python) bash scripts/install-python-venv.sh >/dev/null ;;
     # helm and the offline manifest validator for the deploy/ tests (built once, then cached).
     --helm) bash scripts/peers/build-helm.sh >/dev/null ;;
   esac

@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
 t0=$SECONDS
-bash scripts/setup.sh --peers --pulumi --helm
+bash scripts/setup.sh --peers --pulumi --helm --python
 echo "[test] set-up took $((SECONDS - t0)) s"
 # The helm build is part of the set-up above: the deploy tests must not skip for want of it.
 export DSOPS_REQUIRE_HELM=1
+# Likewise the Python language host (--pulumi) and the venv (--python): the Python e2e must run.
+export DSOPS_REQUIRE_PYTHON=1
 # Lint first (ESLint, and dependency-cruiser's layer rules): a finding fails the run.
 echo "[test] npm run lint"
 npm run --silent lint
