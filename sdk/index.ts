@@ -3,8 +3,11 @@ import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider,
 import { MODULE } from "./tokens";
 import { DsopsError } from "../provider/core/errors";
 import type { PlanRow } from "../provider/dynamic/types";
+import type { LoadedPlugin } from "../provider/compose/plugins";
+import type { DsopsPlugin } from "../provider/library/plugin";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
+export type { DsopsPlugin, LoadedPlugin };
 
 /** An inline store configuration: the fields of an entry of `secretStores:` in dsops.yaml. */
 export interface StoreConfig {
@@ -406,4 +409,18 @@ export async function getEnvironment(args: GetEnvironmentArgs): Promise<GetEnvir
  */
 export function getEnvironmentOutput(args: GetEnvironmentOutputArgs): pulumi.Output<GetEnvironmentOutputResult> {
   return pulumi.secret(pulumi.output(args).apply((a) => asRunError("getEnvironmentOutput", () => readEnvironment("getEnvironmentOutput", a as GetEnvironmentArgs))));
+}
+
+/**
+ * Add a plugin's store and target types (README "Plugins") in this program's process: a package
+ * name or path (resolved from the program's folder, as Node resolves packages) or the plugin
+ * module itself. `getSecret`, `getEnvironment` and their Output forms then read its stores.
+ * Resources run in Pulumi's provider process, which cannot receive a module object (dynamic
+ * providers are serialized code): name the package there, under `plugins:` in the dsops.yaml the
+ * resources read, or in the stack config `dsops:plugins`. A broken plugin throws PluginError
+ * naming it and the cause. Returns the plugin's name and types.
+ */
+export function registerPlugin(plugin: string | DsopsPlugin): LoadedPlugin {
+  const p = require("../provider/compose/plugins") as typeof import("../provider/compose/plugins");
+  return typeof plugin === "string" ? p.loadPlugin(plugin, process.cwd(), "registerPlugin") : p.registerPlugin(plugin);
 }

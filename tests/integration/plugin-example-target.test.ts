@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { Secret } from "../../provider/core/secret";
 import { userPasswords } from "../../provider/rotation/targets/redis";
 import { startRedis, type RunningRedis } from "../support/redis";
-import { targetContract, type RotationBench } from "../support/target-contract";
+import type { RotationBench } from "../../provider/library/testing/index";
+
+// The contract as a plugin author gets it: the package's `testing` export (node_modules/@dsops/pulumi is this checkout).
+const { targetContract } = require("@dsops/pulumi/testing") as typeof import("../../provider/library/testing/index");
 
 /**
  * The example plugin's rotation target (examples/plugin-acme, type acme.redis-acl) against a real

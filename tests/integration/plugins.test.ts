@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,6 +78,24 @@ describe("plugins", function () {
   stagingContract("acme.jsonfile (the example plugin, named in dsops.yaml)", async () => {
     const { store } = exampleStore();
     return { store: store as never };
+  });
+
+  it("the example's own tests (npm test in examples/plugin-acme: mocha) run the contract suites from @dsops/pulumi/testing and pass", async () => {
+    const mocha = join(ROOT, "node_modules", "mocha", "bin", "mocha.js");
+    const r = await new Promise<CliResult>((resolvePromise, reject) => {
+      const child = spawn(process.execPath, [mocha], { cwd: EXAMPLE, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      child.on("error", reject);
+      child.on("close", (status) => resolvePromise({ status, stdout, stderr }));
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /store contract: acme\.jsonfile/);
+    assert.match(r.stdout, /staging contract: acme\.jsonfile/);
+    assert.match(r.stdout, /\b15 passing/);
+    assert.doesNotMatch(r.stdout, /failing/);
   });
 
   describe("the example plugin end to end: dsops get, dsops secrets rotate (real Redis), providers, doctor", () => {
