@@ -1,10 +1,11 @@
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { DsopsError } from "../core/errors";
+import { DsopsError, StoreError } from "../core/errors";
 import { storeTypeAliases, storeTypes } from "../stores/settings";
 import { pluginStoreType, registerPluginStoreType, type PluginStoreType } from "../stores/plugins";
 import type { Store } from "../stores/types";
 import { pluginTargetType, registerPluginTargetType, type PluginTargetType } from "../rotation/targets/plugins";
+import { TargetError } from "../rotation/targets/errors";
 import { targetTypeAliases, targetTypes, type Target, type TargetCapability } from "../rotation/targets/types";
 
 /**
@@ -192,7 +193,10 @@ function storeType(plugin: string, type: string, def: Record<string, unknown>): 
     settings: def.settings as PluginStoreType["settings"],
     ...(def.capabilities ? { capabilities: def.capabilities as PluginStoreType["capabilities"] } : {}),
     ...(typeof def.description === "string" ? { description: def.description } : {}),
-    create: (name, settings, ctx) => checkStore(plugin, type, create(name, settings, ctx)),
+    create: (name, settings, ctx) =>
+      guarded(checkStore(plugin, type, create(name, settings, ctx)), (e, method) =>
+        e instanceof DsopsError ? e : new StoreError(`store "${name}" (${type}, plugin "${plugin}"): ${method}() failed: ${firstLine(e)}`, false, { hint: FOREIGN_HINT, cause: e }),
+      ),
   };
 }
 
@@ -205,8 +209,36 @@ function targetType(plugin: string, type: string, def: Record<string, unknown>):
     settings: def.settings as PluginTargetType["settings"],
     capabilities,
     ...(typeof def.description === "string" ? { description: def.description } : {}),
-    create: (name, settings, ctx) => checkTarget(plugin, type, capabilities, create(name, settings, ctx)),
+    create: (name, settings, ctx) =>
+      guarded(checkTarget(plugin, type, capabilities, create(name, settings, ctx)), (e, method) =>
+        e instanceof DsopsError ? e : new TargetError(`service "${name}" (${type}, plugin "${plugin}"): ${method}() failed: ${firstLine(e)}`),
+      ),
   };
+}
+
+const FOREIGN_HINT = "the plugin threw an error that is not one of dsops's (NotFoundError, AuthError, StoreError … from @dsops/pulumi/plugin): report it to the plugin's authors";
+
+/**
+ * The store or target with every method's failure that is not a DsopsError turned into one
+ * naming the plugin (a plugin's TypeError is the plugin's bug, not dsops's: exit 1, not 70).
+ */
+function guarded<T extends object>(obj: T, wrap: (e: unknown, method: string) => Error): T {
+  return new Proxy(obj, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== "function" || prop === "constructor") return v;
+      const fn = v as (...a: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        let r: unknown;
+        try {
+          r = fn.apply(target, args);
+        } catch (e) {
+          throw wrap(e, String(prop));
+        }
+        return r instanceof Promise ? r.catch((e: unknown) => Promise.reject(wrap(e, String(prop)))) : r;
+      };
+    },
+  });
 }
 
 /** What a plugin's `create` returned must be a store: refused, naming what is missing, before it is used. */

@@ -279,6 +279,19 @@ module.exports = { apiVersion: 1, name: "marker", stores: { "marker.kv": { setti
     });
   });
 
+  it("a plugin store's own bug (a TypeError) is a user-facing error naming the store and the plugin: exit 1, never 70", async () => {
+    const dir = newProject();
+    const p = plugin(
+      dir,
+      "buggy",
+      'const { z } = require("@dsops/pulumi/plugin");\nmodule.exports = { apiVersion: 1, name: "buggy", stores: { "buggy.kv": { settings: z.strictObject({}), create: (name) => ({ name, type: "buggy.kv", capabilities: { write: false, versions: false, batch: 0, binary: false }, async get() { return undefined.value; }, async describe() { return { versionId: "1" }; } }) } } };\n',
+    );
+    writeFileSync(join(dir, "dsops.yaml"), `plugins: ["${p}"]\nsecretStores:\n  b: { type: buggy.kv }\nenvs:\n  prod:\n    A: { from: store://b/a }\n`);
+    const r = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /store "b" \(buggy\.kv, plugin "buggy"\): get\(\) failed: Cannot read properties of undefined/);
+  });
+
   describe("registerPlugin (a program's own plugin object, the library API)", () => {
     const { z } = require("zod") as typeof import("zod");
     const mem = (type: string) => ({
