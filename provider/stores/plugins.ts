@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import type { Store, StoreCapabilities, StoreContext } from "./types";
 
 /**
@@ -20,6 +20,16 @@ export interface PluginStoreType {
   /** Build the store from its checked settings. */
   create(name: string, settings: unknown, ctx: StoreContext): Store;
 }
+
+/**
+ * The settings every store entry has, a plugin's too (the resolver reads them, the plugin's
+ * schema never sees them): `timeout_ms` of one call, `retries` of throttled or transient failures.
+ */
+export const pluginCommonSettings = z.strictObject({
+  timeout_ms: z.number().int().positive().optional(),
+  retries: z.number().int().min(0).max(10).optional(),
+});
+export const pluginCommonKeys = Object.keys(pluginCommonSettings.shape);
 
 const types = new Map<string, PluginStoreType>();
 

@@ -43,7 +43,7 @@ export function createStore(name: string, settings: StoreSettings, ctx: StoreCon
     // A plugin's type (./plugins.ts); its settings were checked with the plugin's schema at load.
     const plugin = pluginStoreType(settings.type);
     if (plugin) {
-      const { type: _type, ...own } = settings as Record<string, unknown>;
+      const { type: _type, timeout_ms: _t, retries: _r, ...own } = settings as Record<string, unknown>;
       return plugin.create(name, own, ctx);
     }
   }

@@ -292,6 +292,24 @@ module.exports = { apiVersion: 1, name: "marker", stores: { "marker.kv": { setti
     assert.match(r.stderr, /store "b" \(buggy\.kv, plugin "buggy"\): get\(\) failed: Cannot read properties of undefined/);
   });
 
+  it("a plugin store that hangs is abandoned at its timeout_ms (a setting of every store, checked by dsops), a TimeoutError naming the store: exit 1", async () => {
+    const dir = newProject();
+    const p = plugin(
+      dir,
+      "hangs",
+      'const { z } = require("@dsops/pulumi/plugin");\nmodule.exports = { apiVersion: 1, name: "hangs", stores: { "hangs.kv": { settings: z.strictObject({}), create: (name) => ({ name, type: "hangs.kv", capabilities: { write: false, versions: false, batch: 0, binary: false }, get: () => new Promise(() => {}), async describe() { return { versionId: "1" }; } }) } } };\n',
+    );
+    writeFileSync(join(dir, "dsops.yaml"), `plugins: ["${p}"]\nsecretStores:\n  h: { type: hangs.kv, timeout_ms: 200, retries: 0 }\nenvs:\n  prod:\n    A: { from: store://h/a }\n`);
+    const r = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /store "h".*(timed out|timeout|no answer)/i);
+    writeFileSync(join(dir, "dsops.yaml"), `plugins: ["${p}"]\nsecretStores:\n  h: { type: hangs.kv, timeout_ms: -1, retries: 99 }\nenvs:\n  prod:\n    A: { from: store://h/a }\n`);
+    const bad = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(bad.stderr, /secretStores\.h\.timeout_ms: .*at dsops\.yaml:3:/);
+    assert.match(bad.stderr, /secretStores\.h\.retries: .*at dsops\.yaml:3:/);
+  });
+
   describe("registerPlugin (a program's own plugin object, the library API)", () => {
     const { z } = require("zod") as typeof import("zod");
     const mem = (type: string) => ({

@@ -9,7 +9,7 @@ import { parseFrom, type SecretRef } from "../refs";
 import { suggest } from "../../core/suggest";
 import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAliases, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
-import { pluginStoreType } from "../../stores/plugins";
+import { pluginCommonKeys, pluginCommonSettings, pluginStoreType } from "../../stores/plugins";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
 
 /** A variable of an env, checked and compiled. */
@@ -438,8 +438,11 @@ export function parseStoreSettings(
   }
   const schema: z.ZodType = plugin ? plugin.settings : storeSettingsSchemas[type as StoreType];
   // A plugin's schema checks the entry's settings without `type` (the plugin does not repeat its own name).
-  const input = plugin ? withoutType(expanded) : expanded;
+  const input = plugin ? withoutType(expanded, pluginCommonKeys) : expanded;
   const parsed = schema.safeParse(input);
+  // timeout_ms and retries of a plugin's store: read by the resolver, checked here.
+  const common = plugin ? pluginCommonSettings.safeParse(onlyKeys(expanded, pluginCommonKeys)) : undefined;
+  if (common && !common.success) problems.push(...issueMessages(pluginCommonSettings, common.error.issues, path, loc, written, expanded));
   if (!parsed.success) {
     const issues = parsed.error.issues
       .filter((i) => !unsetAt.has(formatPath([...path, ...(i.path as Path)])))
@@ -454,14 +457,22 @@ export function parseStoreSettings(
       return { settings: { ...(norm.entry as object), type } as StoreSettings, problems, deferred };
     }
   }
-  if (parsed.success && plugin) return { settings: { ...(parsed.data as object), type } as unknown as StoreSettings, problems, deferred };
+  if (parsed.success && plugin) return { settings: common?.success ? ({ ...(parsed.data as object), ...common.data, type } as unknown as StoreSettings) : undefined, problems, deferred };
   return { settings: parsed.success ? (parsed.data as StoreSettings) : undefined, problems, deferred };
 }
 
-function withoutType(entry: unknown): unknown {
+/** The entry without `type` and the given keys. */
+function withoutType(entry: unknown, drop: readonly string[] = []): unknown {
   if (!entry || typeof entry !== "object") return entry;
   const { type: _type, ...rest } = entry as Record<string, unknown>;
+  for (const k of drop) delete rest[k];
   return rest;
+}
+
+/** The entry's values of these keys only. */
+function onlyKeys(entry: unknown, keys: readonly string[]): Record<string, unknown> {
+  const e = (entry && typeof entry === "object" ? entry : {}) as Record<string, unknown>;
+  return Object.fromEntries(keys.filter((k) => Object.hasOwn(e, k)).map((k) => [k, e[k]]));
 }
 
 /** Paths of every `__proto__` key under `value` (zod and plain objects would drop them silently). Iterative: deep nesting cannot overflow the stack. */
