@@ -3,11 +3,8 @@ import { environmentProvider, maintenanceWindowProvider, rotationPolicyProvider,
 import { MODULE } from "./tokens";
 import { DsopsError } from "../provider/core/errors";
 import type { PlanRow } from "../provider/dynamic/types";
-import type { LoadedPlugin } from "../provider/compose/plugins";
-import type { DsopsPlugin } from "../provider/library/plugin";
 
 export { schemaToken, dynamicToken, resourceTypes } from "./tokens";
-export type { DsopsPlugin, LoadedPlugin };
 
 /** An inline store configuration: the fields of an entry of `secretStores:` in dsops.yaml. */
 export interface StoreConfig {
@@ -420,7 +417,23 @@ export function getEnvironmentOutput(args: GetEnvironmentOutputArgs): pulumi.Out
  * resources read, or in the stack config `dsops:plugins`. A broken plugin throws PluginError
  * naming it and the cause. Returns the plugin's name and types.
  */
-export function registerPlugin(plugin: string | DsopsPlugin): LoadedPlugin {
+export function registerPlugin(plugin: string | PluginModule): RegisteredPlugin {
   const p = require("../provider/compose/plugins") as typeof import("../provider/compose/plugins");
   return typeof plugin === "string" ? p.loadPlugin(plugin, process.cwd(), "registerPlugin") : p.registerPlugin(plugin);
+}
+
+/** A plugin module (its full interface: `DsopsPlugin` of `@dsops/pulumi/plugin`). */
+export interface PluginModule {
+  readonly apiVersion: number;
+  readonly name: string;
+  readonly [key: string]: unknown;
+}
+
+/** A plugin registered in this process and the types it adds. */
+export interface RegisteredPlugin {
+  readonly name: string;
+  /** The package or path it was loaded from, or `registerPlugin` for a module object. */
+  readonly source: string;
+  readonly stores: readonly string[];
+  readonly targets: readonly string[];
 }

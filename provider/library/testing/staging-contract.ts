@@ -1,3 +1,5 @@
+/// <reference types="mocha" />
+// The suite runs under mocha (its describe/it/before/after globals): plugin authors run it with mocha.
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { NotFoundError } from "../../core/errors";
