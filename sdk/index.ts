@@ -407,3 +407,33 @@ export async function getEnvironment(args: GetEnvironmentArgs): Promise<GetEnvir
 export function getEnvironmentOutput(args: GetEnvironmentOutputArgs): pulumi.Output<GetEnvironmentOutputResult> {
   return pulumi.secret(pulumi.output(args).apply((a) => asRunError("getEnvironmentOutput", () => readEnvironment("getEnvironmentOutput", a as GetEnvironmentArgs))));
 }
+
+/**
+ * Add a plugin's store and target types (README "Plugins") in this program's process: a package
+ * name or path (resolved from the program's folder, as Node resolves packages) or the plugin
+ * module itself. `getSecret`, `getEnvironment` and their Output forms then read its stores.
+ * Resources run in Pulumi's provider process, which cannot receive a module object (dynamic
+ * providers are serialized code): name the package there, under `plugins:` in the dsops.yaml the
+ * resources read, or in the stack config `dsops:plugins`. A broken plugin throws PluginError
+ * naming it and the cause. Returns the plugin's name and types.
+ */
+export function registerPlugin(plugin: string | PluginModule): RegisteredPlugin {
+  const p = require("../provider/compose/plugins") as typeof import("../provider/compose/plugins");
+  return typeof plugin === "string" ? p.loadPlugin(plugin, process.cwd(), "registerPlugin") : p.registerPlugin(plugin);
+}
+
+/** A plugin module (its full interface: `DsopsPlugin` of `@dsops/pulumi/plugin`). */
+export interface PluginModule {
+  readonly apiVersion: number;
+  readonly name: string;
+  readonly [key: string]: unknown;
+}
+
+/** A plugin registered in this process and the types it adds. */
+export interface RegisteredPlugin {
+  readonly name: string;
+  /** The package or path it was loaded from, or `registerPlugin` for a module object. */
+  readonly source: string;
+  readonly stores: readonly string[];
+  readonly targets: readonly string[];
+}

@@ -9,6 +9,7 @@ import { notificationsSchema, variableNotificationsSchema } from "../notify/sett
 import { rotationConfigCheck } from "../rotation/config-check";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
+import { preparePlugins } from "./plugins";
 
 /**
  * The dsops.yaml schema, composed: the one module that knows every feature's part of the file.
@@ -54,6 +55,8 @@ export const configSchema = composeConfigSchema({
     metrics: metricsSchema.optional(),
     /** dsops's top-level `rotation:` block: defaults for every rotated variable (./dsops-rotation.ts). */
     rotation: dsopsRotationDefaultsSchema.optional(),
+    /** Plugin packages (or paths) adding store and target types, resolved from the file's folder (./plugins.ts). */
+    plugins: z.array(z.string().min(1)).optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
@@ -61,4 +64,4 @@ export const configSchema = composeConfigSchema({
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck] };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck], prepare: preparePlugins };

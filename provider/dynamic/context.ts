@@ -5,6 +5,7 @@ import { DsopsError, errorMessage } from "../core/errors";
 import { Resolver } from "../engine/resolve";
 import { audited, type AuditEntry } from "../guard/policy";
 import { parseStoreUri } from "../engine/refs";
+import { loadPlugins } from "../compose/plugins";
 import { parseSchedulerSetting, schedulerUrl, type SchedulerSetting } from "../compose/registered-policies";
 
 /**
@@ -47,8 +48,26 @@ export function configure(get: (key: string) => string | undefined): void {
   if (stores) settings.stores = stores;
   const scheduler = get("dsops:scheduler");
   if (scheduler) settings.scheduler = scheduler;
+  // `dsops:plugins`: plugin packages loaded in this (the provider's) process by name, from the program's folder.
+  const plugins = get("dsops:plugins");
+  if (plugins) loadPlugins(pluginList(plugins), state.cwd, "dsops:plugins");
   if (JSON.stringify(settings) !== JSON.stringify(state.settings)) configs.clear();
   state.settings = settings;
+}
+
+/** `dsops:plugins` as set by `pulumi config set --path 'dsops:plugins[0]' …` (a JSON list) or one name. */
+function pluginList(value: string): string[] {
+  let list: unknown = value;
+  if (value.trim().startsWith("[")) {
+    try {
+      list = JSON.parse(value);
+    } catch {
+      throw new DsopsError("stack config dsops:plugins is not a JSON list of plugin packages");
+    }
+  }
+  const names = Array.isArray(list) ? list : [list];
+  if (!names.every((n) => typeof n === "string" && n.length > 0)) throw new DsopsError("stack config dsops:plugins: expected plugin package names (strings)");
+  return names as string[];
 }
 
 export function cached(key: string, make: () => Config): Config {

@@ -5,7 +5,8 @@ import { suggest } from "../core/suggest";
 import type { VariableRotation } from "./settings";
 import { baseShapeOf, resolveStrategy } from "./strategies/index";
 import { targetCapabilities, targetSettingsSchemas, type TargetSettings } from "./targets/settings";
-import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetType } from "./targets/types";
+import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetCapability, type TargetType } from "./targets/types";
+import { pluginTargetType, type PluginTargetType } from "./targets/plugins";
 
 /**
  * The checks of `services:` entries and `rotation:` blocks that used to wait for a rotation to
@@ -69,6 +70,12 @@ export function checkRotations(
       const s = out.parse(targetSettingsSchemas[type as TargetType], services[name], ["services", name]);
       if (s) settings.set(name, s as TargetSettings);
       checkRefs(services[name], ["services", name], storeNames, out);
+    } else if (pluginTargetType(type)) {
+      // A plugin's type: its schema checks the entry without `type`; its declared capabilities stand for the target's.
+      const plugin = pluginTargetType(type) as PluginTargetType;
+      const { type: _type, ...own } = services[name];
+      if (out.parse(plugin.settings, own, ["services", name]) !== undefined) settings.set(name, { type, capabilities: plugin.capabilities } as unknown as TargetSettings);
+      checkRefs(services[name], ["services", name], storeNames, out);
     } else if (catalogue.includes(type)) {
       (usedBy.length ? fails : out.warn)(
         at,
@@ -123,7 +130,7 @@ export function checkRotations(
         const s = settings.get(service);
         if (s) {
           const needs = resolveStrategy(policy).shape.requires;
-          const caps = targetCapabilities(s);
+          const caps = pluginTargetType(s.type) ? new Set((s as unknown as { capabilities: TargetCapability[] }).capabilities) : targetCapabilities(s);
           const missing = needs.filter((c) => !caps.has(c));
           if (missing.length)
             fails(
@@ -131,7 +138,7 @@ export function checkRotations(
               `strategy ${shape} needs a target that can ${missing.join(" and ")}; service "${service}" (${s.type}) cannot, so rotating fails`,
             );
           checkSqlHealthTypes(policy, service, s.type, r, fails);
-          if (policy.rollout?.instances) checkInstances(raw.services[service], s.type, policy.rollout.instances, [...r, "rollout", "instances"], storeNames, out);
+          if (policy.rollout?.instances && !pluginTargetType(s.type)) checkInstances(raw.services[service], s.type, policy.rollout.instances, [...r, "rollout", "instances"], storeNames, out);
         }
       }
       if (policy.rollout && shape === "two-secret")

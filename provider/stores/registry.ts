@@ -1,5 +1,6 @@
 import type { StoreType, StoreSettings } from "./settings";
 import type { Store, StoreContext, StoreFactory } from "./types";
+import { pluginStoreType } from "./plugins";
 
 /**
  * The one registration point of store types. Exhaustive: a type in `StoreType` without a
@@ -38,6 +39,14 @@ export const storeFactories: { [T in StoreType]: StoreFactory<T> } = {
 };
 
 export function createStore(name: string, settings: StoreSettings, ctx: StoreContext): Store {
+  if (!Object.hasOwn(storeFactories, settings.type)) {
+    // A plugin's type (./plugins.ts); its settings were checked with the plugin's schema at load.
+    const plugin = pluginStoreType(settings.type);
+    if (plugin) {
+      const { type: _type, timeout_ms: _t, retries: _r, ...own } = settings as Record<string, unknown>;
+      return plugin.create(name, own, ctx);
+    }
+  }
   const factory = storeFactories[settings.type] as StoreFactory<StoreType>;
   return factory(name, settings as never, ctx);
 }

@@ -76,8 +76,11 @@ export function register(program: Command): void {
       });
       bar.end();
       const failed = results.filter((r) => r.status !== "ok").length;
-      if (o.json) printJson({ ok: failed === 0, stores: results });
+      const { describePlugins, pluginLines } = require("./providers") as typeof import("./providers");
+      const plugins = describePlugins();
+      if (o.json) printJson({ ok: failed === 0, stores: results, ...(plugins ? { plugins } : {}) });
       else {
+        if (plugins) process.stdout.write(pluginLines(plugins).replace(/^\n/, "") + "\n");
         const rows = [["STORE", "TYPE", "STATUS", "TIME", "DETAIL"]];
         for (const r of results) rows.push([r.store, r.type, r.status, `${r.ms}ms`, r.detail + (r.hint ? ` (hint: ${r.hint})` : "")]);
         process.stdout.write(table(rows));

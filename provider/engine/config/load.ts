@@ -9,6 +9,7 @@ import { parseFrom, type SecretRef } from "../refs";
 import { suggest } from "../../core/suggest";
 import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAliases, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
+import { pluginCommonKeys, pluginCommonSettings, pluginStoreType } from "../../stores/plugins";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
 
 /** A variable of an env, checked and compiled. */
@@ -113,6 +114,12 @@ export interface ConfigRules {
   /** The whole file's schema (`composeConfigSchema` of the features' sections). */
   readonly schema: z.ZodType;
   readonly checks: readonly ConfigCheck[];
+  /**
+   * Run on the file's raw content before anything is checked, with the folder relative paths
+   * resolve against: the composition loads the plugins `plugins:` names here, so their store and
+   * target types are known when the entries are checked. Throws to refuse the file.
+   */
+  readonly prepare?: (input: unknown, dir: string) => void;
 }
 
 /** The engine's sections only, no feature's (a test or tool that needs no feature). */
@@ -400,7 +407,9 @@ export function parseStoreSettings(
   for (const p of norm.problems) problems.push(`${formatPath([...path, ...p.path])}: ${p.message}${loc.at([...path, ...p.path], p.key)}`);
   const type = norm.entry.type as string;
   const shown = type === given ? `"${type}"` : `"${given}" (= ${type})`;
-  if (!(storeTypes as string[]).includes(type)) {
+  // A type no built-in has may be a plugin's (loaded before the file is checked: `plugins:`).
+  const plugin = (storeTypes as string[]).includes(type) ? undefined : pluginStoreType(type);
+  if (!(storeTypes as string[]).includes(type) && !plugin) {
     if ((plannedStoreTypes as readonly string[]).includes(type))
       return { problems: [`${formatPath([...path, "type"])}: store type ${shown} is not supported yet (supported: ${storeTypes.join(", ")})${loc.at([...path, "type"])}`], deferred };
     const hint = suggest(type, [...storeTypes, ...plannedStoreTypes, ...Object.keys(storeTypeAliases)]);
@@ -427,8 +436,13 @@ export function parseStoreSettings(
       deferred.push(`${formatPath(w)}: ${p.message}${loc.at(w)}`);
     } else problems.push(`${formatPath(w)}: ${p.message}${loc.at(w)}`);
   }
-  const schema = storeSettingsSchemas[type as StoreType];
-  const parsed = schema.safeParse(expanded);
+  const schema: z.ZodType = plugin ? plugin.settings : storeSettingsSchemas[type as StoreType];
+  // A plugin's schema checks the entry's settings without `type` (the plugin does not repeat its own name).
+  const input = plugin ? withoutType(expanded, pluginCommonKeys) : expanded;
+  const parsed = schema.safeParse(input);
+  // timeout_ms and retries of a plugin's store: read by the resolver, checked here.
+  const common = plugin ? pluginCommonSettings.safeParse(onlyKeys(expanded, pluginCommonKeys)) : undefined;
+  if (common && !common.success) problems.push(...issueMessages(pluginCommonSettings, common.error.issues, path, loc, written, expanded));
   if (!parsed.success) {
     const issues = parsed.error.issues
       .filter((i) => !unsetAt.has(formatPath([...path, ...(i.path as Path)])))
@@ -437,13 +451,28 @@ export function parseStoreSettings(
         if (i.code === "unrecognized_keys") return i; // keys of the entry itself; mapped below
         return at ? ({ ...i, path: [...at, ...i.path.slice(1)] } as z.core.$ZodIssue) : i;
       });
-    problems.push(...issueMessages(schema, issues, path, loc, written, expanded));
+    problems.push(...issueMessages(schema, issues, path, loc, written, input));
     if (!issues.length && deferred.length) {
       // Only the unset variables spoil the settings: plan goes on with what the file says.
       return { settings: { ...(norm.entry as object), type } as StoreSettings, problems, deferred };
     }
   }
+  if (parsed.success && plugin) return { settings: common?.success ? ({ ...(parsed.data as object), ...common.data, type } as unknown as StoreSettings) : undefined, problems, deferred };
   return { settings: parsed.success ? (parsed.data as StoreSettings) : undefined, problems, deferred };
+}
+
+/** The entry without `type` and the given keys. */
+function withoutType(entry: unknown, drop: readonly string[] = []): unknown {
+  if (!entry || typeof entry !== "object") return entry;
+  const { type: _type, ...rest } = entry as Record<string, unknown>;
+  for (const k of drop) delete rest[k];
+  return rest;
+}
+
+/** The entry's values of these keys only. */
+function onlyKeys(entry: unknown, keys: readonly string[]): Record<string, unknown> {
+  const e = (entry && typeof entry === "object" ? entry : {}) as Record<string, unknown>;
+  return Object.fromEntries(keys.filter((k) => Object.hasOwn(e, k)).map((k) => [k, e[k]]));
 }
 
 /** Paths of every `__proto__` key under `value` (zod and plain objects would drop them silently). Iterative: deep nesting cannot overflow the stack. */
@@ -506,6 +535,7 @@ function checkServiceName(service: string, names: readonly string[]): string | u
 function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
+  rules.prepare?.(input, opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()));
   // Checked first: the schema would drop such keys without a word.
   const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
   const warnings: string[] = [];

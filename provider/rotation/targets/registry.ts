@@ -1,5 +1,6 @@
 import { ConfigError } from "../../core/errors";
 import { suggest } from "../../core/suggest";
+import { pluginTargetType, type PluginTargetType } from "./plugins";
 import { plannedTargetTypes, targetTypes, type Target, type TargetContext, type TargetFactory, type TargetType } from "./types";
 
 /**
@@ -25,10 +26,23 @@ export function createTarget(name: string, raw: unknown, ctx: TargetContext): Ta
   const path = `services.${name}.type`;
   if (typeof type !== "string") throw new ConfigError(`${path}: missing service type`);
   if (!(targetTypes as readonly string[]).includes(type)) {
+    const plugin = pluginTargetType(type);
+    if (plugin) return createPluginTarget(plugin, name, raw, ctx);
     if ((plannedTargetTypes as readonly string[]).includes(type))
       throw new ConfigError(`${path}: rotation target type "${type}" is not supported yet (supported: ${targetTypes.join(", ")})`);
     const hint = suggest(type, [...targetTypes, ...plannedTargetTypes]);
     throw new ConfigError(`${path}: unknown rotation target type "${type}"${hint ? ` (did you mean "${hint}"?)` : ` (supported: ${targetTypes.join(", ")})`}`);
   }
   return targetFactories[type as TargetType](name, raw, ctx);
+}
+
+/** A plugin's target, its entry checked with the plugin's schema (without `type`); issues name the field. */
+function createPluginTarget(plugin: PluginTargetType, name: string, raw: unknown, ctx: TargetContext): Target {
+  const { type: _type, ...own } = raw as Record<string, unknown>;
+  const parsed = plugin.settings.safeParse(own);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `services.${name}${i.path.map((p) => `.${String(p)}`).join("")}: ${i.message}`);
+    throw new ConfigError(problems.join("\n"), problems, { hint: `settings of rotation target type "${plugin.type}" (plugin ${plugin.plugin})` });
+  }
+  return plugin.create(name, parsed.data, ctx);
 }
