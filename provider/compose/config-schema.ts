@@ -6,6 +6,7 @@ import { policySettingsSchema } from "../guard/policy-settings";
 import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
+import { chaosConfigCheck, chaosSchema } from "../rotation/chaos-settings";
 import { rotationConfigCheck } from "../rotation/config-check";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
@@ -54,6 +55,8 @@ export const configSchema = composeConfigSchema({
     metrics: metricsSchema.optional(),
     /** dsops's top-level `rotation:` block: defaults for every rotated variable (./dsops-rotation.ts). */
     rotation: dsopsRotationDefaultsSchema.optional(),
+    /** Where `dsops chaos` may inject faults into rotations (provider/rotation/chaos-settings.ts). */
+    chaos: chaosSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
@@ -61,4 +64,4 @@ export const configSchema = composeConfigSchema({
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck] };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck] };
