@@ -223,6 +223,19 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     assert.equal((await store().stagesOf("app/alt")).pending, undefined);
   });
 
+  it("several faults in one run (comma-separated and repeated --inject): one experiment each, in order; JSON on standard output", async () => {
+    const r = await cli(["chaos", "run", "--env", "staging", "--var", "TIMEOUT", "--inject", "verification-failure,kill-at:verify", "--inject", "kill-at:generate", "--format", "json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ChaosReport;
+    assert.equal(report.verdict, "rollback path proven");
+    assert.deepEqual(
+      report.experiments.map((x) => `${x.inject}@${x.step}: ${x.rotation.status}, ${x.verdict}`),
+      ["verification-failure@verify: rolled-back, proven", "kill-at:verify@verify: succeeded, proven", "kill-at:generate@generate: succeeded, proven"],
+    );
+    assert.match(r.stderr, /\[chaos\] dsops: fault injected at after:verify \(kill\)/, "the child's progress is passed on, prefixed");
+    await agrees("app/c_timeout", "c_timeout");
+  });
+
   it("kill-at:retire is proven by a resume; a secret whose stored credential does not work before the fault is not proven (exit 1, the problem named)", async () => {
     const { r, x } = await chaos("VERIFY", "kill-at:retire");
     assert.equal(r.status, 0, r.stderr);
