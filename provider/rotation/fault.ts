@@ -142,8 +142,12 @@ export class ChaosFaultError extends DsopsError {}
 export function envChaosFaults(env: NodeJS.ProcessEnv = process.env): ChaosFault[] | undefined {
   const spec = env.DSOPS_CHAOS;
   if (!spec) return undefined;
-  return spec
-    .split(",")
-    .filter((s) => s.trim())
-    .map((s) => parseChaosFault(s));
+  try {
+    return spec
+      .split(",")
+      .filter((s) => s.trim())
+      .map((s) => parseChaosFault(s));
+  } catch (e) {
+    throw new ChaosFaultError(`DSOPS_CHAOS: ${(e as Error).message}`);
+  }
 }

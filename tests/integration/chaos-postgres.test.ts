@@ -281,6 +281,13 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     const bad = await cli(["chaos", "run", "--env", "staging", "--secret", "STORE", "--inject", "disk-full"]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--inject: unknown fault "disk-full"; valid faults: store-write-failure, target-timeout, verification-failure, kill-at:generate, kill-at:stage, kill-at:apply, kill-at:verify, kill-at:promote, kill-at:retire, kill-at:restore, kill-at:discard/);
+    const envBad = await cli(["secrets", "rotate", "--env", "staging", "--var", "STORE"], { DSOPS_CHAOS: "slow-disk" });
+    assert.equal(envBad.status, 1, envBad.stderr);
+    assert.match(envBad.stderr, /error: DSOPS_CHAOS: unknown fault "slow-disk"; valid faults: store-write-failure/);
+    const noDir = await cli(["chaos", "run", "--env", "staging", "--secret", "STORE", "--inject", "kill-at:apply", "--report", join(dir, "missing", "r.json")]);
+    assert.equal(noDir.status, 1, noDir.stderr);
+    assert.match(noDir.stderr, /error: --report .*missing\/r\.json: cannot write the report: ENOENT/);
+    assert.doesNotMatch(noDir.stderr, /\[chaos\]/, "nothing was injected");
     const step = await cli(["chaos", "run", "--env", "staging", "--secret", "STORE", "--inject", "kill-at:deploy"]);
     assert.equal(step.status, 2);
     assert.match(step.stderr, /unknown step "deploy" in "kill-at:deploy": kill-at takes one of generate, stage, apply/);

@@ -115,10 +115,12 @@ export function register(program: Command): void {
       if (!faults.length) cmd.error("error: --inject: name a fault", { exitCode: 2, code: "dsops.badInject" });
       const format: Format = o.format ?? (o.report?.toLowerCase().endsWith(".json") ? "json" : "md");
       const config = loadConfig(cmd);
+      // A report that cannot be written is found out before anything is injected.
+      if (o.report) writeReport(o.report, "");
       const report = await runChaos(config, resolvePath(configPath(cmd)), o.env, variable as string, faults);
       const text = format === "json" ? JSON.stringify(report, null, 2) + "\n" : markdown(report);
       if (o.report) {
-        writeFileSync(o.report, text, { mode: 0o644 });
+        writeReport(o.report, text);
         for (const x of report.experiments) process.stdout.write(`${x.inject}: ${x.verdict}${x.problems.length ? ` (${x.problems.join("; ")})` : ""}\n`);
         process.stdout.write(`${report.verdict}; report written to ${o.report}\n`);
       } else process.stdout.write(text);
@@ -127,6 +129,15 @@ export function register(program: Command): void {
           hint: "read the report's problems: they say which step or check did not behave",
         });
     });
+}
+
+function writeReport(file: string, text: string): void {
+  try {
+    writeFileSync(file, text, { mode: 0o644 });
+  } catch (e) {
+    const { errorMessage } = require("../../core/errors") as typeof import("../../core/errors");
+    throw new DsopsError(`--report ${file}: cannot write the report: ${errorMessage(e)}`, { hint: "name a file in a folder that exists and is writable" });
+  }
 }
 
 function describe(f: ChaosFault): string {
