@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ConfigCheck } from "../engine/config/load";
 import type { RawConfig } from "../engine/config/schema";
+import { parseChaosFault } from "./fault";
 
 /**
  * dsops.yaml's `chaos:` block: the envs where `dsops chaos run` may inject faults into real
@@ -11,6 +12,8 @@ import type { RawConfig } from "../engine/config/schema";
 export const chaosSchema = z.strictObject({
   /** The envs chaos may run in (at least one). */
   envs: z.array(z.string().min(1)).min(1),
+  /** The faults `dsops chaos run --env E` injects when no --inject is given: variable name → faults (`kill-at:apply`, …). */
+  experiments: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional(),
 });
 export type ChaosSettings = z.infer<typeof chaosSchema>;
 
@@ -46,7 +49,10 @@ export function chaosRefusal(raw: Pick<RawConfig, "chaos">, env: string): string
   return undefined;
 }
 
-/** The load check of `chaos.envs`: each entry an env of `envs:`, none named like production. */
+/**
+ * The load check of `chaos:`: each `envs` entry an env of `envs:`, none named like production;
+ * each `experiments` key a variable rotated in one of those envs, each fault a known one.
+ */
 export const chaosConfigCheck: ConfigCheck = (raw, { findings }) => {
   const envs = raw.chaos?.envs ?? [];
   envs.forEach((env, i) => {
@@ -54,5 +60,23 @@ export const chaosConfigCheck: ConfigCheck = (raw, { findings }) => {
       findings.error(["chaos", "envs", i], `"${env}" looks like production (prod, production, prd or live in its name): chaos is refused there; list only test and staging envs`);
     else if (!Object.hasOwn(raw.envs, env)) findings.error(["chaos", "envs", i], `no env "${env}" in envs: (envs: ${Object.keys(raw.envs).join(", ") || "none"})`);
   });
+  for (const [variable, faults] of Object.entries(raw.chaos?.experiments ?? {})) {
+    if (!envs.some((e) => raw.envs[e]?.[variable]?.rotation))
+      findings.error(["chaos", "experiments", variable], `no variable "${variable}" with a rotation: block in the chaos envs (${envs.join(", ")})`, true);
+    faults.forEach((f, i) => {
+      try {
+        parseChaosFault(f);
+      } catch (e) {
+        findings.error(["chaos", "experiments", variable, i], (e as Error).message);
+      }
+    });
+  }
   return raw;
 };
+
+/** The declared experiments of `env`: each variable of `chaos.experiments` rotated there, with its faults. */
+export function declaredExperiments(raw: RawConfig, env: string): Array<{ variable: string; faults: readonly string[] }> {
+  return Object.entries(raw.chaos?.experiments ?? {})
+    .filter(([v]) => raw.envs[env]?.[v]?.rotation)
+    .map(([variable, faults]) => ({ variable, faults }));
+}

@@ -22,6 +22,9 @@ import { startPostgres, type RunningPostgres } from "../support/postgres";
  */
 
 interface ChaosExperiment {
+  variable: string;
+  secret: string;
+  service: string;
   inject: string;
   step: string;
   engine: string;
@@ -36,9 +39,7 @@ interface ChaosExperiment {
 interface ChaosReport {
   kind: string;
   env: string;
-  variable: string;
-  secret: string;
-  service: string;
+  variables: string[];
   verdict: string;
   experiments: ChaosExperiment[];
 }
@@ -117,7 +118,7 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
         qa: { OTHER: single("c_prod") },
         prod: { DB: single("c_prod") },
       },
-      chaos: { envs: ["staging"] },
+      chaos: { envs: ["staging"], experiments: { KILL: ["kill-at:verify"], ALT: ["verification-failure", "target-timeout:200"] } },
     };
     writeFileSync(join(dir, "dsops.yaml"), JSON.stringify(config, null, 2));
   });
@@ -134,7 +135,10 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     assert.equal(r.status, 0, r.stderr);
     assert.equal(report.kind, "dsops-chaos-report");
     assert.equal(report.verdict, "rollback path proven");
-    assert.equal(report.secret, "store://local/app/c_store");
+    assert.deepEqual(report.variables, ["STORE"]);
+    assert.equal(x.variable, "STORE");
+    assert.equal(x.secret, "store://local/app/c_store");
+    assert.equal(x.service, "db");
     assert.equal(x.inject, "store-write-failure");
     assert.equal(x.step, "stage");
     assert.equal(x.run.exitCode, 1);
@@ -149,7 +153,7 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     assert.equal(x.after.locked, false);
     assert.equal(x.verdict, "proven");
     assert.deepEqual(x.problems, []);
-    assert.match(r.stdout, /store-write-failure: proven\nrollback path proven; report written to/);
+    assert.match(r.stdout, /^STORE store-write-failure: proven\nrollback path proven; report written to/);
     // The real state: the store still holds the old password, and the role logs in with it.
     assert.equal(await stored("app/c_store"), old);
     await agrees("app/c_store", "c_store");
@@ -176,9 +180,9 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     const old = await stored("app/c_verify");
     const r = await cli(["chaos", "run", "--env", "staging", "--secret", "VERIFY", "--inject", "verification-failure"]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^# Chaos report: staging\/VERIFY\n/);
+    assert.match(r.stdout, /^# Chaos report: env staging\n\n- variables: VERIFY\n/);
     assert.match(r.stdout, /\*\*verdict: rollback path proven\*\*/);
-    assert.match(r.stdout, /\| verification-failure \| verify \| rolled back: the verify step failed; restore and discard ran .*\| current version \d+, login works \| proven \|/);
+    assert.match(r.stdout, /\| VERIFY \| verification-failure \| verify \| rolled back: the verify step failed; restore and discard ran .*\| current version \d+, login works \| proven \|/);
     assert.match(r.stdout, /steps generate:ok, stage:ok, apply:ok, verify:failed, restore:ok, discard:ok; error: service "db": login as "c_verify" failed: password authentication failed for user "c_verify"/);
     assert.match(r.stdout, /target: the credential stored as current \(version \d+, c_verify\) was accepted by service "db"/);
     assert.equal(await stored("app/c_verify"), old);
@@ -251,8 +255,8 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
       assert.equal(bad.report.verdict, "rollback path not proven");
       assert.equal(bad.x.verdict, "not proven");
       assert.match(bad.x.problems[0], /^not run: the credential stored as current does not work before the fault \(service "db" refused the credential stored as current .*not permitted to log in/);
-      assert.match(bad.r.stdout, /store-write-failure: not proven \(not run: /);
-      assert.match(bad.r.stderr, /error: chaos: rollback path not proven for store-write-failure \(staging\/VERIFY\)/);
+      assert.match(bad.r.stdout, /^VERIFY store-write-failure: not proven \(not run: /);
+      assert.match(bad.r.stderr, /error: chaos: rollback path not proven for VERIFY store-write-failure \(env staging\)/);
       assert.equal((await store().stagesOf("app/c_verify")).current, current, "nothing was rotated");
     } finally {
       await admin?.query("ALTER ROLE c_verify LOGIN");
@@ -292,6 +296,28 @@ describe("dsops chaos run: faults injected into real rotations of PostgreSQL rol
     assert.equal(step.status, 2);
     assert.match(step.stderr, /unknown step "deploy" in "kill-at:deploy": kill-at takes one of generate, stage, apply/);
     assert.equal((await store().stagesOf("app/c_prod")).current, before);
+  });
+
+  it("the chaos: block's experiments run when no --inject is given: every declared variable of the env, or the one --secret names", async () => {
+    const r = await cli(["chaos", "run", "--env", "staging", "--format", "json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ChaosReport;
+    assert.deepEqual(report.variables, ["KILL", "ALT"]);
+    assert.deepEqual(
+      report.experiments.map((x) => `${x.variable} ${x.inject}@${x.step}: ${x.rotation.status}, ${x.verdict}`),
+      ["KILL kill-at:verify@verify: succeeded, proven", "ALT verification-failure@verify: rolled-back, proven", "ALT target-timeout@apply: rolled-back, proven"],
+    );
+    assert.equal(report.verdict, "rollback path proven");
+    await agrees("app/c_kill", "c_kill");
+    const alt = JSON.parse(await stored("app/alt")) as { username: string; password: string };
+    values.add(alt.password);
+    assert.equal(await pg?.canLogin(alt.username, alt.password), true);
+    const one = await cli(["chaos", "run", "--env", "staging", "--secret", "KILL", "--format", "json"]);
+    assert.equal(one.status, 0, one.stderr);
+    assert.deepEqual((JSON.parse(one.stdout) as ChaosReport).experiments.map((x) => x.inject), ["kill-at:verify"]);
+    const none = await cli(["chaos", "run", "--env", "staging", "--secret", "STORE"]);
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /error: chaos: nothing to inject: no --inject given and chaos.experiments declares no fault for variable "STORE" of env "staging"/);
   });
 
   it("no value in any report, output or the history", async () => {

@@ -27,7 +27,13 @@ describe("chaos settings: where chaos may run, and the faults it knows", () => {
       "chaos.envs[2]: no env \"nope\" in envs: (envs: staging, prod) at dsops.yaml:4:31",
     ]);
     assert.match(problems(`${envs}chaos: {envs: []}\n`)[0], /^chaos\.envs: /);
-    assert.match(problems(`${envs}chaos: {envs: [staging], colour: red}\n`)[0], /^chaos\.colour: unknown key "colour" \(expected one of: envs\)/);
+    const rotated = "services:\n  db: {type: postgresql, host: h, admin: store://s/a}\nsecretStores:\n  s: {type: file, path: x.store}\nenvs:\n  staging:\n    A: {from: store://s/a, rotation: {service: db, strategy: single-user, user: app}}\n";
+    assert.deepEqual(problems(`${rotated}chaos: {envs: [staging], experiments: {A: [kill-at:apply, verification-failure]}}\n`), []);
+    assert.deepEqual(problems(`${rotated}chaos: {envs: [staging], experiments: {A: [kill-at:deploy], B: [target-timeout]}}\n`), [
+      'chaos.experiments.A[0]: unknown step "deploy" in "kill-at:deploy": kill-at takes one of generate, stage, apply, verify, promote, retire, restore, discard; valid faults: store-write-failure, target-timeout, verification-failure, kill-at:generate, kill-at:stage, kill-at:apply, kill-at:verify, kill-at:promote, kill-at:retire, kill-at:restore, kill-at:discard at dsops.yaml:8:44',
+      'chaos.experiments.B: no variable "B" with a rotation: block in the chaos envs (staging) at dsops.yaml:8:61',
+    ]);
+    assert.match(problems(`${envs}chaos: {envs: [staging], colour: red}\n`)[0], /^chaos\.colour: unknown key "colour" \(expected one of: envs, experiments\)/);
   });
 
   it("a run is refused outside chaos.envs and always in an env named like production", () => {

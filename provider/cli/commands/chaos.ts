@@ -52,6 +52,10 @@ interface StateView {
 }
 
 interface Experiment {
+  readonly variable: string;
+  readonly secret: string;
+  readonly service: string;
+  readonly strategy: string;
   readonly inject: string;
   readonly step: string;
   readonly description: string;
@@ -69,10 +73,8 @@ interface Report {
   readonly kind: "dsops-chaos-report";
   readonly version: 1;
   readonly env: string;
-  readonly variable: string;
-  readonly secret: string;
-  readonly service: string;
-  readonly strategy: string;
+  /** The variables chaos-tested, in order. */
+  readonly variables: string[];
   readonly startedAt: string;
   finishedAt?: string;
   readonly experiments: Experiment[];
@@ -87,11 +89,11 @@ export function register(program: Command): void {
     .command("run")
     .description("rotate a secret with a fault injected (store write failure, target timeout, verification failure, SIGKILL at a step) and report what the engine did")
     .requiredOption("-e, --env <env>", "env name (must be listed in chaos.envs of dsops.yaml; never an env named like production)")
-    .option("--secret <name>", "the variable whose secret is rotated (its rotation: block says how)")
+    .option("--secret <name>", "the variable whose secret is rotated (its rotation: block says how); without --inject: its faults in chaos.experiments")
     .option("--var <name>", "same as --secret")
-    .requiredOption(
+    .option(
       "--inject <fault>",
-      "the fault: store-write-failure, target-timeout, verification-failure or kill-at:<step> (generate, stage, apply, verify, promote, retire, restore, discard); repeat or comma-separate for several experiments",
+      "the fault: store-write-failure, target-timeout, verification-failure or kill-at:<step> (generate, stage, apply, verify, promote, retire, restore, discard); repeat or comma-separate for several experiments (default: chaos.experiments of dsops.yaml)",
       collect,
       [],
     )
@@ -101,31 +103,41 @@ export function register(program: Command): void {
     .action(async (o: Flags, cmd: Command) => {
       const { parseChaosFault, ChaosFaultError } = require("../../rotation/fault") as typeof import("../../rotation/fault");
       const variable = o.secret ?? o.var;
-      if (!variable) cmd.error("error: name the variable to rotate: --secret NAME", { exitCode: 2, code: "dsops.missingVar" });
+      if (o.inject.length && !variable) cmd.error("error: --inject needs the variable to rotate: --secret NAME", { exitCode: 2, code: "dsops.missingVar" });
       const timeoutMs = parseDuration(o.timeout, "--timeout");
-      const faults: ChaosFault[] = [];
-      for (const text of o.inject) {
+      const parse = (text: string): ChaosFault => {
         try {
-          faults.push(parseChaosFault(text, timeoutMs));
+          return parseChaosFault(text, timeoutMs);
         } catch (e) {
           if (!(e instanceof ChaosFaultError)) throw e;
-          cmd.error(`error: --inject: ${e.message}`, { exitCode: 2, code: "dsops.badInject" });
+          return cmd.error(`error: --inject: ${e.message}`, { exitCode: 2, code: "dsops.badInject" });
         }
-      }
-      if (!faults.length) cmd.error("error: --inject: name a fault", { exitCode: 2, code: "dsops.badInject" });
+      };
+      const given = o.inject.map(parse);
       const format: Format = o.format ?? (o.report?.toLowerCase().endsWith(".json") ? "json" : "md");
       const config = loadConfig(cmd);
+      // Without --inject: the experiments declared in chaos.experiments (of --secret, or of every variable of the env).
+      const { declaredExperiments } = require("../../rotation/chaos-settings") as typeof import("../../rotation/chaos-settings");
+      const plan = given.length
+        ? [{ variable: variable as string, faults: given }]
+        : declaredExperiments(config.raw, o.env)
+            .filter((x) => !variable || x.variable === variable)
+            .map((x) => ({ variable: x.variable, faults: x.faults.map(parse) }));
+      if (!plan.length)
+        throw new DsopsError(`chaos: nothing to inject: no --inject given and chaos.experiments declares no fault for ${variable ? `variable "${variable}"` : "a variable"} of env "${o.env}"`, {
+          hint: "name the faults with --inject (store-write-failure, target-timeout, verification-failure, kill-at:<step>), or declare them in chaos.experiments of dsops.yaml",
+        });
       // A report that cannot be written is found out before anything is injected.
       if (o.report) writeReport(o.report, "");
-      const report = await runChaos(config, resolvePath(configPath(cmd)), o.env, variable as string, faults);
+      const report = await runChaos(config, resolvePath(configPath(cmd)), o.env, plan);
       const text = format === "json" ? JSON.stringify(report, null, 2) + "\n" : markdown(report);
       if (o.report) {
         writeReport(o.report, text);
-        for (const x of report.experiments) process.stdout.write(`${x.inject}: ${x.verdict}${x.problems.length ? ` (${x.problems.join("; ")})` : ""}\n`);
+        for (const x of report.experiments) process.stdout.write(`${x.variable} ${x.inject}: ${x.verdict}${x.problems.length ? ` (${x.problems.join("; ")})` : ""}\n`);
         process.stdout.write(`${report.verdict}; report written to ${o.report}\n`);
       } else process.stdout.write(text);
       if (report.verdict !== "rollback path proven")
-        throw new DsopsError(`chaos: rollback path not proven for ${report.experiments.filter((x) => x.verdict !== "proven").map((x) => x.inject).join(", ")} (${o.env}/${variable})`, {
+        throw new DsopsError(`chaos: rollback path not proven for ${report.experiments.filter((x) => x.verdict !== "proven").map((x) => `${x.variable} ${x.inject}`).join(", ")} (env ${o.env})`, {
           hint: "read the report's problems: they say which step or check did not behave",
         });
     });
@@ -153,29 +165,38 @@ function describe(f: ChaosFault): string {
   }
 }
 
-async function runChaos(config: Config, configFile: string, env: string, variable: string, faults: readonly ChaosFault[]): Promise<Report> {
+async function runChaos(config: Config, configFile: string, env: string, plan: ReadonlyArray<{ variable: string; faults: readonly ChaosFault[] }>): Promise<Report> {
   const { chaosRefusal } = require("../../rotation/chaos-settings") as typeof import("../../rotation/chaos-settings");
-  const { chaosFaultName, chaosStep } = require("../../rotation/fault") as typeof import("../../rotation/fault");
   const refusal = chaosRefusal(config.raw, env);
   if (refusal) throw new DsopsError(`chaos: ${refusal}; nothing was injected`, { hint: "list test and staging envs in chaos.envs of dsops.yaml (an env named like production is refused anyway)" });
-  const spec = config.envs[env]?.[variable]?.spec.rotation;
   if (!config.envs[env]) throw new DsopsError(`unknown env "${env}"`, { hint: `envs: ${Object.keys(config.envs).join(", ") || "(none)"}` });
-  if (!spec) throw new DsopsError(`envs.${env}.${variable}: no rotation block to chaos-test`, { hint: "name a rotated variable with --secret" });
-  const first = await check(config, env, variable);
-  const report: Report = {
-    kind: "dsops-chaos-report",
-    version: 1,
-    env,
-    variable,
-    secret: first.secret,
-    service: first.service,
-    strategy: spec.strategy,
-    startedAt: new Date().toISOString(),
-    experiments: [],
-  };
+  for (const { variable } of plan)
+    if (!config.envs[env][variable]?.spec.rotation) throw new DsopsError(`envs.${env}.${variable}: no rotation block to chaos-test`, { hint: "name a rotated variable with --secret" });
+  const report: Report = { kind: "dsops-chaos-report", version: 1, env, variables: plan.map((x) => x.variable), startedAt: new Date().toISOString(), experiments: [] };
+  for (const { variable, faults } of plan) await runVariable(config, configFile, env, variable, faults, report);
+  report.finishedAt = new Date().toISOString();
+  report.verdict = report.experiments.every((x) => x.verdict === "proven") ? "rollback path proven" : "rollback path not proven";
+  return report;
+}
+
+async function runVariable(config: Config, configFile: string, env: string, variable: string, faults: readonly ChaosFault[], report: Report): Promise<void> {
+  const { chaosFaultName, chaosStep } = require("../../rotation/fault") as typeof import("../../rotation/fault");
+  const strategy = config.envs[env][variable].spec.rotation?.strategy ?? "-";
   for (const f of faults) {
-    const before = view(await check(config, env, variable));
-    const x: Experiment = { inject: chaosFaultName(f), step: chaosStep(f), description: describe(f), before, verdict: "not proven", problems: [] };
+    const checked = await check(config, env, variable);
+    const before = view(checked);
+    const x: Experiment = {
+      variable,
+      secret: checked.secret,
+      service: checked.service,
+      strategy,
+      inject: chaosFaultName(f),
+      step: chaosStep(f),
+      description: describe(f),
+      before,
+      verdict: "not proven",
+      problems: [],
+    };
     report.experiments.push(x);
     if (before.locked || before.pendingVersion) {
       x.problems.push(`not run: ${before.locked ? "another run holds the secret's rotation lock" : `an unfinished rotation left pending version ${before.pendingVersion}`}; finish it first (dsops secrets rotate)`);
@@ -219,9 +240,6 @@ async function runChaos(config: Config, configFile: string, env: string, variabl
     x.after = view(await check(config, env, variable));
     judge(f, x, rec);
   }
-  report.finishedAt = new Date().toISOString();
-  report.verdict = report.experiments.every((x) => x.verdict === "proven") ? "rollback path proven" : "rollback path not proven";
-  return report;
 }
 
 /** What the engine did, in words. */
@@ -325,19 +343,23 @@ function rotateChild(configFile: string, env: string, variable: string, faultEnv
 function markdown(r: Report): string {
   const yes = (b: boolean | null) => (b === null ? "not checked (the target cannot verify)" : b ? "yes" : "**no**");
   const out = [
-    `# Chaos report: ${r.env}/${r.variable}`,
+    `# Chaos report: env ${r.env}`,
     "",
-    `- secret: \`${r.secret}\`, service \`${r.service}\`, strategy ${r.strategy}`,
+    `- variables: ${r.variables.join(", ")}`,
     `- from ${r.startedAt} to ${r.finishedAt ?? "-"}`,
     `- **verdict: ${r.verdict}**`,
     "",
-    "| injected | at step | engine | final state | verdict |",
-    "|---|---|---|---|---|",
-    ...r.experiments.map((x) => `| ${x.inject} | ${x.step} | ${x.engine ?? "not run"} | ${x.after ? `current version ${x.after.currentVersion ?? "-"}, login ${x.after.loginWorks === false ? "refused" : x.after.loginWorks ? "works" : "not checked"}` : "-"} | ${x.verdict} |`),
+    "| variable | injected | at step | engine | final state | verdict |",
+    "|---|---|---|---|---|---|",
+    ...r.experiments.map(
+      (x) =>
+        `| ${x.variable} | ${x.inject} | ${x.step} | ${x.engine ?? "not run"} | ${x.after ? `current version ${x.after.currentVersion ?? "-"}, login ${x.after.loginWorks === false ? "refused" : x.after.loginWorks ? "works" : "not checked"}` : "-"} | ${x.verdict} |`,
+    ),
     "",
   ];
   for (const x of r.experiments) {
-    out.push(`## ${x.inject} (step ${x.step}): ${x.verdict}`, "", `Injected: ${x.description}.`, "");
+    out.push(`## ${x.variable}: ${x.inject} (step ${x.step}): ${x.verdict}`, "", `Injected: ${x.description}.`, "");
+    out.push(`- secret: \`${x.secret}\`, service \`${x.service}\`, strategy ${x.strategy}`);
     out.push(`- before: current version ${x.before.currentVersion ?? "-"}; stored current credential accepted: ${yes(x.before.loginWorks)}`);
     if (x.run) out.push(`- injected run: ${x.run.signal ? `killed by ${x.run.signal}` : `exit ${x.run.exitCode}`}${x.run.message ? ` — ${x.run.message}` : ""}`);
     if (x.rotation) out.push(`- rotation ${x.rotation.id}: ${x.rotation.status}; steps ${x.rotation.steps.join(", ")}${x.rotation.error ? `; error: ${x.rotation.error}` : ""}`);
