@@ -6,6 +6,7 @@ import { policySettingsSchema } from "../guard/policy-settings";
 import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
+import { chaosConfigCheck, chaosSchema } from "../rotation/chaos-settings";
 import { rotationConfigCheck } from "../rotation/config-check";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
@@ -57,6 +58,8 @@ export const configSchema = composeConfigSchema({
     rotation: dsopsRotationDefaultsSchema.optional(),
     /** Plugin packages (or paths) adding store and target types, resolved from the file's folder (./plugins.ts). */
     plugins: z.array(z.string().min(1)).optional(),
+    /** Where `dsops chaos` may inject faults into rotations (provider/rotation/chaos-settings.ts). */
+    chaos: chaosSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
@@ -64,4 +67,4 @@ export const configSchema = composeConfigSchema({
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck], prepare: preparePlugins };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck], prepare: preparePlugins };

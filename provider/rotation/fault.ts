@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { DsopsError } from "../core/errors";
 import type { StepName } from "./types";
 
 /** A point of the step machine: just before a step's action runs (its start already recorded) or just after (its end not yet recorded). */
@@ -82,5 +83,71 @@ function fillDisk(dir: string): void {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/*
+ * Chaos (`dsops chaos run`): faults injected on purpose into a real rotation of a test or
+ * staging env, so a team proves its rollback paths. `kill-at:<step>` is the SIGKILL above
+ * (DSOPS_FAULT=after:<step> in the rotating child process); the other kinds wrap the rotation's
+ * store and target (DSOPS_CHAOS in the child, RotationEngineOptions.chaos in process): the real
+ * store and target are used, and the one call named fails.
+ */
+
+/** The steps `kill-at:` may name: the rotation's steps, and the rollback's. */
+export const KILL_STEPS = ["generate", "stage", "apply", "verify", "promote", "retire", "restore", "discard"] as const satisfies readonly StepName[];
+
+/** One fault `dsops chaos` injects. */
+export type ChaosFault =
+  /** The store refuses the write of the new pending version (the `stage` step). */
+  | { readonly kind: "store-write-failure" }
+  /** The target makes the change of the `apply` step but its answer never comes: the call fails after `ms` (a timeout). */
+  | { readonly kind: "target-timeout"; readonly ms: number }
+  /** The `verify` step logs in with a credential the target does not accept (a real failed login). */
+  | { readonly kind: "verification-failure" }
+  /** SIGKILL of the rotating process just after `step`'s action ran, before its end is recorded. */
+  | { readonly kind: "kill-at"; readonly step: (typeof KILL_STEPS)[number] };
+
+/** What `--inject` accepts, in words (errors list them). */
+export const CHAOS_FAULT_NAMES = ["store-write-failure", "target-timeout", "verification-failure", ...KILL_STEPS.map((s) => `kill-at:${s}`)] as const;
+
+/** The step a fault strikes at. */
+export function chaosStep(f: ChaosFault): StepName {
+  return f.kind === "store-write-failure" ? "stage" : f.kind === "target-timeout" ? "apply" : f.kind === "verification-failure" ? "verify" : f.step;
+}
+
+/** The text form of a fault (`target-timeout` carries its wait in DSOPS_CHAOS: `target-timeout:1500`). */
+export function chaosFaultName(f: ChaosFault, withWait = false): string {
+  if (f.kind === "kill-at") return `kill-at:${f.step}`;
+  if (f.kind === "target-timeout" && withWait) return `target-timeout:${f.ms}`;
+  return f.kind;
+}
+
+/** Parse one `--inject` value (or a DSOPS_CHAOS entry); an unknown name is an error listing the valid ones. */
+export function parseChaosFault(text: string, timeoutMs = 2000): ChaosFault {
+  const t = text.trim();
+  if (t === "store-write-failure" || t === "verification-failure") return { kind: t };
+  const timeout = /^target-timeout(?::(\d+))?$/.exec(t);
+  if (timeout) return { kind: "target-timeout", ms: timeout[1] !== undefined ? Number(timeout[1]) : timeoutMs };
+  const kill = /^kill-at:(.*)$/.exec(t);
+  if (kill && (KILL_STEPS as readonly string[]).includes(kill[1])) return { kind: "kill-at", step: kill[1] as (typeof KILL_STEPS)[number] };
+  const why = kill ? `unknown step "${kill[1]}" in "${t}": kill-at takes one of ${KILL_STEPS.join(", ")}` : `unknown fault "${t}"`;
+  throw new ChaosFaultError(`${why}; valid faults: ${CHAOS_FAULT_NAMES.join(", ")}`);
+}
+
+/** A bad fault name (the CLI maps it to a usage error). */
+export class ChaosFaultError extends DsopsError {}
+
+/** The faults of DSOPS_CHAOS (comma-separated), the way the chaos command hands them to the rotating child process. */
+export function envChaosFaults(env: NodeJS.ProcessEnv = process.env): ChaosFault[] | undefined {
+  const spec = env.DSOPS_CHAOS;
+  if (!spec) return undefined;
+  try {
+    return spec
+      .split(",")
+      .filter((s) => s.trim())
+      .map((s) => parseChaosFault(s));
+  } catch (e) {
+    throw new ChaosFaultError(`DSOPS_CHAOS: ${(e as Error).message}`);
   }
 }

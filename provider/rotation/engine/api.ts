@@ -3,7 +3,7 @@ import type { Secret } from "../../core/secret";
 import type { RotationStrategyName } from "../settings";
 import type { Resolver } from "../../engine/resolve";
 import type { RotationEvent } from "../events";
-import type { FaultHook } from "../fault";
+import type { ChaosFault, FaultHook } from "../fault";
 import type { HistoryBackend } from "../history/types";
 import type { HealthPort, MetricsPort, NotifyPort, ValuePolicyPort } from "../ports";
 import type { Target } from "../targets/types";
@@ -110,6 +110,11 @@ export interface RotationEngineOptions {
   readonly history?: HistoryBackend;
   /** Called at each fault point (crash tests); default from DSOPS_FAULT. */
   readonly fault?: FaultHook;
+  /**
+   * Chaos faults injected into every rotation of this engine (`dsops chaos run`; default from
+   * DSOPS_CHAOS): refused unless the env is listed in `chaos.envs` (../chaos-settings.ts).
+   */
+  readonly chaos?: readonly ChaosFault[];
   /** Progress lines (never values). */
   readonly onEvent?: (message: string) => void;
   /** Structured rotation events (started, completed, failed, rollback), as notifiers and metrics get them. */
@@ -129,4 +134,18 @@ export interface RotationEngineOptions {
   readonly valuePolicy?: ValuePolicyPort;
   /** `user@host` recorded as who rotated (default from the OS). */
   readonly who?: string;
+}
+
+/** The state of one rotated secret as a chaos report shows it: its versions, its lock, and whether the credential stored as current works at the target (never a value). */
+export interface CurrentCheck {
+  readonly secret: string;
+  readonly service: string;
+  readonly currentVersion?: string;
+  readonly previousVersion?: string;
+  readonly pendingVersion?: string;
+  readonly lockedBy?: LockOwner;
+  /** True: the target accepted the stored current credential (a login, and the verification query if configured); undefined: the target cannot verify. */
+  readonly works?: boolean;
+  /** What was checked and what the target answered (never a value). */
+  readonly check: string;
 }

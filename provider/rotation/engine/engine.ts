@@ -6,19 +6,21 @@ import { Resolver } from "../../engine/resolve";
 import { RotatedElsewhereError, RotationError } from "../errors";
 import { lastRotationAt } from "../due";
 import { RotationEventBus } from "../events";
-import { envFaultHook, type FaultHook } from "../fault";
+import { envChaosFaults, envFaultHook, type ChaosFault, type FaultHook } from "../fault";
 import type { HistoryBackend, HistoryFilter } from "../history/types";
 import { lockOwner, ownerIsDead, whoAmI } from "../lock";
 import { connectPorts } from "../ports";
 import { resolveStrategy, type ResolvedStrategy } from "../strategies/index";
 import type { RotationRecord } from "../types";
-import type { Secret } from "../../core/secret";
+import { scrub, type Secret } from "../../core/secret";
 import type { ValueRules } from "../targets/types";
-import type { RollbackOptions, RollbackPlan, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
+import type { CurrentCheck, RollbackOptions, RollbackPlan, RotateOptions, RotationEngineOptions, RotationResult, SecretStatus } from "./api";
+import { withChaos } from "./chaos";
 import { newRotationId, rollingBack, type EngineContext } from "./context";
 import { dryRun } from "./dry-run";
 import { healthPortOf } from "./health-gate";
 import { resume, start } from "./machine";
+import { readStage } from "./step";
 import { planRollbackOne, rollbackOne, runManualRollback } from "./manual-rollback";
 import { failedEvent } from "./publish";
 import { Wiring, type Subject } from "./wiring";
@@ -42,6 +44,7 @@ export class RotationEngine {
   private readonly ownResolver: boolean;
   private readonly wiring: Wiring;
   private readonly ctx: EngineContext;
+  private readonly chaos: readonly ChaosFault[] | undefined;
 
   constructor(
     readonly config: Config,
@@ -53,6 +56,7 @@ export class RotationEngine {
       opts.resolver ??
       new Resolver(config, { clock: this.clock, ...(opts.env ? { env: opts.env } : {}), ...(opts.onEvent ? { onWarning: (m: string) => opts.onEvent?.(`warning: ${m}`) } : {}) });
     const fault: FaultHook | undefined = opts.fault ?? envFaultHook(opts.env ?? process.env);
+    this.chaos = opts.chaos ?? envChaosFaults(opts.env ?? process.env);
     const clock = this.clock;
     this.wiring = new Wiring(config, this.resolver, clock, opts);
     this.ctx = {
@@ -92,7 +96,7 @@ export class RotationEngine {
 
   /** Rotate one variable's secret (or finish the rotation a crashed run left). */
   async rotate(env: string, variable: string, options: RotateOptions = {}): Promise<RotationResult> {
-    const subject = this.wiring.subject(env, variable);
+    let subject = this.wiring.subject(env, variable);
     const strategy = resolveStrategy(subject.policy, options.strategy);
     const reason = options.reason ?? (strategy.emergency ? subject.policy.reason : undefined);
     if (strategy.emergency && !reason) throw new DsopsError(`${subject.path}: an emergency rotation needs a reason (--reason "…")`);
@@ -109,6 +113,7 @@ export class RotationEngine {
         });
     }
     if (options.dryRun) return dryRun(this.ctx, subject, strategy, reason);
+    if (this.chaos) subject = withChaos(this.config, subject, this.chaos, this.clock);
     // Health checks that cannot run are refused before anything changes.
     if (subject.policy.health?.length && this.ctx.healthChecks) healthPortOf(this.ctx, subject.path);
 
@@ -227,6 +232,35 @@ export class RotationEngine {
       }
     }
     return out;
+  }
+
+  /**
+   * The secret's versions and lock, and a verification of the credential stored as current at
+   * the target (the rotation's own verification: a login, plus its query). Changes nothing.
+   */
+  async checkCurrent(env: string, variable: string): Promise<CurrentCheck> {
+    const s = this.wiring.subject(env, variable);
+    const stages = await s.store.stagesOf(s.ref.key);
+    const lockedBy = await s.history.holder(s.secret);
+    const base = {
+      secret: s.secret,
+      service: s.target.name,
+      ...(stages.current ? { currentVersion: stages.current } : {}),
+      ...(stages.previous ? { previousVersion: stages.previous } : {}),
+      ...(stages.pending ? { pendingVersion: stages.pending } : {}),
+      ...(lockedBy ? { lockedBy } : {}),
+    };
+    if (!s.target.verify) return { ...base, check: `service "${s.target.name}" (${s.target.type}) cannot verify a credential` };
+    const cur = await readStage(s, "current");
+    if (!cur) return { ...base, works: false, check: `${s.secret} has no current version` };
+    const cred = resolveStrategy(s.policy).shape.decode(cur.value, s.path);
+    const v = s.policy.verification;
+    try {
+      await s.target.verify(cred, { ...(v?.query ? { query: v.query } : {}), ...(v?.timeout_ms ? { timeoutMs: v.timeout_ms } : {}) });
+      return { ...base, works: true, check: `the credential stored as current (version ${cur.versionId}, ${cred.principal}) was accepted by service "${s.target.name}"${v?.query ? " (login and verification query)" : ""}` };
+    } catch (e) {
+      return { ...base, works: false, check: `service "${s.target.name}" refused the credential stored as current (version ${cur.versionId}, ${cred.principal}): ${scrub(errorMessage(e), [cred.secret, cur.value])}` };
+    }
   }
 
   /** Rotation records, newest first, from the history of every rotated variable (deduplicated). */
