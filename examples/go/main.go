@@ -1,7 +1,8 @@
 // A Pulumi Go program using dsops through the provider plugin (pulumi-resource-dsops)
 // and the Go SDK generated from schema.json (sdk-gen/go).
 //
-// Stack config (all optional): windowDuration (default 4h), rotateEvery (default 30d).
+// Stack config (all optional): windowDuration (default 4h), rotateEvery (default 30d),
+// env (the dsops.yaml env to resolve, default app).
 // Provider config: dsops:configFile (e.g. dsops.yaml, which names the store `local`
 // and the PostgreSQL service `app-db`).
 package main
@@ -22,6 +23,10 @@ func main() {
 		every := cfg.Get("rotateEvery")
 		if every == "" {
 			every = "30d"
+		}
+		env := cfg.Get("env")
+		if env == "" {
+			env = "app"
 		}
 
 		// A secret in a store: Value is always a Pulumi secret.
@@ -60,6 +65,15 @@ func main() {
 			return err
 		}
 
+		// A whole env of dsops.yaml: Variables is a secret map.
+		app, err := dsops.NewEnvironment(ctx, "app", &dsops.EnvironmentArgs{
+			ConfigFile: pulumi.String("dsops.yaml"),
+			Env:        pulumi.String(env),
+		})
+		if err != nil {
+			return err
+		}
+
 		fetched := dsops.GetSecretOutput(ctx, dsops.GetSecretOutputArgs{Ref: pulumi.String("store://local/app/token")})
 
 		ctx.Export("token", token.Value)
@@ -70,6 +84,7 @@ func main() {
 		ctx.Export("password", login.Value)
 		ctx.Export("status", login.Status)
 		ctx.Export("nextDueAt", login.NextDueAt)
+		ctx.Export("variables", app.Variables)
 		return nil
 	})
 }

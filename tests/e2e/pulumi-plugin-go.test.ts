@@ -84,7 +84,7 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     await admin?.query(`ALTER ROLE ${escapeIdentifier(user)} WITH LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`);
   }
 
-  it("SecretReference, MaintenanceWindow, RotationPolicy and getSecret: up (secret outputs), clean preview, drift and input changes named in preview --diff, rotation when due, destroy; no plaintext in state", async () => {
+  it("SecretReference, MaintenanceWindow, RotationPolicy, Environment and getSecret: up (secret outputs), clean preview, drift and input changes named in preview --diff, rotation when due, destroy; no plaintext in state", async () => {
     const { project, store, resourceState } = goProject("main");
     assert.ok(pg);
     assert.ok(statSync(join(project.dir, "dsops-go-example")).size > 0);
@@ -99,15 +99,16 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
 
     const up = project.ok(["up", "--yes", "--skip-preview"], at(START));
-    assert.match(up.stdout, /\+ 4 created/, up.stdout);
+    assert.match(up.stdout, /\+ 5 created/, up.stdout);
     assert.doesNotMatch(up.stdout + up.stderr, /using pulumi-language-go from \$PATH/, "the Go host is the CLI's bundled one (scripts/install-pulumi.sh)");
     const shown = project.outputs();
-    for (const k of ["token", "fetched", "password"]) assert.equal(shown[k], "[secret]", `output ${k} is not a secret`);
+    for (const k of ["token", "fetched", "password", "variables"]) assert.equal(shown[k], "[secret]", `output ${k} is not a secret`);
     const outs = project.secretOutputs();
     assert.equal(outs.token, token1);
     assert.equal(outs.fetched, token1);
     assert.equal(outs.tokenVersion, "1");
     assert.equal(outs.password, p0);
+    assert.deepEqual(outs.variables, { TOKEN: token1, MODE: "prod" });
     assert.equal(outs.status, "current");
     assert.equal(outs.nextDueAt, "2026-12-02T12:00:00.000Z");
     assert.equal(typeof outs.windowOpen, "boolean");
@@ -117,9 +118,10 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     assert.ok(token.outputs.value && typeof token.outputs.value === "object" && "ciphertext" in (token.outputs.value as object), "value is not a secret in state");
     assert.equal(resourceState("window").type, "dsops:index:MaintenanceWindow");
     assert.equal(resourceState("login").type, "dsops:index:RotationPolicy");
+    assert.equal(resourceState("app").type, "dsops:index:Environment");
     assert.ok(await pg.canLogin("app_a", p0), "create does not rotate");
 
-    assert.deepEqual(project.previewSummary(at("2026-11-05T12:00:00Z")), { same: 4 }, "a preview right after up changes nothing");
+    assert.deepEqual(project.previewSummary(at("2026-11-05T12:00:00Z")), { same: 5 }, "a preview right after up changes nothing");
 
     // The secret changes in the store: preview --diff names the property and says why.
     const token2 = pw("token2");
@@ -129,21 +131,25 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     assert.match(drift.stderr, /SecretReference store:\/\/local\/app\/token: the secret has a new version in the store \(versionId "1" in state, "2" now\): it changed outside this program/, drift.stderr);
     project.ok(["up", "--yes", "--skip-preview"], at("2026-11-05T12:00:00Z"));
     assert.equal(project.secretOutputs().token, token2);
+    assert.deepEqual(project.secretOutputs().variables, { TOKEN: token2, MODE: "prod" });
 
-    // Input changes of the window and of the policy (stack config read by the Go program): each named in preview --diff.
+    // Input changes of the window, the policy and the environment (stack config read by the Go program): each named in preview --diff.
     project.ok(["config", "set", "windowDuration", "5h"]);
     project.ok(["config", "set", "rotateEvery", "14d"]);
+    project.ok(["config", "set", "env", "staging"]);
     const inputs = project.ok(["preview", "--diff"], at("2026-11-05T12:00:00Z"));
     assert.match(diffBlock(inputs.stdout, "MaintenanceWindow", "window"), /~ duration\s*: "4h" => "5h"/, inputs.stdout);
     const policy = diffBlock(inputs.stdout, "RotationPolicy", "login");
     assert.match(policy, /~ dsops:index:RotationPolicy: \(update\)/, inputs.stdout);
     assert.match(policy, /~ every\s*: "30d" => "14d"/, inputs.stdout);
+    assert.match(diffBlock(inputs.stdout, "Environment", "app"), /~ env\s*: "app" => "staging"/, inputs.stdout);
     assert.equal(diffBlock(inputs.stdout, "SecretReference", "token"), "", `token did not change:\n${inputs.stdout}`);
     const plain = project.ok(["preview"], at("2026-11-05T12:00:00Z"));
     assert.match(plain.stdout, /~\s+dsops:index:MaintenanceWindow window update \[diff: ~duration\]/, plain.stdout);
     assert.match(plain.stdout, /~\s+dsops:index:RotationPolicy login update \[diff: ~schedule/, plain.stdout);
     project.ok(["up", "--yes", "--skip-preview"], at("2026-11-05T12:00:00Z"));
     assert.equal(resourceState("window").outputs.duration, "5h");
+    assert.deepEqual(project.secretOutputs().variables, { TOKEN: token2, MODE: "staging" });
     assert.equal(project.outputs().nextDueAt, "2026-11-16T12:00:00.000Z", "14 days after the last rotation (none yet: the creation)");
 
     // Due inside the window (Sunday 03:00 Berlin): preview names pendingRotation and why; up rotates the role.
@@ -159,10 +165,10 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     assert.ok(!(await pg.canLogin("app_a", p0)), "the old password is refused");
     assert.equal(project.secretOutputs().password, p1);
     assert.equal(project.outputs().status, "rotated");
-    assert.deepEqual(project.previewSummary(when), { same: 4 }, "rotated: the next preview is clean");
+    assert.deepEqual(project.previewSummary(when), { same: 5 }, "rotated: the next preview is clean");
 
     const destroy = project.ok(["destroy", "--yes", "--skip-preview"], when);
-    assert.match(destroy.stdout, /- 4 deleted/, destroy.stdout);
+    assert.match(destroy.stdout, /- 5 deleted/, destroy.stdout);
     assert.equal((await s.get({ key: "app/token" })).value.reveal(), token2, "deleting a SecretReference deletes nothing in the store");
     assert.ok(await pg.canLogin("app_a", p1), "and the role keeps its password");
     project.assertNoLeak([...values, pg.adminPassword]);
