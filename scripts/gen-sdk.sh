@@ -24,13 +24,18 @@
 # bytes for the same inputs.
 #
 # Environment: DSOPS_CACHE (cache root, default $HOME/.cache/dsops),
-# DSOPS_PULUMI_BUILD_P (`go build -p`, default 2).
+# DSOPS_PULUMI_BUILD_P (`go build -p`, default 2), DSOPS_GEN_LANGUAGES and
+# DSOPS_GEN_SCHEMA (tests only, see below).
 
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-${root}/sdk-gen}"
 languages=(go python dotnet)
+# DSOPS_GEN_LANGUAGES (space-separated subset) and DSOPS_GEN_SCHEMA (another schema file):
+# for tests of the generators; the committed SDKs always come from schema.json, every language.
+if [[ -n "${DSOPS_GEN_LANGUAGES:-}" ]]; then read -r -a languages <<<"${DSOPS_GEN_LANGUAGES}"; fi
+schema_in="${DSOPS_GEN_SCHEMA:-${root}/schema.json}"
 
 log() { printf 'gen-sdk: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -78,7 +83,7 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/dsops-gen-sdk-XXXXXX")"
 trap 'rm -rf "${work}"' EXIT
 version="$(node -p 'require(process.argv[1]).version' "${root}/package.json")"
-node - "${root}/schema.json" "${root}/sdk-gen/codegen-options.json" "${work}/schema.json" <<'JS'
+node - "${schema_in}" "${root}/sdk-gen/codegen-options.json" "${work}/schema.json" <<'JS'
 const fs = require("node:fs");
 const [schemaPath, optionsPath, outPath] = process.argv.slice(2);
 const schema = JSON.parse(fs.readFileSync(schemaPath, "utf8"));

@@ -173,4 +173,27 @@ describe("Pulumi Go end to end: the generated Go SDK through the dsops provider 
     assert.ok(await pg.canLogin("app_a", p1), "and the role keeps its password");
     project.assertNoLeak([...values, pg.adminPassword]);
   });
+
+  it("attack: an input typo from the Go program (stack config env: stagin) fails preview and up naming the resource, the property and the env; nothing is created", async () => {
+    const { project, store } = goProject("typo");
+    assert.ok(pg);
+    const s = store();
+    await s.put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
+    await s.put("app/db-login", new Secret(pw("typo-login")));
+    await s.put("app/token", new Secret(pw("typo-token")));
+    project.ok(["stack", "init", "dev"]);
+    project.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
+    project.ok(["config", "set", "env", "stagin"]);
+    for (const args of [["preview"], ["up", "--yes", "--skip-preview"]]) {
+      const r = project.run(args, at(START));
+      const text = r.stdout + r.stderr;
+      assert.notEqual(r.status, 0, `pulumi ${args[0]} exited 0:\n${text}`);
+      assert.match(text, /dsops:index:Environment resource 'app': property env\b/, text);
+      assert.match(text, /unknown env "stagin"/, text);
+      assert.doesNotMatch(text, /\n\s+at .*\.js:\d+/, `a stack trace was printed:\n${text}`);
+      assert.doesNotMatch(text, /panic:|goroutine \d+/, `the Go program panicked:\n${text}`);
+    }
+    assert.doesNotMatch(project.ok(["stack", "export"]).stdout, /dsops:index:Environment/, "the Environment was not created");
+    project.assertNoLeak(values);
+  });
 });

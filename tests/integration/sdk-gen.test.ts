@@ -163,6 +163,16 @@ describe("generated SDKs (sdk-gen/, pulumi package gen-sdk)", function () {
     assert.ok(readFileSync(join(dir, "logo.png")).equals(readFileSync(join(ROOT, "scripts", "pulumi-build", "codegen-dotnet", "logo.png"))));
   });
 
+  it(".NET generation uses no network: a schema whose logoUrl the generator would download fails, naming the URL; nothing is written", () => {
+    const dir = tmp("logo");
+    writeFileSync(join(dir, "schema.json"), JSON.stringify({ ...SCHEMA, logoUrl: "https://logo.example/dsops.png" }));
+    const r = run("bash", [join(ROOT, "scripts", "gen-sdk.sh"), join(dir, "out")], ROOT, { DSOPS_GEN_SCHEMA: join(dir, "schema.json"), DSOPS_GEN_LANGUAGES: "dotnet" });
+    assert.notEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /codegen-dotnet: no network during code generation \(asked for https:\/\/logo\.example\/dsops\.png\)/, r.stderr);
+    assert.match(r.stderr, /pulumi package gen-sdk --language dotnet exited 1/, r.stderr);
+    assert.ok(!existsSync(join(dir, "out")), "nothing was written");
+  });
+
   it("a Go program using the generated Go SDK builds, and go vet passes on it and on the SDK", () => {
     const dir = tmp("go");
     writeFileSync(
