@@ -40,7 +40,8 @@
 #     with its own (official installs ship pulumi-language-yaml).
 #   * the Go language host likewise, in
 #     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/go-langhost/v3.66.0 (about
-#     20 s with a warm Go build cache), linked into the bin dir.
+#     2 minutes with an empty Go build cache, 20 s with a warm one), linked
+#     into the bin dir.
 #
 # Needs: Go >= 1.25.11 (GOTOOLCHAIN=local: no toolchain download) and access
 # to the Go module proxy. The Go build and module caches stay where Go puts
@@ -188,7 +189,7 @@ ensure_go_langhost() {
       local tmp start
       tmp="$(mktemp -d "${cache_root}/pulumi/go-langhost/.build-${GO_LANGHOST_SDK_VERSION}.XXXXXX")"
       start=${SECONDS}
-      log "building pulumi-language-go (sdk/v3 ${GO_LANGHOST_SDK_VERSION})"
+      log "building pulumi-language-go (sdk/v3 ${GO_LANGHOST_SDK_VERSION}; about 2 minutes with an empty Go build cache)"
       (cd "${go_langhost_dir}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
         go build -p "${DSOPS_PULUMI_BUILD_P:-2}" -trimpath -tags "osusergo,grpcnotrace" \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${GO_LANGHOST_SDK_VERSION}" \
