@@ -16,6 +16,10 @@
 #                                   and the exec shim it runs (Pulumi's script, copied
 #                                   from that module's source); links to their own
 #                                   cache entry (below), like the YAML host
+#   pulumi-language-go              Go language host, from sdk/v3 v3.66.0 (its own
+#                                   module is not served by the proxy; see
+#                                   scripts/pulumi-build/go-langhost/go.mod); a link
+#                                   to its own cache entry, like the YAML host
 #
 # Usage:
 #   scripts/install-pulumi.sh            # build if needed, print the bin dir
@@ -42,6 +46,10 @@
 #   * the Python language host likewise, in
 #     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/python-langhost/v3.68.0 (about
 #     35 s on 2 cores with an empty Go build cache).
+#   * the Go language host likewise, in
+#     ${DSOPS_CACHE:-$HOME/.cache/dsops}/pulumi/go-langhost/v3.66.0 (about
+#     2 minutes with an empty Go build cache, 20 s with a warm one), linked
+#     into the bin dir.
 #
 # Needs: Go >= 1.25.11 (GOTOOLCHAIN=local: no toolchain download) and access
 # to the Go module proxy. The Go build and module caches stay where Go puts
@@ -53,6 +61,7 @@
 #   DSOPS_PULUMI_REBUILD=1 ignore the cache and any pulumi on PATH
 #   DSOPS_PULUMI_YAML=0    do not build (or link) the YAML language host
 #   DSOPS_PULUMI_PYTHON=0  do not build (or link) the Python language host
+#   DSOPS_PULUMI_GO=0      do not build (or link) the Go language host
 
 set -euo pipefail
 
@@ -68,6 +77,9 @@ YAML_BUILD_RECIPE="1"
 # The Python language host: sdk/v3 ${LANGHOST_SDK_VERSION}'s python/cmd, built with the
 # nodejs-langhost module (its go.mod/go.sum pin everything that package needs).
 PYTHON_BUILD_RECIPE="1"
+# The Go language host (scripts/pulumi-build/go-langhost/go.mod) and its recipe.
+GO_LANGHOST_SDK_VERSION="v3.66.0"
+GO_BUILD_RECIPE="1"
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build_dir="${script_dir}/pulumi-build"
@@ -211,10 +223,63 @@ ensure_python_langhost() {
   ln -sfn "${python_version_dir}/pulumi-language-python-exec" "${bin_dir}/pulumi-language-python-exec"
 }
 
+go_langhost_dir="${build_dir}/go-langhost"
+go_version_dir="${cache_root}/pulumi/go-langhost/${GO_LANGHOST_SDK_VERSION}"
+go_bin="${go_version_dir}/pulumi-language-go"
+go_stamp_file="${go_version_dir}/.build-stamp"
+
+go_build_stamp() {
+  {
+    printf 'go-langhost-sdk=%s recipe=%s\n' "${GO_LANGHOST_SDK_VERSION}" "${GO_BUILD_RECIPE}"
+    cat "${go_langhost_dir}/go.mod" "${go_langhost_dir}/go.sum"
+  } | sha256sum | cut -d' ' -f1
+}
+
+go_cache_is_valid() {
+  [[ -x "${go_bin}" && -f "${go_stamp_file}" ]] || return 1
+  [[ "$(cat "${go_stamp_file}")" == "${want_go_stamp}" ]]
+}
+
+# The Go language host, in its own cache entry (built when missing), linked into
+# the CLI's bin dir as the engine's bundled pulumi-language-go.
+ensure_go_langhost() {
+  # DSOPS_PULUMI_GO=0: not needed (no Go program is run).
+  [[ "${DSOPS_PULUMI_GO:-1}" == "0" ]] && return 0
+  want_go_stamp="$(go_build_stamp)"
+  if [[ "${rebuild}" == "1" ]] || ! go_cache_is_valid; then
+    command -v go >/dev/null 2>&1 \
+      || die "go not found on PATH (need Go >= 1.25.11 to build pulumi-language-go)"
+    mkdir -p "${cache_root}/pulumi/go-langhost"
+    if command -v flock >/dev/null 2>&1; then
+      exec 7>"${cache_root}/pulumi/go-langhost/.lock"
+      flock 7
+      rm -rf "${cache_root}/pulumi/go-langhost/.build-"*
+    fi
+    if [[ "${rebuild}" == "1" ]] || ! go_cache_is_valid; then
+      local tmp start
+      tmp="$(mktemp -d "${cache_root}/pulumi/go-langhost/.build-${GO_LANGHOST_SDK_VERSION}.XXXXXX")"
+      start=${SECONDS}
+      log "building pulumi-language-go (sdk/v3 ${GO_LANGHOST_SDK_VERSION}; about 2 minutes with an empty Go build cache)"
+      (cd "${go_langhost_dir}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+        go build -p "${DSOPS_PULUMI_BUILD_P:-2}" -trimpath -tags "osusergo,grpcnotrace" \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${GO_LANGHOST_SDK_VERSION}" \
+        -o "${tmp}/pulumi-language-go" github.com/pulumi/pulumi/sdk/v3/go/pulumi-language-go) >&2 \
+        || { rm -rf "${tmp}"; die "building pulumi-language-go failed"; }
+      chmod 0755 "${tmp}"
+      printf '%s\n' "${want_go_stamp}" >"${tmp}/.build-stamp"
+      rm -rf "${go_version_dir}"
+      mv "${tmp}" "${go_version_dir}"
+      log "built pulumi-language-go in $((SECONDS - start))s"
+    fi
+  fi
+  ln -sfn "${go_bin}" "${bin_dir}/pulumi-language-go"
+}
+
 # 1. Fast path: already built into the cache.
 if [[ "${rebuild}" != "1" ]] && cache_is_valid; then
   ensure_yaml_langhost
   ensure_python_langhost
+  ensure_go_langhost
   printf '%s\n' "${bin_dir}"
   exit 0
 fi
@@ -234,6 +299,8 @@ if [[ "${rebuild}" != "1" ]]; then
           || log "note: no pulumi-language-yaml on PATH (Pulumi YAML programs and their tests need it)"
         command -v pulumi-language-python >/dev/null 2>&1 \
           || log "note: no pulumi-language-python on PATH (Pulumi Python programs and their tests need it)"
+        command -v pulumi-language-go >/dev/null 2>&1 \
+          || log "note: no pulumi-language-go on PATH (Pulumi Go programs and their tests need it)"
         printf '%s\n' "${existing_dir}"
         exit 0
       fi
@@ -334,4 +401,5 @@ rm -rf "${bin_dir}.old"
 log "built in $((SECONDS - start))s"
 ensure_yaml_langhost
 ensure_python_langhost
+ensure_go_langhost
 printf '%s\n' "${bin_dir}"
