@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
 t0=$SECONDS
-bash scripts/setup.sh --peers --pulumi --helm --python
+bash scripts/setup.sh --peers --pulumi --codegen --helm --python
 echo "[test] set-up took $((SECONDS - t0)) s"
 # The helm build is part of the set-up above: the deploy tests must not skip for want of it.
 export DSOPS_REQUIRE_HELM=1
