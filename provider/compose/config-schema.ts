@@ -7,6 +7,8 @@ import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
+import { chainConfigCheck } from "../rotation/chain/check";
+import { chainsSchema } from "../rotation/chain/settings";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
 
@@ -54,6 +56,8 @@ export const configSchema = composeConfigSchema({
     metrics: metricsSchema.optional(),
     /** dsops's top-level `rotation:` block: defaults for every rotated variable (./dsops-rotation.ts). */
     rotation: dsopsRotationDefaultsSchema.optional(),
+    /** Multi-environment rotations: stages, soak (provider/rotation/chain/settings.ts). */
+    chains: chainsSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
@@ -61,4 +65,4 @@ export const configSchema = composeConfigSchema({
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck] };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chainConfigCheck] };
