@@ -379,6 +379,23 @@ ${STAGES.map(
       assert.equal(chainRecord(dir).status, "succeeded");
     });
 
+    it("dsops worker --scheduler --once: queues the chain's first stage (not the later ones), its job starts the chain; the next pass goes on with it", async () => {
+      const { dir, old } = await setup();
+      const url = { DSOPS_WORKER_DATABASE_URL: pg.connectionString(pg.adminUser, pg.adminPassword) };
+      const w1 = cli(dir, ["worker", "--scheduler", "--once"], { ...url, DSOPS_CLOCK: at(T0) });
+      assert.equal(w1.status, 0, w1.stderr);
+      assert.match(w1.stdout + w1.stderr, /queued dev\/DB_PASSWORD/);
+      assert.match(w1.stdout + w1.stderr, /not queued staging\/DB_PASSWORD: blocked \(stage 2 of chain db: rotated by the chain after dev\)/);
+      assert.match(w1.stdout + w1.stderr, /dev\/DB_PASSWORD: soaking until 2026-06-01T00:10:00\.000Z/);
+      assert.notEqual(await current(dir, "dev"), old.dev);
+      assert.equal(await current(dir, "staging"), old.staging);
+      const w2 = cli(dir, ["worker", "--scheduler", "--once"], { ...url, DSOPS_CLOCK: at(T0 + 10 * MIN) });
+      assert.equal(w2.status, 0, w2.stderr);
+      assert.notEqual(await current(dir, "staging"), old.staging, "the open chain went on in the next pass: staging rotated");
+      assert.equal(await current(dir, "prod"), old.prod);
+      assert.equal(chainRecord(dir).chain.stages[1].status, "soaking");
+    });
+
     it("dsops.yaml is checked at load: unknown stage env, an env twice (a cycle), a soak that is not a duration — each names its field", async () => {
       const { dir, yaml } = await setup();
       const cases: Array<[string, RegExp]> = [
