@@ -342,7 +342,7 @@ ${STAGES.map(
       assert.match(st.stdout, /chain db: rot-\S+ succeeded/);
     });
 
-    it("killed before the rollback of a failed chain: the next run finishes the rollback (exit 1), old passwords back everywhere", async () => {
+    it("killed before the rollback of a failed chain, then inside a stage's rollback: the next run finishes it (exit 1), old passwords back", async () => {
       const { id, dir, old, users } = await setup();
       assert.equal(cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) }).status, 0);
       const db = await dbClient("dev");
@@ -350,11 +350,19 @@ ${STAGES.map(
       const k = cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN), DSOPS_FAULT: "chain:before:rollback" });
       assert.equal(k.status, null, k.stderr);
       assert.notEqual(await current(dir, "dev"), old.dev, "killed before anything was rolled back");
+      // Killed again, inside dev's rollback (the old password set at the server, the store not yet back).
+      const k2 = cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN + 30_000), DSOPS_FAULT: "after:apply" });
+      assert.equal(k2.status, null, k2.stderr);
+      assert.match(k2.stderr, /fault injected at after:apply/);
+      assert.equal(records(dir, "dev").find((x) => x.kind === "rollback")?.status, "running");
       const r = cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 11 * MIN) });
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, /chain db: \S+ rolled back: stage dev failed: health checks failed while soaking/);
       assert.equal(await current(dir, "dev"), old.dev);
       assert.equal(await pg.canLogin(users.dev, old.dev), true);
+      const rbs = records(dir, "dev").filter((x) => x.kind === "rollback");
+      assert.deepEqual(rbs.map((x) => x.status), ["succeeded"], "the interrupted rollback was finished, not started again");
+      assert.equal(chainRecord(dir).chain.stages[0].rollbackId, rbs[0].id);
       for (const s of ["staging", "prod"] as const) assert.equal(rotations(dir, s).length, 0, `${s} untouched`);
       // A new run starts a new chain.
       const again = cli(dir, ["rotation", "chain", "db", "--status", "--json"], { DSOPS_CLOCK: at(T0 + 12 * MIN) });

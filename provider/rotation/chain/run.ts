@@ -311,8 +311,10 @@ async function rollBackStage(engine: RotationEngine, spec: ChainSettings, rec: C
   }
   if (rotation.status === "rolled-back" || rotation.status === "failed") return;
   if (!rotation.oldVersionId) throw new DsopsError(`rotation ${rotation.id} of ${stage.secret} replaced no earlier version: there is nothing to go back to`);
+  // An earlier run's rollback killed half-way is finished by the engine's rollback below; without one, a stage already back is left alone.
+  const unfinished = (await history.list({ secret: stage.secret, status: ["running"], limit: 1 }))[0];
   const status = (await engine.status(stage.env)).find((s) => s.variable === spec.variable);
-  if (status?.currentVersion === rotation.oldVersionId) return;
+  if (!unfinished && status?.currentVersion === rotation.oldVersionId) return;
   const policy = engine.config.envs[stage.env][spec.variable].spec.rotation as VariableRotation;
   const [rb] = await engine.rollback(stage.env, policy.service, { reason: `chain ${rec.chain.name} (${rec.id}): ${rec.error ?? "stopped"}`, version: rotation.oldVersionId }, spec.variable);
   if (rb) stage.rollbackId = rb.id;
