@@ -152,7 +152,7 @@ function definitionOf(inputs: RotationPolicyInputs): PolicyDefinition {
     envs,
   };
   const schedule = { ...(inputs.schedule.every ? { every: inputs.schedule.every } : {}), ...(inputs.schedule.cron ? { cron: inputs.schedule.cron } : {}), ...(inputs.schedule.timezone ? { timezone: inputs.schedule.timezone } : {}) };
-  return { version: 1, secret: secretOf(ref), dir: base.dir, schedule, windows, config };
+  return { version: 1, secret: secretOf(ref), dir: base.dir, schedule, windows, config, ...(inputs.after ? { after: { ...inputs.after, policy: secretOf(parseStoreUri(inputs.after.policy)) } } : {}) };
 }
 
 /** `<project>/<stack>/<name>` as the SDK passes it (`policyId`), else the policy's secret. */
@@ -265,13 +265,8 @@ async function predecessorWait(inputs: RotationPolicyInputs, after: NonNullable<
   if (secret === secretOf(parseStoreUri(inputs.secret))) throw new DsopsError(`after.policy: the policy cannot wait for itself (${secret}): a cycle`);
   if (!providerConfig().stores[pred.store]) throw new DsopsError(`after.policy: unknown store "${pred.store}" (stores: ${Object.keys(providerConfig().stores).join(", ") || "none"})`);
   const records = await historyEngine(pred).history({ variable: VARIABLE, secret, limit: 50 });
-  const done = records.find((r) => r.kind === "rotate" && r.secret === secret && (r.status === "succeeded" || r.status === "grace") && r.finishedAt);
-  const who = `${secret} (stage ${after.stage})`;
-  if (!done) return `waits for its predecessor ${who}: no successful rotation of it yet`;
-  const at = Date.parse(done.finishedAt as string);
-  if (lastRotatedAt !== undefined && at <= lastRotatedAt) return `waits for its predecessor ${who}: its last successful rotation (${done.id}, ${done.finishedAt}) is not newer than this policy's (${iso(lastRotatedAt)})`;
-  if (now < at + soakMs) return `waits for its predecessor ${who}: rotated ${done.id} at ${done.finishedAt}, soaking until ${iso(at + soakMs)}`;
-  return undefined;
+  const { predecessorWait: wait } = require("../rotation/chain/after") as typeof import("../rotation/chain/after");
+  return wait({ secret, stage: after.stage, soakMs }, records, lastRotatedAt, now);
 }
 
 /** The reason this operation rotates, or "" when it does not. */

@@ -8,6 +8,8 @@ import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
+import { registerPolicy } from "../../provider/compose/registered-policies";
+import { dsopsRun } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 describe("RotationPolicy after: a policy rotates only after its predecessor's successful rotation in an earlier stage has soaked (real PostgreSQL)", function () {
@@ -23,6 +25,11 @@ describe("RotationPolicy after: a policy rotates only after its predecessor's su
   const store = (s: string) => new FileStore(s, { type: "file", path: join(dir, s, "secrets.store") }, { configDir: dir, clock: systemClock, env: { DSOPS_FILE_KEY: FILE_KEY } });
   const current = async (s: string) => {
     const v = (await store(s).get({ key: "app", version: "current" })).value.reveal();
+    values.add(v);
+    return v;
+  };
+  const current2 = async (s: string) => {
+    const v = (await store(s).get({ key: "app2", version: "current" })).value.reveal();
     values.add(v);
     return v;
   };
@@ -162,5 +169,60 @@ services:
     texts.push(w3);
     assert.match(w3, /its last successful rotation \(rot-\S+, .*\) is not newer than this policy's/);
     texts.push(readFileSync(join(dir, "prd", "dsops-rotation-history.jsonl"), "utf8"), readFileSync(join(dir, "stg", "dsops-rotation-history.jsonl"), "utf8"));
+  });
+
+  it("registered policies (dsops:scheduler): the worker does not queue the successor until the predecessor rotated and soaked", async () => {
+    delete process.env.DSOPS_CLOCK; // the values below are stored now
+    const c = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await c.connect();
+    const old: Record<string, string> = {};
+    try {
+      await c.query("CREATE DATABASE policy_after");
+      for (const s of ["stg", "prd"]) {
+        old[s] = `Init2-${s}-${Math.random().toString(36).slice(2)}`;
+        values.add(old[s]);
+        await c.query(`CREATE ROLE ${escapeIdentifier(`w_${s}`)} LOGIN PASSWORD ${escapeLiteral(scramVerifier(old[s]))}`);
+        await store(s).put("app2", new Secret(old[s]));
+      }
+    } finally {
+      await c.end();
+    }
+    const url = pg.connectionString(pg.adminUser, pg.adminPassword, "policy_after");
+    const definition = (s: string, after?: Record<string, string>) => ({
+      version: 1 as const,
+      secret: `store://${s}/app2`,
+      dir,
+      schedule: { every: "30d" },
+      windows: [],
+      config: {
+        version: 1,
+        secretStores: { admin: { type: "file", path: "./admin/secrets.store" }, [s]: { type: "file", path: `./${s}/secrets.store` } },
+        services: { pg: { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://admin/pg" } },
+        envs: { pulumi: { SECRET: { from: `store://${s}/app2`, rotation: { service: "pg", strategy: "single-user", user: `w_${s}`, ttl: "30d" } } } },
+      },
+      ...(after ? { after: after as { policy: string; stage: string; soak?: string } } : {}),
+    });
+    await registerPolicy(url, { id: "proj/staging/db", project: "proj", stack: "staging", name: "db", definition: definition("stg") });
+    await registerPolicy(url, { id: "proj/prod/db", project: "proj", stack: "prod", name: "db", definition: definition("prd", { policy: "store://stg/app2", stage: "staging", soak: "1h" }) });
+    const t = Date.now() + 31 * 24 * HOUR;
+    const worker = async (at: number) => {
+      const r = await dsopsRun(["worker", "--scheduler", "--once", "--retry-limit", "0"], { cwd: dir, env: { DSOPS_FILE_KEY: FILE_KEY, DSOPS_WORKER_DATABASE_URL: url, DSOPS_CLOCK: new Date(at).toISOString() } });
+      texts.push(r.stdout, r.stderr);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout + r.stderr;
+    };
+    const p1 = await worker(t);
+    assert.match(p1, /not queued policy:proj\/prod\/db: blocked \(waits for its predecessor store:\/\/stg\/app2 \(stage staging\): no successful rotation of it yet\)/);
+    assert.match(p1, /policy:proj\/staging\/db: rotated/);
+    assert.notEqual(await current2("stg"), old.stg);
+    assert.equal(await current2("prd"), old.prd);
+    const p2 = await worker(t + 30 * 60_000);
+    assert.match(p2, /not queued policy:proj\/prod\/db: blocked \(waits for its predecessor .*soaking until /);
+    assert.equal(await current2("prd"), old.prd);
+    const p3 = await worker(t + HOUR);
+    assert.match(p3, /policy:proj\/prod\/db: rotated/);
+    const now = await current2("prd");
+    assert.notEqual(now, old.prd);
+    assert.equal(await pg.canLogin("w_prd", now), true);
   });
 });
