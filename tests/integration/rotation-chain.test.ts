@@ -340,6 +340,9 @@ ${STAGES.map(
       const st = cli(dir, ["rotation", "chain", "db", "--status"], { DSOPS_CLOCK: at(T0 + 21 * MIN) });
       assert.equal(st.status, 0, st.stderr);
       assert.match(st.stdout, /chain db: rot-\S+ succeeded/);
+      const h = cli(dir, ["rotation", "history"], { DSOPS_CLOCK: at(T0 + 21 * MIN) });
+      assert.equal(h.status, 0, h.stderr);
+      assert.match(h.stdout, /dev,staging,prod\/DB_PASSWORD\s+chain\s+chain\s+.*succeeded\s+.*dev:passed,staging:passed,prod:passed/);
     });
 
     it("killed before the rollback of a failed chain, then inside a stage's rollback: the next run finishes it (exit 1), old passwords back", async () => {
@@ -410,6 +413,7 @@ ${STAGES.map(
         [yaml.replace("stages: [dev, staging, prod]", "stages: [dev, stagin, prod]"), /chains\.db\.stages\[1\]: unknown env "stagin"/],
         [yaml.replace("stages: [dev, staging, prod]", "stages: [dev, staging, dev]"), /chains\.db\.stages\[2\]: env "dev" is stage 1 and again stage 3.*cycle/],
         [yaml.replace("soak: 10m", "soak: ten minutes"), /chains\.db\.soak/],
+        [yaml.replace("\nenvs:\n", "\n  db2: { variable: DB_PASSWORD, stages: [prod, staging] }\nenvs:\n"), /chains\.db2\.stages\[0\]: envs\.prod\.DB_PASSWORD is already a stage of chain "db"/],
       ];
       for (const [text, re] of cases) {
         writeFileSync(join(dir, "dsops.yaml"), text);

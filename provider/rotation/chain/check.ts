@@ -6,8 +6,16 @@ import type { ConfigCheck } from "../../engine/config/load";
  * The schema already refused a soak that is not a duration (naming `chains.<name>.soak`).
  */
 export const chainConfigCheck: ConfigCheck = (raw, { findings }) => {
+  // An env's variable is a stage of one chain only (two chains would rotate it in two orders).
+  const owner = new Map<string, string>();
   for (const [name, chain] of Object.entries(raw.chains ?? {})) {
     const at = ["chains", name];
+    chain.stages.forEach((env, i) => {
+      const key = `${env}/${chain.variable}`;
+      const other = owner.get(key);
+      if (other !== undefined && other !== name) findings.error([...at, "stages", i], `envs.${env}.${chain.variable} is already a stage of chain "${other}": a variable of an env belongs to one chain`);
+      else owner.set(key, name);
+    });
     const seen = new Map<string, number>();
     chain.stages.forEach((env, i) => {
       const path = [...at, "stages", i];
