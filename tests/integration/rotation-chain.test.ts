@@ -1,14 +1,14 @@
 // Multi-environment rotation (chains:) on a real PostgreSQL 15: one server, one database, role, service, file store and history per stage (dev, staging, prod).
 import { strict as assert } from "node:assert";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { ManualClock, systemClock } from "../../provider/core/clock";
 import { parseConfig } from "../../provider/compose/config";
 import { composeRotation, type ComposedRotationEngine } from "../../provider/compose/rotation";
 import { Secret } from "../../provider/core/secret";
-import { RotationError } from "../../provider/rotation/errors";
+import { RotationError, RotationInProgressError } from "../../provider/rotation/errors";
 import { runChain, type ChainRecord, type ChainResult } from "../../provider/rotation/chain/run";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
@@ -264,6 +264,39 @@ ${STAGES.map(
       const f = join(dir, s, "dsops-rotation-history.jsonl");
       const text = existsSync(f) ? readFileSync(f, "utf8") : "";
       for (const v of values) assert.ok(!text.includes(v), `a value is in ${s}'s history`);
+    }
+  });
+
+  it("staging's lock held by another run: the chain stays open at staging (dev not rolled back); the next run goes on", async () => {
+    const { dir, yaml, old } = await setup();
+    const clock = new ManualClock(T0);
+    const engine = engineFor(dir, yaml, clock);
+    try {
+      await runChain(engine, "db");
+      const devNew = await current(dir, "dev");
+      clock.advance(10 * MIN);
+      const held = await engine.historyFor("staging", "DB_PASSWORD").lock("store://staging-store/app", { pid: process.pid, host: hostname(), who: "other@host", since: new Date(T0).toISOString() });
+      let err: unknown;
+      try {
+        await runChain(engine, "db").catch((e: unknown) => (err = e));
+      } finally {
+        await held.release();
+      }
+      assert.ok(err instanceof RotationInProgressError, String(err));
+      assert.equal(await current(dir, "dev"), devNew, "dev keeps its new credential");
+      assert.equal(await current(dir, "staging"), old.staging);
+      const open = chainRecord(dir);
+      assert.equal(open.status, "running");
+      assert.deepEqual(
+        open.chain.stages.map((s) => s.status),
+        ["passed", "rotating", "pending"],
+      );
+      const again = await runChain(engine, "db");
+      assert.equal(again.state, "soaking");
+      assert.equal(again.resumed, true);
+      assert.notEqual(await current(dir, "staging"), old.staging);
+    } finally {
+      await engine.close();
     }
   });
 

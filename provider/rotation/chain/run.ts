@@ -181,13 +181,21 @@ async function advance(engine: RotationEngine, spec: ChainSettings, history: His
       try {
         rotation = await rotateStage(engine, spec, rec, stage);
       } catch (e) {
+        if (!(e instanceof RotationError)) {
+          // Not a rotation that failed (a lock held elsewhere, a store or history out of reach, a
+          // run the engine left to resume): the chain stays open at this stage; the next run tries again.
+          stage.error = errorMessage(e);
+          await history.save(rec).catch(() => undefined);
+          throw e;
+        }
+        // The engine rolled its own rotation back (or recorded it failed): the chain fails.
         stage.error = errorMessage(e);
-        // The engine rolled its own rotation back (a RotationError), or changed nothing.
-        stage.status = e instanceof RotationError ? "rolled-back" : "failed";
+        stage.status = "rolled-back";
         return fail(engine, spec, history, rec, i, `rotation failed: ${stage.error}`);
       }
       stage.rotationId = rotation.id;
       stage.rotatedAt = rotation.finishedAt ?? now();
+      delete stage.error;
       if (last) stage.status = "passed";
       else {
         stage.status = "soaking";
