@@ -210,9 +210,10 @@ async function advance(engine: RotationEngine, spec: ChainSettings, history: His
       const until = Date.parse(stage.soakUntil as string);
       for (;;) {
         const remaining = until - engine.clock.now();
-        const watch = options.wait && remaining > 0;
+        // --wait: one watch to the end of the soak (rounds every soak_interval; a failed round is checked again after it).
+        const watch = options.wait === true;
         const outcome = await engine.soak(stage.env, spec.variable, stage.rotationId as string, {
-          periodMs: watch ? remaining : 0,
+          periodMs: watch ? Math.max(0, remaining) : 0,
           intervalMs,
           failures: watch ? Math.max(1, spec.failures - (stage.soakFailures ?? 0)) : 1,
         });
