@@ -212,6 +212,42 @@ ${STAGES.map(
     assert.ok(outputs.some((l) => /soak after rotation .*: health round 11: healthy/.test(l)), "a round a minute through the 10-minute soak");
   });
 
+  it("--wait: `failures: 2` consecutive failed soak rounds (a minute apart) stop the chain and roll dev back; staging untouched", async () => {
+    const { id, dir, yaml, old, users } = await setup("    failures: 2");
+    const clock = new ManualClock(T0);
+    const engine = engineFor(dir, yaml, clock);
+    let error: unknown;
+    try {
+      let done = false;
+      const p = runChain(engine, "db", { wait: true }).catch((e: unknown) => (error = e)).finally(() => (done = true));
+      let advances = 0;
+      while (!done) {
+        if (clock.sleepers > 0) {
+          if (++advances === 3) {
+            // dev breaks three minutes into its soak.
+            const db = await dbClient("dev");
+            await db.query(`REVOKE SELECT ON canary_${id} FROM ${escapeIdentifier(users.dev)}`).finally(() => db.end());
+          }
+          clock.advance(MIN);
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      await p;
+    } finally {
+      await engine.close();
+    }
+    assert.ok(error instanceof RotationError, String(error));
+    assert.match((error as Error).message, /stage dev failed: health checks failed while soaking: 2 consecutive failed health check round\(s\)/);
+    assert.equal(await current(dir, "dev"), old.dev);
+    assert.equal(await pg.canLogin(users.dev, old.dev), true);
+    assert.equal(await current(dir, "staging"), old.staging);
+    assert.equal(rotations(dir, "staging").length, 0);
+    assert.deepEqual(
+      chainRecord(dir).chain.stages.map((s) => s.status),
+      ["rolled-back", "skipped", "skipped"],
+    );
+  });
+
   it("a failing health gate while staging soaks: prod untouched; dev and staging rolled back (old passwords log in, the stores hold the old values)", async () => {
     const { id, dir, yaml, old, users } = await setup();
     const clock = new ManualClock(T0);
