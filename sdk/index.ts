@@ -204,6 +204,12 @@ export interface RotationPolicyArgs {
   rotateOnCreate?: pulumi.Input<boolean>;
   /** Any values; a change forces a rotation on the next `up` (like keepers). */
   triggers?: pulumi.Input<Record<string, pulumi.Input<unknown>>>;
+  /**
+   * Multi-environment order: rotate only after `policy` (a RotationPolicy, or its secret's
+   * `store://` reference) rotated successfully in the earlier stage `stage`, and `soak` has
+   * passed since. Due before that, the policy waits: `pulumi preview` says so, `up` does not rotate.
+   */
+  after?: { policy: RotationPolicy | pulumi.Input<string>; stage: pulumi.Input<string>; soak?: pulumi.Input<string> };
 }
 
 /**
@@ -220,7 +226,7 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
   declare readonly previousVersionId: pulumi.Output<string | undefined>;
   declare readonly lastRotatedAt: pulumi.Output<string | undefined>;
   declare readonly nextDueAt: pulumi.Output<string | undefined>;
-  /** rotated, rolled-back, current, due, waiting-for-window, drifted. */
+  /** rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, drifted. */
   declare readonly status: pulumi.Output<string>;
   /** What the last operation did; never a value. */
   declare readonly lastResult: pulumi.Output<string>;
@@ -240,10 +246,13 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
           }))
         : w,
     );
+    const pred = args.after?.policy;
+    const after = args.after ? { ...args.after, policy: pred instanceof RotationPolicy ? (pred as unknown as { secret: pulumi.Output<string> }).secret : pred } : undefined;
     const props = {
       ...args,
       secret,
       target: protect(args.target),
+      after,
       windows,
       // The policy's id in the scheduler's registry (dsops:scheduler): stable across updates, one per stack.
       policyId: `${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
@@ -260,11 +269,11 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
     // Due while every window is closed: the update does not happen; say so, naming the next opening.
     if (pulumi.runtime.isDryRun()) {
       pulumi
-        .all([secret, args.target, args.strategy, args.user, args.users, args.schedule, pulumi.all(windows ?? [])])
-        .apply(async ([s, target, strategy, user, users, schedule, ws]) => {
+        .all([secret, args.target, args.strategy, args.user, args.users, args.schedule, pulumi.all(windows ?? []), pulumi.output(after)])
+        .apply(async ([s, target, strategy, user, users, schedule, ws, af]) => {
           try {
             const h = handlers();
-            const inputs = { secret: s, target, strategy, user, users, schedule, windows: ws } as Parameters<typeof h.evaluatePolicy>[0];
+            const inputs = { secret: s, target, strategy, user, users, schedule, windows: ws, ...(af ? { after: af } : {}) } as Parameters<typeof h.evaluatePolicy>[0];
             const message = h.waitingMessage(await h.evaluatePolicy(JSON.parse(JSON.stringify(inputs))));
             if (message) pulumi.log.warn(message, this);
           } catch {

@@ -8,6 +8,8 @@ import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
 import { chaosConfigCheck, chaosSchema } from "../rotation/chaos-settings";
 import { rotationConfigCheck } from "../rotation/config-check";
+import { chainConfigCheck } from "../rotation/chain/check";
+import { chainsSchema } from "../rotation/chain/settings";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
 import { preparePlugins } from "./plugins";
@@ -60,6 +62,8 @@ export const configSchema = composeConfigSchema({
     plugins: z.array(z.string().min(1)).optional(),
     /** Where `dsops chaos` may inject faults into rotations (provider/rotation/chaos-settings.ts). */
     chaos: chaosSchema.optional(),
+    /** Multi-environment rotations: stages, soak (provider/rotation/chain/settings.ts). */
+    chains: chainsSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
@@ -67,4 +71,4 @@ export const configSchema = composeConfigSchema({
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck], prepare: preparePlugins };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck, chainConfigCheck], prepare: preparePlugins };

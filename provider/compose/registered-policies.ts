@@ -124,6 +124,8 @@ export interface PolicyDefinition {
   readonly windows: readonly WindowSpec[];
   /** The configuration the policy builds (dsops.yaml's shape): settings as written, references and ${VAR} left as they are. */
   readonly config: Record<string, unknown>;
+  /** RotationPolicy `after`: the predecessor (its secret), its stage and soak; the policy is not due before it rotated and soaked. */
+  readonly after?: { readonly policy: string; readonly stage: string; readonly soak?: string };
 }
 
 export interface RegisteredPolicy {
@@ -300,6 +302,14 @@ export async function policyDecision(engine: ComposedRotationEngine, def: Policy
   const lastAt = last !== undefined ? { lastRotatedAt: last } : {};
   const dueAt = d.nextDueAt ?? 0;
   if (!d.due) return { state: "not-due", ...lastAt, dueAt };
+  if (def.after) {
+    // Multi-environment order: not before the predecessor's rotation in its earlier stage has soaked.
+    const { predecessorWait } = require("../rotation/chain/after") as typeof import("../rotation/chain/after");
+    const { parseDuration } = require("../core/duration") as typeof import("../core/duration");
+    const pred = { secret: def.after.policy, stage: def.after.stage, soakMs: def.after.soak === undefined ? 0 : parseDuration(def.after.soak, "after.soak", { allowZero: true }) };
+    const why = predecessorWait(pred, await engine.history({ secret: pred.secret, limit: 50 }), last, now);
+    if (why) return { state: "blocked", ...lastAt, reason: why };
+  }
   if (d.window.open) return { state: "due", ...lastAt, dueAt };
   if (d.window.blockedBy) return { state: "blocked", ...lastAt, reason: `blackout: ${d.window.blockedBy}` };
   return { state: "waiting", ...lastAt, dueAt, ...(d.window.nextOpenAt !== undefined ? { opensAt: d.window.nextOpenAt } : {}) };

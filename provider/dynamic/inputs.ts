@@ -104,6 +104,21 @@ export const rotationPolicyInputsSchema = z
     rotateOnCreate: z.boolean().optional(),
     /** Any values: a change forces a rotation on the next `up`, windows or not. */
     triggers: z.record(z.string(), z.unknown()).optional(),
+    /**
+     * Multi-environment order: rotate only after another policy's successful rotation in an
+     * earlier stage, once it has soaked: `{ policy: <its secret, store://…, or the RotationPolicy>,
+     * stage: "staging", soak: "1h" }`. Due before that, the policy waits (`waiting-for-predecessor`).
+     */
+    after: z
+      .strictObject({
+        /** The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy's own. */
+        policy: z.string().min(1),
+        /** The predecessor's stage (env), named in messages. */
+        stage: z.string().min(1),
+        /** How long the predecessor's new credential must have been current first (`1h`; default 0). */
+        soak: z.string().optional(),
+      })
+      .optional(),
     /** Computed by the provider: why this update rotates (empty when it does not). */
     pendingRotation: z.string().optional(),
   })

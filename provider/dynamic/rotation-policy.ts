@@ -152,7 +152,7 @@ function definitionOf(inputs: RotationPolicyInputs): PolicyDefinition {
     envs,
   };
   const schedule = { ...(inputs.schedule.every ? { every: inputs.schedule.every } : {}), ...(inputs.schedule.cron ? { cron: inputs.schedule.cron } : {}), ...(inputs.schedule.timezone ? { timezone: inputs.schedule.timezone } : {}) };
-  return { version: 1, secret: secretOf(ref), dir: base.dir, schedule, windows, config };
+  return { version: 1, secret: secretOf(ref), dir: base.dir, schedule, windows, config, ...(inputs.after ? { after: { ...inputs.after, policy: secretOf(parseStoreUri(inputs.after.policy)) } } : {}) };
 }
 
 /** `<project>/<stack>/<name>` as the SDK passes it (`policyId`), else the policy's secret. */
@@ -214,6 +214,8 @@ export interface Evaluation {
   windowClosesAt?: string;
   nextOpenAt?: string;
   blockedBy?: string;
+  /** `after`: why the policy waits for its predecessor (absent: it does not wait). */
+  waitingFor?: string;
 }
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
@@ -228,6 +230,7 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
   const nextDue = decision.nextDueAt;
   const due = decision.due;
   const { open: windowOpen, closesAt, nextOpenAt: nextOpen, blockedBy } = decision.window;
+  const waitingFor = inputs.after ? await predecessorWait(inputs, inputs.after, last, now) : undefined;
   return {
     ...(stages.current ? { currentVersionId: stages.current } : {}),
     ...(stages.previous ? { previousVersionId: stages.previous } : {}),
@@ -238,24 +241,50 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
     ...(closesAt !== undefined ? { windowClosesAt: iso(closesAt) } : {}),
     ...(nextOpen !== undefined ? { nextOpenAt: iso(nextOpen) } : {}),
     ...(blockedBy ? { blockedBy } : {}),
+    ...(waitingFor ? { waitingFor } : {}),
   };
+}
+
+/**
+ * `after`: why a policy must still wait for its predecessor (the policy of `after.policy`, in
+ * stage `after.stage`), or undefined when it may rotate: the predecessor has a successful
+ * rotation since this policy's own last one (`lastRotatedAt`), and its soak has passed since.
+ * The predecessor's records are read from the history its secret has here (the scheduler's
+ * database with `dsops:scheduler`, else the file next to its store); never a value.
+ */
+async function predecessorWait(inputs: RotationPolicyInputs, after: NonNullable<RotationPolicyInputs["after"]>, lastRotatedAt: number | undefined, now: number): Promise<string | undefined> {
+  const { parseDuration } = require("../core/duration") as typeof import("../core/duration");
+  const soakMs = after.soak === undefined ? 0 : parseDuration(after.soak, "after.soak", { allowZero: true });
+  let pred: SecretRef;
+  try {
+    pred = parseStoreUri(after.policy);
+  } catch (e) {
+    throw new DsopsError(`after.policy: ${errorMessage(e)} (give the predecessor's secret, store://<store>/<key>, or its RotationPolicy)`);
+  }
+  const secret = secretOf(pred);
+  if (secret === secretOf(parseStoreUri(inputs.secret))) throw new DsopsError(`after.policy: the policy cannot wait for itself (${secret}): a cycle`);
+  if (!providerConfig().stores[pred.store]) throw new DsopsError(`after.policy: unknown store "${pred.store}" (stores: ${Object.keys(providerConfig().stores).join(", ") || "none"})`);
+  const records = await historyEngine(pred).history({ variable: VARIABLE, secret, limit: 50 });
+  const { predecessorWait: wait } = require("../rotation/chain/after") as typeof import("../rotation/chain/after");
+  return wait({ secret, stage: after.stage, soakMs }, records, lastRotatedAt, now);
 }
 
 /** The reason this operation rotates, or "" when it does not. */
 function pendingReason(ev: Evaluation): string {
-  if (!ev.due || !ev.windowOpen) return "";
+  if (!ev.due || !ev.windowOpen || ev.waitingFor) return "";
   const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due (no current version, or its age is unknown)";
   return ev.windowClosesAt ? `${since}; window open until ${ev.windowClosesAt}` : since;
 }
 
 /** A one-line summary for a due policy whose windows are all closed (the program logs it as a warning). */
 export function waitingMessage(ev: Evaluation): string | undefined {
+  if (ev.due && ev.waitingFor) return `rotation ${ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due"}, but it ${ev.waitingFor}`;
   if (!ev.due || ev.windowOpen) return undefined;
   const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due";
   return `rotation ${since}, but every maintenance window is closed${ev.blockedBy ? ` (blackout: ${ev.blockedBy})` : ""}; next opening ${ev.nextOpenAt ?? "none scheduled"}`;
 }
 
-const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers"] as const;
+const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers", "after"] as const;
 
 function pickInputs(o: Record<string, unknown>): RotationPolicyInputs {
   return Object.fromEntries([...inputKeys, "pendingRotation"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as RotationPolicyInputs;
@@ -286,8 +315,8 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
     ...(ev.previousVersionId ? { previousVersionId: ev.previousVersionId } : {}),
     ...(ev.lastRotatedAt ? { lastRotatedAt: ev.lastRotatedAt } : {}),
     ...(ev.nextDueAt ? { nextDueAt: ev.nextDueAt } : {}),
-    status: status === "current" && ev.due ? (ev.windowOpen ? "due" : "waiting-for-window") : status,
-    lastResult: status === "current" && ev.due && !ev.windowOpen ? (waitingMessage(ev) as string) : lastResult,
+    status: status === "current" && ev.due ? (ev.waitingFor ? "waiting-for-predecessor" : ev.windowOpen ? "due" : "waiting-for-window") : status,
+    lastResult: status === "current" && ev.due && (!ev.windowOpen || ev.waitingFor) ? (waitingMessage(ev) as string) : lastResult,
   };
 }
 
@@ -410,7 +439,10 @@ export const rotationPolicy = {
     const i = pickInputs(inputs);
     // Registered first: a database that cannot take it fails the create before anything rotates.
     const reg = await registerWithScheduler(i, inputs);
-    const outs = i.rotateOnCreate ? await rotateNow(i, "rotateOnCreate") : await outputsOf(i, "current", "created; no rotation yet");
+    // `after`: a predecessor not rotated (and soaked) yet holds rotateOnCreate back too.
+    const waits = i.rotateOnCreate && i.after ? (await evaluate(i)).waitingFor : undefined;
+    const outs =
+      i.rotateOnCreate && !waits ? await rotateNow(i, "rotateOnCreate") : await outputsOf(i, waits ? "waiting-for-predecessor" : "current", waits ? `created; rotateOnCreate ${waits}` : "created; no rotation yet");
     return { id: `policy:${i.secret}`, outs: { ...outs, ...keep(inputs), ...reg } };
   },
 
@@ -486,20 +518,26 @@ async function readPolicy(props: Record<string, unknown>) {
 export async function madeByRotation(ref: Pick<SecretRef, "store" | "key">, versionId: string): Promise<boolean> {
   try {
     const secret = secretOf(ref);
-    const base = providerConfig();
-    const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
-    // Built only to read the history: its rotation block names no service, so it is not checked against services:.
-    const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
-    let engine = engines.get(config);
-    if (!engine) {
-      // Reads the history only: the bare engine, without notifications or metrics.
-      const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
-      const history = schedulerHistory();
-      engine = new RotationEngine(config, history ? { history } : {});
-      engines.set(config, engine);
-    }
-    return (await engine.history({ variable: VARIABLE, secret, limit: 50 })).some((r) => r.status === "succeeded" && r.secret === secret && r.newVersionId === versionId);
+    return (await historyEngine(ref).history({ variable: VARIABLE, secret, limit: 50 })).some((r) => r.status === "succeeded" && r.secret === secret && r.newVersionId === versionId);
   } catch {
     return false;
   }
+}
+
+/** An engine that only reads the rotation history of the secret `ref` (the scheduler's database, or the file next to its store). */
+function historyEngine(ref: Pick<SecretRef, "store" | "key">): RotationEngine {
+  const secret = secretOf(ref);
+  const base = providerConfig();
+  const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
+  // Built only to read the history: its rotation block names no service, so it is not checked against services:.
+  const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
+  let engine = engines.get(config);
+  if (!engine) {
+    // Reads the history only: the bare engine, without notifications or metrics.
+    const { RotationEngine: Engine } = require("../rotation/engine") as typeof import("../rotation/engine");
+    const history = schedulerHistory();
+    engine = new Engine(config, history ? { history } : {});
+    engines.set(config, engine);
+  }
+  return engine;
 }

@@ -9,7 +9,10 @@ export type FaultPoint =
   | `${"before" | "after"}:${StepName}`
   /** Rollouts: around wave N (1-based; `after` = applied, verified and monitored, progress saved) and around one instance's apply. */
   | `${"before" | "after"}:wave:${number}`
-  | `${"before" | "after"}:instance:${string}`;
+  | `${"before" | "after"}:instance:${string}`
+  /** Multi-environment chains (./chain): around one stage's rotation (`after` = rotated, soak started and saved), and before the chain's rollback. */
+  | `chain:${"before" | "after"}:${string}`
+  | "chain:before:rollback";
 
 /** Called at every fault point; tests arm it to crash there. */
 export type FaultHook = (point: FaultPoint) => void;

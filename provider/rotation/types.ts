@@ -42,8 +42,8 @@ export type RotationStatus = "running" | "grace" | "succeeded" | "rolled-back" |
 export interface RotationRecord {
   /** `rot-<time>-<random>`. */
   readonly id: string;
-  /** `rotate`, or `rollback` for a manual rollback. */
-  readonly kind: "rotate" | "rollback";
+  /** `rotate`, `rollback` for a manual rollback, `chain` for a multi-environment rotation (../chain: a `ChainRecord`). */
+  readonly kind: "rotate" | "rollback" | "chain";
   /** The stored secret: `store://<store>/<key>`. */
   readonly secret: string;
   readonly env: string;

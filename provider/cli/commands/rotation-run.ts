@@ -91,6 +91,7 @@ export async function evaluateDue(engine: ComposedRotationEngine, env?: string):
   const { decideRotation } = require("../../rotation/due") as typeof import("../../rotation/due");
   const { plannedTargetTypes } = require("../../rotation/targets/types") as typeof import("../../rotation/targets/types");
   const { clock } = require("../../core/clock") as typeof import("../../core/clock");
+  const { chainOfStage, openChain } = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
   const catalogue = plannedTargetTypes as readonly string[];
   const out: DueEvaluation[] = [];
   const recordsOf = await historyByVariable(engine, env);
@@ -104,6 +105,10 @@ export async function evaluateDue(engine: ComposedRotationEngine, env?: string):
     try {
       const records = recordsOf ? (recordsOf.get(`${v.env}/${v.variable}`) ?? []) : await engine.history({ env: v.env, variable: v.variable });
       let d = decideRotation(policy, { at, secret, records, now: clock().now() });
+      // A stage of a chain (chains:) is rotated by its chain: the first stage's decision starts it, an open chain goes on now.
+      const stage = chainOfStage(engine.config, v.env, v.variable);
+      if (stage && stage.index > 0) d = { state: "blocked", ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: d.lastRotatedAt } : {}), reason: `stage ${stage.index + 1} of chain ${stage.name}: rotated by the chain after ${stage.spec.stages[stage.index - 1]}` };
+      else if (stage && (await openChain(engine, stage.name))) d = { state: "due", dueAt: clock().now(), ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: d.lastRotatedAt } : {}) };
       if (type !== undefined && catalogue.includes(type))
         d = { state: "blocked", ...(d.lastRotatedAt !== undefined ? { lastRotatedAt: d.lastRotatedAt } : {}), reason: `service type "${type}" is in dsops's service catalogue, but this version cannot rotate it yet` };
       out.push({ ...base, decision: d });
@@ -159,6 +164,15 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   // A job queued inside a window may run after it closed (a retry, a busy pool): the windows are asked again.
   const shut = windowsShut(policy, at, clock().now());
   if (shut) return { result: "skipped", reason: shut };
+  const chain = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
+  const stage = chain.chainOfStage(engine.config, env, variable);
+  if (stage) return runChainIfDue(engine, stage.name, stage.index, () => {
+    const { lastRotationAt } = require("../../rotation/due") as typeof import("../../rotation/due");
+    return engine.history({ env, variable, limit: 20 }).then((recs) => {
+      const dueAt = variableDueAt(policy, at, lastRotationAt(recs, `store://${engine.config.envs[env][variable].ref?.store}/${engine.config.envs[env][variable].ref?.key}`), clock().now());
+      return dueAt !== undefined && clock().now() >= dueAt;
+    });
+  });
   try {
     const res = await rotateAudited(engine, command, env, variable, {
       ifDue: (last) => {
@@ -174,6 +188,26 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   } catch (e) {
     if (e instanceof RotationInProgressError) return { result: "skipped", reason: "running elsewhere" };
     if (e instanceof RotatedElsewhereError) return { result: "skipped", reason: "rotated elsewhere meanwhile" };
+    throw e;
+  }
+}
+
+/**
+ * A stage of a chain, due: the chain goes on when open (a stage soaking or left unfinished), or
+ * starts when its first stage is still due; a later stage is never rotated alone (`skipped`).
+ * A chain that failed (rolled back) throws, as a failed rotation does.
+ */
+async function runChainIfDue(engine: ComposedRotationEngine, name: string, index: number, stillDue: () => Promise<boolean>): Promise<DueRunOutcome> {
+  const chain = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
+  const { RotationInProgressError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
+  const open = await chain.openChain(engine, name);
+  if (!open && index > 0) return { result: "skipped", reason: `rotated by chain ${name}` };
+  if (!open && !(await stillDue())) return { result: "skipped", reason: "rotated elsewhere meanwhile" };
+  try {
+    const res = await chain.runChain(engine, name);
+    return { result: res.state === "soaking" ? `soaking until ${res.next}` : "rotated", recordId: res.record.id };
+  } catch (e) {
+    if (e instanceof RotationInProgressError) return { result: "skipped", reason: "running elsewhere" };
     throw e;
   }
 }

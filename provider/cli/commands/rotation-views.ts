@@ -153,5 +153,8 @@ function statusMatches(s: SecretStatus, o: ViewOptions): boolean {
 }
 
 function stepsLine(r: RotationRecord): string {
+  // A multi-environment chain (provider/rotation/chain): its stages instead of steps.
+  const chain = (r as { chain?: { stages?: Array<{ env: string; status: string }> } }).chain;
+  if (r.kind === "chain" && chain?.stages) return chain.stages.map((s) => `${s.env}:${s.status}`).join(",");
   return r.steps.map((s) => `${s.name}:${s.outcome ?? "started"}`).join(",");
 }

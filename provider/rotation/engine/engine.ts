@@ -23,6 +23,7 @@ import { resume, start } from "./machine";
 import { readStage } from "./step";
 import { planRollbackOne, rollbackOne, runManualRollback } from "./manual-rollback";
 import { failedEvent } from "./publish";
+import { soakWatch, type SoakOptions, type SoakOutcome } from "./soak";
 import { Wiring, type Subject } from "./wiring";
 
 /**
@@ -40,7 +41,8 @@ export class RotationEngine {
   readonly resolver: Resolver;
   /** The engine's event bus: rotation events, health check results, the end of each run. */
   readonly events = new RotationEventBus();
-  private readonly clock: Clock;
+  /** The engine's clock (chains time their soaks and take their locks with it). */
+  readonly clock: Clock;
   private readonly ownResolver: boolean;
   private readonly wiring: Wiring;
   private readonly ctx: EngineContext;
@@ -172,6 +174,34 @@ export class RotationEngine {
       const rec = await start(this.ctx, subject, strategy, id, reason, newValue);
       return { record: rec, resumed: false, dryRun: false, ...(finishedRollback ? { finishedRollback } : {}) };
     }
+  }
+
+  /**
+   * Watch the `rotation.health` checks of a variable rotated by rotation `rotationId` (still
+   * current) for a soak period (multi-environment chains); changes nothing.
+   */
+  async soak(env: string, variable: string, rotationId: string, options: SoakOptions): Promise<SoakOutcome> {
+    const subject = this.wiring.subject(env, variable);
+    try {
+      return await soakWatch(this.ctx, subject, rotationId, options);
+    } finally {
+      await this.events.runEnded();
+    }
+  }
+
+  /** The fault hook at a fault point (crash tests of chains). */
+  hit(point: Parameters<EngineContext["hit"]>[0]): void {
+    this.ctx.hit(point);
+  }
+
+  /** `user@host` recorded as who rotated. */
+  get who(): string {
+    return this.ctx.who;
+  }
+
+  /** Progress line (never a value). */
+  log(message: string): void {
+    this.ctx.log(message);
   }
 
   /** Put back the previous (or a named) version of each variable of `env` rotated by `service`. */

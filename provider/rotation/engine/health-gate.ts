@@ -25,7 +25,7 @@ export function healthPortOf(ctx: EngineContext, path: string): HealthPort {
 }
 
 /** A check's result, published on the bus (metrics count it). */
-function observed(ctx: EngineContext, st: RunState): (r: HealthCheckResult) => void {
+export function observed(ctx: EngineContext, st: RunState): (r: HealthCheckResult) => void {
   const { subject } = st;
   return (r) => ctx.bus.emit("health-check", { service: subject.target.name, env: subject.env, check: r.check, type: r.type, healthy: r.healthy, seconds: r.seconds });
 }

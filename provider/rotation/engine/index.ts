@@ -6,5 +6,6 @@
  * history backends built from the configuration), context.ts (what the parts share).
  */
 export { RotationEngine, rotate, newRotationId } from "./engine";
+export type { SoakOptions, SoakOutcome } from "./soak";
 export type { RotateOptions, RotationResult, RollbackOptions, RollbackPlan, SecretStatus, RotationEngineOptions, CurrentCheck } from "./api";
 export { RotationError, RotationInProgressError } from "../errors";
