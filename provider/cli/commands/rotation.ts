@@ -4,6 +4,7 @@ import { commandGroup, loadConfig } from "../util";
 import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
 import { registerRun } from "./rotation-run";
+import { registerApprovals } from "./approvals";
 import { registerQueue } from "./worker-queue";
 
 /**
@@ -20,6 +21,7 @@ export function register(program: Command): void {
   // dsops spells the views `rotation status|history`: the same commands, the same flags.
   registerViews(rotation, withEngine);
   registerRun(rotation, withEngine);
+  registerApprovals(rotation, withEngine);
   registerQueue(rotation);
   rotation
     .command("rollback")

@@ -254,7 +254,7 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
-      o.count(res.result === "skipped" ? "skipped" : res.result === "rotated" ? "rotated" : "failed");
+      o.count(res.result === "skipped" || res.result === "pending approval" || res.result === "denied" ? "skipped" : res.result === "rotated" ? "rotated" : "failed");
       out(`${name}: ${res.result}${"reason" in res ? ` (${res.reason})` : res.versionId ? ` (version ${res.versionId})` : ""} job ${job.id}`);
     } catch (e) {
       const message = e instanceof DsopsError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
