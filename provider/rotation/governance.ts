@@ -54,7 +54,13 @@ export interface ApprovalRecord extends Subjectish {
   readonly startedAt: string;
   readonly expiresAt: string;
   readonly required: number;
+  /** Who may approve (empty: anyone but the requester). */
   readonly approvers: string[];
+  /** How approvers prove who they are, and (token) the reference of the key that signs tokens: the policy's, when it was requested. */
+  readonly identity: ApprovalPolicy["identity"];
+  readonly tokenKey?: string;
+  /** The policy field errors name: `envs.<env>.<VAR>.rotation.approval`, or `RotationPolicy <secret> approval`. */
+  readonly policyPath: string;
   decisions: ApprovalDecision[];
   /** When it was decided, expired or used. */
   finishedAt?: string;
@@ -101,6 +107,7 @@ export interface GovernanceFilter {
 /** What the governance functions use of a rotation engine (RotationEngine and ComposedRotationEngine are). */
 export interface GovernanceEngine {
   readonly config: Config;
+  rotated(env?: string): Array<{ env: string; variable: string }>;
   readonly resolver: Resolver;
   historyFor(env: string, variable: string): HistoryBackend;
   history(filter?: HistoryFilter & { env?: string }): Promise<RotationRecord[]>;
@@ -112,22 +119,46 @@ export interface GovernanceContext {
   readonly clock: Clock;
   /** Where approval and break-glass events go (every configured channel). */
   readonly notify?: NotifyPort;
+  /**
+   * Histories to read besides those of the engine's rotated variables: the CLI passes the
+   * default history of each file store, where RotationPolicy resources keep theirs.
+   */
+  readonly extraHistories?: readonly HistoryBackend[];
 }
 
-/** Approval and break-glass records of every rotated variable (of `filter`), newest first. */
-export async function listGovernance(engine: GovernanceEngine, filter: GovernanceFilter = {}): Promise<GovernanceRecord[]> {
-  const recs = (await engine.history({
-    governance: true,
-    ...(filter.env ? { env: filter.env } : {}),
-    ...(filter.variable ? { variable: filter.variable } : {}),
-    ...(filter.secret ? { secret: filter.secret } : {}),
-  })) as unknown as GovernanceRecord[];
-  return recs.filter((r) => (!filter.kind || r.kind === filter.kind) && (!filter.since || r.startedAt >= filter.since));
+/** The backend each listed record came from (a record is saved back where it was read). */
+const origin = new WeakMap<object, HistoryBackend>();
+
+/**
+ * Approval and break-glass records of every rotated variable (of `filter`), newest first: from
+ * the history backend of each rotated variable of the engine's configuration, plus `extra`
+ * backends (deduplicated by id).
+ */
+export async function listGovernance(engine: GovernanceEngine, filter: GovernanceFilter = {}, extra: readonly HistoryBackend[] = []): Promise<GovernanceRecord[]> {
+  const backends = new Set<HistoryBackend>();
+  for (const v of engine.rotated(filter.env)) if (!filter.variable || v.variable === filter.variable) backends.add(engine.historyFor(v.env, v.variable));
+  for (const b of extra) backends.add(b);
+  const seen = new Map<string, GovernanceRecord>();
+  for (const b of backends)
+    for (const r of (await b.list({
+      governance: true,
+      ...(filter.env ? { env: filter.env } : {}),
+      ...(filter.variable ? { variable: filter.variable } : {}),
+      ...(filter.secret ? { secret: filter.secret } : {}),
+    })) as unknown as GovernanceRecord[]) {
+      if (seen.has(r.id)) continue;
+      seen.set(r.id, r);
+      origin.set(r, b);
+    }
+  const all = [...seen.values()].filter((r) => (!filter.kind || r.kind === filter.kind) && (!filter.since || r.startedAt >= filter.since));
+  return all.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
 }
 
-/** Save a governance record in its variable's history backend (the backend stores any record with the indexed fields). */
+const list = (ctx: GovernanceContext, filter: GovernanceFilter) => listGovernance(ctx.engine, filter, ctx.extraHistories);
+
+/** Save a governance record where it was read, else in its variable's history backend (the backend stores any record with the indexed fields). */
 async function save(ctx: GovernanceContext, rec: GovernanceRecord): Promise<void> {
-  await ctx.engine.historyFor(rec.env, rec.variable).save(rec as unknown as RotationRecord);
+  await (origin.get(rec) ?? ctx.engine.historyFor(rec.env, rec.variable)).save(rec as unknown as RotationRecord);
 }
 
 function newId(prefix: string, now: number): string {
@@ -167,7 +198,7 @@ function emit(ctx: GovernanceContext, type: RotationEventType, rec: GovernanceRe
 export async function expireApprovals(ctx: GovernanceContext, env?: string, variable?: string): Promise<ApprovalRecord[]> {
   const now = ctx.clock.now();
   const out: ApprovalRecord[] = [];
-  for (const r of await listGovernance(ctx.engine, { kind: "approval", ...(env ? { env } : {}), ...(variable ? { variable } : {}) })) {
+  for (const r of await list(ctx, { kind: "approval", ...(env ? { env } : {}), ...(variable ? { variable } : {}) })) {
     const a = r as ApprovalRecord;
     if ((a.status === "pending" || a.status === "granted") && now >= Date.parse(a.expiresAt)) {
       a.status = "expired";
@@ -190,10 +221,10 @@ export type ApprovalGate =
  * run; a pending or recently denied one keeps it waiting; otherwise a request is opened (and
  * every channel told). `requester` is who runs the pass.
  */
-export async function approvalGate(ctx: GovernanceContext, env: string, variable: string, policy: ApprovalPolicy, requester: string): Promise<ApprovalGate> {
+export async function approvalGate(ctx: GovernanceContext, env: string, variable: string, policy: ApprovalPolicy, requester: string, policyPath = `envs.${env}.${variable}.rotation.approval`): Promise<ApprovalGate> {
   await expireApprovals(ctx, env, variable);
   const now = ctx.clock.now();
-  const latest = (await listGovernance(ctx.engine, { kind: "approval", env, variable }))[0] as ApprovalRecord | undefined;
+  const latest = (await list(ctx, { kind: "approval", env, variable }))[0] as ApprovalRecord | undefined;
   if (latest?.status === "granted") return { go: true, approval: latest };
   if (latest?.status === "pending")
     return { go: false, created: false, approval: latest, reason: `pending approval ${latest.id} (${granted(latest)} of ${latest.required} granted; expires ${latest.expiresAt})` };
@@ -216,6 +247,9 @@ export async function approvalGate(ctx: GovernanceContext, env: string, variable
     expiresAt: iso(now + durationMs(policy.expires)),
     required: policy.required,
     approvers: policy.approvers ? [...policy.approvers] : [],
+    identity: policy.identity,
+    ...(policy.token_key ? { tokenKey: policy.token_key } : {}),
+    policyPath,
     decisions: [],
     reason: "due",
   };
@@ -235,8 +269,23 @@ export async function markApprovalUsed(ctx: GovernanceContext, approval: Approva
 }
 
 /** Find an approval request by id among every rotated variable's history. */
+/**
+ * Read only (the preview of a RotationPolicy): whether the variable's latest request is granted
+ * and still valid, else why it waits. Nothing is written or sent.
+ */
+export async function peekApproval(ctx: GovernanceContext, env: string, variable: string): Promise<{ granted: boolean; approval?: ApprovalRecord; reason: string }> {
+  const now = ctx.clock.now();
+  const latest = (await list(ctx, { kind: "approval", env, variable }))[0] as ApprovalRecord | undefined;
+  if (!latest) return { granted: false, reason: "waiting for approval: no request yet (pulumi up or dsops rotation run --due requests it)" };
+  const live = now < Date.parse(latest.expiresAt);
+  if (latest.status === "granted" && live) return { granted: true, approval: latest, reason: `approved (${latest.id} by ${latest.decisions.filter((d) => d.decision === "granted").map((d) => d.by).join(", ")})` };
+  if (latest.status === "pending" && live) return { granted: false, approval: latest, reason: `waiting for approval: ${latest.id} pending (${granted(latest)} of ${latest.required} granted; expires ${latest.expiresAt})` };
+  if (latest.status === "denied" && live) return { granted: false, approval: latest, reason: `waiting for approval: ${latest.id} was denied` };
+  return { granted: false, approval: latest, reason: `waiting for approval: ${latest.id} is ${live ? latest.status : "expired"}; a new request is made at the next pulumi up or dsops rotation run --due` };
+}
+
 export async function findApproval(ctx: GovernanceContext, id: string): Promise<ApprovalRecord> {
-  const a = (await listGovernance(ctx.engine, { kind: "approval" })).find((r) => r.id === id) as ApprovalRecord | undefined;
+  const a = (await list(ctx, { kind: "approval" })).find((r) => r.id === id) as ApprovalRecord | undefined;
   if (!a) throw new DsopsError(`approval ${id}: no such approval request`, { hint: "dsops rotation approvals lists them (pending first)" });
   return a;
 }
@@ -250,9 +299,8 @@ export async function decideApproval(ctx: GovernanceContext, id: string, who: Ap
   if (!reason.trim()) throw new DsopsError(`approval ${id}: a reason is required (--reason "…")`);
   await expireApprovals(ctx);
   const a = await findApproval(ctx, id);
-  const s = governedSubject(ctx.engine, a.env, a.variable);
-  const policy = s.policy.approval;
-  if (!policy) throw new DsopsError(`approval ${id}: ${s.path}.approval is no longer set in dsops.yaml; nothing to approve`);
+  const s = { path: a.policyPath.replace(/\.approval$/, "") };
+  const policy = { approvers: a.approvers.length ? a.approvers : undefined };
   if (a.status !== "pending")
     throw new DsopsError(`approval ${id} (${a.env}/${a.variable}) is ${a.status}${a.finishedAt ? ` since ${a.finishedAt}` : ""}, not pending: it cannot be ${decision} any more`, {
       hint: a.status === "expired" ? "the next dsops rotation run --due asks again" : "dsops rotation approvals shows it",
@@ -348,7 +396,7 @@ export async function closeBreakGlass(ctx: GovernanceContext, rec: BreakGlassRec
 
 /** Find a break-glass by id. */
 export async function findBreakGlass(ctx: GovernanceContext, id: string): Promise<BreakGlassRecord> {
-  const b = (await listGovernance(ctx.engine, { kind: "breakglass" })).find((r) => r.id === id) as BreakGlassRecord | undefined;
+  const b = (await list(ctx, { kind: "breakglass" })).find((r) => r.id === id) as BreakGlassRecord | undefined;
   if (!b) throw new DsopsError(`break-glass ${id}: no such break-glass`, { hint: "dsops breakglass list shows them" });
   return b;
 }
@@ -357,7 +405,7 @@ export async function findBreakGlass(ctx: GovernanceContext, id: string): Promis
 export async function closeExpiredBreakGlass(ctx: GovernanceContext, by: string, env?: string): Promise<Array<{ record: BreakGlassRecord; error?: unknown }>> {
   const now = ctx.clock.now();
   const out: Array<{ record: BreakGlassRecord; error?: unknown }> = [];
-  for (const r of await listGovernance(ctx.engine, { kind: "breakglass", ...(env ? { env } : {}) })) {
+  for (const r of await list(ctx, { kind: "breakglass", ...(env ? { env } : {}) })) {
     const b = r as BreakGlassRecord;
     if (b.status !== "open" || now < Date.parse(b.expiresAt)) continue;
     try {

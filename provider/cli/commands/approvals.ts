@@ -32,9 +32,7 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
           const ctx = governanceContext(engine);
           try {
             const req = await g.findApproval(ctx, id);
-            const s = g.governedSubject(engine, req.env, req.variable);
-            if (!s.policy.approval) throw new DsopsError(`approval ${id}: ${s.path}.approval is no longer set in dsops.yaml; nothing to ${name}`);
-            const who = await approverIdentity(s.policy.approval, `${s.path}.approval`, {
+            const who = await approverIdentity({ identity: req.identity, ...(req.tokenKey ? { token_key: req.tokenKey } : {}), required: req.required, expires: "24h" }, req.policyPath, {
               cwd: engine.config.dir,
               nowMs: ctx.clock.now(),
               ...(o.token ? { token: o.token } : {}),
@@ -68,7 +66,7 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
         const ctx = governanceContext(engine);
         try {
           await g.expireApprovals(ctx, o.env, o.var);
-          const list = (await g.listGovernance(engine, { kind: "approval", ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}) })) as import("../../rotation/governance").ApprovalRecord[];
+          const list = (await g.listGovernance(engine, { kind: "approval", ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}) }, ctx.extraHistories)) as import("../../rotation/governance").ApprovalRecord[];
           const rows = o.status ? list.filter((a) => a.status === o.status) : list;
           if (o.json) return printJson(rows);
           if (!rows.length) return void process.stdout.write("no approval requests\n");
