@@ -98,7 +98,7 @@ describe("approvals and break-glass (real PostgreSQL 15, real notification recei
 
   const approval = (extra: Record<string, unknown> = {}) => ({ required: 1, approvers: ["alice", "bob"], expires: "24h", ...extra });
   const rot = (user: string, extra: Record<string, unknown> = {}) => ({ service: "app-db", strategy: "single-user", user, ttl: "30d", ...extra });
-  const roles = ["a", "b", "c", "d", "e", "f", "g"];
+  const roles = ["a", "b", "c", "d", "e", "f", "g", "h"];
 
   before(async () => {
     const started = await Promise.allSettled([startPostgres(), startHttpReceiver(), startHttpReceiver(() => 202), startHttpReceiver(), startSmtp()] as const);
@@ -142,6 +142,7 @@ describe("approvals and break-glass (real PostgreSQL 15, real notification recei
             BG_TTL: { from: "store://local/app/f", rotation: rot("role_f", { approval: approval(), windows: [{ schedule: "0 2 1 1 *", duration: "1h" }] }) },
             BG_ROTATE: { from: "store://local/app/g", rotation: rot("role_g", { approval: approval(), windows: [{ schedule: "0 2 1 1 *", duration: "1h" }] }) },
           },
+          bgw: { BG_WORKER: { from: "store://local/app/h", rotation: rot("role_h", { approval: approval(), windows: [{ schedule: "0 2 1 1 *", duration: "1h" }] }) } },
         },
       }),
     );
@@ -390,5 +391,20 @@ describe("approvals and break-glass (real PostgreSQL 15, real notification recei
     const badTtl = await cli(["breakglass", "open", "--secret", "bg/BG_ROTATE", "--reason", "x", "--ttl", "soon"]);
     assert.equal(badTtl.status, 1);
     assert.match(badTtl.stderr, /--ttl/);
+  });
+
+  it("break-glass: the worker's scheduler pass after the TTL closes it and rotates the credential", async () => {
+    const old = await current("bgw", "BG_WORKER");
+    const rec = JSON.parse(ok(await cli(["breakglass", "open", "--secret", "bgw/BG_WORKER", "--reason", "INC-9", "--ttl", "1h", "--json"], { at: at(10) })).stdout) as BreakGlassRecord;
+    const queue = { DSOPS_WORKER_DATABASE_URL: (pg as RunningPostgres).connectionString(pg?.adminUser ?? "", pg?.adminPassword ?? "") };
+    const pass = ok(await cli(["worker", "--scheduler", "--concurrency", "0", "--once", "--env", "bgw"], { at: at(11.5), env: queue }));
+    assert.match(pass.stdout, new RegExp(`closed break-glass ${rec.id} \\(bgw/BG_WORKER\\): rotated rot-\\S+ succeeded`));
+    const now = await current("bgw", "BG_WORKER");
+    assert.notEqual(now, old);
+    assert.ok(await logsIn("role_h", now));
+    assert.ok(!(await logsIn("role_h", old)));
+    const closed = (JSON.parse(ok(await cli(["breakglass", "list", "--env", "bgw", "--json"])).stdout) as BreakGlassRecord[])[0];
+    assert.equal(closed.status, "closed");
+    assert.equal(closed.closedHow, "expired");
   });
 });

@@ -184,6 +184,7 @@ async function ensureQueue(boss: Boss, name: string, options: Record<string, unk
 /** One scheduler pass: every due rotation queued under `<env>/<variable>@<due instant>`. */
 async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: string; jobTimeout: number; retryLimit: number; policies: RegisteredPolicies }): Promise<void> {
   // Registered RotationPolicy definitions (dsops:scheduler), unless --env narrows the pass to one env of dsops.yaml.
+  await closeExpiredBreakGlassGrants(engine, o.env);
   const registered = o.env ? [] : (await o.policies.evaluate()).map((p) => ({ env: "", variable: "", policy: p.id, decision: p.decision, error: p.error }));
   for (const ev of [...(await evaluateDue(engine, o.env)), ...registered]) {
     const policy = "policy" in ev ? ev.policy : undefined;
@@ -206,6 +207,22 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
       retryBackoff: true,
     });
     out(id ? `queued ${name} (due ${dueAt}) job ${id}` : `already queued ${name} (due ${dueAt})`);
+  }
+}
+
+/**
+ * Break-glass grants whose time ran out: closed by the scheduler pass, each credential rotated
+ * (forced) here, as `rotation run --due` does (provider/rotation/governance.ts). A failure is
+ * reported and the grant stays open for the next pass.
+ */
+async function closeExpiredBreakGlassGrants(engine: ComposedRotationEngine, env?: string): Promise<void> {
+  const { closeExpiredBreakGlass } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+  const { osIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
+  const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
+  for (const c of await closeExpiredBreakGlass(governanceContext(engine), osIdentity(), env)) {
+    const r = c.record;
+    if (c.error) process.stderr.write(`scheduler: break-glass ${r.id} (${r.env}/${r.variable}) expired; its forced rotation failed: ${c.error instanceof Error ? c.error.message : String(c.error)}\n`);
+    else out(`closed break-glass ${r.id} (${r.env}/${r.variable}): rotated ${r.forcedRotationId ?? "-"} ${r.forcedRotationStatus ?? ""}`);
   }
 }
 
