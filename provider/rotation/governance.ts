@@ -134,22 +134,43 @@ const origin = new WeakMap<object, HistoryBackend>();
  * the history backend of each rotated variable of the engine's configuration, plus `extra`
  * backends (deduplicated by id).
  */
-export async function listGovernance(engine: GovernanceEngine, filter: GovernanceFilter = {}, extra: readonly HistoryBackend[] = []): Promise<GovernanceRecord[]> {
+export async function listGovernance(
+  engine: GovernanceEngine,
+  filter: GovernanceFilter = {},
+  extra: readonly HistoryBackend[] = [],
+  /** Skip a history that cannot be read (a user error: database down) instead of throwing (a pass reports those per rotation). */
+  opts: { skipUnreadable?: boolean } = {},
+): Promise<GovernanceRecord[]> {
   const backends = new Set<HistoryBackend>();
-  for (const v of engine.rotated(filter.env)) if (!filter.variable || v.variable === filter.variable) backends.add(engine.historyFor(v.env, v.variable));
+  for (const v of engine.rotated(filter.env)) {
+    if (filter.variable && v.variable !== filter.variable) continue;
+    try {
+      backends.add(engine.historyFor(v.env, v.variable));
+    } catch (e) {
+      if (!(opts.skipUnreadable && e instanceof DsopsError)) throw e;
+    }
+  }
   for (const b of extra) backends.add(b);
   const seen = new Map<string, GovernanceRecord>();
-  for (const b of backends)
-    for (const r of (await b.list({
-      governance: true,
-      ...(filter.env ? { env: filter.env } : {}),
-      ...(filter.variable ? { variable: filter.variable } : {}),
-      ...(filter.secret ? { secret: filter.secret } : {}),
-    })) as unknown as GovernanceRecord[]) {
+  for (const b of backends) {
+    let recs: GovernanceRecord[];
+    try {
+      recs = (await b.list({
+        governance: true,
+        ...(filter.env ? { env: filter.env } : {}),
+        ...(filter.variable ? { variable: filter.variable } : {}),
+        ...(filter.secret ? { secret: filter.secret } : {}),
+      })) as unknown as GovernanceRecord[];
+    } catch (e) {
+      if (opts.skipUnreadable && e instanceof DsopsError) continue;
+      throw e;
+    }
+    for (const r of recs) {
       if (seen.has(r.id)) continue;
       seen.set(r.id, r);
       origin.set(r, b);
     }
+  }
   const all = [...seen.values()].filter((r) => (!filter.kind || r.kind === filter.kind) && (!filter.since || r.startedAt >= filter.since));
   return all.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
 }
@@ -405,7 +426,7 @@ export async function findBreakGlass(ctx: GovernanceContext, id: string): Promis
 export async function closeExpiredBreakGlass(ctx: GovernanceContext, by: string, env?: string): Promise<Array<{ record: BreakGlassRecord; error?: unknown }>> {
   const now = ctx.clock.now();
   const out: Array<{ record: BreakGlassRecord; error?: unknown }> = [];
-  for (const r of await list(ctx, { kind: "breakglass", ...(env ? { env } : {}) })) {
+  for (const r of await listGovernance(ctx.engine, { kind: "breakglass", ...(env ? { env } : {}) }, ctx.extraHistories, { skipUnreadable: true })) {
     const b = r as BreakGlassRecord;
     if (b.status !== "open" || now < Date.parse(b.expiresAt)) continue;
     try {
