@@ -1,6 +1,6 @@
 // Notifications go to local receivers speaking the real wire protocols (HTTP for Slack, PagerDuty and webhooks; SMTP for email): no Slack/PagerDuty server exists here.
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
@@ -160,6 +160,9 @@ describe("approvals and break-glass (real PostgreSQL 15, real notification recei
     try {
       for (const r of outputs) for (const v of values) assert.ok(!(r.stdout + r.stderr).includes(v), "an output holds a secret value");
       for (const text of everything()) for (const v of values) assert.ok(!text.includes(v), "a notification holds a secret value");
+      const history = readFileSync(join(dir, "dsops-rotation-history.jsonl"), "utf8");
+      assert.match(history, /"kind":"breakglass"/);
+      for (const v of values) assert.ok(!history.includes(v), "the history holds a secret value");
     } finally {
       await admin?.end().catch(() => undefined);
       await Promise.allSettled([pg?.stop(), slack?.close(), pd?.close(), hook?.close(), smtp?.close()]);
