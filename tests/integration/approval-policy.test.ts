@@ -171,4 +171,51 @@ notifications:
     assert.equal(used?.status, "used");
     assert.equal(used?.decisions[0].by, "alice");
   });
+
+  it("with dsops:scheduler the requests live in the scheduler's database: approvals/approve --database-url find them, and up rotates once approved", async () => {
+    const url = (pg as RunningPostgres).connectionString(pg?.adminUser ?? "", pg?.adminPassword ?? "");
+    process.env.DSOPS_TEST_SCHED_URL = url;
+    try {
+      ctx.configure((k) => (k === "dsops:configFile" ? "dsops.yaml" : k === "dsops:scheduler" ? '{"database": "env:DSOPS_TEST_SCHED_URL"}' : undefined));
+      const c = new Client({ host: pg?.host, port: pg?.port, user: pg?.adminUser, password: pg?.adminPassword, database: "postgres" });
+      await c.connect();
+      const initial = "Init2-" + Math.random().toString(36).slice(2);
+      values.add(initial);
+      await c.query(`CREATE ROLE ${escapeIdentifier("app_q")} LOGIN PASSWORD ${escapeLiteral(scramVerifier(initial))}`);
+      await c.end();
+      process.env.DSOPS_CLOCK = T0;
+      await store().put("app/q", new Secret(initial));
+      const rp = policy.rotationPolicy;
+      const i = () => ({ ...inputs(), secret: "store://local/app/q", user: "app_q", policyId: "proj/stack/q" });
+      const created = await rp.create((await rp.check(undefined, i())).inputs);
+      process.env.DSOPS_CLOCK = DUE;
+      const checked = await rp.check(created.outs, i());
+      assert.equal(checked.inputs.pendingRotation, "");
+      const cliEnv = { DSOPS_CLOCK: DUE, DSOPS_FILE_KEY: FILE_KEY, DSOPS_WORKER_URL: url };
+      // Without --database-url the CLI does not see them; with it, it does.
+      const without = await dsopsRun(["rotation", "approvals", "--json"], { cwd: dir, env: cliEnv });
+      outputs.push(without);
+      assert.equal((JSON.parse(without.stdout) as ApprovalRecord[]).filter((a) => a.secret === "store://local/app/q").length, 0);
+      const listed = await dsopsRun(["rotation", "approvals", "--json", "--database-url", url], { cwd: dir, env: cliEnv });
+      outputs.push(listed);
+      assert.equal(listed.status, 0, listed.stderr);
+      const req = (JSON.parse(listed.stdout) as ApprovalRecord[]).find((a) => a.secret === "store://local/app/q" && a.status === "pending");
+      assert.ok(req, listed.stdout);
+      const approved = await dsopsRun(["rotation", "approve", req.id, "--reason", "CAB-13", "--database-url", url], { cwd: dir, env: { ...cliEnv, DSOPS_USER: "alice" } });
+      outputs.push(approved);
+      assert.equal(approved.status, 0, approved.stderr);
+      const again = await rp.check(created.outs, i());
+      assert.match(String(again.inputs.pendingRotation), /approved \(apr-\S+ by alice\)$/);
+      const rotated = (await rp.update(created.id, created.outs, again.inputs)) as { outs: Record<string, unknown> };
+      const now = String(rotated.outs.value);
+      values.add(now);
+      assert.notEqual(now, initial);
+      const q = new Client({ host: pg?.host, port: pg?.port, user: "app_q", password: initial, database: "postgres" });
+      await assert.rejects(q.connect(), /password authentication failed/);
+      await q.end().catch(() => undefined);
+    } finally {
+      delete process.env.DSOPS_TEST_SCHED_URL;
+      ctx.configure((k) => (k === "dsops:configFile" ? "dsops.yaml" : undefined));
+    }
+  });
 });

@@ -22,14 +22,17 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
       .description(name === "approve" ? "grant a pending approval request (the requester may not)" : "deny a pending approval request: the rotation does not run")
       .requiredOption("--reason <text>", "why (kept in the record and the notifications)")
       .option("--token <token>", "identity token: the signed approval token (or DSOPS_APPROVAL_TOKEN)")
+      .option("--database-url <url>", "also the requests of RotationPolicy resources registered with a scheduler (dsops:scheduler): its PostgreSQL, a postgresql:// URL or a store:// reference holding one")
       .option("--json", "print the request as JSON")
-      .action(async (id: string, o: { reason: string; token?: string; json?: boolean }, cmd: Command) => {
+      .action(async (id: string, o: { reason: string; token?: string; json?: boolean; databaseUrl?: string }, cmd: Command) => {
         await withEngine(cmd, async (engine) => {
           const g = require("../../rotation/governance") as typeof import("../../rotation/governance");
           const { approverIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
           const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
           const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
-          const ctx = governanceContext(engine);
+          const sched = o.databaseUrl ? schedulerHistory(engine, o.databaseUrl) : undefined;
+          const base = governanceContext(engine);
+          const ctx = { ...base, extraHistories: [...(base.extraHistories ?? []), ...(sched ? [sched] : [])] };
           try {
             const req = await g.findApproval(ctx, id);
             const who = await approverIdentity({ identity: req.identity, ...(req.tokenKey ? { token_key: req.tokenKey } : {}), required: req.required, expires: "24h" }, req.policyPath, {
@@ -48,6 +51,7 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
               );
           } finally {
             await engine.notifications?.settle();
+            await sched?.close();
           }
         });
       });
@@ -58,12 +62,15 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
     .option("-e, --env <env>", "only this env")
     .option("--var <name>", "only this variable")
     .option("--status <status>", "only requests with this status")
+    .option("--database-url <url>", "also the requests of RotationPolicy resources registered with a scheduler (dsops:scheduler): a postgresql:// URL or a store:// reference holding one")
     .option("--json", "machine-readable output")
-    .action(async (o: { env?: string; var?: string; status?: string; json?: boolean }, cmd: Command) => {
+    .action(async (o: { env?: string; var?: string; status?: string; json?: boolean; databaseUrl?: string }, cmd: Command) => {
       await withEngine(cmd, async (engine) => {
         const g = require("../../rotation/governance") as typeof import("../../rotation/governance");
         const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
-        const ctx = governanceContext(engine);
+        const sched = o.databaseUrl ? schedulerHistory(engine, o.databaseUrl) : undefined;
+        const base = governanceContext(engine);
+        const ctx = { ...base, extraHistories: [...(base.extraHistories ?? []), ...(sched ? [sched] : [])] };
         try {
           await g.expireApprovals(ctx, o.env, o.var);
           const list = (await g.listGovernance(engine, { kind: "approval", ...(o.env ? { env: o.env } : {}), ...(o.var ? { variable: o.var } : {}) }, ctx.extraHistories)) as import("../../rotation/governance").ApprovalRecord[];
@@ -75,6 +82,7 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
           process.stdout.write(table(t));
         } finally {
           await engine.notifications?.settle();
+          await sched?.close();
         }
       });
     });
@@ -100,4 +108,11 @@ export function registerApprovals(rotation: Command, withEngine: WithEngine): vo
         process.stdout.write(mintApprovalToken(key, o.as, clock().now() + parseDuration(o.ttl, "--ttl")) + "\n");
       });
     });
+}
+
+/** The rotation history of RotationPolicy resources registered with a scheduler, in its database (`--database-url`: a URL or a store:// reference; never printed). */
+function schedulerHistory(engine: ComposedRotationEngine, raw: string): import("../../rotation/history/types").HistoryBackend {
+  const { policyHistory } = require("../../compose/registered-policies") as typeof import("../../compose/registered-policies");
+  const { parseStoreUri } = require("../../engine/refs") as typeof import("../../engine/refs");
+  return policyHistory(async () => (raw.startsWith("store://") ? (await engine.resolver.resolveRef(parseStoreUri(raw))).value.reveal().trim() : raw));
 }
