@@ -210,13 +210,20 @@ export interface RotationPolicyArgs {
    * passed since. Due before that, the policy waits: `pulumi preview` says so, `up` does not rotate.
    */
   after?: { policy: RotationPolicy | pulumi.Input<string>; stage: pulumi.Input<string>; soak?: pulumi.Input<string> };
+  /**
+   * A due rotation waits for approval: preview/up request it (every notification channel is
+   * told), `dsops rotation approve ID --reason …` grants it, the next `up` rotates. As
+   * `rotation.approval` in dsops.yaml.
+   */
+  approval?: pulumi.Input<{ required?: number; approvers?: string[]; expires?: string; identity?: "os" | "git" | "token"; token_key?: string }>;
 }
 
 /**
  * How, when and where a credential is rotated. `pulumi preview` shows the policy as an update
  * when a rotation is due and a window is open (the reason is in `pendingRotation`); `pulumi up`
  * rotates it through the engine (verified, rolled back on failure) and records the versions.
- * Due while every window is closed: no change, and a warning naming the next opening.
+ * Due while every window is closed: no change, and a warning naming the next opening. With
+ * `approval`: no change until `dsops rotation approve` granted the request, and a warning naming it.
  * Deleting a policy never deletes the secret or the users.
  */
 export class RotationPolicy extends pulumi.dynamic.Resource {
@@ -226,7 +233,7 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
   declare readonly previousVersionId: pulumi.Output<string | undefined>;
   declare readonly lastRotatedAt: pulumi.Output<string | undefined>;
   declare readonly nextDueAt: pulumi.Output<string | undefined>;
-  /** rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, drifted. */
+  /** rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval, drifted. */
   declare readonly status: pulumi.Output<string>;
   /** What the last operation did; never a value. */
   declare readonly lastResult: pulumi.Output<string>;
@@ -269,11 +276,11 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
     // Due while every window is closed: the update does not happen; say so, naming the next opening.
     if (pulumi.runtime.isDryRun()) {
       pulumi
-        .all([secret, args.target, args.strategy, args.user, args.users, args.schedule, pulumi.all(windows ?? []), pulumi.output(after)])
-        .apply(async ([s, target, strategy, user, users, schedule, ws, af]) => {
+        .all([secret, args.target, args.strategy, args.user, args.users, args.schedule, pulumi.all(windows ?? []), pulumi.all([pulumi.output(after), args.approval])])
+        .apply(async ([s, target, strategy, user, users, schedule, ws, [af, approval]]) => {
           try {
             const h = handlers();
-            const inputs = { secret: s, target, strategy, user, users, schedule, windows: ws, ...(af ? { after: af } : {}) } as Parameters<typeof h.evaluatePolicy>[0];
+            const inputs = { secret: s, target, strategy, user, users, schedule, windows: ws, ...(af ? { after: af } : {}), ...(approval ? { approval } : {}) } as Parameters<typeof h.evaluatePolicy>[0];
             const message = h.waitingMessage(await h.evaluatePolicy(JSON.parse(JSON.stringify(inputs))));
             if (message) pulumi.log.warn(message, this);
           } catch {

@@ -39,6 +39,7 @@ const COMMAND_MODULES: ReadonlyArray<{
   { commands: ["metrics", "notify"], load: () => require("./commands/metrics") },
   { commands: ["worker"], load: () => require("./commands/worker") },
   { commands: ["chaos"], load: () => require("./commands/chaos") },
+  { commands: ["breakglass"], load: () => require("./commands/breakglass") },
   { commands: [], load: () => require("./commands/completion") },
 ];
 

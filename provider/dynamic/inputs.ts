@@ -2,6 +2,7 @@ import { z } from "zod";
 import { healthCheckSchema, monitorSchema } from "../health/settings";
 import { variableNotificationsSchema } from "../notify/settings";
 import { rolloutSchema } from "../rotation/rollout/settings";
+import { approvalSchema } from "../rotation/settings";
 
 /**
  * Inputs of the Pulumi resources and functions, as zod schemas. The dynamic providers check
@@ -119,6 +120,8 @@ export const rotationPolicyInputsSchema = z
         soak: z.string().optional(),
       })
       .optional(),
+    /** Rotations wait for approval (`dsops rotation approve ID`), as `rotation.approval` in dsops.yaml. */
+    approval: approvalSchema.optional(),
     /** Computed by the provider: why this update rotates (empty when it does not). */
     pendingRotation: z.string().optional(),
   })
@@ -148,7 +151,7 @@ export const resourceOutputs = {
     previousVersionId: { type: "string", secret: false, description: "The version current before the last rotation." },
     lastRotatedAt: { type: "string", secret: false, description: "When the current version was made (ISO-8601)." },
     nextDueAt: { type: "string", secret: false, description: "When the next rotation is due (ISO-8601)." },
-    status: { type: "string", secret: false, description: "rotated, current, due, waiting-for-window, drifted." },
+    status: { type: "string", secret: false, description: "rotated, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval, drifted." },
     lastResult: { type: "string", secret: false, description: "What the last operation did (rotation id, versions, or the reason it waits); never a value." },
   },
   Environment: {

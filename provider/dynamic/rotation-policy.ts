@@ -7,6 +7,7 @@ import { Window, type WindowSpec } from "../schedule/window";
 import { hasStaging, type Store } from "../stores/types";
 import { auditedAccess, cached, hasUnknown, named, noteRead, providerConfig, schedulerConnection, schedulerSetting, takeRead, zodFailures } from "./context";
 import { rotationPolicyInputsSchema, type RotationPolicyInputs } from "./inputs";
+import { approvalSchema } from "../rotation/settings";
 import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule } from "../rotation/due";
 import type { RotationEngine } from "../rotation/engine";
 import type { HistoryBackend } from "../rotation/history/types";
@@ -72,6 +73,7 @@ function policyRaw(inputs: RotationPolicyInputs): { raw: Record<string, unknown>
     ...(inputs.monitor ? { monitor: inputs.monitor } : {}),
     ...(inputs.rollout ? { rollout: inputs.rollout } : {}),
     ...(inputs.schedule.cron ? { schedule: inputs.schedule.cron } : {}),
+    ...(inputs.approval ? { approval: inputs.approval } : {}),
   };
   const raw = { ...base.raw, services, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri(ref), rotation } } } };
   return { raw, ref, service, base };
@@ -216,6 +218,8 @@ export interface Evaluation {
   blockedBy?: string;
   /** `after`: why the policy waits for its predecessor (absent: it does not wait). */
   waitingFor?: string;
+  /** With `approval`, due and inside a window: whether the latest request is granted, else why it waits (read only). */
+  approval?: { granted: boolean; reason: string; id?: string };
 }
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
@@ -231,7 +235,14 @@ export async function evaluate(inputs: RotationPolicyInputs): Promise<Evaluation
   const due = decision.due;
   const { open: windowOpen, closesAt, nextOpenAt: nextOpen, blockedBy } = decision.window;
   const waitingFor = inputs.after ? await predecessorWait(inputs, inputs.after, last, now) : undefined;
+  let approval: Evaluation["approval"];
+  if (inputs.approval && due && windowOpen && !waitingFor) {
+    const { peekApproval } = require("../rotation/governance") as typeof import("../rotation/governance");
+    const p = await peekApproval(governance(s), ENV, VARIABLE);
+    approval = { granted: p.granted, reason: p.reason, ...(p.approval ? { id: p.approval.id } : {}) };
+  }
   return {
+    ...(approval ? { approval } : {}),
     ...(stages.current ? { currentVersionId: stages.current } : {}),
     ...(stages.previous ? { previousVersionId: stages.previous } : {}),
     ...(last !== undefined ? { lastRotatedAt: iso(last) } : {}),
@@ -272,19 +283,44 @@ async function predecessorWait(inputs: RotationPolicyInputs, after: NonNullable<
 /** The reason this operation rotates, or "" when it does not. */
 function pendingReason(ev: Evaluation): string {
   if (!ev.due || !ev.windowOpen || ev.waitingFor) return "";
+  if (ev.approval && !ev.approval.granted) return "";
   const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due (no current version, or its age is unknown)";
-  return ev.windowClosesAt ? `${since}; window open until ${ev.windowClosesAt}` : since;
+  const base = ev.windowClosesAt ? `${since}; window open until ${ev.windowClosesAt}` : since;
+  return ev.approval ? `${base}; ${ev.approval.reason}` : base;
 }
 
-/** A one-line summary for a due policy whose windows are all closed (the program logs it as a warning). */
+/** The approval and break-glass functions on a policy's engine (its notifications: the provider's channels). */
+function governance(s: PolicySubject): import("../rotation/governance").GovernanceContext {
+  const hub = (s.engine as import("../compose/rotation").ComposedRotationEngine).notifications;
+  return { engine: s.engine, clock: clock(), ...(hub ? { notify: hub } : {}) };
+}
+
+/**
+ * `approval` set, due and inside a window, not approved yet: a request is made (once; every
+ * channel told) so `dsops rotation approve ID` can grant it; the next `up` then rotates.
+ */
+async function requestApproval(inputs: RotationPolicyInputs, ev: Evaluation): Promise<void> {
+  if (!inputs.approval || !ev.approval || ev.approval.granted) return;
+  const { approvalGate } = require("../rotation/governance") as typeof import("../rotation/governance");
+  const { requesterIdentity } = require("../rotation/approval-identity") as typeof import("../rotation/approval-identity");
+  const s = subject(inputs);
+  const ctx = governance(s);
+  const policy = approvalSchema.parse(inputs.approval);
+  const gate = await approvalGate(ctx, ENV, VARIABLE, policy, requesterIdentity(policy, s.config.dir), `RotationPolicy ${inputs.secret}: approval`);
+  ev.approval = { granted: gate.go, reason: gate.go ? "approved" : `waiting for approval: ${gate.reason}`, id: gate.approval.id };
+  await ctx.notify?.settle();
+}
+
+/** A one-line summary for a due policy whose windows are all closed, or that waits for approval (the program logs it as a warning). */
 export function waitingMessage(ev: Evaluation): string | undefined {
   if (ev.due && ev.waitingFor) return `rotation ${ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due"}, but it ${ev.waitingFor}`;
+  if (ev.due && ev.windowOpen && ev.approval && !ev.approval.granted) return `rotation ${ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due"}, ${ev.approval.reason}`;
   if (!ev.due || ev.windowOpen) return undefined;
   const since = ev.nextDueAt ? `due since ${ev.nextDueAt}` : "due";
   return `rotation ${since}, but every maintenance window is closed${ev.blockedBy ? ` (blackout: ${ev.blockedBy})` : ""}; next opening ${ev.nextOpenAt ?? "none scheduled"}`;
 }
 
-const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers", "after"] as const;
+const inputKeys = ["secret", "target", "strategy", "user", "users", "schedule", "windows", "generator", "verify", "notify", "health", "monitor", "rollout", "rollback", "rotateOnCreate", "triggers", "after", "approval"] as const;
 
 function pickInputs(o: Record<string, unknown>): RotationPolicyInputs {
   return Object.fromEntries([...inputKeys, "pendingRotation"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as RotationPolicyInputs;
@@ -315,8 +351,8 @@ async function outputsOf(inputs: RotationPolicyInputs, status: string, lastResul
     ...(ev.previousVersionId ? { previousVersionId: ev.previousVersionId } : {}),
     ...(ev.lastRotatedAt ? { lastRotatedAt: ev.lastRotatedAt } : {}),
     ...(ev.nextDueAt ? { nextDueAt: ev.nextDueAt } : {}),
-    status: status === "current" && ev.due ? (ev.waitingFor ? "waiting-for-predecessor" : ev.windowOpen ? "due" : "waiting-for-window") : status,
-    lastResult: status === "current" && ev.due && (!ev.windowOpen || ev.waitingFor) ? (waitingMessage(ev) as string) : lastResult,
+    status: status === "current" && ev.due ? (ev.waitingFor ? "waiting-for-predecessor" : !ev.windowOpen ? "waiting-for-window" : ev.approval && !ev.approval.granted ? "waiting-for-approval" : "due") : status,
+    lastResult: status === "current" && ev.due && (!ev.windowOpen || ev.waitingFor || (ev.approval && !ev.approval.granted)) ? (waitingMessage(ev) as string) : lastResult,
   };
 }
 
@@ -339,6 +375,13 @@ async function rotateNow(inputs: RotationPolicyInputs, why: string) {
   const r = res.record;
   if (r.status !== "succeeded" && r.status !== "grace")
     throw new DsopsError(`RotationPolicy ${inputs.secret}: rotation ${r.id} ${r.status}${r.error ? `: ${r.error}` : ""}`);
+  if (inputs.approval) {
+    // The granted request this rotation ran under is used up.
+    const g = require("../rotation/governance") as typeof import("../rotation/governance");
+    const ctx = governance(s);
+    const p = await g.peekApproval(ctx, ENV, VARIABLE);
+    if (p.granted && p.approval) await g.markApprovalUsed(ctx, p.approval, r.id);
+  }
   const closed = res.finishedRollback;
   const summary =
     `${res.resumed ? "finished interrupted" : "rotated"} ${r.id} (${why}): version ${r.oldVersionId ?? "-"} → ${r.newVersionId ?? "-"}` +
@@ -418,6 +461,7 @@ export const rotationPolicy = {
       const ev = await evaluate(parsed.data);
       const missing = await missingTargetSecrets(parsed.data);
       if (missing.length) return { inputs: news, failures: missing };
+      await requestApproval(parsed.data, ev);
       return { inputs: { ...news, pendingRotation: pendingReason(ev) } };
     } catch (e) {
       if (e instanceof ConfigError) return { inputs: news, failures: e.problems.map((p) => policyFailure(p, parsed.data.target)) };

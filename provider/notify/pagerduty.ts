@@ -9,9 +9,10 @@ export const pagerdutyDedupKey = (e: Pick<RotationEvent, "service" | "env">): st
 
 /** The Events v2 body of an event, or undefined when PagerDuty is not told about it. */
 export function pagerdutyPayload(e: RotationEvent, o: { routingKey: string; severity: string; autoResolve: boolean; serviceId?: string }): Record<string, unknown> | undefined {
-  const dedup_key = pagerdutyDedupKey(e);
+  // A break-glass is an incident of its own (a later successful rotation does not resolve it).
+  const dedup_key = e.type === "breakglass-opened" ? `dsops-breakglass-${e.breakGlassId ?? e.secret}` : pagerdutyDedupKey(e);
   if (e.type === "completed") return o.autoResolve ? { routing_key: o.routingKey, event_action: "resolve", dedup_key } : undefined;
-  if (e.type !== "failed" && e.type !== "rollback" && e.type !== "dead-lettered") return undefined;
+  if (e.type !== "failed" && e.type !== "rollback" && e.type !== "dead-lettered" && e.type !== "breakglass-opened") return undefined;
   return {
     routing_key: o.routingKey,
     event_action: "trigger",
@@ -52,7 +53,7 @@ export function createPagerdutyNotifier(raw: unknown, ctx: NotifierContext, path
   return {
     type: "pagerduty",
     name: "pagerduty",
-    accepts: (e) => s.enabled && (e.type === "failed" || e.type === "rollback" || e.type === "dead-lettered" || (e.type === "completed" && s.auto_resolve)) && wants(s.events, e),
+    accepts: (e) => s.enabled && (e.type === "failed" || e.type === "rollback" || e.type === "dead-lettered" || e.type === "breakglass-opened" || (e.type === "completed" && s.auto_resolve)) && wants(s.events, e),
     async send(e) {
       const routingKey = await ctx.resolveSetting(key);
       const body = pagerdutyPayload(e, { routingKey, severity: s.severity, autoResolve: s.auto_resolve, serviceId: s.service_id });

@@ -31,6 +31,12 @@ const ICONS: Record<RotationEvent["type"], string> = {
   rollback: ":rewind:",
   "due-soon": ":alarm_clock:",
   "dead-lettered": ":skull:",
+  "approval-requested": ":raised_hand:",
+  "approval-granted": ":heavy_check_mark:",
+  "approval-denied": ":no_entry:",
+  "approval-expired": ":hourglass:",
+  "breakglass-opened": ":rotating_light:",
+  "breakglass-closed": ":lock:",
 };
 
 /** The Block Kit message of an event (plain data: tests and `--dry-run` can show it). */

@@ -34,6 +34,9 @@ export function eventFacts(e: RotationEvent): Array<[string, string]> {
   if (e.dueAt) out.push(["Due", e.dueAt]);
   if (e.attempts !== undefined) out.push(["Attempts", String(e.attempts)]);
   if (e.jobId) out.push(["Job", e.jobId]);
+  if (e.approvalId) out.push(["Approval", e.approvalId]);
+  if (e.breakGlassId) out.push(["Break-glass", e.breakGlassId]);
+  if (e.expiresAt) out.push(["Expires", e.expiresAt]);
   if (e.who) out.push(["By", e.who]);
   if (e.reason) out.push(["Reason", e.reason]);
   return out;

@@ -11,7 +11,7 @@ export function webhookSignature(key: string, body: string): string {
 }
 
 /** Every field a template may name; absent ones are "" (a template serves every event type). */
-const FIELDS = ["type", "title", "service", "env", "variable", "secret", "at", "rotationId", "strategy", "status", "oldVersionId", "newVersionId", "oldPrincipal", "newPrincipal", "who", "reason", "error", "durationSeconds", "trigger", "dueAt", "attempts", "jobId"] as const satisfies ReadonlyArray<keyof RotationEvent>;
+const FIELDS = ["type", "title", "service", "env", "variable", "secret", "at", "rotationId", "strategy", "status", "oldVersionId", "newVersionId", "oldPrincipal", "newPrincipal", "who", "reason", "error", "durationSeconds", "trigger", "dueAt", "attempts", "jobId", "approvalId", "breakGlassId", "expiresAt"] as const satisfies ReadonlyArray<keyof RotationEvent>;
 
 /** The template variables of an event: every field as a string (`.type`, `.service`, `.env`, `.newVersionId` …; "" when absent), `.json` the whole event. */
 export function templateVariables(e: RotationEvent): Record<string, string> {

@@ -141,6 +141,12 @@ export function checkRotations(
           if (policy.rollout?.instances && !pluginTargetType(s.type)) checkInstances(raw.services[service], s.type, policy.rollout.instances, [...r, "rollout", "instances"], storeNames, out);
         }
       }
+      if (policy.approval) {
+        if (policy.approval.identity === "token" && !policy.approval.token_key)
+          out.error([...r, "approval", "token_key"], "identity token needs the HMAC key that signs approval tokens: token_key: store://… or env:NAME");
+        if (policy.approval.approvers && policy.approval.approvers.length < policy.approval.required)
+          out.error([...r, "approval", "required"], `${policy.approval.required} approvals required, but approvers lists only ${policy.approval.approvers.length}`);
+      }
       if (policy.rollout && shape === "two-secret")
         out.error([...r, "rollout"], "strategy two-secret mints a credential per target; a rollout applies one credential to many instances (use single-user or alternating-users)");
 

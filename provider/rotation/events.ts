@@ -12,7 +12,21 @@ import { errorMessage } from "../core/errors";
  * What happened. `due-soon` comes from `dsops secrets due --notify`, `dead-lettered` from
  * `dsops worker` (a job that exhausted its retries), the others from the engine.
  */
-export const rotationEventTypes = ["started", "completed", "failed", "rollback", "due-soon", "dead-lettered"] as const;
+export const rotationEventTypes = [
+  "started",
+  "completed",
+  "failed",
+  "rollback",
+  "due-soon",
+  "dead-lettered",
+  // provider/rotation/governance.ts: approvals and break-glass.
+  "approval-requested",
+  "approval-granted",
+  "approval-denied",
+  "approval-expired",
+  "breakglass-opened",
+  "breakglass-closed",
+] as const;
 export type RotationEventType = (typeof rotationEventTypes)[number];
 
 /** One rotation event (the payload every notifier formats; plain data, JSON-safe). */
@@ -51,6 +65,10 @@ export interface RotationEvent {
   readonly attempts?: number;
   /** dead-lettered: the job's id in the worker queue. */
   readonly jobId?: string;
+  /** approval-* and breakglass-*: the approval request's or break-glass's id, and when it expires (ISO-8601). */
+  readonly approvalId?: string;
+  readonly breakGlassId?: string;
+  readonly expiresAt?: string;
 }
 
 export const eventTitles: Readonly<Record<RotationEventType, string>> = {
@@ -60,6 +78,12 @@ export const eventTitles: Readonly<Record<RotationEventType, string>> = {
   rollback: "Rotation rolled back",
   "due-soon": "Rotation due soon",
   "dead-lettered": "Rotation dead-lettered",
+  "approval-requested": "Rotation approval requested",
+  "approval-granted": "Rotation approved",
+  "approval-denied": "Rotation denied",
+  "approval-expired": "Rotation approval expired",
+  "breakglass-opened": "Break-glass opened",
+  "breakglass-closed": "Break-glass closed",
 };
 
 /** The per-variable notification settings (`rotation.notifications`, checked by provider/notify's schema) an event is sent under. */

@@ -52,6 +52,30 @@ export const rotationHistorySchema = z.union([
   }),
 ]);
 
+/** How an approver proves who they are (provider/rotation/approval-identity.ts). */
+export const approvalIdentities = ["os", "git", "token"] as const;
+
+/**
+ * `rotation.approval`: a due rotation waits in `pending approval` until `required` approvers
+ * (other than the requester) granted it; a request nobody decides expires after `expires`.
+ */
+export const approvalSchema = z.strictObject({
+  /** How many distinct approvers must grant it. */
+  required: z.number().int().min(1).max(10).default(1),
+  /** Who may approve (OS user names, git emails or token subjects; absent: anyone but the requester). */
+  approvers: z.array(z.string().min(1)).min(1).optional(),
+  /** How long a request (and a grant not used yet) stays valid. */
+  expires: durationSchema.default("24h"),
+  /** Where the approver's identity comes from: the OS user (default), `git config user.email`, or a signed token. */
+  identity: z.enum(approvalIdentities).default("os"),
+  /** identity token: the HMAC key, as `store://…` or `env:NAME` (never the key itself). */
+  token_key: z
+    .string()
+    .regex(/^(store:\/\/|env:)/, "a store:// reference or env:NAME, never the key itself")
+    .optional(),
+});
+export type ApprovalPolicy = z.infer<typeof approvalSchema>;
+
 /** The rotation's own keys before those of the ops (in the order dsops.yaml documents them). */
 export const rotationShapeHead = {
   /** The target (`services:` entry) whose credential this secret is. */
@@ -92,6 +116,8 @@ export const rotationShapeHead = {
   /** emergency: a reason is required on the command line; a default can sit here. */
   reason: z.string().optional(),
   history: rotationHistorySchema.optional(),
+  /** Rotations due by schedule wait for approval (`dsops rotation approve`). */
+  approval: approvalSchema.optional(),
 };
 
 /** The rotation's own keys after those of the ops. */

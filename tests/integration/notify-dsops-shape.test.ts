@@ -43,7 +43,7 @@ function problems(text: string): string[] {
 
 const event = (type: RotationEvent["type"], extra: Partial<RotationEvent> = {}): RotationEvent => ({
   type,
-  title: { started: "Rotation started", completed: "Rotation completed", failed: "Rotation failed", rollback: "Rotation rolled back", "due-soon": "Rotation due soon", "dead-lettered": "Rotation dead-lettered" }[type],
+  title: ({ started: "Rotation started", completed: "Rotation completed", failed: "Rotation failed", rollback: "Rotation rolled back", "due-soon": "Rotation due soon", "dead-lettered": "Rotation dead-lettered" } as Record<string, string>)[type] ?? type,
   service: "app-db",
   env: "prod",
   variable: "DB_PASSWORD",

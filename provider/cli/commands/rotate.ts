@@ -101,6 +101,7 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
   for (;;) {
     try {
       const strategy = o.strategy ? (STRATEGY_ALIASES[o.strategy] ?? o.strategy) : undefined;
+      const approval = o.dryRun ? undefined : await grantedApproval(engine, o.env, variable);
       const result = await rotateAudited(engine, "secrets rotate", o.env, variable, {
         ...(strategy ? { strategy } : {}),
         ...(o.dryRun ? { dryRun: true } : {}),
@@ -108,6 +109,11 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
         ...(newValue ? { newValue } : {}),
         ...(o.force ? { force: true } : {}),
       });
+      if (approval && (result.record.status === "succeeded" || result.record.status === "grace")) {
+        const { markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+        const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
+        await markApprovalUsed(governanceContext(engine), approval, result.record.id);
+      }
       return { variable, result };
     } catch (e) {
       if (!(e instanceof RotationInProgressError) || o.onConflict === "fail") return { variable, error: e };
@@ -123,6 +129,26 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
       waited += step;
     }
   }
+}
+
+/**
+ * `rotation.approval`: a rotation by hand runs only under a granted approval request (which it
+ * uses up); otherwise it is refused: the way around approval is a break-glass, which is recorded
+ * and notified (`dsops breakglass open --rotate`).
+ */
+async function grantedApproval(engine: ComposedRotationEngine, env: string, variable: string): Promise<import("../../rotation/governance").ApprovalRecord | undefined> {
+  const policy = engine.config.envs[env]?.[variable]?.spec.rotation as import("../../rotation/settings").VariableRotation | undefined;
+  if (!policy?.approval) return undefined;
+  const g = require("../../rotation/governance") as typeof import("../../rotation/governance");
+  const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
+  const ctx = governanceContext(engine);
+  await g.expireApprovals(ctx, env, variable);
+  const latest = (await g.listGovernance(engine, { kind: "approval", env, variable }))[0] as import("../../rotation/governance").ApprovalRecord | undefined;
+  if (latest?.status === "granted") return latest;
+  throw new DsopsError(
+    `envs.${env}.${variable}.rotation.approval: this rotation needs approval${latest?.status === "pending" ? ` (request ${latest.id} is pending)` : ""}; it is not rotated by hand without it`,
+    { hint: `dsops rotation run --due requests it and dsops rotation approve ID --reason … grants it; in an emergency: dsops breakglass open --secret ${env}/${variable} --reason … --ttl 1h --rotate` },
+  );
 }
 
 /** One rotation through the composed engine, recorded in the audit log (policies.audit_logging) as `command`, never a value. */

@@ -4,6 +4,7 @@ import type { VariableRotation } from "../../rotation/settings";
 import type { RotationDecision } from "../../rotation/due";
 import { DsopsError } from "../../core/errors";
 import { printJson, table } from "../util";
+import { governanceContext } from "./governance-context";
 import { rotateAudited } from "./rotate";
 import type { RegisteredPolicies } from "./worker-policies";
 
@@ -55,12 +56,16 @@ export function registerRun(rotation: Command, withEngine: WithEngine): void {
         if (o.env && !Object.hasOwn(engine.config.envs, o.env))
           throw new DsopsError(`--env ${o.env}: no such env in dsops.yaml (envs: ${Object.keys(engine.config.envs).join(", ")})`);
         const policies = o.databaseUrl && !o.env ? await registeredPolicies(engine, o.databaseUrl) : undefined;
-        const { rows, bugs } = await pass(engine, o, policies).finally(() => policies?.close());
+        const { rows, bugs } = await pass(engine, o, policies).finally(async () => {
+          await policies?.close();
+          // Approval and break-glass notifications go straight to the hub: wait (capped) for them.
+          await engine.notifications?.settle();
+        });
         if (o.json) printJson(rows);
         else if (!rows.length) process.stdout.write(`no rotation in dsops.yaml${o.env ? ` for env ${o.env}` : ""}\n`);
         else {
           const t = [["VARIABLE", "ENV", "SERVICE", "DECISION", "RESULT"]];
-          for (const r of rows) t.push([r.variable, r.env, r.service, r.decision, r.result + (r.error ? `: ${r.error}` : r.versionId ? ` (version ${r.versionId})` : r.reason && r.result === "skipped" ? ` (${r.reason})` : "")]);
+          for (const r of rows) t.push([r.variable, r.env, r.service, r.decision, r.result + (r.error ? `: ${r.error}` : r.versionId ? ` (version ${r.versionId})` : r.reason && (r.result === "skipped" || r.result === "pending approval" || r.result === "denied") ? ` (${r.reason})` : "")]);
           process.stdout.write(table(t));
         }
         if (bugs.length) throw bugs[0];
@@ -146,7 +151,8 @@ async function historyByVariable(engine: ComposedRotationEngine, env?: string): 
 /** What became of one due rotation run through {@link rotateIfDue}. */
 export type DueRunOutcome =
   | { result: "rotated" | "failed" | "grace" | "succeeded" | string; recordId: string; versionId?: string }
-  | { result: "skipped"; reason: "running elsewhere" | "rotated elsewhere meanwhile" | string };
+  | { result: "skipped"; reason: "running elsewhere" | "rotated elsewhere meanwhile" | string }
+  | { result: "pending approval" | "denied"; reason: string; approvalId: string };
 
 /**
  * One due rotation through the composed engine (audited as `command`), the due decision asked
@@ -164,15 +170,32 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   // A job queued inside a window may run after it closed (a retry, a busy pool): the windows are asked again.
   const shut = windowsShut(policy, at, clock().now());
   if (shut) return { result: "skipped", reason: shut };
+  // rotation.approval: a due rotation waits for its approval request to be granted (provider/rotation/governance.ts).
+  let approval: import("../../rotation/governance").ApprovalRecord | undefined;
+  const gov = governanceContext(engine);
+  if (policy.approval) {
+    const { approvalGate } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+    const { requesterIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
+    const gate = await approvalGate(gov, env, variable, policy.approval, requesterIdentity(policy.approval, engine.config.dir));
+    if (!gate.go) return { result: gate.approval.status === "denied" ? "denied" : "pending approval", reason: gate.reason, approvalId: gate.approval.id };
+    approval = gate.approval;
+  }
   const chain = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
   const stage = chain.chainOfStage(engine.config, env, variable);
-  if (stage) return runChainIfDue(engine, stage.name, stage.index, () => {
-    const { lastRotationAt } = require("../../rotation/due") as typeof import("../../rotation/due");
-    return engine.history({ env, variable, limit: 20 }).then((recs) => {
-      const dueAt = variableDueAt(policy, at, lastRotationAt(recs, `store://${engine.config.envs[env][variable].ref?.store}/${engine.config.envs[env][variable].ref?.key}`), clock().now());
-      return dueAt !== undefined && clock().now() >= dueAt;
+  if (stage) {
+    const out = await runChainIfDue(engine, stage.name, stage.index, () => {
+      const { lastRotationAt } = require("../../rotation/due") as typeof import("../../rotation/due");
+      return engine.history({ env, variable, limit: 20 }).then((recs) => {
+        const dueAt = variableDueAt(policy, at, lastRotationAt(recs, `store://${engine.config.envs[env][variable].ref?.store}/${engine.config.envs[env][variable].ref?.key}`), clock().now());
+        return dueAt !== undefined && clock().now() >= dueAt;
+      });
     });
-  });
+    if (approval && out.result === "rotated" && "recordId" in out) {
+      const { markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+      await markApprovalUsed(gov, approval, out.recordId);
+    }
+    return out;
+  }
   try {
     const res = await rotateAudited(engine, command, env, variable, {
       ifDue: (last) => {
@@ -180,6 +203,10 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
         return dueAt !== undefined && clock().now() >= dueAt;
       },
     });
+    if (approval && (res.record.status === "succeeded" || res.record.status === "grace")) {
+      const { markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+      await markApprovalUsed(gov, approval, res.record.id);
+    }
     return {
       result: res.record.status === "succeeded" || res.record.status === "grace" ? "rotated" : res.record.status,
       recordId: res.record.id,
@@ -247,6 +274,7 @@ async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: 
     decision: p.decision ?? ({ state: "blocked", reason: p.error?.message ?? "unknown" } as RotationDecision),
     error: undefined as DsopsError | undefined,
   }));
+  if (!o.dryRun) rows.push(...(await closeExpiredBreakGlassRows(engine, o.env, bugs)));
   for (const ev of [...(await evaluateDue(engine, o.env)), ...registered]) {
     const base = { env: ev.env, variable: ev.variable, service: ev.service };
     const d = ev.decision;
@@ -293,4 +321,26 @@ async function pass(engine: ComposedRotationEngine, o: { env?: string; dryRun?: 
     }
   }
   return { rows, bugs };
+}
+
+/**
+ * Break-glass grants whose time ran out are closed at the start of a pass: each credential is
+ * rotated (forced) and the grant recorded closed (provider/rotation/governance.ts). A failed
+ * rotation leaves the grant open for the next pass and is reported as a failed row.
+ */
+async function closeExpiredBreakGlassRows(engine: ComposedRotationEngine, env: string | undefined, bugs: unknown[]): Promise<PassRow[]> {
+  const { closeExpiredBreakGlass } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+  const { osIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
+  const rows: PassRow[] = [];
+  for (const c of await closeExpiredBreakGlass(governanceContext(engine), osIdentity(), env)) {
+    const r = c.record;
+    const row: PassRow = { env: r.env, variable: r.variable, service: r.service, state: "due", decision: `break-glass ${r.id} expired at ${r.expiresAt}: forced rotation`, result: c.error ? "failed" : "rotated" };
+    if (r.forcedRotationId) row.recordId = r.forcedRotationId;
+    if (c.error) {
+      row.error = c.error instanceof DsopsError ? c.error.message : "internal error (its stack follows the table)";
+      if (!(c.error instanceof DsopsError)) bugs.push(c.error);
+    }
+    rows.push(row);
+  }
+  return rows;
 }

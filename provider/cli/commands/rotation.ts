@@ -5,6 +5,7 @@ import { registerRotate } from "./rotate";
 import { registerViews } from "./rotation-views";
 import { registerRun } from "./rotation-run";
 import { registerChain } from "./rotation-chain";
+import { registerApprovals } from "./approvals";
 import { registerQueue } from "./worker-queue";
 
 /**
@@ -22,6 +23,7 @@ export function register(program: Command): void {
   registerViews(rotation, withEngine);
   registerRun(rotation, withEngine);
   registerChain(rotation, withEngine);
+  registerApprovals(rotation, withEngine);
   registerQueue(rotation);
   rotation
     .command("rollback")

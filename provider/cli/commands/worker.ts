@@ -184,6 +184,7 @@ async function ensureQueue(boss: Boss, name: string, options: Record<string, unk
 /** One scheduler pass: every due rotation queued under `<env>/<variable>@<due instant>`. */
 async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: string; jobTimeout: number; retryLimit: number; policies: RegisteredPolicies }): Promise<void> {
   // Registered RotationPolicy definitions (dsops:scheduler), unless --env narrows the pass to one env of dsops.yaml.
+  await closeExpiredBreakGlassGrants(engine, o.env);
   const registered = o.env ? [] : (await o.policies.evaluate()).map((p) => ({ env: "", variable: "", policy: p.id, decision: p.decision, error: p.error }));
   for (const ev of [...(await evaluateDue(engine, o.env)), ...registered]) {
     const policy = "policy" in ev ? ev.policy : undefined;
@@ -206,6 +207,22 @@ async function schedule(engine: ComposedRotationEngine, boss: Boss, o: { env?: s
       retryBackoff: true,
     });
     out(id ? `queued ${name} (due ${dueAt}) job ${id}` : `already queued ${name} (due ${dueAt})`);
+  }
+}
+
+/**
+ * Break-glass grants whose time ran out: closed by the scheduler pass, each credential rotated
+ * (forced) here, as `rotation run --due` does (provider/rotation/governance.ts). A failure is
+ * reported and the grant stays open for the next pass.
+ */
+async function closeExpiredBreakGlassGrants(engine: ComposedRotationEngine, env?: string): Promise<void> {
+  const { closeExpiredBreakGlass } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+  const { osIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
+  const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
+  for (const c of await closeExpiredBreakGlass(governanceContext(engine), osIdentity(), env)) {
+    const r = c.record;
+    if (c.error) process.stderr.write(`scheduler: break-glass ${r.id} (${r.env}/${r.variable}) expired; its forced rotation failed: ${c.error instanceof Error ? c.error.message : String(c.error)}\n`);
+    else out(`closed break-glass ${r.id} (${r.env}/${r.variable}): rotated ${r.forcedRotationId ?? "-"} ${r.forcedRotationStatus ?? ""}`);
   }
 }
 
@@ -254,7 +271,7 @@ async function work(engine: ComposedRotationEngine, boss: Boss, o: { once: boole
       // Held by a live run elsewhere: retried later (then found rotated, or finished here).
       if ("reason" in res && res.reason === "running elsewhere") throw new DsopsError(`${name}: its rotation is running elsewhere; retried later`);
       await boss.complete(QUEUE, job.id, res);
-      o.count(res.result === "skipped" ? "skipped" : res.result === "rotated" || res.result.startsWith("soaking until") ? "rotated" : "failed");
+      o.count(res.result === "skipped" || res.result === "pending approval" || res.result === "denied" ? "skipped" : res.result === "rotated" || res.result.startsWith("soaking until") ? "rotated" : "failed");
       out(`${name}: ${res.result}${"reason" in res ? ` (${res.reason})` : res.versionId ? ` (version ${res.versionId})` : ""} job ${job.id}`);
     } catch (e) {
       const message = e instanceof DsopsError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;

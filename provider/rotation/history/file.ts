@@ -65,7 +65,8 @@ export class FileHistory implements HistoryBackend {
         (!filter.service || r.service === filter.service) &&
         (!filter.env || r.env === filter.env) &&
         (!filter.variable || r.variable === filter.variable) &&
-        (!filter.status || filter.status.includes(r.status)),
+        (!filter.status || filter.status.includes(r.status)) &&
+        isGovernance(r) === (filter.governance === true),
     );
     all.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
     return filter.limit ? all.slice(0, filter.limit) : all;
@@ -120,6 +121,11 @@ export class FileHistory implements HistoryBackend {
       closeSync(fd);
     }
   }
+}
+
+/** Whether a stored record is an approval or break-glass record (provider/rotation/governance.ts), not a rotation. */
+export function isGovernance(r: { kind: string }): boolean {
+  return r.kind === "approval" || r.kind === "breakglass";
 }
 
 /** Where the default history goes for a file store at `storePath`: `<dir>/dsops-rotation-history.jsonl`. */

@@ -9,6 +9,11 @@ export interface HistoryFilter {
   readonly env?: string;
   readonly variable?: string;
   readonly status?: readonly RotationStatus[];
+  /**
+   * true: only the approval and break-glass records (provider/rotation/governance.ts) kept in the
+   * same backend; false or absent: only rotation (and rollback) records.
+   */
+  readonly governance?: boolean;
   /** Newest first; at most this many. */
   readonly limit?: number;
 }
