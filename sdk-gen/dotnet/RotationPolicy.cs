@@ -16,6 +16,18 @@ namespace Pulumi.Dsops
     public partial class RotationPolicy : global::Pulumi.CustomResource
     {
         /// <summary>
+        /// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        /// </summary>
+        [Output("after")]
+        public Output<Outputs.PolicyPredecessor?> After { get; private set; } = null!;
+
+        /// <summary>
+        /// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+        /// </summary>
+        [Output("approval")]
+        public Output<ImmutableDictionary<string, object>?> Approval { get; private set; } = null!;
+
+        /// <summary>
         /// The store current version of the secret.
         /// </summary>
         [Output("currentVersionId")]
@@ -106,7 +118,7 @@ namespace Pulumi.Dsops
         public Output<string> Secret { get; private set; } = null!;
 
         /// <summary>
-        /// rotated, rolled-back, current, due, waiting-for-window or drifted.
+        /// rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval or drifted.
         /// </summary>
         [Output("status")]
         public Output<string> Status { get; private set; } = null!;
@@ -208,6 +220,24 @@ namespace Pulumi.Dsops
 
     public sealed class RotationPolicyArgs : global::Pulumi.ResourceArgs
     {
+        /// <summary>
+        /// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        /// </summary>
+        [Input("after")]
+        public Input<Inputs.PolicyPredecessorArgs>? After { get; set; }
+
+        [Input("approval")]
+        private InputMap<object>? _approval;
+
+        /// <summary>
+        /// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+        /// </summary>
+        public InputMap<object> Approval
+        {
+            get => _approval ?? (_approval = new InputMap<object>());
+            set => _approval = value;
+        }
+
         [Input("generator")]
         private InputMap<object>? _generator;
 

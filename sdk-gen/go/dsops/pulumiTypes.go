@@ -210,6 +210,184 @@ func (o EnvironmentPlanRowArrayOutput) Index(i pulumi.IntInput) EnvironmentPlanR
 	}).(EnvironmentPlanRowOutput)
 }
 
+// The policy this one rotates after, in an earlier stage (multi-environment order).
+type PolicyPredecessor struct {
+	// The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+	Policy string `pulumi:"policy"`
+	// How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+	Soak *string `pulumi:"soak"`
+	// The predecessor's stage (env), named in messages.
+	Stage string `pulumi:"stage"`
+}
+
+// PolicyPredecessorInput is an input type that accepts PolicyPredecessorArgs and PolicyPredecessorOutput values.
+// You can construct a concrete instance of `PolicyPredecessorInput` via:
+//
+//	PolicyPredecessorArgs{...}
+type PolicyPredecessorInput interface {
+	pulumi.Input
+
+	ToPolicyPredecessorOutput() PolicyPredecessorOutput
+	ToPolicyPredecessorOutputWithContext(context.Context) PolicyPredecessorOutput
+}
+
+// The policy this one rotates after, in an earlier stage (multi-environment order).
+type PolicyPredecessorArgs struct {
+	// The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+	Policy pulumi.StringInput `pulumi:"policy"`
+	// How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+	Soak pulumi.StringPtrInput `pulumi:"soak"`
+	// The predecessor's stage (env), named in messages.
+	Stage pulumi.StringInput `pulumi:"stage"`
+}
+
+func (PolicyPredecessorArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*PolicyPredecessor)(nil)).Elem()
+}
+
+func (i PolicyPredecessorArgs) ToPolicyPredecessorOutput() PolicyPredecessorOutput {
+	return i.ToPolicyPredecessorOutputWithContext(context.Background())
+}
+
+func (i PolicyPredecessorArgs) ToPolicyPredecessorOutputWithContext(ctx context.Context) PolicyPredecessorOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PolicyPredecessorOutput)
+}
+
+func (i PolicyPredecessorArgs) ToPolicyPredecessorPtrOutput() PolicyPredecessorPtrOutput {
+	return i.ToPolicyPredecessorPtrOutputWithContext(context.Background())
+}
+
+func (i PolicyPredecessorArgs) ToPolicyPredecessorPtrOutputWithContext(ctx context.Context) PolicyPredecessorPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PolicyPredecessorOutput).ToPolicyPredecessorPtrOutputWithContext(ctx)
+}
+
+// PolicyPredecessorPtrInput is an input type that accepts PolicyPredecessorArgs, PolicyPredecessorPtr and PolicyPredecessorPtrOutput values.
+// You can construct a concrete instance of `PolicyPredecessorPtrInput` via:
+//
+//	        PolicyPredecessorArgs{...}
+//
+//	or:
+//
+//	        nil
+type PolicyPredecessorPtrInput interface {
+	pulumi.Input
+
+	ToPolicyPredecessorPtrOutput() PolicyPredecessorPtrOutput
+	ToPolicyPredecessorPtrOutputWithContext(context.Context) PolicyPredecessorPtrOutput
+}
+
+type policyPredecessorPtrType PolicyPredecessorArgs
+
+func PolicyPredecessorPtr(v *PolicyPredecessorArgs) PolicyPredecessorPtrInput {
+	return (*policyPredecessorPtrType)(v)
+}
+
+func (*policyPredecessorPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**PolicyPredecessor)(nil)).Elem()
+}
+
+func (i *policyPredecessorPtrType) ToPolicyPredecessorPtrOutput() PolicyPredecessorPtrOutput {
+	return i.ToPolicyPredecessorPtrOutputWithContext(context.Background())
+}
+
+func (i *policyPredecessorPtrType) ToPolicyPredecessorPtrOutputWithContext(ctx context.Context) PolicyPredecessorPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PolicyPredecessorPtrOutput)
+}
+
+// The policy this one rotates after, in an earlier stage (multi-environment order).
+type PolicyPredecessorOutput struct{ *pulumi.OutputState }
+
+func (PolicyPredecessorOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*PolicyPredecessor)(nil)).Elem()
+}
+
+func (o PolicyPredecessorOutput) ToPolicyPredecessorOutput() PolicyPredecessorOutput {
+	return o
+}
+
+func (o PolicyPredecessorOutput) ToPolicyPredecessorOutputWithContext(ctx context.Context) PolicyPredecessorOutput {
+	return o
+}
+
+func (o PolicyPredecessorOutput) ToPolicyPredecessorPtrOutput() PolicyPredecessorPtrOutput {
+	return o.ToPolicyPredecessorPtrOutputWithContext(context.Background())
+}
+
+func (o PolicyPredecessorOutput) ToPolicyPredecessorPtrOutputWithContext(ctx context.Context) PolicyPredecessorPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v PolicyPredecessor) *PolicyPredecessor {
+		return &v
+	}).(PolicyPredecessorPtrOutput)
+}
+
+// The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+func (o PolicyPredecessorOutput) Policy() pulumi.StringOutput {
+	return o.ApplyT(func(v PolicyPredecessor) string { return v.Policy }).(pulumi.StringOutput)
+}
+
+// How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+func (o PolicyPredecessorOutput) Soak() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PolicyPredecessor) *string { return v.Soak }).(pulumi.StringPtrOutput)
+}
+
+// The predecessor's stage (env), named in messages.
+func (o PolicyPredecessorOutput) Stage() pulumi.StringOutput {
+	return o.ApplyT(func(v PolicyPredecessor) string { return v.Stage }).(pulumi.StringOutput)
+}
+
+type PolicyPredecessorPtrOutput struct{ *pulumi.OutputState }
+
+func (PolicyPredecessorPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**PolicyPredecessor)(nil)).Elem()
+}
+
+func (o PolicyPredecessorPtrOutput) ToPolicyPredecessorPtrOutput() PolicyPredecessorPtrOutput {
+	return o
+}
+
+func (o PolicyPredecessorPtrOutput) ToPolicyPredecessorPtrOutputWithContext(ctx context.Context) PolicyPredecessorPtrOutput {
+	return o
+}
+
+func (o PolicyPredecessorPtrOutput) Elem() PolicyPredecessorOutput {
+	return o.ApplyT(func(v *PolicyPredecessor) PolicyPredecessor {
+		if v != nil {
+			return *v
+		}
+		var ret PolicyPredecessor
+		return ret
+	}).(PolicyPredecessorOutput)
+}
+
+// The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+func (o PolicyPredecessorPtrOutput) Policy() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PolicyPredecessor) *string {
+		if v == nil {
+			return nil
+		}
+		return &v.Policy
+	}).(pulumi.StringPtrOutput)
+}
+
+// How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+func (o PolicyPredecessorPtrOutput) Soak() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PolicyPredecessor) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Soak
+	}).(pulumi.StringPtrOutput)
+}
+
+// The predecessor's stage (env), named in messages.
+func (o PolicyPredecessorPtrOutput) Stage() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PolicyPredecessor) *string {
+		if v == nil {
+			return nil
+		}
+		return &v.Stage
+	}).(pulumi.StringPtrOutput)
+}
+
 // A manual rollback request.
 type RollbackRequest struct {
 	// Why (recorded).
@@ -599,6 +777,8 @@ func (o WindowConfigArrayOutput) Index(i pulumi.IntInput) WindowConfigOutput {
 func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*BlackoutInput)(nil)).Elem(), BlackoutArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*BlackoutArrayInput)(nil)).Elem(), BlackoutArray{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PolicyPredecessorInput)(nil)).Elem(), PolicyPredecessorArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PolicyPredecessorPtrInput)(nil)).Elem(), PolicyPredecessorArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*RollbackRequestInput)(nil)).Elem(), RollbackRequestArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*RollbackRequestPtrInput)(nil)).Elem(), RollbackRequestArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*RotationScheduleInput)(nil)).Elem(), RotationScheduleArgs{})
@@ -608,6 +788,8 @@ func init() {
 	pulumi.RegisterOutputType(BlackoutArrayOutput{})
 	pulumi.RegisterOutputType(EnvironmentPlanRowOutput{})
 	pulumi.RegisterOutputType(EnvironmentPlanRowArrayOutput{})
+	pulumi.RegisterOutputType(PolicyPredecessorOutput{})
+	pulumi.RegisterOutputType(PolicyPredecessorPtrOutput{})
 	pulumi.RegisterOutputType(RollbackRequestOutput{})
 	pulumi.RegisterOutputType(RollbackRequestPtrOutput{})
 	pulumi.RegisterOutputType(RotationScheduleOutput{})

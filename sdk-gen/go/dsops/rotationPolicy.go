@@ -16,6 +16,10 @@ import (
 type RotationPolicy struct {
 	pulumi.CustomResourceState
 
+	// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+	After PolicyPredecessorPtrOutput `pulumi:"after"`
+	// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+	Approval pulumi.MapOutput `pulumi:"approval"`
 	// The store current version of the secret.
 	CurrentVersionId pulumi.StringPtrOutput `pulumi:"currentVersionId"`
 	// Value generator: length, character classes, exclusions, format.
@@ -46,7 +50,7 @@ type RotationPolicy struct {
 	Schedule RotationScheduleOutput `pulumi:"schedule"`
 	// The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
 	Secret pulumi.StringOutput `pulumi:"secret"`
-	// rotated, rolled-back, current, due, waiting-for-window or drifted.
+	// rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval or drifted.
 	Status pulumi.StringOutput `pulumi:"status"`
 	// single-user, alternating-users, two-secret, immediate or emergency.
 	Strategy pulumi.StringOutput `pulumi:"strategy"`
@@ -122,6 +126,10 @@ func (RotationPolicyState) ElementType() reflect.Type {
 }
 
 type rotationPolicyArgs struct {
+	// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+	After *PolicyPredecessor `pulumi:"after"`
+	// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+	Approval map[string]interface{} `pulumi:"approval"`
 	// Value generator: length, character classes, exclusions, format.
 	Generator map[string]interface{} `pulumi:"generator"`
 	// Health checks run once the new credential is current, by type: sql (a query as the rotated user), http (status, latency, body), script (exit 0), kubernetes_pod_ready, the HTTP API checks http_endpoint, response_time, error_rate, rate_limit, and the SQL checks connection, query_latency, connection_pool, replication_lag, replication_connection, active_transactions; failures roll the rotation back. As rotation.health.
@@ -160,6 +168,10 @@ type rotationPolicyArgs struct {
 
 // The set of arguments for constructing a RotationPolicy resource.
 type RotationPolicyArgs struct {
+	// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+	After PolicyPredecessorPtrInput
+	// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+	Approval pulumi.MapInput
 	// Value generator: length, character classes, exclusions, format.
 	Generator pulumi.MapInput
 	// Health checks run once the new credential is current, by type: sql (a query as the rotated user), http (status, latency, body), script (exit 0), kubernetes_pod_ready, the HTTP API checks http_endpoint, response_time, error_rate, rate_limit, and the SQL checks connection, query_latency, connection_pool, replication_lag, replication_connection, active_transactions; failures roll the rotation back. As rotation.health.
@@ -231,6 +243,16 @@ func (o RotationPolicyOutput) ToRotationPolicyOutput() RotationPolicyOutput {
 
 func (o RotationPolicyOutput) ToRotationPolicyOutputWithContext(ctx context.Context) RotationPolicyOutput {
 	return o
+}
+
+// Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+func (o RotationPolicyOutput) After() PolicyPredecessorPtrOutput {
+	return o.ApplyT(func(v *RotationPolicy) PolicyPredecessorPtrOutput { return v.After }).(PolicyPredecessorPtrOutput)
+}
+
+// Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+func (o RotationPolicyOutput) Approval() pulumi.MapOutput {
+	return o.ApplyT(func(v *RotationPolicy) pulumi.MapOutput { return v.Approval }).(pulumi.MapOutput)
 }
 
 // The store current version of the secret.
@@ -308,7 +330,7 @@ func (o RotationPolicyOutput) Secret() pulumi.StringOutput {
 	return o.ApplyT(func(v *RotationPolicy) pulumi.StringOutput { return v.Secret }).(pulumi.StringOutput)
 }
 
-// rotated, rolled-back, current, due, waiting-for-window or drifted.
+// rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval or drifted.
 func (o RotationPolicyOutput) Status() pulumi.StringOutput {
 	return o.ApplyT(func(v *RotationPolicy) pulumi.StringOutput { return v.Status }).(pulumi.StringOutput)
 }

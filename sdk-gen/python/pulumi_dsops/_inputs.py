@@ -17,6 +17,8 @@ from . import _utilities
 __all__ = [
     'BlackoutArgs',
     'BlackoutArgsDict',
+    'PolicyPredecessorArgs',
+    'PolicyPredecessorArgsDict',
     'RollbackRequestArgs',
     'RollbackRequestArgsDict',
     'RotationScheduleArgs',
@@ -94,6 +96,78 @@ class BlackoutArgs:
     @start.setter
     def start(self, value: pulumi.Input[_builtins.str]):
         pulumi.set(self, "start", value)
+
+
+class PolicyPredecessorArgsDict(TypedDict):
+    """
+    The policy this one rotates after, in an earlier stage (multi-environment order).
+    """
+    policy: pulumi.Input[_builtins.str]
+    """
+    The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+    """
+    stage: pulumi.Input[_builtins.str]
+    """
+    The predecessor's stage (env), named in messages.
+    """
+    soak: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+    """
+
+@pulumi.input_type
+class PolicyPredecessorArgs:
+    def __init__(__self__, *,
+                 policy: pulumi.Input[_builtins.str],
+                 stage: pulumi.Input[_builtins.str],
+                 soak: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        The policy this one rotates after, in an earlier stage (multi-environment order).
+
+        :param pulumi.Input[_builtins.str] policy: The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+        :param pulumi.Input[_builtins.str] stage: The predecessor's stage (env), named in messages.
+        :param pulumi.Input[_builtins.str] soak: How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+        """
+        pulumi.set(__self__, "policy", policy)
+        pulumi.set(__self__, "stage", stage)
+        if soak is not None:
+            pulumi.set(__self__, "soak", soak)
+
+    @_builtins.property
+    @pulumi.getter
+    def policy(self) -> pulumi.Input[_builtins.str]:
+        """
+        The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+        """
+        return pulumi.get(self, "policy")
+
+    @policy.setter
+    def policy(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "policy", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def stage(self) -> pulumi.Input[_builtins.str]:
+        """
+        The predecessor's stage (env), named in messages.
+        """
+        return pulumi.get(self, "stage")
+
+    @stage.setter
+    def stage(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "stage", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def soak(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+        """
+        return pulumi.get(self, "soak")
+
+    @soak.setter
+    def soak(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "soak", value)
 
 
 class RollbackRequestArgsDict(TypedDict):

@@ -18,6 +18,7 @@ from . import outputs
 __all__ = [
     'Blackout',
     'EnvironmentPlanRow',
+    'PolicyPredecessor',
     'RollbackRequest',
     'RotationSchedule',
     'WindowConfig',
@@ -158,6 +159,52 @@ class EnvironmentPlanRow(dict):
     @pulumi.getter(name="versionId")
     def version_id(self) -> Optional[_builtins.str]:
         return pulumi.get(self, "version_id")
+
+
+@pulumi.output_type
+class PolicyPredecessor(dict):
+    """
+    The policy this one rotates after, in an earlier stage (multi-environment order).
+    """
+    def __init__(__self__, *,
+                 policy: _builtins.str,
+                 stage: _builtins.str,
+                 soak: Optional[_builtins.str] = None):
+        """
+        The policy this one rotates after, in an earlier stage (multi-environment order).
+
+        :param _builtins.str policy: The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+        :param _builtins.str stage: The predecessor's stage (env), named in messages.
+        :param _builtins.str soak: How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+        """
+        pulumi.set(__self__, "policy", policy)
+        pulumi.set(__self__, "stage", stage)
+        if soak is not None:
+            pulumi.set(__self__, "soak", soak)
+
+    @_builtins.property
+    @pulumi.getter
+    def policy(self) -> _builtins.str:
+        """
+        The predecessor's rotated secret (`store://<store>/<key>`); the SDK passes a RotationPolicy resource's own.
+        """
+        return pulumi.get(self, "policy")
+
+    @_builtins.property
+    @pulumi.getter
+    def stage(self) -> _builtins.str:
+        """
+        The predecessor's stage (env), named in messages.
+        """
+        return pulumi.get(self, "stage")
+
+    @_builtins.property
+    @pulumi.getter
+    def soak(self) -> Optional[_builtins.str]:
+        """
+        How long the predecessor's new credential must have been current before this policy rotates (`1h`; default 0).
+        """
+        return pulumi.get(self, "soak")
 
 
 @pulumi.output_type

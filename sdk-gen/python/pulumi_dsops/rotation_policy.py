@@ -25,6 +25,8 @@ class RotationPolicyArgs:
                  secret: pulumi.Input[_builtins.str],
                  strategy: pulumi.Input[_builtins.str],
                  target: pulumi.Input[Union[_builtins.str, Mapping[str, Any]]],
+                 after: pulumi.Input[Optional['PolicyPredecessorArgs']] = None,
+                 approval: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  generator: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  health: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  monitor: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -45,6 +47,8 @@ class RotationPolicyArgs:
         :param pulumi.Input[_builtins.str] secret: The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
         :param pulumi.Input[_builtins.str] strategy: single-user, alternating-users, two-secret, immediate or emergency.
         :param pulumi.Input[Union[_builtins.str, Mapping[str, Any]]] target: A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
+        :param pulumi.Input['PolicyPredecessorArgs'] after: Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        :param pulumi.Input[Mapping[str, Any]] approval: Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
         :param pulumi.Input[Mapping[str, Any]] generator: Value generator: length, character classes, exclusions, format.
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] health: Health checks run once the new credential is current, by type: sql (a query as the rotated user), http (status, latency, body), script (exit 0), kubernetes_pod_ready, the HTTP API checks http_endpoint, response_time, error_rate, rate_limit, and the SQL checks connection, query_latency, connection_pool, replication_lag, replication_connection, active_transactions; failures roll the rotation back. As rotation.health.
         :param pulumi.Input[Mapping[str, Any]] monitor: How long (period) and how often (interval) the health checks run, and how many consecutive failed rounds (failures) roll back. As rotation.monitor.
@@ -63,6 +67,10 @@ class RotationPolicyArgs:
         pulumi.set(__self__, "secret", secret)
         pulumi.set(__self__, "strategy", strategy)
         pulumi.set(__self__, "target", target)
+        if after is not None:
+            pulumi.set(__self__, "after", after)
+        if approval is not None:
+            pulumi.set(__self__, "approval", approval)
         if generator is not None:
             pulumi.set(__self__, "generator", generator)
         if health is not None:
@@ -137,6 +145,30 @@ class RotationPolicyArgs:
     @target.setter
     def target(self, value: pulumi.Input[Union[_builtins.str, Mapping[str, Any]]]):
         pulumi.set(self, "target", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def after(self) -> pulumi.Input[Optional['PolicyPredecessorArgs']]:
+        """
+        Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        """
+        return pulumi.get(self, "after")
+
+    @after.setter
+    def after(self, value: pulumi.Input[Optional['PolicyPredecessorArgs']]):
+        pulumi.set(self, "after", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def approval(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+        """
+        return pulumi.get(self, "approval")
+
+    @approval.setter
+    def approval(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "approval", value)
 
     @_builtins.property
     @pulumi.getter
@@ -301,6 +333,8 @@ class RotationPolicy(pulumi.CustomResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 after: pulumi.Input[Optional[Union['PolicyPredecessorArgs', 'PolicyPredecessorArgsDict']]] = None,
+                 approval: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  generator: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  health: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  monitor: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -324,6 +358,8 @@ class RotationPolicy(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[Union['PolicyPredecessorArgs', 'PolicyPredecessorArgsDict']] after: Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        :param pulumi.Input[Mapping[str, Any]] approval: Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
         :param pulumi.Input[Mapping[str, Any]] generator: Value generator: length, character classes, exclusions, format.
         :param pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] health: Health checks run once the new credential is current, by type: sql (a query as the rotated user), http (status, latency, body), script (exit 0), kubernetes_pod_ready, the HTTP API checks http_endpoint, response_time, error_rate, rate_limit, and the SQL checks connection, query_latency, connection_pool, replication_lag, replication_connection, active_transactions; failures roll the rotation back. As rotation.health.
         :param pulumi.Input[Mapping[str, Any]] monitor: How long (period) and how often (interval) the health checks run, and how many consecutive failed rounds (failures) roll back. As rotation.monitor.
@@ -366,6 +402,8 @@ class RotationPolicy(pulumi.CustomResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 after: pulumi.Input[Optional[Union['PolicyPredecessorArgs', 'PolicyPredecessorArgsDict']]] = None,
+                 approval: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  generator: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  health: pulumi.Input[Optional[Sequence[pulumi.Input[Mapping[str, Any]]]]] = None,
                  monitor: pulumi.Input[Optional[Mapping[str, Any]]] = None,
@@ -392,6 +430,8 @@ class RotationPolicy(pulumi.CustomResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = RotationPolicyArgs.__new__(RotationPolicyArgs)
 
+            __props__.__dict__["after"] = after
+            __props__.__dict__["approval"] = approval
             __props__.__dict__["generator"] = generator
             __props__.__dict__["health"] = health
             __props__.__dict__["monitor"] = monitor
@@ -448,6 +488,8 @@ class RotationPolicy(pulumi.CustomResource):
 
         __props__ = RotationPolicyArgs.__new__(RotationPolicyArgs)
 
+        __props__.__dict__["after"] = None
+        __props__.__dict__["approval"] = None
         __props__.__dict__["current_version_id"] = None
         __props__.__dict__["generator"] = None
         __props__.__dict__["health"] = None
@@ -473,6 +515,22 @@ class RotationPolicy(pulumi.CustomResource):
         __props__.__dict__["verify"] = None
         __props__.__dict__["windows"] = None
         return RotationPolicy(resource_name, opts=opts, __props__=__props__)
+
+    @_builtins.property
+    @pulumi.getter
+    def after(self) -> pulumi.Output[Optional['outputs.PolicyPredecessor']]:
+        """
+        Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
+        """
+        return pulumi.get(self, "after")
+
+    @_builtins.property
+    @pulumi.getter
+    def approval(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
+        """
+        return pulumi.get(self, "approval")
 
     @_builtins.property
     @pulumi.getter(name="currentVersionId")
@@ -598,7 +656,7 @@ class RotationPolicy(pulumi.CustomResource):
     @pulumi.getter
     def status(self) -> pulumi.Output[_builtins.str]:
         """
-        rotated, rolled-back, current, due, waiting-for-window or drifted.
+        rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval or drifted.
         """
         return pulumi.get(self, "status")
 
