@@ -38,6 +38,7 @@ const COMMAND_MODULES: ReadonlyArray<{
   { commands: ["shred"], load: () => require("./commands/shred") },
   { commands: ["metrics", "notify"], load: () => require("./commands/metrics") },
   { commands: ["worker"], load: () => require("./commands/worker") },
+  { commands: ["report"], load: () => require("./commands/report") },
   { commands: [], load: () => require("./commands/completion") },
 ];
 

@@ -6,6 +6,7 @@ import { policySettingsSchema } from "../guard/policy-settings";
 import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
+import { complianceSchema } from "../report/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
 import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
@@ -54,6 +55,8 @@ export const configSchema = composeConfigSchema({
     metrics: metricsSchema.optional(),
     /** dsops's top-level `rotation:` block: defaults for every rotated variable (./dsops-rotation.ts). */
     rotation: dsopsRotationDefaultsSchema.optional(),
+    /** Waivers of the compliance report (provider/report/settings.ts). */
+    compliance: complianceSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),
