@@ -3,6 +3,7 @@ import { ConfigError } from "../core/errors";
 import type { Config } from "../engine/config/load";
 import type { ComplianceReport, CredentialFacts, CredentialKind, Framework, GovernanceReader } from "../report/index";
 import type { RotationEngine } from "../rotation/engine";
+import type { HistoryFilter } from "../rotation/history/types";
 import type { VariableRotation } from "../rotation/settings";
 
 /**
@@ -125,12 +126,30 @@ export async function complianceReport(source: ComplianceSource, options: Compli
   });
 }
 
+/**
+ * The approvals and break-glass records of the histories of `source`'s rotated variables
+ * (provider/rotation/governance.ts keeps them in the same backends as the rotation records and
+ * lists them with `{ governance: true }`). A backend that knows no governance records answers
+ * with rotation records only, which are skipped: the report then lists none.
+ */
+export function historyGovernanceReader(source: ComplianceSource & Pick<RotationEngine, "historyFor">): GovernanceReader {
+  return {
+    async list(filter) {
+      const { governanceEvents } = require("../report/governance") as typeof import("../report/governance");
+      const backends = new Set(source.rotated(filter.env).map((v) => source.historyFor(v.env, v.variable)));
+      const seen = new Map<string, unknown>();
+      for (const b of backends) for (const r of await b.list({ governance: true, ...(filter.env ? { env: filter.env } : {}) } as HistoryFilter)) seen.set((r as { id: string }).id, r);
+      return governanceEvents([...seen.values()]);
+    },
+  };
+}
+
 /** Library API: the report of a configuration, read with a bare rotation engine (no notification, no metric), closed afterwards. */
 export async function complianceReportOf(config: Config, options: ComplianceOptions = {}): Promise<ComplianceReport> {
   const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
   const engine = new RotationEngine(config);
   try {
-    return await complianceReport(engine, options);
+    return await complianceReport(engine, { governance: historyGovernanceReader(engine), ...options });
   } finally {
     await engine.close();
   }

@@ -151,11 +151,14 @@ const checks: Readonly<Record<ControlId, Check>> = {
     return { verdict: "pass", reason: `owner ${f.c.owner}; current credential issued by rotation ${last.id} (${last.who}, ${isoOf(last)})` };
   },
   "soc2-cc6.3": (f) => {
-    const opened = f.governance.filter((g) => g.kind === "breakglass-closed" || g.kind === "breakglass-opened");
-    const lastBreak = opened.map((g) => Date.parse(g.until && g.kind === "breakglass-opened" ? g.until : g.at)).filter((t) => t <= f.now).sort((a, b) => b - a)[0];
+    // A break-glass window handed the credential out: once it has ended, a rotation started after it opened must have replaced it.
+    for (const g of f.governance.filter((x) => x.kind === "breakglass-opened")) {
+      const end = g.until ? Date.parse(g.until) : undefined;
+      if (end === undefined || end > f.now) continue;
+      const replaced = f.recs.some((r) => r.kind === "rotate" && (r.status === "succeeded" || r.status === "grace") && r.startedAt >= g.at);
+      if (!replaced) return { verdict: "fail", reason: `break-glass ${g.id} (opened ${g.at} by ${g.who ?? "-"}) ended at ${g.until} and no successful rotation has replaced the credential since it opened` };
+    }
     const last = lastRotate(f);
-    if (lastBreak !== undefined && (!last || Date.parse(isoOf(last)) < lastBreak))
-      return { verdict: "fail", reason: `a break-glass window closed at ${iso(lastBreak)} and no rotation has replaced the credential since` };
     if (!last) return { verdict: "not-applicable", reason: "never rotated: no earlier credential to revoke" };
     return retirement(f);
   },
@@ -213,7 +216,9 @@ export function buildComplianceReport(input: ComplianceInput): ComplianceReport 
   const controls = appliesTo(input.framework);
   const governance = [...(input.governance ?? [])].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   const bySecret = new Map<string, RotationRecord[]>();
-  for (const r of input.records) bySecret.set(r.secret, [...(bySecret.get(r.secret) ?? []), r]);
+  // Rotation records only: a history may hold other kinds (approvals, break-glass), given as `governance`.
+  const records = input.records.filter((r) => r.kind === "rotate" || r.kind === "rollback");
+  for (const r of records) bySecret.set(r.secret, [...(bySecret.get(r.secret) ?? []), r]);
   const covers = new Map<Waiver, string[]>();
   const credentials: CredentialReport[] = input.credentials.map((c) => {
     const recs = (bySecret.get(c.secret) ?? []).filter((r) => r.env === c.env && r.variable === c.variable).sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
@@ -273,7 +278,7 @@ export function buildComplianceReport(input: ComplianceInput): ComplianceReport 
     };
   });
   const keys = new Set(input.credentials.map((c) => `${c.env}/${c.variable}`));
-  const rotations = input.records
+  const rotations = records
     .filter((r) => keys.has(`${r.env}/${r.variable}`))
     .sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0))
     .map((r) => ({ ...ref(r), env: r.env, variable: r.variable, secret: r.secret }));

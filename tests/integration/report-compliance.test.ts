@@ -6,6 +6,8 @@ import { pathToFileURL } from "node:url";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { ComplianceReport, CredentialReport } from "../../provider/report/types";
+import { systemClock } from "../../provider/core/clock";
+import { FileHistory, defaultHistoryPath } from "../../provider/rotation/history/index";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { ChromiumPage, haveChromium } from "../support/chromium";
 import { dsops, type CliResult } from "../support/cli";
@@ -345,6 +347,46 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
     bad(["-c", "no-approver.yaml", "--out", "report.json"], 1, /compliance\.waivers(\.0|\[0\])\.approver/);
     withWaivers("unknown-credential.yaml", [WAIVERS[0], { ...WAIVERS[0], credential: "prod/NOPE" }]);
     bad(["-c", "unknown-credential.yaml", "--out", "report.json"], 1, /compliance\.waivers\[1\]\.credential: "prod\/NOPE" is not a rotated variable/);
+  });
+
+  it("approvals and break-glass records in the history are listed; a break-glass window with no rotation after it fails CC6.3", async () => {
+    // Records in the shape provider/rotation/governance.ts keeps in the rotation history (COORD-r5.md), written through the history module.
+    const history = new FileHistory(defaultHistoryPath(dir), systemClock);
+    const common = (v: string) => ({ secret: `store://local/app/${v === "DB_OLD" ? "old" : "app"}`, env: "prod", variable: v, service: "app-db", targetType: "postgresql" });
+    const save = (rec: Record<string, unknown>) => history.save(rec as unknown as RotationRecord);
+    await save({
+      id: "apr-1", kind: "approval", ...common("DB_APP"), status: "used", requestedBy: "scheduler@ci", startedAt: "2026-11-09T08:00:00.000Z", expiresAt: "2026-11-10T08:00:00.000Z",
+      required: 1, approvers: ["alice"], decisions: [{ by: "alice", identity: "os", decision: "granted", reason: "planned rotation", at: "2026-11-09T09:00:00.000Z" }],
+      finishedAt: "2026-11-09T09:00:00.000Z", reason: "due",
+    });
+    await save({
+      id: "bg-1", kind: "breakglass", ...common("DB_OLD"), status: "closed", openedBy: "bob@laptop", startedAt: "2026-11-17T08:00:00.000Z", reason: "incident INC-7: read the db password",
+      ttl: "1h", expiresAt: "2026-11-17T09:00:00.000Z", rotate: false, finishedAt: "2026-11-17T09:00:00.000Z", closedHow: "expired",
+    });
+    const r = JSON.parse(report(["--format", "json"], "governance.json")) as ComplianceReport;
+    assert.deepEqual(r.governance.map((g) => [g.id, g.kind, g.at, g.who]), [
+      ["apr-1", "approval-requested", "2026-11-09T08:00:00.000Z", "scheduler@ci"],
+      ["apr-1", "approval-granted", "2026-11-09T09:00:00.000Z", "alice"],
+      ["bg-1", "breakglass-opened", "2026-11-17T08:00:00.000Z", "bob@laptop"],
+      ["bg-1", "breakglass-closed", "2026-11-17T09:00:00.000Z", undefined],
+    ]);
+    assert.equal(r.summary.breakGlass, 1);
+    assert.equal(r.summary.approvals, 2);
+    assert.equal(r.rotations.length, (JSON.parse(read("report.json")) as ComplianceReport).rotations.length, "governance records are not rotations");
+    const old = verdict(cred(r, "prod", "DB_OLD"), "soc2-cc6.3");
+    assert.equal(old?.verdict, "fail");
+    assert.match(old?.reason ?? "", /break-glass bg-1 \(opened 2026-11-17T08:00:00.000Z by bob@laptop\) ended at 2026-11-17T09:00:00.000Z and no successful rotation has replaced the credential/);
+    assert.equal(verdict(cred(r, "prod", "DB_APP"), "soc2-cc6.3")?.verdict, "pass");
+    const md = report(["--format", "md"], "governance.md");
+    assert.match(md, /\| 2026-11-17T08:00:00.000Z \| breakglass-opened \| prod\/DB_OLD \| bob@laptop \| incident INC-7: read the db password \| 2026-11-17T09:00:00.000Z \|/);
+    const html = report(["--format", "html"], "governance.html");
+    assert.match(html, /data-tile="break-glass"><div class="v">1</);
+    assert.equal((html.match(/<tr class="gov"/g) ?? []).length, 4);
+    // A rotation after the window replaces the credential: CC6.3 passes again.
+    ok(cli(["secrets", "rotate", "--env", "prod", "--var", "DB_OLD"], { at: "2026-11-18T08:00:00Z" }));
+    remember("prod", "DB_OLD");
+    const after = JSON.parse(report(["--format", "json"], "governance-after.json")) as ComplianceReport;
+    assert.equal(verdict(cred(after, "prod", "DB_OLD"), "soc2-cc6.3")?.verdict, "pass");
   });
 
   it("no report holds a secret value", () => {
