@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ControlId, Waiver } from "./types";
 
 /**
  * The `compliance:` block of dsops.yaml (zod only): the waivers of the compliance report. A
@@ -8,8 +9,8 @@ import { z } from "zod";
  */
 
 /** The controls a report checks, by id (`dsops report compliance`, README "Compliance reports"). */
-export const controlIds = ["pci-dss-8.3.9", "pci-dss-8.6.3", "pci-dss-3.6", "pci-dss-3.7", "soc2-cc6.1", "soc2-cc6.2", "soc2-cc6.3", "soc2-cc7.2"] as const;
-export type ControlId = (typeof controlIds)[number];
+export const controlIds = ["pci-dss-8.3.9", "pci-dss-8.6.3", "pci-dss-3.6", "pci-dss-3.7", "soc2-cc6.1", "soc2-cc6.2", "soc2-cc6.3", "soc2-cc7.2"] as const satisfies readonly ControlId[];
+export type { ControlId, Waiver };
 
 /** An ISO-8601 date (`2026-12-31`, the end of that day UTC) or instant. */
 const expirySchema = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}/.test(s) && !Number.isNaN(Date.parse(s)), {
@@ -30,7 +31,10 @@ export const waiverSchema = z.strictObject({
   /** A ticket or change id, shown with the waiver. */
   ticket: z.string().optional(),
 });
-export type Waiver = z.infer<typeof waiverSchema>;
+// The schema parses to the report's Waiver type, and every control id is in the list.
+waiverSchema satisfies z.ZodType<Waiver>;
+const _allControls: Record<ControlId, true> = Object.fromEntries(controlIds.map((id) => [id, true])) as Record<(typeof controlIds)[number], true>;
+void _allControls;
 
 export const complianceSchema = z.strictObject({
   /** Exceptions to the report's controls, each with approver and expiry (listed, never hidden). */

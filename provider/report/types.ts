@@ -1,5 +1,26 @@
 import type { RotationRecord, RotationStatus } from "../rotation/types";
-import type { ControlId, Waiver } from "./settings";
+
+/*
+ * The report's types: plain data, importing only the rotation record types (which import
+ * nothing), so the SDK's declarations that name them pull in no library's types. The zod schema
+ * of waivers (./settings.ts) is checked against `Waiver` here.
+ */
+
+/** The controls a report checks (README "Compliance reports"). */
+export type ControlId = "pci-dss-8.3.9" | "pci-dss-8.6.3" | "pci-dss-3.6" | "pci-dss-3.7" | "soc2-cc6.1" | "soc2-cc6.2" | "soc2-cc6.3" | "soc2-cc7.2";
+
+/** One waiver of `compliance.waivers`. */
+export interface Waiver {
+  /** `<env>/<VARIABLE>`, or `<env>/*`. */
+  readonly credential: string;
+  /** A control id, or `*` for all. */
+  readonly control: ControlId | "*";
+  readonly reason: string;
+  readonly approver: string;
+  /** An ISO-8601 date (its end, UTC) or instant. */
+  readonly expires: string;
+  readonly ticket?: string;
+}
 
 /** The frameworks a report covers: one, or both. */
 export const frameworks = ["pci-dss", "soc2", "all"] as const;
