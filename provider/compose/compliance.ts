@@ -1,5 +1,5 @@
 import { clock as currentClock } from "../core/clock";
-import { ConfigError } from "../core/errors";
+import { ConfigError, DsopsError } from "../core/errors";
 import type { Config } from "../engine/config/load";
 import type { ComplianceReport, CredentialFacts, CredentialKind, Framework, GovernanceReader } from "../report/index";
 import type { RotationEngine } from "../rotation/engine";
@@ -109,7 +109,7 @@ export async function complianceReport(source: ComplianceSource, options: Compli
   const { buildComplianceReport } = require("../report/build") as typeof import("../report/build");
   const { config } = source;
   if (options.env !== undefined && !config.envs[options.env])
-    throw new ConfigError(`--env ${options.env}: unknown env (envs: ${Object.keys(config.envs).join(", ") || "none"})`);
+    throw new DsopsError(`env: unknown env "${options.env}" (envs: ${Object.keys(config.envs).join(", ") || "none"})`);
   checkWaivers(config, source.rotated());
   const credentials = await credentialFacts(source, options.env);
   const records = await source.history(options.env ? { env: options.env } : {});

@@ -336,7 +336,7 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
     bad(["--out", "missing/report.html"], 1, /--out missing\/report\.html: the folder .*missing does not exist/);
     assert.equal(existsSync(join(dir, "missing")), false, "the folder is not created");
     bad(["--out", "/proc/dsops-report.html"], 1, /--out \/proc\/dsops-report\.html: cannot write the report/);
-    bad(["--env", "nope", "--out", "report.json"], 1, /--env nope: unknown env \(envs: prod, staging\)/);
+    bad(["--env", "nope", "--out", "report.json"], 1, /env: unknown env "nope" \(envs: prod, staging\)/);
     const withWaivers = (file: string, waivers: unknown[]) => writeFileSync(join(dir, file), JSON.stringify(config(waivers)));
     withWaivers("bad-expiry.yaml", [{ ...WAIVERS[0], expires: "soon" }]);
     bad(["-c", "bad-expiry.yaml", "--out", "report.json"], 1, /compliance\.waivers\.0\.expires|compliance\.waivers\[0\]\.expires/);
