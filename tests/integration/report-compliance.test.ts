@@ -37,6 +37,8 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
   const values = new Set<string>();
   const outputs: CliResult[] = [];
   const reports: string[] = [];
+  /** The browser, closed in `after` too (a test that times out must not leave it running). */
+  let browser: ChromiumPage | undefined;
 
   function cli(args: string[], opts: { at?: string; input?: string } = {}): CliResult {
     const r = dsops(args, { cwd: dir, ...(opts.input !== undefined ? { input: opts.input } : {}), env: { DSOPS_CLOCK: opts.at ?? NOW } });
@@ -130,6 +132,7 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
   });
 
   after(async () => {
+    await browser?.close();
     for (const r of outputs) for (const v of values) assert.ok(!(r.stdout + r.stderr).includes(v), "an output holds a secret value");
     await admin?.end().catch(() => undefined);
     await pg?.stop();
@@ -223,12 +226,16 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
     assert.equal(r.summary.overdue, 3, "DB_STAGE, and DB_GHOST and DB_VERIFY (never rotated for good)");
   });
 
-  it("--framework and --env narrow the controls and credentials; the format follows --out's extension", () => {
+  it("--framework and --env narrow the controls and credentials; the format follows --out's extension; --strict exits 1 on an unwaived failure", () => {
     const pci = JSON.parse(report(["--framework", "pci-dss", "--env", "staging"], "pci.json")) as ComplianceReport;
     assert.deepEqual(pci.controls.map((c) => c.id), ["pci-dss-8.3.9", "pci-dss-8.6.3", "pci-dss-3.6", "pci-dss-3.7"]);
     assert.deepEqual(pci.credentials.map((c) => `${c.env}/${c.variable}`), ["staging/DB_STAGE"]);
     assert.equal(pci.env, "staging");
     assert.ok(pci.rotations.every((x) => x.env === "staging"));
+    const strict = cli(["report", "compliance", "--strict", "--out", "strict.md"]);
+    assert.equal(strict.status, 1, "--strict: a control fails without a waiver");
+    assert.match(strict.stderr, /--strict: \d+ control failure\(s\) without an active waiver/);
+    assert.match(read("strict.md"), /^# Compliance report/, "the report is written all the same");
     const soc = JSON.parse(report(["--framework", "soc2", "--format", "json"], "soc2.out")) as ComplianceReport;
     assert.deepEqual(soc.controls.map((c) => c.id), ["soc2-cc6.1", "soc2-cc6.2", "soc2-cc6.3", "soc2-cc7.2"]);
   });
@@ -255,11 +262,13 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
     assert.match(text, /\| prod \| DB_VERIFY \| rotate \| rolled-back \|/);
   });
 
-  it("HTML in headless Chromium: no console error, no request, tiles and table from the history, filters work; screenshot saved", async function () {
-    if (!haveChromium()) return this.skip();
+  it("HTML in headless Chromium: no console error, no request, tiles and table from the history, filters work; screenshot saved", async () => {
+    // npm test installs it (scripts/peers/install-db.sh): never skipped.
+    assert.ok(haveChromium(), "Debian's chromium is missing: run scripts/peers/install-db.sh (apt-get install chromium)");
     report(["--format", "html"], "report.html");
     const json = JSON.parse(read("report.json")) as ComplianceReport;
     const page = await ChromiumPage.launch();
+    browser = page;
     try {
       const url = pathToFileURL(join(dir, "report.html")).href;
       await page.open(url);

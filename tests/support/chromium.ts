@@ -165,6 +165,7 @@ export class ChromiumPage {
     writeFileSync(path, Buffer.from(r.data, "base64"));
   }
 
+  /** Stop the browser and remove its profile (twice is fine). */
   async close(): Promise<void> {
     try {
       this.ws.close();
