@@ -358,6 +358,18 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
     bad(["-c", "unknown-credential.yaml", "--out", "report.json"], 1, /compliance\.waivers\[1\]\.credential: "prod\/NOPE" is not a rotated variable/);
   });
 
+  it("a store whose metadata cannot be read (wrong key) fails CC6.1 naming the store, and the report is still written", () => {
+    const r = dsops(["report", "compliance", "--format", "json", "--out", "wrong-key.json"], { cwd: dir, env: { DSOPS_CLOCK: NOW, DSOPS_FILE_KEY: "not-the-key-of-this-store" } });
+    outputs.push(r);
+    assert.equal(r.status, 0, r.stderr);
+    const rep = JSON.parse(read("wrong-key.json")) as ComplianceReport;
+    const app = cred(rep, "prod", "DB_APP");
+    assert.ok(app.problem, "the problem is kept");
+    assert.equal(verdict(app, "soc2-cc6.1")?.verdict, "fail");
+    assert.match(verdict(app, "soc2-cc6.1")?.reason ?? "", /the store's version metadata could not be read: .*store "local"/);
+    assert.equal(app.lastRotation?.status, "succeeded", "the history is still read");
+  });
+
   it("approvals and break-glass records in the history are listed; a break-glass window with no rotation after it fails CC6.3", async () => {
     // Records in the shape provider/rotation/governance.ts keeps in the rotation history (COORD-r5.md), written through the history module.
     const history = new FileHistory(defaultHistoryPath(dir), systemClock);
