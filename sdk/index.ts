@@ -411,7 +411,7 @@ export function getEnvironmentOutput(args: GetEnvironmentOutputArgs): pulumi.Out
 // ---------------------------------------------------------------- compliance report
 
 export interface GetComplianceReportArgs {
-  /** A dsops.yaml path, relative to the program's folder. */
+  /** A dsops.yaml path, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`). */
   configFile?: string;
   /** An inline dsops.yaml as an object. */
   config?: Record<string, unknown>;

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { configFromObject, loadConfigFile, type Config } from "../compose/config";
 import type { ComplianceReport } from "../report/types";
-import { cached, state, zodFailures } from "./context";
+import { cached, providerConfig, state, zodFailures } from "./context";
 import { complianceReportInputsSchema, type ComplianceReportInputs } from "./inputs";
 
 /**
@@ -22,7 +22,9 @@ function configOf(inputs: ComplianceReportInputs): Config {
     const file = resolve(state.cwd, inputs.configFile);
     return cached(`file:${file}`, () => loadConfigFile(file, { label: inputs.configFile }));
   }
-  return cached(`env-inline:${state.cwd}:${JSON.stringify(inputs.config)}`, () => configFromObject(inputs.config, { dir: state.cwd, label: "config" }));
+  if (inputs.config !== undefined) return cached(`env-inline:${state.cwd}:${JSON.stringify(inputs.config)}`, () => configFromObject(inputs.config, { dir: state.cwd, label: "config" }));
+  // Neither: the stack's own configuration (the provider's dsops:configFile).
+  return providerConfig();
 }
 
 /** The report, and its JSON text exactly as the CLI writes it. */

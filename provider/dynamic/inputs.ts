@@ -50,7 +50,7 @@ export type EnvironmentInputs = z.infer<typeof environmentInputsSchema>;
 /** getComplianceReport's arguments: the configuration (a file or inline), the framework, an env. */
 export const complianceReportInputsSchema = z
   .strictObject({
-    /** Path of a dsops.yaml, relative to the program's folder. */
+    /** Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's). */
     configFile: z.string().optional(),
     /** An inline dsops.yaml as an object. */
     config: z.looseObject({}).optional(),
@@ -60,8 +60,7 @@ export const complianceReportInputsSchema = z
     env: z.string().optional(),
   })
   .superRefine((v, ctx) => {
-    if ((v.configFile === undefined) === (v.config === undefined))
-      ctx.addIssue({ code: "custom", message: "give exactly one of configFile or config", path: ["configFile"] });
+    if (v.configFile !== undefined && v.config !== undefined) ctx.addIssue({ code: "custom", message: "give configFile or config, not both", path: ["configFile"] });
   });
 export type ComplianceReportInputs = z.infer<typeof complianceReportInputsSchema>;
 

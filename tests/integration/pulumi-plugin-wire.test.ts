@@ -335,7 +335,7 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
     assert.equal(report.credentials[0].controls[0].verdict, "pass");
     assert.ok(!got.json.includes(v.value), "no value in the report");
     assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", { config, framework: "iso27001" })) as unknown as proto.CheckResponse).map(([p]) => p), ["framework"]);
-    assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", {})) as unknown as proto.CheckResponse), [["configFile", "give exactly one of configFile or config"]]);
+    assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", { config, configFile: "dsops.yaml" })) as unknown as proto.CheckResponse), [["configFile", "give configFile or config, not both"]]);
   });
 
   describe("RotationPolicy on a real PostgreSQL role", () => {

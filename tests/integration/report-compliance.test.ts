@@ -321,6 +321,15 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
       const r = await sdk.getComplianceReport({ configFile: join(dir, "dsops.yaml") });
       assert.equal(r.json, cliJson);
       assert.equal(r.report.summary.credentials, 7);
+      // Without configFile or config: the provider's dsops:configFile (the stack's configuration), as the plugin and the dynamic providers read it.
+      const ctx = require("../../provider/dynamic/context") as typeof import("../../provider/dynamic/context");
+      const fn = require("../../provider/dynamic/compliance") as typeof import("../../provider/dynamic/compliance");
+      ctx.configure((k) => (k === "dsops:configFile" ? "dsops.yaml" : undefined));
+      try {
+        assert.equal((await fn.readComplianceReport({})).json, cliJson);
+      } finally {
+        ctx.configure(() => undefined);
+      }
       await assert.rejects(sdk.getComplianceReport({ configFile: "dsops.yaml", framework: "iso" as "all" }), /getComplianceReport: framework: /);
     } finally {
       process.chdir(saved.cwd);
