@@ -1,4 +1,6 @@
 import { strict as assert } from "node:assert";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { buildComplianceReport } from "../../provider/report/build";
 import { renderReport } from "../../provider/report/formats";
 import type { ComplianceInput, CredentialFacts } from "../../provider/report/types";
@@ -106,6 +108,17 @@ describe("compliance report: verdicts from plain data", () => {
     const r = buildComplianceReport(input({ framework: "soc2", credentials: [facts("K")], records: [rec("K", "2026-11-10T00:00:00.000Z"), { ...rec("K", "2026-11-11T00:00:00.000Z"), kind: "approval" } as unknown as RotationRecord] }));
     assert.deepEqual(r.credentials[0].controls.map((c) => c.control), ["soc2-cc6.1", "soc2-cc6.2", "soc2-cc6.3", "soc2-cc7.2"]);
     assert.equal(r.rotations.length, 1);
+  });
+
+  it("the report's code cannot read a value: provider/report imports no store, resolver or secret type", () => {
+    const dir = join(__dirname, "..", "..", "..", "provider", "report");
+    const files = readdirSync(dir).filter((f) => f.endsWith(".ts"));
+    assert.ok(files.length >= 6, files.join(", "));
+    for (const f of files) {
+      const imports = [...readFileSync(join(dir, f), "utf8").matchAll(/(?:from |require\()"([^"]+)"/g)].map((m) => m[1]);
+      const bad = imports.filter((i) => /stores|engine\/(resolve|index)|core\/secret|compose|dynamic/.test(i));
+      assert.deepEqual(bad, [], `${f} imports ${bad.join(", ")}`);
+    }
   });
 
   it("HTML escapes what the configuration says; CSV quotes and defuses formulas", () => {
