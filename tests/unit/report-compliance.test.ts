@@ -110,6 +110,12 @@ describe("compliance report: verdicts from plain data", () => {
     assert.equal(r.rotations.length, 1);
   });
 
+  it("an empty configuration gives a report in every format (nothing divides by zero)", () => {
+    const r = buildComplianceReport(input({}));
+    assert.deepEqual([r.summary.credentials, r.summary.rotations.total], [0, 0]);
+    for (const f of ["html", "json", "csv", "md"] as const) assert.ok(!/NaN|Infinity|undefined/.test(renderReport(r, f)), f);
+  });
+
   it("the report's code cannot read a value: provider/report imports no store, resolver or secret type", () => {
     const dir = join(__dirname, "..", "..", "..", "provider", "report");
     const files = readdirSync(dir).filter((f) => f.endsWith(".ts"));
