@@ -110,7 +110,9 @@ function credentialRows(report: ComplianceReport): string {
         `<td class="${c.overdue ? "bad-text" : ""}">${esc(c.age ?? "unknown")}${c.overdue ? " (overdue)" : ""}</td>` +
         `<td>${esc(c.lastRotation ? (c.lastRotation.finishedAt ?? c.lastRotation.startedAt).slice(0, 16).replace("T", " ") : "never")}</td><td><span class="st ${esc(c.result)}">${esc(c.result)}</span></td>` +
         c.controls.map((r) => `<td class="ctl" data-control="${esc(r.control)}">${badge(r)}</td>`).join("") +
-        `<td>${findings ? `<ul class="findings">${findings}</ul>` : `<span class="muted">—</span>`}</td></tr>`
+        `</tr>` +
+        // The findings in words, on a full-width row under the credential (shown and hidden with it).
+        (findings ? `<tr class="findings-row"><td></td><td colspan="${7 + c.controls.length}"><ul class="findings">${findings}</ul></td></tr>` : "")
       );
     })
     .join("");
@@ -149,7 +151,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;
 .badge{display:inline-block;padding:1px 7px;border-radius:10px;font-size:11px;font-weight:600;cursor:help}.badge.pass{background:#dcf3e4;color:#1d6b3d}.badge.fail{background:#fbdcdc;color:#9b1c1c}
 .badge.not-applicable{background:#eceef1;color:#6b7280}.badge.waived{background:#fdebd0;color:#8a4b06}.st{font-size:12px}.st.failed,.st.rolled-back{color:#b42323;font-weight:600}
 .filters{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin-bottom:10px}.filters select,.filters input{padding:4px 6px;border:1px solid #cfd4da;border-radius:5px;font:inherit}
-.findings{margin:0;padding-left:16px;font-size:12px;min-width:340px}tr.cred[hidden]{display:none}.controls-list dt{font-weight:600}.controls-list dd{margin:0 0 8px 0;color:#4b5563}
+.findings{margin:0;padding-left:16px;font-size:12px;color:#7f1d1d}tr.cred:has(+ tr.findings-row) td{border-bottom:none}tr.findings-row td{padding-top:0}tr[hidden]{display:none}.controls-list dt{font-weight:600}.controls-list dd{margin:0 0 8px 0;color:#4b5563}
 `;
 
 /** Shows the rows the filters let through and says how many. */
@@ -167,6 +169,8 @@ const SCRIPT = `
         (!control.value || r.dataset.failing.split(" ").indexOf(control.value) >= 0) &&
         (!q || r.dataset.text.indexOf(q) >= 0);
       r.hidden = !ok;
+      var next = r.nextElementSibling;
+      if (next && next.classList.contains("findings-row")) next.hidden = !ok;
       if (ok) n++;
     });
     shown.textContent = n + " of " + rows.length + " credentials";
@@ -218,7 +222,7 @@ export function renderHtml(report: ComplianceReport): string {
 <label>Search <input id="f-text" type="search" placeholder="variable, owner, service"></label>
 <button type="button" data-filter-status="failing">Show failing</button> <button type="button" data-filter-status="">Show all</button>
 <span id="shown" class="muted"></span></div>
-<div style="overflow:auto"><table id="credentials"><thead><tr><th>Env</th><th>Variable</th><th>Owner</th><th>Kind</th><th>Policy</th><th>Age</th><th>Last rotation</th><th>Result</th>${controlHead}<th>Findings</th></tr></thead>
+<div style="overflow:auto"><table id="credentials"><thead><tr><th>Env</th><th>Variable</th><th>Owner</th><th>Kind</th><th>Policy</th><th>Age</th><th>Last rotation</th><th>Result</th>${controlHead}</tr></thead>
 <tbody>${credentialRows(report)}</tbody></table></div></section>
 <section><h2>Waivers and exceptions</h2>${waiverRows(report)}</section>
 <section><h2>Approvals and break-glass</h2>${governanceRows(report)}</section>

@@ -295,6 +295,7 @@ describe("dsops report compliance (real PostgreSQL 15 rotations, headless Chromi
 
       await page.evaluate(`(() => { const s = document.getElementById("f-env"); s.value = "staging"; s.dispatchEvent(new Event("change")); })()`);
       assert.deepEqual(await visible(), ["staging/DB_STAGE"]);
+      assert.equal(await page.evaluate<number>(`[...document.querySelectorAll("tr.findings-row")].filter((r) => !r.hidden).length`), 1, "a hidden credential's findings are hidden with it");
       await page.click('[data-filter-status=""]');
       await page.evaluate(`(() => { const s = document.getElementById("f-env"); s.value = ""; s.dispatchEvent(new Event("change")); const c = document.getElementById("f-control"); c.value = "soc2-cc7.2"; c.dispatchEvent(new Event("change")); })()`);
       assert.deepEqual((await visible()).sort(), ["prod/DB_GHOST", "prod/DB_VERIFY"]);
