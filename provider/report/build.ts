@@ -61,7 +61,7 @@ export const controlCatalogue: Readonly<Record<ControlId, ControlInfo>> = {
     id: "soc2-cc7.2",
     framework: "soc2",
     title: "SOC 2 CC7.2: anomalies are monitored and acted on",
-    checks: "failed and rolled-back rotations are counted; the control fails while the newest rotation is failed, rolled back or unfinished",
+    checks: "failed and rolled-back rotations are counted; the control fails while the newest rotation is failed, rolled back or unfinished (rotations of dsops chaos experiments are counted apart, not as incidents)",
   },
 };
 
@@ -114,6 +114,9 @@ function withinPeriod(f: Facts, what: string): { verdict: Verdict; reason: strin
   return { verdict: "pass", reason: `${ageText(f)} within the change period of ${days(f.maxAgeMs)} (${periodOf(f)}); next due ${f.dueAt !== undefined ? iso(f.dueAt) : "-"}` };
 }
 
+/** A rotation run by `dsops chaos` (its reason says so), or the recovery after one. */
+const isChaos = (r: RotationRecord) => r.reason?.startsWith("dsops chaos:") === true;
+
 const lastRotate = (f: Facts) => f.recs.find((r) => r.kind === "rotate" && (r.status === "succeeded" || r.status === "grace"));
 
 const checks: Readonly<Record<ControlId, Check>> = {
@@ -163,15 +166,19 @@ const checks: Readonly<Record<ControlId, Check>> = {
     return retirement(f);
   },
   "soc2-cc7.2": (f) => {
-    const failed = f.recs.filter((r) => r.status === "failed").length;
-    const rolled = f.recs.filter((r) => r.status === "rolled-back").length;
-    const newest = f.recs[0];
-    if (!newest) return { verdict: "pass", reason: "no rotation recorded yet: nothing failed" };
-    const counts = `${failed} failed and ${rolled} rolled-back rotation(s) of ${f.recs.length}`;
+    // Faults injected on purpose (`dsops chaos`) prove the rollback paths; they are no incident.
+    const real = f.recs.filter((r) => !isChaos(r));
+    const chaos = f.recs.length - real.length;
+    const failed = real.filter((r) => r.status === "failed").length;
+    const rolled = real.filter((r) => r.status === "rolled-back").length;
+    const newest = real[0];
+    const drills = chaos ? `; ${chaos} chaos experiment rotation(s) not counted` : "";
+    if (!newest) return { verdict: "pass", reason: `no rotation recorded yet: nothing failed${drills}` };
+    const counts = `${failed} failed and ${rolled} rolled-back rotation(s) of ${real.length}${drills}`;
     if (newest.status === "failed" || newest.status === "rolled-back")
       return { verdict: "fail", reason: `the newest rotation ${newest.id} ${newest.status} at ${isoOf(newest)}${newest.error ? `: ${newest.error}` : ""} and has not been followed by a successful one (${counts})` };
     if (newest.status === "running") return { verdict: "fail", reason: `rotation ${newest.id} started at ${newest.startedAt} is unfinished${newest.error ? `: ${newest.error}` : ""} (${counts})` };
-    return { verdict: "pass", reason: failed + rolled ? `${counts}; each was followed by a successful rotation (last ${newest.id})` : `no failed or rolled-back rotation (${f.recs.length} recorded)` };
+    return { verdict: "pass", reason: failed + rolled ? `${counts}; each was followed by a successful rotation (last ${newest.id})` : `no failed or rolled-back rotation (${real.length} recorded${drills})` };
   },
 };
 
@@ -309,6 +316,7 @@ export function buildComplianceReport(input: ComplianceInput): ComplianceReport 
         rolledBack: rotations.filter((r) => r.status === "rolled-back").length,
         running: rotations.filter((r) => r.status === "running").length,
         grace: rotations.filter((r) => r.status === "grace").length,
+        chaos: rotations.filter((r) => r.reason?.startsWith("dsops chaos:")).length,
       },
       waivers: { active: waivers.filter((w) => w.status === "active").length, expired: waivers.filter((w) => w.status === "expired").length },
       breakGlass: governance.filter((g) => g.kind === "breakglass-opened").length,

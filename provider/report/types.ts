@@ -206,7 +206,8 @@ export interface ComplianceReport {
     readonly failing: number;
     readonly overdue: number;
     readonly controls: { readonly pass: number; readonly fail: number; readonly waived: number; readonly notApplicable: number };
-    readonly rotations: { readonly total: number; readonly succeeded: number; readonly failed: number; readonly rolledBack: number; readonly running: number; readonly grace: number };
+    /** Every count includes the rotations of chaos experiments (`dsops chaos`), also counted apart in `chaos`; CC7.2 leaves them out. */
+    readonly rotations: { readonly total: number; readonly succeeded: number; readonly failed: number; readonly rolledBack: number; readonly running: number; readonly grace: number; readonly chaos: number };
     readonly waivers: { readonly active: number; readonly expired: number };
     readonly breakGlass: number;
     readonly approvals: number;

@@ -110,6 +110,17 @@ describe("compliance report: verdicts from plain data", () => {
     assert.equal(r.rotations.length, 1);
   });
 
+  it("CC7.2: a rollback injected by dsops chaos is no incident; a real one after it is", () => {
+    const drill = rec("K", "2026-11-12T00:00:00.000Z", { status: "rolled-back", reason: "dsops chaos: verification-failure" });
+    const ok = rec("K", "2026-11-10T00:00:00.000Z");
+    const r = buildComplianceReport(input({ credentials: [facts("K")], records: [ok, drill] }));
+    assert.equal(verdictOf(r, "K", "soc2-cc7.2")?.verdict, "pass");
+    assert.match(verdictOf(r, "K", "soc2-cc7.2")?.reason ?? "", /1 chaos experiment rotation\(s\) not counted/);
+    assert.equal(r.summary.rotations.chaos, 1);
+    const real = rec("K", "2026-11-13T00:00:00.000Z", { status: "failed", error: "target refused" });
+    assert.equal(verdictOf(buildComplianceReport(input({ credentials: [facts("K")], records: [ok, drill, real] })), "K", "soc2-cc7.2")?.verdict, "fail");
+  });
+
   it("an empty configuration gives a report in every format (nothing divides by zero)", () => {
     const r = buildComplianceReport(input({}));
     assert.deepEqual([r.summary.credentials, r.summary.rotations.total], [0, 0]);
