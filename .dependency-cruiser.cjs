@@ -6,7 +6,7 @@
  *   kernel    provider/core/
  *   leaves    provider/engine/ · provider/stores/ · provider/schedule/ · provider/rotation/targets/
  *   features  provider/rotation/ (all but targets/)
- *   ops       provider/notify/ · provider/metrics/ · provider/health/ · provider/guard/
+ *   ops       provider/notify/ · provider/metrics/ · provider/health/ · provider/guard/ · provider/report/
  *   compose   provider/compose/ (the dsops.yaml schema and loader, the rotation engine wired to ops)
  *   faces     provider/cli/ · provider/dynamic/ · provider/plugin/ · provider/library/ · sdk/
  *
@@ -15,7 +15,7 @@
 const CORE = "^provider/core/";
 const LEAVES = "^provider/(engine|stores|schedule|rotation/targets)/";
 const ROTATION = "^provider/rotation/(?!targets/)";
-const OPS = "^provider/(notify|metrics|health|guard)/";
+const OPS = "^provider/(notify|metrics|health|guard|report)/";
 const COMPOSE = "^provider/compose/";
 const FACES = "^(provider/(cli|dynamic|plugin|library)/|sdk/)";
 const OURS = "^(provider|sdk)/";

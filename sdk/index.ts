@@ -453,3 +453,57 @@ export interface RegisteredPlugin {
   readonly stores: readonly string[];
   readonly targets: readonly string[];
 }
+
+// ---------------------------------------------------------------- compliance report
+
+export interface GetComplianceReportArgs {
+  /** A dsops.yaml path, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`). */
+  configFile?: string;
+  /** An inline dsops.yaml as an object. */
+  config?: Record<string, unknown>;
+  /** Controls of this framework (default all). */
+  framework?: "pci-dss" | "soc2" | "all";
+  /** Only this env (default every env). */
+  env?: string;
+}
+
+/** getComplianceReportOutput's arguments: getComplianceReport's, each of which may be an Output. */
+export interface GetComplianceReportOutputArgs {
+  configFile?: pulumi.Input<string>;
+  config?: pulumi.Input<Record<string, unknown>>;
+  framework?: pulumi.Input<"pci-dss" | "soc2" | "all">;
+  env?: pulumi.Input<string>;
+}
+
+export interface GetComplianceReportResult {
+  /** The report: summary, controls, credentials with their verdicts, rotations, waivers (never a value). */
+  report: ComplianceReportData;
+  /** The same report as JSON text, exactly as `dsops report compliance --format json` writes it. */
+  json: string;
+}
+
+/** The report's shape (provider/report/types.ts). */
+export type ComplianceReportData = import("../provider/report/types").ComplianceReport;
+
+async function readCompliance(fn: string, args: GetComplianceReportArgs): Promise<GetComplianceReportResult> {
+  handlers(); // the provider configuration (dsops:config …), as the other functions read it
+  const c = require("../provider/dynamic/compliance") as typeof import("../provider/dynamic/compliance");
+  const failures = c.validateComplianceArgs(args as Record<string, unknown>);
+  if (failures.length) throw new DsopsError(`${fn}: ${failures.map((f) => `${f.property}: ${f.reason}`).join("; ")}`);
+  return c.readComplianceReport(args as Record<string, unknown>);
+}
+
+/**
+ * The compliance report (PCI-DSS v4.0, SOC 2) of a dsops.yaml's rotated credentials, read now:
+ * the same JSON as `dsops report compliance --format json`. A function rather than a resource:
+ * a report has nothing to create or delete and is read afresh at every preview and update
+ * (export it as a stack output). No value is read to build it, so nothing in it is secret.
+ */
+export async function getComplianceReport(args: GetComplianceReportArgs): Promise<GetComplianceReportResult> {
+  return readCompliance("getComplianceReport", args);
+}
+
+/** getComplianceReport's Output form: arguments may be Outputs. */
+export function getComplianceReportOutput(args: GetComplianceReportOutputArgs): pulumi.Output<GetComplianceReportResult> {
+  return pulumi.output(args).apply((a) => asRunError("getComplianceReportOutput", () => readCompliance("getComplianceReportOutput", a as GetComplianceReportArgs))) as pulumi.Output<GetComplianceReportResult>;
+}

@@ -7,7 +7,7 @@ export const MODULE = "dsops";
 export const resourceTypes = ["SecretReference", "Environment", "MaintenanceWindow", "RotationPolicy"] as const;
 export type ResourceTypeName = (typeof resourceTypes)[number];
 
-export const functionNames = ["getSecret", "getEnvironment"] as const;
+export const functionNames = ["getSecret", "getEnvironment", "getComplianceReport"] as const;
 
 /** `dsops:index:SecretReference`, the token in schema.json. */
 export function schemaToken(type: ResourceTypeName | (typeof functionNames)[number]): string {

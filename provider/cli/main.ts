@@ -40,6 +40,7 @@ const COMMAND_MODULES: ReadonlyArray<{
   { commands: ["worker"], load: () => require("./commands/worker") },
   { commands: ["chaos"], load: () => require("./commands/chaos") },
   { commands: ["breakglass"], load: () => require("./commands/breakglass") },
+  { commands: ["report"], load: () => require("./commands/report") },
   { commands: [], load: () => require("./commands/completion") },
 ];
 

@@ -7,6 +7,7 @@ import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
 import { chaosConfigCheck, chaosSchema } from "../rotation/chaos-settings";
+import { complianceSchema } from "../report/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
 import { chainConfigCheck } from "../rotation/chain/check";
 import { chainsSchema } from "../rotation/chain/settings";
@@ -64,6 +65,8 @@ export const configSchema = composeConfigSchema({
     chaos: chaosSchema.optional(),
     /** Multi-environment rotations: stages, soak (provider/rotation/chain/settings.ts). */
     chains: chainsSchema.optional(),
+    /** Waivers of the compliance report (provider/report/settings.ts). */
+    compliance: complianceSchema.optional(),
   },
   variable: {
     rotation: variableRotationSchema.optional(),

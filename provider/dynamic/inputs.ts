@@ -48,6 +48,23 @@ export const environmentInputsSchema = z
   });
 export type EnvironmentInputs = z.infer<typeof environmentInputsSchema>;
 
+/** getComplianceReport's arguments: the configuration (a file or inline), the framework, an env. */
+export const complianceReportInputsSchema = z
+  .strictObject({
+    /** Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's). */
+    configFile: z.string().optional(),
+    /** An inline dsops.yaml as an object. */
+    config: z.looseObject({}).optional(),
+    /** Controls of this framework: pci-dss, soc2 or all (default). */
+    framework: z.enum(["pci-dss", "soc2", "all"]).default("all"),
+    /** Only this env (default: every env). */
+    env: z.string().optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.configFile !== undefined && v.config !== undefined) ctx.addIssue({ code: "custom", message: "give configFile or config, not both", path: ["configFile"] });
+  });
+export type ComplianceReportInputs = z.infer<typeof complianceReportInputsSchema>;
+
 export const blackoutSchema = z.strictObject({
   /** ISO-8601 instant or date (a date is midnight in the window's zone). */
   start: z.string(),

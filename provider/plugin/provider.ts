@@ -273,7 +273,15 @@ export function makeProvider(): DsopsProvider {
         const { outs } = await environment.create(plain);
         return { outputs: markSecret({ variables: outs.variables, plan: outs.plan }, ["variables"]) };
       }
-      if (token !== "dsops:index:getSecret") throw userError(`unknown function ${token} (the dsops plugin serves dsops:index:getSecret, dsops:index:getEnvironment)`);
+      if (token === "dsops:index:getComplianceReport") {
+        const plain = unwrap(args).plain;
+        const { validateComplianceArgs, readComplianceReport } = require("../dynamic/compliance") as typeof import("../dynamic/compliance");
+        const failures = validateComplianceArgs(plain);
+        if (failures.length) return { failures };
+        const { report, json } = await readComplianceReport(plain);
+        return { outputs: { report: JSON.parse(JSON.stringify(report)) as Props, json } };
+      }
+      if (token !== "dsops:index:getSecret") throw userError(`unknown function ${token} (the dsops plugin serves dsops:index:getSecret, dsops:index:getEnvironment, dsops:index:getComplianceReport)`);
       const plain = unwrap(args).plain;
       const checked = await secretReference.check({}, plain);
       if (checked.failures?.length) return { failures: checked.failures };

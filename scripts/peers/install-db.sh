@@ -27,6 +27,8 @@ command -v secret-tool >/dev/null 2>&1 || missing+=(libsecret-tools)
 command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
 command -v keepassxc-cli >/dev/null 2>&1 || missing+=(keepassxc)
 command -v lpass >/dev/null 2>&1 || missing+=(lastpass-cli)
+# Debian's Chromium, headless: the compliance report's HTML test renders the report in it.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -41,7 +41,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
   });
 
   it("bash: completes commands, subcommands, options and option values", () => {
-    assert.deepEqual(bashComplete("dsops re"), ["render"]);
+    assert.deepEqual(bashComplete("dsops re"), ["render", "report"]);
     assert.deepEqual(bashComplete("dsops g"), ["get", "guard"]);
     assert.ok(bashComplete("dsops secrets ").includes("set"));
     assert.deepEqual(bashComplete("dsops guard "), ["repo", "gitignore"]);
@@ -66,7 +66,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
       encoding: "utf8",
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, "render\ncomplete -o default -F _dsops dsops\n");
+    assert.equal(r.stdout, "render report\ncomplete -o default -F _dsops dsops\n");
   });
 
   it("zsh: the script is valid (zsh -n)", function () {
@@ -82,7 +82,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
       assert.equal(r.status, 0, r.stderr);
       return r.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]);
     };
-    assert.deepEqual(complete("dsops re"), ["render"]);
+    assert.deepEqual(complete("dsops re"), ["render", "report"]);
     assert.ok(complete("dsops secrets ").includes("set"));
     assert.deepEqual(complete("dsops guard ").sort(), ["gitignore", "repo"]);
     assert.deepEqual(complete("dsops render --format ").sort(), ["dotenv", "json", "template", "yaml"]);

@@ -318,6 +318,26 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
     assert.deepEqual(failuresOf(await invoke("dsops:index:getEnvironment", { config: envConfig, env: "prd" }) as unknown as proto.CheckResponse), [["env", 'unknown env "prd" (envs: dev)']]);
   });
 
+  it("getComplianceReport: the report plain on the wire (no value in it), its JSON text the same report; bad arguments are failures", async () => {
+    const v = await put("app/rotated");
+    const config = {
+      secretStores: { vault: { type: "file", path: "./team.store" } },
+      services: { db: { type: "postgresql", host: "127.0.0.1", port: 5432, database: "app", admin: "store://vault/pg/admin" } },
+      envs: { dev: { DB: { from: "store://vault/app/rotated", metadata: { owner: "team-db" }, rotation: { service: "db", user: "app", ttl: "30d" } } } },
+    };
+    const got = (await invoke("dsops:index:getComplianceReport", { config, framework: "soc2" })).getReturn()?.toJavaScript() as { report: Record<string, unknown>; json: string };
+    assert.equal(got.report[SIG], undefined, "the report is not a secret");
+    assert.deepEqual(JSON.parse(got.json), got.report);
+    const report = got.report as unknown as { controls: Array<{ id: string }>; credentials: Array<{ owner: string; versions: { current?: string }; controls: Array<{ control: string; verdict: string }> }> };
+    assert.deepEqual(report.controls.map((c) => c.id), ["soc2-cc6.1", "soc2-cc6.2", "soc2-cc6.3", "soc2-cc7.2"]);
+    assert.equal(report.credentials[0].owner, "team-db");
+    assert.equal(report.credentials[0].versions.current, v.versionId, "the store's version metadata");
+    assert.equal(report.credentials[0].controls[0].verdict, "pass");
+    assert.ok(!got.json.includes(v.value), "no value in the report");
+    assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", { config, framework: "iso27001" })) as unknown as proto.CheckResponse).map(([p]) => p), ["framework"]);
+    assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", { config, configFile: "dsops.yaml" })) as unknown as proto.CheckResponse), [["configFile", "give configFile or config, not both"]]);
+  });
+
   describe("RotationPolicy on a real PostgreSQL role", () => {
     let pg: RunningPostgres;
     let admin: Client;

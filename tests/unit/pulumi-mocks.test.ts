@@ -104,6 +104,25 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
     await assert.rejects(settle(dsops.getEnvironmentOutput({ config: { envs: {} }, env: pulumi.output("prod") })), /getEnvironmentOutput: env: unknown env "prod"/);
   });
 
+  it("getComplianceReportOutput takes Inputs and returns the plain report of a stack's dsops.yaml; a bad argument fails naming it", async () => {
+    const dsops = require("../../sdk") as typeof import("../../sdk");
+    const settle = <T>(o: pulumi.Output<T>) => (o as unknown as { promise(): Promise<T> }).promise();
+    const config = {
+      secretStores: { s: { type: "file", path: join(dir, "secrets.store") } },
+      services: { db: { type: "postgresql", host: "127.0.0.1", port: 5432, database: "app", admin: "store://s/pg/admin" } },
+      envs: { e: { TOKEN: { from: "store://s/app/token", metadata: { owner: "team" }, rotation: { service: "db", user: "app", ttl: "30d" } } } },
+    };
+    const out = dsops.getComplianceReportOutput({ config: pulumi.output(config), framework: pulumi.output("pci-dss" as const) });
+    assert.equal(await pulumi.isSecret(out), false, "a report holds no value");
+    const got = await settle(out);
+    assert.deepEqual(got.report.controls.map((c) => c.id), ["pci-dss-8.3.9", "pci-dss-8.6.3", "pci-dss-3.6", "pci-dss-3.7"]);
+    assert.deepEqual(got.report.credentials.map((c) => [c.env, c.variable, c.owner, c.kind, c.versions.current]), [["e", "TOKEN", "team", "password", "1"]]);
+    assert.deepEqual(JSON.parse(got.json), got.report);
+    assert.ok(!got.json.includes("mock-secret-value-1"), "no value in the report");
+    await assert.rejects(settle(dsops.getComplianceReportOutput({ config, env: pulumi.output("prod") })), /getComplianceReportOutput: env: unknown env "prod" \(envs: e\)/);
+    await assert.rejects(settle(dsops.getComplianceReportOutput({ config, framework: "iso" as "all" })), /getComplianceReportOutput: framework: /);
+  });
+
   it("reports bad inputs as check failures naming the property", async () => {
     const { secretReference } = require("../../provider/dynamic/handlers") as typeof import("../../provider/dynamic/handlers");
     assert.deepEqual((await secretReference.check({}, {})).failures, [{ property: "ref", reason: "give ref, or store with key" }]);

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { z } from "zod";
-import { environmentInputsSchema, maintenanceWindowInputsSchema, resourceOutputs, rotationPolicyInputsSchema, secretReferenceInputsSchema } from "../../provider/dynamic/inputs";
+import { complianceReportInputsSchema, environmentInputsSchema, maintenanceWindowInputsSchema, resourceOutputs, rotationPolicyInputsSchema, secretReferenceInputsSchema } from "../../provider/dynamic/inputs";
 import { functionNames, resourceTypes, schemaToken } from "../../sdk/tokens";
 
 const schema = JSON.parse(readFileSync(join(__dirname, "..", "..", "..", "schema.json"), "utf8"));
@@ -44,5 +44,17 @@ describe("schema.json agrees with the zod definitions", () => {
     assert.deepEqual(Object.keys(schema.functions[schemaToken("getSecret")].inputs.properties).sort(), Object.keys(inputSchemas.SecretReference.shape).sort());
     assert.deepEqual(Object.keys(schema.functions[schemaToken("getEnvironment")].inputs.properties).sort(), Object.keys(inputSchemas.Environment.shape).sort());
     assert.equal(schema.functions[schemaToken("getSecret")].outputs.properties.value.secret, true);
+  });
+
+  it("getComplianceReport: the same inputs as its zod schema, nothing secret, every property described", () => {
+    const fn = schema.functions[schemaToken("getComplianceReport")];
+    const zod = complianceReportInputsSchema as unknown as z.ZodObject;
+    assert.deepEqual(Object.keys(fn.inputs.properties).sort(), Object.keys(zod.shape).sort());
+    assert.deepEqual([...(fn.inputs.required ?? [])].sort(), requiredKeys(zod));
+    assert.deepEqual(Object.keys(fn.outputs.properties).sort(), ["json", "report"]);
+    for (const p of [...Object.values(fn.inputs.properties), ...Object.values(fn.outputs.properties)] as Array<{ description?: string; secret?: boolean }>) {
+      assert.ok(p.description, "every property is described");
+      assert.notEqual(p.secret, true, "a report holds no value");
+    }
   });
 });

@@ -1,0 +1,156 @@
+import { clock as currentClock } from "../core/clock";
+import { ConfigError, DsopsError } from "../core/errors";
+import type { Config } from "../engine/config/load";
+import type { ComplianceReport, CredentialFacts, CredentialKind, Framework, GovernanceReader } from "../report/index";
+import type { RotationEngine } from "../rotation/engine";
+import type { HistoryFilter } from "../rotation/history/types";
+import type { VariableRotation } from "../rotation/settings";
+
+/**
+ * The compliance report of a configuration: the facts of each rotated variable (its policy,
+ * owner, store and target), its rotation records and its store's version metadata, handed to
+ * provider/report as plain data. The report reads the stores through `status` alone, which asks
+ * each store for stage ids (`stagesOf`) and the current version's metadata (`describe`): no
+ * value is ever read to build a report.
+ */
+
+/** What a report reads: a RotationEngine's read-only views (no rotate, no value). */
+export type ComplianceSource = Pick<RotationEngine, "status" | "history" | "rotated" | "config">;
+
+export interface ComplianceOptions {
+  readonly framework?: Framework;
+  readonly env?: string;
+  /** Milliseconds since the epoch (default: the project clock). */
+  readonly now?: number;
+  /** Approvals and break-glass records to list (none by default). */
+  readonly governance?: GovernanceReader;
+}
+
+/** Credentials whose target mints a key rather than setting a password. */
+const KEY_TARGETS = new Set(["aws.iam"]);
+const PASSWORD_TARGETS = new Set(["postgresql", "mysql", "redis"]);
+const KINDS: readonly CredentialKind[] = ["password", "key", "secret"];
+
+/** The credential kind: `metadata.credential` when set, else from the target type. */
+function kindOf(config: Config, env: string, variable: string, targetType: string, strategy: string): CredentialKind {
+  const meta = config.envs[env][variable].spec.metadata;
+  const given = meta?.credential;
+  if (given !== undefined) {
+    if (typeof given !== "string" || !KINDS.includes(given as CredentialKind))
+      throw new ConfigError(`envs.${env}.${variable}.metadata.credential: expected one of ${KINDS.join(", ")} (what the compliance report treats the credential as), got ${JSON.stringify(given)}`);
+    return given as CredentialKind;
+  }
+  if (KEY_TARGETS.has(targetType)) return "key";
+  if (PASSWORD_TARGETS.has(targetType) || strategy === "alternating-users" || strategy === "single-user") return "password";
+  return "secret";
+}
+
+function ownerOf(config: Config, env: string, variable: string): string | undefined {
+  const owner = config.envs[env][variable].spec.metadata?.owner;
+  if (owner === undefined) return undefined;
+  if (typeof owner !== "string" || !owner.trim()) throw new ConfigError(`envs.${env}.${variable}.metadata.owner: expected a non-empty string (the credential's owner, a team or a person), got ${JSON.stringify(owner)}`);
+  return owner;
+}
+
+/** `compliance.waivers[i].credential` names a rotated variable (or `<env>/*` an env with one). */
+function checkWaivers(config: Config, rotated: ReadonlyArray<{ env: string; variable: string }>): void {
+  (config.raw.compliance?.waivers ?? []).forEach((w, i) => {
+    const [env, variable] = w.credential.split("/");
+    const ok = rotated.some((v) => v.env === env && (variable === "*" || v.variable === variable));
+    if (!ok) {
+      const known = rotated.map((v) => `${v.env}/${v.variable}`);
+      const msg = `compliance.waivers[${i}].credential: "${w.credential}" is not a rotated variable${known.length ? ` (rotated: ${known.slice(0, 12).join(", ")}${known.length > 12 ? ", …" : ""})` : " (no variable has a rotation block)"}`;
+      throw new ConfigError(msg, [msg], { hint: "name it as <env>/<VARIABLE>, or <env>/* for every rotated variable of the env" });
+    }
+  });
+}
+
+/** The facts of each rotated variable (of `env`), from the configuration and the stores' version metadata. */
+export async function credentialFacts(source: ComplianceSource, env?: string): Promise<CredentialFacts[]> {
+  const { config } = source;
+  const status = await source.status(env);
+  return status.map((s) => {
+    const v = config.envs[s.env][s.variable];
+    const spec = v.spec.rotation as VariableRotation;
+    const store = v.ref?.store ?? "-";
+    const targetType = String((config.raw.services[spec.service] as { type?: unknown } | undefined)?.type ?? "-");
+    const owner = ownerOf(config, s.env, s.variable);
+    return {
+      env: s.env,
+      variable: s.variable,
+      secret: s.secret,
+      store,
+      storeType: config.stores[store]?.type ?? "-",
+      service: spec.service,
+      targetType,
+      kind: kindOf(config, s.env, s.variable, targetType, spec.strategy),
+      ...(owner ? { owner } : {}),
+      policy: {
+        strategy: spec.strategy,
+        ...(spec.schedule ? { schedule: spec.schedule } : {}),
+        ...(spec.ttl !== undefined ? { ttl: String(spec.ttl) } : {}),
+        windows: (spec.windows ?? []).map((w) => `${[w.schedule].flat().join(" | ")} for ${w.duration} (${w.timezone ?? "UTC"})${w.enabled === false ? " [disabled]" : ""}${w.blackouts?.length ? `, ${w.blackouts.length} blackout(s)` : ""}`),
+        ...(spec.grace_period !== undefined ? { gracePeriod: String(spec.grace_period) } : {}),
+        healthChecks: spec.health?.length ?? 0,
+      },
+      versions: {
+        ...(s.currentVersion ? { current: s.currentVersion } : {}),
+        ...(s.previousVersion ? { previous: s.previousVersion } : {}),
+        ...(s.pendingVersion ? { pending: s.pendingVersion } : {}),
+        ...(s.updatedAt ? { updatedAt: s.updatedAt } : {}),
+      },
+      ...(s.problem ? { problem: s.problem } : {}),
+    };
+  });
+}
+
+/** Build the compliance report of `source`'s configuration. */
+export async function complianceReport(source: ComplianceSource, options: ComplianceOptions = {}): Promise<ComplianceReport> {
+  const { buildComplianceReport } = require("../report/build") as typeof import("../report/build");
+  const { config } = source;
+  if (options.env !== undefined && !config.envs[options.env])
+    throw new DsopsError(`env: unknown env "${options.env}" (envs: ${Object.keys(config.envs).join(", ") || "none"})`);
+  checkWaivers(config, source.rotated());
+  const credentials = await credentialFacts(source, options.env);
+  const records = await source.history(options.env ? { env: options.env } : {});
+  const governance = options.governance ? await options.governance.list(options.env ? { env: options.env } : {}) : [];
+  return buildComplianceReport({
+    now: options.now ?? currentClock().now(),
+    framework: options.framework ?? "all",
+    ...(options.env ? { env: options.env } : {}),
+    ...(config.file ? { source: config.file } : {}),
+    credentials,
+    records,
+    waivers: config.raw.compliance?.waivers ?? [],
+    governance,
+  });
+}
+
+/**
+ * The approvals and break-glass records of the histories of `source`'s rotated variables
+ * (provider/rotation/governance.ts keeps them in the same backends as the rotation records and
+ * lists them with `{ governance: true }`). A backend that knows no governance records answers
+ * with rotation records only, which are skipped: the report then lists none.
+ */
+export function historyGovernanceReader(source: ComplianceSource & Pick<RotationEngine, "historyFor">): GovernanceReader {
+  return {
+    async list(filter) {
+      const { governanceEvents } = require("../report/governance") as typeof import("../report/governance");
+      const backends = new Set(source.rotated(filter.env).map((v) => source.historyFor(v.env, v.variable)));
+      const seen = new Map<string, unknown>();
+      for (const b of backends) for (const r of await b.list({ governance: true, ...(filter.env ? { env: filter.env } : {}) } as HistoryFilter)) seen.set((r as { id: string }).id, r);
+      return governanceEvents([...seen.values()]);
+    },
+  };
+}
+
+/** Library API: the report of a configuration, read with a bare rotation engine (no notification, no metric), closed afterwards. */
+export async function complianceReportOf(config: Config, options: ComplianceOptions = {}): Promise<ComplianceReport> {
+  const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
+  const engine = new RotationEngine(config);
+  try {
+    return await complianceReport(engine, { governance: historyGovernanceReader(engine), ...options });
+  } finally {
+    await engine.close();
+  }
+}
