@@ -279,6 +279,8 @@ envs:
     const config = parseConfig(readFileSync(join(dir, "dsops.yaml"), "utf8"), { file: join(dir, "dsops.yaml"), env: { ...process.env, ...env } });
     // The process's registry (defaultMetrics) too: the rotation's own events carry the labels.
     const e = composeRotation(config, { env: { ...process.env, ...env }, notifications: false });
+    // The registry is the process's: rotations of earlier test files counted there too.
+    defaultMetrics().registry.resetMetrics();
     try {
       await e.rotate("prod", "APP");
       const live = (await defaultMetrics().text()).split("\n").filter((l) => l.startsWith("dsops_rotation_started_total{"));

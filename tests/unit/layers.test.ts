@@ -27,7 +27,7 @@ describe("layers: the composed dsops.yaml schema", () => {
       'colour: unknown key "colour" (expected one of: version, secretStores, providers, services, transforms, envs, templates, policies, notifications, metrics, rotation, plugins, chaos, chains, compliance, resolver) at dsops.yaml:1:1',
     ]);
     assert.deepEqual(problemsOf(() => parseConfig("envs:\n  dev:\n    A:\n      literal: x\n      rotation: {service: db, colour: red}\n", { label: "dsops.yaml" }))[0],
-      'envs.dev.A.rotation.colour: unknown key "colour" (expected one of: service, strategy, user, users, generator, verification, grace_period, schedule, ttl, windows, reason, history, notifications, health, monitor, rollout, cutover, constraints) at dsops.yaml:5:31');
+      'envs.dev.A.rotation.colour: unknown key "colour" (expected one of: service, strategy, user, users, generator, verification, grace_period, schedule, ttl, windows, reason, history, approval, notifications, health, monitor, rollout, cutover, constraints) at dsops.yaml:5:31');
   });
 
   it("the engine's loader alone knows no feature: notifications:, metrics: and rotation: are unknown to it", () => {
