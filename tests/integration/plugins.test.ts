@@ -281,6 +281,20 @@ describe("plugins", function () {
       noValueIn(r.stdout, r.stderr, redis!.log());
     });
 
+    it("--strategy takes the plugin strategy's name (the configured shape); another shape or an unknown plugin name is refused before anything changes", async () => {
+      const dry = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "acme.json-login", "--dry-run"]);
+      assert.equal(dry.status, 0, dry.stderr);
+      assert.match(dry.stdout, /with acme\.json-login at cache/);
+      const before = await current();
+      const other = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "acme.other"]);
+      assert.equal(other.status, 1, other.stderr);
+      assert.match(other.stderr, /--strategy acme\.other: the stored value has the acme\.json-login shape/);
+      assert.deepEqual(await current(), before);
+      const usage = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "Json Login"]);
+      assert.equal(usage.status, 2, usage.stderr);
+      assert.match(usage.stderr, /Allowed choices are single-user.*or a plugin's strategy \(<prefix>\.<name>\)/);
+    });
+
     it("dsops providers and dsops doctor list the plugin's strategy with what it requires", async () => {
       const r = await run(dir, ["providers"]);
       assert.equal(r.status, 0, r.stderr);
@@ -344,6 +358,20 @@ describe("plugins", function () {
       const n = await run(none, ["get", "--env", "prod", "--var", "A"]);
       assert.equal(n.status, 1, n.stderr);
       assert.match(n.stderr, /envs\.prod\.A\.rotation\.strategy: Invalid option: unknown strategy "acme\.json-login".*no plugin strategies are loaded/);
+    });
+
+    it("dsops's form (a service's rotation.strategy) takes a plugin strategy; a typo there is named with did-you-mean", async () => {
+      const dir = newProject();
+      const text = (strategy: string) =>
+        `plugins: ["@acme/dsops-plugin-example"]\nsecretStores:\n  kv: { type: acme.jsonfile, path: ./x.json }\nservices:\n  cache:\n    type: acme.redis-acl\n    admin: store://kv/a\n    rotation: { strategy: ${strategy}, user: app }\nenvs:\n  prod:\n    A: { from: store://kv/a, service: cache, rotation: { ttl: 30d } }\n`;
+      writeFileSync(join(dir, "dsops.yaml"), text("acme.json-login"));
+      const ok = await run(dir, ["secrets", "status", "--env", "prod", "--json"]);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal((JSON.parse(ok.stdout) as Array<{ strategy: string }>)[0].strategy, "acme.json-login");
+      writeFileSync(join(dir, "dsops.yaml"), text("acme.json-logn"));
+      const bad = await run(dir, ["secrets", "status", "--env", "prod"]);
+      assert.equal(bad.status, 1, bad.stderr);
+      assert.match(bad.stderr, /services\.cache\.rotation\.strategy: unknown strategy "acme\.json-logn" \(did you mean "acme\.json-login"\?\) at dsops\.yaml:8:27/);
     });
 
     it("a plugin strategy needing a capability the target lacks is named when the file loads", async () => {
