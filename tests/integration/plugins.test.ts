@@ -414,6 +414,14 @@ describe("plugins", function () {
         assert.equal(await redis!.canLogin("app", initial), true);
       });
 
+      it("plan() returning what breaks the interface (apply \"mint\"): exit 1 naming the strategy, the plugin and the field", async () => {
+        const dir = await setUp('{ requires: ["rotate"], plan: () => ({ principal: "app", apply: "mint", retire: "none" }), encode: (c) => c.secret, decode: (v) => ({ principal: "app", secret: v }) }');
+        const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "A"]);
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /strategy "buggy\.login" \(plugin "buggy"\): plan\(\) returned apply "mint" \(expected "set" or "create"\)/);
+        assert.equal(await redis!.canLogin("app", initial), true);
+      });
+
       it("encode() throwing (with the value in its message) mid-rotation: the rotation is rolled back, the value never shown", async () => {
         const dir = await setUp(
           '{ requires: ["rotate"], plan: (ctx) => ({ principal: "app", old: { principal: "app", secret: ctx.current }, apply: "set", retire: "none" }), encode: (c) => { throw new RangeError("cannot encode " + c.secret.reveal()); }, decode: (v) => ({ principal: "app", secret: v }) }',
