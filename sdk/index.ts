@@ -160,7 +160,8 @@ export interface WindowConfig {
   enabled?: boolean;
 }
 
-export type RotationStrategy = "single-user" | "alternating-users" | "two-secret" | "immediate" | "emergency";
+/** A built-in strategy, or (any other string) a rotation strategy of a loaded plugin (`dsops:plugins`), e.g. `acme.suffix-user`. */
+export type RotationStrategy = "single-user" | "alternating-users" | "two-secret" | "immediate" | "emergency" | (string & {});
 
 export interface RotationPolicyArgs {
   /** The rotated secret: a SecretReference (by `ref` or named store, no `#field`) or a `store://` reference. */

@@ -1,5 +1,5 @@
 // @ts-check
-// An example dsops plugin (interface version 1): the module exports { apiVersion, name, stores, targets }.
+// An example dsops plugin (interface version 1): the module exports { apiVersion, name, stores, targets, strategies }.
 const { z } = require("@dsops/pulumi/plugin");
 
 /** @type {import("@dsops/pulumi/plugin").DsopsPlugin} */
@@ -32,5 +32,8 @@ module.exports = {
       capabilities: ["rotate", "revoke", "verify"],
       create: (name, settings, ctx) => new (require("./redis-acl-target").RedisAclTarget)(name, settings, ctx),
     },
+  },
+  strategies: {
+    "acme.json-login": require("./json-login-strategy").jsonLogin,
   },
 };

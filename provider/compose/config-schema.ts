@@ -11,7 +11,7 @@ import { complianceSchema } from "../report/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
 import { chainConfigCheck } from "../rotation/chain/check";
 import { chainsSchema } from "../rotation/chain/settings";
-import { rotationShapeHead, rotationShapeTail, rotationStrategies, strategyAliases } from "../rotation/settings";
+import { rotationShapeHead, rotationShapeTail, strategyNameSchema } from "../rotation/settings";
 import { dsopsRotationCheck, dsopsRotationDefaultsSchema } from "./dsops-rotation";
 import { preparePlugins } from "./plugins";
 
@@ -31,10 +31,7 @@ import { preparePlugins } from "./plugins";
  */
 const dsopsOptionalHead = {
   service: rotationShapeHead.service.optional() as unknown as typeof rotationShapeHead.service,
-  strategy: z.preprocess(
-    (v) => (typeof v === "string" && Object.hasOwn(strategyAliases, v) ? strategyAliases[v] : v),
-    z.enum(rotationStrategies).optional(),
-  ) as unknown as typeof rotationShapeHead.strategy,
+  strategy: strategyNameSchema.optional() as unknown as typeof rotationShapeHead.strategy,
 };
 
 /** A variable's `rotation:` block: the rotation's keys with the ops' (`notifications`, `health`) laid in. */

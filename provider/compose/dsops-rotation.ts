@@ -6,7 +6,8 @@ import type { RawConfig, VariableSpec } from "../engine/config/schema";
 import { parseFrom } from "../engine/refs";
 import { healthCheckSchema } from "../health/settings";
 import { emailSettingsSchema, pagerdutySettingsSchema, slackSettingsSchema, webhookSettingsSchema } from "../notify/settings";
-import { rotationStrategies, strategyAliases, type VariableRotation } from "../rotation/settings";
+import { isKnownStrategy, rotationStrategies, strategyAliases, type VariableRotation } from "../rotation/settings";
+import { pluginStrategyNames } from "../rotation/strategies/names";
 import { monitorSchema } from "../rotation/monitor";
 import { rolloutDiscoverySchema, rolloutSchema } from "../rotation/rollout/settings";
 import { targetSettingsSchemas } from "../rotation/targets/settings";
@@ -265,9 +266,9 @@ class DsopsRotation {
     if (b.strategy !== undefined) {
       const s = b.strategy;
       if (Object.hasOwn(rolloutStrategyNames, s)) rolloutStrategy = rolloutStrategyNames[s];
-      else if ((rotationStrategies as readonly string[]).includes(s) || Object.hasOwn(strategyAliases, s)) r.strategy = Object.hasOwn(strategyAliases, s) ? strategyAliases[s] : s;
+      else if (isKnownStrategy(s) || Object.hasOwn(strategyAliases, s)) r.strategy = Object.hasOwn(strategyAliases, s) ? strategyAliases[s] : s;
       else {
-        const names = [...rotationStrategies, ...Object.keys(strategyAliases), ...Object.keys(rolloutStrategyNames)];
+        const names = [...rotationStrategies, ...Object.keys(strategyAliases), ...Object.keys(rolloutStrategyNames), ...pluginStrategyNames()];
         const hint = suggest(s, names);
         this.out.error([...at, "strategy"], `unknown strategy "${s}"${hint ? ` (did you mean "${hint}"?)` : ` (expected one of: ${names.join(", ")})`}`);
       }

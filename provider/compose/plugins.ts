@@ -7,12 +7,16 @@ import type { Store } from "../stores/types";
 import { pluginTargetType, registerPluginTargetType, type PluginTargetType } from "../rotation/targets/plugins";
 import { TargetError } from "../rotation/targets/errors";
 import { targetTypeAliases, targetTypes, type Target, type TargetCapability } from "../rotation/targets/types";
+import { rotationStrategies, strategyAliases } from "../rotation/settings";
+import { pluginStrategy, registerPluginStrategy, type PluginStrategy } from "../rotation/strategies/plugins";
+import type { Strategy } from "../rotation/strategies/types";
+import { scrub, type Secret } from "../core/secret";
 
 /**
  * Plugins: store and rotation target types from npm packages named in dsops.yaml
  * (`plugins: ["@acme/dsops-target-oracle"]`, resolved from the file's folder as Node resolves a
  * package) or registered by a program (`registerPlugin(module)`). A plugin module exports
- * `{ apiVersion: 1, name, stores?, targets? }` (the interface: provider/library/plugin.ts). It is
+ * `{ apiVersion: 1, name, stores?, targets?, strategies? }` (the interface: provider/library/plugin.ts). It is
  * checked whole before any of its types is registered, so a broken plugin adds nothing; every
  * refusal is a PluginError (exit 1) naming the plugin and the cause, raised while dsops.yaml loads,
  * before any store or target is created.
@@ -34,6 +38,8 @@ export interface LoadedPlugin {
   readonly file?: string;
   readonly stores: readonly string[];
   readonly targets: readonly string[];
+  /** The rotation strategies it adds (`strategies`, an optional key of apiVersion 1). */
+  readonly strategies: readonly string[];
 }
 
 const byFile = new Map<string, LoadedPlugin>();
@@ -44,6 +50,9 @@ const TOP_KEYS = ["apiVersion", "name", "description", "version", "stores", "tar
 const STORE_KEYS = ["settings", "create", "capabilities", "description"];
 const TARGET_KEYS = ["settings", "create", "capabilities", "description"];
 const TARGET_CAPABILITIES: readonly TargetCapability[] = ["create", "rotate", "revoke", "verify"];
+const STRATEGY_KEYS = ["requires", "description", "plan", "encode", "decode"];
+/** A plugin strategy's name: `<prefix>.<name>` (so it never collides with a built-in one added later). */
+const STRATEGY_NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*\.[a-z0-9]+([._-][a-z0-9]+)*$/;
 const TYPE_NAME = /^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/;
 
 /** Every plugin loaded in this process, in load order. */
@@ -128,8 +137,7 @@ function register(raw: unknown, label: string, source: string, file?: string): L
   if (typeof mod.name !== "string" || !mod.name) problems.push(`name: expected the plugin's name (a non-empty string)`);
   const name = typeof mod.name === "string" && mod.name ? mod.name : "(unnamed)";
   for (const k of Object.keys(mod)) if (!TOP_KEYS.includes(k)) problems.push(`${k}: unknown export (expected one of: ${TOP_KEYS.join(", ")})`);
-  if (mod.strategies !== undefined && !(isObject(mod.strategies) && Object.keys(mod.strategies).length === 0))
-    problems.push("strategies: plugin apiVersion 1 cannot add rotation strategies (the strategies are single-user, alternating-users, two-secret); add a target whose capabilities fit one of them");
+  const strategies = checkStrategies(name, mod.strategies, problems);
 
   const stores: PluginStoreType[] = [];
   const targets: PluginTargetType[] = [];
@@ -179,10 +187,99 @@ function register(raw: unknown, label: string, source: string, file?: string): L
     });
   for (const s of stores) registerPluginStoreType(s);
   for (const t of targets) registerPluginTargetType(t);
-  const loaded: LoadedPlugin = { name, source, ...(file ? { file } : {}), stores: stores.map((s) => s.type), targets: targets.map((t) => t.type) };
+  for (const s of strategies) registerPluginStrategy(s);
+  const loaded: LoadedPlugin = {
+    name,
+    source,
+    ...(file ? { file } : {}),
+    stores: stores.map((s) => s.type),
+    targets: targets.map((t) => t.type),
+    strategies: strategies.map((s) => s.name),
+  };
   all.push(loaded);
   if (isObject(raw)) byModule.set(raw, loaded);
   return loaded;
+}
+
+/** Check `strategies` (each problem goes to `problems`); the strategies to register when there is none. */
+function checkStrategies(plugin: string, value: unknown, problems: string[]): PluginStrategy[] {
+  if (value === undefined) return [];
+  if (!isObject(value)) {
+    problems.push(`strategies: expected an object of strategies ({ "<prefix>.<name>": { requires, plan, encode, decode } })`);
+    return [];
+  }
+  const out: PluginStrategy[] = [];
+  for (const [sname, def] of Object.entries(value)) {
+    const at = `strategies.${sname}`;
+    const before = problems.length;
+    if ((rotationStrategies as readonly string[]).includes(sname) || Object.hasOwn(strategyAliases, sname))
+      problems.push(`${at}: "${sname}" is a built-in strategy; a plugin cannot replace it (give it a name of its own, e.g. "<vendor>.${sname}")`);
+    else if (!STRATEGY_NAME.test(sname))
+      problems.push(`${at}: a strategy name is "<prefix>.<name>" (lower case letters and digits, e.g. "acme.suffix-user"), so it cannot collide with a built-in one`);
+    const other = pluginStrategy(sname);
+    if (other && other.plugin !== plugin) problems.push(`${at}: strategy "${sname}" is already added by plugin "${other.plugin}"`);
+    if (!isObject(def)) {
+      problems.push(`${at}: expected { requires, plan, encode, decode }`);
+      continue;
+    }
+    for (const k of Object.keys(def)) if (!STRATEGY_KEYS.includes(k)) problems.push(`${at}.${k}: unknown key (expected one of: ${STRATEGY_KEYS.join(", ")})`);
+    const req = def.requires;
+    if (!Array.isArray(req) || !req.length || req.some((c) => !TARGET_CAPABILITIES.includes(c as TargetCapability)))
+      problems.push(`${at}.requires: expected a list of ${TARGET_CAPABILITIES.join(", ")} (what the target must be able to do)`);
+    for (const m of ["plan", "encode", "decode"] as const) if (typeof def[m] !== "function") problems.push(`${at}.${m}: expected a function (see the Strategy interface)`);
+    if (def.description !== undefined && typeof def.description !== "string") problems.push(`${at}.description: expected a string`);
+    if (problems.length > before) continue;
+    out.push({
+      plugin,
+      name: sname,
+      requires: [...(req as TargetCapability[])],
+      ...(typeof def.description === "string" ? { description: def.description } : {}),
+      shape: strategyShape(plugin, sname, def),
+    });
+  }
+  return out;
+}
+
+/**
+ * A plugin strategy as the engine runs it: what plan/encode/decode return is checked, and a
+ * failure that is not a DsopsError becomes a PluginError naming the plugin (exit 1, never 70),
+ * without the values the call was given.
+ */
+function strategyShape(plugin: string, sname: string, def: Record<string, unknown>): Strategy {
+  const fns = def as unknown as Pick<Strategy, "plan" | "encode" | "decode">;
+  const who = `strategy "${sname}" (plugin "${plugin}")`;
+  const call = <T>(method: string, secrets: Secret[], fn: () => T, check: (r: T) => string | undefined): T => {
+    let r: T;
+    try {
+      r = fn();
+    } catch (e) {
+      if (e instanceof DsopsError) throw e;
+      throw new PluginError(`${who}: ${method}() failed: ${scrub(firstLine(e), secrets)}`, { hint: FOREIGN_HINT, cause: e });
+    }
+    const bad = check(r);
+    if (bad) throw new PluginError(`${who}: ${method}() returned ${bad}`, { hint: "see the Strategy interface in the README's Plugins section" });
+    return r;
+  };
+  const isCred = (c: unknown) => isObject(c) && typeof c.principal === "string" && c.principal.length > 0 && isObject(c.secret) && typeof c.secret.reveal === "function";
+  return {
+    name: sname,
+    requires: def.requires as TargetCapability[],
+    plan: (ctx) =>
+      call("plan", ctx.current ? [ctx.current] : [], () => fns.plan(ctx), (p) =>
+        !isObject(p) || typeof p.principal !== "string" || !p.principal
+          ? "no plan (expected { principal, old?, apply, retire, graceMs? })"
+          : !["set", "create"].includes(p.apply)
+            ? `apply "${String(p.apply)}" (expected "set" or "create")`
+            : !["none", "now", "grace"].includes(p.retire)
+              ? `retire "${String(p.retire)}" (expected "none", "now" or "grace")`
+              : p.old !== undefined && !isCred(p.old)
+                ? "an old credential that is not { principal, secret: Secret }"
+                : undefined,
+      ),
+    encode: (cred) => call("encode", [cred.secret], () => fns.encode(cred), (v) => (isObject(v) && typeof v.reveal === "function" ? undefined : "no Secret (wrap the stored value: new Secret(text))")),
+    decode: (value, path) =>
+      call("decode", [value], () => fns.decode(value, path), (c) => (isCred(c) ? undefined : "no credential (expected { principal, secret: Secret })")),
+  };
 }
 
 function storeType(plugin: string, type: string, def: Record<string, unknown>): PluginStoreType {
@@ -271,7 +368,7 @@ function checkTarget(plugin: string, type: string, capabilities: readonly Target
 
 declare module "../engine/config/schema" {
   interface ConfigSections {
-    /** Plugin packages (or paths relative to dsops.yaml) adding store and target types (`plugins:`). */
+    /** Plugin packages (or paths relative to dsops.yaml) adding store and target types and rotation strategies (`plugins:`). */
     plugins?: string[];
   }
 }

@@ -87,7 +87,8 @@ export const maintenanceWindowInputsSchema = z.strictObject({
 });
 export type MaintenanceWindowInputs = z.infer<typeof maintenanceWindowInputsSchema>;
 
-const rotationStrategyNames = ["single-user", "alternating-users", "two-secret", "immediate", "emergency"] as const;
+/** The built-in strategies (a plugin strategy's name is accepted too: see `strategy`). */
+export const rotationStrategyNames = ["single-user", "alternating-users", "two-secret", "immediate", "emergency"] as const;
 
 export const rotationPolicyInputsSchema = z
   .strictObject({
@@ -95,7 +96,8 @@ export const rotationPolicyInputsSchema = z
     secret: z.string(),
     /** A service of the provider's dsops.yaml by name, or a `services:` entry (type, connection, admin reference, user/users). */
     target: z.union([z.string(), z.looseObject({ type: z.string() })]),
-    strategy: z.enum(rotationStrategyNames),
+    /** A built-in strategy (`rotationStrategyNames`) or a loaded plugin's (`dsops:plugins`, `plugins:`): the rotation's schema checks the name once plugins are loaded. */
+    strategy: z.string().min(1),
     /** single-user: the user whose password is rotated (also accepted inside `target`). */
     user: z.string().optional(),
     /** alternating-users: the two users (also accepted inside `target`). */

@@ -1,6 +1,6 @@
 /**
  * The plugin interface, version 1: what a plugin package imports (`@dsops/pulumi/plugin`) to add
- * store types and rotation target types to dsops. A plugin module exports
+ * store types, rotation target types and rotation strategies to dsops. A plugin module exports
  *
  *     module.exports = { apiVersion: 1, name: "@acme/dsops-kv", stores: { "acme.kv": {…} }, targets: { "acme.db": {…} } };
  *
@@ -18,7 +18,9 @@
  */
 import type { z } from "zod";
 import type { Store, StoreCapabilities, StoreContext } from "../stores/types";
-import type { Target, TargetCapability, TargetContext } from "../rotation/targets/types";
+import type { Credential, Target, TargetCapability, TargetContext } from "../rotation/targets/types";
+import type { PlanContext, RotationPlan } from "../rotation/strategies/types";
+import type { Secret } from "../core/secret";
 
 export { z } from "zod";
 export { Secret, scrub } from "../core/secret";
@@ -27,6 +29,8 @@ export { VerificationError, TargetError, scrubError } from "../rotation/targets/
 export { PLUGIN_API_VERSION, PluginError, loadedPlugins, registerPlugin, type LoadedPlugin } from "../compose/plugins";
 export type { StoreKey, SecretVersion, VersionInfo, StoreCapabilities, Staging, Stage, PutOptions, StoreContext } from "../stores/types";
 export type { Credential, VerifyOptions, ValueRules, TargetCapability, TargetContext } from "../rotation/targets/types";
+export type { Strategy, PlanContext, RotationPlan } from "../rotation/strategies/types";
+export type { VariableRotation } from "../rotation/settings";
 
 /** A store of a plugin type: the built-in `Store` interface, its `type` being the plugin's type name. */
 export type PluginStore = Omit<Store, "type"> & { readonly type: string };
@@ -56,6 +60,24 @@ export interface PluginTargetDefinition<S extends z.ZodType = z.ZodType> {
   readonly description?: string;
 }
 
+/**
+ * A rotation strategy of a plugin (`strategies: { "<prefix>.<name>": … }`): a value shape, as the
+ * built-in single-user, alternating-users and two-secret are. `plan` decides who gets the new
+ * credential and what happens to the old one; `encode`/`decode` turn a credential into the stored
+ * value and back. `immediate` and `emergency` work over it (no grace, old credential revoked at
+ * once). Throw DsopsError (or ConfigError) for a misconfiguration; any other error is reported
+ * as the plugin's, naming it.
+ */
+export interface PluginStrategyDefinition {
+  /** Capabilities the target must have (checked against the service when dsops.yaml loads). */
+  readonly requires: readonly TargetCapability[];
+  /** One line, shown by `dsops providers`. */
+  readonly description?: string;
+  plan(ctx: PlanContext): RotationPlan;
+  encode(cred: Credential): Secret;
+  decode(value: Secret, path: string): Credential;
+}
+
 /** What a plugin module exports (interface version 1). */
 export interface DsopsPlugin {
   readonly apiVersion: 1;
@@ -67,8 +89,8 @@ export interface DsopsPlugin {
   readonly stores?: Readonly<Record<string, PluginStoreDefinition<any>>>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each type has its own settings schema
   readonly targets?: Readonly<Record<string, PluginTargetDefinition<any>>>;
-  /** Reserved: apiVersion 1 refuses a plugin that adds strategies. */
-  readonly strategies?: Readonly<Record<string, never>>;
+  /** Rotation strategies (value shapes), named `<prefix>.<name>`; an optional key of apiVersion 1. */
+  readonly strategies?: Readonly<Record<string, PluginStrategyDefinition>>;
 }
 
 /** Type a plugin in TypeScript (it returns its argument): `export default definePlugin({ … })`. */

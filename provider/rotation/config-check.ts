@@ -4,6 +4,7 @@ import { parseStoreUri, type SecretRef } from "../engine/refs";
 import { suggest } from "../core/suggest";
 import type { VariableRotation } from "./settings";
 import { baseShapeOf, resolveStrategy } from "./strategies/index";
+import { pluginStrategy } from "./strategies/plugins";
 import { targetCapabilities, targetSettingsSchemas, type TargetSettings } from "./targets/settings";
 import { plannedTargetTypes, targetTypeAliases, targetTypes, type TargetCapability, type TargetType } from "./targets/types";
 import { pluginTargetType, type PluginTargetType } from "./targets/plugins";
@@ -113,8 +114,8 @@ export function checkRotations(
       if (shape === "alternating-users") {
         if (!policy.users) out.error([...r, "users"], `${policy.strategy} rotation needs two users, e.g. users: [app_a, app_b]`);
         else if (policy.users[0] === policy.users[1]) out.error([...r, "users"], `the two users must differ (both are "${policy.users[0]}")`);
-      } else if (policy.users) out.warn([...r, "users"], `"users" is read only by strategy alternating-users; ${policy.strategy} rotates "${policy.user ?? "(no user)"}"`, true);
-      if (policy.grace_period !== undefined && shape !== "two-secret")
+      } else if (policy.users && !pluginStrategy(shape)) out.warn([...r, "users"], `"users" is read only by strategy alternating-users; ${policy.strategy} rotates "${policy.user ?? "(no user)"}"`, true);
+      if (policy.grace_period !== undefined && shape !== "two-secret" && !pluginStrategy(shape))
         out.warn([...r, "grace_period"], `"grace_period" is read only by strategy two-secret`, true);
 
       const service = policy.service;

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { durationSchema } from "../core/duration";
 import { monitorSchema } from "./monitor";
 import { rolloutSchema } from "./rollout/settings";
+import { suggest } from "../core/suggest";
+import { pluginStrategyNames } from "./strategies/names";
 
 /**
  * A variable's `rotation:` block (zod only), the rotation feature's part of dsops.yaml.
@@ -20,6 +22,32 @@ export type RotationStrategyName = (typeof rotationStrategies)[number];
  * is two-secret. Records and status show our name.
  */
 export const strategyAliases: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret", "two-key": "two-secret" };
+
+/** Is `name` a built-in strategy or one a loaded plugin added? */
+export function isKnownStrategy(name: string): boolean {
+  return (rotationStrategies as readonly string[]).includes(name) || pluginStrategyNames().includes(name);
+}
+
+/** Why `name` is not a strategy: the built-in and plugin strategies, and the closest one. */
+export function unknownStrategyMessage(name: string): string {
+  const plugins = pluginStrategyNames();
+  const hint = suggest(name, [...rotationStrategies, ...Object.keys(strategyAliases), ...plugins]);
+  return (
+    `Invalid option: unknown strategy "${name}"${hint ? ` (did you mean "${hint}"?)` : ""}: built-in strategies are ${rotationStrategies.join(", ")}` +
+    (plugins.length ? `; plugin strategies: ${plugins.join(", ")}` : "; no plugin strategies are loaded (plugins: in dsops.yaml adds them)")
+  );
+}
+
+/**
+ * A strategy name: a built-in one (or a dsops alias of one), or one a plugin loaded before the
+ * file is checked added (`plugins:`, `registerPlugin`).
+ */
+export const strategyNameSchema = z.preprocess(
+  (v) => (typeof v === "string" && Object.hasOwn(strategyAliases, v) ? strategyAliases[v] : v),
+  z.string().superRefine((s, ctx) => {
+    if (!isKnownStrategy(s)) ctx.addIssue({ code: "custom", message: unknownStrategyMessage(s) });
+  }),
+);
 
 /** Formats of generated values. */
 export const generatorFormats = ["password", "alphanumeric", "hex", "base64", "uuid"] as const;
@@ -80,7 +108,8 @@ export type ApprovalPolicy = z.infer<typeof approvalSchema>;
 export const rotationShapeHead = {
   /** The target (`services:` entry) whose credential this secret is. */
   service: z.string(),
-  strategy: z.preprocess((v) => (typeof v === "string" && Object.hasOwn(strategyAliases, v) ? strategyAliases[v] : v), z.enum(rotationStrategies).default("single-user")),
+  /** A built-in strategy (`rotationStrategies`) or a loaded plugin's. */
+  strategy: strategyNameSchema.default("single-user"),
   /** single-user / immediate / emergency: the user (role, account) whose secret is rotated. */
   user: z.string().optional(),
   /** alternating-users: the two users; the stored value names the current one. */

@@ -1,12 +1,14 @@
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { loadConfigFile } from "../../provider/compose/config";
+import { FileStore } from "../../provider/stores/file";
 import { createStore } from "../../provider/stores/registry";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
+import { startRedis, type RunningRedis } from "../support/redis";
 
 /**
  * Plugins in a Pulumi program (real Pulumi CLI, file backend): the example plugin
@@ -66,5 +68,55 @@ exports.plugin = loaded.name + ": " + loaded.stores.join(",") + " / " + loaded.t
     const r = project.run(["preview"]);
     assert.notEqual(r.status, 0);
     assert.match(r.stdout + r.stderr, /plugin "@acme\/not-installed" \(dsops:plugins\[1\]\): cannot find it from/);
+  });
+
+  it("RotationPolicy with the plugin's strategy (acme.json-login, plugins: of dsops.yaml) rotates a real Redis user through the plugin's target at up", async () => {
+    const FILE_KEY = `k-${randomBytes(9).toString("base64url")}`;
+    const initial = `Init-${randomBytes(9).toString("base64url")}`;
+    let redis: RunningRedis | undefined;
+    let p: PulumiProject | undefined;
+    try {
+      redis = await startRedis();
+      p = new PulumiProject(
+        "dsops-plugin-strategy",
+        `"use strict";
+const dsops = require("@dsops/pulumi");
+const policy = new dsops.RotationPolicy("login", {
+  secret: "store://local/app/login", target: "cache", strategy: "acme.json-login", user: "app",
+  schedule: { every: "30d" }, rotateOnCreate: true,
+});
+exports.status = policy.status;
+`,
+        { DSOPS_FILE_KEY: FILE_KEY },
+      );
+      const dir = p.dir;
+      mkdirSync(join(dir, "node_modules", "@acme"), { recursive: true });
+      symlinkSync(EXAMPLE, join(dir, "node_modules", "@acme", "dsops-plugin-example"), "dir");
+      p.write(
+        "dsops.yaml",
+        `plugins: ["@acme/dsops-plugin-example"]\nsecretStores:\n  local: { type: file, path: ./secrets.store }\nservices:\n  cache: { type: acme.redis-acl, port: ${redis.port}, admin: "store://local/redis/admin" }\n`,
+      );
+      const store = new FileStore("local", { type: "file", path: join(dir, "secrets.store") }, { configDir: dir, clock: systemClock, env: { DSOPS_FILE_KEY: FILE_KEY } });
+      await store.put("redis/admin", new Secret(JSON.stringify({ username: redis.adminUser, password: redis.adminPassword })));
+      await store.put("app/login", new Secret(JSON.stringify({ user: "app", password: initial })));
+      await redis.command(["ACL", "SETUSER", "app", "on", `>${initial}`, "+ping"]);
+      p.ok(["stack", "init", "strategy"]);
+      p.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
+      p.ok(["up", "--yes", "--skip-preview"]);
+      const now = JSON.parse((await store.get({ key: "app/login" })).value.reveal()) as { user: string; password: string; rotatedAt: string };
+      assert.equal(now.user, "app");
+      assert.notEqual(now.password, initial);
+      assert.equal(await redis.canLogin("app", now.password), true, "the new password works at Redis");
+      assert.equal(await redis.canLogin("app", initial), false, "the old one no longer does");
+      p.assertNoLeak([initial, now.password]);
+      // A typo in the strategy: preview fails on the policy's `strategy`, naming the plugin's one.
+      p.write("index.js", readFileSync(join(dir, "index.js"), "utf8").replace('strategy: "acme.json-login"', 'strategy: "acme.json-logn"'));
+      const bad = p.run(["preview"]);
+      assert.notEqual(bad.status, 0);
+      assert.match(bad.stdout + bad.stderr, /strategy.*unknown strategy "acme\.json-logn" \(did you mean "acme\.json-login"\?\)/);
+    } finally {
+      await redis?.stop();
+      p?.cleanup();
+    }
   });
 });

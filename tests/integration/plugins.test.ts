@@ -186,6 +186,259 @@ describe("plugins", function () {
     });
   });
 
+  describe("a plugin's rotation strategy (acme.json-login) end to end against a real Redis: rotate, a failed verification rolled back, emergency", () => {
+    let redis: RunningRedis | undefined;
+    let dir: string;
+    const initial = `Init-${Math.random().toString(36).slice(2)}-json`;
+    type Login = { user: string; password: string; rotatedAt?: string };
+    const current = async (): Promise<Login> => {
+      const got = await run(dir, ["get", "--env", "prod", "--var", "APP_LOGIN"]);
+      assert.equal(got.status, 0, got.stderr);
+      return JSON.parse(got.stdout) as Login;
+    };
+    const history = async () => {
+      const h = await run(dir, ["secrets", "history", "--env", "prod", "--var", "APP_LOGIN", "--json"]);
+      assert.equal(h.status, 0, h.stderr);
+      return JSON.parse(h.stdout) as Array<{ strategy: string; status: string; error?: string }>;
+    };
+    const seen: string[] = [initial];
+    const noValueIn = (...texts: string[]) => {
+      for (const t of texts) for (const v of seen) assert.ok(!t.includes(v), "a value appears in the output or the server's log");
+    };
+    before(async () => {
+      redis = await startRedis();
+      dir = newProject();
+      writeFileSync(
+        join(dir, "dsops.yaml"),
+        [
+          'plugins: ["@acme/dsops-plugin-example"]',
+          "secretStores:",
+          "  kv: { type: acme.jsonfile, path: ./secrets.json }",
+          "services:",
+          `  cache: { type: acme.redis-acl, port: ${redis.port}, admin: store://kv/redis/admin }`,
+          "envs:",
+          "  prod:",
+          "    APP_LOGIN:",
+          "      from: store://kv/app/login",
+          "      rotation: { service: cache, strategy: acme.json-login, user: app }",
+          "",
+        ].join("\n"),
+      );
+      const config = loadConfigFile(join(dir, "dsops.yaml"));
+      const store = createStore("kv", config.stores.kv, { configDir: dir, clock: systemClock, env: process.env });
+      await store.put!("redis/admin", new Secret(JSON.stringify({ username: redis.adminUser, password: redis.adminPassword })));
+      await store.put!("app/login", new Secret(JSON.stringify({ user: "app", password: initial })));
+      await redis.command(["ACL", "SETUSER", "app", "on", `>${initial}`, "~app:*", "+ping", "+get"]);
+    });
+    after(async () => {
+      await redis?.stop();
+    });
+
+    it("dsops secrets rotate stores JSON {user, password, rotatedAt}; the new password logs in, the old one is refused; the record names the strategy", async () => {
+      const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /succeeded/);
+      const now = await current();
+      seen.push(now.password);
+      assert.equal(now.user, "app");
+      assert.notEqual(now.password, initial);
+      assert.ok(!Number.isNaN(Date.parse(now.rotatedAt ?? "")), "rotatedAt is an instant");
+      assert.equal(await redis!.canLogin("app", now.password), true, "the new password works at Redis");
+      assert.equal(await redis!.canLogin("app", initial), false, "the old one no longer does");
+      const [last] = await history();
+      assert.deepEqual([last.strategy, last.status], ["acme.json-login", "succeeded"]);
+      noValueIn(r.stdout, r.stderr, redis!.log());
+    });
+
+    it("a failing verification (the Redis user switched off) rolls back: the stored login is unchanged and still works", async () => {
+      const before = await current();
+      await redis!.command(["ACL", "SETUSER", "app", "off"]);
+      const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN"]);
+      await redis!.command(["ACL", "SETUSER", "app", "on"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /rolled back|rolled-back/i);
+      assert.deepEqual(await current(), before, "the stored value did not change");
+      assert.equal(await redis!.canLogin("app", before.password), true, "the old password was put back");
+      const file = JSON.parse(readFileSync(join(dir, "secrets.json"), "utf8")) as { secrets: Record<string, { pending?: string }> };
+      assert.equal(file.secrets["app/login"].pending, undefined, "the pending version was discarded");
+      const [last] = await history();
+      assert.deepEqual([last.strategy, last.status], ["acme.json-login", "rolled-back"]);
+      noValueIn(r.stdout, r.stderr, redis!.log());
+    });
+
+    it("an emergency rotation over the plugin's shape keeps the JSON shape, and the old password stops working", async () => {
+      const before = await current();
+      const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "emergency", "--reason", "leaked in a ticket"]);
+      assert.equal(r.status, 0, r.stderr);
+      const now = await current();
+      seen.push(now.password);
+      assert.equal(now.user, "app");
+      assert.notEqual(now.password, before.password);
+      assert.equal(await redis!.canLogin("app", now.password), true);
+      assert.equal(await redis!.canLogin("app", before.password), false);
+      const [last] = await history();
+      assert.deepEqual([last.strategy, last.status], ["emergency", "succeeded"]);
+      noValueIn(r.stdout, r.stderr, redis!.log());
+    });
+
+    it("--strategy takes the plugin strategy's name (the configured shape); another shape or an unknown plugin name is refused before anything changes", async () => {
+      const dry = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "acme.json-login", "--dry-run"]);
+      assert.equal(dry.status, 0, dry.stderr);
+      assert.match(dry.stdout, /with acme\.json-login at cache/);
+      const before = await current();
+      const other = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "acme.other"]);
+      assert.equal(other.status, 1, other.stderr);
+      assert.match(other.stderr, /--strategy acme\.other: the stored value has the acme\.json-login shape/);
+      assert.deepEqual(await current(), before);
+      const usage = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "APP_LOGIN", "--strategy", "Json Login"]);
+      assert.equal(usage.status, 2, usage.stderr);
+      assert.match(usage.stderr, /Allowed choices are single-user.*or a plugin's strategy \(<prefix>\.<name>\)/);
+    });
+
+    it("dsops providers and dsops doctor list the plugin's strategy with what it requires", async () => {
+      const r = await run(dir, ["providers"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /rotation strategy acme\.json-login \(requires rotate\): one user whose password changes in place/);
+      const j = await run(dir, ["providers", "--json"]);
+      const out = JSON.parse(j.stdout) as { plugins: Array<{ strategies: Array<{ name: string; requires: string[] }> }> };
+      assert.deepEqual(out.plugins[0].strategies.map((x) => [x.name, x.requires]), [["acme.json-login", ["rotate"]]]);
+      const d = await run(dir, ["doctor", "--json"]);
+      assert.equal(d.status, 0, d.stderr);
+      const doc = JSON.parse(d.stdout) as { plugins: Array<{ strategies: Array<{ name: string }> }> };
+      assert.equal(doc.plugins[0].strategies[0].name, "acme.json-login");
+    });
+  });
+
+  describe("plugin strategies: every refusal names the plugin or the field", () => {
+    const yaml = (plugins: string[], strategy: string) =>
+      `plugins: [${plugins.map((p) => `"${p}"`).join(", ")}]\nsecretStores:\n  kv: { type: acme.jsonfile, path: ./x.json }\nservices:\n  cache: { type: acme.redis-acl, admin: store://kv/a }\nenvs:\n  prod:\n    A: { from: store://kv/a, rotation: { service: cache, strategy: ${strategy}, user: app } }\n`;
+    const strat = (name: string, def: string) => `module.exports = { apiVersion: 1, name: "${name}", strategies: ${def} };\n`;
+    const GOOD = '{ requires: ["rotate"], plan: () => ({ principal: "app", apply: "set", retire: "none" }), encode: (c) => c.secret, decode: (v) => ({ principal: "app", secret: v }) }';
+
+    it("a strategy named like a built-in one, or without its prefix, is refused", async () => {
+      const dir = newProject();
+      const p = plugin(dir, "shadow", strat("shadow", `{ "single-user": ${GOOD}, "overlap": ${GOOD}, "mine": ${GOOD} }`));
+      writeFileSync(join(dir, "dsops.yaml"), yaml(["@acme/dsops-plugin-example", p], "single-user"));
+      const r = await run(dir, ["plan", "--env", "prod"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /plugin "\.\/plugins\/shadow" \(plugins\[1\]\) breaks the plugin interface:\n  strategies\.single-user: "single-user" is a built-in strategy; a plugin cannot replace it/);
+      assert.match(r.stderr, /strategies\.overlap: "overlap" is a built-in strategy/);
+      assert.match(r.stderr, /strategies\.mine: a strategy name is "<prefix>\.<name>"/);
+    });
+
+    it("a strategy another plugin already adds is refused, naming both plugins", async () => {
+      const dir = newProject();
+      const p = plugin(dir, "twice", strat("twice", `{ "acme.json-login": ${GOOD} }`));
+      writeFileSync(join(dir, "dsops.yaml"), yaml(["@acme/dsops-plugin-example", p], "acme.json-login"));
+      const r = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /plugin "\.\/plugins\/twice" \(plugins\[1\]\) breaks the plugin interface:\n  strategies\.acme\.json-login: strategy "acme\.json-login" is already added by plugin "@acme\/dsops-plugin-example"/);
+    });
+
+    it("a strategy that breaks the interface (no requires, plan not a function, an unknown key) is refused", async () => {
+      const dir = newProject();
+      const p = plugin(dir, "broken", strat("broken", '{ "broken.x": { requires: ["fly"], plan: 1, encode: (c) => c.secret, decode: (v) => v, when: "now" } }'));
+      writeFileSync(join(dir, "dsops.yaml"), yaml(["@acme/dsops-plugin-example", p], "single-user"));
+      const r = await run(dir, ["providers"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /plugin "\.\/plugins\/broken" \(plugins\[1\]\) breaks the plugin interface:\n  strategies\.broken\.x\.when: unknown key.*\n  strategies\.broken\.x\.requires: expected a list of create, rotate, revoke, verify.*\n  strategies\.broken\.x\.plan: expected a function/);
+    });
+
+    it("an unknown strategy in dsops.yaml is refused naming the field, with did-you-mean and the built-in and plugin strategies", async () => {
+      const dir = newProject();
+      writeFileSync(join(dir, "dsops.yaml"), yaml(["@acme/dsops-plugin-example"], "acme.json-logn"));
+      const r = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /envs\.prod\.A\.rotation\.strategy: Invalid option: unknown strategy "acme\.json-logn" \(did you mean "acme\.json-login"\?\): built-in strategies are single-user, alternating-users, two-secret, immediate, emergency; plugin strategies: acme\.json-login/,
+      );
+      const none = newProject();
+      writeFileSync(join(none, "dsops.yaml"), yaml([], "acme.json-login").replace("plugins: []\n", "").replace(/acme\.jsonfile, path: \.\/x\.json/, "file, path: ./x.json").replace("acme.redis-acl, admin: store://kv/a", "postgresql, host: 127.0.0.1, admin: store://kv/a"));
+      const n = await run(none, ["get", "--env", "prod", "--var", "A"]);
+      assert.equal(n.status, 1, n.stderr);
+      assert.match(n.stderr, /envs\.prod\.A\.rotation\.strategy: Invalid option: unknown strategy "acme\.json-login".*no plugin strategies are loaded/);
+    });
+
+    it("dsops's form (a service's rotation.strategy) takes a plugin strategy; a typo there is named with did-you-mean", async () => {
+      const dir = newProject();
+      const text = (strategy: string) =>
+        `plugins: ["@acme/dsops-plugin-example"]\nsecretStores:\n  kv: { type: acme.jsonfile, path: ./x.json }\nservices:\n  cache:\n    type: acme.redis-acl\n    admin: store://kv/a\n    rotation: { strategy: ${strategy}, user: app }\nenvs:\n  prod:\n    A: { from: store://kv/a, service: cache, rotation: { ttl: 30d } }\n`;
+      writeFileSync(join(dir, "dsops.yaml"), text("acme.json-login"));
+      const ok = await run(dir, ["secrets", "status", "--env", "prod", "--json"]);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.equal((JSON.parse(ok.stdout) as Array<{ strategy: string }>)[0].strategy, "acme.json-login");
+      writeFileSync(join(dir, "dsops.yaml"), text("acme.json-logn"));
+      const bad = await run(dir, ["secrets", "status", "--env", "prod"]);
+      assert.equal(bad.status, 1, bad.stderr);
+      assert.match(bad.stderr, /services\.cache\.rotation\.strategy: unknown strategy "acme\.json-logn" \(did you mean "acme\.json-login"\?\) at dsops\.yaml:8:27/);
+    });
+
+    it("a plugin strategy needing a capability the target lacks is named when the file loads", async () => {
+      const dir = newProject();
+      const p = plugin(dir, "mint", strat("mint", '{ "mint.key": { requires: ["create", "revoke"], plan: () => ({}), encode: (c) => c.secret, decode: (v) => v } }'));
+      writeFileSync(join(dir, "dsops.yaml"), yaml(["@acme/dsops-plugin-example", p], "mint.key"));
+      const r = await run(dir, ["plan", "--env", "prod"]);
+      assert.match(r.stderr + r.stdout, /envs\.prod\.A\.rotation\.strategy: strategy mint\.key needs a target that can create; service "cache" \(acme\.redis-acl\) cannot/);
+    });
+
+    describe("a plugin strategy's own bugs against a real Redis: exit 1 naming the plugin, never 70; the rotation rolled back", () => {
+      let redis: RunningRedis | undefined;
+      const initial = `Init-${Math.random().toString(36).slice(2)}-bug`;
+      before(async () => {
+        redis = await startRedis();
+        await redis.command(["ACL", "SETUSER", "app", "on", `>${initial}`, "+ping"]);
+      });
+      after(async () => {
+        await redis?.stop();
+      });
+      const setUp = async (def: string) => {
+        const dir = newProject();
+        const p = plugin(dir, "buggy", strat("buggy", `{ "buggy.login": ${def} }`));
+        writeFileSync(
+          join(dir, "dsops.yaml"),
+          yaml(["@acme/dsops-plugin-example", p], "buggy.login").replace("acme.redis-acl, admin: store://kv/a", `acme.redis-acl, port: ${redis!.port}, admin: store://kv/admin`),
+        );
+        const config = loadConfigFile(join(dir, "dsops.yaml"));
+        const store = createStore("kv", config.stores.kv, { configDir: dir, clock: systemClock, env: process.env });
+        await store.put!("admin", new Secret(JSON.stringify({ username: redis!.adminUser, password: redis!.adminPassword })));
+        await store.put!("a", new Secret(initial));
+        return dir;
+      };
+
+      it("plan() throwing a TypeError: exit 1, the strategy and the plugin named, nothing changed", async () => {
+        const dir = await setUp('{ requires: ["rotate"], plan: (ctx) => ctx.policy.nothing.user, encode: (c) => c.secret, decode: (v) => ({ principal: "app", secret: v }) }');
+        const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "A"]);
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /strategy "buggy\.login" \(plugin "buggy"\): plan\(\) failed: Cannot read properties of undefined/);
+        assert.equal(await redis!.canLogin("app", initial), true);
+      });
+
+      it("plan() returning what breaks the interface (apply \"mint\"): exit 1 naming the strategy, the plugin and the field", async () => {
+        const dir = await setUp('{ requires: ["rotate"], plan: () => ({ principal: "app", apply: "mint", retire: "none" }), encode: (c) => c.secret, decode: (v) => ({ principal: "app", secret: v }) }');
+        const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "A"]);
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /strategy "buggy\.login" \(plugin "buggy"\): plan\(\) returned apply "mint" \(expected "set" or "create"\)/);
+        assert.equal(await redis!.canLogin("app", initial), true);
+      });
+
+      it("encode() throwing (with the value in its message) mid-rotation: the rotation is rolled back, the value never shown", async () => {
+        const dir = await setUp(
+          '{ requires: ["rotate"], plan: (ctx) => ({ principal: "app", old: { principal: "app", secret: ctx.current }, apply: "set", retire: "none" }), encode: (c) => { throw new RangeError("cannot encode " + c.secret.reveal()); }, decode: (v) => ({ principal: "app", secret: v }) }',
+        );
+        const r = await run(dir, ["secrets", "rotate", "--env", "prod", "--var", "A"]);
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /strategy "buggy\.login" \(plugin "buggy"\): encode\(\) failed: cannot encode \[secret\]/);
+        assert.match(r.stderr, /rolled back|rolled-back/i);
+        const got = await run(dir, ["get", "--env", "prod", "--var", "A"]);
+        assert.equal(got.stdout, `${initial}\n`, "the stored value did not change");
+        assert.equal(await redis!.canLogin("app", initial), true, "the target keeps the old password");
+        const h = JSON.parse((await run(dir, ["secrets", "history", "--env", "prod", "--var", "A", "--json"])).stdout) as Array<{ strategy: string; status: string }>;
+        assert.deepEqual([h[0].strategy, h[0].status], ["buggy.login", "rolled-back"]);
+      });
+    });
+  });
+
   describe("settings are checked with the plugin's schema, errors naming the field", () => {
     it("a store's and a target's settings: path, line and column", async () => {
       const dir = newProject();
@@ -250,9 +503,10 @@ module.exports = { apiVersion: 1, name: "marker", stores: { "marker.kv": { setti
         expect: /plugin "\.\/plugins\/twice" \(plugins\[1\]\) breaks the plugin interface:\n  stores\.marker\.kv: type "marker\.kv" is already added by plugin "marker"/,
       },
       {
-        title: "rotation strategies (not in interface version 1)",
+        // Issue 15 asks for plugin strategies: apiVersion 1 now accepts `strategies` (an optional key); a broken one is still refused.
+        title: "rotation strategies that break the interface (a name without its prefix, no requires/plan/encode/decode)",
         broken: (d) => plugin(d, "strategy", 'module.exports = { apiVersion: 1, name: "strategy", strategies: { canary: {} } };\n'),
-        expect: /plugin "\.\/plugins\/strategy" \(plugins\[1\]\) breaks the plugin interface:\n  strategies: plugin apiVersion 1 cannot add rotation strategies/,
+        expect: /plugin "\.\/plugins\/strategy" \(plugins\[1\]\) breaks the plugin interface:\n  strategies\.canary: a strategy name is "<prefix>\.<name>".*\n  strategies\.canary\.requires: expected a list.*\n  strategies\.canary\.plan: expected a function/,
       },
     ];
     for (const c of cases)

@@ -55,6 +55,8 @@ export interface PluginTypes {
   readonly source: string;
   readonly stores: ReadonlyArray<{ type: string; description?: string; capabilities?: object }>;
   readonly targets: ReadonlyArray<{ type: string; description?: string; capabilities: readonly string[] }>;
+  /** Rotation strategies the plugin adds, with the target capabilities each requires. */
+  readonly strategies: ReadonlyArray<{ name: string; description?: string; requires: readonly string[] }>;
 }
 
 /**
@@ -82,6 +84,7 @@ export function describePlugins(): PluginTypes[] | undefined {
   const { loadedPlugins } = require("../../compose/plugins") as typeof import("../../compose/plugins");
   const { pluginStoreType } = require("../../stores/plugins") as typeof import("../../stores/plugins");
   const { pluginTargetType } = require("../../rotation/targets/plugins") as typeof import("../../rotation/targets/plugins");
+  const { pluginStrategy } = require("../../rotation/strategies/plugins") as typeof import("../../rotation/strategies/plugins");
   const loaded = loadedPlugins();
   if (!loaded.length) return undefined;
   return loaded.map((p) => ({
@@ -95,6 +98,10 @@ export function describePlugins(): PluginTypes[] | undefined {
       const d = pluginTargetType(type);
       return { type, ...(d?.description ? { description: d.description } : {}), capabilities: [...(d?.capabilities ?? [])] };
     }),
+    strategies: p.strategies.map((name) => {
+      const d = pluginStrategy(name);
+      return { name, ...(d?.description ? { description: d.description } : {}), requires: [...(d?.requires ?? [])] };
+    }),
   }));
 }
 
@@ -105,6 +112,7 @@ export function pluginLines(plugins: readonly PluginTypes[]): string {
     out += `  ${p.name} (${p.source})\n`;
     for (const s of p.stores) out += `    store type ${s.type}${s.description ? `: ${s.description}` : ""}\n`;
     for (const t of p.targets) out += `    rotation target type ${t.type} (${t.capabilities.join(", ")})${t.description ? `: ${t.description}` : ""}\n`;
+    for (const s of p.strategies) out += `    rotation strategy ${s.name} (requires ${s.requires.join(", ")})${s.description ? `: ${s.description}` : ""}\n`;
   }
   return out;
 }

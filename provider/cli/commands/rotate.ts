@@ -1,4 +1,4 @@
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import type { ComposedRotationEngine, ComposedRotationOptions } from "../../compose/rotation";
 import type { RotateOptions, RotationResult } from "../../rotation/engine/api";
 import type { RotationStrategyName } from "../../rotation/settings";
@@ -17,6 +17,12 @@ const STRATEGIES = Object.keys({ "single-user": 1, "alternating-users": 1, "two-
 /** dsops's names for some of them (`strategyAliases` of the settings, kept here for the same reason). */
 const STRATEGY_ALIASES: Readonly<Record<string, RotationStrategyName>> = { random: "single-user", overlap: "two-secret", "two-key": "two-secret" };
 
+/** A built-in strategy or alias, or a plugin strategy's `<prefix>.<name>` (checked against the loaded plugins when the rotation runs). */
+function parseStrategy(value: string): RotationStrategyName | (string & {}) {
+  if ([...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)].includes(value) || /^[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9._-]*$/.test(value)) return value;
+  throw new InvalidArgumentError(`Allowed choices are ${[...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)].join(", ")}, or a plugin's strategy (<prefix>.<name>).`);
+}
+
 type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>, opts?: Pick<ComposedRotationOptions, "notifyOverride">) => Promise<void>;
 const CONFLICT = ["fail", "wait", "skip"] as const;
 type Conflict = (typeof CONFLICT)[number];
@@ -27,7 +33,7 @@ interface RotateFlags {
   env: string;
   var: string[];
   key: string[];
-  strategy?: RotationStrategyName;
+  strategy?: RotationStrategyName | (string & {});
   dryRun?: boolean;
   reason?: string;
   json?: boolean;
@@ -51,7 +57,9 @@ export function registerRotate(secrets: Command, withEngine: WithEngine): void {
     .requiredOption("-e, --env <env>", "env name")
     .option("--var <name>", "variable name (its rotation: block says how); repeat for several", collect, [])
     .option("--key <name>", "same as --var (dsops's spelling); repeatable (rotated after the --var ones)", collect, [])
-    .addOption(new Option("--strategy <strategy>", "override the configured strategy (random = single-user, overlap and two-key = two-secret)").choices([...STRATEGIES, ...Object.keys(STRATEGY_ALIASES)]))
+    .addOption(
+      new Option("--strategy <strategy>", "override the configured strategy (random = single-user, overlap and two-key = two-secret; a plugin's <prefix>.<name>)").argParser(parseStrategy),
+    )
     .option("--dry-run", "check and show the steps; change nothing")
     .option("--reason <text>", "why (required by --strategy emergency)")
     .option("--json", "print the rotation record as JSON (several variables: an array of outcomes)")

@@ -13,8 +13,8 @@ import type { LockOwner, RotationRecord } from "../types";
 
 /** Options of one rotation. */
 export interface RotateOptions {
-  /** Run this strategy instead of the configured one (`immediate`, `emergency`, or the same shape). */
-  readonly strategy?: RotationStrategyName;
+  /** Run this strategy instead of the configured one (`immediate`, `emergency`, or the same shape: a built-in name or a plugin strategy's). */
+  readonly strategy?: RotationStrategyName | (string & {});
   /** Check everything and report the plan; change nothing, record nothing. */
   readonly dryRun?: boolean;
   /** Why (required by `emergency`; kept in the record). */

@@ -3,6 +3,7 @@ import { DsopsError } from "../../core/errors";
 import { alternatingUsers } from "./alternating-users";
 import { singleUserFor } from "./single-user";
 import { twoSecret } from "./two-secret";
+import { pluginStrategy } from "./plugins";
 import type { BaseStrategyName, PlanContext, RotationPlan, Strategy } from "./types";
 
 export type { BaseStrategyName, PlanContext, RotationPlan, Strategy } from "./types";
@@ -17,8 +18,8 @@ const shapes: Record<BaseStrategyName, (policy: VariableRotation) => Strategy> =
 
 /** A strategy as run: its shape, and the mode (`immediate`, `emergency`) over it. */
 export interface ResolvedStrategy {
-  /** What the user asked for. */
-  readonly name: RotationStrategyName;
+  /** What the user asked for (a built-in name or a plugin strategy's). */
+  readonly name: RotationStrategyName | string;
   readonly shape: Strategy;
   /** `emergency`: reason required, old credential revoked at once, grace periods cut short. */
   readonly emergency: boolean;
@@ -29,20 +30,32 @@ export interface ResolvedStrategy {
 
 /**
  * `immediate` and `emergency` keep the value shape of the variable: the configured strategy
- * when it is a shape, else alternating-users when `users` is set, else single-user.
+ * when it is a shape (a built-in one or a plugin's), else alternating-users when `users` is
+ * set, else single-user.
  */
-export function baseShapeOf(policy: VariableRotation): BaseStrategyName {
-  const s = policy.strategy;
-  if (s === "single-user" || s === "alternating-users" || s === "two-secret") return s;
+export function baseShapeOf(policy: VariableRotation): string {
+  const s = policy.strategy as string;
+  if (s === "single-user" || s === "alternating-users" || s === "two-secret" || pluginStrategy(s)) return s;
   return policy.users ? "alternating-users" : "single-user";
 }
 
-export function resolveStrategy(policy: VariableRotation, requested?: RotationStrategyName): ResolvedStrategy {
+/** The shape of this name: a built-in one, or a loaded plugin's. */
+function shapeOf(base: string, policy: VariableRotation): Strategy {
+  if (Object.hasOwn(shapes, base)) return shapes[base as BaseStrategyName](policy);
+  const p = pluginStrategy(base);
+  if (!p)
+    throw new DsopsError(`strategy "${base}" is not a built-in strategy and no loaded plugin adds it`, {
+      hint: "list the plugin that adds it under plugins: in dsops.yaml (or dsops:plugins for a Pulumi program)",
+    });
+  return p.shape;
+}
+
+export function resolveStrategy(policy: VariableRotation, requested?: RotationStrategyName | string): ResolvedStrategy {
   const name = requested ?? policy.strategy;
   const base = name === "immediate" || name === "emergency" ? baseShapeOf(policy) : name;
   if (base !== baseShapeOf(policy) && requested)
     throw new DsopsError(`--strategy ${requested}: the stored value has the ${baseShapeOf(policy)} shape; change rotation.strategy in dsops.yaml to switch shapes`);
-  const shape = shapes[base](policy);
+  const shape = shapeOf(base, policy);
   const immediate = name === "immediate" || name === "emergency";
   return {
     name,

@@ -28,7 +28,8 @@ export interface RotationPlan {
  * (./index.ts): they change `retire` and the checks, never the stored shape.
  */
 export interface Strategy {
-  readonly name: BaseStrategyName;
+  /** A built-in shape's name, or a plugin strategy's (`acme.suffix-user`). */
+  readonly name: string;
   /** Capabilities the target must have for this shape. */
   readonly requires: readonly TargetCapability[];
   /** Decide the rotation from the current stored value. Throws DsopsError on a misconfiguration. */
