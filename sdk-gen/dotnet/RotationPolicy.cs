@@ -124,7 +124,7 @@ namespace Pulumi.Dsops
         public Output<string> Status { get; private set; } = null!;
 
         /// <summary>
-        /// single-user, alternating-users, two-secret, immediate or emergency.
+        /// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         /// </summary>
         [Output("strategy")]
         public Output<string> Strategy { get; private set; } = null!;
@@ -329,7 +329,7 @@ namespace Pulumi.Dsops
         public Input<string> Secret { get; set; } = null!;
 
         /// <summary>
-        /// single-user, alternating-users, two-secret, immediate or emergency.
+        /// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         /// </summary>
         [Input("strategy", required: true)]
         public Input<string> Strategy { get; set; } = null!;

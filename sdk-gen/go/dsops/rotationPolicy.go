@@ -52,7 +52,7 @@ type RotationPolicy struct {
 	Secret pulumi.StringOutput `pulumi:"secret"`
 	// rotated, rolled-back, current, due, waiting-for-window, waiting-for-predecessor, waiting-for-approval or drifted.
 	Status pulumi.StringOutput `pulumi:"status"`
-	// single-user, alternating-users, two-secret, immediate or emergency.
+	// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
 	Strategy pulumi.StringOutput `pulumi:"strategy"`
 	// A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
 	Target pulumi.AnyOutput `pulumi:"target"`
@@ -150,7 +150,7 @@ type rotationPolicyArgs struct {
 	Schedule RotationSchedule `pulumi:"schedule"`
 	// The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
 	Secret string `pulumi:"secret"`
-	// single-user, alternating-users, two-secret, immediate or emergency.
+	// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
 	Strategy string `pulumi:"strategy"`
 	// A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
 	Target interface{} `pulumi:"target"`
@@ -192,7 +192,7 @@ type RotationPolicyArgs struct {
 	Schedule RotationScheduleInput
 	// The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
 	Secret pulumi.StringInput
-	// single-user, alternating-users, two-secret, immediate or emergency.
+	// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
 	Strategy pulumi.StringInput
 	// A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
 	Target pulumi.Input
@@ -335,7 +335,7 @@ func (o RotationPolicyOutput) Status() pulumi.StringOutput {
 	return o.ApplyT(func(v *RotationPolicy) pulumi.StringOutput { return v.Status }).(pulumi.StringOutput)
 }
 
-// single-user, alternating-users, two-secret, immediate or emergency.
+// single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
 func (o RotationPolicyOutput) Strategy() pulumi.StringOutput {
 	return o.ApplyT(func(v *RotationPolicy) pulumi.StringOutput { return v.Strategy }).(pulumi.StringOutput)
 }

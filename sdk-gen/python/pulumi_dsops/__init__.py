@@ -7,6 +7,7 @@ from . import _utilities
 import typing
 # Export this package's modules as members:
 from .environment import *
+from .get_compliance_report import *
 from .get_environment import *
 from .get_secret import *
 from .maintenance_window import *

@@ -45,7 +45,7 @@ class RotationPolicyArgs:
 
         :param pulumi.Input['RotationScheduleArgs'] schedule: When a rotation is due: every (a duration) or cron (with an optional timezone).
         :param pulumi.Input[_builtins.str] secret: The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
-        :param pulumi.Input[_builtins.str] strategy: single-user, alternating-users, two-secret, immediate or emergency.
+        :param pulumi.Input[_builtins.str] strategy: single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         :param pulumi.Input[Union[_builtins.str, Mapping[str, Any]]] target: A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
         :param pulumi.Input['PolicyPredecessorArgs'] after: Rotate only after another policy's successful rotation in an earlier stage, once it has soaked; due before that, the policy waits (status waiting-for-predecessor).
         :param pulumi.Input[Mapping[str, Any]] approval: Rotations wait for approval: {required (default 1), approvers (OS users, git emails or token subjects; absent: anyone but the requester), expires (default 24h), identity os|git|token, token_key (store:// or env:NAME)}. A due rotation is requested at preview/up and rotates at the first up after `dsops rotation approve ID`. As rotation.approval.
@@ -126,7 +126,7 @@ class RotationPolicyArgs:
     @pulumi.getter
     def strategy(self) -> pulumi.Input[_builtins.str]:
         """
-        single-user, alternating-users, two-secret, immediate or emergency.
+        single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         """
         return pulumi.get(self, "strategy")
 
@@ -370,7 +370,7 @@ class RotationPolicy(pulumi.CustomResource):
         :param pulumi.Input[_builtins.bool] rotate_on_create: Rotate when the policy is created (default false).
         :param pulumi.Input[Union['RotationScheduleArgs', 'RotationScheduleArgsDict']] schedule: When a rotation is due: every (a duration) or cron (with an optional timezone).
         :param pulumi.Input[_builtins.str] secret: The rotated secret: a `store://` reference in a store that can stage rotations (a SecretReference passes its own).
-        :param pulumi.Input[_builtins.str] strategy: single-user, alternating-users, two-secret, immediate or emergency.
+        :param pulumi.Input[_builtins.str] strategy: single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         :param pulumi.Input[Union[_builtins.str, Mapping[str, Any]]] target: A service of the provider dsops.yaml by name, or a target configuration (the fields of a `services:` entry plus user/users; see the type TargetConfig).
         :param pulumi.Input[Mapping[str, Any]] triggers: Any values; a change forces a rotation on the next up.
         :param pulumi.Input[_builtins.str] user: single-user: the user whose password is rotated (when target is a service name).
@@ -664,7 +664,7 @@ class RotationPolicy(pulumi.CustomResource):
     @pulumi.getter
     def strategy(self) -> pulumi.Output[_builtins.str]:
         """
-        single-user, alternating-users, two-secret, immediate or emergency.
+        single-user, alternating-users, two-secret, immediate or emergency, or a rotation strategy of a loaded plugin (dsops:plugins, or plugins: of the provider's dsops.yaml), e.g. acme.suffix-user.
         """
         return pulumi.get(self, "strategy")
 
