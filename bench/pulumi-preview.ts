@@ -40,8 +40,8 @@ async function bench(count: number): Promise<void> {
   const projects: PulumiProject[] = [];
   try {
     const client = new SecretsManagerClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: motoCredentials, maxAttempts: 1 });
-    for (let i = 0; i < count; i += 50)
-      await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => client.send(new CreateSecretCommand({ Name: `bench/s${i + j}`, SecretString: `v${i + j}` }))));
+    for (let i = 0; i < count; i += 10)
+      await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => client.send(new CreateSecretCommand({ Name: `bench/s${i + j}`, SecretString: `v${i + j}` }))));
     client.destroy();
 
     const refs = new PulumiProject(
