@@ -39,7 +39,7 @@ async function bench(count: number): Promise<void> {
   const moto = await startMoto();
   const projects: PulumiProject[] = [];
   try {
-    const client = new SecretsManagerClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: motoCredentials, maxAttempts: 1 });
+    const client = new SecretsManagerClient({ endpoint: moto.endpoint, region: "us-east-1", credentials: motoCredentials, maxAttempts: 5 /* moto answers 500 now and then under load */ });
     for (let i = 0; i < count; i += 10)
       await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => client.send(new CreateSecretCommand({ Name: `bench/s${i + j}`, SecretString: `v${i + j}` }))));
     client.destroy();
