@@ -1,55 +1,89 @@
 /**
- * Start-up cost of the dsops command line: the median wall time of `dsops get` on the embedded
- * file store against the median of `node -e 0` (the floor any Node CLI pays), N runs each,
- * alternated so both see the same machine load. Prints the figures and their ratio; not a test.
+ * Start-up and per-variable cost of the dsops command line (issue 20's targets), each figure
+ * printed with its ratio and target. Not a test: every figure is the median of paired,
+ * interleaved runs (each round runs every command once), so all see the same machine load.
  *
- *   node dist/bench/cli-startup.js [runs]        (default 20)
+ *   node dist/bench/cli-startup.js [runs] [plan-runs]     (defaults 15 and 5)
+ *
+ * - `dsops get` / `render` / `exec` of a tiny config (literal store) vs `node -e 0`: ≤ 1.5×.
+ *   `dsops get` on the embedded file store is printed too (no target: it reads a file).
+ * - the `dsops exec` wrapper: (exec -- node -e 0) − (node -e 0) vs `node -e 0`: ≤ 1.5×.
+ * - `dsops plan` of 1,000 variables vs 1 variable: ≤ 1.3×; 10,000: linear (the cost per
+ *   variable above 1 at 10,000 ≤ 1.5× the one at 1,000) and peak RSS under 300 MB.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { BIN, interleaved, loadLine, ms, row, rssProbe, timedNode } from "./support/measure";
 
-const BIN = join(__dirname, "..", "..", "bin", "dsops");
-const RUNS = Number(process.argv[2] ?? 20);
+const RUNS = Number(process.argv[2] ?? 15);
+const PLAN_RUNS = Number(process.argv[3] ?? 5);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function timed(args: string[], cwd: string): number {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
-  const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return ms;
+function planConfig(n: number): string {
+  const lines = ["version: 1", "secretStores:", "  local: { type: file }", "envs:", "  prod:"];
+  for (let i = 0; i < n; i++) lines.push(`    VAR_${i}: { from: "store://local/app/var-${i}" }`);
+  return lines.join("\n") + "\n";
 }
 
 function main(): void {
   const dir = mkdtempSync(join(tmpdir(), "dsops-bench-startup-"));
   try {
-    writeFileSync(join(dir, "dsops.yaml"), 'version: 1\nsecretStores:\n  local: { type: file }\nenvs:\n  dev:\n    TOKEN: { from: "store://local/app/token" }\n');
+    writeFileSync(
+      join(dir, "dsops.yaml"),
+      'version: 1\nsecretStores:\n  local: { type: file }\nenvs:\n  dev:\n    GREETING: { literal: "hello" }\n    PORT: { literal: "8080" }\n  files:\n    TOKEN: { from: "store://local/app/token" }\n',
+    );
     const set = spawnSync(process.execPath, [BIN, "secrets", "set", "--store", "local", "--key", "app/token"], { cwd: dir, input: "bench-value", encoding: "utf8" });
     if (set.status !== 0) throw new Error(`secrets set failed: ${set.stderr}`);
-    const get = [BIN, "get", "--env", "dev", "--var", "TOKEN"];
-    // one warm-up each (file-system cache)
-    timed(get, dir);
-    timed(["-e", "0"], dir);
-    const dsopsMs: number[] = [];
-    const nodeMs: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      dsopsMs.push(timed(get, dir));
-      nodeMs.push(timed(["-e", "0"], dir));
+    const out = join(dir, "out.env");
+
+    console.log(`# dsops start-up (${loadLine()}); medians of ${RUNS} interleaved rounds`);
+    const s = interleaved(RUNS, {
+      node: () => timedNode(["-e", "0"], dir),
+      get: () => timedNode([BIN, "get", "--env", "dev", "--var", "GREETING"], dir),
+      render: () => timedNode([BIN, "render", "--env", "dev", "--out", out], dir),
+      exec: () => timedNode([BIN, "exec", "--env", "dev", "--", process.execPath, "-e", "0"], dir),
+      getFile: () => timedNode([BIN, "get", "--env", "files", "--var", "TOKEN"], dir),
+    });
+    const node = ms(s.node);
+    console.log(`${"node -e 0 (the floor)".padEnd(52)} ${`${node.toFixed(1)} ms`.padStart(18)}`);
+    for (const [k, label] of [
+      ["get", "dsops get, tiny config (literal)"],
+      ["render", "dsops render, tiny config (literal)"],
+      ["exec", "dsops exec -- node -e 0, tiny config"],
+    ] as const)
+      console.log(row(`${label} vs node -e 0`, `${ms(s[k]).toFixed(1)} ms`, ms(s[k]) / node, 1.5));
+    // The wrapper's own cost, paired round by round: exec of `node -e 0` minus `node -e 0`.
+    const overhead = ms(s.exec.map((r, i) => ({ ...r, ms: r.ms - s.node[i].ms })));
+    console.log(row("dsops exec wrapper overhead vs node -e 0", `${overhead.toFixed(1)} ms`, overhead / node, 1.5));
+    console.log(`${"dsops get, file store (no target)".padEnd(52)} ${`${ms(s.getFile).toFixed(1)} ms`.padStart(18)}  ratio ${(ms(s.getFile) / node).toFixed(2)}×`);
+
+    const probe = rssProbe(dir);
+    const plans: Record<string, string> = {};
+    for (const n of [1, 1000, 10000]) {
+      const d = join(dir, `plan-${n}`);
+      mkdirSync(d);
+      writeFileSync(join(d, "dsops.yaml"), planConfig(n));
+      plans[n] = d;
     }
-    const d = median(dsopsMs);
-    const n = median(nodeMs);
-    console.log(`runs: ${RUNS} each (node ${process.version})`);
-    console.log(`dsops get (file store): median ${d.toFixed(1)} ms (min ${Math.min(...dsopsMs).toFixed(1)}, max ${Math.max(...dsopsMs).toFixed(1)})`);
-    console.log(`node -e 0:              median ${n.toFixed(1)} ms (min ${Math.min(...nodeMs).toFixed(1)}, max ${Math.max(...nodeMs).toFixed(1)})`);
-    console.log(`ratio: ${(d / n).toFixed(2)}x (dsops's own start-up and work: ${(d - n).toFixed(1)} ms)`);
+    const plan = (n: number) => () => timedNode(["-r", probe, BIN, "plan", "--env", "prod"], plans[n]);
+    console.log(`\n# dsops plan of one env, no store called (${loadLine()}); medians of ${PLAN_RUNS} interleaved rounds`);
+    const p = interleaved(PLAN_RUNS, { one: plan(1), k1: plan(1000), k10: plan(10000) });
+    const [t1, t1k, t10k] = [ms(p.one), ms(p.k1), ms(p.k10)];
+    const rss = Math.max(...p.k10.map((r) => r.rssMb ?? NaN));
+    console.log(`${"dsops plan, 1 variable".padEnd(52)} ${`${t1.toFixed(1)} ms`.padStart(18)}`);
+    console.log(row("dsops plan, 1,000 variables vs 1 variable", `${t1k.toFixed(1)} ms`, t1k / t1, 1.3));
+    const per1k = (t1k - t1) / 999;
+    const per10k = (t10k - t1) / 9999;
+    console.log(
+      row(
+        `dsops plan, 10,000 variables: per-variable cost vs at 1,000 (${(per10k * 1000).toFixed(1)} vs ${(per1k * 1000).toFixed(1)} µs)`,
+        `${t10k.toFixed(1)} ms`,
+        per10k / per1k,
+        1.5,
+      ),
+    );
+    console.log(row("dsops plan, 10,000 variables: peak RSS", `${rss.toFixed(0)} MB`, rss, 300, "MB"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

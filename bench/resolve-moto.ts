@@ -2,9 +2,19 @@
  * Benchmark (not a test): resolve 1,000 secrets held in moto_server with the engine, against a
  * plain loop of GetSecretValue with the same SDK. Prints wall time, calls made and the ratio.
  * Target: the engine at least 10 times faster, with calls close to ceil(1000/20) = 50.
- *   npm run bench -- resolve-moto      (or: node dist/bench/resolve-moto.js [count])
+ *
+ * Then `dsops render` (the CLI, a child process) of 100 and 1,000 of those secrets against its
+ * floor: the start-up of `dsops get` of a tiny literal config + ceil(N/20) BatchGetSecretValue
+ * calls alone through one SDK client, at most 16 in flight (the engine's default concurrency).
+ * Target: ≤ 1.2× the floor. Medians of paired, interleaved runs.
+ *   npm run bench -- resolve-moto      (or: node dist/bench/resolve-moto.js [count] [render-runs])
  */
-import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { BatchGetSecretValueCommand, CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { BIN, loadLine, ms, row, timedNode, type Run } from "./support/measure";
 import { configFromObject } from "../provider/compose/config";
 import { Resolver } from "../provider/engine/resolve";
 import { startMoto, motoCredentials } from "../tests/support/moto";
@@ -52,9 +62,70 @@ async function main(): Promise<void> {
     ];
     for (const r of rows) console.log(r[0].padEnd(28) + r[1].padStart(9) + r[2].padStart(8));
     console.log(`secrets: ${count}; speed-up (loop / engine): ${(loopMs / engineMs).toFixed(1)}x (target >= 10x); calls: ${resolver.stats.calls} (ideal ceil(${count}/20) = ${Math.ceil(count / 20)})`);
+
+    await renderVsFloor(moto.endpoint, names, Number(process.argv[3] ?? 5));
   } finally {
     await moto.stop();
   }
+}
+
+/** `dsops render` of N secrets on moto vs start-up of a tiny config + the batched calls alone. */
+async function renderVsFloor(endpoint: string, names: readonly string[], runs: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "dsops-bench-render-"));
+  const client = new SecretsManagerClient({ endpoint, region: "us-east-1", credentials: motoCredentials, maxAttempts: 1 });
+  try {
+    writeFileSync(join(dir, "tiny.yaml"), 'version: 1\nenvs:\n  dev:\n    GREETING: { literal: "hello" }\n');
+    const sizes = [100, 1000].filter((n) => n <= names.length);
+    for (const n of sizes) {
+      const vars = names.slice(0, n).map((k, i) => `    V${i}: { from: "store://aws/${k}" }`);
+      writeFileSync(
+        join(dir, `render-${n}.yaml`),
+        `version: 1\nsecretStores:\n  aws: { type: aws.secretsmanager, endpoint: "${endpoint}", region: us-east-1, access_key_id: test, secret_access_key: test }\nenvs:\n  bench:\n${vars.join("\n")}\n`,
+      );
+    }
+    const tiny = [BIN, "-c", "tiny.yaml", "get", "--env", "dev", "--var", "GREETING"];
+    const renderArgs = (n: number) => [BIN, "-c", `render-${n}.yaml`, "render", "--env", "bench", "--out", join(dir, "out.env")];
+    await batches(client, names.slice(0, 20)); // the client's first call (connection, SDK warm-up)
+    console.log(`\n# dsops render of N secrets on moto vs its floor (${loadLine()}); medians of ${runs} interleaved rounds`);
+    for (const n of sizes) {
+      // A warm-up of each, then rounds of: the batched calls (in this process), the two CLI children.
+      timedNode(tiny, dir);
+      timedNode(renderArgs(n), dir);
+      const startup: Run[] = [];
+      const render: Run[] = [];
+      const calls: Run[] = [];
+      for (let i = 0; i < runs; i++) {
+        calls.push({ ms: await batches(client, names.slice(0, n)), stdout: "" });
+        startup.push(timedNode(tiny, dir));
+        render.push(timedNode(renderArgs(n), dir));
+      }
+      const floor = ms(startup) + ms(calls);
+      console.log(
+        `${`floor for ${n}: start-up ${ms(startup).toFixed(0)} ms + ${Math.ceil(n / 20)} batched calls ${ms(calls).toFixed(0)} ms`.padEnd(52)} ${`${floor.toFixed(0)} ms`.padStart(18)}`,
+      );
+      console.log(row(`dsops render, ${n} secrets on moto vs the floor`, `${ms(render).toFixed(0)} ms`, ms(render) / floor, 1.2));
+    }
+  } finally {
+    client.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** ceil(N/20) BatchGetSecretValue calls for `keys`, at most 16 in flight; returns the wall ms. */
+async function batches(client: SecretsManagerClient, keys: readonly string[]): Promise<number> {
+  const groups: string[][] = [];
+  for (let i = 0; i < keys.length; i += 20) groups.push(keys.slice(i, i + 20));
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < groups.length) {
+      const g = groups[next++];
+      const r = await client.send(new BatchGetSecretValueCommand({ SecretIdList: g }));
+      if ((r.SecretValues ?? []).length !== g.length) throw new Error(`BatchGetSecretValue returned ${r.SecretValues?.length} of ${g.length}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, groups.length) }, worker));
+  return performance.now() - t0;
 }
 
 main().catch((e) => {

@@ -130,3 +130,17 @@ envs:
     assert.equal(c.dir, "/tmp/q");
   });
 });
+
+describe("config: duplicate YAML keys (found in one pass, not by the yaml library's quadratic check)", () => {
+  it("names every repeated key, nested ones too, in the order of the file, with line and column", () => {
+    const text = 'version: 1\nenvs:\n  dev:\n    A: { literal: a }\n    B: { literal: b }\n    A: { literal: c }\n  prod: {}\n  dev: {}\n';
+    assert.deepEqual(problems(text), ["Map keys must be unique at dsops.yaml:6:5", "Map keys must be unique at dsops.yaml:8:3"]);
+  });
+
+  it("keys that differ as YAML values are not duplicates (1 and \"1\"), and 10,000 distinct keys load", () => {
+    assert.doesNotThrow(() => parseConfig('version: 1\nenvs:\n  dev: { A: { literal: x } }\n  1: {}\n  "1": {}\n', { file: "/x/dsops.yaml", label: "dsops.yaml", env: {} }));
+    const vars = Array.from({ length: 10000 }, (_, i) => `    V_${i}: { literal: "${i}" }`).join("\n");
+    const config = parseConfig(`version: 1\nenvs:\n  dev:\n${vars}\n`, { file: "/x/dsops.yaml", label: "dsops.yaml", env: {} });
+    assert.equal(Object.keys(config.raw.envs.dev).length, 10000);
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * What the benchmarks share: running the CLI as a child and timing it, medians, and the line
+ * each figure is printed on (figure, ratio, target, MET / NOT MET). Not a benchmark itself
+ * (scripts/bench.sh runs dist/bench/*.js only, not this folder).
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+
+export const BIN = join(__dirname, "..", "..", "..", "bin", "dsops");
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export interface Run {
+  ms: number;
+  /** Peak resident set of the child in MB, when it was run with `rssProbe`. */
+  rssMb?: number;
+  stdout: string;
+}
+
+/**
+ * A preload that prints the process's peak RSS at exit (`node -r FILE …`): Node gives a parent
+ * no rusage of its children, so the child reports its own.
+ */
+export function rssProbe(dir: string): string {
+  const file = join(dir, "rss-probe.js");
+  writeFileSync(file, `process.on("exit", () => process.stderr.write("\\nbench-max-rss-kb " + process.resourceUsage().maxRSS + "\\n"));\n`);
+  return file;
+}
+
+/** Runs `node ARGS` in `cwd`, fails on a non-zero exit, returns its wall time. */
+export function timedNode(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Run {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 256 << 20 });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`node ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+  const rss = /bench-max-rss-kb (\d+)/.exec(r.stderr);
+  return { ms, rssMb: rss ? Number(rss[1]) / 1024 : undefined, stdout: r.stdout };
+}
+
+/**
+ * Runs each named command once per round, the rounds one after the other, so every command
+ * sees the same machine load (paired, interleaved); returns each command's runs.
+ */
+export function interleaved<K extends string>(rounds: number, cmds: Record<K, () => Run>): Record<K, Run[]> {
+  const out = Object.fromEntries(Object.keys(cmds).map((k) => [k, [] as Run[]])) as Record<K, Run[]>;
+  for (const k of Object.keys(cmds) as K[]) cmds[k](); // one warm-up each (file-system cache, compile cache)
+  for (let i = 0; i < rounds; i++) for (const k of Object.keys(cmds) as K[]) out[k].push(cmds[k]());
+  return out;
+}
+
+export const ms = (runs: readonly Run[]): number => median(runs.map((r) => r.ms));
+
+/** The machine's load, printed with the figures (they mean little on a busy machine). */
+export function loadLine(): string {
+  return `node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`;
+}
+
+/**
+ * One line of the table: `figure  value  ratio R×  target ≤ T×: MET|NOT MET`. With a unit
+ * (e.g. "MB") the ratio is the value itself, compared with the target in that unit.
+ */
+export function row(figure: string, value: string, ratio: number, target: number, unit?: string): string {
+  const verdict = ratio <= target ? "MET" : "NOT MET";
+  const measure = unit ? `target ≤ ${target} ${unit}` : `ratio ${ratio.toFixed(2)}×  target ≤ ${target}×`;
+  return `${figure.padEnd(52)} ${value.padStart(18)}  ${measure}: ${verdict}`;
+}
