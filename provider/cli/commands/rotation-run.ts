@@ -170,43 +170,34 @@ export async function rotateIfDue(engine: ComposedRotationEngine, command: "rota
   // A job queued inside a window may run after it closed (a retry, a busy pool): the windows are asked again.
   const shut = windowsShut(policy, at, clock().now());
   if (shut) return { result: "skipped", reason: shut };
+  const isDue = (last: number | undefined) => {
+    const dueAt = variableDueAt(policy, at, last, clock().now());
+    return dueAt !== undefined && clock().now() >= dueAt;
+  };
   // rotation.approval: a due rotation waits for its approval request to be granted (provider/rotation/governance.ts).
-  let approval: import("../../rotation/governance").ApprovalRecord | undefined;
-  const gov = governanceContext(engine);
+  let markUsed = async (_recordId: string): Promise<void> => undefined;
   if (policy.approval) {
-    const { approvalGate } = require("../../rotation/governance") as typeof import("../../rotation/governance");
+    const { approvalGate, markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
     const { requesterIdentity } = require("../../rotation/approval-identity") as typeof import("../../rotation/approval-identity");
+    const gov = governanceContext(engine);
     const gate = await approvalGate(gov, env, variable, policy.approval, requesterIdentity(policy.approval, engine.config.dir));
     if (!gate.go) return { result: gate.approval.status === "denied" ? "denied" : "pending approval", reason: gate.reason, approvalId: gate.approval.id };
-    approval = gate.approval;
+    markUsed = (recordId) => markApprovalUsed(gov, gate.approval, recordId);
   }
   const chain = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
   const stage = chain.chainOfStage(engine.config, env, variable);
   if (stage) {
     const out = await runChainIfDue(engine, stage.name, stage.index, () => {
       const { lastRotationAt } = require("../../rotation/due") as typeof import("../../rotation/due");
-      return engine.history({ env, variable, limit: 20 }).then((recs) => {
-        const dueAt = variableDueAt(policy, at, lastRotationAt(recs, `store://${engine.config.envs[env][variable].ref?.store}/${engine.config.envs[env][variable].ref?.key}`), clock().now());
-        return dueAt !== undefined && clock().now() >= dueAt;
-      });
+      const ref = engine.config.envs[env][variable].ref;
+      return engine.history({ env, variable, limit: 20 }).then((recs) => isDue(lastRotationAt(recs, `store://${ref?.store}/${ref?.key}`)));
     });
-    if (approval && out.result === "rotated" && "recordId" in out) {
-      const { markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
-      await markApprovalUsed(gov, approval, out.recordId);
-    }
+    if (out.result === "rotated" && "recordId" in out) await markUsed(out.recordId);
     return out;
   }
   try {
-    const res = await rotateAudited(engine, command, env, variable, {
-      ifDue: (last) => {
-        const dueAt = variableDueAt(policy, at, last, clock().now());
-        return dueAt !== undefined && clock().now() >= dueAt;
-      },
-    });
-    if (approval && (res.record.status === "succeeded" || res.record.status === "grace")) {
-      const { markApprovalUsed } = require("../../rotation/governance") as typeof import("../../rotation/governance");
-      await markApprovalUsed(gov, approval, res.record.id);
-    }
+    const res = await rotateAudited(engine, command, env, variable, { ifDue: isDue });
+    if (res.record.status === "succeeded" || res.record.status === "grace") await markUsed(res.record.id);
     return {
       result: res.record.status === "succeeded" || res.record.status === "grace" ? "rotated" : res.record.status,
       recordId: res.record.id,
