@@ -6,6 +6,7 @@
  * counts is a comma list: `pulumi-preview 200,1000` adds 1,000 references, opt-in because
  * creating and previewing the two 1,000-resource stacks takes several minutes.
  */
+import { readFileSync } from "node:fs";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { startMoto, motoCredentials } from "../tests/support/moto";
 import { PulumiProject } from "../tests/support/pulumi";
@@ -21,13 +22,31 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function timePreview(p: PulumiProject, count: number): number {
+/**
+ * CPU time (user+sys, ms) of this process's waited-for children so far, from /proc/self/stat
+ * (Linux; undefined elsewhere): the CLI and everything it waited for (language host, program,
+ * provider processes). On a shared machine it varies far less with the load than wall time.
+ */
+function childCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the command name: field 3 is the state; cutime and cstime are fields 16 and 17, in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+function timePreview(p: PulumiProject, count: number): { ms: number; cpuMs?: number } {
+  const cpu0 = childCpuMs();
   const t = process.hrtime.bigint();
   const r = p.ok(["preview", "--json"]);
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  const cpu1 = childCpuMs();
   const summary = (JSON.parse(r.stdout) as { changeSummary: Record<string, number> }).changeSummary;
   if (summary.same !== count + 1) throw new Error(`preview was not clean: ${JSON.stringify(summary)}`);
-  return ms;
+  return { ms, ...(cpu0 !== undefined && cpu1 !== undefined ? { cpuMs: cpu1 - cpu0 } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -60,17 +79,23 @@ async function bench(count: number): Promise<void> {
       process.stderr.write(`creating ${count} resources in ${p.dir}…\n`);
       p.ok(["up", "--yes", "--skip-preview"]);
     }
-    const refTimes: number[] = [];
-    const noopTimes: number[] = [];
+    const refRuns: Array<{ ms: number; cpuMs?: number }> = [];
+    const noopRuns: Array<{ ms: number; cpuMs?: number }> = [];
     for (let i = 0; i < runs; i++) {
-      noopTimes.push(timePreview(noop, count));
-      refTimes.push(timePreview(refs, count));
+      noopRuns.push(timePreview(noop, count));
+      refRuns.push(timePreview(refs, count));
     }
+    const refTimes = refRuns.map((r) => r.ms);
+    const noopTimes = noopRuns.map((r) => r.ms);
     const a = median(refTimes);
     const b = median(noopTimes);
     console.log(`# pulumi preview, ${count} resources (${loadLine()}); medians of ${runs} interleaved runs`);
     console.log(`pulumi preview, ${count} SecretReferences on moto: median ${a.toFixed(0)} ms (${refTimes.map((x) => x.toFixed(0)).join(", ")})`);
     console.log(`pulumi preview, ${count} do-nothing dynamic resources: median ${b.toFixed(0)} ms (${noopTimes.map((x) => x.toFixed(0)).join(", ")})`);
+    const refCpu = refRuns.map((r) => r.cpuMs).filter((x): x is number => x !== undefined);
+    const noopCpu = noopRuns.map((r) => r.cpuMs).filter((x): x is number => x !== undefined);
+    if (refCpu.length && noopCpu.length)
+      console.log(`CPU (user+sys of the CLI and its children): median ${median(refCpu).toFixed(0)} ms vs ${median(noopCpu).toFixed(0)} ms, ratio ${(median(refCpu) / median(noopCpu)).toFixed(2)}×`);
     console.log(row(`pulumi preview, ${count} SecretReferences vs ${count} no-op`, `${a.toFixed(0)} ms`, a / b, 1.2));
   } finally {
     if (!keep) for (const p of projects) p.cleanup();

@@ -76,6 +76,34 @@ describe("Pulumi resources under mocks: serialized providers run", function () {
     }
   });
 
+  it("a SecretReference registers without promise stacks and restores Error.stackTraceLimit, also when construction throws", async () => {
+    const dsops = require("../../sdk") as typeof import("../../sdk");
+    const before = Error.stackTraceLimit;
+    registered.length = 0;
+    // Count the stacks formatted with frames while the resource is constructed: Pulumi's per-property
+    // promises (4 per property, printed only with PULUMI_DEBUG_PROMISE_LEAKS) take none; its own
+    // source position (one unlimited stack) is still taken.
+    const prepare = Error.prepareStackTrace;
+    let withFrames = 0;
+    Error.prepareStackTrace = (err, frames) => {
+      if (frames.length > 0) withFrames++;
+      return prepare ? prepare(err, frames) : `${String(err)}\n${frames.map((f) => `    at ${String(f)}`).join("\n")}`;
+    };
+    try {
+      new dsops.SecretReference("quiet", { ref: "store://local/app/token" });
+    } finally {
+      Error.prepareStackTrace = prepare;
+    }
+    assert.equal(Error.stackTraceLimit, before);
+    assert.ok(withFrames >= 1 && withFrames < 4, `${withFrames} stacks with frames`);
+    await new Promise((r) => setTimeout(r, 50));
+    const inputs = registered.find((r) => r.name === "quiet")?.inputs ?? {};
+    assert.deepEqual(Object.keys(inputs).filter((k) => k !== "__provider").sort(), ["ref"], "no `store` input when none is given");
+    // A construction error (a parent that is not a resource) leaves the limit as it was.
+    assert.throws(() => new dsops.SecretReference("bad", { ref: "store://local/app/token" }, { parent: {} as pulumi.Resource }), /parent/);
+    assert.equal(Error.stackTraceLimit, before);
+  });
+
   it("getSecretOutput and getEnvironmentOutput take Inputs and return secret Outputs; a bad argument fails naming it", async () => {
     const dsops = require("../../sdk") as typeof import("../../sdk");
     // `promise()` is the SDK's own way to await an Output (what `pulumi.all` uses underneath).
