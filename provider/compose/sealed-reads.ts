@@ -38,7 +38,14 @@ const hintOf = (s: SealedVariable) => `dsops breakglass open --secret ${s.env}/$
  * grant used; refuse (DsopsError, exit 1) naming the variable, the rule and the command to open
  * a grant otherwise. The read's result is returned only once it is recorded.
  */
-export async function withSealedReads<T>(config: Config, sealed: readonly SealedVariable[], command: string, read: () => Promise<T>, opts: { anyOf?: boolean } = {}): Promise<T> {
+export async function withSealedReads<T>(
+  config: Config,
+  sealed: readonly SealedVariable[],
+  command: string,
+  read: () => Promise<T>,
+  /** `hintInMessage`: the face shows messages only (Pulumi), so the way to open a grant is in the message. */
+  opts: { anyOf?: boolean; hintInMessage?: boolean } = {},
+): Promise<T> {
   if (!sealed.length) return read();
   const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
   const { governanceContext } = require("./governance-context") as typeof import("./governance-context");
@@ -62,7 +69,7 @@ export async function withSealedReads<T>(config: Config, sealed: readonly Sealed
         });
       }
       if (found.grant) grants.push(found.grant);
-      else refusals.push(new DsopsError(`${s.env}/${s.variable} is sealed (${rule}): ${found.why}; the read is refused`, { hint: hintOf(s) }));
+      else refusals.push(new DsopsError(`${s.env}/${s.variable} is sealed (${rule}): ${found.why}; the read is refused${opts.hintInMessage ? ` (open a grant: ${hintOf(s)})` : ""}`, { hint: hintOf(s) }));
     }
     if (opts.anyOf ? !grants.length : refusals.length) throw refusals[0];
     const result = await read();

@@ -102,7 +102,7 @@ async function readSecretReference(inputs: SecretReferenceInputs, op: "create" |
       const { sealedOfRef, withSealedReads } = require("../compose/sealed-reads") as typeof import("../compose/sealed-reads");
       // The secret of a sealed variable (access: breakglass) is read only under an open break-glass grant on it.
       const sealed = t.ref.store === "inline" ? [] : sealedOfRef(t.config, t.ref.store, t.ref.key);
-      const g = await withSealedReads(t.config, sealed, `pulumi SecretReference ${op}`, () => resolverFor(t.config).resolveRef(t.ref), { anyOf: true });
+      const g = await withSealedReads(t.config, sealed, `pulumi SecretReference ${op}`, () => resolverFor(t.config).resolveRef(t.ref), { anyOf: true, hintInMessage: true });
       note({ variables: [{ name: label(t), store: t.ref.store, key: t.ref.key, versionId: g.versionId }] });
       return g;
     });
@@ -198,7 +198,7 @@ async function readEnvironment(inputs: EnvironmentInputs, op: "create" | "read" 
     const r = resolverFor(config);
     const res = await auditedAccess(config, { command: `pulumi Environment ${op}`, resource: `env:${inputs.env}`, env: inputs.env }, async (note) => {
       const { sealedOfEnv, withSealedReads } = require("../compose/sealed-reads") as typeof import("../compose/sealed-reads");
-      const got = await withSealedReads(config, sealedOfEnv(config, inputs.env), `pulumi Environment ${op}`, () => r.resolveEnv(inputs.env));
+      const got = await withSealedReads(config, sealedOfEnv(config, inputs.env), `pulumi Environment ${op}`, () => r.resolveEnv(inputs.env), { hintInMessage: true });
       note({ variables: Object.values(got.variables).map((v) => ({ name: v.name, ...(v.store ? { store: v.store } : {}), ...(v.key ? { key: v.key } : {}), ...(v.versionId ? { versionId: v.versionId } : {}) })) });
       return got;
     });

@@ -8,6 +8,9 @@ import { Secret } from "../../provider/core/secret";
 import type { ComplianceReport } from "../../provider/report/types";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
+import { FileHistory } from "../../provider/rotation/history/file";
+import type { BreakGlassRecord } from "../../provider/rotation/governance";
+import type { RotationRecord } from "../../provider/rotation/types";
 import { dsopsRun } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
@@ -96,6 +99,13 @@ exports.dbVerdict = report.report.apply((r) => r.credentials.find((c) => c.varia
       ["pulumi/cache"],
     );
 
+    // A break-glass on the cache's secret, as the engine records it in the history next to the file store.
+    const bg: BreakGlassRecord = {
+      id: "bg-20261110-120000000-abc123", kind: "breakglass", secret: "store://local/app/cache", env: "pulumi", variable: "SECRET", service: "app-db", targetType: "postgresql",
+      status: "open", openedBy: "dana", startedAt: "2026-11-10T12:00:00.000Z", reason: "INC-11 cache forensics", ttl: "1h", expiresAt: "2026-11-10T13:00:00.000Z", rotate: false,
+      reads: [{ by: "dana", at: "2026-11-10T12:10:00.000Z", command: "dsops get" }],
+    };
+    await new FileHistory(join(p.dir, "dsops-rotation-history.jsonl"), new ManualClock(0)).save(bg as unknown as RotationRecord);
     // 33 days later: the db is overdue. Nothing changes in the stack's resources (db waits for approval, cache for its window), but the report's verdict does: preview shows it.
     const preview = p.ok(["preview", "--diff"], env(DUE));
     assert.match(preview.stdout, /dbVerdict\s*:\s*"pass"\s*=>\s*"fail"/, preview.stdout);
@@ -111,6 +121,16 @@ exports.dbVerdict = report.report.apply((r) => r.credentials.find((c) => c.varia
     assert.equal(asked[0].secret, "store://local/app/db");
     assert.match(asked[0].id, /^apr-/);
     assert.equal(report.summary.approvals, 1);
+    const glass = report.governance.filter((e) => e.id === bg.id);
+    assert.deepEqual(
+      glass.map((e) => [e.kind, `${e.env}/${e.variable}`, e.who]),
+      [
+        ["breakglass-opened", "pulumi/cache", "dana"],
+        ["breakglass-read", "pulumi/cache", "dana"],
+      ],
+    );
+    // No value in the exported state (the export is in the transcript assertNoLeak searches).
+    assert.match(p.ok(["stack", "export"]).stdout, /dsops:index:RotationPolicy|RotationPolicy/);
 
     // The same JSON shape as the CLI's report.
     const cli = await dsopsRun(["report", "compliance", "--framework", "pci-dss", "--format", "json", "--out", "cli.json"], { cwd: p.dir, env: { ...env(DUE), DSOPS_FILE_KEY: FILE_KEY } });
