@@ -53,8 +53,14 @@ function ownerOf(config: Config, env: string, variable: string): string | undefi
 }
 
 /** `compliance.waivers[i].credential` names a rotated variable (or `<env>/*` an env with one). */
-function checkWaivers(waivers: NonNullable<Config["raw"]["compliance"]>["waivers"] | undefined, rotated: ReadonlyArray<{ env: string; variable: string }>): void {
+function checkWaivers(
+  waivers: NonNullable<Config["raw"]["compliance"]>["waivers"] | undefined,
+  rotated: ReadonlyArray<{ env: string; variable: string }>,
+  /** Waivers to check (default all); the others are not in this report. */
+  applies: (credential: string) => boolean = () => true,
+): void {
   (waivers ?? []).forEach((w, i) => {
+    if (!applies(w.credential)) return;
     const [env, variable] = w.credential.split("/");
     const ok = rotated.some((v) => v.env === env && (variable === "*" || v.variable === variable));
     if (!ok) {
@@ -110,7 +116,9 @@ export async function complianceReport(source: ComplianceSource, options: Compli
   const { config } = source;
   if (options.env !== undefined && !config.envs[options.env])
     throw new DsopsError(`env: unknown env "${options.env}" (envs: ${Object.keys(config.envs).join(", ") || "none"})`);
-  checkWaivers(config.raw.compliance?.waivers, source.rotated());
+  // `pulumi/<name>` waives a stack's RotationPolicy (getComplianceReport's policies): not in this report, unless the file has an env of that name.
+  const applies = (credential: string) => !credential.startsWith(`${POLICY_ENV}/`) || config.envs[POLICY_ENV] !== undefined;
+  checkWaivers(config.raw.compliance?.waivers, source.rotated(), applies);
   const credentials = await credentialFacts(source, options.env);
   const records = await source.history(options.env ? { env: options.env } : {});
   const governance = options.governance ? await options.governance.list(options.env ? { env: options.env } : {}) : [];
@@ -121,7 +129,7 @@ export async function complianceReport(source: ComplianceSource, options: Compli
     ...(config.file ? { source: config.file } : {}),
     credentials,
     records,
-    waivers: config.raw.compliance?.waivers ?? [],
+    waivers: (config.raw.compliance?.waivers ?? []).filter((w) => applies(w.credential)),
     governance,
   });
 }
@@ -198,8 +206,10 @@ export async function policiesComplianceReport(
     }
   const waiverConfig = options.waiversFrom ?? dsopsYaml?.config;
   // Without the dsops.yaml's variables in the report, only its waivers of policies (pulumi/<name>) apply.
-  const waivers = (waiverConfig?.raw.compliance?.waivers ?? []).filter((w) => dsopsYaml || w.credential.startsWith(`${POLICY_ENV}/`));
-  checkWaivers(waivers, [...(dsopsYaml ? dsopsYaml.rotated() : []), ...policies.map((p) => ({ env: POLICY_ENV, variable: p.name }))]);
+  const applies = (credential: string) => Boolean(dsopsYaml) || credential.startsWith(`${POLICY_ENV}/`);
+  const all = waiverConfig?.raw.compliance?.waivers ?? [];
+  checkWaivers(all, [...(dsopsYaml ? dsopsYaml.rotated() : []), ...policies.map((p) => ({ env: POLICY_ENV, variable: p.name }))], applies);
+  const waivers = all.filter((w) => applies(w.credential));
   const source = dsopsYaml?.config.file ?? waiverConfig?.file;
   return buildComplianceReport({
     now: options.now ?? currentClock().now(),

@@ -66,7 +66,12 @@ exports.dbVerdict = report.report.apply((r) => r.credentials.find((c) => c.varia
 `,
       { DSOPS_FILE_KEY: FILE_KEY },
     );
-    project.write("dsops.yaml", `secretStores:\n  local: { type: file, path: ./secrets.store }\nservices:\n  app-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://local/pg/admin" }\n`);
+    project.write(
+      "dsops.yaml",
+      `secretStores:\n  local: { type: file, path: ./secrets.store }\nservices:\n  app-db: { type: postgresql, host: 127.0.0.1, port: ${pg.port}, database: postgres, admin: "store://local/pg/admin" }\n` +
+        // A waiver of the stack's dsops.yaml names a policy as pulumi/<name>.
+        `compliance:\n  waivers:\n    - { credential: pulumi/db, control: pci-dss-8.6.3, reason: "CAB pending", approver: ciso@example.test, expires: "2027-01-31" }\n`,
+    );
     await store().put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
     await store().put("app/db", new Secret(initial.db));
     await store().put("app/cache", new Secret(initial.cache));
@@ -114,6 +119,8 @@ exports.dbVerdict = report.report.apply((r) => r.credentials.find((c) => c.varia
     assert.equal(out.dbVerdict, "fail");
     report = JSON.parse(out.json as string) as ComplianceReport;
     assert.equal(verdict(report, "db", "pci-dss-8.6.3"), "fail");
+    const waived = report.credentials.find((c) => c.variable === "db")?.controls.find((c) => c.control === "pci-dss-8.6.3");
+    assert.equal(waived?.waiver?.approver, "ciso@example.test", "the stack's waiver of pulumi/db applies");
     const asked = report.governance.filter((e) => e.kind === "approval-requested");
     assert.equal(asked.length, 1, JSON.stringify(report.governance));
     assert.equal(asked[0].env, "pulumi");
