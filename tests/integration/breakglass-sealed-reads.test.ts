@@ -6,6 +6,7 @@ import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { BreakGlassRecord } from "../../provider/rotation/governance";
 import { dsopsRun, type CliResult } from "../support/cli";
+import { ManualClock, Resolver, loadConfigFile, setClock } from "../../provider/library/index";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 /**
@@ -207,6 +208,28 @@ describe("break-glass gates sealed reads (access: breakglass; real PostgreSQL 15
     } finally {
       rmSync(path, { recursive: true });
       renameSync(`${path}.bak`, path);
+    }
+  });
+
+  it("the library's Resolver: refused without a grant (naming the rule), read under one and the read recorded", async () => {
+    const r = new Resolver(loadConfigFile(join(dir, "dsops.yaml")));
+    const prev = setClock(new ManualClock(Date.parse(at(2))));
+    try {
+      await assert.rejects(r.resolveEnv("prod", ["SEALED"]), (e: Error) => {
+        assert.match(e.message, /prod\/SEALED is sealed \(envs\.prod\.SEALED\.access: breakglass\): break-glass \S+ expired at/);
+        return true;
+      });
+      await assert.rejects(r.resolveRef({ store: "local", key: "app/s" }), /prod\/SEALED is sealed/);
+      const g = JSON.parse(ok(await cli(["breakglass", "open", "--secret", "prod/SEALED", "--reason", "INC-13 library", "--ttl", "1h", "--json"], { at: at(2), user: "dana" })).stdout) as BreakGlassRecord;
+      const got = await r.resolveEnv("prod", ["SEALED"]);
+      values.add(got.variables.SEALED.value.reveal());
+      const mine = (await grants(2.1)).find((x) => x.id === g.id) as BreakGlassRecord;
+      assert.deepEqual(
+        mine.reads?.map((x) => [x.at, x.command]),
+        [[at(2), "library resolveEnv"]],
+      );
+    } finally {
+      setClock(prev);
     }
   });
 });
