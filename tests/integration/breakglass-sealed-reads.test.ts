@@ -168,6 +168,9 @@ describe("break-glass gates sealed reads (access: breakglass; real PostgreSQL 15
       { by: "eve", at: at(0.25), command: "dsops get" },
       { by: "eve", at: at(0.3), command: "dsops render" },
     ]);
+    const listed = ok(await cli(["breakglass", "list", "--env", "prod"], { at: at(0.35) })).stdout;
+    assert.match(listed.split("\n")[0], /READS$/);
+    assert.match(listed.split("\n").find((l) => l.startsWith(rec.id)) ?? "", / 2$/);
     const other = (await grants(0.35)).find((g) => g.variable === "OTHER") as BreakGlassRecord;
     assert.deepEqual(other.reads, [{ by: "eve", at: at(0.3), command: "dsops render" }]);
     // The compliance report lists the grant with its reads.
