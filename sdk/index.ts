@@ -232,6 +232,9 @@ export interface RotationPolicyArgs {
  * `approval`: no change until `dsops rotation approve` granted the request, and a warning naming it.
  * Deleting a policy never deletes the secret or the users.
  */
+/** Each RotationPolicy's name and inputs, as getComplianceReport's `policies` takes them. */
+const policyReports = new WeakMap<object, pulumi.Output<{ name: string; inputs: Record<string, unknown> }>>();
+
 export class RotationPolicy extends pulumi.dynamic.Resource {
   /** The current value of the rotated secret (a Pulumi secret): read it here after a rotation. */
   declare readonly value: pulumi.Output<string>;
@@ -279,6 +282,9 @@ export class RotationPolicy extends pulumi.dynamic.Resource {
       lastResult: undefined,
     };
     super(rotationPolicyProvider, name, props, withSecretOutputs(opts, ["value"]), MODULE, "RotationPolicy");
+    // What getComplianceReportOutput({ policies: [this] }) reports: the policy's name and inputs, once the policy's operation is done (its status is known).
+    const { pendingRotation: _p, value: _v, currentVersionId: _c, previousVersionId: _pv, lastRotatedAt: _l, nextDueAt: _n, status: _s, lastResult: _r, policyId: _i, ...reported } = props;
+    policyReports.set(this, pulumi.all([pulumi.output(reported), this.status]).apply(([inputs]) => ({ name, inputs: JSON.parse(JSON.stringify(inputs)) as Record<string, unknown> })));
     // Due while every window is closed: the update does not happen; say so, naming the next opening.
     if (pulumi.runtime.isDryRun()) {
       pulumi
@@ -483,8 +489,16 @@ export interface GetComplianceReportArgs {
   config?: Record<string, unknown>;
   /** Controls of this framework (default all). */
   framework?: "pci-dss" | "soc2" | "all";
-  /** Only this env (default every env). */
+  /** Only this env (default every env; `pulumi` for the stack's policies alone). */
   env?: string;
+  /** The stack's policies as `{name, inputs}` (getComplianceReportOutput also takes RotationPolicy resources). */
+  policies?: ComplianceReportPolicy[];
+}
+
+/** A RotationPolicy as getComplianceReport reads it: the resource's name and its inputs. */
+export interface ComplianceReportPolicy {
+  name: string;
+  inputs: Record<string, unknown>;
 }
 
 /** getComplianceReportOutput's arguments: getComplianceReport's, each of which may be an Output. */
@@ -493,6 +507,12 @@ export interface GetComplianceReportOutputArgs {
   config?: pulumi.Input<Record<string, unknown>>;
   framework?: pulumi.Input<"pci-dss" | "soc2" | "all">;
   env?: pulumi.Input<string>;
+  /**
+   * The stack's RotationPolicy resources: each is reported as the credential `pulumi/<name>`,
+   * with its rotation history, approval requests and break-glass records. With `policies`, the
+   * dsops.yaml's variables are in the report only when `configFile` or `config` is given.
+   */
+  policies?: Array<RotationPolicy | pulumi.Input<ComplianceReportPolicy>>;
 }
 
 export interface GetComplianceReportResult {
@@ -525,5 +545,9 @@ export async function getComplianceReport(args: GetComplianceReportArgs): Promis
 
 /** getComplianceReport's Output form: arguments may be Outputs. */
 export function getComplianceReportOutput(args: GetComplianceReportOutputArgs): pulumi.Output<GetComplianceReportResult> {
-  return pulumi.output(args).apply((a) => asRunError("getComplianceReportOutput", () => readCompliance("getComplianceReportOutput", a as GetComplianceReportArgs))) as pulumi.Output<GetComplianceReportResult>;
+  const policies = args.policies?.map((p) => (p instanceof RotationPolicy ? (policyReports.get(p) as pulumi.Output<ComplianceReportPolicy>) : p));
+  const all = pulumi.output({ ...args, ...(policies ? { policies } : {}) });
+  // A report holds no value: a policy's protected inputs (a target's inline credentials) do not make it a secret.
+  const result = all.apply((a) => asRunError("getComplianceReportOutput", () => readCompliance("getComplianceReportOutput", a as GetComplianceReportArgs)));
+  return (policies ? pulumi.unsecret(result) : result) as pulumi.Output<GetComplianceReportResult>;
 }

@@ -53,8 +53,14 @@ function ownerOf(config: Config, env: string, variable: string): string | undefi
 }
 
 /** `compliance.waivers[i].credential` names a rotated variable (or `<env>/*` an env with one). */
-function checkWaivers(config: Config, rotated: ReadonlyArray<{ env: string; variable: string }>): void {
-  (config.raw.compliance?.waivers ?? []).forEach((w, i) => {
+function checkWaivers(
+  waivers: NonNullable<Config["raw"]["compliance"]>["waivers"] | undefined,
+  rotated: ReadonlyArray<{ env: string; variable: string }>,
+  /** Waivers to check (default all); the others are not in this report. */
+  applies: (credential: string) => boolean = () => true,
+): void {
+  (waivers ?? []).forEach((w, i) => {
+    if (!applies(w.credential)) return;
     const [env, variable] = w.credential.split("/");
     const ok = rotated.some((v) => v.env === env && (variable === "*" || v.variable === variable));
     if (!ok) {
@@ -110,7 +116,9 @@ export async function complianceReport(source: ComplianceSource, options: Compli
   const { config } = source;
   if (options.env !== undefined && !config.envs[options.env])
     throw new DsopsError(`env: unknown env "${options.env}" (envs: ${Object.keys(config.envs).join(", ") || "none"})`);
-  checkWaivers(config, source.rotated());
+  // `pulumi/<name>` waives a stack's RotationPolicy (getComplianceReport's policies): not in this report, unless the file has an env of that name.
+  const applies = (credential: string) => !credential.startsWith(`${POLICY_ENV}/`) || config.envs[POLICY_ENV] !== undefined;
+  checkWaivers(config.raw.compliance?.waivers, source.rotated(), applies);
   const credentials = await credentialFacts(source, options.env);
   const records = await source.history(options.env ? { env: options.env } : {});
   const governance = options.governance ? await options.governance.list(options.env ? { env: options.env } : {}) : [];
@@ -121,7 +129,7 @@ export async function complianceReport(source: ComplianceSource, options: Compli
     ...(config.file ? { source: config.file } : {}),
     credentials,
     records,
-    waivers: config.raw.compliance?.waivers ?? [],
+    waivers: (config.raw.compliance?.waivers ?? []).filter((w) => applies(w.credential)),
     governance,
   });
 }
@@ -142,6 +150,77 @@ export function historyGovernanceReader(source: ComplianceSource & Pick<Rotation
       return governanceEvents([...seen.values()]);
     },
   };
+}
+
+/** A stack's RotationPolicy in a report: its resource name, its secret and the read-only engine of the configuration it builds. */
+export interface PolicyReportSource {
+  /** The resource's name: the report names the credential `pulumi/<name>`. */
+  readonly name: string;
+  /** `store://<store>/<key>`, as its records name it. */
+  readonly secret: string;
+  readonly engine: ComplianceSource & Pick<RotationEngine, "historyFor" | "resolver" | "rotate">;
+}
+
+/** The env the report names a stack's RotationPolicy under. */
+export const POLICY_ENV = "pulumi";
+
+/**
+ * The compliance report of a stack's RotationPolicy resources (and, with `config`, of a
+ * dsops.yaml's rotated variables beside them): the same report as `dsops report compliance`,
+ * each policy a credential `pulumi/<name>` with its rotation history, its approval requests and
+ * its break-glass records (read from the histories its engine keeps them in, plus `extra`, the
+ * file stores' default histories). Waivers come from `waiversFrom` (the stack's dsops.yaml) and
+ * may name `pulumi/<name>`. No value is read.
+ */
+export async function policiesComplianceReport(
+  policies: readonly PolicyReportSource[],
+  options: ComplianceOptions & { config?: ComplianceSource & Pick<RotationEngine, "historyFor">; waiversFrom?: Config; extra?: (engine: PolicyReportSource["engine"]) => import("../rotation/history/types").HistoryBackend[] } = {},
+): Promise<ComplianceReport> {
+  const { buildComplianceReport } = require("../report/build") as typeof import("../report/build");
+  const { governanceEvents } = require("../report/governance") as typeof import("../report/governance");
+  const { listGovernance } = require("../rotation/governance") as typeof import("../rotation/governance");
+  const names = new Set<string>();
+  for (const p of policies) {
+    if (names.has(p.name)) throw new DsopsError(`policies: two policies are named "${p.name}" (each is reported as ${POLICY_ENV}/<name>)`);
+    names.add(p.name);
+  }
+  const dsopsYaml = options.config;
+  if (options.env !== undefined && options.env !== POLICY_ENV && dsopsYaml && !dsopsYaml.config.envs[options.env])
+    throw new DsopsError(`env: unknown env "${options.env}" (envs: ${[POLICY_ENV, ...Object.keys(dsopsYaml.config.envs)].join(", ")})`);
+  const withPolicies = options.env === undefined || options.env === POLICY_ENV;
+  const credentials: CredentialFacts[] = [];
+  const records: import("../rotation/types").RotationRecord[] = [];
+  const governance: import("../report/types").GovernanceEvent[] = [];
+  if (dsopsYaml && options.env !== POLICY_ENV) {
+    credentials.push(...(await credentialFacts(dsopsYaml, options.env)));
+    records.push(...(await dsopsYaml.history(options.env ? { env: options.env } : {})));
+    governance.push(...(await historyGovernanceReader(dsopsYaml).list(options.env ? { env: options.env } : {})));
+  }
+  if (withPolicies)
+    for (const p of policies) {
+      const label = <T extends { env: string; variable: string }>(x: T): T => ({ ...x, env: POLICY_ENV, variable: p.name });
+      credentials.push(...(await credentialFacts(p.engine)).map(label));
+      records.push(...(await p.engine.history({ secret: p.secret })).filter((r) => r.secret === p.secret).map(label));
+      const govRecords = await listGovernance(p.engine, { secret: p.secret }, options.extra?.(p.engine) ?? []);
+      governance.push(...governanceEvents(govRecords.filter((r) => r.secret === p.secret).map(label)));
+    }
+  const waiverConfig = options.waiversFrom ?? dsopsYaml?.config;
+  // Without the dsops.yaml's variables in the report, only its waivers of policies (pulumi/<name>) apply.
+  const applies = (credential: string) => Boolean(dsopsYaml) || credential.startsWith(`${POLICY_ENV}/`);
+  const all = waiverConfig?.raw.compliance?.waivers ?? [];
+  checkWaivers(all, [...(dsopsYaml ? dsopsYaml.rotated() : []), ...policies.map((p) => ({ env: POLICY_ENV, variable: p.name }))], applies);
+  const waivers = all.filter((w) => applies(w.credential));
+  const source = dsopsYaml?.config.file ?? waiverConfig?.file;
+  return buildComplianceReport({
+    now: options.now ?? currentClock().now(),
+    framework: options.framework ?? "all",
+    ...(options.env ? { env: options.env } : {}),
+    ...(source ? { source } : {}),
+    credentials,
+    records,
+    waivers,
+    governance: governance.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0)),
+  });
 }
 
 /** Library API: the report of a configuration, read with a bare rotation engine (no notification, no metric), closed afterwards. */

@@ -6,6 +6,7 @@ import { policySettingsSchema } from "../guard/policy-settings";
 import { healthCheckSchema } from "../health/settings";
 import { metricsSchema } from "../metrics/settings";
 import { notificationsSchema, variableNotificationsSchema } from "../notify/settings";
+import { accessConfigCheck, variableAccessSchema } from "../rotation/access-settings";
 import { chaosConfigCheck, chaosSchema } from "../rotation/chaos-settings";
 import { complianceSchema } from "../report/settings";
 import { rotationConfigCheck } from "../rotation/config-check";
@@ -67,8 +68,10 @@ export const configSchema = composeConfigSchema({
   },
   variable: {
     rotation: variableRotationSchema.optional(),
+    /** Who may read the value: `breakglass` seals it behind an open break-glass grant (provider/rotation/access-settings.ts). */
+    access: variableAccessSchema.optional(),
   },
 }) satisfies z.ZodType<RawConfig>;
 
 /** What the composed loader checks with: the schema, then dsops's rotation shapes read as ours, then the rotation check of `services:` and `rotation:` blocks, then the policies' check. */
-export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck, chainConfigCheck], prepare: preparePlugins };
+export const configRules: ConfigRules = { schema: configSchema, checks: [dsopsRotationCheck, rotationConfigCheck, policyConfigCheck, chaosConfigCheck, chainConfigCheck, accessConfigCheck], prepare: preparePlugins };

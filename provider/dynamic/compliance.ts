@@ -32,6 +32,28 @@ export async function readComplianceReport(args: Record<string, unknown>): Promi
   const inputs = complianceReportInputsSchema.parse(args);
   const { complianceReportOf } = require("../compose/compliance") as typeof import("../compose/compliance");
   const { renderReport } = require("../report/formats") as typeof import("../report/formats");
-  const report = await complianceReportOf(configOf(inputs), { framework: inputs.framework, ...(inputs.env !== undefined ? { env: inputs.env } : {}) });
-  return { report, json: renderReport(report, "json") };
+  const options = { framework: inputs.framework, ...(inputs.env !== undefined ? { env: inputs.env } : {}) };
+  if (inputs.policies === undefined) {
+    const report = await complianceReportOf(configOf(inputs), options);
+    return { report, json: renderReport(report, "json") };
+  }
+  // The stack's RotationPolicy resources (and the dsops.yaml given with configFile/config beside them).
+  const { policiesComplianceReport } = require("../compose/compliance") as typeof import("../compose/compliance");
+  const { fileStoreHistories } = require("../compose/governance-context") as typeof import("../compose/governance-context");
+  const { policyReportSource } = require("./rotation-policy") as typeof import("./rotation-policy");
+  const sources = inputs.policies.map((p, i) => policyReportSource(p.name, p.inputs, `policies[${i}].inputs`));
+  const given = inputs.configFile !== undefined || inputs.config !== undefined ? configOf(inputs) : undefined;
+  const { RotationEngine } = require("../rotation/engine") as typeof import("../rotation/engine");
+  const engine = given ? new RotationEngine(given) : undefined;
+  try {
+    const report = await policiesComplianceReport(sources, {
+      ...options,
+      ...(engine ? { config: engine } : {}),
+      waiversFrom: given ?? providerConfig(),
+      extra: (e) => fileStoreHistories(e),
+    });
+    return { report, json: renderReport(report, "json") };
+  } finally {
+    await engine?.close();
+  }
 }

@@ -99,7 +99,10 @@ async function readSecretReference(inputs: SecretReferenceInputs, op: "create" |
   const t = secretReferenceTarget(inputs);
   return named(`SecretReference ${label(t)}`, async () => {
     const got = await auditedAccess(t.config, refAudit(t, op), async (note) => {
-      const g = await resolverFor(t.config).resolveRef(t.ref);
+      const { sealedOfRef, withSealedReads } = require("../compose/sealed-reads") as typeof import("../compose/sealed-reads");
+      // The secret of a sealed variable (access: breakglass) is read only under an open break-glass grant on it.
+      const sealed = t.ref.store === "inline" ? [] : sealedOfRef(t.config, t.ref.store, t.ref.key);
+      const g = await withSealedReads(t.config, sealed, `pulumi SecretReference ${op}`, () => resolverFor(t.config).resolveRef(t.ref), { anyOf: true, hintInMessage: true });
       note({ variables: [{ name: label(t), store: t.ref.store, key: t.ref.key, versionId: g.versionId }] });
       return g;
     });
@@ -194,7 +197,8 @@ async function readEnvironment(inputs: EnvironmentInputs, op: "create" | "read" 
   return named(`Environment ${inputs.env}`, async () => {
     const r = resolverFor(config);
     const res = await auditedAccess(config, { command: `pulumi Environment ${op}`, resource: `env:${inputs.env}`, env: inputs.env }, async (note) => {
-      const got = await r.resolveEnv(inputs.env);
+      const { sealedOfEnv, withSealedReads } = require("../compose/sealed-reads") as typeof import("../compose/sealed-reads");
+      const got = await withSealedReads(config, sealedOfEnv(config, inputs.env), `pulumi Environment ${op}`, () => r.resolveEnv(inputs.env), { hintInMessage: true });
       note({ variables: Object.values(got.variables).map((v) => ({ name: v.name, ...(v.store ? { store: v.store } : {}), ...(v.key ? { key: v.key } : {}), ...(v.versionId ? { versionId: v.versionId } : {}) })) });
       return got;
     });

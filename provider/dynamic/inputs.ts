@@ -57,8 +57,14 @@ export const complianceReportInputsSchema = z
     config: z.looseObject({}).optional(),
     /** Controls of this framework: pci-dss, soc2 or all (default). */
     framework: z.enum(["pci-dss", "soc2", "all"]).default("all"),
-    /** Only this env (default: every env). */
+    /** Only this env (default: every env; `pulumi` for the stack's policies alone). */
     env: z.string().optional(),
+    /**
+     * The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's
+     * name and its inputs; the SDK passes a RotationPolicy as is). With `policies`, the dsops.yaml's
+     * variables are reported beside them only when `configFile` or `config` is given.
+     */
+    policies: z.array(z.strictObject({ name: z.string().min(1), inputs: z.looseObject({ secret: z.string() }) })).optional(),
   })
   .superRefine((v, ctx) => {
     if (v.configFile !== undefined && v.config !== undefined) ctx.addIssue({ code: "custom", message: "give configFile or config, not both", path: ["configFile"] });

@@ -585,3 +585,29 @@ function historyEngine(ref: Pick<SecretRef, "store" | "key">): RotationEngine {
   }
   return engine;
 }
+
+/**
+ * A RotationPolicy as getComplianceReport's `policies` reads it: the configuration the policy
+ * builds (with its schedule's `every` as the rotation's ttl and its windows, as the scheduler
+ * registers it) and a bare engine on it that only reads (status, history, governance records:
+ * the scheduler's database with `dsops:scheduler`, else the file next to its store). Inputs are
+ * checked as the resource checks them; a failure names `policies[i].inputs.<field>`.
+ */
+export function policyReportSource(name: string, raw: Record<string, unknown>, at: string): { name: string; secret: string; engine: RotationEngine } {
+  const parsed = rotationPolicyInputsSchema.safeParse(pickInputs(raw));
+  if (!parsed.success) {
+    const f = zodFailures(parsed.error.issues)[0];
+    throw new DsopsError(`${at}.${f.property}: ${f.reason}`);
+  }
+  const inputs = parsed.data;
+  const def = definitionOf(inputs);
+  const config = cached(`policy-report:${providerConfig().file ?? ""}:${JSON.stringify(def.config)}`, () => configFromObject(def.config, { dir: def.dir, label: `RotationPolicy ${name}`, checkRotations: false }));
+  let engine = engines.get(config);
+  if (!engine) {
+    const { RotationEngine: Engine } = require("../rotation/engine") as typeof import("../rotation/engine");
+    const history = schedulerHistory();
+    engine = new Engine(config, history ? { history } : {});
+    engines.set(config, engine);
+  }
+  return { name, secret: def.secret, engine };
+}

@@ -47,6 +47,7 @@ interface BreakGlassRecordLike {
   readonly emergencyRotationId?: string;
   readonly forcedRotationId?: string;
   readonly forcedRotationStatus?: string;
+  readonly reads?: ReadonlyArray<{ readonly by: string; readonly at: string; readonly command: string }>;
 }
 
 const isRecord = (r: unknown, kind: string): boolean => typeof r === "object" && r !== null && (r as { kind?: unknown }).kind === kind && typeof (r as { id?: unknown }).id === "string";
@@ -67,6 +68,8 @@ export function governanceEvents(records: readonly unknown[]): GovernanceEvent[]
       const base = { env: b.env, variable: b.variable, secret: b.secret };
       const until = b.finishedAt ?? b.expiresAt;
       out.push({ id: b.id, kind: "breakglass-opened", at: b.startedAt, ...base, who: b.openedBy, reason: b.reason, ...(until ? { until } : {}), ...(b.emergencyRotationId ? { rotationId: b.emergencyRotationId } : {}) });
+      // Each read of a sealed value under the grant (access: breakglass): who, when, which command.
+      for (const rd of b.reads ?? []) out.push({ id: b.id, kind: "breakglass-read", at: rd.at, ...base, who: rd.by, reason: `read with ${rd.command}` });
       if (b.status === "closed" && b.finishedAt)
         out.push({
           id: b.id,

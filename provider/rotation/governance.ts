@@ -90,6 +90,16 @@ export interface BreakGlassRecord extends Subjectish {
   forcedRotationStatus?: string;
   /** The last failed attempt to close it (the forced rotation failed; it stays open and the next pass tries again). */
   closeError?: string;
+  /** Reads of a sealed variable (`access: breakglass`) made under this grant: who, when, which command. Never a value. */
+  reads?: BreakGlassRead[];
+}
+
+/** One read of a sealed value under a break-glass grant. */
+export interface BreakGlassRead {
+  readonly by: string;
+  readonly at: string;
+  /** `dsops get`, `dsops render`, `pulumi SecretReference create` … */
+  readonly command: string;
 }
 
 export type GovernanceRecord = ApprovalRecord | BreakGlassRecord;
@@ -413,6 +423,27 @@ export async function closeBreakGlass(ctx: GovernanceContext, rec: BreakGlassRec
   await save(ctx, rec);
   emit(ctx, "breakglass-closed", rec, { status: "closed", who: by, rotationId: rotation.record.id, reason: how === "expired" ? "its time ran out; credential rotated" : "closed; credential rotated" });
   return rec;
+}
+
+/**
+ * The open, unexpired break-glass grant covering `env`/`variable` now (the newest), else why none
+ * does (read only). A history that cannot be read throws: the caller refuses the read.
+ */
+export async function activeBreakGlass(ctx: GovernanceContext, env: string, variable: string): Promise<{ grant?: BreakGlassRecord; why: string }> {
+  const now = ctx.clock.now();
+  const all = (await list(ctx, { kind: "breakglass", env, variable })).filter((r) => r.env === env && r.variable === variable) as BreakGlassRecord[];
+  const grant = all.find((b) => b.status === "open" && now < Date.parse(b.expiresAt));
+  if (grant) return { grant, why: `break-glass ${grant.id} open until ${grant.expiresAt}` };
+  const latest = all[0];
+  if (!latest) return { why: "no break-glass grant was opened for it" };
+  if (latest.status === "closed") return { why: `break-glass ${latest.id} was closed at ${latest.finishedAt ?? "?"}` };
+  return { why: `break-glass ${latest.id} expired at ${latest.expiresAt}` };
+}
+
+/** Record a read of a sealed value on its grant (saved where the grant was read). */
+export async function recordBreakGlassRead(ctx: GovernanceContext, grant: BreakGlassRecord, read: Omit<BreakGlassRead, "at">): Promise<void> {
+  grant.reads = [...(grant.reads ?? []), { by: read.by, at: iso(ctx.clock.now()), command: read.command }];
+  await save(ctx, grant);
 }
 
 /** Find a break-glass by id. */

@@ -465,5 +465,19 @@ describe("the dsops plugin on the wire (bin/pulumi-resource-dsops, Pulumi's gRPC
       assert.equal((await fileStore().get({ key: "app/db" })).value.reveal(), manual, "deleting a policy deletes nothing in the store");
       assert.ok(await pg.canLogin("wire_app", manual), "nor the role");
     });
+
+    it("getComplianceReport with policies: the stack's policy as pulumi/<name> with its rotations, plain on the wire; a bad policy input names policies[i].inputs.<field>", async () => {
+      const inputs = { secret: "store://vault/app/db", target: target(), strategy: "single-user", schedule: { every: "30d" } };
+      const got = (await invoke("dsops:index:getComplianceReport", { policies: [{ name: "r", inputs }], framework: "pci-dss" })).getReturn()?.toJavaScript() as { report: Record<string, unknown>; json: string };
+      assert.equal(got.report[SIG], undefined, "the report is not a secret");
+      assert.deepEqual(JSON.parse(got.json), got.report);
+      const report = got.report as unknown as { credentials: Array<{ env: string; variable: string; secret: string; policy: { ttl?: string } }>; rotations: Array<{ env: string; variable: string; status: string }> };
+      assert.deepEqual(report.credentials.map((c) => `${c.env}/${c.variable} ${c.secret}`), ["pulumi/r store://vault/app/db"]);
+      assert.equal(report.credentials[0].policy.ttl, "30d");
+      assert.ok(report.rotations.filter((r) => r.variable === "r" && r.status === "succeeded").length >= 2, JSON.stringify(report.rotations));
+      for (const v of values) assert.ok(!got.json.includes(v), "no value in the report");
+      await assert.rejects(invoke("dsops:index:getComplianceReport", { policies: [{ name: "r", inputs: { ...inputs, strategy: 7 } }] }), /policies\[0\]\.inputs\.strategy/);
+      assert.deepEqual(failuresOf((await invoke("dsops:index:getComplianceReport", { policies: [{ inputs }] })) as unknown as proto.CheckResponse).map(([p]) => p), ["policies.0.name"]);
+    });
   });
 });

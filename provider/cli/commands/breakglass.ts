@@ -96,9 +96,9 @@ export function register(program: Command): void {
         const rows = o.open ? all.filter((r) => r.status === "open") : all;
         if (o.json) return printJson(rows);
         if (!rows.length) return void process.stdout.write("no break-glass\n");
-        const t = [["ID", "ENV", "VARIABLE", "STATUS", "OPENED BY", "OPENED", "EXPIRES", "REASON", "ROTATION"]];
+        const t = [["ID", "ENV", "VARIABLE", "STATUS", "OPENED BY", "OPENED", "EXPIRES", "REASON", "ROTATION", "READS"]];
         for (const r of rows)
-          t.push([r.id, r.env, r.variable, r.status + (r.closeError ? ` (close failed: ${r.closeError})` : ""), r.openedBy, r.startedAt, r.expiresAt, r.reason, r.forcedRotationId ?? r.emergencyRotationId ?? "-"]);
+          t.push([r.id, r.env, r.variable, r.status + (r.closeError ? ` (close failed: ${r.closeError})` : ""), r.openedBy, r.startedAt, r.expiresAt, r.reason, r.forcedRotationId ?? r.emergencyRotationId ?? "-", String(r.reads?.length ?? 0)]);
         process.stdout.write(table(t));
       });
     });

@@ -28,7 +28,8 @@ export function register(program: Command): void {
         async (r) => {
           const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
           return audited(r.config, { command: "exec", env: o.env }, async (note) => {
-            const res = await r.resolveEnv(o.env);
+            const { sealedOfEnv, withSealedReads } = require("../../compose/sealed-reads") as typeof import("../../compose/sealed-reads");
+            const res = await withSealedReads(r.config, sealedOfEnv(r.config, o.env), "dsops exec", () => r.resolveEnv(o.env));
             note({ variables: Object.values(res.variables).map((v) => ({ name: v.name, store: v.store, key: v.key, versionId: v.versionId })) });
             bar.end();
             await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));

@@ -14,7 +14,9 @@ export function register(program: Command): void {
       await withResolver(cmd, async (r) => {
         const { audited } = require("../../guard/policy") as typeof import("../../guard/policy");
         const v = await audited(r.config, { command: "get", env: o.env, variables: [{ name: o.var }] }, async (note) => {
-          const res = await r.resolveEnv(o.env, [o.var]);
+          const { sealedOfEnv, withSealedReads } = require("../../compose/sealed-reads") as typeof import("../../compose/sealed-reads");
+          // A sealed value (access: breakglass) is read only under an open break-glass grant, and the read is recorded on it.
+          const res = await withSealedReads(r.config, sealedOfEnv(r.config, o.env, [o.var]), "dsops get", () => r.resolveEnv(o.env, [o.var]));
           const got = res.variables[o.var];
           if (!got) throw new DsopsError(`${o.var} is optional and could not be resolved`);
           note({ variables: [{ name: got.name, store: got.store, key: got.key, versionId: got.versionId }] });

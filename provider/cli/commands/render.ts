@@ -46,7 +46,9 @@ export function register(program: Command): void {
           const policy = require("../../guard/policy") as typeof import("../../guard/policy");
           return policy.audited(r.config, { command: "render", env: o.env, out: resolve(o.out) }, async (note) => {
             policy.checkOutput(r.config, o.env, o.out, ttlMs);
-            const res = await r.resolveEnv(o.env);
+            const { sealedOfEnv, withSealedReads } = require("../../compose/sealed-reads") as typeof import("../../compose/sealed-reads");
+            // One sealed variable without a grant refuses the whole render before anything is read or written.
+            const res = await withSealedReads(r.config, sealedOfEnv(r.config, o.env), "dsops render", () => r.resolveEnv(o.env));
             note({ variables: Object.values(res.variables).map((v) => ({ name: v.name, store: v.store, key: v.key, versionId: v.versionId })) });
             bar.end();
             await warnUnfinishedRotations(cmd, r, o.env, Object.keys(res.variables));
