@@ -52,7 +52,7 @@ namespace Pulumi.Dsops
         public string? ConfigFile { get; set; }
 
         /// <summary>
-        /// Only this env (default: every env).
+        /// Only this env (default: every env; `pulumi` for the stack's policies alone).
         /// </summary>
         [Input("env")]
         public string? Env { get; set; }
@@ -62,6 +62,18 @@ namespace Pulumi.Dsops
         /// </summary>
         [Input("framework")]
         public string? Framework { get; set; }
+
+        [Input("policies")]
+        private List<ImmutableDictionary<string, object>>? _policies;
+
+        /// <summary>
+        /// The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/&lt;name&gt;`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
+        /// </summary>
+        public List<ImmutableDictionary<string, object>> Policies
+        {
+            get => _policies ?? (_policies = new List<ImmutableDictionary<string, object>>());
+            set => _policies = value;
+        }
 
         public GetComplianceReportArgs()
         {
@@ -90,7 +102,7 @@ namespace Pulumi.Dsops
         public Input<string>? ConfigFile { get; set; }
 
         /// <summary>
-        /// Only this env (default: every env).
+        /// Only this env (default: every env; `pulumi` for the stack's policies alone).
         /// </summary>
         [Input("env")]
         public Input<string>? Env { get; set; }
@@ -100,6 +112,18 @@ namespace Pulumi.Dsops
         /// </summary>
         [Input("framework")]
         public Input<string>? Framework { get; set; }
+
+        [Input("policies")]
+        private InputList<ImmutableDictionary<string, object>>? _policies;
+
+        /// <summary>
+        /// The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/&lt;name&gt;`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
+        /// </summary>
+        public InputList<ImmutableDictionary<string, object>> Policies
+        {
+            get => _policies ?? (_policies = new InputList<ImmutableDictionary<string, object>>());
+            set => _policies = value;
+        }
 
         public GetComplianceReportInvokeArgs()
         {

@@ -27,10 +27,12 @@ type GetComplianceReportArgs struct {
 	Config map[string]interface{} `pulumi:"config"`
 	// Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's configuration).
 	ConfigFile *string `pulumi:"configFile"`
-	// Only this env (default: every env).
+	// Only this env (default: every env; `pulumi` for the stack's policies alone).
 	Env *string `pulumi:"env"`
 	// Controls of this framework: `pci-dss`, `soc2` or `all` (default).
 	Framework *string `pulumi:"framework"`
+	// The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/<name>`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
+	Policies []map[string]interface{} `pulumi:"policies"`
 }
 
 type GetComplianceReportResult struct {
@@ -50,10 +52,12 @@ type GetComplianceReportOutputArgs struct {
 	Config pulumi.MapInput `pulumi:"config"`
 	// Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's configuration).
 	ConfigFile pulumi.StringPtrInput `pulumi:"configFile"`
-	// Only this env (default: every env).
+	// Only this env (default: every env; `pulumi` for the stack's policies alone).
 	Env pulumi.StringPtrInput `pulumi:"env"`
 	// Controls of this framework: `pci-dss`, `soc2` or `all` (default).
 	Framework pulumi.StringPtrInput `pulumi:"framework"`
+	// The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/<name>`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
+	Policies pulumi.MapArrayInput `pulumi:"policies"`
 }
 
 func (GetComplianceReportOutputArgs) ElementType() reflect.Type {

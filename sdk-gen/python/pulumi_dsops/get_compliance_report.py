@@ -62,20 +62,23 @@ def get_compliance_report(config: Optional[Mapping[str, Any]] = None,
                           config_file: Optional[_builtins.str] = None,
                           env: Optional[_builtins.str] = None,
                           framework: Optional[_builtins.str] = None,
+                          policies: Optional[Sequence[Mapping[str, Any]]] = None,
                           opts: Optional[pulumi.InvokeOptions] = None) -> AwaitableGetComplianceReportResult:
     """
     The compliance report (PCI-DSS v4.0, SOC 2) of a dsops.yaml's rotated credentials, read now: the same JSON as `dsops report compliance --format json` (summary, controls, credentials with a verdict per control, rotations, waivers). Built from the rotation history, the rotation policies and the stores' version metadata: never a value.
 
     :param Mapping[str, Any] config: An inline dsops.yaml as an object.
     :param _builtins.str config_file: Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's configuration).
-    :param _builtins.str env: Only this env (default: every env).
+    :param _builtins.str env: Only this env (default: every env; `pulumi` for the stack's policies alone).
     :param _builtins.str framework: Controls of this framework: `pci-dss`, `soc2` or `all` (default).
+    :param Sequence[Mapping[str, Any]] policies: The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/<name>`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
     """
     __args__ = dict()
     __args__['config'] = config
     __args__['configFile'] = config_file
     __args__['env'] = env
     __args__['framework'] = framework
+    __args__['policies'] = policies
     opts = pulumi.InvokeOptions.merge(_utilities.get_invoke_opts_defaults(), opts)
     __ret__ = pulumi.runtime.invoke('dsops:index:getComplianceReport', __args__, opts=opts, typ=GetComplianceReportResult).value
 
@@ -86,20 +89,23 @@ def get_compliance_report_output(config: pulumi.Input[Optional[Optional[Mapping[
                                  config_file: pulumi.Input[Optional[Optional[_builtins.str]]] = None,
                                  env: pulumi.Input[Optional[Optional[_builtins.str]]] = None,
                                  framework: pulumi.Input[Optional[Optional[_builtins.str]]] = None,
+                                 policies: pulumi.Input[Optional[Optional[Sequence[Mapping[str, Any]]]]] = None,
                                  opts: Optional[Union[pulumi.InvokeOptions, pulumi.InvokeOutputOptions]] = None) -> pulumi.Output[GetComplianceReportResult]:
     """
     The compliance report (PCI-DSS v4.0, SOC 2) of a dsops.yaml's rotated credentials, read now: the same JSON as `dsops report compliance --format json` (summary, controls, credentials with a verdict per control, rotations, waivers). Built from the rotation history, the rotation policies and the stores' version metadata: never a value.
 
     :param Mapping[str, Any] config: An inline dsops.yaml as an object.
     :param _builtins.str config_file: Path of a dsops.yaml, relative to the program's folder (neither this nor `config`: the provider's `dsops:configFile`, the stack's configuration).
-    :param _builtins.str env: Only this env (default: every env).
+    :param _builtins.str env: Only this env (default: every env; `pulumi` for the stack's policies alone).
     :param _builtins.str framework: Controls of this framework: `pci-dss`, `soc2` or `all` (default).
+    :param Sequence[Mapping[str, Any]] policies: The stack's RotationPolicy resources to report, each as `{name, inputs}` (the resource's name and its inputs; the Node.js SDK takes the RotationPolicy itself): each is the credential `pulumi/<name>`, with its rotation history, approval requests and break-glass records. With `policies`, the dsops.yaml's variables are reported beside them only when `configFile` or `config` is given.
     """
     __args__ = dict()
     __args__['config'] = config
     __args__['configFile'] = config_file
     __args__['env'] = env
     __args__['framework'] = framework
+    __args__['policies'] = policies
     opts = pulumi.InvokeOutputOptions.merge(_utilities.get_invoke_opts_defaults(), opts)
     __ret__ = pulumi.runtime.invoke_output('dsops:index:getComplianceReport', __args__, opts=opts, typ=GetComplianceReportResult)
     return __ret__.apply(lambda __response__: GetComplianceReportResult(
