@@ -75,6 +75,16 @@ export async function withSealedReads<T>(
     const result = await read();
     const by = osIdentity();
     for (const g of grants) await gov.recordBreakGlassRead(ctx, g, { by, command });
+    // A grant closed while the value was read (its close rotates the credential, perhaps before
+    // the read) covers nothing: the value read is dropped and the read refused.
+    for (const g of grants) {
+      const now = await gov.activeBreakGlass(ctx, g.env, g.variable);
+      if (!now.grant) {
+        throw new DsopsError(`${g.env}/${g.variable} is sealed (envs.${g.env}.${g.variable}.access: breakglass): ${now.why} while it was read; the read is refused`, {
+          hint: hintOf(g),
+        });
+      }
+    }
     return result;
   } finally {
     await engine.close();

@@ -181,15 +181,55 @@ export async function listGovernance(
       origin.set(r, b);
     }
   }
+  foldReads(seen);
   const all = [...seen.values()].filter((r) => (!filter.kind || r.kind === filter.kind) && (!filter.since || r.startedAt >= filter.since));
   return all.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
+}
+
+/**
+ * A read under a break-glass is stored as a record of its own (kind `breakglass-read`, appended,
+ * never re-saved), not by saving the grant again: two reads at once would each save the grant with
+ * only their own read, and a read saving a grant that a close had just saved would open it again.
+ * Here each grant gets its reads back (`reads`, oldest first) and the read records leave the list.
+ */
+export function foldReads(seen: Map<string, GovernanceRecord>): void {
+  const reads = new Map<string, BreakGlassRead[]>();
+  for (const [id, r] of seen) {
+    const rd = r as unknown as Partial<BreakGlassReadRecord>;
+    if (rd.kind !== "breakglass-read") continue;
+    seen.delete(id);
+    if (!rd.grantId || !rd.by || !rd.startedAt) continue;
+    reads.set(rd.grantId, [...(reads.get(rd.grantId) ?? []), { by: rd.by, at: rd.startedAt, command: rd.command ?? "?" }]);
+  }
+  for (const r of seen.values()) {
+    if (r.kind !== "breakglass") continue;
+    const own = reads.get(r.id) ?? [];
+    r.reads = [...(r.reads ?? []), ...own].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  }
+}
+
+/** How a read under a break-glass is stored (see foldReads). */
+interface BreakGlassReadRecord {
+  readonly id: string;
+  readonly kind: "breakglass-read";
+  readonly grantId: string;
+  readonly secret: string;
+  readonly env: string;
+  readonly variable: string;
+  readonly service: string;
+  readonly status: "read";
+  readonly startedAt: string;
+  readonly by: string;
+  readonly command: string;
 }
 
 const list = (ctx: GovernanceContext, filter: GovernanceFilter) => listGovernance(ctx.engine, filter, ctx.extraHistories);
 
 /** Save a governance record where it was read, else in its variable's history backend (the backend stores any record with the indexed fields). */
 async function save(ctx: GovernanceContext, rec: GovernanceRecord): Promise<void> {
-  await (origin.get(rec) ?? ctx.engine.historyFor(rec.env, rec.variable)).save(rec as unknown as RotationRecord);
+  // A grant's reads are records of their own (foldReads): its snapshot never carries them.
+  const stored = rec.kind === "breakglass" ? { ...rec, reads: undefined } : rec;
+  await (origin.get(rec) ?? ctx.engine.historyFor(rec.env, rec.variable)).save(stored as unknown as RotationRecord);
 }
 
 function newId(prefix: string, now: number): string {
@@ -442,8 +482,22 @@ export async function activeBreakGlass(ctx: GovernanceContext, env: string, vari
 
 /** Record a read of a sealed value on its grant (saved where the grant was read). */
 export async function recordBreakGlassRead(ctx: GovernanceContext, grant: BreakGlassRecord, read: Omit<BreakGlassRead, "at">): Promise<void> {
-  grant.reads = [...(grant.reads ?? []), { by: read.by, at: iso(ctx.clock.now()), command: read.command }];
-  await save(ctx, grant);
+  const now = ctx.clock.now();
+  const rec: BreakGlassReadRecord = {
+    id: newId("bgr", now),
+    kind: "breakglass-read",
+    grantId: grant.id,
+    secret: grant.secret,
+    env: grant.env,
+    variable: grant.variable,
+    service: grant.service,
+    status: "read",
+    startedAt: iso(now),
+    by: read.by,
+    command: read.command,
+  };
+  await (origin.get(grant) ?? ctx.engine.historyFor(grant.env, grant.variable)).save(rec as unknown as RotationRecord);
+  grant.reads = [...(grant.reads ?? []), { by: rec.by, at: rec.startedAt, command: rec.command }];
 }
 
 /** Find a break-glass by id. */

@@ -235,4 +235,34 @@ describe("break-glass gates sealed reads (access: breakglass; real PostgreSQL 15
       setClock(prev);
     }
   });
+  it("reads at the same time are all recorded, and a read recorded after the close does not open the grant again", async () => {
+    const g = JSON.parse(ok(await cli(["breakglass", "open", "--secret", "prod/OTHER", "--reason", "INC-14 many readers", "--ttl", "1h", "--json"], { at: at(3), user: "dana" })).stdout) as BreakGlassRecord;
+    const reads = await Promise.all([0, 1, 2, 3].map(() => cli(["get", "--env", "prod", "--var", "OTHER"], { at: at(3.1) })));
+    for (const r of reads) {
+      values.add(ok(r).stdout.trim());
+      outputs.splice(outputs.indexOf(r), 1); // the reads' own stdout is the value
+    }
+    assert.equal((await grants(3.2)).find((x) => x.id === g.id)?.reads?.length, 4);
+    // A reader that found the grant open records its read only after an admin closed it.
+    const { RotationEngine } = await import("../../provider/rotation/engine");
+    const { governanceContext } = await import("../../provider/compose/governance-context");
+    const { activeBreakGlass, recordBreakGlassRead } = await import("../../provider/rotation/governance");
+    const prev = setClock(new ManualClock(Date.parse(at(3.3))));
+    const engine = new RotationEngine(loadConfigFile(join(dir, "dsops.yaml")));
+    try {
+      const ctx = governanceContext(engine);
+      const { grant } = await activeBreakGlass(ctx, "prod", "OTHER");
+      assert.equal(grant?.id, g.id);
+      ok(await cli(["breakglass", "close", g.id], { at: at(3.3), user: "dana" }));
+      await recordBreakGlassRead(ctx, grant as BreakGlassRecord, { by: "eve", command: "late reader" });
+    } finally {
+      await engine.close();
+      setClock(prev);
+    }
+    const after = (await grants(3.4)).find((x) => x.id === g.id) as BreakGlassRecord;
+    assert.equal(after.status, "closed");
+    assert.equal(after.reads?.length, 5);
+    assert.equal(after.reads?.[4]?.command, "late reader");
+    refused(await cli(["get", "--env", "prod", "--var", "OTHER"], { at: at(3.4) }), "prod", "OTHER", new RegExp(`break-glass ${g.id} was closed`));
+  });
 });

@@ -123,9 +123,9 @@ export class FileHistory implements HistoryBackend {
   }
 }
 
-/** Whether a stored record is an approval or break-glass record (provider/rotation/governance.ts), not a rotation. */
+/** Whether a stored record is an approval, break-glass or break-glass read record (provider/rotation/governance.ts), not a rotation. */
 export function isGovernance(r: { kind: string }): boolean {
-  return r.kind === "approval" || r.kind === "breakglass";
+  return r.kind === "approval" || r.kind === "breakglass" || r.kind === "breakglass-read";
 }
 
 /** Where the default history goes for a file store at `storePath`: `<dir>/dsops-rotation-history.jsonl`. */

@@ -88,7 +88,7 @@ export class PostgresHistory implements HistoryBackend {
       args.push(filter.status);
       where.push(`status = ANY($${args.length})`);
     }
-    where.push(`COALESCE(record->>'kind', '') ${filter.governance ? "" : "NOT "}IN ('approval', 'breakglass')`);
+    where.push(`COALESCE(record->>'kind', '') ${filter.governance ? "" : "NOT "}IN ('approval', 'breakglass', 'breakglass-read')`);
     const limit = filter.limit ? ` LIMIT ${Math.floor(filter.limit)}` : "";
     const r = await c.query<{ record: RotationRecord }>(
       `SELECT record FROM ${this.t}${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC, id DESC${limit}`,
