@@ -102,6 +102,16 @@ envs:
     }
   });
 
+  it("the bundle finds what lies beside tsc's modules: the package's version, the rotation commands, the rotation target types", () => {
+    for (const args of [["--version"], ["--help"], ["secrets", "rotate", "--help"], ["providers"]]) {
+      const bundled = run(args);
+      const unbundled = run(args, { DSOPS_UNBUNDLED: "1" });
+      assert.equal(bundled.status, 0, `${args.join(" ")}: ${bundled.stderr}`);
+      assert.deepEqual(bundled, unbundled, args.join(" "));
+    }
+    assert.match(run(["--version"]).stdout, /^\d+\.\d+\.\d+/);
+  });
+
   it("a bundle older than tsc's output is not run (a later `tsc` alone never runs stale code)", () => {
     const { atime, mtime } = statSync(BUNDLE);
     const older = new Date(statSync(UNBUNDLED).mtimeMs - 60_000);
