@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dsops } from "../support/cli";
@@ -123,6 +123,32 @@ envs:
       assert.ok(paths.includes(UNBUNDLED) && !paths.includes(BUNDLE), paths.join("\n"));
     } finally {
       utimesSync(BUNDLE, atime, mtime);
+    }
+  });
+
+  it("in an installed package (no sources; npm dates files by when it unpacked them) the bundle runs even if older", () => {
+    const pkg = mkdtempSync(join(tmpdir(), "dsops-installed-"));
+    try {
+      mkdirSync(join(pkg, "bin"));
+      mkdirSync(join(pkg, "dist", "cli"), { recursive: true });
+      copyFileSync(join(ROOT, "bin", "dsops"), join(pkg, "bin", "dsops"));
+      copyFileSync(BUNDLE, join(pkg, "dist", "cli", "dsops.js"));
+      copyFileSync(join(ROOT, "package.json"), join(pkg, "package.json"));
+      symlinkSync(join(ROOT, "dist", "provider"), join(pkg, "dist", "provider"), "dir");
+      symlinkSync(join(ROOT, "node_modules"), join(pkg, "node_modules"), "dir");
+      const older = new Date(statSync(UNBUNDLED).mtimeMs - 60_000);
+      utimesSync(join(pkg, "dist", "cli", "dsops.js"), older, older);
+      const r = spawnSync(process.execPath, [join(pkg, "bin", "dsops"), "get", "--env", "dev", "--var", "GREETING"], {
+        cwd: dir,
+        env: { ...process.env, DSOPS_UNBUNDLED: "0", DSOPS_DEBUG_MODULES: "list" },
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, "hello\n");
+      const { paths } = modulesLoaded(r.stderr);
+      assert.ok(paths.includes(join(pkg, "dist", "cli", "dsops.js")), paths.join("\n"));
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
     }
   });
 });
