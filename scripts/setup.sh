@@ -49,6 +49,8 @@ log "building"
 # dist/provider/rotation/engine.js would shadow the engine/ folder that replaced it.
 rm -rf dist
 npx tsc -p tsconfig.json
+# The bundled CLI entry bin/dsops runs (dist/cli/dsops.js; the tests run it too).
+node scripts/build-cli.js
 
 # Programs in this repository (the quickstart, examples) use the package as users do:
 # `require("@dsops/pulumi")` resolves through node_modules, also inside Pulumi's provider host.

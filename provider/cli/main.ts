@@ -47,18 +47,19 @@ const COMMAND_MODULES: ReadonlyArray<{
 /**
  * Modules that may not be installed yet: registered when present. A module that exists but
  * fails to load (a missing dependency of its own, a syntax error) is an error, not skipped.
+ * (Required by name, so that the bundled entry, dist/cli/dsops.js, contains them.)
  */
-const OPTIONAL_MODULES = ["./commands/rotation", "./commands/metrics"];
+const OPTIONAL_MODULES: ReadonlyArray<() => CommandModule> = [() => require("./commands/rotation"), () => require("./commands/metrics")];
 
-function optionalModule(id: string): CommandModule | undefined {
-  let path: string;
+function optionalModule(load: () => CommandModule): CommandModule | undefined {
   try {
-    path = require.resolve(id);
+    return load();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") return undefined;
+    // Missing is only the module this file asked for, not one that module asked for.
+    const err = e as NodeJS.ErrnoException & { requireStack?: string[] };
+    if (err.code === "MODULE_NOT_FOUND" && err.requireStack?.[0] === __filename) return undefined;
     throw e;
   }
-  return require(path) as CommandModule;
 }
 
 /** The first word of the command line that is not a global option (`-c FILE` skipped). */
@@ -74,7 +75,7 @@ function commandWord(argv: readonly string[]): string | undefined {
 
 function version(): string {
   try {
-    return (require("../../../package.json") as { version: string }).version;
+    return (require("../../../package.json") as { version: string }).version; // the bundle too: scripts/build-cli.js
   } catch {
     return "unknown";
   }
@@ -99,10 +100,10 @@ export function buildProgram(argv?: readonly string[]): Command {
   const only = word === undefined ? undefined : COMMAND_MODULES.find((m) => m.commands.includes(word));
   if (only) {
     only.load().register(program);
-    if (only.group) for (const id of OPTIONAL_MODULES) optionalModule(id)?.register(program);
+    if (only.group) for (const load of OPTIONAL_MODULES) optionalModule(load)?.register(program);
   } else {
     for (const m of COMMAND_MODULES) m.load().register(program);
-    for (const id of OPTIONAL_MODULES) optionalModule(id)?.register(program);
+    for (const load of OPTIONAL_MODULES) optionalModule(load)?.register(program);
   }
   return program;
 }
@@ -134,18 +135,23 @@ function exitOverrideAll(cmd: Command): void {
   for (const c of cmd.commands) exitOverrideAll(c);
 }
 
+/** In the bundled entry (scripts/build-cli.js): the bundled modules that have run, in order. */
+declare const __dsopsBundledModules: readonly string[] | undefined;
+
 /**
  * `DSOPS_DEBUG_MODULES=1`: at exit, print on stderr how many modules were loaded and from which
  * packages (to check that a command loads no store SDK it does not use); `=list` adds every path.
+ * The modules of the bundled entry that ran count too, listed as `bundled:<path in the repository>`.
  */
 function debugModules(): void {
   const mode = process.env.DSOPS_DEBUG_MODULES;
   if (!mode || mode === "0") return;
   process.on("exit", () => {
-    const paths = Object.keys(require.cache);
+    const bundled = typeof __dsopsBundledModules === "undefined" ? [] : __dsopsBundledModules.map((p) => `bundled:${p}`);
+    const paths = [...Object.keys(require.cache), ...bundled];
     const packages = new Set<string>();
     for (const p of paths) {
-      const m = /[\\/]node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(p.slice(p.lastIndexOf("node_modules") - 1));
+      const m = /^node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(p.slice(p.lastIndexOf("node_modules")));
       if (m) packages.add(m[1].replace(/\\/g, "/"));
     }
     process.stderr.write(`dsops debug: ${paths.length} modules loaded; packages: ${[...packages].sort().join(", ") || "none"}\n`);

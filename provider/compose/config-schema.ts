@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { composeConfigSchema, type RawConfig } from "../engine/config/schema";
 import type { ConfigRules } from "../engine/config/load";
 import { policyConfigCheck } from "../guard/policy";

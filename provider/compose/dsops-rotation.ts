@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { durationMs, durationSchema, formatDuration, tryParseDuration } from "../core/duration";
 import { suggest } from "../core/suggest";
 import type { ConfigCheck, Findings, Path } from "../engine/config/load";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { healthCheckSchema, monitorSchema } from "../health/settings";
 import { variableNotificationsSchema } from "../notify/settings";
 import { rolloutSchema } from "../rotation/rollout/settings";

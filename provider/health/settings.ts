@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { durationMs, durationSchema } from "../core/duration";
 import { httpApiCheckSchemas } from "./http-settings";
 

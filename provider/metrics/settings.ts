@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** The labels dsops's metrics have themselves (a constant label may not take one of these names). */
 export const METRIC_LABELS = ["service", "env", "strategy", "status", "trigger", "check", "type", "channel", "event", "le", "quantile"];

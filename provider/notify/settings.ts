@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { tryParseDuration } from "../core/duration";
 import { suggest } from "../core/suggest";
 import { rotationEventTypes } from "./types";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { ConfigCheck } from "../engine/config/load";
 import type { RawConfig } from "../engine/config/schema";
 import { parseChaosFault } from "./fault";

@@ -4,7 +4,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, sc
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { DsopsError, NotFoundError, StoreError } from "../core/errors";
 import { atomicTempPattern, writeFileAtomic } from "../core/fsutil";
 import { LockBusyError, LockFile, whoAmI } from "../core/lock";

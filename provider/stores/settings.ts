@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Settings of every store type, as written under `secretStores:` (or legacy `providers:`).

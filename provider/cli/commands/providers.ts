@@ -122,12 +122,13 @@ export function pluginLines(plugins: readonly PluginTypes[]): string {
  * (`provider/rotation/targets/types`, a module without dependencies); none otherwise.
  */
 function rotationTargetTypes(): { supported: string[]; planned: string[] } {
-  let path: string;
+  let m: { targetTypes?: readonly string[]; plannedTargetTypes?: readonly string[] };
   try {
-    path = require.resolve("../../rotation/targets/types");
-  } catch {
-    return { supported: [], planned: [] };
+    m = require("../../rotation/targets/types");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { requireStack?: string[] };
+    if (err.code === "MODULE_NOT_FOUND" && err.requireStack?.[0] === __filename) return { supported: [], planned: [] };
+    throw e;
   }
-  const m = require(path) as { targetTypes?: readonly string[]; plannedTargetTypes?: readonly string[] };
   return { supported: [...(m.targetTypes ?? [])], planned: [...(m.plannedTargetTypes ?? [])] };
 }

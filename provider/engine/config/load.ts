@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, type Node as YamlNode } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError, DsopsError } from "../../core/errors";
 import { parseFrom, type SecretRef } from "../refs";
 import { suggest } from "../../core/suggest";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The core of the dsops.yaml schema: what the engine itself reads (stores, variables and their

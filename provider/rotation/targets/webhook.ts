@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import type { Secret } from "../../core/secret";
 import { TargetError, VerificationError, parseServiceSettings, scrubError } from "./errors";
 import type { Credential, Target, TargetCapability, TargetContext, TargetType, VerifyOptions, ValueRules } from "./types";
