@@ -11,6 +11,7 @@ import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAliases, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
 import { pluginCommonKeys, pluginCommonSettings, pluginStoreType } from "../../stores/plugins";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
+import { fastParseYaml } from "./fast-yaml";
 
 /** A variable of an env, checked and compiled. */
 export interface Variable {
@@ -79,6 +80,11 @@ export interface LoadOptions {
    * errors, so one broken env does not refuse another (`dsops plan --env E`).
    */
   focusEnv?: string;
+  /**
+   * Read plain YAML without the yaml library's document when it can (fastParseYaml): default
+   * true. False reads every file through the document (tests compare the two paths).
+   */
+  yamlFastPath?: boolean;
 }
 
 export type Path = Array<string | number>;
@@ -131,13 +137,20 @@ export const MAX_YAML_ALIASES = 100;
 /** Where each path of the document is, so errors can say line and column. */
 class Locator {
   constructor(
-    private readonly doc?: Document,
-    private readonly lines?: LineCounter,
+    private doc?: Document,
+    private lines?: LineCounter,
     private readonly label = "config",
+    /** The file's text, read by the fast path: parsed into a document only when a message needs a position. */
+    private text?: string,
   ) {}
 
   /** `file:line:col` of the value at `path` (or of the key when `key` is true). */
   at(path: Path, key = false): string {
+    if (this.text !== undefined) {
+      this.lines = new LineCounter();
+      this.doc = YAML.parseDocument(this.text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false });
+      this.text = undefined;
+    }
     if (!this.doc || !this.lines) return "";
     let node: unknown = this.doc.contents;
     let keyNode: unknown;
@@ -187,9 +200,14 @@ export function quoteName(name: string): string {
 
 /** A name as printed in a table: quoted and escaped when it holds control, invisible or direction-changing characters. */
 export function showName(name: string): string {
-  // eslint-disable-next-line no-misleading-character-class, no-control-regex -- INVISIBLE again, and control characters: what it finds
-  return new RegExp(INVISIBLE.source, "u").test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoteName(name) : name;
+  return INVISIBLE_ONE.test(name) || CONTROL.test(name) ? quoteName(name) : name;
 }
+
+/** INVISIBLE, not global: `test` keeps no position between names. */
+// eslint-disable-next-line no-misleading-character-class -- INVISIBLE again: what it finds
+const INVISIBLE_ONE = new RegExp(INVISIBLE.source, "u");
+// eslint-disable-next-line no-control-regex -- control characters: what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** What a shell accepts as a variable name. */
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -491,9 +509,12 @@ function protoKeyPaths(value: unknown): Path[] {
   return out.sort((a, b) => formatPath(a).localeCompare(formatPath(b)));
 }
 
-/** A copy of a record without a prototype: `constructor`, `toString` … are names like any other, never inherited members. */
+/**
+ * The record without a prototype: `constructor`, `toString` … are names like any other, never
+ * inherited members. In place, not copied: it is the schema's output, a fresh object of ours.
+ */
 function ownRecord<T>(r: Record<string, T>): Record<string, T> {
-  return Object.assign(Object.create(null) as Record<string, T>, r);
+  return Object.setPrototypeOf(r, null) as Record<string, T>;
 }
 
 /** zod issues, keeping only those `only` accepts (for an unknown key, the path ends with the key). */
@@ -532,12 +553,12 @@ function checkServiceName(service: string, names: readonly string[]): string | u
 }
 
 /** Build a checked Config from a plain object (already parsed YAML, or an inline Pulumi config). */
-function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
+function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string; protoFree?: boolean }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
   rules.prepare?.(input, opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()));
   // Checked first: the schema would drop such keys without a word.
-  const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
+  const problems = (opts.protoFree ? [] : protoKeyPaths(input)).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
   const warnings: string[] = [];
   const focus = opts.focusEnv;
   /** A path under another env than the one the command works on. */
@@ -780,6 +801,11 @@ function duplicateKeys(doc: Document): Array<{ offset: number; message: string }
 
 function parseWith(rules: ConfigRules, text: string, opts: LoadOptions & { file?: string } = {}): Config {
   const label = opts.label ?? opts.file ?? "config";
+  // Most files are plain YAML: read without building a document (a node per scalar, most of the
+  // time a large file costs); a message that needs a position parses the document then.
+  const fast = opts.yamlFastPath === false ? undefined : fastParseYaml(text);
+  // (It never reads a `__proto__` key: those are the library's to read and ours to refuse.)
+  if (fast) return build(rules, fast.value, { ...opts, loc: new Locator(undefined, undefined, label, text), protoFree: true });
   const lines = new LineCounter();
   // Duplicate keys are found by `duplicateKeys` (the library's own check compares each key with
   // every earlier one of its map: quadratic, most of `plan`'s time at 10,000 variables).
