@@ -202,7 +202,7 @@ export class Resolver {
   /** Where each variable of an env comes from; no store is called. */
   plan(envName: string): PlanEntry[] {
     return Object.values(this.env(envName))
-      .sort((a, b) => byName.compare(a.name, b.name))
+      .sort((a, b) => a.name.localeCompare(b.name))
       .map((v) => ({
         name: v.name,
         source: v.spec.literal !== undefined ? ("literal" as const) : v.serviceRef !== undefined ? ("service" as const) : ("store" as const),
@@ -246,7 +246,7 @@ export class Resolver {
         }
       }),
     );
-    if (failures.length) throw new ResolveError(envName, failures.sort((a, b) => byName.compare(a.variable, b.variable)));
+    if (failures.length) throw new ResolveError(envName, failures.sort((a, b) => a.variable.localeCompare(b.variable)));
     return { env: envName, variables: sortKeys(variables), warnings };
   }
 
@@ -390,12 +390,8 @@ function guarded(store: Store, storeName: string, policy: CallPolicy): Store {
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => byName.compare(a, b)));
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 }
-
-/** The order of `localeCompare` (the default locale's collation), one collator for every comparison, made at first use. */
-let collator: Intl.Collator | undefined;
-const byName = { compare: (a: string, b: string): number => (collator ??= new Intl.Collator()).compare(a, b) };
 
 /** The `#field` of a version: one of the store's named fields, else a field of the value's JSON. */
 function fieldOf(v: SecretVersion, field: string): Secret {

@@ -193,6 +193,7 @@ function applyStep(step: TransformStep, input: string): string {
 
 /** Run the steps over a secret; errors name the step, never the value. */
 export function applyTransforms(steps: readonly TransformStep[], value: Secret): Secret {
+  if (steps.length === 0) return value; // a Secret cannot change: no copy
   let cur = value.reveal();
   for (const step of steps) {
     try {
