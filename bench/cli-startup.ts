@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, interleaved, loadLine, ms, row, rssProbe, timedNode } from "./support/measure";
+import { BIN, cpu, interleaved, loadLine, ms, row, rssProbe, timedNode } from "./support/measure";
 
 const RUNS = Number(process.argv[2] ?? 15);
 const PLAN_RUNS = Number(process.argv[3] ?? 5);
@@ -73,6 +73,9 @@ function main(): void {
     const rss = Math.max(...p.k10.map((r) => r.rssMb ?? NaN));
     console.log(`${"dsops plan, 1 variable".padEnd(52)} ${`${t1.toFixed(1)} ms`.padStart(18)}`);
     console.log(row("dsops plan, 1,000 variables vs 1 variable", `${t1k.toFixed(1)} ms`, t1k / t1, 1.3));
+    const [c1, c1k, c10k] = [cpu(p.one), cpu(p.k1), cpu(p.k10)];
+    console.log(row(`  the same in CPU time (user+sys; ${c1.toFixed(0)} ms for 1)`, `${c1k.toFixed(0)} ms`, c1k / c1, 1.3));
+    console.log(`${"  CPU per variable above 1: at 1,000 / at 10,000".padEnd(52)} ${`${(((c1k - c1) / 999) * 1000).toFixed(1)} / ${(((c10k - c1) / 9999) * 1000).toFixed(1)} µs`.padStart(18)}`);
     const per1k = (t1k - t1) / 999;
     const per10k = (t10k - t1) / 9999;
     console.log(
