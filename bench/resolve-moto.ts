@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { BatchGetSecretValueCommand, CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { BIN, cpu, interleaved, loadLine, median, ms, row, timedNode } from "./support/measure";
+import { BIN, cpuMs as cpu, cpuProbe, interleaved, loadLine, median, ms, row, timedNode } from "./support/measure";
 import { configFromObject } from "../provider/compose/config";
 import { Resolver } from "../provider/engine/resolve";
 import { startMoto, motoCredentials } from "../tests/support/moto";
@@ -89,6 +89,7 @@ async function renderVsFloor(endpoint: string, names: readonly string[], runs: n
     }
     const tiny = [BIN, "-c", "tiny.yaml", "get", "--env", "dev", "--var", "GREETING"];
     const renderArgs = (n: number) => [BIN, "-c", `render-${n}.yaml`, "render", "--env", "bench", "--out", join(dir, "out.env")];
+    const probe = cpuProbe(dir); // each child reports its own CPU time (user+sys)
     writeFileSync(join(dir, "calls.js"), callsScript(require.resolve("@aws-sdk/client-secrets-manager")));
     const callsArgs = (n: number) => [join(dir, "calls.js"), endpoint, JSON.stringify(names.slice(0, n))];
     await batches(client, names.slice(0, 20)); // the client's first call (connection, SDK warm-up)
@@ -96,11 +97,10 @@ async function renderVsFloor(endpoint: string, names: readonly string[], runs: n
     for (const n of sizes) {
       // A warm-up of each, then rounds of: the warm calls (in this process), then the children.
       const r = interleaved(runs, {
-        warm: () => ({ ms: 0, stdout: "" }),
-        node: () => timedNode(["-e", "0"], dir),
-        startup: () => timedNode(tiny, dir),
-        calls: () => timedNode(callsArgs(n), dir),
-        render: () => timedNode(renderArgs(n), dir),
+        node: () => timedNode(["-r", probe, "-e", "0"], dir),
+        startup: () => timedNode(["-r", probe, ...tiny], dir),
+        calls: () => timedNode(["-r", probe, ...callsArgs(n)], dir),
+        render: () => timedNode(["-r", probe, ...renderArgs(n)], dir),
       });
       const warm: number[] = [];
       for (let i = 0; i < runs; i++) warm.push(await batches(client, names.slice(0, n)));

@@ -4,7 +4,7 @@
  * (scripts/bench.sh runs dist/bench/*.js only, not this folder).
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -19,10 +19,10 @@ export function median(xs: readonly number[]): number {
 
 export interface Run {
   ms: number;
-  /** CPU time (user+sys) of the child in ms, when it was timed by `timedNode`. */
-  cpuMs?: number;
   /** Peak resident set of the child in MB, when it was run with `rssProbe`. */
   rssMb?: number;
+  /** CPU time (user + system) of the child itself in ms, when it was run with `cpuProbe`. */
+  cpuMs?: number;
   stdout: string;
 }
 
@@ -37,30 +37,25 @@ export function rssProbe(dir: string): string {
 }
 
 /**
- * CPU time (user+sys, ms) of this process's waited-for children so far: cutime + cstime of
- * /proc/self/stat (Linux; clock ticks of 10 ms); undefined elsewhere.
+ * A preload that prints the process's own CPU time (user + system) at exit: on a shared machine
+ * CPU time varies less with the load than wall time does. A child's children are not counted
+ * (`dsops exec`'s figure is the wrapper's own).
  */
-function childrenCpuMs(): number | undefined {
-  try {
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 16 and 17 of stat(5) (cutime, cstime); f[0] is field 3.
-    return (Number(f[13]) + Number(f[14])) * 10;
-  } catch {
-    return undefined;
-  }
+export function cpuProbe(dir: string): string {
+  const file = join(dir, "cpu-probe.js");
+  writeFileSync(file, `process.on("exit", () => { const u = process.cpuUsage(); process.stderr.write("\\nbench-cpu-us " + (u.user + u.system) + "\\n"); });\n`);
+  return file;
 }
 
-/** Runs `node ARGS` in `cwd`, fails on a non-zero exit, returns its wall time (and CPU time, on Linux). */
+/** Runs `node ARGS` in `cwd`, fails on a non-zero exit, returns its wall time. */
 export function timedNode(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Run {
-  const c0 = childrenCpuMs();
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 256 << 20 });
   const ms = performance.now() - t0;
-  const c1 = childrenCpuMs();
   if (r.status !== 0) throw new Error(`node ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
   const rss = /bench-max-rss-kb (\d+)/.exec(r.stderr);
-  return { ms, ...(c0 !== undefined && c1 !== undefined ? { cpuMs: c1 - c0 } : {}), rssMb: rss ? Number(rss[1]) / 1024 : undefined, stdout: r.stdout };
+  const cpu = /bench-cpu-us (\d+)/.exec(r.stderr);
+  return { ms, rssMb: rss ? Number(rss[1]) / 1024 : undefined, cpuMs: cpu ? Number(cpu[1]) / 1000 : undefined, stdout: r.stdout };
 }
 
 /**
@@ -75,9 +70,7 @@ export function interleaved<K extends string>(rounds: number, cmds: Record<K, ()
 }
 
 export const ms = (runs: readonly Run[]): number => median(runs.map((r) => r.ms));
-
-/** Median CPU time (user+sys) in ms of runs timed by `timedNode`. */
-export const cpu = (runs: readonly Run[]): number => median(runs.map((r) => r.cpuMs ?? NaN));
+export const cpuMs = (runs: readonly Run[]): number => median(runs.map((r) => r.cpuMs ?? NaN));
 
 /** The machine's load, printed with the figures (they mean little on a busy machine). */
 export function loadLine(): string {
