@@ -2,7 +2,7 @@
 // translation of schema issues into path + line:column share one document's node map.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, type Node as YamlNode } from "yaml";
+import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import { z } from "zod";
 import { ConfigError, DsopsError } from "../../core/errors";
 import { parseFrom, type SecretRef } from "../refs";
@@ -12,6 +12,11 @@ import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAlia
 import { pluginCommonKeys, pluginCommonSettings, pluginStoreType } from "../../stores/plugins";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
 import { fastParseYaml } from "./fast-yaml";
+
+/** The yaml library, loaded at first use: a file the fast path reads without error never needs it. */
+function yamlLib(): typeof import("yaml") {
+  return require("yaml") as typeof import("yaml");
+}
 
 /** A variable of an env, checked and compiled. */
 export interface Variable {
@@ -147,11 +152,13 @@ class Locator {
   /** `file:line:col` of the value at `path` (or of the key when `key` is true). */
   at(path: Path, key = false): string {
     if (this.text !== undefined) {
-      this.lines = new LineCounter();
+      const YAML = yamlLib();
+      this.lines = new YAML.LineCounter();
       this.doc = YAML.parseDocument(this.text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false });
       this.text = undefined;
     }
     if (!this.doc || !this.lines) return "";
+    const { isMap, isPair, isScalar } = yamlLib();
     let node: unknown = this.doc.contents;
     let keyNode: unknown;
     let last: unknown = node;
@@ -721,6 +728,8 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
  * an alias with no anchor before it (`*nope`), one inside the node it names, too many of them.
  */
 function aliasProblems(doc: Document, where: (node: YamlNode) => string): string[] {
+  const YAML = yamlLib();
+  const { isAlias } = YAML;
   const problems: string[] = [];
   const anchors = new Set<string>();
   let aliases = 0;
@@ -744,6 +753,8 @@ function aliasProblems(doc: Document, where: (node: YamlNode) => string): string
  * counts them when it builds values. Undefined when no alias crosses it.
  */
 function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
+  const YAML = yamlLib();
+  const { isAlias, isPair } = YAML;
   const uses = new Map<unknown, { count: number; weight: number }>();
   const latest = new Map<string, unknown>();
   const target = new Map<unknown, unknown>();
@@ -785,6 +796,8 @@ function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
  * `uniqueKeys: true`: keys equal when both are scalars of the same value), one set per map.
  */
 function duplicateKeys(doc: Document): Array<{ offset: number; message: string }> {
+  const YAML = yamlLib();
+  const { isScalar } = YAML;
   const found: Array<{ offset: number; message: string }> = [];
   YAML.visit(doc, {
     Map(_key, map) {
@@ -806,7 +819,8 @@ function parseWith(rules: ConfigRules, text: string, opts: LoadOptions & { file?
   const fast = opts.yamlFastPath === false ? undefined : fastParseYaml(text);
   // (It never reads a `__proto__` key: those are the library's to read and ours to refuse.)
   if (fast) return build(rules, fast.value, { ...opts, loc: new Locator(undefined, undefined, label, text), protoFree: true });
-  const lines = new LineCounter();
+  const YAML = yamlLib();
+  const lines = new YAML.LineCounter();
   // Duplicate keys are found by `duplicateKeys` (the library's own check compares each key with
   // every earlier one of its map: quadratic, most of `plan`'s time at 10,000 variables).
   const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
