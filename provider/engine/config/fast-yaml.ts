@@ -31,7 +31,8 @@ const GIVE_UP: unique symbol = Symbol("outside the subset");
 
 /** The key's own problems: a reserved spelling, `__proto__`, too long. */
 function keyOk(key: string): boolean {
-  return key.length <= MAX_KEY && key !== "__proto__" && !Object.hasOwn(SPECIAL, key);
+  // null/true/false spellings are 4 or 5 characters long; most keys are not looked up at all.
+  return key.length <= MAX_KEY && key !== "__proto__" && !((key.length === 4 || key.length === 5) && Object.hasOwn(SPECIAL, key));
 }
 
 /** A plain scalar's value (its text already trimmed and cut at a comment), or GIVE_UP. */

@@ -663,15 +663,16 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
           problem(path, `${formatPath([...path, "from"])}: ${(e as Error).message}${loc.at([...path, "from"])}`);
           continue;
         }
-        const where = typeof from === "string" || ("store" in from && from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in from ? "store" : "provider"];
+        // Where a message about the store points (made only for a message).
+        const where = (): Path => (typeof from === "string" || ("store" in from && from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in from ? "store" : "provider"]);
         if (!allStoreNames.includes(ref.store)) {
           if (Object.hasOwn(raw.services, ref.store))
-            problem(path, `${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where)}`);
+            problem(path, `${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where())}`);
           else {
             const hint = suggest(ref.store, allStoreNames);
             problem(
               path,
-              `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where)}`,
+              `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where())}`,
             );
           }
           continue;
@@ -680,7 +681,7 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
         if (ref.options && type && type !== "aws.secretsmanager" && type !== "aws") {
           problem(
             path,
-            `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where)}`,
+            `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where())}`,
           );
           continue;
         }
