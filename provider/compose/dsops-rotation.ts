@@ -194,8 +194,9 @@ class DsopsRotation {
       services[name] = next as RawConfig["services"][string];
     }
 
+    // Only variables with a rotation block have anything to lay under it (no path made for the others).
     for (const [env, vars] of Object.entries(raw.envs))
-      for (const [name, spec] of Object.entries(vars)) this.variable(spec, ["envs", env, name], top, perService);
+      for (const name of Object.keys(vars)) if (vars[name].rotation) this.variable(vars[name], ["envs", env, name], top, perService);
 
     return { ...raw, services, ...(this.notifications ? { notifications: this.notifications as RawConfig["notifications"] } : {}) };
   }

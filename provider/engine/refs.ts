@@ -59,6 +59,7 @@ export function splitField(key: string, what = `key "${key}"`): { key: string; f
 }
 
 function decode(part: string, uri: string): string {
+  if (!part.includes("%")) return part; // nothing to decode (most references)
   try {
     return decodeURIComponent(part);
   } catch {
@@ -81,12 +82,12 @@ export function parseStoreUri(uri: string): SecretRef {
   const what = `reference "${uri}"`;
   const { key, field } = splitField(rest.slice(slash + 1), what);
   if (key === "") throw new RefError(`${what}: empty path`);
-  const options: Record<string, string> = {};
+  let options: Record<string, string> | undefined;
   let version: string | undefined;
   if (q >= 0) {
     const params = parseQuery(query, what);
     version = params.get("version");
-    for (const [k, v] of params) if (k !== "version") options[k] = v;
+    for (const [k, v] of params) if (k !== "version") (options ??= {})[k] = v;
   }
   const decodedField = field === undefined ? undefined : decode(field, uri);
   if (decodedField !== undefined && decodedField !== field) checkField(decodedField, what);
@@ -95,7 +96,7 @@ export function parseStoreUri(uri: string): SecretRef {
     key: decode(key, uri),
     ...(decodedField !== undefined ? { field: decodedField } : {}),
     ...(version !== undefined ? { version } : {}),
-    ...(Object.keys(options).length ? { options } : {}),
+    ...(options ? { options } : {}),
   };
 }
 

@@ -1,5 +1,4 @@
 import { extname } from "node:path";
-import YAML from "yaml";
 import { DsopsError } from "../core/errors";
 import type { Secret } from "../core/secret";
 
@@ -57,7 +56,7 @@ export function render(format: OutputFormat, input: RenderInput): string {
     case "json":
       return JSON.stringify({ generated_at: input.generatedAt, generated_by: "dsops", variables: values }, null, 2) + "\n";
     case "yaml":
-      return YAML.stringify({ generated_at: input.generatedAt, generated_by: "dsops", variables: values });
+      return (require("yaml") as typeof import("yaml")).stringify({ generated_at: input.generatedAt, generated_by: "dsops", variables: values });
     case "template": {
       if (input.template === undefined) throw new DsopsError("the template format needs a template (--template FILE)");
       const { renderTemplate } = require("./template") as typeof import("./template");

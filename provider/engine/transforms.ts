@@ -1,4 +1,3 @@
-import YAML from "yaml";
 import { TransformError } from "../core/errors";
 import { extractJsonField, extractPath, parsePath, stringifyExtracted } from "./jsonpath";
 import { Secret } from "../core/secret";
@@ -158,7 +157,7 @@ function applyStep(step: TransformStep, input: string): string {
     case "yaml_extract": {
       let doc: unknown;
       try {
-        doc = YAML.parse(input, { logLevel: "silent" });
+        doc = (require("yaml") as typeof import("yaml")).parse(input, { logLevel: "silent" }); // loaded at first use
       } catch {
         throw new TransformError(`yaml_extract: the value is not a YAML document`);
       }
@@ -193,6 +192,7 @@ function applyStep(step: TransformStep, input: string): string {
 
 /** Run the steps over a secret; errors name the step, never the value. */
 export function applyTransforms(steps: readonly TransformStep[], value: Secret): Secret {
+  if (steps.length === 0) return value; // a Secret cannot change: no copy
   let cur = value.reveal();
   for (const step of steps) {
     try {

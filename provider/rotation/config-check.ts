@@ -52,8 +52,10 @@ export function checkRotations(
   // Who uses each service: rotations, and postgres histories.
   const users = new Map<string, string[]>();
   const use = (service: string, by: Path) => users.set(service, [...(users.get(service) ?? []), pathText(by)]);
+  // Keys, not entries: no pair is made for each of the (many) variables that have no rotation.
   for (const [env, vars] of Object.entries(raw.envs))
-    for (const [name, spec] of Object.entries(vars)) {
+    for (const name of Object.keys(vars)) {
+      const spec = vars[name];
       const r = spec.rotation;
       if (!r) continue;
       use(r.service, ["envs", env, name, "rotation"]);
@@ -92,7 +94,8 @@ export function checkRotations(
   }
 
   for (const [env, vars] of Object.entries(raw.envs))
-    for (const [name, spec] of Object.entries(vars)) {
+    for (const name of Object.keys(vars)) {
+      const spec = vars[name];
       const policy = spec.rotation as VariableRotation | undefined;
       if (!policy) continue;
       const v: Path = ["envs", env, name];

@@ -1,4 +1,4 @@
-import { AssumeRoleCommand, STSClient, type AssumeRoleCommandInput } from "@aws-sdk/client-sts";
+import type { AssumeRoleCommandInput } from "@aws-sdk/client-sts";
 import { ConfigError, NotFoundError, StoreError } from "../core/errors";
 import type { Clock } from "../core/clock";
 import { awsClientConfig, mapAwsError, type AwsClientConfig, type AwsConnectionSettings } from "./aws-common";
@@ -149,6 +149,8 @@ export function assumeRoleInput(storeName: string, s: AssumeRoleSettings & { ass
 
 /** A fetch of AssumeRole credentials with `base` (the store's own credentials) as the caller. */
 export function assumeRoleFetch(storeName: string, base: AwsClientConfig, input: AssumeRoleCommandInput): { fetch: () => Promise<TemporaryCredentials>; close: () => void } {
+  // Loaded here, not with the module: a store that assumes no role never needs the STS client.
+  const { AssumeRoleCommand, STSClient } = require("@aws-sdk/client-sts") as typeof import("@aws-sdk/client-sts");
   const sts = new STSClient(base);
   const fetch = async (): Promise<TemporaryCredentials> => {
     let out;

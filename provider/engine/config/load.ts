@@ -2,7 +2,7 @@
 // translation of schema issues into path + line:column share one document's node map.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import YAML, { LineCounter, isAlias, isMap, isPair, isScalar, type Document, type Node as YamlNode } from "yaml";
+import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import * as z from "zod";
 import { ConfigError, DsopsError } from "../../core/errors";
 import { parseFrom, type SecretRef } from "../refs";
@@ -11,6 +11,12 @@ import { compileTransforms, type TransformStep } from "../transforms";
 import { plannedStoreTypes, storeKeyAliases, storeSettingsSchemas, storeTypeAliases, storeTypes, type StoreSettings, type StoreType } from "../../stores/settings";
 import { pluginCommonKeys, pluginCommonSettings, pluginStoreType } from "../../stores/plugins";
 import { coreConfigSchema, type RawConfig, type VariableSpec } from "./schema";
+import { fastParseYaml } from "./fast-yaml";
+
+/** The yaml library, loaded at first use: a file the fast path reads without error never needs it. */
+function yamlLib(): typeof import("yaml") {
+  return require("yaml") as typeof import("yaml");
+}
 
 /** A variable of an env, checked and compiled. */
 export interface Variable {
@@ -79,6 +85,11 @@ export interface LoadOptions {
    * errors, so one broken env does not refuse another (`dsops plan --env E`).
    */
   focusEnv?: string;
+  /**
+   * Read plain YAML without the yaml library's document when it can (fastParseYaml): default
+   * true. False reads every file through the document (tests compare the two paths).
+   */
+  yamlFastPath?: boolean;
 }
 
 export type Path = Array<string | number>;
@@ -131,14 +142,23 @@ export const MAX_YAML_ALIASES = 100;
 /** Where each path of the document is, so errors can say line and column. */
 class Locator {
   constructor(
-    private readonly doc?: Document,
-    private readonly lines?: LineCounter,
+    private doc?: Document,
+    private lines?: LineCounter,
     private readonly label = "config",
+    /** The file's text, read by the fast path: parsed into a document only when a message needs a position. */
+    private text?: string,
   ) {}
 
   /** `file:line:col` of the value at `path` (or of the key when `key` is true). */
   at(path: Path, key = false): string {
+    if (this.text !== undefined) {
+      const YAML = yamlLib();
+      this.lines = new YAML.LineCounter();
+      this.doc = YAML.parseDocument(this.text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false });
+      this.text = undefined;
+    }
     if (!this.doc || !this.lines) return "";
+    const { isMap, isPair, isScalar } = yamlLib();
     let node: unknown = this.doc.contents;
     let keyNode: unknown;
     let last: unknown = node;
@@ -187,9 +207,14 @@ export function quoteName(name: string): string {
 
 /** A name as printed in a table: quoted and escaped when it holds control, invisible or direction-changing characters. */
 export function showName(name: string): string {
-  // eslint-disable-next-line no-misleading-character-class, no-control-regex -- INVISIBLE again, and control characters: what it finds
-  return new RegExp(INVISIBLE.source, "u").test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoteName(name) : name;
+  return INVISIBLE_ONE.test(name) || CONTROL.test(name) ? quoteName(name) : name;
 }
+
+/** INVISIBLE, not global: `test` keeps no position between names. */
+// eslint-disable-next-line no-misleading-character-class -- INVISIBLE again: what it finds
+const INVISIBLE_ONE = new RegExp(INVISIBLE.source, "u");
+// eslint-disable-next-line no-control-regex -- control characters: what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** What a shell accepts as a variable name. */
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -491,9 +516,12 @@ function protoKeyPaths(value: unknown): Path[] {
   return out.sort((a, b) => formatPath(a).localeCompare(formatPath(b)));
 }
 
-/** A copy of a record without a prototype: `constructor`, `toString` … are names like any other, never inherited members. */
+/**
+ * The record without a prototype: `constructor`, `toString` … are names like any other, never
+ * inherited members. In place, not copied: it is the schema's output, a fresh object of ours.
+ */
 function ownRecord<T>(r: Record<string, T>): Record<string, T> {
-  return Object.assign(Object.create(null) as Record<string, T>, r);
+  return Object.setPrototypeOf(r, null) as Record<string, T>;
 }
 
 /** zod issues, keeping only those `only` accepts (for an unknown key, the path ends with the key). */
@@ -532,12 +560,12 @@ function checkServiceName(service: string, names: readonly string[]): string | u
 }
 
 /** Build a checked Config from a plain object (already parsed YAML, or an inline Pulumi config). */
-function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string }): Config {
+function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Locator; file?: string; protoFree?: boolean }): Config {
   const env = opts.env ?? process.env;
   const loc = opts.loc;
   rules.prepare?.(input, opts.dir ?? (opts.file ? dirname(opts.file) : process.cwd()));
   // Checked first: the schema would drop such keys without a word.
-  const problems = protoKeyPaths(input).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
+  const problems = (opts.protoFree ? [] : protoKeyPaths(input)).map((p) => `${formatPath(p)}: "__proto__" cannot be a name here (JavaScript reserves it, so it would be lost); rename it${loc.at(p, true)}`);
   const warnings: string[] = [];
   const focus = opts.focusEnv;
   /** A path under another env than the one the command works on. */
@@ -635,15 +663,16 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
           problem(path, `${formatPath([...path, "from"])}: ${(e as Error).message}${loc.at([...path, "from"])}`);
           continue;
         }
-        const where = typeof from === "string" || ("store" in from && from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in from ? "store" : "provider"];
+        // Where a message about the store points (made only for a message).
+        const where = (): Path => (typeof from === "string" || ("store" in from && from.store.startsWith("store://")) ? [...path, "from"] : [...path, "from", "store" in from ? "store" : "provider"]);
         if (!allStoreNames.includes(ref.store)) {
           if (Object.hasOwn(raw.services, ref.store))
-            problem(path, `${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where)}`);
+            problem(path, `${formatPath([...path, "from"])}: "${ref.store}" is a service (a rotation target), not a secret store${loc.at(where())}`);
           else {
             const hint = suggest(ref.store, allStoreNames);
             problem(
               path,
-              `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where)}`,
+              `${formatPath([...path, "from"])}: unknown store "${ref.store}"${hint ? ` (did you mean "${hint}"?)` : allStoreNames.length ? ` (stores: ${allStoreNames.join(", ")})` : " (no secretStores are defined)"}${loc.at(where())}`,
             );
           }
           continue;
@@ -652,7 +681,7 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
         if (ref.options && type && type !== "aws.secretsmanager" && type !== "aws") {
           problem(
             path,
-            `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where)}`,
+            `${formatPath([...path, "from"])}: ${Object.keys(ref.options).map((k) => `?${k}=`).join(", ")} is read only by aws.secretsmanager stores; store "${ref.store}" is ${type} (use ?version=)${loc.at(where())}`,
           );
           continue;
         }
@@ -700,6 +729,8 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
  * an alias with no anchor before it (`*nope`), one inside the node it names, too many of them.
  */
 function aliasProblems(doc: Document, where: (node: YamlNode) => string): string[] {
+  const YAML = yamlLib();
+  const { isAlias } = YAML;
   const problems: string[] = [];
   const anchors = new Set<string>();
   let aliases = 0;
@@ -723,6 +754,8 @@ function aliasProblems(doc: Document, where: (node: YamlNode) => string): string
  * counts them when it builds values. Undefined when no alias crosses it.
  */
 function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
+  const YAML = yamlLib();
+  const { isAlias, isPair } = YAML;
   const uses = new Map<unknown, { count: number; weight: number }>();
   const latest = new Map<string, unknown>();
   const target = new Map<unknown, unknown>();
@@ -764,6 +797,8 @@ function aliasOverLimit(doc: Document, max: number): YamlNode | undefined {
  * `uniqueKeys: true`: keys equal when both are scalars of the same value), one set per map.
  */
 function duplicateKeys(doc: Document): Array<{ offset: number; message: string }> {
+  const YAML = yamlLib();
+  const { isScalar } = YAML;
   const found: Array<{ offset: number; message: string }> = [];
   YAML.visit(doc, {
     Map(_key, map) {
@@ -780,7 +815,13 @@ function duplicateKeys(doc: Document): Array<{ offset: number; message: string }
 
 function parseWith(rules: ConfigRules, text: string, opts: LoadOptions & { file?: string } = {}): Config {
   const label = opts.label ?? opts.file ?? "config";
-  const lines = new LineCounter();
+  // Most files are plain YAML: read without building a document (a node per scalar, most of the
+  // time a large file costs); a message that needs a position parses the document then.
+  const fast = opts.yamlFastPath === false ? undefined : fastParseYaml(text);
+  // (It never reads a `__proto__` key: those are the library's to read and ours to refuse.)
+  if (fast) return build(rules, fast.value, { ...opts, loc: new Locator(undefined, undefined, label, text), protoFree: true });
+  const YAML = yamlLib();
+  const lines = new YAML.LineCounter();
   // Duplicate keys are found by `duplicateKeys` (the library's own check compares each key with
   // every earlier one of its map: quadratic, most of `plan`'s time at 10,000 variables).
   const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
