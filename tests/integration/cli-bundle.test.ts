@@ -68,7 +68,8 @@ envs:
     assert.ok(!paths.includes(UNBUNDLED), "the modules tsc wrote ran too");
     assert.ok(paths.includes("bundled:provider/cli/main.ts") && paths.includes("bundled:provider/cli/commands/get.ts"), paths.join("\n"));
     // Only what `get` uses, all of it inside the bundle: no file from node_modules at all.
-    assert.deepEqual(packages, ["commander", "yaml", "zod"]);
+    // (yaml only when the file is outside the plain subset or a message needs a line:col.)
+    assert.deepEqual(packages, ["commander", "zod"]);
     assert.deepEqual(paths.filter((p) => p.includes("node_modules") && !p.startsWith("bundled:")), []);
     assert.deepEqual(paths.filter((p) => /zod\/v4\/locales\//.test(p) && !p.endsWith("/en.js") && !p.endsWith("/index.js")), []);
     // The stores' modules (which load their SDKs) do not run either: only the registry's list.
