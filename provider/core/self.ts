@@ -1,3 +1,5 @@
+import { DsopsError } from "./errors";
+
 /**
  * How dsops starts itself again (the `render --ttl` watcher, chaos's rotate child, the git hook):
  * as `node …/bin/dsops`, or, in the optional single executable (`npm run build:bin`), as that
@@ -26,3 +28,13 @@ export function selfCommand(): { file: string; args: string[] } {
  * processes instead of the command line (Node runs their script files instead).
  */
 export const SELF_ROLE_ENV = "DSOPS_SELF_ROLE";
+
+/**
+ * The error of a feature the single executable leaves out (a native add-on, a package that reads
+ * files from its own folder): it names the store, the package and why, and points to the npm install.
+ */
+export function notInSingleExecutable(what: string, pkg: string, why: string): DsopsError {
+  return new DsopsError(`${what}: not available in the single executable of dsops: ${pkg} ${why}`, {
+    hint: `this store needs the npm install of dsops (npm install @dsops/pulumi ${pkg}), run as \`npx dsops\` or node_modules/.bin/dsops`,
+  });
+}
