@@ -34,7 +34,7 @@ export const SELF_ROLE_ENV = "DSOPS_SELF_ROLE";
  * files from its own folder): it names the store, the package and why, and points to the npm install.
  */
 export function notInSingleExecutable(what: string, pkg: string, why: string): DsopsError {
-  return new DsopsError(`${what}: not available in the single executable of dsops: ${pkg} ${why}`, {
+  return new DsopsError(`${what}: not available in the single executable of dsops: ${pkg} ${why}; this store needs the npm install of dsops`, {
     hint: `this store needs the npm install of dsops (npm install @dsops/pulumi ${pkg}), run as \`npx dsops\` or node_modules/.bin/dsops`,
   });
 }
