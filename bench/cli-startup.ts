@@ -17,7 +17,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, interleaved, loadLine, meanCpu, ms, row, rssProbe, timedCmd, timedNode, type Run } from "./support/measure";
+import { BIN, cpuMs, cpuProbe, interleaved, loadLine, meanCpu, ms, row, rssProbe, timedCmd, timedNode, type Run } from "./support/measure";
 
 const RUNS = Number(process.argv[2] ?? 15);
 const PLAN_RUNS = Number(process.argv[3] ?? 5);
@@ -44,7 +44,7 @@ function singleExecutable(dir: string, out: string): void {
     render: ["render", "--env", "dev", "--out", out],
     exec: ["exec", "--env", "dev", "--", process.execPath, "-e", "0"],
   };
-  console.log(`\n# single executable ${bin} vs the Node CLI (${loadLine()}); medians of ${RUNS} interleaved rounds, CPU = mean user+sys`);
+  console.log(`\n# single executable ${bin} vs the Node CLI (${loadLine()}); medians of ${RUNS} interleaved rounds, CPU = mean user+sys of the whole process, from its rusage (10 ms ticks)`);
   const s = interleaved(RUNS, {
     node: () => timedCmd(process.execPath, ["-e", "0"], dir),
     ...Object.fromEntries(
@@ -75,12 +75,14 @@ function main(): void {
     const out = join(dir, "out.env");
 
     console.log(`# dsops start-up (${loadLine()}); medians of ${RUNS} interleaved rounds`);
+    // Each child reports its own CPU time too (-r cpu-probe.js; `node -e 0` the same way).
+    const cpu = cpuProbe(dir);
     const s = interleaved(RUNS, {
-      node: () => timedNode(["-e", "0"], dir),
-      get: () => timedNode([BIN, "get", "--env", "dev", "--var", "GREETING"], dir),
-      render: () => timedNode([BIN, "render", "--env", "dev", "--out", out], dir),
-      exec: () => timedNode([BIN, "exec", "--env", "dev", "--", process.execPath, "-e", "0"], dir),
-      getFile: () => timedNode([BIN, "get", "--env", "files", "--var", "TOKEN"], dir),
+      node: () => timedNode(["-r", cpu, "-e", "0"], dir),
+      get: () => timedNode(["-r", cpu, BIN, "get", "--env", "dev", "--var", "GREETING"], dir),
+      render: () => timedNode(["-r", cpu, BIN, "render", "--env", "dev", "--out", out], dir),
+      exec: () => timedNode(["-r", cpu, BIN, "exec", "--env", "dev", "--", process.execPath, "-e", "0"], dir),
+      getFile: () => timedNode(["-r", cpu, BIN, "get", "--env", "files", "--var", "TOKEN"], dir),
     });
     const node = ms(s.node);
     console.log(`${"node -e 0 (the floor)".padEnd(52)} ${`${node.toFixed(1)} ms`.padStart(18)}`);
@@ -94,6 +96,15 @@ function main(): void {
     const overhead = ms(s.exec.map((r, i) => ({ ...r, ms: r.ms - s.node[i].ms })));
     console.log(row("dsops exec wrapper overhead vs node -e 0", `${overhead.toFixed(1)} ms`, overhead / node, 1.5));
     console.log(`${"dsops get, file store (no target)".padEnd(52)} ${`${ms(s.getFile).toFixed(1)} ms`.padStart(18)}  ratio ${(ms(s.getFile) / node).toFixed(2)}×`);
+    // CPU time (user + system), the process's own (exec: the wrapper's, without its child's).
+    const nodeCpu = cpuMs(s.node);
+    for (const [k, label] of [
+      ["node", "CPU: node -e 0"],
+      ["get", "CPU: dsops get, tiny config"],
+      ["render", "CPU: dsops render, tiny config"],
+      ["exec", "CPU: dsops exec (the wrapper's own)"],
+    ] as const)
+      console.log(`${label.padEnd(52)} ${`${cpuMs(s[k]).toFixed(1)} ms`.padStart(18)}  ratio ${(cpuMs(s[k]) / nodeCpu).toFixed(2)}×`);
 
     singleExecutable(dir, out);
 

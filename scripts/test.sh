@@ -19,7 +19,11 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 t0=$SECONDS
 set +e
-npx c8 --config .c8rc.json mocha --config .mocharc.json "$@" 2>&1 | tee "$out"
+# bin/dsops runs tsc's modules here (DSOPS_UNBUNDLED=1), not the bundle, so that the coverage of
+# the commands the tests spawn counts for the files it belongs to exactly as in-process coverage
+# does; tests/integration/cli-bundle.test.ts runs the bundle, and so does the Node 24 smoke run
+# of every CLI test below.
+DSOPS_UNBUNDLED=1 npx c8 --config .c8rc.json mocha --config .mocharc.json "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 echo "[test] mocha and coverage took $((SECONDS - t0)) s"

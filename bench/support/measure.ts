@@ -21,6 +21,8 @@ export interface Run {
   ms: number;
   /** Peak resident set of the child in MB, when it was run with `rssProbe`. */
   rssMb?: number;
+  /** CPU time (user + system) of the child itself in ms, when it was run with `cpuProbe`. */
+  cpuMs?: number;
   stdout: string;
 }
 
@@ -34,6 +36,17 @@ export function rssProbe(dir: string): string {
   return file;
 }
 
+/**
+ * A preload that prints the process's own CPU time (user + system) at exit: on a shared machine
+ * CPU time varies less with the load than wall time does. A child's children are not counted
+ * (`dsops exec`'s figure is the wrapper's own).
+ */
+export function cpuProbe(dir: string): string {
+  const file = join(dir, "cpu-probe.js");
+  writeFileSync(file, `process.on("exit", () => { const u = process.cpuUsage(); process.stderr.write("\\nbench-cpu-us " + (u.user + u.system) + "\\n"); });\n`);
+  return file;
+}
+
 /** Runs `node ARGS` in `cwd`, fails on a non-zero exit, returns its wall time. */
 export function timedNode(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Run {
   const t0 = performance.now();
@@ -41,7 +54,8 @@ export function timedNode(args: readonly string[], cwd: string, env: NodeJS.Proc
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`node ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
   const rss = /bench-max-rss-kb (\d+)/.exec(r.stderr);
-  return { ms, rssMb: rss ? Number(rss[1]) / 1024 : undefined, stdout: r.stdout };
+  const cpu = /bench-cpu-us (\d+)/.exec(r.stderr);
+  return { ms, rssMb: rss ? Number(rss[1]) / 1024 : undefined, cpuMs: cpu ? Number(cpu[1]) / 1000 : undefined, stdout: r.stdout };
 }
 
 /**
@@ -56,6 +70,7 @@ export function interleaved<K extends string>(rounds: number, cmds: Record<K, ()
 }
 
 export const ms = (runs: readonly Run[]): number => median(runs.map((r) => r.ms));
+export const cpuMs = (runs: readonly Run[]): number => median(runs.map((r) => r.cpuMs ?? NaN));
 
 /** The machine's load, printed with the figures (they mean little on a busy machine). */
 export function loadLine(): string {

@@ -128,7 +128,7 @@ describe("the published package", function () {
     assert.equal(r.status, 0, `npm pack exited ${r.status}: ${r.stderr.slice(-2000)}`);
     const report = JSON.parse(r.stdout.slice(r.stdout.indexOf("["))) as Array<{ files: Array<{ path: string }> }>;
     const paths = report[0].files.map((f) => f.path);
-    for (const p of ["dist/sdk/index.js", "dist/sdk/index.d.ts", "dist/provider/dynamic/handlers.js", "dist/provider/dynamic/providers.js", "dist/provider/engine/index.js", "bin/dsops", "schema.json", "README.md", "package.json"])
+    for (const p of ["dist/sdk/index.js", "dist/sdk/index.d.ts", "dist/provider/dynamic/handlers.js", "dist/provider/dynamic/providers.js", "dist/provider/engine/index.js", "dist/cli/dsops.js", "bin/dsops", "schema.json", "README.md", "package.json"])
       assert.ok(paths.includes(p), `${p} is missing from the package (${paths.length} files)`);
     const unwanted = paths.filter((p) => /^(dist\/)?(tests|bench)\//.test(p) || p.endsWith(".ts") && !p.endsWith(".d.ts"));
     assert.deepEqual(unwanted, [], "no tests, benchmarks or TypeScript sources in the package");
