@@ -43,8 +43,8 @@ npm run --silent build
 mkdir -p "$(dirname "$OUT")"
 # A Bun executable reads .env and bunfig.toml from the working folder by default: off (dsops
 # reads its own configuration only; `dsops exec` must not see a rendered .env as the environment).
-# Names stay as written (no identifier minification): messages and checks that use class names keep them.
-"$BUN" build --compile --bytecode --minify-syntax --minify-whitespace --target=bun \
+# Whitespace-only minification: names, stack frames and error columns stay as Node shows them.
+"$BUN" build --compile --bytecode --minify-whitespace --target=bun \
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig --no-compile-autoload-tsconfig --no-compile-autoload-package-json \
   --external @bitwarden/sdk-napi \
   scripts/bin-entry.js --outfile "$OUT.tmp" >&2
