@@ -8,15 +8,17 @@
  * - `dsops get` / `render` / `exec` of a tiny config (literal store) vs `node -e 0`: ≤ 1.5×.
  *   `dsops get` on the embedded file store is printed too (no target: it reads a file).
  * - the `dsops exec` wrapper: (exec -- node -e 0) − (node -e 0) vs `node -e 0`: ≤ 1.5×.
+ * - the optional single executable (dist/bin/dsops, or DSOPS_BENCH_BIN), when built: its get /
+ *   render / exec beside the Node CLI's, same target, with CPU time (user + sys).
  * - `dsops plan` of 1,000 variables vs 1 variable: ≤ 1.3× (wall, and CPU time); 10,000: linear
  *   (the CPU cost per variable above 1 at 10,000 ≤ 1.5× the one at 1,000) and peak RSS under
  *   300 MB. CPU time: each child's own (a preload reports it).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, cpuMs, cpuProbe, interleaved, loadLine, ms, row, rssProbe, timedNode } from "./support/measure";
+import { BIN, cpuMs, cpuProbe, interleaved, loadLine, meanCpu, ms, row, rssProbe, timedCmd, timedNode, type Run } from "./support/measure";
 
 const RUNS = Number(process.argv[2] ?? 15);
 const PLAN_RUNS = Number(process.argv[3] ?? 5);
@@ -25,6 +27,41 @@ function planConfig(n: number): string {
   const lines = ["version: 1", "secretStores:", "  local: { type: file }", "envs:", "  prod:"];
   for (let i = 0; i < n; i++) lines.push(`    VAR_${i}: { from: "store://local/app/var-${i}" }`);
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The optional single executable (`npm run build:bin` writes dist/bin/dsops; DSOPS_BENCH_BIN names
+ * another), when it exists: get / render / exec beside the Node CLI's, all in the same paired,
+ * interleaved rounds, with wall time, ratio to `node -e 0` and mean CPU time (user + sys).
+ */
+function singleExecutable(dir: string, out: string): void {
+  const bin = process.env.DSOPS_BENCH_BIN || join(__dirname, "..", "bin", "dsops");
+  if (!existsSync(bin)) {
+    console.log(`\n# single executable: none at ${bin} (npm run build:bin, or DSOPS_BENCH_BIN=…)`);
+    return;
+  }
+  const cmds = {
+    get: ["get", "--env", "dev", "--var", "GREETING"],
+    render: ["render", "--env", "dev", "--out", out],
+    exec: ["exec", "--env", "dev", "--", process.execPath, "-e", "0"],
+  };
+  console.log(`\n# single executable ${bin} vs the Node CLI (${loadLine()}); medians of ${RUNS} interleaved rounds, CPU = mean user+sys of the whole process, from its rusage (10 ms ticks)`);
+  const s = interleaved(RUNS, {
+    node: () => timedCmd(process.execPath, ["-e", "0"], dir),
+    ...Object.fromEntries(
+      Object.entries(cmds).flatMap(([k, args]) => [
+        [`${k}Node`, () => timedCmd(process.execPath, [BIN, ...args], dir)],
+        [`${k}Bin`, () => timedCmd(bin, args, dir)],
+      ]),
+    ),
+  }) as Record<string, (Run & { cpuMs?: number })[]>;
+  const node = ms(s.node);
+  const cpu = (k: string) => `CPU ${meanCpu(s[k]).toFixed(0)} ms`;
+  console.log(`${"node -e 0 (the floor)".padEnd(52)} ${`${node.toFixed(1)} ms`.padStart(18)}  ${cpu("node")}`);
+  for (const k of Object.keys(cmds)) {
+    console.log(`${row(`dsops ${k}, Node CLI vs node -e 0`, `${ms(s[`${k}Node`]).toFixed(1)} ms`, ms(s[`${k}Node`]) / node, 1.5)}  ${cpu(`${k}Node`)}`);
+    console.log(`${row(`dsops ${k}, single executable vs node -e 0`, `${ms(s[`${k}Bin`]).toFixed(1)} ms`, ms(s[`${k}Bin`]) / node, 1.5)}  ${cpu(`${k}Bin`)}`);
+  }
 }
 
 function main(): void {
@@ -69,6 +106,8 @@ function main(): void {
       ["exec", "CPU: dsops exec (the wrapper's own)"],
     ] as const)
       console.log(`${label.padEnd(52)} ${`${cpuMs(s[k]).toFixed(1)} ms`.padStart(18)}  ratio ${(cpuMs(s[k]) / nodeCpu).toFixed(2)}×`);
+
+    singleExecutable(dir, out);
 
     const probe = rssProbe(dir);
     const plans: Record<string, string> = {};

@@ -4,7 +4,7 @@
  * (scripts/bench.sh runs dist/bench/*.js only, not this folder).
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -86,3 +86,30 @@ export function row(figure: string, value: string, ratio: number, target: number
   const measure = unit ? `target ≤ ${target} ${unit}` : `ratio ${ratio.toFixed(2)}×  target ≤ ${target}×`;
   return `${figure.padEnd(52)} ${value.padStart(18)}  ${measure}: ${verdict}`;
 }
+
+/** CPU time (user + sys, ms) of this process's waited-for children so far, from /proc (Linux; 0 elsewhere). */
+function childrenCpuMs(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 16 and 17 of stat(5) (cutime, cstime), in clock ticks of 10 ms.
+    return (Number(f[13]) + Number(f[14])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs `file ARGS` in `cwd` (any program: the single executable), fails on a non-zero exit,
+ * returns its wall time and its CPU time (user + sys; 10 ms ticks, so compare means).
+ */
+export function timedCmd(file: string, args: readonly string[], cwd: string): Run & { cpuMs: number } {
+  const c0 = childrenCpuMs();
+  const t0 = performance.now();
+  const r = spawnSync(file, args, { cwd, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 256 << 20 });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${file} ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+  return { ms, cpuMs: childrenCpuMs() - c0, stdout: r.stdout };
+}
+
+export const meanCpu = (runs: readonly (Run & { cpuMs?: number })[]): number => runs.reduce((a, r) => a + (r.cpuMs ?? 0), 0) / runs.length;

@@ -29,7 +29,7 @@ function sameFile(path: string, dev: string, ino: string, mtime: string): boolea
   }
 }
 
-async function watch(argv: string[]): Promise<void> {
+export async function watch(argv: string[]): Promise<void> {
   const [path, delayMs, dev, ino, mtime] = argv;
   if (!path || [delayMs, dev, ino, mtime].some((v) => v === undefined || !/^\d+$/.test(v))) return;
   // Sleep until the deadline in steps, leaving early once the file is gone or replaced.

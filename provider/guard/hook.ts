@@ -11,13 +11,16 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The hook: this node and this dsops (`bin`), by absolute path, scanning only what is staged. */
-export function hookScript(node: string, bin: string): string {
+/**
+ * The hook: this node and this dsops (`bin`), by absolute path, scanning only what is staged.
+ * Without `bin`, `node` is dsops itself (the single executable).
+ */
+export function hookScript(node: string, bin?: string): string {
   return `#!/bin/sh
 ${HOOK_MARKER} (installed by \`dsops install-hook\`; reinstall with the same command).
 # Scans only the staged changes and stops the commit when a line it adds holds a secret.
 # A false positive: put "dsops:ignore" in a comment on that line, or list the file in .dsopsignore.
-exec ${shellQuote(node)} ${shellQuote(bin)} guard repo --staged
+exec ${[node, ...(bin ? [bin] : [])].map(shellQuote).join(" ")} guard repo --staged
 `;
 }
 
@@ -35,7 +38,7 @@ export interface HookInstall {
  * trees honoured). A hook dsops did not write is replaced only with `force`, and kept as
  * `pre-commit.dsops-backup`.
  */
-export function installHook(dir: string, opts: { bin: string; node?: string; force?: boolean }): HookInstall {
+export function installHook(dir: string, opts: { bin?: string; node?: string; force?: boolean }): HookInstall {
   const hook = hookPath(dir);
   let existing: string | undefined;
   try {

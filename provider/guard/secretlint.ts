@@ -22,10 +22,13 @@ interface Loaded {
 
 let loaded: Promise<Loaded> | undefined;
 
-/** `require` an ES module (Node 22.12+), or `import()` it on a Node that cannot. */
-async function load<T>(spec: string): Promise<T> {
+/**
+ * `require` an ES module (Node 22.12+), or `import()` it on a Node that cannot. `req` is a
+ * `require` of `spec` written out, so a bundler (the single executable's) sees and embeds the package.
+ */
+async function load<T>(spec: string, req: () => unknown): Promise<T> {
   try {
-    return require(spec) as T;
+    return req() as T;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== "ERR_REQUIRE_ESM" && code !== "ERR_REQUIRE_ASYNC_MODULE") throw e;
@@ -37,8 +40,8 @@ async function load<T>(spec: string): Promise<T> {
 
 function secretlint(): Promise<Loaded> {
   loaded ??= (async () => {
-    const core = await load<{ lintSource: typeof LintSource }>("@secretlint/core");
-    const preset = (await load<{ creator: SecretLintRulePresetCreator }>(SECRETLINT_PRESET)).creator;
+    const core = await load<{ lintSource: typeof LintSource }>("@secretlint/core", () => require("@secretlint/core"));
+    const preset = (await load<{ creator: SecretLintRulePresetCreator }>(SECRETLINT_PRESET, () => require("@secretlint/secretlint-rule-preset-recommend"))).creator;
     const ruleIds = preset.rules.map((r) => r.meta.id).filter((id) => !id.endsWith("-filter-comments"));
     return { lintSource: core.lintSource, preset, ruleIds };
   })();

@@ -2,6 +2,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { AuthError, DsopsError, NotFoundError, StoreError, TimeoutError } from "../core/errors";
 import { Secret, scrub } from "../core/secret";
+import { isSingleExecutable, notInSingleExecutable } from "../core/self";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -375,6 +376,7 @@ let thread: { worker: Worker; pending: Map<number, { resolve: (v: unknown) => vo
 
 function startThread(storeName: string): NonNullable<typeof thread> {
   if (thread) return thread;
+  if (isSingleExecutable()) throw notInSingleExecutable(`bitwarden-sm store "${storeName}"`, SDK, "is a native add-on (an optional peer package) that it does not carry");
   try {
     require.resolve(SDK);
   } catch {

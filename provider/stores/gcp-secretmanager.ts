@@ -7,6 +7,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { AuthError, DsopsError, NotFoundError, StoreError } from "../core/errors";
 import { Secret, scrub } from "../core/secret";
+import { isSingleExecutable } from "../core/self";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Stage, Staging, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -712,6 +713,9 @@ export function crc32c(buf: Uint8Array): number {
  * @grpc/grpc-js, and credentials from its google-auth-library.
  */
 function clientGax(): Gax {
+  // The single executable has no node_modules to look in: there the google-gax bundled with the
+  // client library (npm installs one copy, next to it) is required by name.
+  if (isSingleExecutable()) return require("google-gax") as Gax;
   const pkgDir = join(dirname(require.resolve("@google-cloud/secret-manager")), "..", "..");
   return require(require.resolve("google-gax", { paths: [pkgDir] })) as Gax;
 }

@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto";
 import type { Readable } from "node:stream";
 import { AuthError, DsopsError, NotFoundError, StoreError, TimeoutError } from "../core/errors";
 import { Secret, scrub } from "../core/secret";
+import { isSingleExecutable, notInSingleExecutable } from "../core/self";
 import type { StoreSettings } from "./settings";
 import type { PutOptions, SecretVersion, Store, StoreCapabilities, StoreContext, StoreKey, VersionInfo } from "./types";
 
@@ -501,6 +502,10 @@ export class OnePasswordStore implements Store {
           new AuthError(`store "${this.name}": no service account token: set service_account_token in its settings or OP_SERVICE_ACCOUNT_TOKEN`, { hint: "a 1Password service account token (ops_…)" }),
         );
       }
+      if (isSingleExecutable())
+        return Promise.reject(
+          notInSingleExecutable(`store "${this.name}" (service account mode)`, "@1password/sdk", "loads its WebAssembly core from a file in its package folder; the Connect and op CLI modes work"),
+        );
       const { createClient } = require("@1password/sdk") as typeof import("@1password/sdk");
       const version = (require("../../../package.json") as { version: string }).version;
       this.sdk = this.sdkCall("sign-in with the service account", () => createClient({ auth: token, integrationName: "dsops", integrationVersion: version }));

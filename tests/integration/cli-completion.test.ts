@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dsops } from "../support/cli";
+import { DSOPS_CMD, dsops } from "../support/cli";
 
 const have = (shell: string) => spawnSync(shell, ["-c", "exit 0"], { stdio: "ignore" }).status === 0;
 
@@ -62,7 +62,7 @@ _dsops; printf '%s\\n' "\${COMPREPLY[@]}"`;
   });
 
   it("bash: loads with `source <(dsops completion bash)`", () => {
-    const r = spawnSync("bash", ["--norc", "--noprofile", "-c", `source <("${process.execPath}" "${join(__dirname, "..", "..", "..", "bin", "dsops")}" completion bash); COMP_WORDS=(dsops re); COMP_CWORD=1; _dsops; echo "\${COMPREPLY[@]}"; complete -p dsops`], {
+    const r = spawnSync("bash", ["--norc", "--noprofile", "-c", `source <(${DSOPS_CMD.map((a) => `"${a}"`).join(" ")} completion bash); COMP_WORDS=(dsops re); COMP_CWORD=1; _dsops; echo "\${COMPREPLY[@]}"; complete -p dsops`], {
       encoding: "utf8",
     });
     assert.equal(r.status, 0, r.stderr);

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DSOPS_BIN, dsops } from "../support/cli";
+import { DSOPS_CMD, dsops } from "../support/cli";
 
 const VALUE = "global-flags-secret-" + Math.random().toString(36).slice(2);
 const ESC = String.fromCharCode(27);
@@ -80,7 +80,7 @@ ${vars}
   it("--no-color and NO_COLOR: no terminal control codes even on a terminal", function () {
     if (!haveScript()) this.skip();
     const onTerminal = (args: string[], env: Record<string, string> = {}) => {
-      const cmd = [process.execPath, DSOPS_BIN, ...args].map(sh).join(" ");
+      const cmd = [...DSOPS_CMD, ...args].map(sh).join(" ");
       const r = spawnSync("script", ["-qec", cmd, "/dev/null"], { cwd: dir, encoding: "utf8", input: "", env: { ...process.env, NO_COLOR: "", ...env } });
       outputs.push(r.stdout, r.stderr);
       return r;

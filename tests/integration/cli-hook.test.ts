@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DSOPS_BIN, dsops } from "../support/cli";
+import { DSOPS_BIN, DSOPS_CLI_BIN, dsops } from "../support/cli";
 
 /** Git isolated from the machine's configuration, with a fixed identity. */
 const GIT_ENV: NodeJS.ProcessEnv = {
@@ -54,7 +54,9 @@ describe("dsops install-hook (a real pre-commit hook in a real repository)", fun
     assert.equal(statSync(hook).mode & 0o777, 0o755);
     const text = readFileSync(hook, "utf8");
     assert.match(text, /^#!\/bin\/sh\n# dsops pre-commit hook/);
-    assert.ok(text.includes(`exec '${process.execPath}' '${realpathSync(DSOPS_BIN)}' guard repo --staged\n`), text);
+    // The single executable (DSOPS_CLI_BIN) is node and dsops in one: the hook calls it alone.
+    const call = DSOPS_CLI_BIN ? `'${DSOPS_CLI_BIN}'` : `'${process.execPath}' '${realpathSync(DSOPS_BIN)}'`;
+    assert.ok(text.includes(`exec ${call} guard repo --staged\n`), text);
     // installing again replaces dsops's own hook
     const again = run(dir, ["install-hook"]);
     assert.equal(again.status, 0, again.stderr);

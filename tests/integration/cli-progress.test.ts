@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DSOPS_BIN, dsops } from "../support/cli";
+import { DSOPS_CMD, dsops } from "../support/cli";
 
 const VARS = 60;
 const STORES = 12;
@@ -27,7 +27,7 @@ describe("dsops progress (on a terminal only)", function () {
   };
   /** Run dsops on a pseudo-terminal; everything it printed (stdout and stderr) comes back. */
   const onTerminal = (args: string[]) => {
-    const cmd = [process.execPath, DSOPS_BIN, ...args].map(sh).join(" ");
+    const cmd = [...DSOPS_CMD, ...args].map(sh).join(" ");
     const r = spawnSync("script", ["-qec", cmd, "/dev/null"], { cwd: dir, encoding: "utf8", input: "" });
     outputs.push(r.stdout, r.stderr);
     return r;
@@ -67,7 +67,7 @@ describe("dsops progress (on a terminal only)", function () {
     const doctor = onTerminal(["doctor"]);
     assert.equal(doctor.status, 0, doctor.stdout);
     assert.match(doctor.stdout, new RegExp(`checking stores ${STORES + 1}/${STORES + 1}\\r\\x1b\\[KSTORE`));
-    const quiet = spawnSync("script", ["-qec", `DSOPS_PROGRESS=0 ${[process.execPath, DSOPS_BIN, "doctor"].map(sh).join(" ")}`, "/dev/null"], { cwd: dir, encoding: "utf8", input: "" });
+    const quiet = spawnSync("script", ["-qec", `DSOPS_PROGRESS=0 ${[...DSOPS_CMD, "doctor"].map(sh).join(" ")}`, "/dev/null"], { cwd: dir, encoding: "utf8", input: "" });
     assert.ok(!quiet.stdout.includes("checking stores"), "DSOPS_PROGRESS=0 turns it off");
   });
 });

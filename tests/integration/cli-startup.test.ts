@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dsops } from "../support/cli";
+import { DSOPS_CLI_BIN, dsops } from "../support/cli";
 import { freePort } from "../support/server";
 
 /** The packages a run loaded, from the line DSOPS_DEBUG_MODULES=1 prints at exit. */
@@ -43,6 +43,12 @@ envs:
     assert.equal(dsops(["secrets", "set", "--store", "local", "--key", "a"], { cwd: dir, input: "v" }).status, 0);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // The single executable (DSOPS_CLI_BIN) has its modules compiled in and cannot list them
+  // (DSOPS_DEBUG_MODULES says so): the module-list checks are the Node CLI's.
+  beforeEach(function () {
+    if (DSOPS_CLI_BIN && this.currentTest?.title !== "prints nothing extra without DSOPS_DEBUG_MODULES") this.skip();
+  });
 
   it("plan on a config with aws, gcp and vault stores loads none of their SDKs", () => {
     const r = run(["plan", "--env", "dev"]);

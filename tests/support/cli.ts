@@ -5,6 +5,16 @@ import { join } from "node:path";
 /** The built `dsops` command, run as users run it. */
 export const DSOPS_BIN = join(__dirname, "..", "..", "..", "bin", "dsops");
 
+/**
+ * `DSOPS_CLI_BIN=/path/to/dsops`: the CLI tests run that single executable (`npm run build:bin`;
+ * `npm run test:bin` builds it and runs them) instead of `node bin/dsops`.
+ */
+export const DSOPS_CLI_BIN: string | undefined = process.env.DSOPS_CLI_BIN || undefined;
+
+/** The program and first arguments that start dsops: `node bin/dsops`, or the single executable. */
+export const DSOPS_CMD: readonly [string, ...string[]] = DSOPS_CLI_BIN ? [DSOPS_CLI_BIN] : [process.execPath, DSOPS_BIN];
+const [PROGRAM, ...FIRST_ARGS] = DSOPS_CMD;
+
 export interface CliResult {
   status: number | null;
   stdout: string;
@@ -12,7 +22,7 @@ export interface CliResult {
 }
 
 export function dsops(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }): CliResult {
-  const r = spawnSync(process.execPath, [DSOPS_BIN, ...args], {
+  const r = spawnSync(PROGRAM, [...FIRST_ARGS, ...args], {
     cwd: opts.cwd,
     input: opts.input,
     env: { ...process.env, ...opts.env },
@@ -23,7 +33,7 @@ export function dsops(args: string[], opts: { cwd: string; input?: string; env?:
 
 /** Start `dsops` without waiting (signals, long runs). */
 export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; stdin?: "ignore" | "pipe" }) {
-  return spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: [opts.stdin ?? "ignore", "pipe", "pipe"] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+  return spawn(PROGRAM, [...FIRST_ARGS, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: [opts.stdin ?? "ignore", "pipe", "pipe"] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
 }
 
 /**
@@ -32,7 +42,7 @@ export function dsopsAsync(args: string[], opts: { cwd: string; env?: NodeJS.Pro
  */
 export function dsopsRun(args: string[], opts: { cwd: string; input?: string; env?: NodeJS.ProcessEnv }): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [DSOPS_BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(PROGRAM, [...FIRST_ARGS, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));

@@ -8,6 +8,7 @@ import type { CurrentCheck } from "../../rotation/engine/api";
 import type { RotationRecord } from "../../rotation/types";
 import type { Config } from "../../engine/config/load";
 import { configPath, loadConfig, parseDuration } from "../util";
+import { selfCommand } from "../../core/self";
 
 /**
  * `dsops chaos run`: inject faults into real rotations of a test or staging env (listed in
@@ -319,7 +320,8 @@ function rotateChild(configFile: string, env: string, variable: string, faultEnv
   delete childEnv.DSOPS_CHAOS;
   Object.assign(childEnv, faultEnv);
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [process.argv[1], "-c", configFile, "--non-interactive", "secrets", "rotate", "--env", env, "--var", variable, "--reason", reason], {
+    const self = selfCommand();
+    const child = spawn(self.file, [...self.args, "-c", configFile, "--non-interactive", "secrets", "rotate", "--env", env, "--var", variable, "--reason", reason], {
       env: childEnv,
       stdio: ["ignore", "pipe", "pipe"],
     });

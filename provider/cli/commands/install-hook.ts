@@ -2,9 +2,11 @@ import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { installHook, uninstallHook } from "../../guard/hook";
+import { isSingleExecutable } from "../../core/self";
 
-/** The installed `bin/dsops` script of this installation. */
-export function dsopsBinPath(): string {
+/** The installed `bin/dsops` script of this installation; none in the single executable (it is `node` itself). */
+export function dsopsBinPath(): string | undefined {
+  if (isSingleExecutable()) return undefined;
   const bin = join(__dirname, "..", "..", "..", "..", "bin", "dsops");
   if (existsSync(bin)) return realpathSync(bin);
   return realpathSync(process.argv[1]);
@@ -26,7 +28,8 @@ export function register(program: Command): void {
         else process.stderr.write(`removed ${u.hook}${u.restored ? `; put back the previous hook from ${u.restored}` : ""}\n`);
         return;
       }
-      const r = installHook(dir, { bin: dsopsBinPath(), ...(o.force ? { force: true } : {}) });
+      const bin = dsopsBinPath();
+      const r = installHook(dir, { ...(bin ? { bin } : {}), ...(o.force ? { force: true } : {}) });
       if (r.backup) process.stderr.write(`kept the previous hook as ${r.backup}\n`);
       process.stderr.write(`${r.action} ${r.hook}\n`);
     });

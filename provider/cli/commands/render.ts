@@ -5,6 +5,7 @@ import { Option, type Command } from "commander";
 import { DsopsError } from "../../core/errors";
 import { progress } from "../progress";
 import { formatDuration, parseDuration, warnUnfinishedRotations, withResolver } from "../util";
+import { isSingleExecutable, SELF_ROLE_ENV } from "../../core/self";
 
 /** Same list as the engine's `outputFormats` (kept here so `--help` does not load the engine; checked by a test). */
 export const renderFormats = ["dotenv", "json", "yaml", "template"] as const;
@@ -76,14 +77,20 @@ export function register(program: Command): void {
  */
 export function scheduleDeletion(path: string, delayMs: number): number | undefined {
   const st = statSync(path, { bigint: true });
-  const watcher = join(__dirname, "..", "ttl-watcher.js");
-  const child = spawn(process.execPath, [watcher, path, String(delayMs), String(st.dev), String(st.ino), String(st.mtimeNs)], {
+  const args = [path, String(delayMs), String(st.dev), String(st.ino), String(st.mtimeNs)];
+  // The single executable runs the watcher itself when told so by SELF_ROLE_ENV (it has no
+  // script file on disk); Node runs ttl-watcher.js.
+  const single = isSingleExecutable();
+  const child = spawn(process.execPath, single ? args : [join(__dirname, "..", "ttl-watcher.js"), ...args], {
     detached: true,
     stdio: "ignore",
     cwd: "/",
     // The watcher lives on for the whole TTL: it gets none of dsops's environment (which may
     // hold store credentials), only what coverage tooling needs.
-    env: process.env.NODE_V8_COVERAGE ? { NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE } : {},
+    env: {
+      ...(process.env.NODE_V8_COVERAGE ? { NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE } : {}),
+      ...(single ? { [SELF_ROLE_ENV]: "ttl-watcher" } : {}),
+    },
   });
   child.unref();
   return child.pid;
