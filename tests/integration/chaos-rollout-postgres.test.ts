@@ -171,6 +171,21 @@ describe("dsops chaos run on gradual rollouts: faults per wave, on two real Post
     assert.equal((servers[0].log().match(new RegExp(`ALTER ROLE "${ROLE}" WITH PASSWORD`, "g")) ?? []).length, 2 + 2 + 1);
   });
 
+  it("kill-at:restore in a rollout: killed during the rollback of wave 1's failed login; the next run finishes the rollback, then rotates: both servers accept the stored current", async () => {
+    const old = await current();
+    const { r, x } = await chaos("kill-at:restore");
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.equal(x.run.signal, "SIGKILL");
+    assert.equal(x.recovery?.exitCode, 0);
+    assert.equal(x.rotation.status, "rolled-back");
+    assert.match(x.engine, /^recovered: the next run finished the rollback: wave 1 of 2 failed; the old credential was put back on pg-1 \(waves 1\.\.1\); never touched: pg-2$/);
+    assert.equal(x.verdict, "proven", x.problems.join("; "));
+    const now = await current();
+    assert.notEqual(now, old, "the recovery run rotated as asked after finishing the rollback");
+    assert.deepEqual(await logins(now), [true, true]);
+    assert.deepEqual(await logins(old), [false, false]);
+  });
+
   it("a fault in a wave the rollout does not have is not proven (exit 1, the problem named); malformed wave faults exit 2", async () => {
     const old = await current();
     const { r, x } = await chaos("verification-failure@wave:3");
