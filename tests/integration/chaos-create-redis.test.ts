@@ -51,7 +51,7 @@ describe("dsops chaos run on a create-type target (two-secret on real Redis ACL 
     redis = await startRedis();
     await store().put("redis/admin", new Secret(JSON.stringify({ username: redis.adminUser, password: redis.adminPassword })));
     values.add(redis.adminPassword);
-    for (const u of ["t_timeout", "t_kill"]) {
+    for (const u of ["t_timeout", "t_kill", "t_store"]) {
       const pw = `Init-${u}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await redis.command(["ACL", "SETUSER", u, "on", `#${redisPasswordHash(pw)}`, "~app:*", "+ping"]);
@@ -64,7 +64,7 @@ describe("dsops chaos run on a create-type target (two-secret on real Redis ACL 
         version: 1,
         secretStores: { local: { type: "file", path: "./secrets.store" } },
         services: { cache: { type: "redis", host: "127.0.0.1", port: redis.port, admin: "store://local/redis/admin" } },
-        envs: { staging: { TIMEOUT: two("t_timeout"), KILL: two("t_kill") } },
+        envs: { staging: { TIMEOUT: two("t_timeout"), KILL: two("t_kill"), STORE: two("t_store") } },
         chaos: { envs: ["staging"] },
       }),
     );
@@ -132,6 +132,23 @@ describe("dsops chaos run on a create-type target (two-secret on real Redis ACL 
     const now = await stored("app/t_timeout");
     const have = await passwordsOf("t_timeout");
     assert.deepEqual(have, [redisPasswordHash(now.password), redisPasswordHash(before.password)].sort(), "new current + old (grace); the orphan is gone");
+  });
+
+  it("store-write-failure on a create-type target: the value's write (before create) is refused, nothing is created at Redis; verdict proven", async () => {
+    const old = await stored("app/t_store");
+    const before = await passwordsOf("t_store");
+    const file = join(dir, "store.json");
+    const r = await cli(["chaos", "run", "--env", "staging", "--secret", "STORE", "--inject", "store-write-failure", "--report", file]);
+    const report = JSON.parse(readFileSync(file, "utf8")) as { experiments: Array<{ step: string; verdict: string; problems: string[]; rotation: { status: string; steps: string[] } }> };
+    outputs.push(JSON.stringify(report));
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const x = report.experiments[0];
+    assert.equal(x.verdict, "proven", x.problems.join("; "));
+    assert.equal(x.step, "apply");
+    assert.equal(x.rotation.status, "rolled-back");
+    assert.deepEqual(x.rotation.steps, ["apply:failed", "restore:skipped", "discard:ok"]);
+    assert.deepEqual(await passwordsOf("t_store"), before, "nothing was created at Redis");
+    assert.deepEqual(await stored("app/t_store"), old);
   });
 
   it("no value in any output or report", () => {

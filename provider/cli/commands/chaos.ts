@@ -57,8 +57,8 @@ interface Experiment {
   readonly service: string;
   readonly strategy: string;
   readonly inject: string;
-  readonly step: string;
-  readonly description: string;
+  step: string;
+  description: string;
   readonly before: StateView;
   run?: RunView;
   rotation?: { id: string; status: string; steps: string[]; error?: string; resumedBy?: number };
@@ -311,6 +311,11 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
     else if (run.exitCode !== 1) p.push(`the injected run exited ${run.exitCode ?? run.signal} (expected 1: rotation rolled back)`);
     if (rec && rec.status !== "rolled-back") p.push(`the rotation is ${rec.status}, not rolled back`);
     const failed = rec?.steps.find((s) => s.outcome === "failed")?.name;
+    if (f.kind === "store-write-failure" && failed === "apply" && rec && !rec.steps.some((s) => s.name === "stage")) {
+      // A create-type target: the value is written as the pending version before create, in the apply step.
+      x.step = "apply";
+      x.description += " (a create-type target: that write comes first in the apply step, before create)";
+    }
     if (rec && failed !== x.step) p.push(`the failure struck at ${failed ?? "no step"}, not at ${x.step}`);
     if (after.currentVersion !== x.before.currentVersion) p.push(`the store's current version changed (${x.before.currentVersion} → ${after.currentVersion}) though the rotation rolled back`);
   }
