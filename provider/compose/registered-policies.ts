@@ -211,6 +211,14 @@ export async function registerPolicy(url: string, p: Omit<RegisteredPolicy, "upd
     await c.query("BEGIN");
     try {
       await ensureTable(c);
+      // `after` cycles across registrations: checked under a table lock, so two registrations
+      // made at once cannot each close half of a cycle.
+      if (p.definition.after) {
+        await c.query(`LOCK TABLE ${table()} IN SHARE ROW EXCLUSIVE MODE`);
+        const rows = await c.query<{ id: string; secret: string; pred: string | null }>(`SELECT id, secret, definition->'after'->>'policy' AS pred FROM ${table()} WHERE id <> $1`, [p.id]);
+        const cycle = afterCycleOf([...rows.rows, { id: p.id, secret: p.definition.secret, pred: p.definition.after.policy }], p.id);
+        if (cycle) throw cycle;
+      }
       await c.query(
         `INSERT INTO ${table()} (id, project, stack, name, secret, definition, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET project = EXCLUDED.project, stack = EXCLUDED.stack, name = EXCLUDED.name, secret = EXCLUDED.secret, definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at`,
@@ -221,6 +229,24 @@ export async function registerPolicy(url: string, p: Omit<RegisteredPolicy, "upd
       await c.query("ROLLBACK").catch(() => undefined);
       throw e;
     }
+  });
+}
+
+/**
+ * The `after` cycle through the policy `id` among registered rows (each: its secret and its
+ * `after.policy`), as the error that refuses it, naming every policy of the cycle; else undefined.
+ */
+export function afterCycleOf(rows: ReadonlyArray<{ id: string; secret: string; pred: string | null }>, id: string, label = "after.policy"): DsopsError | undefined {
+  const self = rows.find((r) => r.id === id);
+  if (!self?.pred) return undefined;
+  const { afterCycle, describeAfterCycle } = require("../rotation/chain/after") as typeof import("../rotation/chain/after");
+  const preds = (secret: string) => rows.filter((r) => r.secret === secret && r.pred).map((r) => r.pred as string);
+  // The policy itself is known by its id; the others by the registrations holding their secret.
+  const ids = (secret: string) => (secret === self.secret ? [id] : rows.filter((r) => r.secret === secret && r.pred).map((r) => r.id));
+  const cycle = afterCycle(self.secret, preds);
+  if (!cycle) return undefined;
+  return new DsopsError(`${label}: the policies wait for each other in a cycle: ${describeAfterCycle(cycle, (s) => `policy ${ids(s).join(", ")}`)} (→: waits for); none of them would ever rotate`, {
+    hint: "the policy of the first stage has no after: remove `after` from one policy of the cycle",
   });
 }
 

@@ -12,7 +12,7 @@ import { currentVersionAge, decideDue, dueAfter, type DuePaths, type DueSchedule
 import type { RotationEngine } from "../rotation/engine";
 import type { HistoryBackend } from "../rotation/history/types";
 import { createHash } from "node:crypto";
-import { policyHistory, registerPolicy, unregisterPolicy, type PolicyDefinition } from "../compose/registered-policies";
+import { afterCycleOf, listPolicies, policyHistory, registerPolicy, unregisterPolicy, type PolicyDefinition } from "../compose/registered-policies";
 
 /**
  * The RotationPolicy resource in the provider process. The decision to rotate is taken at plan
@@ -280,6 +280,42 @@ async function predecessorWait(inputs: RotationPolicyInputs, after: NonNullable<
   return wait({ secret, stage: after.stage, soakMs }, records, lastRotatedAt, now);
 }
 
+/**
+ * The `after` of every policy this provider process checked (the program's policies, at
+ * preview and up): policy id → its secret and its predecessor's. With them (and the policies
+ * other stacks registered with `dsops:scheduler`), a cycle is refused at the check of the
+ * policy that closes it, naming every policy of it, instead of each waiting for ever.
+ */
+const checkedAfter = new Map<string, { secret: string; pred: string | null }>();
+
+async function refuseAfterCycle(inputs: RotationPolicyInputs, props: Record<string, unknown>): Promise<void> {
+  let secret: string;
+  let pred: string | null = null;
+  try {
+    secret = secretOf(parseStoreUri(inputs.secret));
+    if (inputs.after) pred = secretOf(parseStoreUri(inputs.after.policy));
+  } catch {
+    return; // the checks after this one name the malformed reference
+  }
+  const id = policyIdOf({ ...props, secret: inputs.secret });
+  checkedAfter.set(id.id, { secret, pred });
+  // A policy naming itself is refused by the predecessor check (`cannot wait for itself`).
+  if (!pred || pred === secret) return;
+  const rows = [...checkedAfter.entries()].map(([k, v]) => ({ id: k, ...v }));
+  const s = schedulerSetting();
+  if (s) {
+    // Other stacks' registrations; this stack's own are superseded by what this program declares.
+    const registered = await named("dsops:scheduler", async () => listPolicies(await schedulerConnection(s)));
+    for (const r of registered)
+      if (!checkedAfter.has(r.id) && !(id.project && r.project === id.project && r.stack === id.stack)) rows.push({ id: r.id, secret: r.definition.secret, pred: r.definition.after?.policy ?? null });
+  }
+  const cycle = afterCycleOf(rows, id.id);
+  if (cycle) {
+    checkedAfter.set(id.id, { secret, pred: null });
+    throw cycle;
+  }
+}
+
 /** The reason this operation rotates, or "" when it does not. */
 function pendingReason(ev: Evaluation): string {
   if (!ev.due || !ev.windowOpen || ev.waitingFor) return "";
@@ -456,6 +492,7 @@ export const rotationPolicy = {
     if (hasUnknown(news)) return { inputs: news };
     try {
       windowsOf(parsed.data);
+      await refuseAfterCycle(parsed.data, news);
       const { schedule, paths } = scheduleOf(parsed.data);
       dueAfter(schedule, paths)(0);
       const ev = await evaluate(parsed.data);

@@ -104,34 +104,60 @@ export const KILL_STEPS = ["generate", "stage", "apply", "verify", "promote", "r
 export type ChaosFault =
   /** The store refuses the write of the new pending version (the `stage` step). */
   | { readonly kind: "store-write-failure" }
-  /** The target makes the change of the `apply` step but its answer never comes: the call fails after `ms` (a timeout). */
-  | { readonly kind: "target-timeout"; readonly ms: number }
-  /** The `verify` step logs in with a credential the target does not accept (a real failed login). */
-  | { readonly kind: "verification-failure" }
+  /** The target makes the change of the `apply` step but its answer never comes: the call fails after `ms` (a timeout). In a rollout: at the first instance of wave `wave` (default 1). */
+  | { readonly kind: "target-timeout"; readonly ms: number; readonly wave?: number }
+  /** The `verify` step logs in with a credential the target does not accept (a real failed login). In a rollout: at every instance of wave `wave` (default 1). */
+  | { readonly kind: "verification-failure"; readonly wave?: number }
   /** SIGKILL of the rotating process just after `step`'s action ran, before its end is recorded. */
-  | { readonly kind: "kill-at"; readonly step: (typeof KILL_STEPS)[number] };
+  | { readonly kind: "kill-at"; readonly step: (typeof KILL_STEPS)[number] }
+  /** A rollout: SIGKILL of the rotating process at the boundary after wave `wave` (its progress saved, the next wave not begun). */
+  | { readonly kind: "kill-at-wave"; readonly wave: number };
 
 /** What `--inject` accepts, in words (errors list them). */
 export const CHAOS_FAULT_NAMES = ["store-write-failure", "target-timeout", "verification-failure", ...KILL_STEPS.map((s) => `kill-at:${s}`)] as const;
+/** The faults of a gradual rollout's waves (`rotation.rollout`), named in the errors about them. */
+export const CHAOS_WAVE_FAULT_NAMES = ["target-timeout@wave:<n>", "verification-failure@wave:<n>", "kill-at:wave:<n>"] as const;
+const allFaults = () => [...CHAOS_FAULT_NAMES, ...CHAOS_WAVE_FAULT_NAMES].join(", ");
 
 /** The step a fault strikes at. */
 export function chaosStep(f: ChaosFault): StepName {
+  if (f.kind === "kill-at-wave" || ((f.kind === "target-timeout" || f.kind === "verification-failure") && f.wave !== undefined)) return "apply"; // a rollout's waves run in its apply step
   return f.kind === "store-write-failure" ? "stage" : f.kind === "target-timeout" ? "apply" : f.kind === "verification-failure" ? "verify" : f.step;
 }
 
 /** The text form of a fault (`target-timeout` carries its wait in DSOPS_CHAOS: `target-timeout:1500`). */
 export function chaosFaultName(f: ChaosFault, withWait = false): string {
   if (f.kind === "kill-at") return `kill-at:${f.step}`;
-  if (f.kind === "target-timeout" && withWait) return `target-timeout:${f.ms}`;
-  return f.kind;
+  if (f.kind === "kill-at-wave") return `kill-at:wave:${f.wave}`;
+  const at = f.kind !== "store-write-failure" && f.wave !== undefined ? `@wave:${f.wave}` : "";
+  if (f.kind === "target-timeout" && withWait) return `target-timeout:${f.ms}${at}`;
+  return `${f.kind}${at}`;
 }
 
 /** Parse one `--inject` value (or a DSOPS_CHAOS entry); an unknown name is an error listing the valid ones. */
 export function parseChaosFault(text: string, timeoutMs = 2000): ChaosFault {
   const t = text.trim();
-  if (t === "store-write-failure" || t === "verification-failure") return { kind: t };
-  const timeout = /^target-timeout(?::(\d+))?$/.exec(t);
-  if (timeout) return { kind: "target-timeout", ms: timeout[1] !== undefined ? Number(timeout[1]) : timeoutMs };
+  // A rollout's wave: `<fault>@wave:<n>` (n from 1), `kill-at:wave:<n>`.
+  const waveOf = (w: string | undefined): number | undefined => {
+    if (w === undefined) return undefined;
+    const n = Number(w);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ChaosFaultError(`"${t}": the wave is a number from 1 (waves are counted from 1); valid faults: ${allFaults()}`);
+    return n;
+  };
+  const waveKill = /^kill-at:wave:(.*)$/.exec(t);
+  if (waveKill) return { kind: "kill-at-wave", wave: waveOf(waveKill[1]) as number };
+  const at = /^(.*)@wave:(.*)$/.exec(t);
+  const base = at ? at[1] : t;
+  const wave = waveOf(at?.[2]);
+  const w = wave !== undefined ? { wave } : {};
+  if (base === "verification-failure") return { kind: base, ...w };
+  if (base === "store-write-failure") {
+    if (at) throw new ChaosFaultError(`"${t}": store-write-failure strikes the stage step, before any wave; valid faults: ${allFaults()}`);
+    return { kind: base };
+  }
+  const timeout = /^target-timeout(?::(\d+))?$/.exec(base);
+  if (timeout) return { kind: "target-timeout", ms: timeout[1] !== undefined ? Number(timeout[1]) : timeoutMs, ...w };
+  if (at) throw new ChaosFaultError(`unknown fault "${t}": @wave:<n> goes with target-timeout or verification-failure; valid faults: ${allFaults()}`);
   const kill = /^kill-at:(.*)$/.exec(t);
   if (kill && (KILL_STEPS as readonly string[]).includes(kill[1])) return { kind: "kill-at", step: kill[1] as (typeof KILL_STEPS)[number] };
   const why = kill ? `unknown step "${kill[1]}" in "${t}": kill-at takes one of ${KILL_STEPS.join(", ")}` : `unknown fault "${t}"`;

@@ -9,7 +9,7 @@ export { resolveStrategy, baseShapeOf, type Strategy, type RotationPlan, type Re
 export { FileHistory, type HistoryBackend, type HistoryFilter } from "./history/index";
 export { FileLocks, whoAmI } from "./lock";
 export { envFaultHook, type FaultHook, type FaultPoint } from "./fault";
-export { CHAOS_FAULT_NAMES, ChaosFaultError, chaosFaultName, chaosStep, parseChaosFault, type ChaosFault } from "./fault";
+export { CHAOS_FAULT_NAMES, CHAOS_WAVE_FAULT_NAMES, ChaosFaultError, chaosFaultName, chaosStep, parseChaosFault, type ChaosFault } from "./fault";
 export { chaosRefusal, looksLikeProduction } from "./chaos-settings";
 export { createTarget, targetFactories } from "./targets/registry";
 export { VerificationError, TargetError, scrubError } from "./targets/errors";

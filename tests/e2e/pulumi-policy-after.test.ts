@@ -90,4 +90,26 @@ exports.prodStatus = prod.status;
     assert.equal(p.outputs().prodStatus, "rotated");
     p.assertNoLeak(values);
   });
+  it("two policies that wait for each other (store:// references, A → B → A): pulumi preview fails naming the whole cycle; nothing rotates", async () => {
+    const p = project as PulumiProject;
+    const before = { stg: await current("stg/app"), prd: await current("prd/app") };
+    p.write(
+      "index.js",
+      `"use strict";
+const dsops = require("@dsops/pulumi");
+new dsops.RotationPolicy("cy-a", { secret: "store://local/stg/app", target: "app-db", strategy: "single-user", user: "app_stg", schedule: { every: "30d" }, after: { policy: "store://local/prd/app", stage: "prod" } });
+new dsops.RotationPolicy("cy-b", { secret: "store://local/prd/app", target: "app-db", strategy: "single-user", user: "app_prd", schedule: { every: "30d" }, after: { policy: "store://local/stg/app", stage: "staging" } });
+`,
+    );
+    p.ok(["stack", "init", "cycle"]);
+    p.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);
+    const r = p.run(["preview"], { DSOPS_CLOCK: "2027-02-01T00:00:00Z" });
+    assert.notEqual(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /RotationPolicy resource .cy-b.: property after\.policy value .* has a problem: the policies wait for each other in a cycle: store:\/\/local\/(prd|stg)\/app \(policy \S+\) → store:\/\/local\/(stg|prd)\/app \(policy \S+\) → store:\/\/local\/(prd|stg)\/app \(→: waits for\); none of them would ever rotate/);
+    const up = p.run(["up", "--yes", "--skip-preview"], { DSOPS_CLOCK: "2027-02-01T00:00:00Z" });
+    assert.notEqual(up.status, 0);
+    assert.equal(await current("stg/app"), before.stg);
+    assert.equal(await current("prd/app"), before.prd);
+    p.assertNoLeak(values);
+  });
 });

@@ -441,6 +441,43 @@ ${STAGES.map(
       assert.equal((JSON.parse(again.stdout) as ChainRecord).status, "rolled-back");
     });
 
+    it("secrets rotate by hand of a stage while the chain is open (soaking, rolling back) is refused (exit 1, naming the chain and its state); once the chain ended it rotates", async () => {
+      const { id, dir, old, users } = await setup();
+      assert.equal(cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) }).status, 0);
+      const devNew = await current(dir, "dev");
+      for (const [s, n] of [["staging", 2], ["dev", 1]] as const) {
+        const r = cli(dir, ["secrets", "rotate", "--env", s, "--var", "DB_PASSWORD"], { DSOPS_CLOCK: at(T0 + MIN) });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`envs\\.${s}\\.DB_PASSWORD: stage ${n} of chain db, which is open: rot-\\S+ in progress \\(dev: soaking until 2026-06-01T00:10:00\\.000Z, staging: pending, prod: pending\\); a stage of an open chain is rotated by the chain only`));
+        assert.match(r.stderr, /dsops rotation chain db --status/);
+      }
+      assert.equal(await current(dir, "staging"), old.staging, "staging not rotated by hand");
+      assert.equal(await current(dir, "dev"), devNew, "dev not rotated again");
+      assert.equal(rotations(dir, "staging").length, 0);
+      assert.equal(rotations(dir, "dev").length, 1);
+      // A dry run changes nothing: allowed.
+      assert.equal(cli(dir, ["secrets", "rotate", "--env", "staging", "--var", "DB_PASSWORD", "--dry-run"], { DSOPS_CLOCK: at(T0 + MIN) }).status, 0);
+      // The chain fails and is killed before its rollback: still open, rolling back.
+      const db = await dbClient("dev");
+      await db.query(`REVOKE SELECT ON canary_${id} FROM ${escapeIdentifier(users.dev)}`).finally(() => db.end());
+      assert.equal(cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN), DSOPS_FAULT: "chain:before:rollback" }).status, null);
+      const rb = cli(dir, ["secrets", "rotate", "--env", "staging", "--var", "DB_PASSWORD"], { DSOPS_CLOCK: at(T0 + 11 * MIN) });
+      assert.equal(rb.status, 1, rb.stderr);
+      assert.match(rb.stderr, /stage 2 of chain db, which is open: rot-\S+ rolling back \(stage dev failed\) \(dev: soaking until \S+, staging: skipped, prod: skipped\)/);
+      assert.match(rb.stderr, /finish the chain's rollback first: dsops rotation chain db/);
+      assert.equal(rotations(dir, "staging").length, 0);
+      // The next chain run finishes the rollback: the chain is closed; a stage rotates by hand again.
+      assert.equal(cli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 12 * MIN) }).status, 1);
+      assert.equal(await current(dir, "dev"), old.dev);
+      const ok = cli(dir, ["secrets", "rotate", "--env", "staging", "--var", "DB_PASSWORD"], { DSOPS_CLOCK: at(T0 + 13 * MIN) });
+      assert.equal(ok.status, 0, ok.stderr);
+      const now = await current(dir, "staging");
+      assert.notEqual(now, old.staging);
+      assert.equal(await pg.canLogin(users.staging, now), true);
+      assert.equal(await pg.canLogin(users.staging, old.staging), false);
+      assert.deepEqual(rotations(dir, "staging").map((r) => r.status), ["succeeded"]);
+    });
+
     it("rotation run --due: the first stage's schedule starts the chain, later stages are rotated only by it, an open chain goes on in each pass", async () => {
       const { dir, old } = await setup();
       const p1 = cli(dir, ["rotation", "run", "--due", "--json"], { DSOPS_CLOCK: at(T0) });

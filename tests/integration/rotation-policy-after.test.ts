@@ -8,7 +8,7 @@ import { systemClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import { FileStore } from "../../provider/stores/file";
-import { registerPolicy } from "../../provider/compose/registered-policies";
+import { listPolicies, registerPolicy } from "../../provider/compose/registered-policies";
 import { dsopsRun } from "../support/cli";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
@@ -224,5 +224,90 @@ services:
     const now = await current2("prd");
     assert.notEqual(now, old.prd);
     assert.equal(await pg.canLogin("w_prd", now), true);
+  });
+  it("after cycles across policies (A → B → A, and three) are refused where first knowable: the check (preview) of the policy that closes it, the scheduler's registration, the worker's pass; each error names the whole cycle", async () => {
+    setClock(t0);
+    const pol = (secret: string, pred: string, policyId?: string) => ({ ...prod({ policy: pred, stage: "earlier" }), secret, ...(policyId ? { policyId } : {}) });
+    // The tests above checked prod after staging in this (the provider's) process: start from policies without after.
+    for (const secret of ["store://stg/app", "store://prd/app", "store://admin/app"]) assert.equal((await policy.rotationPolicy.check(undefined, { ...staging(), secret })).failures, undefined);
+    // Preview of one program: the second policy's check closes the cycle.
+    const a = await policy.rotationPolicy.check(undefined, pol("store://stg/app", "store://prd/app"));
+    assert.equal(a.failures, undefined, JSON.stringify(a.failures));
+    const b = await policy.rotationPolicy.check(undefined, pol("store://prd/app", "store://stg/app"));
+    assert.deepEqual(b.failures?.map((f) => f.property), ["after.policy"]);
+    assert.equal(
+      b.failures?.[0].reason,
+      "the policies wait for each other in a cycle: store://prd/app (policy store://prd/app) → store://stg/app (policy store://stg/app) → store://prd/app (→: waits for); none of them would ever rotate",
+    );
+    // Three policies: the whole cycle is named.
+    await policy.rotationPolicy.check(undefined, pol("store://stg/app", "store://prd/app"));
+    await policy.rotationPolicy.check(undefined, pol("store://prd/app", "store://admin/app"));
+    const c3 = await policy.rotationPolicy.check(undefined, pol("store://admin/app", "store://stg/app"));
+    assert.match(c3.failures?.[0].reason ?? "", /cycle: store:\/\/admin\/app \(policy store:\/\/admin\/app\) → store:\/\/stg\/app \(policy store:\/\/stg\/app\) → store:\/\/prd\/app \(policy store:\/\/prd\/app\) → store:\/\/admin\/app /);
+    // Breaking the cycle (stg without after) makes the others pass their check again.
+    assert.equal((await policy.rotationPolicy.check(undefined, staging())).failures, undefined);
+    assert.equal((await policy.rotationPolicy.check(undefined, pol("store://prd/app", "store://stg/app"))).failures, undefined);
+
+    // The scheduler's registrations: the second one of a cycle is refused, nothing written for it.
+    const c = new Client({ host: pg.host, port: pg.port, user: pg.adminUser, password: pg.adminPassword, database: "postgres" });
+    await c.connect();
+    await c.query("CREATE DATABASE policy_cycle").finally(() => c.end());
+    const url = pg.connectionString(pg.adminUser, pg.adminPassword, "policy_cycle");
+    const def = (s: string, pred: string) => ({
+      version: 1 as const,
+      secret: `store://${s}/app3`,
+      dir,
+      schedule: { every: "30d" },
+      windows: [],
+      config: {
+        version: 1,
+        secretStores: { admin: { type: "file", path: "./admin/secrets.store" }, [s]: { type: "file", path: `./${s}/secrets.store` } },
+        services: { pg: { type: "postgresql", host: "127.0.0.1", port: pg.port, database: "postgres", admin: "store://admin/pg" } },
+        envs: { pulumi: { SECRET: { from: `store://${s}/app3`, rotation: { service: "pg", strategy: "single-user", user: `cy_${s}`, ttl: "30d" } } } },
+      },
+      after: { policy: pred, stage: "earlier" },
+    });
+    await registerPolicy(url, { id: "proj/staging/db", project: "proj", stack: "staging", name: "db", definition: def("stg", "store://prd/app3") });
+    await assert.rejects(registerPolicy(url, { id: "proj/prod/db", project: "proj", stack: "prod", name: "db", definition: def("prd", "store://stg/app3") }), (e: Error) => {
+      texts.push(e.message);
+      assert.equal(
+        e.message,
+        "after.policy: the policies wait for each other in a cycle: store://prd/app3 (policy proj/prod/db) → store://stg/app3 (policy proj/staging/db) → store://prd/app3 (→: waits for); none of them would ever rotate",
+      );
+      return true;
+    });
+    const rows = await listPolicies(url);
+    assert.deepEqual(rows.map((r) => r.id), ["proj/staging/db"], "the refused registration wrote nothing");
+
+    // The check (preview) of a policy of another stack that would close a cycle with a registered one.
+    process.env.DSOPS_TEST_CYCLE_URL = url;
+    ctx.configure((k) => (k === "dsops:configFile" ? "dsops.yaml" : k === "dsops:scheduler" ? "env:DSOPS_TEST_CYCLE_URL" : undefined));
+    try {
+      const other = await policy.rotationPolicy.check(undefined, pol("store://prd/app3", "store://stg/app3", "proj/prod/db"));
+      assert.deepEqual(other.failures?.map((f) => f.property), ["after.policy"]);
+      assert.match(other.failures?.[0].reason ?? "", /cycle: store:\/\/prd\/app3 \(policy proj\/prod\/db\) → store:\/\/stg\/app3 \(policy proj\/staging\/db\) → store:\/\/prd\/app3/);
+    } finally {
+      ctx.configure((k) => (k === "dsops:configFile" ? "dsops.yaml" : undefined));
+      delete process.env.DSOPS_TEST_CYCLE_URL;
+    }
+
+    // A cycle written to the table by hand (or before cycles were refused): the worker blocks both, naming it, and goes on (exit 0).
+    const c2 = new Client({ connectionString: url });
+    await c2.connect();
+    try {
+      await c2.query(`INSERT INTO dsops_worker.policies (id, project, stack, name, secret, definition, updated_at) VALUES ($1, 'proj', 'prod', 'db', $2, $3, now())`, [
+        "proj/prod/db",
+        "store://prd/app3",
+        JSON.stringify(def("prd", "store://stg/app3")),
+      ]);
+    } finally {
+      await c2.end();
+    }
+    const w = await dsopsRun(["worker", "--scheduler", "--once", "--retry-limit", "0"], { cwd: dir, env: { DSOPS_FILE_KEY: FILE_KEY, DSOPS_WORKER_DATABASE_URL: url, DSOPS_CLOCK: new Date(t0).toISOString() } });
+    texts.push(w.stdout, w.stderr);
+    assert.equal(w.status, 0, w.stderr);
+    for (const id of ["proj/prod/db", "proj/staging/db"])
+      assert.match(w.stdout + w.stderr, new RegExp(`not queued policy:${id}: blocked \\(after: the policies wait for each other in a cycle: .*store://prd/app3.*store://stg/app3.* none of them would ever rotate\\)`));
+    assert.doesNotMatch(w.stdout + w.stderr, /policy:proj\/\S+: rotated/);
   });
 });

@@ -58,11 +58,13 @@ interface Experiment {
   readonly service: string;
   readonly strategy: string;
   readonly inject: string;
-  readonly step: string;
-  readonly description: string;
+  step: string;
+  description: string;
   readonly before: StateView;
   run?: RunView;
   rotation?: { id: string; status: string; steps: string[]; error?: string; resumedBy?: number };
+  /** A gradual rollout: its waves and what became of each instance (names only). */
+  rollout?: { waves: number; reached: number; applied: string[]; verified: string[]; restored: string[]; failed: string[]; untouched: string[] };
   engine?: string;
   recovery?: RunView & { readonly what: string };
   after?: StateView;
@@ -94,7 +96,7 @@ export function register(program: Command): void {
     .option("--var <name>", "same as --secret")
     .option(
       "--inject <fault>",
-      "the fault: store-write-failure, target-timeout, verification-failure or kill-at:<step> (generate, stage, apply, verify, promote, retire, restore, discard); repeat or comma-separate for several experiments (default: chaos.experiments of dsops.yaml)",
+      "the fault: store-write-failure, target-timeout, verification-failure or kill-at:<step> (generate, stage, apply, verify, promote, retire, restore, discard); in a rollout also target-timeout@wave:<n>, verification-failure@wave:<n>, kill-at:wave:<n>; repeat or comma-separate for several experiments (default: chaos.experiments of dsops.yaml)",
       collect,
       [],
     )
@@ -158,9 +160,13 @@ function describe(f: ChaosFault): string {
     case "store-write-failure":
       return "the store refuses the write of the new pending version (stage step)";
     case "target-timeout":
+      if (f.wave !== undefined) return `rollout wave ${f.wave}: its first instance gets the new credential but the answer is lost: the call fails after ${f.ms} ms`;
       return `the target makes the change of the apply step but its answer is lost: the call fails after ${f.ms} ms`;
     case "verification-failure":
+      if (f.wave !== undefined) return `rollout wave ${f.wave}: each instance of it is logged in to with a credential it does not accept (a real failed login)`;
       return "the verify step logs in with a credential the target does not accept (a real failed login)";
+    case "kill-at-wave":
+      return `the rotating process is killed (SIGKILL) at the boundary after rollout wave ${f.wave} (its progress saved, the next wave not begun); a second run recovers`;
     case "kill-at":
       return `the rotating process is killed (SIGKILL) just after the ${f.step} step's action ran, before its end is recorded${f.step === "restore" || f.step === "discard" ? " (a verification failure is injected with it, to reach the rollback)" : ""}; a second run recovers`;
   }
@@ -171,8 +177,16 @@ async function runChaos(config: Config, configFile: string, env: string, plan: R
   const refusal = chaosRefusal(config.raw, env);
   if (refusal) throw new DsopsError(`chaos: ${refusal}; nothing was injected`, { hint: "list test and staging envs in chaos.envs of dsops.yaml (an env named like production is refused anyway)" });
   if (!config.envs[env]) throw new DsopsError(`unknown env "${env}"`, { hint: `envs: ${Object.keys(config.envs).join(", ") || "(none)"}` });
-  for (const { variable } of plan)
-    if (!config.envs[env][variable]?.spec.rotation) throw new DsopsError(`envs.${env}.${variable}: no rotation block to chaos-test`, { hint: "name a rotated variable with --secret" });
+  const { chaosFaultName } = require("../../rotation/fault") as typeof import("../../rotation/fault");
+  for (const { variable, faults } of plan) {
+    const rotation = config.envs[env][variable]?.spec.rotation as { rollout?: unknown } | undefined;
+    if (!rotation) throw new DsopsError(`envs.${env}.${variable}: no rotation block to chaos-test`, { hint: "name a rotated variable with --secret" });
+    const waved = faults.find((f) => f.kind === "kill-at-wave" || ((f.kind === "target-timeout" || f.kind === "verification-failure") && f.wave !== undefined));
+    if (waved && !rotation.rollout)
+      throw new DsopsError(`chaos: ${chaosFaultName(waved)}: envs.${env}.${variable}.rotation has no rollout: (no waves to strike); nothing was injected`, {
+        hint: "inject the fault without @wave (or kill-at:<step>), or chaos-test a variable rotated with rotation.rollout",
+      });
+  }
   const report: Report = { kind: "dsops-chaos-report", version: 1, env, variables: plan.map((x) => x.variable), startedAt: new Date().toISOString(), experiments: [] };
   for (const { variable, faults } of plan) await runVariable(config, configFile, env, variable, faults, report);
   report.finishedAt = new Date().toISOString();
@@ -183,7 +197,10 @@ async function runChaos(config: Config, configFile: string, env: string, plan: R
 async function runVariable(config: Config, configFile: string, env: string, variable: string, faults: readonly ChaosFault[], report: Report): Promise<void> {
   const { chaosFaultName, chaosStep } = require("../../rotation/fault") as typeof import("../../rotation/fault");
   const strategy = config.envs[env][variable].spec.rotation?.strategy ?? "-";
-  for (const f of faults) {
+  const rollout = !!(config.envs[env][variable].spec.rotation as { rollout?: unknown } | undefined)?.rollout;
+  for (const given of faults) {
+    // In a rollout, a login or apply fault strikes a wave (the first, unless @wave:<n> says which).
+    const f: ChaosFault = rollout && (given.kind === "verification-failure" || given.kind === "target-timeout") && given.wave === undefined ? { ...given, wave: 1 } : given;
     const checked = await check(config, env, variable);
     const before = view(checked);
     const x: Experiment = {
@@ -211,7 +228,9 @@ async function runVariable(config: Config, configFile: string, env: string, vari
     const faultEnv: NodeJS.ProcessEnv =
       f.kind === "kill-at"
         ? { DSOPS_FAULT: `after:${f.step}`, ...(f.step === "restore" || f.step === "discard" ? { DSOPS_CHAOS: "verification-failure" } : {}) }
-        : { DSOPS_CHAOS: chaosFaultName(f, true) };
+        : f.kind === "kill-at-wave"
+          ? { DSOPS_FAULT: `after:wave:${f.wave}` }
+          : { DSOPS_CHAOS: chaosFaultName(f, true) };
     x.run = await rotateChild(configFile, env, variable, faultEnv, `dsops chaos: ${x.inject}`);
     let rec = (await records(config, env, variable)).filter((r) => !known.has(r.id)).pop();
     if (rec?.status === "running") {
@@ -236,6 +255,19 @@ async function runVariable(config: Config, configFile: string, env: string, vari
         ...(rec.error ? { error: rec.error } : {}),
         ...(rec.resumedBy?.length ? { resumedBy: rec.resumedBy.length } : {}),
       };
+      const p = (rec as RotationRecord & { rollout?: import("../../rotation/rollout/plan").RolloutProgress }).rollout;
+      if (p) {
+        const touched = new Set([...p.applied, ...p.failed.map((y) => y.instance)]);
+        x.rollout = {
+          waves: p.waves.length,
+          reached: Math.min(p.waves.length, p.wave + (rec.status === "succeeded" || rec.status === "grace" ? 0 : 1)),
+          applied: [...p.applied],
+          verified: [...p.verified],
+          restored: [...p.restored],
+          failed: p.failed.map((y) => y.instance),
+          untouched: p.instances.map((i) => i.name).filter((n) => !touched.has(n)),
+        };
+      }
       x.engine = engineAction(rec, x);
     } else x.engine = "nothing was recorded: no rotation started";
     x.after = view(await check(config, env, variable));
@@ -245,6 +277,14 @@ async function runVariable(config: Config, configFile: string, env: string, vari
 
 /** What the engine did, in words. */
 function engineAction(rec: RotationRecord, x: Experiment): string {
+  const r = x.rollout;
+  if (r) {
+    const list = (a: string[]) => a.join(", ") || "none";
+    if (x.recovery && (rec.status === "succeeded" || rec.status === "grace"))
+      return `resumed: the next run went on with the rollout (${r.waves} waves) and finished it: every instance holds the new credential (${list(r.verified)})`;
+    if (rec.status === "rolled-back")
+      return `${x.recovery ? "recovered: the next run finished the rollback" : "rolled back"}: wave ${r.reached} of ${r.waves} failed; the old credential was put back on ${list(r.restored)} (waves 1..${r.reached}); never touched: ${list(r.untouched)}`;
+  }
   if (x.recovery) {
     if (rec.status === "rolled-back") return "recovered: the next run finished the rollback the killed run had begun";
     if (rec.status === "succeeded" || rec.status === "grace") return "resumed: the next run finished the rotation the killed run left";
@@ -262,8 +302,9 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
   const after = x.after as StateView;
   for (const [what, r] of [["the injected run", run], ["the recovery run", x.recovery]] as const)
     if (r?.exitCode === 70 || r?.message?.startsWith("internal error")) p.push(`${what} ended in an internal error (exit 70)`);
-  if (f.kind === "kill-at") {
-    if (run.signal !== "SIGKILL") p.push(`the fault was not reached: the run ${run.exitCode === 0 ? "finished" : `exited ${run.exitCode}`} without being killed at ${f.step} (does this rotation run that step?)`);
+  if (f.kind === "kill-at" || f.kind === "kill-at-wave") {
+    const where = f.kind === "kill-at" ? f.step : `the end of wave ${f.wave}`;
+    if (run.signal !== "SIGKILL") p.push(`the fault was not reached: the run ${run.exitCode === 0 ? "finished" : `exited ${run.exitCode}`} without being killed at ${where} (does this rotation run that ${f.kind === "kill-at" ? "step" : "wave: is it a rollout with that many waves?"})`);
     else if (!x.recovery) p.push("the killed run left no unfinished rotation to recover");
     else if (x.recovery.exitCode !== 0) p.push(`the recovery run exited ${x.recovery.exitCode}${x.recovery.message ? `: ${x.recovery.message}` : ""}`);
   } else {
@@ -271,6 +312,11 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
     else if (run.exitCode !== 1) p.push(`the injected run exited ${run.exitCode ?? run.signal} (expected 1: rotation rolled back)`);
     if (rec && rec.status !== "rolled-back") p.push(`the rotation is ${rec.status}, not rolled back`);
     const failed = rec?.steps.find((s) => s.outcome === "failed")?.name;
+    if (f.kind === "store-write-failure" && failed === "apply" && rec && !rec.steps.some((s) => s.name === "stage")) {
+      // A create-type target: the value is written as the pending version before create, in the apply step.
+      x.step = "apply";
+      x.description += " (a create-type target: that write comes first in the apply step, before create)";
+    }
     if (rec && failed !== x.step) p.push(`the failure struck at ${failed ?? "no step"}, not at ${x.step}`);
     if (after.currentVersion !== x.before.currentVersion) p.push(`the store's current version changed (${x.before.currentVersion} → ${after.currentVersion}) though the rotation rolled back`);
   }
@@ -365,6 +411,10 @@ function markdown(r: Report): string {
     out.push(`- before: current version ${x.before.currentVersion ?? "-"}; stored current credential accepted: ${yes(x.before.loginWorks)}`);
     if (x.run) out.push(`- injected run: ${x.run.signal ? `killed by ${x.run.signal}` : `exit ${x.run.exitCode}`}${x.run.message ? ` — ${x.run.message}` : ""}`);
     if (x.rotation) out.push(`- rotation ${x.rotation.id}: ${x.rotation.status}; steps ${x.rotation.steps.join(", ")}${x.rotation.error ? `; error: ${x.rotation.error}` : ""}`);
+    if (x.rollout)
+      out.push(
+        `- rollout: ${x.rollout.waves} waves, reached wave ${x.rollout.reached}; applied ${x.rollout.applied.join(", ") || "none"}; verified ${x.rollout.verified.join(", ") || "none"}; restored ${x.rollout.restored.join(", ") || "none"}; untouched ${x.rollout.untouched.join(", ") || "none"}`,
+      );
     if (x.recovery) out.push(`- recovery run: exit ${x.recovery.exitCode}; ${x.recovery.what}`);
     if (x.engine) out.push(`- engine: ${x.engine}`);
     if (x.after)

@@ -109,6 +109,12 @@ async function rotateOne(engine: ComposedRotationEngine, o: RotateFlags, variabl
   for (;;) {
     try {
       const strategy = o.strategy ? (STRATEGY_ALIASES[o.strategy] ?? o.strategy) : undefined;
+      if (!o.dryRun) {
+        // A stage of a chain that is open (rotated, soaking, rolling back) is rotated by the chain only.
+        const { openChainRefusal } = require("../../rotation/chain/run") as typeof import("../../rotation/chain/run");
+        const refused = engine.config.raw.chains ? await openChainRefusal(engine, o.env, variable) : undefined;
+        if (refused) return { variable, error: refused };
+      }
       const approval = o.dryRun ? undefined : await grantedApproval(engine, o.env, variable);
       const result = await rotateAudited(engine, "secrets rotate", o.env, variable, {
         ...(strategy ? { strategy } : {}),

@@ -53,7 +53,16 @@ export class RegisteredPolicies {
   /** Every registered policy's due decision; one that cannot be decided carries its error. */
   async evaluate(): Promise<PolicyEvaluation[]> {
     const out: PolicyEvaluation[] = [];
-    for (const p of await this.registry().listPolicies(this.url)) {
+    const all = await this.registry().listPolicies(this.url);
+    // Registrations that wait for each other (`after` in a cycle, e.g. rows written by hand or
+    // before cycles were refused): blocked, the cycle named, instead of waiting for ever.
+    const rows = all.map((p) => ({ id: p.id, secret: p.definition.secret, pred: p.definition.after?.policy ?? null }));
+    for (const p of all) {
+      const cycle = this.registry().afterCycleOf(rows, p.id, "after");
+      if (cycle) {
+        out.push({ id: p.id, decision: { state: "blocked", reason: cycle.message } });
+        continue;
+      }
       try {
         out.push({ id: p.id, decision: await this.registry().policyDecision(this.engineOf(p), p.definition) });
       } catch (e) {

@@ -26,3 +26,33 @@ export function predecessorWait(pred: Predecessor, records: readonly RotationRec
   if (now < at + pred.soakMs) return `waits for its predecessor ${who}: rotated ${done.id} at ${done.finishedAt}, soaking until ${iso(at + pred.soakMs)}`;
   return undefined;
 }
+
+/**
+ * RotationPolicy `after` edges (a policy's secret → the secrets of its predecessors) that lead
+ * from `start` back to it: the cycle as the list of secrets, `start` first and last, or undefined.
+ * Policies of a cycle would each wait for the other for ever.
+ */
+export function afterCycle(start: string, predecessorsOf: (secret: string) => Iterable<string>): string[] | undefined {
+  const path = [start];
+  const seen = new Set<string>([start]);
+  const walk = (s: string): boolean => {
+    for (const p of predecessorsOf(s)) {
+      if (p === start) {
+        path.push(p);
+        return true;
+      }
+      if (seen.has(p)) continue;
+      seen.add(p);
+      path.push(p);
+      if (walk(p)) return true;
+      path.pop();
+    }
+    return false;
+  };
+  return walk(start) ? path : undefined;
+}
+
+/** A cycle of `after` as people read it: `a → b → a` (→: waits for), with where each edge was found. */
+export function describeAfterCycle(cycle: readonly string[], where: (secret: string) => string | undefined = () => undefined): string {
+  return cycle.map((s, i) => (i < cycle.length - 1 && where(s) ? `${s} (${where(s)})` : s)).join(" → ");
+}

@@ -337,3 +337,28 @@ export function chainOfStage(config: RotationEngine["config"], env: string, vari
   }
   return undefined;
 }
+
+/**
+ * `dsops secrets rotate` by hand of a chain's stage while that chain is open (a stage rotated,
+ * soaking, rotating, or being rolled back): refused, naming the chain, its record and the state
+ * of each stage, since a rotation outside the chain would change a stage under it (a soak would
+ * watch the wrong credential, a rollback would put back a version the hand rotation replaced).
+ * When the chain is not open, a stage may be rotated by hand (undefined).
+ */
+export async function openChainRefusal(engine: RotationEngine, env: string, variable: string): Promise<DsopsError | undefined> {
+  const of = chainOfStage(engine.config, env, variable);
+  if (!of) return undefined;
+  const open = await openChain(engine, of.name);
+  if (!open) return undefined;
+  const c = open.chain;
+  const states = c.stages.map((s) => `${s.env}: ${s.status}${s.status === "soaking" && s.soakUntil ? ` until ${s.soakUntil}` : ""}`).join(", ");
+  const state = c.rollingBack ? `rolling back (stage ${c.failedStage ?? "?"} failed)` : "in progress";
+  return new DsopsError(
+    `envs.${env}.${variable}: stage ${of.index + 1} of chain ${of.name}, which is open: ${open.id} ${state} (${states}); a stage of an open chain is rotated by the chain only`,
+    {
+      hint: c.rollingBack
+        ? `finish the chain's rollback first: dsops rotation chain ${of.name}; then rotate by hand`
+        : `let the chain go on (dsops rotation chain ${of.name}, --wait to watch its soaks to the end) and rotate by hand once it has ended; see it with dsops rotation chain ${of.name} --status`,
+    },
+  );
+}

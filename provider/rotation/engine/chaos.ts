@@ -14,11 +14,14 @@ import type { Subject } from "./wiring";
  * unless the env is a chaos env (`chaos.envs`, never one named like production).
  */
 export function withChaos(config: Config, subject: Subject, faults: readonly ChaosFault[], clock: Clock): Subject {
-  const acting = faults.filter((f) => f.kind !== "kill-at");
+  const acting = faults.filter((f) => f.kind !== "kill-at" && f.kind !== "kill-at-wave");
   if (!acting.length) return subject;
   const refusal = chaosRefusal(config.raw, subject.env);
   if (refusal) throw new DsopsError(`chaos: ${refusal}; nothing was injected`, { hint: "run chaos in a test or staging env listed in chaos.envs of dsops.yaml" });
-  if (subject.policy.rollout) throw new DsopsError(`${subject.path}: chaos faults are not injected into gradual rollouts (rotation.rollout)`, { hint: "chaos-test a variable rotated without rollout:" });
+  if (subject.policy.rollout) return withRolloutChaos(subject, acting, clock);
+  for (const f of acting)
+    if (f.kind !== "store-write-failure" && f.wave !== undefined)
+      throw new DsopsError(`${subject.path}: chaos fault ${f.kind}@wave:${f.wave}: this variable has no rotation.rollout (no waves)`, { hint: `inject ${f.kind} without @wave` });
   let store = subject.store;
   let target = subject.target;
   for (const f of acting) {
@@ -74,4 +77,40 @@ function failVerification(target: Target): Target {
     verify: (cred: Credential, options?: Parameters<NonNullable<Target["verify"]>>[1]) =>
       (target.verify as NonNullable<Target["verify"]>).call(target, { principal: cred.principal, secret: new Secret(`${cred.secret.reveal()}~chaos`) }, options),
   });
+}
+
+/**
+ * A gradual rollout (`rotation.rollout`): `store-write-failure` strikes the stage step as without
+ * one; `target-timeout` and `verification-failure` strike the instances of one wave (`@wave:<n>`,
+ * default 1) in the apply step, where a rollout sets and logs in at each instance: the first
+ * instance of that wave makes the change and its answer is lost, or every instance of it refuses
+ * the login. The real instance targets answer everything else, the rollback included.
+ */
+function withRolloutChaos(subject: Subject, faults: readonly ChaosFault[], clock: Clock): Subject {
+  let store = subject.store;
+  const perWave: Array<{ wave: number; wrap: (t: Target) => Target }> = [];
+  let timedOut = false;
+  for (const f of faults) {
+    if (f.kind === "store-write-failure") store = failPendingWrite(store, subject);
+    else if (f.kind === "target-timeout")
+      perWave.push({
+        wave: f.wave ?? 1,
+        // Once: the first instance of the wave (rollback_all then rolls the waves back; continue/stop go on with the others).
+        wrap: (t) => {
+          if (timedOut) return t;
+          timedOut = true;
+          return loseApplyAnswer(t, f.ms, clock);
+        },
+      });
+    else if (f.kind === "verification-failure")
+      perWave.push({
+        wave: f.wave ?? 1,
+        wrap: (t) => {
+          if (!t.verify) throw new DsopsError(`${subject.path}: service "${t.name}" (${t.type}) cannot verify a credential: verification-failure cannot be injected`);
+          return failVerification(t);
+        },
+      });
+  }
+  const chaosInstance = (target: Target, wave: number): Target => perWave.filter((x) => x.wave === wave).reduce((t, x) => x.wrap(t), target);
+  return { ...subject, store, chaosInstance };
 }

@@ -1,11 +1,11 @@
 import type { RotationStrategyName } from "../settings";
 import { Secret, scrub } from "../../core/secret";
 import { RotationError } from "../errors";
-import { DsopsError } from "../../core/errors";
+import { DsopsError, NotFoundError } from "../../core/errors";
 import { checkPolicy, defaultGeneratorPolicy, generate } from "../generator";
 import { progressOf, type RolloutRecord } from "../rollout/plan";
 import { resolveStrategy, type ResolvedStrategy } from "../strategies/index";
-import type { Target } from "../targets/types";
+import type { Credential, Target } from "../targets/types";
 import type { RotationRecord, StepName } from "../types";
 import { StepFailure, rollingBack, type EngineContext, type RunState } from "./context";
 import { healthGate } from "./health-gate";
@@ -124,6 +124,7 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
   const { store, target } = subject;
   const key = subject.ref.key;
   const stepsDone = (n: StepName) => rec.steps.find((s) => s.name === n)?.outcome === "ok";
+  let preStaged: Credential | undefined;
 
   // A failure already recorded (or a rollback already begun) by a crashed run: finish the rollback.
   const failed = rec.steps.find((s) => s.outcome === "failed" && (s.name === "apply" || s.name === "verify" || s.name === "stage"));
@@ -133,6 +134,9 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
 
   // The value lives only in memory until staged: a run resumed before `stage` finished draws a new one.
   if (!stepsDone("stage")) {
+    // A create-type run killed after `create` (the value was kept as the pending version first):
+    // what it may have created at the target is revoked before a new credential is made.
+    if (plan.apply === "create" && rec.newVersionId && preStages(target)) await revokePreStaged(ctx, st);
     rec.steps = rec.steps.filter((s) => s.name !== "generate" && s.name !== "stage" && s.name !== "apply");
     delete rec.newVersionId;
   } else {
@@ -165,10 +169,25 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
           for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
         }
         const policy = subject.policy.generator ?? defaultGeneratorPolicy;
-        st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, generate(policy, target.valueRules, valueCheck(ctx, subject.env)), plan.old);
+        const value = generate(policy, target.valueRules, valueCheck(ctx, subject.env));
+        st.secrets.push(value);
+        if (preStages(target)) {
+          // Kept as the pending version before the target sees it: when create's answer is lost
+          // (a timeout) or the run is killed before `stage`, the credential create made is known
+          // and revoked (restore, or the next run), never left behind at the target.
+          await store.discardPending(key);
+          const info = await store.putPending(key, st.strategy.shape.encode({ principal: plan.principal, secret: value }), { description: `rotation ${rec.id}` });
+          rec.newVersionId = info.versionId;
+          preStaged = { principal: plan.principal, secret: value };
+          await subject.history.save(rec);
+        }
+        st.pending = await (target.create as NonNullable<Target["create"]>).call(target, plan.principal, value, plan.old);
         st.secrets.push(st.pending.secret);
       });
       await step(ctx, st, "stage", async () => {
+        const p = pendingOf(st);
+        // The target took the value staged before create: it is staged already.
+        if (preStaged && rec.newVersionId && p.principal === preStaged.principal && p.secret.reveal() === preStaged.secret.reveal()) return undefined;
         await store.discardPending(key);
         const info = await store.putPending(key, st.strategy.shape.encode(pendingOf(st)), { description: `rotation ${rec.id}` });
         rec.newVersionId = info.versionId;
@@ -261,4 +280,28 @@ export async function rollBackRun(ctx: EngineContext, st: RunState, why: string,
   await subject.history.save(rec);
   emit(ctx, "rollback", subject, rec, { trigger });
   return rec;
+}
+
+/**
+ * A create-type target that can revoke but cannot list its credentials (Redis ACL passwords, a
+ * plugin's): the engine keeps the value it hands to `create` as the pending version first, so
+ * what `create` made is known even when its answer is lost or the run is killed. (A target with
+ * `list` has its orphans found by listing.)
+ */
+function preStages(target: Target): boolean {
+  return !!target.create && !!target.revoke && !target.list;
+}
+
+/** Revoke the credential an earlier attempt kept as the pending version before `create` (a no-op at the target when create never ran). */
+async function revokePreStaged(ctx: EngineContext, st: RunState): Promise<void> {
+  const { rec, subject } = st;
+  let cred: Credential;
+  try {
+    cred = await readPending(st);
+  } catch (e) {
+    if (e instanceof NotFoundError) return;
+    throw e;
+  }
+  await (subject.target.revoke as NonNullable<Target["revoke"]>).call(subject.target, cred);
+  ctx.log(`${subject.secret}: rotation ${rec.id}: the credential an interrupted create may have made for "${cred.principal}" was revoked`);
 }

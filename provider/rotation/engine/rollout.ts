@@ -66,7 +66,8 @@ export async function rolloutApply(ctx: EngineContext, st: RunState, p: RolloutP
     let failures: Array<{ instance: string; error: string }> = [];
     for (const name of wave.instances) {
       if (p.verified.includes(name) || failedNames().has(name)) continue;
-      const target = ctx.wiring.instanceTarget(subject, p, name);
+      const real = ctx.wiring.instanceTarget(subject, p, name);
+      const target = subject.chaosInstance ? subject.chaosInstance(real, w + 1, name) : real;
       if (!p.applied.includes(name)) p.applied.push(name);
       await subject.history.save(rec); // progress before the apply
       ctx.hit(`before:instance:${name}`);

@@ -113,6 +113,13 @@ export async function restoreOn(st: RunState, target: Target): Promise<string | 
   const { rec, subject, plan } = st;
   if (plan.apply === "create") {
     const pending = st.pending ?? (rec.newVersionId ? await readPending(st).catch(() => undefined) : undefined);
+    if (!pending && !st.pending && target.list && target.revoke) {
+      // create's answer was lost (a timeout): what it made is found by listing (a target that names its own credentials: access keys, created users).
+      const known = new Set([plan.old?.principal].filter((x): x is string => !!x));
+      const orphans = (await target.list(plan.principal)).filter((id) => !known.has(id));
+      for (const id of orphans) await target.revoke({ principal: id, secret: new Secret("") });
+      return orphans.length ? undefined : "no new credential to revoke";
+    }
     if (!pending) return "no new credential to revoke";
     if (target.revoke) await target.revoke(pending);
     return undefined;

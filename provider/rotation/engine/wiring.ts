@@ -34,6 +34,8 @@ export interface Subject {
   readonly store: Store & Staging;
   readonly target: Target;
   readonly history: HistoryBackend;
+  /** `dsops chaos` in a rollout: a fault laid over an instance's target for its apply and login in wave `wave` (from 1). */
+  readonly chaosInstance?: (target: Target, wave: number, instance: string) => Target;
 }
 
 /** What every rotation record says of its subject: the secret, where it is used, and its target. */
