@@ -203,8 +203,8 @@ export function foldReads(seen: Map<string, GovernanceRecord>): void {
   }
   for (const r of seen.values()) {
     if (r.kind !== "breakglass") continue;
-    const own = reads.get(r.id) ?? [];
-    r.reads = [...(r.reads ?? []), ...own].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    const own = reads.get(r.id);
+    if (own) r.reads = [...(r.reads ?? []), ...own].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   }
 }
 

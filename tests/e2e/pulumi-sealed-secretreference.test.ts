@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { ManualClock } from "../../provider/core/clock";
 import { Secret } from "../../provider/core/secret";
 import { FileHistory } from "../../provider/rotation/history/file";
-import type { BreakGlassRecord } from "../../provider/rotation/governance";
+import { foldReads, type BreakGlassRecord, type GovernanceRecord } from "../../provider/rotation/governance";
 import { FileStore } from "../../provider/stores/file";
 import { dsopsRun } from "../support/cli";
 import { PulumiProject, pulumiBinDir } from "../support/pulumi";
@@ -83,7 +83,11 @@ exports.length = ref.value.apply((v) => v.length);
     p.ok(["up", "--yes", "--skip-preview"], env(at(0.4)));
     assert.equal(p.outputs().length, "[secret]"); // the value stays a Pulumi secret
     assert.equal(p.secretOutputs().length, value.length);
-    const grants = (await new FileHistory(join(p.dir, "dsops-rotation-history.jsonl"), new ManualClock(0)).list({ governance: true })) as unknown as BreakGlassRecord[];
+    // Each read is a record of its own, folded back into its grant (as listGovernance does).
+    const stored = (await new FileHistory(join(p.dir, "dsops-rotation-history.jsonl"), new ManualClock(0)).list({ governance: true })) as unknown as GovernanceRecord[];
+    const byId = new Map(stored.map((r) => [r.id, r]));
+    foldReads(byId);
+    const grants = [...byId.values()] as BreakGlassRecord[];
     const prod = grants.find((g) => g.env === "prod") as BreakGlassRecord;
     assert.deepEqual(prod.reads, [{ by: "pipeline", at: at(0.4), command: "pulumi SecretReference create" }]);
     assert.equal(grants.find((g) => g.env === "staging")?.reads, undefined);
