@@ -12,7 +12,9 @@ export type FaultPoint =
   | `${"before" | "after"}:instance:${string}`
   /** Multi-environment chains (./chain): around one stage's rotation (`after` = rotated, soak started and saved), and before the chain's rollback. */
   | `chain:${"before" | "after"}:${string}`
-  | "chain:before:rollback";
+  | "chain:before:rollback"
+  /** Approvals (./governance.ts): a decision, after the request was read and checked, before it is recorded. */
+  | "approval:before:decide";
 
 /** Called at every fault point; tests arm it to crash there. */
 export type FaultHook = (point: FaultPoint) => void;

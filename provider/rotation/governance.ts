@@ -11,12 +11,18 @@ import type { NotifyPort } from "./ports";
 import type { ApprovalPolicy, VariableRotation } from "./settings";
 import type { RotationRecord } from "./types";
 import type { ApproverIdentity } from "./approval-identity";
+import { RotationInProgressError } from "./errors";
+import { envFaultHook } from "./fault";
+import { lockOwner } from "./lock";
 
 /**
  * Approvals and break-glass. Their records live in the variable's rotation history backend
  * (same file or table as the rotations), one record per request or break-glass, saved again at
  * each change (the last snapshot of an id wins); `history.list()` hides them unless asked with
  * `governance: true`. No record, event or message holds a secret value: names, ids, who, why.
+ * Every change of an approval request (a decision, its expiry, its use) is made under the
+ * request's own lock in that backend (`approval <id>`), on the request read again once the lock
+ * is held: two decisions at once are both kept, and a status once final is never turned back.
  *
  * - A policy with `rotation.approval` that is due (`rotation run --due`, the scheduler) opens an
  *   approval request and waits (`pending`) until `required` distinct approvers other than the
@@ -269,15 +275,19 @@ function emit(ctx: GovernanceContext, type: RotationEventType, rec: GovernanceRe
 export async function expireApprovals(ctx: GovernanceContext, env?: string, variable?: string): Promise<ApprovalRecord[]> {
   const now = ctx.clock.now();
   const out: ApprovalRecord[] = [];
+  const live = (a: ApprovalRecord) => (a.status === "pending" || a.status === "granted") && now >= Date.parse(a.expiresAt);
   for (const r of await list(ctx, { kind: "approval", ...(env ? { env } : {}), ...(variable ? { variable } : {}) })) {
-    const a = r as ApprovalRecord;
-    if ((a.status === "pending" || a.status === "granted") && now >= Date.parse(a.expiresAt)) {
-      a.status = "expired";
-      a.finishedAt = iso(now);
-      await save(ctx, a);
-      emit(ctx, "approval-expired", a, { status: "expired" });
-      out.push(a);
-    }
+    if (!live(r as ApprovalRecord)) continue;
+    const a = await underRequestLock(ctx, r as ApprovalRecord, async (fresh) => {
+      if (!live(fresh)) return undefined; // decided or used meanwhile: left as it is
+      fresh.status = "expired";
+      fresh.finishedAt = iso(now);
+      await save(ctx, fresh);
+      return fresh;
+    });
+    if (!a) continue;
+    emit(ctx, "approval-expired", a, { status: "expired" });
+    out.push(a);
   }
   return out;
 }
@@ -333,10 +343,52 @@ const granted = (a: ApprovalRecord) => a.decisions.filter((d) => d.decision === 
 
 /** The granted request was used by rotation `rotationId`. */
 export async function markApprovalUsed(ctx: GovernanceContext, approval: ApprovalRecord, rotationId: string): Promise<void> {
-  approval.status = "used";
-  approval.rotationId = rotationId;
-  approval.finishedAt = iso(ctx.clock.now());
-  await save(ctx, approval);
+  const a = await underRequestLock(ctx, approval, async (fresh) => {
+    // Denied or expired meanwhile (a race with the rotation it let run): that status stays; the rotation is still named.
+    if (fresh.status === "granted") {
+      fresh.status = "used";
+      fresh.finishedAt = iso(ctx.clock.now());
+    }
+    fresh.rotationId = rotationId;
+    await save(ctx, fresh);
+    return fresh;
+  });
+  Object.assign(approval, { status: a.status, rotationId: a.rotationId, finishedAt: a.finishedAt, decisions: a.decisions });
+}
+
+/** How many times (of about 25 ms each) a change of a request waits for another change of it to finish. */
+const REQUEST_LOCK_TRIES = 400;
+
+/**
+ * Run `change` on the request read again under its lock (`approval <id>` in its history backend),
+ * so concurrent changes of one request (decisions, expiry, use) apply one after the other, each
+ * on what the one before saved. A lock whose holder died is taken over (see HistoryBackend.lock).
+ */
+async function underRequestLock<T>(ctx: GovernanceContext, a: ApprovalRecord, change: (fresh: ApprovalRecord) => Promise<T>): Promise<T> {
+  const backend = origin.get(a) ?? ctx.engine.historyFor(a.env, a.variable);
+  const name = `approval ${a.id}`;
+  for (let tries = 0; ; tries++) {
+    let held: Awaited<ReturnType<HistoryBackend["lock"]>>;
+    try {
+      held = await backend.lock(name, lockOwner(ctx.clock));
+    } catch (e) {
+      if (!(e instanceof RotationInProgressError)) throw e;
+      if (tries >= REQUEST_LOCK_TRIES)
+        throw new DsopsError(`approval ${a.id} (${a.env}/${a.variable}): another change of it is still being recorded (${e.owner ? `${e.owner.who}, pid ${e.owner.pid} on ${e.owner.host}` : "another run"})`, {
+          hint: "run the command again in a moment",
+        });
+      // Polling interval, not elapsed time.
+      await new Promise((res) => setTimeout(res, 10 + Math.ceil(Math.random() * 30)));
+      continue;
+    }
+    try {
+      const fresh = (await backend.list({ governance: true, env: a.env, variable: a.variable })).find((r) => r.id === a.id) as unknown as ApprovalRecord | undefined;
+      if (fresh) origin.set(fresh, backend);
+      return await change(fresh ?? a);
+    } finally {
+      await held.release();
+    }
+  }
 }
 
 /** Find an approval request by id among every rotated variable's history. */
@@ -369,7 +421,17 @@ export async function findApproval(ctx: GovernanceContext, id: string): Promise<
 export async function decideApproval(ctx: GovernanceContext, id: string, who: ApproverIdentity, decision: "granted" | "denied", reason: string): Promise<ApprovalRecord> {
   if (!reason.trim()) throw new DsopsError(`approval ${id}: a reason is required (--reason "…")`);
   await expireApprovals(ctx);
-  const a = await findApproval(ctx, id);
+  const found = await findApproval(ctx, id);
+  envFaultHook()?.("approval:before:decide");
+  // Checked and recorded on the request as saved by the changes before this one (see underRequestLock).
+  const a = await underRequestLock(ctx, found, (fresh) => recordDecision(ctx, fresh, who, decision, reason));
+  if (a.status === "denied") emit(ctx, "approval-denied", a, { status: "denied", who: who.id, reason });
+  else if (a.status === "granted") emit(ctx, "approval-granted", a, { status: "granted", who: who.id, reason });
+  return a;
+}
+
+async function recordDecision(ctx: GovernanceContext, a: ApprovalRecord, who: ApproverIdentity, decision: "granted" | "denied", reason: string): Promise<ApprovalRecord> {
+  const id = a.id;
   const s = { path: a.policyPath.replace(/\.approval$/, "") };
   const policy = { approvers: a.approvers.length ? a.approvers : undefined };
   if (a.status !== "pending")
@@ -389,16 +451,11 @@ export async function decideApproval(ctx: GovernanceContext, id: string, who: Ap
   if (decision === "denied") {
     a.status = "denied";
     a.finishedAt = iso(now);
-    await save(ctx, a);
-    emit(ctx, "approval-denied", a, { status: "denied", who: who.id, reason });
-    return a;
-  }
-  if (granted(a) >= a.required) {
+  } else if (granted(a) >= a.required) {
     a.status = "granted";
     a.finishedAt = iso(now);
   }
   await save(ctx, a);
-  if (a.status === "granted") emit(ctx, "approval-granted", a, { status: "granted", who: who.id, reason });
   return a;
 }
 

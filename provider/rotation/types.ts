@@ -73,6 +73,15 @@ export interface RotationRecord {
   error?: string;
   /** Runs that resumed it after a crash (`user@host pid`). */
   resumedBy?: string[];
+  /**
+   * Create-type targets that list a principal's credentials: the ids (key ids, role names; never
+   * a secret) the principal held before this rotation first called `create`, saved before that
+   * call. A rollback or a resumed run revokes only credentials listed later that are neither in
+   * here nor stored: what this rotation made; any other credential is left alone (a warning).
+   */
+  listedBeforeCreate?: string[];
+  /** What the run left alone and wants a person to look at (credential ids, never a value). */
+  warnings?: string[];
 }
 
 /** Who holds a secret's rotation lock. */

@@ -99,12 +99,15 @@ describe("dsops chaos run on a create-type target on real PostgreSQL 15 (create-
     await admin.connect();
     values.add(pg.adminPassword);
     await store().put("pg/admin", new Secret(JSON.stringify({ username: pg.adminUser, password: pg.adminPassword })));
-    for (const p of ["ct", "ck"]) {
+    for (const p of ["ct", "ck", "ht", "hk"]) {
       const pw = `Init-${p}-${Math.random().toString(36).slice(2)}`;
       values.add(pw);
       await admin.query(`CREATE ROLE ${p}_init LOGIN PASSWORD '${pw}'`);
       await store().put(`app/${p}`, new Secret(JSON.stringify({ username: `${p}_init`, password: pw })));
     }
+    // Roles an administrator made by hand before any rotation, named like the target's own (`<principal>_…`): never revoked.
+    for (const p of ["ht", "hk"]) await admin.query(`CREATE ROLE ${p}_handmade LOGIN PASSWORD 'Hand-${p}-pw'`);
+    values.add("Hand-ht-pw").add("Hand-hk-pw");
     mkdirSync(join(dir, "plugins", "pgc"), { recursive: true });
     writeFileSync(join(dir, "plugins", "pgc", "index.js"), PLUGIN);
     const two = (p: string) => ({ from: `store://local/app/${p}`, rotation: { service: "db", strategy: "two-secret", user: p } });
@@ -115,7 +118,7 @@ describe("dsops chaos run on a create-type target on real PostgreSQL 15 (create-
         plugins: ["./plugins/pgc"],
         secretStores: { local: { type: "file", path: "./secrets.store" } },
         services: { db: { type: "pgc.role", port: pg.port, admin: "store://local/pg/admin" } },
-        envs: { staging: { TIMEOUT: two("ct"), KILL: two("ck") } },
+        envs: { staging: { TIMEOUT: two("ct"), KILL: two("ck"), HAND_TIMEOUT: two("ht"), HAND_KILL: two("hk") } },
         chaos: { envs: ["staging"] },
       }),
     );
@@ -160,6 +163,40 @@ describe("dsops chaos run on a create-type target on real PostgreSQL 15 (create-
     // The new current role, and the old one (two-secret keeps it for its grace): nothing else.
     assert.deepEqual(await roles("ck"), [old.username, now.username].sort());
     assert.equal(await pg?.canLogin(now.username, now.password), true);
+  });
+
+  it("target-timeout with a role made by hand before the rotation (same prefix): the rollback drops only the role the rotation made; the hand-made one stays (a warning names it)", async () => {
+    const old = await stored("app/ht");
+    const file = join(dir, "hand-timeout.json");
+    const r = await cli(["chaos", "run", "--env", "staging", "--secret", "HAND_TIMEOUT", "--inject", "target-timeout", "--timeout", "100ms", "--report", file]);
+    const text = readFileSync(file, "utf8");
+    outputs.push(text);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const x = (JSON.parse(text) as { experiments: Array<{ verdict: string; rotation: { status: string; steps: string[]; warnings?: string[] } }> }).experiments[0];
+    assert.equal(x.rotation.status, "rolled-back");
+    assert.deepEqual(x.rotation.steps, ["apply:failed", "restore:ok", "discard:ok"]);
+    assert.deepEqual(await roles("ht"), ["ht_handmade", "ht_init"], "the hand-made role stays; the role the rotation made is gone");
+    assert.equal(await pg?.canLogin("ht_handmade", "Hand-ht-pw"), true, "the hand-made role still logs in");
+    assert.ok(x.rotation.warnings?.some((w) => w.includes("credential ht_handmade of \"ht\"") && w.includes("left as it is")), JSON.stringify(x.rotation.warnings));
+    assert.deepEqual(await stored("app/ht"), old);
+  });
+
+  it("kill -9 right after create with a role made by hand before: the recovery drops only the killed run's role; the hand-made one stays", async () => {
+    const old = await stored("app/hk");
+    const file = join(dir, "hand-kill.json");
+    const r = await cli(["chaos", "run", "--env", "staging", "--secret", "HAND_KILL", "--inject", "kill-at:apply", "--report", file]);
+    const text = readFileSync(file, "utf8");
+    outputs.push(text);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const x = (JSON.parse(text) as { experiments: Array<{ verdict: string; run: { signal: string }; recovery?: { exitCode: number }; rotation: { warnings?: string[] } }> }).experiments[0];
+    assert.equal(x.run.signal, "SIGKILL");
+    assert.equal(x.recovery?.exitCode, 0);
+    assert.equal(x.verdict, "proven");
+    const now = await stored("app/hk");
+    assert.notEqual(now.username, old.username);
+    assert.deepEqual(await roles("hk"), ["hk_handmade", old.username, now.username].sort());
+    assert.equal(await pg?.canLogin("hk_handmade", "Hand-hk-pw"), true);
+    assert.ok(x.rotation.warnings?.some((w) => w.includes("credential hk_handmade of \"hk\"")), JSON.stringify(x.rotation.warnings));
   });
 
   it("no value in any output, report or the history", () => {

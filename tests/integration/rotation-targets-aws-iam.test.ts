@@ -98,18 +98,27 @@ targetContract(
   (bench) => {
     const target = () => new AwsIamTarget("iam", bench.config.raw.services.iam, { resolveRef: async () => new Secret(adminCred), clock: systemClock, configDir: bench.dir });
 
-    it("a user at the limit of two keys: a key no stored value knows (left by a crash) is deleted before the new one is created", async () => {
+    // Changed in round 6b (revocation scope): a key no stored value knows was deleted before the new one was created; it may be an
+    // administrator's own key, so it is now left alone: the rotation fails clearly naming it, and nothing is changed.
+    it("a user at the limit of two keys, the second made by hand: that key is not revoked; the rotation fails clearly naming it, nothing changed", async () => {
       const old = await bench.storedCred("app/now");
-      const orphan = (await iam.send(new CreateAccessKeyCommand({ UserName: "ci" }))).AccessKey;
-      bench.values.add(orphan?.SecretAccessKey as string);
+      const hand = (await iam.send(new CreateAccessKeyCommand({ UserName: "ci" }))).AccessKey;
+      bench.values.add(hand?.SecretAccessKey as string);
       assert.equal((await keysOf("ci")).length, 2);
       const r = await bench.rotate("NOW", { strategy: "immediate" });
-      assert.ok(!(r instanceof Error), String(r));
+      assert.ok(r instanceof RotationError, String(r));
+      assert.match(r.message, new RegExp(`IAM user "ci" already has 2 access keys \\(.*${hand?.AccessKeyId}.*\\), the most AWS allows`));
+      assert.deepEqual(await keysOf("ci"), [`${old.username}:Active`, `${hand?.AccessKeyId}:Active`].sort(), "both keys are still there and active");
+      assert.deepEqual(await bench.storedCred("app/now"), old);
+      const rec = bench.record(r.recordId as string);
+      assert.equal(rec.status, "rolled-back");
+      assert.ok(rec.warnings?.some((w) => w.includes(`credential ${hand?.AccessKeyId} of "ci"`) && w.includes("left as it is")), JSON.stringify(rec.warnings));
+      // Its administrator deletes it: the key rotates as usual.
+      deleteKeysBut("ci", old.username);
+      const again = await bench.rotate("NOW", { strategy: "immediate" });
+      assert.ok(!(again instanceof Error), String(again));
       const now = await bench.storedCred("app/now");
-      const keys = await keysOf("ci");
-      assert.deepEqual(keys, [`${now.username}:Active`]);
-      assert.ok(!keys.some((k) => k.startsWith(orphan?.AccessKeyId as string)));
-      assert.ok(!keys.some((k) => k.startsWith(old.username)));
+      assert.deepEqual(await keysOf("ci"), [`${now.username}:Active`]);
     });
 
     it("a stored key someone deactivated (Inactive) is not rotated: no new (active) key is minted, the rotation fails clearly", async () => {

@@ -62,7 +62,7 @@ interface Experiment {
   description: string;
   readonly before: StateView;
   run?: RunView;
-  rotation?: { id: string; status: string; steps: string[]; error?: string; resumedBy?: number };
+  rotation?: { id: string; status: string; steps: string[]; error?: string; resumedBy?: number; warnings?: string[] };
   /** A gradual rollout: its waves and what became of each instance (names only). */
   rollout?: { waves: number; reached: number; applied: string[]; verified: string[]; restored: string[]; failed: string[]; untouched: string[] };
   engine?: string;
@@ -254,6 +254,7 @@ async function runVariable(config: Config, configFile: string, env: string, vari
         steps: rec.steps.map((s) => `${s.name}:${s.outcome ?? "unfinished"}`),
         ...(rec.error ? { error: rec.error } : {}),
         ...(rec.resumedBy?.length ? { resumedBy: rec.resumedBy.length } : {}),
+        ...(rec.warnings?.length ? { warnings: rec.warnings } : {}),
       };
       const p = (rec as RotationRecord & { rollout?: import("../../rotation/rollout/plan").RolloutProgress }).rollout;
       if (p) {

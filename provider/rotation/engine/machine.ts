@@ -11,7 +11,7 @@ import { StepFailure, rollingBack, type EngineContext, type RunState } from "./c
 import { healthGate } from "./health-gate";
 import { emit } from "./publish";
 import { planRollout, prepareTargets, rolloutApply, rolloutRestore } from "./rollout";
-import { pendingOf, putCurrentBack, readPending, readStage, restoreOn, step, unfinishedError, verifyWithRetries } from "./step";
+import { pendingOf, putCurrentBack, readPending, readStage, restoreOn, revokeMadeByRun, step, unfinishedError, verifyWithRetries } from "./step";
 import { recordSubject, type Subject } from "./wiring";
 
 /**
@@ -164,9 +164,14 @@ export async function runSteps(ctx: EngineContext, st: RunState): Promise<Rotati
     } else {
       await step(ctx, st, "apply", async () => {
         // A crashed earlier attempt may have minted a credential that was never staged: revoke it.
+        // Only what this rotation made (listed now, not before its first create) is revoked.
         if (target.list && target.revoke) {
-          const known = new Set([plan.old?.principal].filter((x): x is string => !!x));
-          for (const id of await target.list(plan.principal)) if (!known.has(id)) await target.revoke({ principal: id, secret: new Secret("") });
+          const listed = await target.list(plan.principal);
+          await revokeMadeByRun(st, target, listed);
+          if (!rec.listedBeforeCreate) {
+            rec.listedBeforeCreate = listed;
+            await subject.history.save(rec);
+          }
         }
         const policy = subject.policy.generator ?? defaultGeneratorPolicy;
         const value = generate(policy, target.valueRules, valueCheck(ctx, subject.env));

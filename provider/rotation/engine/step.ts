@@ -36,9 +36,15 @@ export async function step(ctx: EngineContext, st: RunState, name: StepName, act
   await subject.history.save(rec);
   ctx.hit(`before:${name}`);
   let skipped: string | undefined | void;
+  const warned = rec.warnings?.length ?? 0;
+  const logWarnings = () => {
+    for (const w of rec.warnings?.slice(warned) ?? []) ctx.log(`${subject.secret}: rotation ${rec.id}: warning: ${w}`);
+  };
   try {
     skipped = await act();
+    logWarnings();
   } catch (e) {
+    logWarnings();
     const msg = scrub(errorMessage(e), st.secrets);
     if (e instanceof RolloutHalted) {
       // `on_failure: stop`: the step stays open; the next run resumes the rollout at the halted wave.
@@ -115,10 +121,8 @@ export async function restoreOn(st: RunState, target: Target): Promise<string | 
     const pending = st.pending ?? (rec.newVersionId ? await readPending(st).catch(() => undefined) : undefined);
     if (!pending && !st.pending && target.list && target.revoke) {
       // create's answer was lost (a timeout): what it made is found by listing (a target that names its own credentials: access keys, created users).
-      const known = new Set([plan.old?.principal].filter((x): x is string => !!x));
-      const orphans = (await target.list(plan.principal)).filter((id) => !known.has(id));
-      for (const id of orphans) await target.revoke({ principal: id, secret: new Secret("") });
-      return orphans.length ? undefined : "no new credential to revoke";
+      const made = await revokeMadeByRun(st, target);
+      return made.length ? undefined : "no new credential to revoke";
     }
     if (!pending) return "no new credential to revoke";
     if (target.revoke) await target.revoke(pending);
@@ -141,6 +145,30 @@ export async function restoreOn(st: RunState, target: Target): Promise<string | 
     return `"${plan.principal}" had no stored credential; its login was disabled`;
   }
   return `"${plan.principal}" had no stored credential to restore`;
+}
+
+/**
+ * A create-type target that lists a principal's credentials: revoke those this rotation made
+ * (listed now, but neither listed before its first `create` — `rec.listedBeforeCreate`, saved
+ * before that call — nor the stored one), and leave every other credential alone with a
+ * warning naming its id: a key or role an administrator made by hand is never revoked. With no
+ * list saved, `create` was never called by this rotation: nothing is revoked. Returns the ids revoked.
+ */
+export async function revokeMadeByRun(st: RunState, target: Target, listed?: string[]): Promise<string[]> {
+  const { rec, plan } = st;
+  const ids = listed ?? (await (target.list as NonNullable<Target["list"]>).call(target, plan.principal));
+  const before = rec.listedBeforeCreate ? new Set(rec.listedBeforeCreate) : undefined;
+  const known = new Set([plan.old?.principal, rec.newPrincipal].filter((x): x is string => !!x));
+  const made = before ? ids.filter((id) => !known.has(id) && !before.has(id)) : [];
+  for (const id of made) await (target.revoke as NonNullable<Target["revoke"]>).call(target, { principal: id, secret: new Secret("") });
+  for (const id of ids) if (!known.has(id) && !made.includes(id)) warnRun(st, `credential ${id} of "${plan.principal}" at service "${target.name}" was not made by rotation ${rec.id} (it existed before it, or is not stored): left as it is`);
+  return made;
+}
+
+/** Record a warning on the run (once); `step` logs it. */
+export function warnRun(st: RunState, message: string): void {
+  if (st.rec.warnings?.includes(message)) return;
+  st.rec.warnings = [...(st.rec.warnings ?? []), message];
 }
 
 /**

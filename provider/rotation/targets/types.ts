@@ -106,8 +106,10 @@ export interface Target {
   /** `verify`: use the credential; throws VerificationError (./errors.ts) when it does not work. */
   verify?(cred: Credential, options?: VerifyOptions): Promise<void>;
   /**
-   * `create` targets: credentials of `principal` the target holds other than `keep` (ids only),
-   * so a run resumed after a crash between `create` and staging can revoke the orphan.
+   * `create` targets: the ids of the credentials `principal` holds at the target (never a
+   * secret), so a run resumed after a crash between `create` and staging can revoke the orphan.
+   * The engine saves the list before its first `create` and revokes only ids listed later that
+   * are neither in it nor stored: a credential made by someone else is left alone (a warning).
    */
   list?(principal: string): Promise<string[]>;
   /** Check connectivity with the admin credential (doctor, dry runs). */
