@@ -79,6 +79,8 @@ envs:
     assert.deepEqual(paths.filter((p) => /zod\/v4\/locales\//.test(p) && !p.endsWith("/en.js") && !p.endsWith("/index.js")), []);
     // The stores' modules (which load their SDKs) do not run either: only the registry's list.
     assert.deepEqual(paths.filter((p) => /^bundled:provider\/stores\/(aws|gcp|azure|vault|hashicorp)/.test(p)), []);
+    // Nor does any feature's part of the file (schema or check): the file has none of their sections.
+    assert.deepEqual(paths.filter((p) => /^bundled:provider\/(rotation|notify|metrics|health|report)\/|^bundled:provider\/guard\/policy-settings|^bundled:provider\/compose\/(dsops-rotation|plugins)/.test(p)), []);
   });
 
   it("the bundle and the modules tsc wrote (DSOPS_UNBUNDLED=1) answer alike: value, errors, exit codes", () => {
