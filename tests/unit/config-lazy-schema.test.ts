@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { configRules, fullConfigSchema } from "../../provider/compose/config-schema";
 import { createConfigLoader } from "../../provider/engine/config/load";
+import { storeSettingsSchemas, storeTypes } from "../../provider/stores/settings";
 
 /**
  * Issue 20: the composed loader builds a feature's schema (and runs the features' checks) only
@@ -53,5 +54,13 @@ describe("config: feature schemas are built only for the files that use them (is
     assert.match(outcome(lazy, "colour: 1\nenvs: {}\n"), /expected one of: version, secretStores, providers, services, transforms, envs, templates, policies, notifications, metrics, rotation, plugins, chaos, chains, compliance, resolver\)/);
     assert.match(outcome(lazy, "envs:\n  dev:\n    A: { literal: x, colour: 1 }\n"), /expected one of: literal, from, transform, optional, description, service, metadata, rotation, access\)/);
     assert.match(outcome(lazy, "complance: {}\nenvs: {}\n"), /did you mean "compliance"\?/);
+  });
+
+  it("the store types' schemas are built on first use: every type is listed, each schema is one object", () => {
+    assert.ok(storeTypes.length >= 26 && storeTypes.includes("file") && storeTypes.includes("bitwarden-sm"), storeTypes.join(","));
+    assert.deepEqual(Object.keys(storeSettingsSchemas), storeTypes);
+    for (const t of storeTypes) assert.equal(storeSettingsSchemas[t], storeSettingsSchemas[t], t);
+    assert.equal(storeSettingsSchemas.file.parse({ type: "file" }).path, "./secrets.store");
+    assert.equal(Object.values(storeSettingsSchemas).length, storeTypes.length);
   });
 });
