@@ -98,18 +98,20 @@ function composed(hasSection: Wanted<typeof featureSections>, hasVariableKey: Wa
 }
 
 const schemas = new Map<string, z.ZodType>();
+const SECTIONS = Object.keys(featureSections);
+const VARIABLE_KEYS = Object.keys(featureVariableKeys);
 
 /** The schema for `input`: the feature parts it has are real, one schema per combination. */
 function schemaFor(input: unknown): z.ZodType {
   const file = input && typeof input === "object" ? (input as Record<string, unknown>) : {};
-  const sections = Object.keys(featureSections).filter((k) => Object.hasOwn(file, k));
+  const sections = SECTIONS.filter((k) => Object.hasOwn(file, k));
   const keys = new Set<string>();
   const envs = file.envs;
   if (envs && typeof envs === "object")
     for (const vars of Object.values(envs as Record<string, unknown>))
       if (vars && typeof vars === "object")
         for (const spec of Object.values(vars as Record<string, unknown>))
-          if (spec && typeof spec === "object") for (const k of Object.keys(featureVariableKeys)) if (Object.hasOwn(spec, k)) keys.add(k);
+          if (spec && typeof spec === "object") for (const k of VARIABLE_KEYS) if (Object.hasOwn(spec, k)) keys.add(k);
   const id = `${sections.join(",")}|${[...keys].join(",")}`;
   let s = schemas.get(id);
   if (!s) schemas.set(id, (s = composed((k) => sections.includes(k), (k) => keys.has(k))));
@@ -143,8 +145,12 @@ function featureChecks(): readonly ConfigCheck[] {
 /** The file uses a feature: a service, a feature's section, or a feature's key on a variable. */
 function usesFeatures(raw: RawConfig): boolean {
   if (Object.keys(raw.services).length) return true;
-  if (Object.keys(featureSections).some((k) => (raw as unknown as Record<string, unknown>)[k] !== undefined)) return true;
-  for (const vars of Object.values(raw.envs)) for (const name of Object.keys(vars)) if (Object.keys(featureVariableKeys).some((k) => (vars[name] as Record<string, unknown>)[k] !== undefined)) return true;
+  if (SECTIONS.some((k) => (raw as unknown as Record<string, unknown>)[k] !== undefined)) return true;
+  for (const vars of Object.values(raw.envs))
+    for (const name of Object.keys(vars)) {
+      const spec = vars[name] as Record<string, unknown>;
+      for (const k of VARIABLE_KEYS) if (spec[k] !== undefined) return true;
+    }
   return false;
 }
 
