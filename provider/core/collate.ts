@@ -8,15 +8,22 @@
  * compared right either way, so a sort mixing both is the same order.
  */
 export function localeOrder(a: string, b: string): number {
-  if (rootLocale() && PLAIN.test(a) && PLAIN.test(b)) {
-    const n = Math.min(a.length, b.length);
-    for (let i = 0; i < n; i++) {
-      const d = weight(a.charCodeAt(i)) - weight(b.charCodeAt(i));
-      if (d !== 0) return d < 0 ? -1 : 1;
-    }
-    return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+  return rootLocale() && PLAIN.test(a) && PLAIN.test(b) ? plainOrder(a, b) : a.localeCompare(b);
+}
+
+/** Sorts `items` in place by `key`'s `localeOrder`, each key checked once (not at every comparison). */
+export function localeSort<T>(items: T[], key: (item: T) => string): T[] {
+  const plain = rootLocale() && items.every((item) => PLAIN.test(key(item)));
+  return items.sort(plain ? (a, b) => plainOrder(key(a), key(b)) : (a, b) => key(a).localeCompare(key(b)));
+}
+
+function plainOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = weight(a.charCodeAt(i)) - weight(b.charCodeAt(i));
+    if (d !== 0) return d < 0 ? -1 : 1;
   }
-  return a.localeCompare(b);
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 const PLAIN = /^[A-Z0-9_]*$/;

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { localeOrder } from "../../provider/core/collate";
+import { localeOrder, localeSort } from "../../provider/core/collate";
 
 /** A seeded generator (the failures are reproducible). */
 function rng(seed: number): () => number {
@@ -43,6 +43,17 @@ describe("localeOrder: localeCompare's order without building ICU's collator (is
       const r = spawnSync(process.execPath, ["-e", script], { env: { ...process.env, LC_ALL: "", LC_COLLATE: "", LC_MESSAGES: "", LANGUAGE: "", LANG: lang }, encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout), [], `LANG=${lang}`);
+    }
+  });
+
+  it("localeSort sorts like localeCompare, lists of plain names and mixed ones alike", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const list = names(seed, 300).map((n, i) => ({ n: seed % 2 ? n.replace(/[^A-Z0-9_]/g, "") : n, i }));
+      assert.deepEqual(
+        localeSort([...list], (x) => x.n).map((x) => x.n),
+        [...list].sort((a, b) => a.n.localeCompare(b.n)).map((x) => x.n),
+        `seed ${seed}`,
+      );
     }
   });
 });
