@@ -104,14 +104,15 @@ const VARIABLE_KEYS = Object.keys(featureVariableKeys);
 /** The schema for `input`: the feature parts it has are real, one schema per combination. */
 function schemaFor(input: unknown): z.ZodType {
   const file = input && typeof input === "object" ? (input as Record<string, unknown>) : {};
-  const sections = SECTIONS.filter((k) => Object.hasOwn(file, k));
+  // A value given (own or inherited: zod reads both) gets the real schema; only `undefined` meets the stand-in.
+  const sections = SECTIONS.filter((k) => file[k] !== undefined);
   const keys = new Set<string>();
   const envs = file.envs;
   if (envs && typeof envs === "object")
     for (const vars of Object.values(envs as Record<string, unknown>))
       if (vars && typeof vars === "object")
         for (const spec of Object.values(vars as Record<string, unknown>))
-          if (spec && typeof spec === "object") for (const k of VARIABLE_KEYS) if (Object.hasOwn(spec, k)) keys.add(k);
+          if (spec && typeof spec === "object") for (const k of VARIABLE_KEYS) if ((spec as Record<string, unknown>)[k] !== undefined) keys.add(k);
   const id = `${sections.join(",")}|${[...keys].join(",")}`;
   let s = schemas.get(id);
   if (!s) schemas.set(id, (s = composed((k) => sections.includes(k), (k) => keys.has(k))));

@@ -50,6 +50,20 @@ describe("config: feature schemas are built only for the files that use them (is
       }
   });
 
+  it("objects (the library's and Pulumi's configFromObject) too: undefined sections, inherited ones", () => {
+    const objOutcome = (loader: ReturnType<typeof createConfigLoader>, obj: unknown) => {
+      try {
+        return `ok ${JSON.stringify(loader.configFromObject(obj).raw)}`;
+      } catch (e) {
+        return `error ${(e as Error).message}`;
+      }
+    };
+    const inherited = Object.assign(Object.create({ policies: { bogus: 1 } }) as object, { envs: { dev: { A: { literal: "x" } } } });
+    const inheritedKey = { envs: { dev: { A: Object.assign(Object.create({ access: "sealed" }) as object, { literal: "x" }) } } };
+    for (const obj of [{ envs: { dev: { A: { literal: "x", rotation: undefined } } }, policies: undefined, chaos: undefined }, inherited, inheritedKey])
+      assert.equal(objOutcome(lazy, obj), objOutcome(full, obj));
+  });
+
   it("a file without feature sections still names every known key (top level and variable)", () => {
     assert.match(outcome(lazy, "colour: 1\nenvs: {}\n"), /expected one of: version, secretStores, providers, services, transforms, envs, templates, policies, notifications, metrics, rotation, plugins, chaos, chains, compliance, resolver\)/);
     assert.match(outcome(lazy, "envs:\n  dev:\n    A: { literal: x, colour: 1 }\n"), /expected one of: literal, from, transform, optional, description, service, metadata, rotation, access\)/);
