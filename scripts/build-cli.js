@@ -33,6 +33,18 @@ function noteLoaded(file) {
   return `\n__dsopsBundledModules.push(${JSON.stringify(relative(ROOT, file).split("\\").join("/"))});`;
 }
 
+/**
+ * commander imports node:child_process at its top, for executable subcommands (`git-style`), which
+ * dsops has none of: loading it costs every command ~2 ms. In the bundle its `spawn` loads the
+ * module when called. The build fails if commander's import is no longer the one replaced.
+ */
+function lazyChildProcess(file, source) {
+  if (!/[\\/]commander[\\/]lib[\\/]command\.js$/.test(file)) return source;
+  const line = "import childProcess from 'node:child_process';";
+  if (!source.includes(line) || /childProcess\.(?!spawn\()/.test(source)) throw new Error(`${file}: commander's use of node:child_process changed; update lazyChildProcess in scripts/build-cli.js`);
+  return source.replace(line, "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };");
+}
+
 const dsopsLayout = {
   name: "dsops-layout",
   setup(b) {
@@ -57,7 +69,7 @@ const dsopsLayout = {
       }
       return { contents: source + noteLoaded(args.path), loader: "ts" };
     });
-    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.[cm]?js$/ }, (args) => ({ contents: readFileSync(args.path, "utf8") + noteLoaded(args.path), loader: "js" }));
+    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.[cm]?js$/ }, (args) => ({ contents: lazyChildProcess(args.path, readFileSync(args.path, "utf8")) + noteLoaded(args.path), loader: "js" }));
   },
 };
 

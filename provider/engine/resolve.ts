@@ -1,4 +1,5 @@
 import { clock as currentClock, type Clock } from "../core/clock";
+import { localeSort } from "../core/collate";
 import { callWithPolicy, type CallPolicy } from "../core/call";
 import type { Config, Variable } from "./config/load";
 import { ConfigError, DsopsError, ResolveError, TransformError, errorMessage, type VariableFailure } from "../core/errors";
@@ -201,8 +202,7 @@ export class Resolver {
 
   /** Where each variable of an env comes from; no store is called. */
   plan(envName: string): PlanEntry[] {
-    return Object.values(this.env(envName))
-      .sort((a, b) => a.name.localeCompare(b.name))
+    return localeSort(Object.values(this.env(envName)), (v) => v.name)
       .map((v) => ({
         name: v.name,
         source: v.spec.literal !== undefined ? ("literal" as const) : v.serviceRef !== undefined ? ("service" as const) : ("store" as const),
@@ -246,7 +246,7 @@ export class Resolver {
         }
       }),
     );
-    if (failures.length) throw new ResolveError(envName, failures.sort((a, b) => a.variable.localeCompare(b.variable)));
+    if (failures.length) throw new ResolveError(envName, localeSort(failures, (f) => f.variable));
     return { env: envName, variables: sortKeys(variables), warnings };
   }
 
@@ -390,7 +390,7 @@ function guarded(store: Store, storeName: string, policy: CallPolicy): Store {
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries(localeSort(Object.entries(o), ([k]) => k));
 }
 
 /** The `#field` of a version: one of the store's named fields, else a field of the value's JSON. */

@@ -203,17 +203,36 @@ const azureKeyVaultFields = {
   disable_challenge_resource_verification: z.boolean().optional(),
 };
 
-export const storeSettingsSchemas = {
-  literal: z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
-  env: z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
+/**
+ * Each store type's schema, built on its first use (issue 20: a file of one file store builds one
+ * schema, not every type's); the object reads like a plain one (keys, enumeration, values).
+ */
+function lazySchemas<T extends Record<string, () => z.ZodType>>(build: T): { readonly [K in keyof T]: ReturnType<T[K]> } {
+  const out = {} as { [K in keyof T]: ReturnType<T[K]> };
+  for (const key of Object.keys(build) as (keyof T)[])
+    Object.defineProperty(out, key, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const schema = build[key]();
+        Object.defineProperty(out, key, { value: schema, enumerable: true });
+        return schema;
+      },
+    });
+  return out;
+}
+
+export const storeSettingsSchemas = lazySchemas({
+  literal: () => z.strictObject({ type: z.literal("literal"), ...common, values: z.record(z.string(), z.string()).default({}) }),
+  env: () => z.strictObject({ type: z.literal("env"), ...common, prefix: z.string().optional() }),
   /** Fixed values for tests (dsops's `mock`): `values`, plus dsops's two defaults `test-secret` and `api-key` unless given. */
-  mock: z.strictObject({ type: z.literal("mock"), ...common, values: z.record(z.string(), z.string()).default({}) }),
+  mock: () => z.strictObject({ type: z.literal("mock"), ...common, values: z.record(z.string(), z.string()).default({}) }),
   /**
    * Values of a JSON object (dsops's `json`): from the file `path` (read at each call, relative to
    * the configuration's folder), or inline `data` (a JSON text or a YAML map). A key is a
    * top-level name; a value that is not a string is given as its JSON text.
    */
-  json: z
+  json: () => z
     .strictObject({
       type: z.literal("json"),
       ...common,
@@ -221,7 +240,7 @@ export const storeSettingsSchemas = {
       data: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
     })
     .refine((s) => (s.path === undefined) !== (s.data === undefined), { message: "give either path (a JSON file) or data (inline JSON), not both and not neither" }),
-  file: z.strictObject({
+  file: () => z.strictObject({
     type: z.literal("file"),
     ...common,
     /** Path of the encrypted store file (default ./secrets.store). */
@@ -229,8 +248,8 @@ export const storeSettingsSchemas = {
     /** Path of the key file (default <path>.key); ignored when DSOPS_FILE_KEY is set. */
     key_file: z.string().optional(),
   }),
-  "aws.secretsmanager": z.strictObject({ type: z.literal("aws.secretsmanager"), ...awsCommon }),
-  "aws.ssm": z.strictObject({
+  "aws.secretsmanager": () => z.strictObject({ type: z.literal("aws.secretsmanager"), ...awsCommon }),
+  "aws.ssm": () => z.strictObject({
     type: z.literal("aws.ssm"),
     ...awsCommon,
     /** Prefix joined to every key that does not start with "/". */
@@ -239,11 +258,11 @@ export const storeSettingsSchemas = {
     with_decryption: z.boolean().default(true),
   }),
   /** Temporary credentials from STS AssumeRole (dsops's aws.sts); keys name the component. */
-  "aws.sts": z.strictObject({ type: z.literal("aws.sts"), ...awsCommon, assume_role: z.string() }),
+  "aws.sts": () => z.strictObject({ type: z.literal("aws.sts"), ...awsCommon, assume_role: z.string() }),
   /** Role credentials of IAM Identity Center, from the token cache `aws sso login` writes. */
-  "aws.sso": z.strictObject({ type: z.literal("aws.sso"), ...common, region: z.string().optional(), ...awsSsoFields }),
+  "aws.sso": () => z.strictObject({ type: z.literal("aws.sso"), ...common, region: z.string().optional(), ...awsSsoFields }),
   /** dsops's unified AWS store: one name, the service chosen by a prefix of the key (sm:, ssm:, sts:, sso:). */
-  aws: z.strictObject({
+  aws: () => z.strictObject({
     type: z.literal("aws"),
     ...awsCommon,
     /** The service of a key without a prefix that does not start with "/" (default secretsmanager). */
@@ -268,7 +287,7 @@ export const storeSettingsSchemas = {
       .optional(),
     sso: z.strictObject({ ...awsSsoFields, start_url: z.string().optional() }).optional(),
   }),
-  vault: z
+  vault: () => z
     .strictObject({
       type: z.literal("vault"),
       ...common,
@@ -338,13 +357,13 @@ export const storeSettingsSchemas = {
         }
       }
     }),
-  "gcp.secretmanager": z.strictObject({ type: z.literal("gcp.secretmanager"), ...gcpCommon }).superRefine(gcpRefine),
+  "gcp.secretmanager": () => z.strictObject({ type: z.literal("gcp.secretmanager"), ...gcpCommon }).superRefine(gcpRefine),
   /**
    * dsops's `gcp` (its "unified" type): one store whose key prefix chooses the service
    * (`sm:`, `secretmanager:`, `secrets:` → Secret Manager), `default_service` for keys without
    * one, one set of credentials. `secretmanager:` holds settings of that service only.
    */
-  gcp: z
+  gcp: () => z
     .strictObject({
       type: z.literal("gcp"),
       ...gcpCommon,
@@ -366,10 +385,10 @@ export const storeSettingsSchemas = {
         });
       }
     }),
-  "azure.keyvault": z
+  "azure.keyvault": () => z
     .strictObject({ type: z.literal("azure.keyvault"), ...common, ...azureCredentials, ...azureKeyVaultFields })
     .superRefine(checkAzureCredentials),
-  "azure.identity": z
+  "azure.identity": () => z
     .strictObject({
       type: z.literal("azure.identity"),
       ...common,
@@ -379,7 +398,7 @@ export const storeSettingsSchemas = {
     })
     .superRefine(checkAzureCredentials),
   /** dsops's `azure` router: one set of credentials; the key's prefix (kv:, keyvault:, identity:, …) picks the service. */
-  azure: z
+  azure: () => z
     .strictObject({
       type: z.literal("azure"),
       ...common,
@@ -392,7 +411,7 @@ export const storeSettingsSchemas = {
     })
     .superRefine(checkAzureCredentials),
   /** Doppler (dsops's `doppler`): a token (service, personal, CLI or service account), its project and config. */
-  doppler: z.strictObject({
+  doppler: () => z.strictObject({
     type: z.literal("doppler"),
     ...common,
     /** Default: DOPPLER_TOKEN. A service token (dp.st.…) carries its project and config. */
@@ -403,7 +422,7 @@ export const storeSettingsSchemas = {
     api_url: z.string().optional(),
   }),
   /** Infisical (dsops's `infisical`): a project's environment, through @infisical/sdk. */
-  infisical: z.strictObject({
+  infisical: () => z.strictObject({
     type: z.literal("infisical"),
     ...common,
     project_id: z.string(),
@@ -428,7 +447,7 @@ export const storeSettingsSchemas = {
       .default({ method: "universal_auth" }),
   }),
   /** Akeyless (dsops's `akeyless`): static, dynamic and rotated secrets through the `akeyless` SDK. */
-  akeyless: z.strictObject({
+  akeyless: () => z.strictObject({
     type: z.literal("akeyless"),
     ...common,
     /** The API Key auth method's access id (default AKEYLESS_ACCESS_ID). */
@@ -450,7 +469,7 @@ export const storeSettingsSchemas = {
    * (`service_account_token`, else OP_SERVICE_ACCOUNT_TOKEN, through @1password/sdk), else the
    * `op` CLI where the user is signed in. `mode` picks one explicitly.
    */
-  onepassword: z.strictObject({
+  onepassword: () => z.strictObject({
     type: z.literal("onepassword"),
     ...common,
     mode: z.enum(["connect", "service_account", "cli"]).optional(),
@@ -468,7 +487,7 @@ export const storeSettingsSchemas = {
    * KeePassXC databases (KDBX) through keepassxc-cli: `database` (relative to dsops.yaml's
    * folder), its `password` (`${VAR}`, or a `store://` reference to another store) and/or `key_file`.
    */
-  keepassxc: z
+  keepassxc: () => z
     .strictObject({
       type: z.literal("keepassxc"),
       ...common,
@@ -480,7 +499,7 @@ export const storeSettingsSchemas = {
     })
     .refine((s) => s.password !== undefined || s.key_file !== undefined, { path: ["password"], message: "required (or key_file, for a database opened by a key file alone) but missing" }),
   /** LastPass through the lpass CLI (experimental: read-only, untested against LastPass itself). */
-  lastpass: z.strictObject({
+  lastpass: () => z.strictObject({
     type: z.literal("lastpass"),
     ...common,
     /** The account's e-mail, for the sign-in hint (`lpass login <username>`). */
@@ -489,7 +508,7 @@ export const storeSettingsSchemas = {
     cli: z.string().min(1).optional(),
   }),
   /** The standard Unix password store (dsops's `pass`): gpg-encrypted entries, read with `pass show`, written with `pass insert`. */
-  pass: z.strictObject({
+  pass: () => z.strictObject({
     type: z.literal("pass"),
     ...common,
     /** The store's folder (dsops's `path`); default PASSWORD_STORE_DIR, else ~/.password-store. */
@@ -500,7 +519,7 @@ export const storeSettingsSchemas = {
     gpg_key: z.string().optional(),
   }),
   /** The OS keychain (dsops's `keychain`): macOS Keychain through `security`, the Linux Secret Service through `secret-tool`. Keys are `service/account`. */
-  keychain: z.strictObject({
+  keychain: () => z.strictObject({
     type: z.literal("keychain"),
     ...common,
     /** Joined with "." before each key's service (`com.acme` + `db/password` → service `com.acme.db`). */
@@ -512,7 +531,7 @@ export const storeSettingsSchemas = {
    * Bitwarden (dsops's `bitwarden`): personal and organisation vaults through the Bitwarden CLI
    * `bw` (the user installs it and logs in; the store never sees the master password).
    */
-  bitwarden: z.strictObject({
+  bitwarden: () => z.strictObject({
     type: z.literal("bitwarden"),
     ...common,
     /** The `bw` program (default: `bw` on PATH). */
@@ -539,7 +558,7 @@ export const storeSettingsSchemas = {
    * Bitwarden Secrets Manager through its official SDK `@bitwarden/sdk-napi` (an optional package
    * the user installs): a machine account's access token, the organisation, a project.
    */
-  "bitwarden-sm": z.strictObject({
+  "bitwarden-sm": () => z.strictObject({
     type: z.literal("bitwarden-sm"),
     ...common,
     /** The machine account's access token (default BWS_ACCESS_TOKEN); `${VAR}` or a `store://` reference. */
@@ -555,7 +574,7 @@ export const storeSettingsSchemas = {
     /** A file where the SDK keeps its login between runs (relative to dsops.yaml's folder). */
     state_file: z.string().optional(),
   }),
-} as const;
+});
 
 export type StoreType = keyof typeof storeSettingsSchemas;
 export const storeTypes = Object.keys(storeSettingsSchemas) as StoreType[];

@@ -79,6 +79,21 @@ envs:
     assert.deepEqual(paths.filter((p) => /zod\/v4\/locales\//.test(p) && !p.endsWith("/en.js") && !p.endsWith("/index.js")), []);
     // The stores' modules (which load their SDKs) do not run either: only the registry's list.
     assert.deepEqual(paths.filter((p) => /^bundled:provider\/stores\/(aws|gcp|azure|vault|hashicorp)/.test(p)), []);
+    // Nor does any feature's part of the file (schema or check): the file has none of their sections.
+    assert.deepEqual(paths.filter((p) => /^bundled:provider\/(rotation|notify|metrics|health|report)\/|^bundled:provider\/guard\/policy-settings|^bundled:provider\/compose\/(dsops-rotation|plugins)/.test(p)), []);
+  });
+
+  it("get writes a value larger than a pipe's buffer whole, and --json too (stdout written to fd 1 directly)", () => {
+    const big = "x".repeat(300_000) + "-end";
+    writeFileSync(join(dir, "big.yaml"), `envs:\n  dev:\n    BIG: { literal: "${big}" }\n`);
+    for (const unbundled of ["0", "1"]) {
+      const r = run(["--config", "big.yaml", "get", "--env", "dev", "--var", "BIG"], { DSOPS_UNBUNDLED: unbundled });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, big + "\n");
+      const j = run(["--config", "big.yaml", "get", "--env", "dev", "--var", "BIG", "--json"], { DSOPS_UNBUNDLED: unbundled });
+      assert.equal(j.status, 0, j.stderr);
+      assert.equal((JSON.parse(j.stdout) as { value: string }).value, big);
+    }
   });
 
   it("the bundle and the modules tsc wrote (DSOPS_UNBUNDLED=1) answer alike: value, errors, exit codes", () => {

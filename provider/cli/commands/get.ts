@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DsopsError } from "../../core/errors";
-import { warnUnfinishedRotations, withResolver } from "../util";
+import { warnUnfinishedRotations, withResolver, writeOut } from "../util";
 
 /** `dsops get`: one variable's value on stdout (the only command that prints a secret). */
 export function register(program: Command): void {
@@ -25,8 +25,8 @@ export function register(program: Command): void {
         await warnUnfinishedRotations(cmd, r, o.env, [o.var]);
         if (o.json) {
           const { value, ...meta } = v;
-          process.stdout.write(JSON.stringify({ ...meta, value: value.reveal() }) + "\n");
-        } else process.stdout.write(v.value.reveal() + "\n");
+          writeOut(JSON.stringify({ ...meta, value: value.reveal() }) + "\n");
+        } else writeOut(v.value.reveal() + "\n");
       });
     });
 }

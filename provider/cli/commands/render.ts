@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Option, type Command } from "commander";
@@ -81,6 +80,8 @@ export function scheduleDeletion(path: string, delayMs: number): number | undefi
   // The single executable runs the watcher itself when told so by SELF_ROLE_ENV (it has no
   // script file on disk); Node runs ttl-watcher.js.
   const single = isSingleExecutable();
+  // Loaded here: a render without a TTL starts no process (node:child_process costs ~2 ms to load).
+  const { spawn } = require("node:child_process") as typeof import("node:child_process");
   const child = spawn(process.execPath, single ? args : [join(__dirname, "..", "ttl-watcher.js"), ...args], {
     detached: true,
     stdio: "ignore",

@@ -124,6 +124,8 @@ export type ConfigCheck = (raw: RawConfig, ctx: ConfigCheckContext) => RawConfig
 export interface ConfigRules {
   /** The whole file's schema (`composeConfigSchema` of the features' sections). */
   readonly schema: z.ZodType;
+  /** The schema for one file's content, when it may be smaller than `schema` (the composition builds only the sections the file has); it must accept and refuse what `schema` does. */
+  readonly schemaFor?: (input: unknown) => z.ZodType;
   readonly checks: readonly ConfigCheck[];
   /**
    * Run on the file's raw content before anything is checked, with the folder relative paths
@@ -570,19 +572,20 @@ function build(rules: ConfigRules, input: unknown, opts: LoadOptions & { loc: Lo
   const focus = opts.focusEnv;
   /** A path under another env than the one the command works on. */
   const elsewhere = (path: Path) => focus !== undefined && path[0] === "envs" && path.length > 1 && String(path[1]) !== focus;
-  let parsed = rules.schema.safeParse(input ?? {});
+  const schema = rules.schemaFor ? rules.schemaFor(input ?? {}) : rules.schema;
+  let parsed = schema.safeParse(input ?? {});
   if (!parsed.success && focus !== undefined && input && typeof input === "object") {
     // Other envs' shape problems become warnings; the file is read again without those envs.
     const other = parsed.error.issues.filter((i) => elsewhere(i.path as Path));
     if (other.length) {
-      warnings.push(...issueMessages(rules.schema, other, [], loc, undefined, input));
+      warnings.push(...issueMessages(schema, other, [], loc, undefined, input));
       const envs = { ...((input as { envs?: Record<string, unknown> }).envs ?? {}) };
       for (const i of other) delete envs[String(i.path[1])];
-      parsed = rules.schema.safeParse({ ...(input as object), envs });
+      parsed = schema.safeParse({ ...(input as object), envs });
     }
   }
   if (!parsed.success) {
-    problems.push(...issueMessages(rules.schema, parsed.error.issues, [], loc, undefined, input));
+    problems.push(...issueMessages(schema, parsed.error.issues, [], loc, undefined, input));
     throw new ConfigError(problems.join("\n"), problems);
   }
   const data = parsed.data as RawConfig;
