@@ -15,7 +15,7 @@ import { printJson, table } from "../util";
 type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>) => Promise<void>;
 
 /** Statuses a record can have (the Record keeps the list exhaustive). */
-const RECORD_STATUSES = Object.keys({ running: 1, grace: 1, succeeded: 1, "rolled-back": 1, failed: 1 } satisfies Record<RotationStatus, 1>);
+const RECORD_STATUSES = Object.keys({ running: 1, grace: 1, succeeded: 1, "rolled-back": 1, failed: 1, aborted: 1 } satisfies Record<RotationStatus, 1>);
 const FORMATS = ["json", "yaml", "table"] as const;
 type Format = (typeof FORMATS)[number];
 
