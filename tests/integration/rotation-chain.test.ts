@@ -659,6 +659,29 @@ ${STAGES.map(
         assert.match(again.stderr, /already ended aborted/);
       });
 
+      it("kill -9 between two stages' rollbacks (staging back, dev not yet): the next --abort rolls dev back and does not roll staging back again", async () => {
+        const { dir, old, users } = await setupNotified();
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) })).status, 0);
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN) })).status, 0);
+        const devNew = await current(dir, "dev");
+        const k = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 11 * MIN), DSOPS_FAULT: "chain:after:rollback:staging" });
+        assert.equal(k.status, null, k.stderr);
+        assert.match(k.stderr, /fault injected at chain:after:rollback:staging/);
+        assert.equal(await current(dir, "staging"), old.staging);
+        assert.equal(await current(dir, "dev"), devNew, "dev not yet rolled back");
+        assert.deepEqual(chainRecord(dir).chain.stages.map((s) => s.status), ["passed", "rolled-back", "skipped"]);
+        const ab = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 12 * MIN) });
+        assert.equal(ab.status, 0, ab.stderr);
+        assert.match(ab.stderr, /is aborted: finishing its rollback/);
+        for (const s of ["dev", "staging"] as const) {
+          assert.equal(await current(dir, s), old[s]);
+          assert.equal(await pg.canLogin(users[s], old[s]), true, `${s}: the pre-chain password logs in`);
+          assert.equal(records(dir, s).filter((x) => x.kind === "rollback").length, 1, `${s}: rolled back once`);
+        }
+        assert.equal(await pg.canLogin(users.dev, devNew), false);
+        assert.equal(chainRecord(dir).status, "aborted");
+      });
+
       it("a chain killed inside staging's rotation, then --abort: the engine finishes staging's rotation, then both stages are rolled back; --abort of a chain never run exits 1", async () => {
         const { dir, old, users } = await setupNotified();
         const never = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0) });

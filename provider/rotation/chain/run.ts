@@ -309,6 +309,7 @@ async function rollBackStages(engine: RotationEngine, spec: ChainSettings, histo
         engine.log(`chain ${c.name}: stage ${stage.env}: ${stage.error}`);
       }
       await history.save(rec);
+      engine.hit(`chain:after:rollback:${stage.env}`);
     } else if (stage.status === "pending") {
       stage.status = "skipped";
     }
