@@ -67,9 +67,9 @@ describe("dsops chaos run on rollouts with on_failure stop and continue: halted 
   const logins = (v: Var, pw: string) => Promise.all(servers.map((s) => s.canLogin(ROLES[v], pw)));
   /** On each server: how many times the role's password was set so far. */
   const sets = (v: Var) => servers.map((s) => (s.log().match(new RegExp(`ALTER ROLE "${ROLES[v]}" WITH PASSWORD`, "g")) ?? []).length);
-  async function chaos(v: Var, inject: string): Promise<{ r: CliResult; x: Experiment }> {
+  async function chaos(v: Var, inject: string, extra: string[] = []): Promise<{ r: CliResult; x: Experiment }> {
     const file = join(dir, `report-${v}-${inject.replace(/[^a-z0-9]/g, "_")}.json`);
-    const r = await cli(["chaos", "run", "--env", "staging", "--secret", v, "--inject", inject, "--report", file]);
+    const r = await cli(["chaos", "run", "--env", "staging", "--secret", v, "--inject", inject, "--report", file, ...extra]);
     const text = readFileSync(file, "utf8");
     outputs.push(text);
     return { r, x: (JSON.parse(text) as { experiments: Experiment[] }).experiments[0] };
@@ -164,6 +164,21 @@ describe("dsops chaos run on rollouts with on_failure stop and continue: halted 
     assert.deepEqual(await logins("STOP", now), [true, true]);
     assert.deepEqual(await logins("STOP", old), [false, false]);
     assert.deepEqual(sets("STOP").map((n, i) => n - set0[i]), [3, 1], "pg-2 was set only by the resumed run");
+  });
+
+  it("stop, target-timeout@wave:2: pg-2's new password set, its answer lost; halted with pg-2 put back, then resumed: proven; the new password logs in on both servers", async () => {
+    const old = await current("STOP");
+    const set0 = sets("STOP");
+    const { r, x } = await chaos("STOP", "target-timeout@wave:2", ["--timeout", "100ms"]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.equal(x.verdict, "proven", x.problems.join("; "));
+    assert.equal(x.run.exitCode, 1);
+    assert.match(x.run.message ?? "", /rollout halted at wave 2\/2 .*no answer within 100 ms: injected by dsops chaos/);
+    assert.deepEqual(x.halt, { wave: 2, kept: ["pg-1"], putBack: ["pg-2"], untouched: [], promoted: false });
+    const now = await current("STOP");
+    assert.deepEqual(await logins("STOP", now), [true, true]);
+    assert.deepEqual(await logins("STOP", old), [false, false]);
+    assert.deepEqual(sets("STOP").map((n, i) => n - set0[i]), [1, 3], "pg-2: set (answer lost), put back, set again by the resumed run");
   });
 
   it("continue, verification-failure@wave:2: pg-2 put back and left on the old password, the rotation went on and finished: proven (exit 0); new on pg-1, old on pg-2", async () => {
