@@ -10,7 +10,7 @@ export type FaultPoint =
   /** Rollouts: around wave N (1-based; `after` = applied, verified and monitored, progress saved) and around one instance's apply. */
   | `${"before" | "after"}:wave:${number}`
   | `${"before" | "after"}:instance:${string}`
-  /** Multi-environment chains (./chain): around one stage's rotation (`after` = rotated, soak started and saved), and before the chain's rollback. */
+  /** Multi-environment chains (./chain): around one stage's rotation (`after` = rotated, soak started and saved), before the chain's rollback, and after one stage's rollback (`chain:after:rollback:<env>`, its outcome saved). */
   | `chain:${"before" | "after"}:${string}`
   | "chain:before:rollback"
   /** Approvals (./governance.ts): a decision, after the request was read and checked, before it is recorded. */

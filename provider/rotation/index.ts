@@ -15,4 +15,4 @@ export { createTarget, targetFactories } from "./targets/registry";
 export { VerificationError, TargetError, scrubError } from "./targets/errors";
 export * from "./targets/types";
 export * from "./types";
-export { runChain, openChain, chainRecords, chainSettings, isChainRecord, chainSecret, type ChainRecord, type ChainStage, type ChainStageStatus, type ChainResult, type ChainRunOptions } from "./chain/run";
+export { runChain, abortChain, openChain, chainRecords, chainSettings, isChainRecord, chainSecret, type ChainRecord, type ChainStage, type ChainStageStatus, type ChainResult, type ChainRunOptions, type ChainAbortOptions } from "./chain/run";

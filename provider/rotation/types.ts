@@ -35,8 +35,10 @@ export interface StepRecord {
  * - `grace`: the new credential is current; the old one is revoked when `retireAfter` has passed
  * - `succeeded`, `rolled-back` (automatic, after a failed verification), `failed` (nothing changed
  *   for good, or a manual rollback failed)
+ * - `aborted` (a `chain` record only): stopped on purpose (`dsops rotation chain NAME --abort`),
+ *   its rotated stages rolled back
  */
-export type RotationStatus = "running" | "grace" | "succeeded" | "rolled-back" | "failed";
+export type RotationStatus = "running" | "grace" | "succeeded" | "rolled-back" | "failed" | "aborted";
 
 /** One rotation (or manual rollback) of one secret. */
 export interface RotationRecord {

@@ -13,7 +13,8 @@ import { runChain, type ChainRecord, type ChainResult } from "../../provider/rot
 import { scramVerifier } from "../../provider/rotation/targets/postgresql";
 import type { RotationRecord } from "../../provider/rotation/types";
 import { FileStore } from "../../provider/stores/file";
-import { dsops, type CliResult } from "../support/cli";
+import { dsops, dsopsRun, type CliResult } from "../support/cli";
+import { startHttpReceiver, type HttpReceiver } from "../support/http-receiver";
 import { startPostgres, type RunningPostgres } from "../support/postgres";
 
 const STAGES = ["dev", "staging", "prod"] as const;
@@ -531,6 +532,180 @@ ${STAGES.map(
       const u = cli(dir, ["rotation", "chain", "nope"], { DSOPS_CLOCK: at(T0) });
       assert.equal(u.status, 1, u.stderr);
       assert.match(u.stderr, /unknown chain "nope"[\s\S]*chains: db/);
+    });
+
+    describe("--abort: stop an open chain on purpose (a webhook channel gets the chain's notification)", () => {
+      let hook: HttpReceiver | undefined;
+      /** The CLI in a child process this process does not wait for synchronously: the webhook receiver here answers meanwhile. */
+      async function acli(dir: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+        const r = await dsopsRun(args, { cwd: dir, env: { ...env, ...extra } });
+        outputs.push(r.stdout, r.stderr);
+        return r;
+      }
+      before(async () => {
+        hook = await startHttpReceiver();
+      });
+      after(async () => {
+        await hook?.close();
+      });
+      /** setup() with a webhook channel in dsops.yaml. */
+      async function setupNotified() {
+        const s = await setup();
+        writeFileSync(join(s.dir, "dsops.yaml"), s.yaml + `notifications:\n  wait_ms: 5000\n  webhooks: [{ name: audit, url: "${hook?.url}/hook" }]\n`);
+        return s;
+      }
+      /** The chain's events the webhook got, one per delivery (a delivery the channel retried counts once: its x-dsops-delivery id). */
+      const chainEvents = (id: string) =>
+        [...new Map((hook?.requests ?? []).map((r) => [String(r.headers["x-dsops-delivery"]), r])).values()].map((r) => JSON.parse(r.body) as { type: string; secret: string; status?: string; who?: string; reason?: string; rotationId?: string; trigger?: string; error?: string }).filter((e) => e.secret === "chain://db" && e.rotationId === id);
+
+      it("dev passed and staging soaking: --abort rolls both back (the pre-chain passwords log in, the rotated ones do not), prod skipped; aborted in the history, notified; a hand rotation's refusal names --abort; the scheduler does not start it again", async () => {
+        const { dir, old, users } = await setupNotified();
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) })).status, 0);
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN) })).status, 0);
+        const rotated = { dev: await current(dir, "dev"), staging: await current(dir, "staging") };
+        assert.notEqual(rotated.staging, old.staging);
+        const refused = await acli(dir, ["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"], { DSOPS_CLOCK: at(T0 + 11 * MIN) });
+        assert.equal(refused.status, 1, refused.stderr);
+        assert.match(refused.stderr, /dsops rotation chain db --abort --reason/);
+        const ab = await acli(dir, ["rotation", "chain", "db", "--abort", "--reason", "release pulled"], { DSOPS_CLOCK: at(T0 + 12 * MIN) });
+        assert.equal(ab.status, 0, ab.stderr);
+        assert.match(ab.stdout, /chain db: rot-\S+ aborted \(started .*; aborted by chain@\S+ at 2026-06-01T00:12:00\.000Z: release pulled\)/);
+        assert.match(ab.stdout, /chain db: aborted; every stage it rotated has its old credential back/);
+        for (const s of ["dev", "staging"] as const) {
+          assert.equal(await current(dir, s), old[s], `${s}: the store holds the pre-chain value`);
+          assert.equal(await pg.canLogin(users[s], old[s]), true, `${s}: the pre-chain password logs in`);
+          assert.equal(await pg.canLogin(users[s], rotated[s]), false, `${s}: the rotated password no longer logs in`);
+          const rb = records(dir, s).filter((r) => r.kind === "rollback");
+          assert.deepEqual(rb.map((r) => r.status), ["succeeded"], `${s}: one manual rollback`);
+          assert.match(rb[0].reason ?? "", /^chain db \(rot-\S+\): aborted by chain@\S+: release pulled$/);
+        }
+        assert.equal(await current(dir, "prod"), old.prod);
+        assert.equal(await pg.canLogin(users.prod, old.prod), true);
+        assert.equal(rotations(dir, "prod").length, 0, "prod never touched");
+        const rec = chainRecord(dir);
+        assert.equal(rec.status, "aborted");
+        assert.equal(rec.chain.aborted?.reason, "release pulled");
+        assert.match(rec.chain.aborted?.by ?? "", /^chain@/);
+        assert.deepEqual(rec.chain.stages.map((s) => s.status), ["rolled-back", "rolled-back", "skipped"]);
+        // The rollbacks ran newest first: staging's before dev's.
+        const [rbDev, rbStaging] = (["dev", "staging"] as const).map((s) => records(dir, s).find((r) => r.kind === "rollback") as RotationRecord);
+        assert.ok(rbStaging.startedAt <= rbDev.startedAt, "staging rolled back first");
+        const h = await acli(dir, ["rotation", "history"], { DSOPS_CLOCK: at(T0 + 13 * MIN) });
+        assert.equal(h.status, 0, h.stderr);
+        assert.match(h.stdout, /dev,staging,prod\/DB_PASSWORD\s+chain\s+chain\s+.*aborted/);
+        // The chain's notification: one rollback event of chain://db, who and why, no value.
+        const ev = chainEvents(rec.id);
+        assert.equal(ev.length, 1, JSON.stringify(hook?.requests.map((r) => [r.headers["x-dsops-delivery"], r.body.slice(0, 60)])));
+        assert.equal(ev[0].type, "rollback");
+        assert.equal(ev[0].status, "aborted");
+        assert.equal(ev[0].trigger, "manual");
+        assert.equal(ev[0].reason, "release pulled");
+        assert.match(ev[0].error ?? "", /dev: rolled-back, staging: rolled-back, prod: skipped/);
+        for (const r of hook?.requests ?? []) for (const v of values) assert.ok(!r.body.includes(v), "a value in a notification");
+        // Ended: --abort again and the scheduler.
+        const again = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 14 * MIN) });
+        assert.equal(again.status, 1, again.stderr);
+        assert.match(again.stderr, new RegExp(`chain db: ${rec.id} already ended aborted at 2026-06-01T00:12:00\\.000Z: there is nothing to abort`));
+        const due = await acli(dir, ["rotation", "run", "--due", "--json"], { DSOPS_CLOCK: at(T0 + 31 * 24 * 60 * MIN) });
+        assert.equal(due.status, 0, due.stderr);
+        const rows = JSON.parse(due.stdout) as Array<{ env: string; result: string; reason?: string }>;
+        assert.equal(rows.find((r) => r.env === "dev")?.result, "skipped");
+        assert.match(rows.find((r) => r.env === "dev")?.reason ?? "", /chain db was aborted .*the scheduler does not start it again: dsops rotation chain db/);
+        assert.equal(await current(dir, "dev"), old.dev, "not rotated by the scheduler");
+        assert.equal(records(dir, "dev").filter((r) => r.kind === "chain").length, 1, "no new chain");
+        // A chain never run, or a usage mistake.
+        assert.equal((await acli(dir, ["rotation", "chain", "db", "--abort", "--status"], { DSOPS_CLOCK: at(T0) })).status, 2);
+      });
+
+      it("kill -9 before the abort's rollback, then inside staging's rollback: the chain stays rolling back (hand rotation refused), `rotation chain` finishes it (exit 1, aborted), --abort then says it ended", async () => {
+        const { dir, old, users } = await setupNotified();
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) })).status, 0);
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN) })).status, 0);
+        const rotated = { dev: await current(dir, "dev"), staging: await current(dir, "staging") };
+        const k1 = await acli(dir, ["rotation", "chain", "db", "--abort", "--reason", "stop"], { DSOPS_CLOCK: at(T0 + 11 * MIN), DSOPS_FAULT: "chain:before:rollback" });
+        assert.equal(k1.status, null, k1.stderr);
+        assert.match(k1.stderr, /fault injected at chain:before:rollback/);
+        assert.equal(await current(dir, "staging"), rotated.staging, "killed before anything was rolled back");
+        let rec = chainRecord(dir);
+        assert.equal(rec.status, "running");
+        assert.equal(rec.chain.aborted?.reason, "stop");
+        assert.deepEqual(rec.chain.stages.map((s) => s.status), ["passed", "soaking", "skipped"]);
+        const refused = await acli(dir, ["secrets", "rotate", "--env", "prod", "--var", "DB_PASSWORD"], { DSOPS_CLOCK: at(T0 + 11 * MIN) });
+        assert.equal(refused.status, 1, refused.stderr);
+        assert.match(refused.stderr, /rolling back \(aborted by chain@\S+\)/);
+        assert.match(refused.stderr, /dsops rotation chain db \(or --abort\)/);
+        // Killed again inside staging's rollback (the old password set at the server, the store not yet back).
+        const k2 = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 12 * MIN), DSOPS_FAULT: "after:apply" });
+        assert.equal(k2.status, null, k2.stderr);
+        assert.match(k2.stderr, /fault injected at after:apply/);
+        assert.equal(records(dir, "staging").find((x) => x.kind === "rollback")?.status, "running");
+        assert.equal(chainEvents(chainRecord(dir).id).length, 0, "no notification before the abort ended");
+        // The next chain run finishes the rollback; it never goes on rotating.
+        const r = await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 13 * MIN) });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /chain db: \S+ aborted: aborted by chain@\S+: stop \(dev: rolled-back, staging: rolled-back, prod: skipped\)/);
+        for (const s of ["dev", "staging"] as const) {
+          assert.equal(await current(dir, s), old[s]);
+          assert.equal(await pg.canLogin(users[s], old[s]), true, `${s}: the pre-chain password logs in`);
+          assert.equal(await pg.canLogin(users[s], rotated[s]), false, `${s}: the rotated one does not`);
+          assert.deepEqual(records(dir, s).filter((x) => x.kind === "rollback").map((x) => x.status), ["succeeded"], `${s}: the interrupted rollback was finished, not started again`);
+        }
+        assert.equal(rotations(dir, "prod").length, 0);
+        rec = chainRecord(dir);
+        assert.equal(rec.status, "aborted");
+        assert.equal(chainEvents(rec.id).length, 1, `notified once: ${JSON.stringify(chainEvents(rec.id))}`);
+        const again = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 14 * MIN) });
+        assert.equal(again.status, 1, again.stderr);
+        assert.match(again.stderr, /already ended aborted/);
+      });
+
+      it("kill -9 between two stages' rollbacks (staging back, dev not yet): the next --abort rolls dev back and does not roll staging back again", async () => {
+        const { dir, old, users } = await setupNotified();
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) })).status, 0);
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN) })).status, 0);
+        const devNew = await current(dir, "dev");
+        const k = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 11 * MIN), DSOPS_FAULT: "chain:after:rollback:staging" });
+        assert.equal(k.status, null, k.stderr);
+        assert.match(k.stderr, /fault injected at chain:after:rollback:staging/);
+        assert.equal(await current(dir, "staging"), old.staging);
+        assert.equal(await current(dir, "dev"), devNew, "dev not yet rolled back");
+        assert.deepEqual(chainRecord(dir).chain.stages.map((s) => s.status), ["passed", "rolled-back", "skipped"]);
+        const ab = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0 + 12 * MIN) });
+        assert.equal(ab.status, 0, ab.stderr);
+        assert.match(ab.stderr, /is aborted: finishing its rollback/);
+        for (const s of ["dev", "staging"] as const) {
+          assert.equal(await current(dir, s), old[s]);
+          assert.equal(await pg.canLogin(users[s], old[s]), true, `${s}: the pre-chain password logs in`);
+          assert.equal(records(dir, s).filter((x) => x.kind === "rollback").length, 1, `${s}: rolled back once`);
+        }
+        assert.equal(await pg.canLogin(users.dev, devNew), false);
+        assert.equal(chainRecord(dir).status, "aborted");
+      });
+
+      it("a chain killed inside staging's rotation, then --abort: the engine finishes staging's rotation, then both stages are rolled back; --abort of a chain never run exits 1", async () => {
+        const { dir, old, users } = await setupNotified();
+        const never = await acli(dir, ["rotation", "chain", "db", "--abort"], { DSOPS_CLOCK: at(T0) });
+        assert.equal(never.status, 1, never.stderr);
+        assert.match(never.stderr, /chain db has never run: there is nothing to abort/);
+        assert.equal((await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0) })).status, 0);
+        const devNew = await current(dir, "dev");
+        const k = await acli(dir, ["rotation", "chain", "db"], { DSOPS_CLOCK: at(T0 + 10 * MIN), DSOPS_FAULT: "after:apply" });
+        assert.equal(k.status, null, k.stderr);
+        assert.equal(rotations(dir, "staging")[0]?.status, "running");
+        const ab = await acli(dir, ["rotation", "chain", "db", "--abort", "--json"], { DSOPS_CLOCK: at(T0 + 11 * MIN) });
+        assert.equal(ab.status, 0, ab.stderr);
+        const rec = JSON.parse(ab.stdout) as ChainRecord;
+        assert.equal(rec.status, "aborted");
+        assert.deepEqual(rec.chain.stages.map((s) => s.status), ["rolled-back", "rolled-back", "skipped"]);
+        assert.equal(await current(dir, "dev"), old.dev);
+        assert.equal(await pg.canLogin(users.dev, old.dev), true);
+        assert.equal(await pg.canLogin(users.dev, devNew), false);
+        assert.equal(await current(dir, "staging"), old.staging);
+        assert.equal(await pg.canLogin(users.staging, old.staging), true, "staging: the pre-chain password logs in");
+        assert.deepEqual(rotations(dir, "staging").map((r) => r.status), ["succeeded"], "the killed rotation was finished once, not started again");
+        assert.equal(await pg.canLogin(users.prod, old.prod), true);
+        assert.equal(rotations(dir, "prod").length, 0);
+      });
     });
   });
 });

@@ -6,6 +6,7 @@ import { DsopsError } from "../../core/errors";
 import type { ChaosFault } from "../../rotation/fault";
 import type { CurrentCheck } from "../../rotation/engine/api";
 import type { RotationRecord } from "../../rotation/types";
+import type { RolloutProgress } from "../../rotation/rollout/plan";
 import type { Config } from "../../engine/config/load";
 import { configPath, loadConfig, parseDuration } from "../util";
 import { selfCommand } from "../../core/self";
@@ -64,7 +65,21 @@ interface Experiment {
   run?: RunView;
   rotation?: { id: string; status: string; steps: string[]; error?: string; resumedBy?: number; warnings?: string[] };
   /** A gradual rollout: its waves and what became of each instance (names only). */
-  rollout?: { waves: number; reached: number; applied: string[]; verified: string[]; restored: string[]; failed: string[]; untouched: string[] };
+  rollout?: {
+    waves: number;
+    reached: number;
+    applied: string[];
+    verified: string[];
+    restored: string[];
+    failed: string[];
+    untouched: string[];
+  };
+  /** A rollout's `on_failure` (rollback_all, stop, continue). */
+  onFailure?: string;
+  /** `on_failure: stop`: where the injected run halted the rollout, as the record said before the next run resumed it. */
+  halt?: { wave: number; kept: string[]; putBack: string[]; untouched: string[]; promoted: boolean };
+  /** Which path of the engine the experiment exercised (a `stop` or `continue` rollout does not roll back: it halts, or goes on). */
+  proves?: string;
   engine?: string;
   recovery?: RunView & { readonly what: string };
   after?: StateView;
@@ -233,6 +248,17 @@ async function runVariable(config: Config, configFile: string, env: string, vari
           : { DSOPS_CHAOS: chaosFaultName(f, true) };
     x.run = await rotateChild(configFile, env, variable, faultEnv, `dsops chaos: ${x.inject}`);
     let rec = (await records(config, env, variable)).filter((r) => !known.has(r.id)).pop();
+    // on_failure: stop: the rollout as the injected run halted it (the next run resumes it below).
+    const halted = rec ? progressOf(rec) : undefined;
+    const halt = halted?.halted
+      ? {
+          wave: halted.halted.wave,
+          kept: halted.waves.slice(0, halted.halted.wave - 1).flatMap((w) => w.instances).filter((n) => halted.verified.includes(n)),
+          putBack: halted.failed.filter((y) => y.wave === halted.halted?.wave).map((y) => y.instance),
+          untouched: halted.instances.map((i) => i.name).filter((n) => !halted.applied.includes(n) && !halted.failed.some((y) => y.instance === n)),
+          promoted: !!rec?.steps.some((s) => s.name === "promote"),
+        }
+      : undefined;
     if (rec?.status === "running") {
       const r = await rotateChild(configFile, env, variable, {}, `dsops chaos: recovery after ${x.inject}`);
       const recs = await records(config, env, variable);
@@ -268,6 +294,8 @@ async function runVariable(config: Config, configFile: string, env: string, vari
           failed: p.failed.map((y) => y.instance),
           untouched: p.instances.map((i) => i.name).filter((n) => !touched.has(n)),
         };
+        x.onFailure = p.onFailure;
+        if (halt) x.halt = halt;
       }
       x.engine = engineAction(rec, x);
     } else x.engine = "nothing was recorded: no rotation started";
@@ -276,11 +304,23 @@ async function runVariable(config: Config, configFile: string, env: string, vari
   }
 }
 
+const progressOf = (r: RotationRecord): RolloutProgress | undefined => (r as RotationRecord & { rollout?: RolloutProgress }).rollout;
+
 /** What the engine did, in words. */
 function engineAction(rec: RotationRecord, x: Experiment): string {
   const r = x.rollout;
   if (r) {
     const list = (a: string[]) => a.join(", ") || "none";
+    if (x.halt) {
+      const h = x.halt;
+      const then =
+        x.recovery && (rec.status === "succeeded" || rec.status === "grace")
+          ? `the next run resumed the rollout at wave ${h.wave} and finished it: every instance holds the new credential (${list(r.verified)}), now current`
+          : `after the next run the rotation is ${rec.status}`;
+      return `halted (on_failure: stop): wave ${h.wave} of ${r.waves} failed; ${h.kept.length ? `${list(h.kept)} (waves 1..${h.wave - 1}) kept the new credential, still pending` : "no earlier wave had the new credential"}; ${list(h.putBack)} got the old credential back; never touched: ${list(h.untouched)}; the store's current version was not changed by the halted run; ${then}`;
+    }
+    if (x.onFailure === "continue" && r.failed.length && (rec.status === "succeeded" || rec.status === "grace"))
+      return `continued (on_failure: continue): ${list(r.failed)} failed and got the old credential back, which it keeps; the rollout went on: ${list(r.verified)} hold the new credential, now current; ${list(r.failed)} no longer match${r.failed.length === 1 ? "es" : ""} the stored current credential`;
     if (x.recovery && (rec.status === "succeeded" || rec.status === "grace"))
       return `resumed: the next run went on with the rollout (${r.waves} waves) and finished it: every instance holds the new credential (${list(r.verified)})`;
     if (rec.status === "rolled-back")
@@ -303,6 +343,12 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
   const after = x.after as StateView;
   for (const [what, r] of [["the injected run", run], ["the recovery run", x.recovery]] as const)
     if (r?.exitCode === 70 || r?.message?.startsWith("internal error")) p.push(`${what} ended in an internal error (exit 70)`);
+  const mode = x.onFailure;
+  const waveFault = (f.kind === "verification-failure" || f.kind === "target-timeout") && f.wave !== undefined;
+  if (waveFault && (mode === "stop" || mode === "continue")) {
+    judgeNoRollback(f.wave as number, mode, x, rec);
+    return finalChecks(x, rec);
+  }
   if (f.kind === "kill-at" || f.kind === "kill-at-wave") {
     const where = f.kind === "kill-at" ? f.step : `the end of wave ${f.wave}`;
     if (run.signal !== "SIGKILL") p.push(`the fault was not reached: the run ${run.exitCode === 0 ? "finished" : `exited ${run.exitCode}`} without being killed at ${where} (does this rotation run that ${f.kind === "kill-at" ? "step" : "wave: is it a rollout with that many waves?"})`);
@@ -321,6 +367,14 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
     if (rec && failed !== x.step) p.push(`the failure struck at ${failed ?? "no step"}, not at ${x.step}`);
     if (after.currentVersion !== x.before.currentVersion) p.push(`the store's current version changed (${x.before.currentVersion} → ${after.currentVersion}) though the rotation rolled back`);
   }
+  x.proves = f.kind === "kill-at" || f.kind === "kill-at-wave" ? "recovery after a kill (the next run resumes the rotation or finishes its rollback)" : "the rollback path";
+  finalChecks(x, rec);
+}
+
+/** Checks every experiment ends with: a closed rotation, no pending version or lock, store and target agreeing. */
+function finalChecks(x: Experiment, rec: RotationRecord | undefined): void {
+  const p = x.problems;
+  const after = x.after as StateView;
   if (!rec) p.push("no rotation record was written");
   else if (!["rolled-back", "succeeded", "grace"].includes(rec.status)) p.push(`rotation ${rec.id} is left ${rec.status}`);
   if (after.pendingVersion) p.push(`pending version ${after.pendingVersion} was left in the store`);
@@ -329,6 +383,55 @@ function judge(f: ChaosFault, x: Experiment, rec: RotationRecord | undefined): v
   if (rec?.status === "succeeded" && rec.newVersionId && after.currentVersion !== rec.newVersionId)
     p.push(`the store's current version is ${after.currentVersion}, not the rotation's ${rec.newVersionId}`);
   x.verdict = p.length ? "not proven" : "proven";
+}
+
+/**
+ * A wave fault in a rollout whose `on_failure` is `stop` or `continue`: the engine does not roll
+ * back, so the rollback path is not what is proven. `stop` is proven when the injected run
+ * halted at the faulted wave (exit 1), the earlier waves kept the new credential, the failed
+ * instance got the old one back, the later waves were never touched, nothing was promoted, and
+ * the next run resumed at that wave and finished the rotation. `continue` is proven when the
+ * run succeeded, every instance that failed is of the faulted wave and got the old credential
+ * back, and every other instance took the new one.
+ */
+function judgeNoRollback(wave: number, mode: "stop" | "continue", x: Experiment, rec: RotationRecord | undefined): void {
+  const p = x.problems;
+  const run = x.run as RunView;
+  const r = x.rollout;
+  const waveOf = (n: string) => {
+    const prog = rec ? progressOf(rec) : undefined;
+    return prog ? prog.waves.findIndex((w) => w.instances.includes(n)) + 1 : 0;
+  };
+  if (run.exitCode === 70 || run.message?.startsWith("internal error")) p.push("the injected run ended in an internal error (exit 70)");
+  if (x.recovery && (x.recovery.exitCode === 70 || x.recovery.message?.startsWith("internal error"))) p.push("the recovery run ended in an internal error (exit 70)");
+  if (!r) return void p.push("the rotation record has no rollout progress");
+  if (wave > r.waves) p.push(`the rollout has ${r.waves} wave(s): wave ${wave} was never reached`);
+  if (mode === "stop") {
+    x.proves = "halt and resume (on_failure: stop), not the rollback path";
+    const h = x.halt;
+    if (run.exitCode !== 1) p.push(`the injected run ${run.exitCode === 0 ? "succeeded" : `exited ${run.exitCode ?? run.signal}`} (expected 1: rollout halted at wave ${wave})`);
+    if (!h) return void p.push("the rollout did not halt (on_failure: stop): no halted wave in the record after the injected run");
+    if (h.wave !== wave) p.push(`the rollout halted at wave ${h.wave}, not at wave ${wave}`);
+    if (!h.putBack.length) p.push(`no instance of wave ${wave} was put back on the old credential`);
+    const early = h.kept.filter((n) => waveOf(n) >= wave);
+    if (early.length) p.push(`${early.join(", ")} kept the new credential though not of waves 1..${wave - 1}`);
+    const touchedLater = rec ? (progressOf(rec)?.waves.slice(wave).flatMap((w) => w.instances) ?? []).filter((n) => !h.untouched.includes(n)) : [];
+    if (touchedLater.length) p.push(`${touchedLater.join(", ")} of a later wave was touched before the halt`);
+    if (h.promoted) p.push("the halted run promoted the new version");
+    if (!x.recovery) p.push("the halted rotation was not left open for the next run to resume");
+    else if (x.recovery.exitCode !== 0) p.push(`the next run exited ${x.recovery.exitCode}${x.recovery.message ? `: ${x.recovery.message}` : ""} (expected 0: the rollout resumed and finished)`);
+    if (rec && rec.status !== "succeeded" && rec.status !== "grace") p.push(`the rotation is ${rec.status} after the next run, not finished`);
+  } else {
+    x.proves = "going on past the failed instances (on_failure: continue), not the rollback path";
+    if (run.exitCode !== 0) p.push(`the injected run exited ${run.exitCode ?? run.signal} (expected 0: the rollout went on past the failed instance)`);
+    if (rec && rec.status !== "succeeded" && rec.status !== "grace") p.push(`the rotation is ${rec.status}, not finished`);
+    if (!r.failed.length) p.push(`no instance failed: the fault did not strike wave ${wave}`);
+    const elsewhere = r.failed.filter((n) => waveOf(n) !== wave);
+    if (elsewhere.length) p.push(`${elsewhere.join(", ")} failed outside wave ${wave}`);
+    const missed = rec ? (progressOf(rec)?.instances.map((i) => i.name) ?? []).filter((n) => !r.failed.includes(n) && !r.verified.includes(n)) : [];
+    if (missed.length) p.push(`${missed.join(", ")} neither took the new credential nor failed`);
+    if (x.after?.currentVersion === x.before.currentVersion) p.push("the store's current version did not change: the rotation was not finished");
+  }
 }
 
 function view(c: CurrentCheck): StateView {
@@ -416,7 +519,9 @@ function markdown(r: Report): string {
       out.push(
         `- rollout: ${x.rollout.waves} waves, reached wave ${x.rollout.reached}; applied ${x.rollout.applied.join(", ") || "none"}; verified ${x.rollout.verified.join(", ") || "none"}; restored ${x.rollout.restored.join(", ") || "none"}; untouched ${x.rollout.untouched.join(", ") || "none"}`,
       );
+    if (x.halt) out.push(`- halted (on_failure: stop) at wave ${x.halt.wave}: kept the new credential ${x.halt.kept.join(", ") || "none"}; put back ${x.halt.putBack.join(", ") || "none"}; untouched ${x.halt.untouched.join(", ") || "none"}`);
     if (x.recovery) out.push(`- recovery run: exit ${x.recovery.exitCode}; ${x.recovery.what}`);
+    if (x.proves) out.push(`- proves: ${x.proves}`);
     if (x.engine) out.push(`- engine: ${x.engine}`);
     if (x.after)
       out.push(

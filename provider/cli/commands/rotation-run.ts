@@ -220,6 +220,12 @@ async function runChainIfDue(engine: ComposedRotationEngine, name: string, index
   const { RotationInProgressError } = require("../../rotation/errors") as typeof import("../../rotation/errors");
   const open = await chain.openChain(engine, name);
   if (!open && index > 0) return { result: "skipped", reason: `rotated by chain ${name}` };
+  if (!open) {
+    // A chain stopped on purpose (--abort) is not started again by the scheduler: a person starts it (dsops rotation chain NAME).
+    const [last] = await chain.chainRecords(engine, name, 1);
+    if (last?.status === "aborted")
+      return { result: "skipped", reason: `chain ${name} was aborted (${last.id}, ${last.error ?? "by hand"}); the scheduler does not start it again: dsops rotation chain ${name}` };
+  }
   if (!open && !(await stillDue())) return { result: "skipped", reason: "rotated elsewhere meanwhile" };
   try {
     const res = await chain.runChain(engine, name);

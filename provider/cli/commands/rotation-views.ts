@@ -15,7 +15,9 @@ import { printJson, table } from "../util";
 type WithEngine = (cmd: Command, fn: (e: ComposedRotationEngine) => Promise<void>) => Promise<void>;
 
 /** Statuses a record can have (the Record keeps the list exhaustive). */
-const RECORD_STATUSES = Object.keys({ running: 1, grace: 1, succeeded: 1, "rolled-back": 1, failed: 1 } satisfies Record<RotationStatus, 1>);
+const RECORD_STATUSES = Object.keys({ running: 1, grace: 1, succeeded: 1, "rolled-back": 1, failed: 1, aborted: 1 } satisfies Record<RotationStatus, 1>);
+/** A variable's last rotation is never `aborted` (only a chain record is): `status --status` lists the others. */
+const VARIABLE_STATUSES = RECORD_STATUSES.filter((s) => s !== "aborted");
 const FORMATS = ["json", "yaml", "table"] as const;
 type Format = (typeof FORMATS)[number];
 
@@ -93,7 +95,7 @@ function printData(format: Format, data: unknown): boolean {
 export function registerViews(group: Command, withEngine: WithEngine): void {
   addViewOptions(
     group.command("status").description("rotation state of each rotated variable: versions, last rotation, lock holder"),
-    [...RECORD_STATUSES, "never"],
+    [...VARIABLE_STATUSES, "never"],
   ).action(async (o: ViewOptions, cmd: Command) => {
     const format = formatOf(o);
     await withEngine(cmd, async (engine) => {

@@ -5,6 +5,7 @@ import { RotationError } from "../errors";
 import type { HistoryBackend } from "../history/types";
 import { lockOwner } from "../lock";
 import type { VariableRotation } from "../settings";
+import type { RotationEvent } from "../events";
 import type { RotationRecord } from "../types";
 import type { ChainSettings } from "./settings";
 
@@ -58,6 +59,8 @@ export interface ChainProgress {
   rollingBack?: boolean;
   /** The stage that failed (its env). */
   failedStage?: string;
+  /** Stopped on purpose (`dsops rotation chain NAME --abort`): who, when, why. The rotated stages are rolled back; the record ends `aborted`. */
+  aborted?: { by: string; at: string; reason?: string };
 }
 
 /** A history record of kind `chain`: `secret` is `chain://<name>`, `env` the stages joined by commas. */
@@ -270,8 +273,27 @@ async function fail(engine: RotationEngine, spec: ChainSettings, history: Histor
   return rollBack(engine, spec, history, rec);
 }
 
-/** Roll back every rotated stage, newest first; the chain ends `rolled-back` (or `failed` when a stage could not be). */
+/** Roll back every rotated stage, newest first; the chain ends `rolled-back` (`aborted` when stopped on purpose; `failed` when a stage could not be), and throws saying so. */
 async function rollBack(engine: RotationEngine, spec: ChainSettings, history: HistoryBackend, rec: ChainRecord): Promise<never> {
+  await rollBackStages(engine, spec, history, rec);
+  throw rollBackOutcome(rec);
+}
+
+/** The end of a rolled-back chain as an error (exit 1): what stopped it and each stage's outcome. */
+function rollBackOutcome(rec: ChainRecord): RotationError {
+  const c = rec.chain;
+  const broken = c.stages.filter((s) => s.status === "rollback-failed");
+  const what = c.stages.map((s) => `${s.env}: ${s.status}`).join(", ");
+  const ended = rec.status === "failed" ? "failed" : rec.status === "aborted" ? "aborted" : "rolled back";
+  return new RotationError(`chain ${c.name}: ${rec.id} ${ended}: ${rec.error ?? "stopped"} (${what})`, rec.id, {
+    hint: broken.length
+      ? `put the old credential back by hand: dsops rotation rollback --env ${broken[0].env} --service … --reason …`
+      : "every stage rotated by the chain has its old credential back; see `dsops rotation chain " + c.name + " --status`",
+  });
+}
+
+/** Roll back every rotated stage, newest first, saving each change; ends the record. */
+async function rollBackStages(engine: RotationEngine, spec: ChainSettings, history: HistoryBackend, rec: ChainRecord): Promise<void> {
   const c = rec.chain;
   for (const stage of [...c.stages].reverse()) {
     if (stage.status === "soaking" || stage.status === "passed" || stage.status === "rolling-back" || stage.status === "rotating") {
@@ -287,20 +309,100 @@ async function rollBack(engine: RotationEngine, spec: ChainSettings, history: Hi
         engine.log(`chain ${c.name}: stage ${stage.env}: ${stage.error}`);
       }
       await history.save(rec);
+      engine.hit(`chain:after:rollback:${stage.env}`);
     } else if (stage.status === "pending") {
       stage.status = "skipped";
     }
   }
   const broken = c.stages.filter((s) => s.status === "rollback-failed");
-  rec.status = broken.length ? "failed" : "rolled-back";
+  rec.status = broken.length ? "failed" : c.aborted ? "aborted" : "rolled-back";
   rec.finishedAt = new Date(engine.clock.now()).toISOString();
   await history.save(rec);
-  const what = c.stages.map((s) => `${s.env}: ${s.status}`).join(", ");
-  throw new RotationError(`chain ${c.name}: ${rec.id} ${rec.status === "failed" ? "failed" : "rolled back"}: ${rec.error ?? "stopped"} (${what})`, rec.id, {
-    hint: broken.length
-      ? `put the old credential back by hand: dsops rotation rollback --env ${broken[0].env} --service … --reason …`
-      : "every stage rotated by the chain has its old credential back; see `dsops rotation chain " + c.name + " --status`",
-  });
+  if (c.aborted) await notifyAborted(engine, spec, rec);
+}
+
+/** The chain's notification of an abort: a `rollback` event (trigger manual) of `chain://<name>`, under the first stage's `rotation.notifications`. Never fails the abort. */
+async function notifyAborted(engine: RotationEngine, spec: ChainSettings, rec: ChainRecord): Promise<void> {
+  const c = rec.chain;
+  const policy = engine.config.envs[spec.stages[0]]?.[spec.variable]?.spec.rotation as VariableRotation | undefined;
+  const now = engine.clock.now();
+  const event: RotationEvent = {
+    type: "rollback",
+    title: `Chain ${c.name} aborted`,
+    service: "chain",
+    env: rec.env,
+    variable: rec.variable,
+    secret: rec.secret,
+    at: new Date(now).toISOString(),
+    rotationId: rec.id,
+    strategy: "chain",
+    status: rec.status,
+    who: c.aborted?.by ?? engine.who,
+    ...(c.aborted?.reason ? { reason: c.aborted.reason } : {}),
+    error: `${rec.error ?? "aborted"} (${c.stages.map((s) => `${s.env}: ${s.status}`).join(", ")})`,
+    durationSeconds: Math.max(0, (now - Date.parse(rec.startedAt)) / 1000),
+    trigger: "manual",
+  };
+  engine.events.emit("rotation", { event, ...(policy?.notifications ? { notifications: policy.notifications } : {}) });
+  await engine.events.runEnded();
+}
+
+export interface ChainAbortOptions {
+  /** Why (kept in the chain record, its stages' rollback records and the notification). */
+  readonly reason?: string;
+}
+
+/**
+ * Stop an open chain on purpose (`dsops rotation chain NAME --abort`): later stages are skipped,
+ * the stages already rotated are rolled back as after a failure (newest first, each a manual
+ * rollback to the version its rotation replaced, health checked by the engine), and the record
+ * ends `aborted` (who, when, why). Every change is saved before the next step, under the chain's
+ * lock: a run killed at any instant leaves the chain rolling back, and the next `--abort` (or
+ * `dsops rotation chain NAME`, or the scheduler) finishes the rollback; it never goes on
+ * rotating. A stage whose rotation a killed run left unfinished is first finished (or rolled
+ * back) by the engine, then rolled back. A chain that is not open is refused (DsopsError, exit 1).
+ * Returns the ended record; throws RotationError when a stage could not be rolled back.
+ */
+export async function abortChain(engine: RotationEngine, name: string, options: ChainAbortOptions = {}): Promise<ChainRecord> {
+  const spec = chainSettings(engine, name);
+  const history = chainHistory(engine, spec);
+  const secret = chainSecret(name);
+  const lock = await history.lock(secret, lockOwner(engine.clock, newRotationId(engine.clock)));
+  try {
+    const open = (await history.list({ secret, status: ["running"], limit: 1 }))[0];
+    if (!open || !isChainRecord(open)) {
+      const last = (await history.list({ secret, limit: 1 })).filter(isChainRecord)[0];
+      throw new DsopsError(
+        last
+          ? `chain ${name}: ${last.id} already ended ${last.status}${last.finishedAt ? ` at ${last.finishedAt}` : ""}: there is nothing to abort`
+          : `chain ${name} has never run: there is nothing to abort`,
+        { hint: `see it with dsops rotation chain ${name} --status` },
+      );
+    }
+    const rec = open;
+    const c = rec.chain;
+    const by = `${engine.who} pid ${process.pid}`;
+    if (rec.resumedBy?.at(-1) !== by) rec.resumedBy = [...(rec.resumedBy ?? []), by];
+    if (!c.rollingBack) {
+      const at = new Date(engine.clock.now()).toISOString();
+      c.aborted = { by: engine.who, at, ...(options.reason ? { reason: options.reason } : {}) };
+      c.rollingBack = true;
+      for (const s of c.stages) if (s.status === "pending") s.status = "skipped";
+      rec.error = `aborted by ${engine.who}${options.reason ? `: ${options.reason}` : ""}`;
+      await history.save(rec);
+      engine.log(`chain ${c.name}: ${rec.error}; rolling back the stages already rotated`);
+      engine.hit("chain:before:rollback");
+    } else {
+      engine.log(`chain ${c.name}: ${rec.id} is ${c.aborted ? "aborted" : `rolling back (stage ${c.failedStage ?? "?"} failed)`}: finishing its rollback`);
+      await history.save(rec);
+    }
+    await rollBackStages(engine, spec, history, rec);
+    if (rec.status === "failed" || !c.aborted) throw rollBackOutcome(rec);
+    engine.log(`chain ${c.name}: ${rec.id} aborted (${c.stages.map((s) => `${s.env}: ${s.status}`).join(", ")})`);
+    return rec;
+  } finally {
+    await lock.release();
+  }
 }
 
 /** Put back the version the stage's rotation replaced (nothing to do when the engine already did, or an earlier run got there). */
@@ -313,6 +415,13 @@ async function rollBackStage(engine: RotationEngine, spec: ChainSettings, rec: C
       ? (await history.list({ secret: stage.secret, limit: 50 })).filter((r) => r.kind === "rotate" && r.startedAt >= (stage.startedAt as string)).at(-1)
       : undefined;
     if (!earlier) return;
+    if (earlier.status === "running" && rec.chain.aborted) {
+      // Aborted while a killed run left the stage's rotation unfinished: the engine finishes (or rolls back) it first.
+      await engine.rotate(stage.env, spec.variable, { reason: `chain ${rec.chain.name} (${rec.id}): finishing stage ${stage.env} to roll it back` }).catch((e: unknown) => {
+        if (!(e instanceof RotationError)) throw e;
+      });
+      return rollBackStage(engine, spec, rec, stage);
+    }
     if (earlier.status === "running") throw new DsopsError(`rotation ${earlier.id} of ${stage.secret} is unfinished: finish it first (dsops secrets rotate --env ${stage.env} --var ${spec.variable}), then run the chain again`);
     if (earlier.status === "rolled-back" || earlier.status === "failed") return;
     stage.rotationId = earlier.id;
@@ -352,13 +461,13 @@ export async function openChainRefusal(engine: RotationEngine, env: string, vari
   if (!open) return undefined;
   const c = open.chain;
   const states = c.stages.map((s) => `${s.env}: ${s.status}${s.status === "soaking" && s.soakUntil ? ` until ${s.soakUntil}` : ""}`).join(", ");
-  const state = c.rollingBack ? `rolling back (stage ${c.failedStage ?? "?"} failed)` : "in progress";
+  const state = c.rollingBack ? (c.aborted ? `rolling back (aborted by ${c.aborted.by})` : `rolling back (stage ${c.failedStage ?? "?"} failed)`) : "in progress";
   return new DsopsError(
     `envs.${env}.${variable}: stage ${of.index + 1} of chain ${of.name}, which is open: ${open.id} ${state} (${states}); a stage of an open chain is rotated by the chain only`,
     {
       hint: c.rollingBack
-        ? `finish the chain's rollback first: dsops rotation chain ${of.name}; then rotate by hand`
-        : `let the chain go on (dsops rotation chain ${of.name}, --wait to watch its soaks to the end) and rotate by hand once it has ended; see it with dsops rotation chain ${of.name} --status`,
+        ? `finish the chain's rollback first: dsops rotation chain ${of.name} (or --abort); then rotate by hand`
+        : `let the chain go on (dsops rotation chain ${of.name}, --wait to watch its soaks to the end), or stop it and roll its rotated stages back (dsops rotation chain ${of.name} --abort --reason …); rotate by hand once it has ended; see it with dsops rotation chain ${of.name} --status`,
     },
   );
 }
