@@ -2,9 +2,9 @@
  * Benchmark (not a test): `pulumi preview` of a stack with N SecretReferences on moto_server
  * against the same stack shape with N do-nothing dynamic resources. Prints both medians and
  * the ratio (target: at most 1.2). Drift checks are batched: 200 diffs make ~10 store calls.
- *   npm run bench -- pulumi-preview [counts] [runs]      (default counts 200, runs 3)
- * counts is a comma list: `pulumi-preview 200,1000` adds 1,000 references, opt-in because
- * creating and previewing the two 1,000-resource stacks takes several minutes.
+ *   npm run bench -- pulumi-preview [counts] [runs]      (default counts 200,1000, runs 3)
+ * counts is a comma list (`pulumi-preview 200` for the quick one alone): creating and previewing
+ * the two 1,000-resource stacks takes several minutes.
  */
 import { readFileSync } from "node:fs";
 import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -12,7 +12,7 @@ import { startMoto, motoCredentials } from "../tests/support/moto";
 import { PulumiProject } from "../tests/support/pulumi";
 import { loadLine, row } from "./support/measure";
 
-const counts = (process.argv[2] ?? "200").split(",").map(Number);
+const counts = (process.argv[2] ?? "200,1000").split(",").map(Number);
 const runs = Number(process.argv[3] ?? 3);
 /** BENCH_KEEP=1 keeps the two program folders for inspection. */
 const keep = process.env.BENCH_KEEP === "1";
@@ -73,6 +73,7 @@ async function bench(count: number): Promise<void> {
       `const pulumi = require("@pulumi/pulumi");\nconst provider = { async create() { return { id: "x", outs: {} }; }, async diff() { return { changes: false }; } };\nclass Noop extends pulumi.dynamic.Resource { constructor(n) { super(provider, n, {}, {}, "bench", "Noop"); } }\nfor (let i = 0; i < ${count}; i++) new Noop("s" + i);\n`,
     );
     projects.push(refs, noop);
+    for (const p of projects) p.timeoutMs = 20 * 60_000;
     for (const p of projects) {
       p.ok(["stack", "init", "bench"]);
       if (p === refs) p.ok(["config", "set", "dsops:configFile", "dsops.yaml"]);

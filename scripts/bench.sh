@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
-bash scripts/setup.sh --peers >&2
+bash scripts/setup.sh --peers --pulumi >&2
 if [ $# -gt 0 ]; then
   name=$1; shift
   node "dist/bench/$name.js" "$@"

@@ -61,8 +61,11 @@ export class PulumiProject {
     writeFileSync(join(this.dir, file), text);
   }
 
+  /** How long one pulumi command may run before it is killed (the benchmark's 1,000-resource stacks need more). */
+  timeoutMs = 180_000;
+
   run(args: string[], env: NodeJS.ProcessEnv = {}, record = true): PulumiRun {
-    const r = spawnSync("pulumi", [...args, "--non-interactive"], { cwd: this.dir, env: { ...this.env, ...env }, encoding: "utf8", timeout: 180000 });
+    const r = spawnSync("pulumi", [...args, "--non-interactive"], { cwd: this.dir, env: { ...this.env, ...env }, encoding: "utf8", timeout: this.timeoutMs });
     const res = { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
     if (record) this.transcript.push(`$ pulumi ${args.join(" ")}\n${res.stdout}\n${res.stderr}`);
     return res;
