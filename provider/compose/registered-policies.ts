@@ -173,6 +173,8 @@ export function literalSecrets(def: PolicyDefinition): string[] {
 
 /** Create the schema and table if missing (inside the caller's transaction). */
 async function ensureTable(c: Client): Promise<void> {
+  // Concurrent CREATE … IF NOT EXISTS can fail one session (duplicate key in pg_type): one at a time.
+  await c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["dsops policy registry schema"]);
   await c.query(`CREATE SCHEMA IF NOT EXISTS ${escapeIdentifier(POLICY_SCHEMA)}`);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${table()} (id text PRIMARY KEY, project text NOT NULL, stack text NOT NULL, name text NOT NULL, secret text NOT NULL, definition jsonb NOT NULL, updated_at timestamptz NOT NULL)`,

@@ -93,6 +93,22 @@ describe("governance records in the history backends; approval settings and toke
     }
   });
 
+  it("postgres history: first uses of a new table from many sessions at once all succeed (the tables are made one session at a time)", async () => {
+    const p = pg as RunningPostgres;
+    for (let round = 0; round < 3; round++) {
+      const hs = Array.from({ length: 8 }, () => new PostgresHistory({ host: p.host, port: p.port, user: p.adminUser, password: p.adminPassword, database: "postgres" }, `race_history_${round}`, [p.adminPassword]));
+      try {
+        const got = await Promise.allSettled(hs.map((h) => h.list({})));
+        assert.deepEqual(
+          got.filter((g) => g.status === "rejected").map((g) => String((g as PromiseRejectedResult).reason)),
+          [],
+        );
+      } finally {
+        await Promise.all(hs.map((h) => h.close()));
+      }
+    }
+  });
+
   it("rotation.approval settings are checked at load, naming the field", () => {
     const head = `version: 1\nsecretStores:\n  local: { type: file, path: ./s.store }\nservices:\n  db: { type: postgresql, admin: "store://local/a" }\nenvs:\n  prod:\n    A: { from: "store://local/x", rotation: { service: db, user: u, approval: `;
     const problems = (approval: string): string => {

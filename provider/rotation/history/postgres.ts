@@ -36,11 +36,17 @@ export class PostgresHistory implements HistoryBackend {
         c.on("error", () => (this.client = undefined));
         try {
           await c.connect();
+          // Two first connections at once would race in CREATE … IF NOT EXISTS (PostgreSQL then
+          // fails one with a duplicate key in pg_type): the tables are made under a transaction
+          // lock of their own, one session after the other.
+          await c.query("BEGIN");
+          await c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`dsops history schema ${this.table}`]);
           await c.query(
             `CREATE TABLE IF NOT EXISTS ${this.t} (id text PRIMARY KEY, secret text NOT NULL, service text NOT NULL, env text NOT NULL, variable text NOT NULL, status text NOT NULL, started_at timestamptz NOT NULL, record jsonb NOT NULL)`,
           );
           await c.query(`CREATE INDEX IF NOT EXISTS ${escapeIdentifier(`${this.table}_secret_idx`)} ON ${this.t} (secret, started_at DESC)`);
           await c.query(`CREATE TABLE IF NOT EXISTS ${this.tl} (secret text PRIMARY KEY, owner jsonb NOT NULL)`);
+          await c.query("COMMIT");
         } catch (e) {
           await c.end().catch(() => undefined);
           throw new DsopsError(`rotation history (postgres): ${scrubError(e, this.secrets)}`);
