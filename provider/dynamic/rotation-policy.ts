@@ -612,9 +612,13 @@ function historyEngine(ref: Pick<SecretRef, "store" | "key">): RotationEngine {
   const raw = { ...base.raw, envs: { [ENV]: { [VARIABLE]: { from: formatStoreUri({ store: ref.store, key: ref.key }), rotation: { service: "_" } } } } };
   // Built only to read the history: its rotation block names no service, so it is not checked against services:.
   const config = cached(`history:${base.file ?? ""}:${secret}`, () => configFromObject(raw, { dir: base.dir, label: "history", checkRotations: false }));
+  return readingEngine(config);
+}
+
+/** A bare engine on `config` that only reads (status, history, governance records), without notifications or metrics; one per configuration. */
+function readingEngine(config: Config): RotationEngine {
   let engine = engines.get(config);
   if (!engine) {
-    // Reads the history only: the bare engine, without notifications or metrics.
     const { RotationEngine: Engine } = require("../rotation/engine") as typeof import("../rotation/engine");
     const history = schedulerHistory();
     engine = new Engine(config, history ? { history } : {});
@@ -639,12 +643,5 @@ export function policyReportSource(name: string, raw: Record<string, unknown>, a
   const inputs = parsed.data;
   const def = definitionOf(inputs);
   const config = cached(`policy-report:${providerConfig().file ?? ""}:${JSON.stringify(def.config)}`, () => configFromObject(def.config, { dir: def.dir, label: `RotationPolicy ${name}`, checkRotations: false }));
-  let engine = engines.get(config);
-  if (!engine) {
-    const { RotationEngine: Engine } = require("../rotation/engine") as typeof import("../rotation/engine");
-    const history = schedulerHistory();
-    engine = new Engine(config, history ? { history } : {});
-    engines.set(config, engine);
-  }
-  return { name, secret: def.secret, engine };
+  return { name, secret: def.secret, engine: readingEngine(config) };
 }
