@@ -3,8 +3,6 @@ import { ConfigError, DsopsError } from "../core/errors";
 import type { Config } from "../engine/config/load";
 import type { ComplianceReport, CredentialFacts, CredentialKind, Framework, GovernanceReader } from "../report/index";
 import type { RotationEngine } from "../rotation/engine";
-import type { HistoryFilter } from "../rotation/history/types";
-import type { GovernanceRecord } from "../rotation/governance";
 import type { VariableRotation } from "../rotation/settings";
 
 /**
@@ -145,12 +143,8 @@ export function historyGovernanceReader(source: ComplianceSource & Pick<Rotation
   return {
     async list(filter) {
       const { governanceEvents } = require("../report/governance") as typeof import("../report/governance");
-      const backends = new Set(source.rotated(filter.env).map((v) => source.historyFor(v.env, v.variable)));
-      const { foldReads } = require("../rotation/governance") as typeof import("../rotation/governance");
-      const seen = new Map<string, GovernanceRecord>();
-      for (const b of backends) for (const r of await b.list({ governance: true, ...(filter.env ? { env: filter.env } : {}) } as HistoryFilter)) seen.set((r as { id: string }).id, r as unknown as GovernanceRecord);
-      foldReads(seen);
-      return governanceEvents([...seen.values()]);
+      const { listGovernance } = require("../rotation/governance") as typeof import("../rotation/governance");
+      return governanceEvents(await listGovernance(source, filter.env ? { env: filter.env } : {}));
     },
   };
 }

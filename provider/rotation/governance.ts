@@ -151,7 +151,7 @@ const origin = new WeakMap<object, HistoryBackend>();
  * backends (deduplicated by id).
  */
 export async function listGovernance(
-  engine: GovernanceEngine,
+  engine: Pick<GovernanceEngine, "rotated" | "historyFor">,
   filter: GovernanceFilter = {},
   extra: readonly HistoryBackend[] = [],
   /** Skip a history that cannot be read (a user error: database down) instead of throwing (a pass reports those per rotation). */
